@@ -1,0 +1,59 @@
+//! Scrip's storage layer: one connection type over SQLite (the embedded default) and
+//! PostgreSQL (production), picked from the database URL, with a pool and embedded migrations.
+//!
+//! Queries are written once against [`DbConn`]; the few places where the backends differ
+//! (how a write transaction begins, which errors mean "try again") live here and nowhere else.
+
+mod pool;
+pub mod schema;
+mod transaction;
+mod url;
+
+pub use pool::{DbPool, PooledConn, connect, connect_and_migrate, run_migrations};
+pub use transaction::{is_retryable, write_transaction};
+pub use url::{Backend, DatabaseUrl};
+
+use thiserror::Error;
+
+/// A connection to either backend. Query code takes `&mut DbConn` and never needs to know which.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+impl DbConn {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+impl std::fmt::Debug for DbConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DbConn({:?})", self.backend())
+    }
+}
+
+/// Errors of the storage layer itself (connecting, migrating); query errors stay diesel's.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database URL must start with postgres://, postgresql:// or sqlite:// (got {0:?})")]
+    BadUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::r2d2::PoolError),
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+#[cfg(feature = "test-support")]
+pub mod test_support;

@@ -1,0 +1,92 @@
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::{Backend, DatabaseUrl, DbConn, StoreError};
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// SQLite settings applied to every pooled connection. `synchronous = FULL` because an
+/// acknowledged transfer must survive a power cut, not just a process crash (invariant 7).
+const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; \
+     PRAGMA busy_timeout = 30000;";
+
+pub type DbPool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// Opens connections of the backend named by the URL's scheme.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        let target = self.url.target();
+        let conn = match self.url.backend() {
+            Backend::Postgres => DbConn::Postgres(PgConnection::establish(target)?),
+            Backend::Sqlite => {
+                let mut sqlite = SqliteConnection::establish(target)?;
+                sqlite
+                    .batch_execute(SQLITE_SETUP)
+                    .map_err(r2d2::Error::QueryError)?;
+                DbConn::Sqlite(sqlite)
+            }
+        };
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Builds a pool of at most `max_connections` connections. For SQLite the file's directory
+/// is created when missing, so a fresh checkout runs with no set-up.
+pub fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<DbPool, StoreError> {
+    if url.backend() == Backend::Sqlite {
+        if let Some(dir) = std::path::Path::new(url.target()).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+    }
+    let pool = r2d2::Pool::builder()
+        .max_size(max_connections)
+        .connection_timeout(Duration::from_secs(30))
+        .build(Manager { url: url.clone() })?;
+    Ok(pool)
+}
+
+/// Applies every pending migration of the connection's backend.
+pub fn run_migrations(conn: &mut DbConn) -> Result<(), StoreError> {
+    let result = match conn {
+        DbConn::Postgres(pg) => pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(drop),
+        DbConn::Sqlite(sqlite) => sqlite.run_pending_migrations(SQLITE_MIGRATIONS).map(drop),
+    };
+    result.map_err(|e| StoreError::Migrate(e.to_string()))
+}
+
+/// The usual start: a pool, with the schema brought up to date.
+pub fn connect_and_migrate(url: &DatabaseUrl, max_connections: u32) -> Result<DbPool, StoreError> {
+    let pool = connect(url, max_connections)?;
+    let mut conn = pool.get()?;
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}

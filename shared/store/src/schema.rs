@@ -1,0 +1,92 @@
+//! The portable schema, kept by hand in step with `migrations/{sqlite,postgres}`
+//! (the `schema_parity` test checks the two migration folders agree).
+
+diesel::table! {
+    principals (id) {
+        id -> BigInt,
+        handle -> Text,
+        kind -> Text,
+        display_name -> Nullable<Text>,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    currencies (id) {
+        id -> BigInt,
+        code -> Text,
+        name -> Text,
+        issuer_id -> BigInt,
+        scale -> Integer,
+        credit_limit_atoms -> BigInt,
+        max_balance_atoms -> Nullable<BigInt>,
+        unit -> Text,
+        par -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> BigInt,
+        principal_id -> BigInt,
+        currency_id -> BigInt,
+        balance_atoms -> BigInt,
+        held_atoms -> BigInt,
+        floor_atoms -> BigInt,
+        ceiling_atoms -> Nullable<BigInt>,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    holds (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        amount_atoms -> BigInt,
+        remaining_atoms -> BigInt,
+        reason -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    transfers (id) {
+        id -> BigInt,
+        currency_id -> BigInt,
+        from_account_id -> BigInt,
+        to_account_id -> BigInt,
+        amount_atoms -> BigInt,
+        kind -> Text,
+        memo -> Nullable<Text>,
+        hold_id -> Nullable<BigInt>,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (principal_id, idempotency_key) {
+        principal_id -> BigInt,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        response_status -> Integer,
+        response_body -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::joinable!(currencies -> principals (issuer_id));
+diesel::joinable!(accounts -> principals (principal_id));
+diesel::joinable!(accounts -> currencies (currency_id));
+diesel::joinable!(holds -> accounts (account_id));
+diesel::joinable!(transfers -> currencies (currency_id));
+diesel::joinable!(idempotency_keys -> principals (principal_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    principals,
+    currencies,
+    accounts,
+    holds,
+    transfers,
+    idempotency_keys,
+);

@@ -1,0 +1,3 @@
+//! Integration tests of the storage layer on both backends.
+
+mod schema_parity;

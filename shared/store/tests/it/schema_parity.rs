@@ -1,0 +1,82 @@
+//! Both migration folders must produce the same tables and columns, or the one portable
+//! `schema.rs` would be wrong for one of the backends.
+
+use std::collections::BTreeSet;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use scrip_store::test_support::TestDb;
+use scrip_store::{DbConn, run_migrations};
+
+#[derive(QueryableByName, Debug)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    data_type: String,
+    #[diesel(sql_type = BigInt)]
+    not_null: i64,
+}
+
+/// `(table, column, type class, not null)` with types reduced to what diesel sees.
+type Shape = BTreeSet<(String, String, &'static str, bool)>;
+
+fn type_class(declared: &str) -> &'static str {
+    let lower = declared.to_ascii_lowercase();
+    if lower.contains("int") {
+        "integer"
+    } else if lower.contains("text") || lower.contains("char") {
+        "text"
+    } else {
+        "other"
+    }
+}
+
+fn shape(conn: &mut DbConn) -> Shape {
+    let query = match conn {
+        DbConn::Sqlite(_) => {
+            "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
+             CAST(p.\"notnull\" OR p.pk > 0 AS BIGINT) AS not_null \
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+             AND m.name <> '__diesel_schema_migrations'"
+        }
+        DbConn::Postgres(_) => {
+            "SELECT table_name::TEXT, column_name::TEXT, data_type::TEXT, \
+             CAST(CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END AS BIGINT) AS not_null \
+             FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'"
+        }
+    };
+    let columns: Vec<Column> = diesel::sql_query(query).load(conn).expect("read the catalog");
+    columns
+        .into_iter()
+        .map(|c| (c.table_name, c.column_name, type_class(&c.data_type), c.not_null != 0))
+        .collect()
+}
+
+#[test]
+fn both_backends_have_the_same_tables_and_columns() {
+    let sqlite = TestDb::sqlite();
+    let postgres = TestDb::postgres();
+    let sqlite_shape = shape(&mut sqlite.pool.get().expect("sqlite conn"));
+    let postgres_shape = shape(&mut postgres.pool.get().expect("pg conn"));
+    assert!(sqlite_shape.len() > 30, "the catalog query found the tables");
+    assert!(!sqlite_shape.iter().any(|c| c.2 == "other"), "{sqlite_shape:?}");
+    let only_sqlite: Vec<_> = sqlite_shape.difference(&postgres_shape).collect();
+    let only_postgres: Vec<_> = postgres_shape.difference(&sqlite_shape).collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "schemas differ\nonly in SQLite: {only_sqlite:#?}\nonly in PostgreSQL: {only_postgres:#?}"
+    );
+}
+
+#[test]
+fn migrations_are_idempotent_on_both_backends() {
+    for db in [TestDb::sqlite(), TestDb::postgres()] {
+        let mut conn = db.pool.get().expect("conn");
+        run_migrations(&mut conn).expect("second run of the migrations is a no-op");
+    }
+}
