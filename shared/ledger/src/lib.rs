@@ -1,0 +1,142 @@
+//! The ledger: the only code in Scrip that writes balances.
+//!
+//! Two layers:
+//! - functions on `&mut DbConn` ([`transfer`], [`place_hold`], [`settle_hold`], ...) that run
+//!   inside the caller's transaction, so a trade settlement or a clearing run can compose many
+//!   of them into one atomic unit;
+//! - [`Ledger`], a handle on the pool that runs such work in a write transaction and retries it
+//!   when the database reports a transient conflict. Callers never see those conflicts.
+//!
+//! Every function either applies its whole effect or returns an error having changed nothing.
+
+mod audit;
+mod currencies;
+mod error;
+mod idempotency;
+mod model;
+mod principals;
+mod transfer;
+
+use std::time::Duration;
+
+use rand::Rng;
+use scrip_store::{DbConn, DbPool, is_retryable, write_transaction};
+
+pub use audit::{AuditReport, Violation, audit};
+pub use currencies::{LimitsChange, NewCurrency, create_currency, currency_by_code, currency_by_id, set_limits};
+pub use error::LedgerError;
+pub use idempotency::{Idempotent, IdempotencyKey, StoredResponse};
+pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
+pub use principals::{REGISTRY_HANDLE, create_principal, principal_by_handle, principal_by_id};
+pub use transfer::{TransferRequest, account, accounts_of, place_hold, release_hold, settle_hold, transfer};
+
+use scrip_domain::PrincipalId;
+
+/// How often a transaction is tried before a transient conflict is reported as a failure.
+/// Conflicts are rare (ordered locking prevents deadlocks); this bound exists so a pathological
+/// case fails loudly instead of spinning forever.
+const MAX_ATTEMPTS: u32 = 64;
+const BACKOFF_STEP_US: u64 = 200;
+const BACKOFF_MAX_US: u64 = 20_000;
+
+/// A handle on the ledger's database. Cheap to clone; every method blocks (call it from a
+/// blocking thread, never from an async executor thread).
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    pool: DbPool,
+}
+
+impl Ledger {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Runs `work` in one write transaction, retrying on serialization failures, deadlocks and
+    /// a busy database. `work` may run several times, so it must not have effects outside the
+    /// transaction.
+    pub fn write<T>(
+        &self,
+        mut work: impl FnMut(&mut DbConn) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut conn = self.pool.get()?;
+        let mut attempt = 1;
+        loop {
+            match write_transaction(&mut conn, &mut work) {
+                Err(LedgerError::Store(e)) if is_retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "transient conflict, retrying");
+                    backoff(attempt);
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Runs read-only `work` on a pooled connection.
+    pub fn read<T>(
+        &self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut conn = self.pool.get()?;
+        work(&mut conn)
+    }
+
+    pub fn transfer(&self, request: &TransferRequest) -> Result<Transfer, LedgerError> {
+        self.write(|conn| transfer(conn, request))
+    }
+
+    /// Applies many transfers in one transaction (one commit, one fsync). Each transfer is
+    /// still all-or-nothing on its own: a refused one is reported in its slot and the others
+    /// go through.
+    pub fn transfer_batch(
+        &self,
+        requests: &[TransferRequest],
+    ) -> Result<Vec<Result<Transfer, LedgerError>>, LedgerError> {
+        self.write(|conn| {
+            let mut results = Vec::with_capacity(requests.len());
+            for request in requests {
+                match transfer(conn, request) {
+                    Err(e) if !e.is_business_rule() => return Err(e),
+                    outcome => results.push(outcome),
+                }
+            }
+            Ok(results)
+        })
+    }
+
+    /// Runs `work` at most once per `(scope, key)`: a replay with the same request hash gets
+    /// the stored response, one with another hash `IdempotencyConflict`. The key is stored in
+    /// the same transaction as the effect. Refusals are not stored, so a refused request may
+    /// be retried with the same key once the cause is gone.
+    pub fn idempotent(
+        &self,
+        scope: PrincipalId,
+        key: &IdempotencyKey,
+        request_hash: &str,
+        mut work: impl FnMut(&mut DbConn) -> Result<StoredResponse, LedgerError>,
+    ) -> Result<Idempotent, LedgerError> {
+        self.write(|conn| {
+            if let Some(stored) = idempotency::replay(conn, scope, key, request_hash)? {
+                return Ok(Idempotent::Replayed(stored));
+            }
+            let response = work(conn)?;
+            idempotency::remember(conn, scope, key, request_hash, &response)?;
+            Ok(Idempotent::Fresh(response))
+        })
+    }
+
+    pub fn audit(&self) -> Result<AuditReport, LedgerError> {
+        self.read(audit)
+    }
+}
+
+/// Sleeps a growing, jittered time so that retrying writers do not collide again in lockstep.
+fn backoff(attempt: u32) {
+    let ceiling_us = (BACKOFF_STEP_US * u64::from(attempt)).min(BACKOFF_MAX_US);
+    let sleep_us = rand::rng().random_range(ceiling_us / 2..=ceiling_us);
+    std::thread::sleep(Duration::from_micros(sleep_us));
+}
