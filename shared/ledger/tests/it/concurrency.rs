@@ -1,0 +1,103 @@
+//! Many threads moving money at once, with every thread also hitting one issuer account.
+//! No invariant may break, no error that is not a business rule may reach a caller, and the
+//! final balances must equal the sum of the transfers that were acknowledged.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use scrip_ledger::LedgerError;
+use scrip_store::Backend;
+
+use crate::support::{BACKENDS, Economy};
+
+const THREADS: usize = 8;
+const TRANSFERS_PER_THREAD: usize = 2_000;
+const BUSINESSES: usize = 3;
+const CUSTOMERS: usize = 47;
+/// The issuer every thread keeps paying out of.
+const HOT_ISSUER: usize = 0;
+
+fn run(backend: Backend) {
+    let e = Economy::new(
+        backend,
+        BUSINESSES,
+        CUSTOMERS,
+        &[
+            ("HOT", 0, 2, 50_000_000, None),
+            ("CAPPED", 1, 0, 400_000, Some(5_000)),
+            ("FINE", 2, 4, 2_000_000_000, None),
+        ],
+    );
+    let principals = BUSINESSES + CUSTOMERS;
+    let committed: Vec<HashMap<(usize, usize), i64>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let e = &e;
+                s.spawn(move || {
+                    let mut rng = StdRng::seed_from_u64(thread as u64);
+                    let mut deltas: HashMap<(usize, usize), i64> = HashMap::new();
+                    for _ in 0..TRANSFERS_PER_THREAD {
+                        let currency = rng.random_range(0..3);
+                        let from = match rng.random_range(0..10) {
+                            0..=2 => HOT_ISSUER,
+                            3..=4 => currency,
+                            _ => rng.random_range(0..principals),
+                        };
+                        let currency = if from == HOT_ISSUER { 0 } else { currency };
+                        let mut to = rng.random_range(0..principals);
+                        if to == from {
+                            to = (to + 1) % principals;
+                        }
+                        let atoms = rng.random_range(1..=2_000);
+                        match e.ledger.transfer(&e.pay(currency, from, to, atoms)) {
+                            Ok(_) => {
+                                *deltas.entry((from, currency)).or_default() -= atoms;
+                                *deltas.entry((to, currency)).or_default() += atoms;
+                            }
+                            Err(
+                                LedgerError::InsufficientFunds
+                                | LedgerError::CreditLimitExceeded
+                                | LedgerError::MaxBalanceExceeded,
+                            ) => {}
+                            Err(other) => panic!("a non-business error reached the caller: {other:?}"),
+                        }
+                    }
+                    deltas
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).collect()
+    });
+
+    let mut expected: HashMap<(usize, usize), i64> = HashMap::new();
+    for deltas in committed {
+        for (key, delta) in deltas {
+            *expected.entry(key).or_default() += delta;
+        }
+    }
+    let mut moved = 0;
+    for principal in 0..principals {
+        for currency in 0..3 {
+            let (balance, held) = e.position(principal, e.currency(currency).id);
+            let want = expected.get(&(principal, currency)).copied().unwrap_or(0);
+            assert_eq!(balance, want, "principal {principal} currency {currency}");
+            assert_eq!(held, 0);
+            moved += balance.abs();
+        }
+    }
+    assert!(moved > 0, "the test moved money");
+    let report = e.ledger.audit().expect("audit");
+    assert!(report.is_clean(), "{:#?}", report.violations);
+    assert!(report.transfers > (THREADS * TRANSFERS_PER_THREAD / 4) as u64, "most transfers went through: {}", report.transfers);
+}
+
+#[test]
+fn concurrent_transfers_keep_every_invariant_on_postgres() {
+    run(BACKENDS[1]);
+}
+
+#[test]
+fn concurrent_transfers_keep_every_invariant_on_sqlite() {
+    run(BACKENDS[0]);
+}

@@ -1,0 +1,8 @@
+//! Ledger integration tests on both backends (SQLite files and real PostgreSQL).
+
+mod audit;
+mod concurrency;
+mod idempotency;
+mod model;
+mod rules;
+mod support;
