@@ -10,6 +10,7 @@
 //! Every function either applies its whole effect or returns an error having changed nothing.
 
 mod audit;
+mod batch;
 mod currencies;
 mod error;
 mod idempotency;
@@ -28,7 +29,16 @@ pub use error::LedgerError;
 pub use idempotency::{Idempotent, IdempotencyKey, StoredResponse};
 pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
 pub use principals::{REGISTRY_HANDLE, create_principal, principal_by_handle, principal_by_id};
-pub use transfer::{TransferRequest, account, accounts_of, place_hold, release_hold, settle_hold, transfer};
+pub use batch::transfer_many;
+pub use transfer::{TransferRequest, account, accounts_of, place_hold, release_hold, settle_hold};
+
+/// Moves money from `request.from`'s available balance to `request.to` inside the caller's
+/// transaction; a refusal changes nothing. The one-element case of [`transfer_many`].
+pub fn transfer(conn: &mut DbConn, request: &TransferRequest) -> Result<Transfer, LedgerError> {
+    transfer_many(conn, std::slice::from_ref(request))?
+        .pop()
+        .unwrap_or(Err(LedgerError::UnknownTransfer))
+}
 
 use scrip_domain::PrincipalId;
 
@@ -96,16 +106,7 @@ impl Ledger {
         &self,
         requests: &[TransferRequest],
     ) -> Result<Vec<Result<Transfer, LedgerError>>, LedgerError> {
-        self.write(|conn| {
-            let mut results = Vec::with_capacity(requests.len());
-            for request in requests {
-                match transfer(conn, request) {
-                    Err(e) if !e.is_business_rule() => return Err(e),
-                    outcome => results.push(outcome),
-                }
-            }
-            Ok(results)
-        })
+        self.write(|conn| transfer_many(conn, requests))
     }
 
     /// Runs `work` at most once per `(scope, key)`: a replay with the same request hash gets

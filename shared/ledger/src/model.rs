@@ -118,7 +118,7 @@ impl Account {
     }
 }
 
-#[derive(Queryable, Selectable, Debug, Clone, Copy)]
+#[derive(Queryable, QueryableByName, Selectable, Debug, Clone, Copy)]
 #[diesel(table_name = accounts)]
 pub(crate) struct AccountRow {
     pub id: i64,
@@ -193,8 +193,8 @@ pub struct Transfer {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = transfers)]
 pub(crate) struct TransferRow {
-    id: i64,
-    currency_id: i64,
+    pub id: i64,
+    pub currency_id: i64,
     from_account_id: i64,
     to_account_id: i64,
     amount_atoms: i64,
@@ -218,6 +218,19 @@ impl TransferRow {
             created_at_us: self.created_at_us,
         })
     }
+}
+
+#[derive(Insertable, Debug)]
+#[diesel(table_name = transfers)]
+pub(crate) struct NewTransferRow<'a> {
+    pub currency_id: i64,
+    pub from_account_id: i64,
+    pub to_account_id: i64,
+    pub amount_atoms: i64,
+    pub kind: &'a str,
+    pub memo: Option<&'a str>,
+    pub hold_id: Option<i64>,
+    pub created_at_us: i64,
 }
 
 /// Funds reserved on an account until released or settled.

@@ -1,10 +1,10 @@
-//! Moving money: transfers, holds and settlement of holds. Every balance change in Scrip
-//! goes through [`apply_legs`], which is the only code that updates `balance_atoms`.
+//! Holds and their settlement, and the pieces transfers share with them.
 //!
-//! Each balance change is a conditional `UPDATE` whose `WHERE` clause is the rule itself
+//! Plain transfers go through the set-based path in `batch`. Holds change one or two
+//! accounts at a time with conditional `UPDATE`s whose `WHERE` clause is the rule itself
 //! (`balance - held - x >= floor`, `balance + x <= ceiling`), so a concurrent writer can never
-//! slip between a check and a write. The two accounts of a transfer are updated in ascending
-//! id order, which is what keeps concurrent transfers on PostgreSQL free of deadlocks.
+//! slip between a check and a write. The two accounts of a settlement are updated in ascending
+//! id order, the same order `batch` locks in, which keeps PostgreSQL free of deadlocks.
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -12,7 +12,7 @@ use scrip_domain::{Amount, CurrencyId, HoldId, PrincipalId, Scale};
 use scrip_store::DbConn;
 use scrip_store::schema::{accounts, currencies, holds, transfers};
 
-use crate::model::{AccountRow, HoldRow, MAX_AMOUNT_ATOMS, TransferRow, now_us};
+use crate::model::{AccountRow, HoldRow, MAX_AMOUNT_ATOMS, NewTransferRow, TransferRow, now_us};
 use crate::principals::principal_by_id;
 use crate::{Account, Hold, LedgerError, Transfer, TransferKind};
 
@@ -29,14 +29,14 @@ pub struct TransferRequest {
 
 /// What a transfer needs to know of its currency.
 #[derive(Debug, Clone, Copy)]
-struct CurrencyRules {
-    id: CurrencyId,
-    scale: Scale,
-    issuer: PrincipalId,
-    max_balance_atoms: Option<i64>,
+pub(crate) struct CurrencyRules {
+    pub id: CurrencyId,
+    pub scale: Scale,
+    pub issuer: PrincipalId,
+    pub max_balance_atoms: Option<i64>,
 }
 
-fn currency_rules(conn: &mut DbConn, id: CurrencyId) -> Result<CurrencyRules, LedgerError> {
+pub(crate) fn currency_rules(conn: &mut DbConn, id: CurrencyId) -> Result<CurrencyRules, LedgerError> {
     let (scale, issuer, max_balance_atoms) = currencies::table
         .find(id.get())
         .select((
@@ -56,7 +56,7 @@ fn currency_rules(conn: &mut DbConn, id: CurrencyId) -> Result<CurrencyRules, Le
 }
 
 /// Checks an amount that moves money against the currency: positive, same scale, bounded.
-fn checked_atoms(amount: Amount, rules: &CurrencyRules) -> Result<i64, LedgerError> {
+pub(crate) fn checked_atoms(amount: Amount, rules: &CurrencyRules) -> Result<i64, LedgerError> {
     if amount.scale() != rules.scale {
         return Err(LedgerError::ScaleMismatch {
             expected: rules.scale.decimals(),
@@ -83,7 +83,7 @@ fn find_account(
 }
 
 /// The receiving side's account, opened on first receipt with the currency's ceiling.
-fn receiving_account(
+pub(crate) fn receiving_account(
     conn: &mut DbConn,
     principal: PrincipalId,
     rules: &CurrencyRules,
@@ -113,31 +113,15 @@ fn receiving_account(
     find_account(conn, principal, rules.id)?.ok_or(LedgerError::UnknownPrincipal)
 }
 
-/// Where the paying leg takes its money from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// The available balance.
-    Available,
-    /// Funds already reserved by a hold (the hold row was reduced by the caller).
-    Held,
-}
-
-/// Takes `atoms` off the paying account; false when a rule refused it.
-fn debit(conn: &mut DbConn, account: i64, atoms: i64, source: Source) -> QueryResult<bool> {
-    let target = accounts::table.find(account);
-    let changed = match source {
-        Source::Available => diesel::update(
-            target.filter((accounts::balance_atoms - accounts::held_atoms - atoms).ge(accounts::floor_atoms)),
-        )
-        .set(accounts::balance_atoms.eq(accounts::balance_atoms - atoms))
-        .execute(conn)?,
-        Source::Held => diesel::update(target.filter(accounts::held_atoms.ge(atoms)))
-            .set((
-                accounts::balance_atoms.eq(accounts::balance_atoms - atoms),
-                accounts::held_atoms.eq(accounts::held_atoms - atoms),
-            ))
-            .execute(conn)?,
-    };
+/// Takes `atoms` off the paying account's balance and its held funds together (the hold row
+/// was reduced by the caller), so its available balance does not change.
+fn debit_held(conn: &mut DbConn, account: i64, atoms: i64) -> QueryResult<bool> {
+    let changed = diesel::update(accounts::table.find(account).filter(accounts::held_atoms.ge(atoms)))
+        .set((
+            accounts::balance_atoms.eq(accounts::balance_atoms - atoms),
+            accounts::held_atoms.eq(accounts::held_atoms - atoms),
+        ))
+        .execute(conn)?;
     Ok(changed == 1)
 }
 
@@ -167,38 +151,23 @@ fn undo(conn: &mut DbConn, account: i64, delta_atoms: i64, held_delta_atoms: i64
     Ok(())
 }
 
-/// Applies both legs in ascending account order; all or nothing.
-fn apply_legs(
-    conn: &mut DbConn,
-    payer: &AccountRow,
-    payee: &AccountRow,
-    atoms: i64,
-    source: Source,
-    rules: &CurrencyRules,
-) -> Result<(), LedgerError> {
-    let debit_refused = || {
-        if payer.principal_id == rules.issuer.get() {
-            LedgerError::CreditLimitExceeded
-        } else {
-            LedgerError::InsufficientFunds
-        }
-    };
-    let held_undo = if source == Source::Held { atoms } else { 0 };
+/// Applies both legs of a settlement in ascending account order; all or nothing.
+fn apply_legs(conn: &mut DbConn, payer: &AccountRow, payee: &AccountRow, atoms: i64) -> Result<(), LedgerError> {
     if payer.id < payee.id {
-        if !debit(conn, payer.id, atoms, source)? {
-            return Err(debit_refused());
+        if !debit_held(conn, payer.id, atoms)? {
+            return Err(LedgerError::HoldExceeded);
         }
         if !credit(conn, payee.id, atoms)? {
-            undo(conn, payer.id, atoms, held_undo)?;
+            undo(conn, payer.id, atoms, atoms)?;
             return Err(LedgerError::MaxBalanceExceeded);
         }
     } else {
         if !credit(conn, payee.id, atoms)? {
             return Err(LedgerError::MaxBalanceExceeded);
         }
-        if !debit(conn, payer.id, atoms, source)? {
+        if !debit_held(conn, payer.id, atoms)? {
             undo(conn, payee.id, -atoms, 0)?;
-            return Err(debit_refused());
+            return Err(LedgerError::HoldExceeded);
         }
     }
     Ok(())
@@ -214,47 +183,18 @@ fn record(
     hold: Option<HoldId>,
 ) -> Result<Transfer, LedgerError> {
     let row: TransferRow = diesel::insert_into(transfers::table)
-        .values((
-            transfers::currency_id.eq(rules.id.get()),
-            transfers::from_account_id.eq(legs.0.id),
-            transfers::to_account_id.eq(legs.1.id),
-            transfers::amount_atoms.eq(atoms),
-            transfers::kind.eq(kind.as_str()),
-            transfers::memo.eq(memo),
-            transfers::hold_id.eq(hold.map(HoldId::get)),
-            transfers::created_at_us.eq(now_us()),
-        ))
-        .get_result::<TransferRow>(conn)?;
+        .values(NewTransferRow {
+            currency_id: rules.id.get(),
+            from_account_id: legs.0.id,
+            to_account_id: legs.1.id,
+            amount_atoms: atoms,
+            kind: kind.as_str(),
+            memo,
+            hold_id: hold.map(HoldId::get),
+            created_at_us: now_us(),
+        })
+        .get_result(conn)?;
     row.into_transfer(rules.scale)
-}
-
-/// Moves money from `request.from`'s available balance to `request.to`.
-/// Runs inside the caller's transaction; a refusal changes nothing.
-pub fn transfer(conn: &mut DbConn, request: &TransferRequest) -> Result<Transfer, LedgerError> {
-    if request.from == request.to {
-        return Err(LedgerError::SameAccount);
-    }
-    let rules = currency_rules(conn, request.currency)?;
-    let atoms = checked_atoms(request.amount, &rules)?;
-    // A principal that never held the currency has nothing to spend.
-    let payer = find_account(conn, request.from, rules.id)?.ok_or_else(|| {
-        if request.from == rules.issuer {
-            LedgerError::CreditLimitExceeded
-        } else {
-            LedgerError::InsufficientFunds
-        }
-    })?;
-    let payee = receiving_account(conn, request.to, &rules)?;
-    apply_legs(conn, &payer, &payee, atoms, Source::Available, &rules)?;
-    record(
-        conn,
-        &rules,
-        (&payer, &payee),
-        atoms,
-        request.kind,
-        request.memo.as_deref(),
-        None,
-    )
 }
 
 /// Reserves `amount` of `principal`'s available balance (for an open order, say).
@@ -369,7 +309,7 @@ pub fn settle_hold(
     }
     consume_hold(conn, hold, atoms)?;
     let payee = receiving_account(conn, to, &rules)?;
-    if let Err(refusal) = apply_legs(conn, &payer, &payee, atoms, Source::Held, &rules) {
+    if let Err(refusal) = apply_legs(conn, &payer, &payee, atoms) {
         // Put the hold back as it was: a refusal changes nothing.
         diesel::update(holds::table.find(hold.get()))
             .set(holds::remaining_atoms.eq(holds::remaining_atoms + atoms))

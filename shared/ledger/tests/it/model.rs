@@ -22,6 +22,8 @@ enum Op {
     Hold { currency: usize, who: usize, atoms: i64 },
     Release { hold: usize, atoms: Option<i64> },
     Settle { hold: usize, to: usize, atoms: i64 },
+    /// Several payments in one transaction; later ones see the effect of earlier ones.
+    PayBatch(Vec<(usize, usize, usize, i64)>),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,8 +35,10 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(currency, who, atoms)| Op::Hold { currency, who, atoms }),
         1 => (0..8_usize, proptest::option::of(1_i64..1_500))
             .prop_map(|(hold, atoms)| Op::Release { hold, atoms }),
-        2 => (0..8_usize, 0..PRINCIPALS, atoms)
+        2 => (0..8_usize, 0..PRINCIPALS, atoms.clone())
             .prop_map(|(hold, to, atoms)| Op::Settle { hold, to, atoms }),
+        2 => proptest::collection::vec((0..2_usize, 0..PRINCIPALS, 0..PRINCIPALS, atoms), 1..12)
+            .prop_map(Op::PayBatch),
     ]
 }
 
@@ -115,7 +119,21 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     let mut hold_ids: Vec<HoldId> = Vec::new();
     for op in ops {
+        if let Op::PayBatch(payments) = op {
+            let requests: Vec<_> = payments.iter().map(|&(c, from, to, atoms)| e.pay(c, from, to, atoms)).collect();
+            let results = e.ledger.transfer_batch(&requests).expect("no infrastructure error");
+            prop_assert_eq!(results.len(), payments.len());
+            for (&(c, from, to, atoms), result) in payments.iter().zip(&results) {
+                let expected = model.pay(c, from, to, atoms, false);
+                match (&expected, result) {
+                    (Ok(()), Ok(t)) => prop_assert_eq!(t.amount.atoms(), atoms),
+                    (Err(allowed), Err(error)) => prop_assert!(allowed.contains(&name(error)), "{:?}: {:?}", op, error),
+                    _ => prop_assert!(false, "{:?}: model {:?}, ledger {:?}", op, expected, result),
+                }
+            }
+        }
         let (expected, actual): (Expected, Result<(), LedgerError>) = match *op {
+            Op::PayBatch(_) => (Ok(()), Ok(())),
             Op::Pay { currency, from, to, atoms } => (
                 model.pay(currency, from, to, atoms, false),
                 e.ledger.transfer(&e.pay(currency, from, to, atoms)).map(drop),

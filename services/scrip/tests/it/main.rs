@@ -1,0 +1,3 @@
+//! The `scrip` binary, run as a user would.
+
+mod commands;

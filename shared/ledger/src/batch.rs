@@ -1,0 +1,273 @@
+//! Transfers, set-based: a batch of N transfers costs a fixed handful of statements instead
+//! of several per transfer, because a database round trip (about 0.1 ms on this class of
+//! machine) costs far more than applying the rules.
+//!
+//! 1. lock every account the batch touches, in ascending id order (PostgreSQL `FOR UPDATE`;
+//!    SQLite already holds the write lock from `BEGIN IMMEDIATE`);
+//! 2. apply the transfers one after another to those numbers in memory ([`Position::pay`],
+//!    pure), so each is accepted or refused exactly as if it ran alone;
+//! 3. write each account's net change in one `UPDATE` and every journal line in one `INSERT`.
+//!
+//! The rows stay locked until commit, so the numbers used in step 2 are the truth.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use diesel::prelude::*;
+use scrip_domain::{CurrencyId, PrincipalId};
+use scrip_store::DbConn;
+use scrip_store::schema::transfers;
+
+use crate::model::{AccountRow, NewTransferRow, TransferRow, now_us};
+use crate::transfer::{CurrencyRules, TransferRequest, checked_atoms, currency_rules, receiving_account};
+use crate::{LedgerError, Transfer};
+
+/// An account's numbers, locked for this transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub balance_atoms: i64,
+    pub held_atoms: i64,
+    pub floor_atoms: i64,
+    pub ceiling_atoms: Option<i64>,
+    pub is_issuer: bool,
+}
+
+impl Position {
+    /// Moves `atoms` from `payer` to `payee` if both rules allow it, else changes nothing.
+    /// Amounts and balances are bounded by `MAX_AMOUNT_ATOMS`, so this arithmetic cannot overflow.
+    pub fn pay(payer: &mut Self, payee: &mut Self, atoms: i64) -> Result<(), LedgerError> {
+        if payer.balance_atoms - payer.held_atoms - atoms < payer.floor_atoms {
+            return Err(if payer.is_issuer {
+                LedgerError::CreditLimitExceeded
+            } else {
+                LedgerError::InsufficientFunds
+            });
+        }
+        if payee.ceiling_atoms.is_some_and(|ceiling| payee.balance_atoms + atoms > ceiling) {
+            return Err(LedgerError::MaxBalanceExceeded);
+        }
+        payer.balance_atoms -= atoms;
+        payee.balance_atoms += atoms;
+        Ok(())
+    }
+}
+
+type Key = (PrincipalId, CurrencyId);
+
+struct Locked {
+    account_id: i64,
+    original: Position,
+    current: Position,
+}
+
+/// Applies `requests` in order inside the caller's transaction. Each is all-or-nothing on its
+/// own: a refused transfer is reported in its slot and changes nothing; the others apply.
+pub fn transfer_many(
+    conn: &mut DbConn,
+    requests: &[TransferRequest],
+) -> Result<Vec<Result<Transfer, LedgerError>>, LedgerError> {
+    let mut rules: HashMap<CurrencyId, CurrencyRules> = HashMap::new();
+    let mut verdicts: Vec<Result<i64, LedgerError>> = Vec::with_capacity(requests.len());
+    for request in requests {
+        verdicts.push(validate(conn, request, &mut rules)?);
+    }
+    let mut accounts = lock_accounts(conn, requests, &verdicts, &rules)?;
+
+    let mut lines: Vec<NewTransferRow> = Vec::new();
+    let now = now_us();
+    for (request, verdict) in requests.iter().zip(verdicts.iter_mut()) {
+        let Ok(atoms) = *verdict else { continue };
+        match pay(&mut accounts, request, atoms, &rules[&request.currency]) {
+            Ok((from_account_id, to_account_id)) => lines.push(NewTransferRow {
+                    currency_id: request.currency.get(),
+                    from_account_id,
+                    to_account_id,
+                    amount_atoms: atoms,
+                    kind: request.kind.as_str(),
+                    memo: request.memo.as_deref(),
+                    hold_id: None,
+                    created_at_us: now,
+                }),
+            Err(refusal) => *verdict = Err(refusal),
+        }
+    }
+    write_deltas(conn, accounts.values())?;
+    // Accepted slots and journal lines are in the same order, one to one.
+    let mut recorded = record_lines(conn, &lines, &rules)?.into_iter();
+    Ok(verdicts
+        .into_iter()
+        .map(|verdict| verdict.and_then(|_| recorded.next().ok_or(LedgerError::UnknownTransfer)))
+        .collect())
+}
+
+/// Checks what can be checked without balances; `Ok(atoms)` when the transfer may proceed.
+/// Only infrastructure errors abort the batch.
+fn validate(
+    conn: &mut DbConn,
+    request: &TransferRequest,
+    rules: &mut HashMap<CurrencyId, CurrencyRules>,
+) -> Result<Result<i64, LedgerError>, LedgerError> {
+    if request.from == request.to {
+        return Ok(Err(LedgerError::SameAccount));
+    }
+    if !rules.contains_key(&request.currency) {
+        match currency_rules(conn, request.currency) {
+            Ok(found) => {
+                rules.insert(request.currency, found);
+            }
+            Err(e) if e.is_business_rule() => return Ok(Err(e)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(checked_atoms(request.amount, &rules[&request.currency]))
+}
+
+fn pay(
+    accounts: &mut HashMap<Key, Locked>,
+    request: &TransferRequest,
+    atoms: i64,
+    rules: &CurrencyRules,
+) -> Result<(i64, i64), LedgerError> {
+    let payer_key = (request.from, request.currency);
+    let payee_key = (request.to, request.currency);
+    let Some(mut payer) = accounts.get(&payer_key).map(|a| a.current) else {
+        // Never held the currency: nothing to spend.
+        return Err(if request.from == rules.issuer {
+            LedgerError::CreditLimitExceeded
+        } else {
+            LedgerError::InsufficientFunds
+        });
+    };
+    let Some(mut payee) = accounts.get(&payee_key).map(|a| a.current) else {
+        return Err(LedgerError::UnknownPrincipal);
+    };
+    Position::pay(&mut payer, &mut payee, atoms)?;
+    let mut ids = (0, 0);
+    for (key, position, slot) in [(payer_key, payer, &mut ids.0), (payee_key, payee, &mut ids.1)] {
+        if let Some(locked) = accounts.get_mut(&key) {
+            locked.current = position;
+            *slot = locked.account_id;
+        }
+    }
+    Ok(ids)
+}
+
+/// Locks every account the valid requests touch, opening payees' accounts on first receipt.
+fn lock_accounts(
+    conn: &mut DbConn,
+    requests: &[TransferRequest],
+    verdicts: &[Result<i64, LedgerError>],
+    rules: &HashMap<CurrencyId, CurrencyRules>,
+) -> Result<HashMap<Key, Locked>, LedgerError> {
+    let mut keys: BTreeSet<Key> = BTreeSet::new();
+    let mut payees: BTreeSet<Key> = BTreeSet::new();
+    for (request, verdict) in requests.iter().zip(verdicts) {
+        if verdict.is_ok() {
+            keys.insert((request.from, request.currency));
+            keys.insert((request.to, request.currency));
+            payees.insert((request.to, request.currency));
+        }
+    }
+    let mut locked = select_for_update(conn, &keys, rules)?;
+    let missing: Vec<Key> = payees.into_iter().filter(|k| !locked.contains_key(k)).collect();
+    if !missing.is_empty() {
+        for &(principal, currency) in &missing {
+            match receiving_account(conn, principal, &rules[&currency]) {
+                Ok(_) | Err(LedgerError::UnknownPrincipal) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        // Lock them too: one may have been opened by a concurrent transaction.
+        locked = select_for_update(conn, &keys, rules)?;
+    }
+    Ok(locked)
+}
+
+fn select_for_update(
+    conn: &mut DbConn,
+    keys: &BTreeSet<Key>,
+    rules: &HashMap<CurrencyId, CurrencyRules>,
+) -> Result<HashMap<Key, Locked>, LedgerError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Only integers from typed ids are inlined here, never text from a request.
+    let mut sql = String::from(
+        "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, floor_atoms, ceiling_atoms \
+         FROM accounts WHERE (principal_id, currency_id) IN (",
+    );
+    for (i, (principal, currency)) in keys.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(sql, "{sep}({}, {})", principal.get(), currency.get());
+    }
+    sql.push_str(") ORDER BY id");
+    if matches!(conn, DbConn::Postgres(_)) {
+        sql.push_str(" FOR UPDATE");
+    }
+    let rows: Vec<AccountRow> = diesel::sql_query(sql).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let currency = CurrencyId::new(row.currency_id);
+            let principal = PrincipalId::new(row.principal_id);
+            let position = Position {
+                balance_atoms: row.balance_atoms,
+                held_atoms: row.held_atoms,
+                floor_atoms: row.floor_atoms,
+                ceiling_atoms: row.ceiling_atoms,
+                is_issuer: rules.get(&currency).is_some_and(|r| r.issuer == principal),
+            };
+            let locked = Locked { account_id: row.id, original: position, current: position };
+            ((principal, currency), locked)
+        })
+        .collect())
+}
+
+/// One statement for every account whose balance changed: `balance += delta`.
+fn write_deltas<'a>(conn: &mut DbConn, accounts: impl Iterator<Item = &'a Locked>) -> Result<(), LedgerError> {
+    let mut values = String::new();
+    for locked in accounts {
+        let delta = locked.current.balance_atoms - locked.original.balance_atoms;
+        if delta != 0 {
+            let sep = if values.is_empty() { "" } else { ", " };
+            let _ = write!(values, "{sep}({}, CAST({delta} AS BIGINT))", locked.account_id);
+        }
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH delta (id, atoms) AS (VALUES {values}) \
+         UPDATE accounts SET balance_atoms = balance_atoms + (SELECT atoms FROM delta WHERE delta.id = accounts.id) \
+         WHERE id IN (SELECT id FROM delta)"
+    );
+    diesel::sql_query(sql).execute(conn)?;
+    Ok(())
+}
+
+fn record_lines(
+    conn: &mut DbConn,
+    lines: &[NewTransferRow],
+    rules: &HashMap<CurrencyId, CurrencyRules>,
+) -> Result<Vec<Transfer>, LedgerError> {
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Multi-row INSERT ... RETURNING exists on both backends, but not on diesel's
+    // MultiConnection, so it is issued on the concrete connection.
+    let insert = diesel::insert_into(transfers::table).values(lines);
+    let mut recorded: Vec<TransferRow> = match conn {
+        DbConn::Postgres(pg) => insert.get_results(pg)?,
+        DbConn::Sqlite(sqlite) => insert.get_results(sqlite)?,
+    };
+    // Identity values are handed out in VALUES order; sorting makes the pairing explicit.
+    recorded.sort_unstable_by_key(|row| row.id);
+    assert_eq!(recorded.len(), lines.len(), "one journal line per accepted transfer");
+    recorded
+        .into_iter()
+        .map(|row| {
+            let scale = rules[&CurrencyId::new(row.currency_id)].scale;
+            row.into_transfer(scale)
+        })
+        .collect()
+}
