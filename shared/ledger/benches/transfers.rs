@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use scrip_domain::{Amount, CurrencyCode, Handle, Par, PrincipalId, PrincipalKind, Scale, UnitCode};
-use scrip_ledger::{Currency, Ledger, NewCurrency, TransferKind, TransferRequest, create_currency, create_principal};
+use scrip_ledger::{Committer, Currency, Ledger, NewCurrency, TransferKind, TransferRequest, create_currency, create_principal};
 use scrip_store::Backend;
 use scrip_store::test_support::TestDb;
 
 const HOLDERS: usize = 200;
 const BATCH: usize = 100;
 const THREADS: usize = 8;
+/// Concurrent callers of the group-commit writer, as an HTTP server under load would have.
+const SUBMITTERS: usize = 64;
 
 struct Bench {
     _db: TestDb,
@@ -115,6 +117,25 @@ fn ledger_benches(c: &mut Criterion) {
                                 for i in 0..iters as usize {
                                     let request = bench.nth(i * THREADS + t, hot);
                                     bench.ledger.transfer(&request).expect("transfer");
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+            let committer = Committer::start(bench.ledger.clone());
+            group.throughput(Throughput::Elements(SUBMITTERS as u64));
+            group.bench_function(BenchmarkId::new("group_commit_64_callers", case), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for t in 0..SUBMITTERS {
+                            let (bench, committer) = (&bench, &committer);
+                            s.spawn(move || {
+                                for i in 0..iters as usize {
+                                    let request = bench.nth(i * SUBMITTERS + t, hot);
+                                    committer.transfer(request).expect("transfer");
                                 }
                             });
                         }

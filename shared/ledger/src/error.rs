@@ -45,6 +45,9 @@ pub enum LedgerError {
     Store(#[from] diesel::result::Error),
     #[error("database error: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// The group-commit writer could not apply a batch, or has stopped.
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<DomainError> for LedgerError {
@@ -59,6 +62,6 @@ impl From<DomainError> for LedgerError {
 impl LedgerError {
     /// True for refusals by a business rule, false for infrastructure failures (5xx).
     pub fn is_business_rule(&self) -> bool {
-        !matches!(self, Self::Store(_) | Self::Pool(_))
+        !matches!(self, Self::Store(_) | Self::Pool(_) | Self::Unavailable(_))
     }
 }

@@ -11,6 +11,7 @@
 
 mod audit;
 mod batch;
+mod committer;
 mod currencies;
 mod error;
 mod idempotency;
@@ -30,6 +31,7 @@ pub use idempotency::{Idempotent, IdempotencyKey, StoredResponse};
 pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
 pub use principals::{REGISTRY_HANDLE, create_principal, principal_by_handle, principal_by_id};
 pub use batch::transfer_many;
+pub use committer::{Committer, MAX_BATCH};
 pub use transfer::{TransferRequest, account, accounts_of, place_hold, release_hold, settle_hold};
 
 /// Moves money from `request.from`'s available balance to `request.to` inside the caller's

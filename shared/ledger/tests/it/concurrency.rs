@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use scrip_ledger::LedgerError;
+use scrip_ledger::{Committer, LedgerError};
 use scrip_store::Backend;
 
 use crate::support::{BACKENDS, Economy};
@@ -18,7 +18,16 @@ const CUSTOMERS: usize = 47;
 /// The issuer every thread keeps paying out of.
 const HOT_ISSUER: usize = 0;
 
-fn run(backend: Backend) {
+/// How the threads reach the ledger.
+#[derive(Clone, Copy)]
+enum Path {
+    /// Each transfer in its own transaction.
+    Direct,
+    /// Through the group-commit writer.
+    GroupCommit,
+}
+
+fn run(backend: Backend, path: Path) {
     let e = Economy::new(
         backend,
         BUSINESSES,
@@ -30,10 +39,12 @@ fn run(backend: Backend) {
         ],
     );
     let principals = BUSINESSES + CUSTOMERS;
+    let committer = Committer::start(e.ledger.clone());
     let committed: Vec<HashMap<(usize, usize), i64>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|thread| {
                 let e = &e;
+                let committer = &committer;
                 s.spawn(move || {
                     let mut rng = StdRng::seed_from_u64(thread as u64);
                     let mut deltas: HashMap<(usize, usize), i64> = HashMap::new();
@@ -50,7 +61,12 @@ fn run(backend: Backend) {
                             to = (to + 1) % principals;
                         }
                         let atoms = rng.random_range(1..=2_000);
-                        match e.ledger.transfer(&e.pay(currency, from, to, atoms)) {
+                        let request = e.pay(currency, from, to, atoms);
+                        let outcome = match path {
+                            Path::Direct => e.ledger.transfer(&request),
+                            Path::GroupCommit => committer.transfer(request),
+                        };
+                        match outcome {
                             Ok(_) => {
                                 *deltas.entry((from, currency)).or_default() -= atoms;
                                 *deltas.entry((to, currency)).or_default() += atoms;
@@ -94,10 +110,20 @@ fn run(backend: Backend) {
 
 #[test]
 fn concurrent_transfers_keep_every_invariant_on_postgres() {
-    run(BACKENDS[1]);
+    run(BACKENDS[1], Path::Direct);
 }
 
 #[test]
 fn concurrent_transfers_keep_every_invariant_on_sqlite() {
-    run(BACKENDS[0]);
+    run(BACKENDS[0], Path::Direct);
+}
+
+#[test]
+fn group_committed_transfers_keep_every_invariant_on_postgres() {
+    run(BACKENDS[1], Path::GroupCommit);
+}
+
+#[test]
+fn group_committed_transfers_keep_every_invariant_on_sqlite() {
+    run(BACKENDS[0], Path::GroupCommit);
 }
