@@ -8,7 +8,11 @@ use scrip_ledger::Ledger;
 use scrip_store::{DatabaseUrl, connect_and_migrate};
 
 #[derive(Debug, Parser)]
-#[command(name = "scrip", version, about = "Exchange and clearing house for business-issued currencies")]
+#[command(
+    name = "scrip",
+    version,
+    about = "Exchange and clearing house for business-issued currencies"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
@@ -19,7 +23,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// `sqlite://PATH` or `postgres://...`
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/scrip.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/scrip.db",
+        global = true
+    )]
     pub database_url: String,
     /// Keys and other local state of the embedded mode.
     #[arg(long, env = "SCRIP_DATA_DIR", default_value = "./data", global = true)]

@@ -107,7 +107,10 @@ impl Amount {
             return Err(AmountError::ScaleMismatch);
         }
         let atoms = op(self.atoms, other.atoms).ok_or(AmountError::Overflow)?;
-        Ok(Self { atoms, scale: self.scale })
+        Ok(Self {
+            atoms,
+            scale: self.scale,
+        })
     }
 }
 
@@ -181,7 +184,10 @@ impl Par {
     }
 
     pub const fn one() -> Self {
-        Self(Amount::from_atoms(Self::SCALE.atoms_per_unit(), Self::SCALE))
+        Self(Amount::from_atoms(
+            Self::SCALE.atoms_per_unit(),
+            Self::SCALE,
+        ))
     }
 
     /// Par as a fraction `numerator_e8 / 10^8`.
@@ -221,7 +227,11 @@ mod tests {
             ("92233720368.54775807", 8, i64::MAX),
         ];
         for (raw, d, atoms) in cases {
-            assert_eq!(Amount::parse(raw, scale(d)).map(Amount::atoms), Ok(atoms), "{raw}");
+            assert_eq!(
+                Amount::parse(raw, scale(d)).map(Amount::atoms),
+                Ok(atoms),
+                "{raw}"
+            );
         }
     }
 
@@ -247,9 +257,18 @@ mod tests {
         for (raw, d, err) in cases {
             assert_eq!(Amount::parse(raw, scale(d)), Err(err), "{raw}");
         }
-        assert_eq!(Amount::parse_positive("0", scale(2)), Err(AmountError::NotPositive));
-        assert_eq!(Amount::parse_positive("-1", scale(2)), Err(AmountError::NotPositive));
-        assert_eq!(Amount::parse_non_negative("-1", scale(2)), Err(AmountError::Negative));
+        assert_eq!(
+            Amount::parse_positive("0", scale(2)),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(
+            Amount::parse_positive("-1", scale(2)),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(
+            Amount::parse_non_negative("-1", scale(2)),
+            Err(AmountError::Negative)
+        );
         assert!(Amount::parse_non_negative("0", scale(2)).is_ok());
     }
 

@@ -20,7 +20,9 @@ pub enum AmountError {
 /// A value that failed validation. Each variant names the rule that was broken.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
-    #[error("a handle is 3 to 32 characters of a-z, 0-9, '_', '.', '-' starting with a letter or digit")]
+    #[error(
+        "a handle is 3 to 32 characters of a-z, 0-9, '_', '.', '-' starting with a letter or digit"
+    )]
     BadHandle,
     #[error("an address is handle@registry")]
     BadAddress,

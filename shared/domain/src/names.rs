@@ -186,7 +186,16 @@ mod tests {
             assert!(Handle::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "ab", "Bob", "_abc", ".abc", "ab c", "bób", "abc@", &"x".repeat(33), "émile",
+            "",
+            "ab",
+            "Bob",
+            "_abc",
+            ".abc",
+            "ab c",
+            "bób",
+            "abc@",
+            &"x".repeat(33),
+            "émile",
         ] {
             assert_eq!(Handle::parse(bad), Err(DomainError::BadHandle), "{bad}");
         }
@@ -203,7 +212,10 @@ mod tests {
             Handle::parse_local("bob@elsewhere", &local),
             Err(DomainError::ForeignRegistry("elsewhere".into()))
         );
-        assert_eq!(Handle::parse_local("bob@", &local), Err(DomainError::BadRegistry));
+        assert_eq!(
+            Handle::parse_local("bob@", &local),
+            Err(DomainError::BadRegistry)
+        );
         assert_eq!(
             Address::parse("bob@local").map(|a| a.to_string()),
             Ok("bob@local".into())
@@ -216,7 +228,11 @@ mod tests {
             assert!(CurrencyCode::parse(ok).is_ok(), "{ok}");
         }
         for bad in ["", "E", "eur", "2EUR", "ABCDEFGHIJKLM", "EU R", "EUR-"] {
-            assert_eq!(CurrencyCode::parse(bad), Err(DomainError::BadCurrencyCode), "{bad}");
+            assert_eq!(
+                CurrencyCode::parse(bad),
+                Err(DomainError::BadCurrencyCode),
+                "{bad}"
+            );
         }
     }
 }

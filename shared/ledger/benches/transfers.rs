@@ -8,8 +8,13 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use scrip_domain::{Amount, CurrencyCode, Handle, Par, PrincipalId, PrincipalKind, Scale, UnitCode};
-use scrip_ledger::{Committer, Currency, Ledger, NewCurrency, TransferKind, TransferRequest, create_currency, create_principal};
+use scrip_domain::{
+    Amount, CurrencyCode, Handle, Par, PrincipalId, PrincipalKind, Scale, UnitCode,
+};
+use scrip_ledger::{
+    Committer, Currency, Ledger, NewCurrency, TransferKind, TransferRequest, create_currency,
+    create_principal,
+};
 use scrip_store::Backend;
 use scrip_store::test_support::TestDb;
 
@@ -34,7 +39,8 @@ fn setup(backend: Backend) -> Bench {
     let (issuer, holders, currency) = ledger
         .write(|conn| {
             let kind = PrincipalKind::Business;
-            let issuer = create_principal(conn, &Handle::parse("bench-shop").expect("h"), kind, None)?.id;
+            let issuer =
+                create_principal(conn, &Handle::parse("bench-shop").expect("h"), kind, None)?.id;
             let mut holders = Vec::new();
             for i in 0..HOLDERS {
                 let handle = Handle::parse(&format!("holder{i}")).expect("h");
@@ -56,9 +62,19 @@ fn setup(backend: Backend) -> Bench {
             Ok((issuer, holders, currency))
         })
         .expect("setup");
-    let bench = Bench { _db: db, ledger, issuer, holders, currency };
+    let bench = Bench {
+        _db: db,
+        ledger,
+        issuer,
+        holders,
+        currency,
+    };
     // Fund every holder so holder-to-holder payments always succeed.
-    let funding: Vec<_> = bench.holders.iter().map(|&h| bench.request(bench.issuer, h)).collect();
+    let funding: Vec<_> = bench
+        .holders
+        .iter()
+        .map(|&h| bench.request(bench.issuer, h))
+        .collect();
     for chunk in funding.chunks(BATCH) {
         let mut big = chunk.to_vec();
         for r in &mut big {
@@ -84,8 +100,16 @@ impl Bench {
     /// The `n`-th transfer of a scenario: between holders, or out of the hot issuer account.
     fn nth(&self, n: usize, hot: bool) -> TransferRequest {
         let to = self.holders[n % HOLDERS];
-        let from = if hot { self.issuer } else { self.holders[(n * 7 + 3) % HOLDERS] };
-        let from = if from == to { self.holders[(n + 1) % HOLDERS] } else { from };
+        let from = if hot {
+            self.issuer
+        } else {
+            self.holders[(n * 7 + 3) % HOLDERS]
+        };
+        let from = if from == to {
+            self.holders[(n + 1) % HOLDERS]
+        } else {
+            from
+        };
         self.request(from, to)
     }
 }
@@ -95,7 +119,10 @@ fn ledger_benches(c: &mut Criterion) {
         let bench = setup(backend);
         let label = format!("{backend:?}").to_lowercase();
         let mut group = c.benchmark_group(format!("ledger_{label}"));
-        group.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(1));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(8))
+            .warm_up_time(Duration::from_secs(1));
         for hot in [false, true] {
             let case = if hot { "hot_issuer" } else { "spread" };
             let mut n = 0;

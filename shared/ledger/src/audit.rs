@@ -21,14 +21,34 @@ pub enum Violation {
     NonZeroSum { currency: String, sum_atoms: i128 },
     /// Invariant 2: a member below zero, an issuer below its credit limit, or a floor that
     /// does not match the currency's policy.
-    WrongFloor { account: i64, floor_atoms: i64, expected_atoms: i64 },
-    BelowFloor { account: i64, balance_atoms: i64, floor_atoms: i64 },
-    AboveCeiling { account: i64, balance_atoms: i64, ceiling_atoms: i64 },
+    WrongFloor {
+        account: i64,
+        floor_atoms: i64,
+        expected_atoms: i64,
+    },
+    BelowFloor {
+        account: i64,
+        balance_atoms: i64,
+        floor_atoms: i64,
+    },
+    AboveCeiling {
+        account: i64,
+        balance_atoms: i64,
+        ceiling_atoms: i64,
+    },
     /// Invariant 3: held funds that are not covered.
     OverHeld { account: i64, available_atoms: i64 },
     /// Invariant 4: a balance that the journal does not explain.
-    JournalMismatch { account: i64, balance_atoms: i64, journal_atoms: i128 },
-    HoldsMismatch { account: i64, held_atoms: i64, holds_atoms: i128 },
+    JournalMismatch {
+        account: i64,
+        balance_atoms: i64,
+        journal_atoms: i128,
+    },
+    HoldsMismatch {
+        account: i64,
+        held_atoms: i64,
+        holds_atoms: i128,
+    },
     /// A journal line between accounts of other currencies than its own.
     ForeignLeg { transfer: i64 },
 }
@@ -36,35 +56,67 @@ pub enum Violation {
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NonZeroSum { currency, sum_atoms } => {
-                write!(f, "currency {currency}: balances sum to {sum_atoms} atoms, not 0")
+            Self::NonZeroSum {
+                currency,
+                sum_atoms,
+            } => {
+                write!(
+                    f,
+                    "currency {currency}: balances sum to {sum_atoms} atoms, not 0"
+                )
             }
-            Self::WrongFloor { account, floor_atoms, expected_atoms } => write!(
+            Self::WrongFloor {
+                account,
+                floor_atoms,
+                expected_atoms,
+            } => write!(
                 f,
                 "account {account}: floor {floor_atoms} does not match the currency's policy ({expected_atoms})"
             ),
-            Self::BelowFloor { account, balance_atoms, floor_atoms } => write!(
+            Self::BelowFloor {
+                account,
+                balance_atoms,
+                floor_atoms,
+            } => write!(
                 f,
                 "account {account}: balance {balance_atoms} is below its floor {floor_atoms}"
             ),
-            Self::AboveCeiling { account, balance_atoms, ceiling_atoms } => write!(
+            Self::AboveCeiling {
+                account,
+                balance_atoms,
+                ceiling_atoms,
+            } => write!(
                 f,
                 "account {account}: balance {balance_atoms} is above the maximum balance {ceiling_atoms}"
             ),
-            Self::OverHeld { account, available_atoms } => write!(
+            Self::OverHeld {
+                account,
+                available_atoms,
+            } => write!(
                 f,
                 "account {account}: holds exceed what the account may spend (available {available_atoms})"
             ),
-            Self::JournalMismatch { account, balance_atoms, journal_atoms } => write!(
+            Self::JournalMismatch {
+                account,
+                balance_atoms,
+                journal_atoms,
+            } => write!(
                 f,
                 "account {account}: balance {balance_atoms} but its transfers add up to {journal_atoms}"
             ),
-            Self::HoldsMismatch { account, held_atoms, holds_atoms } => write!(
+            Self::HoldsMismatch {
+                account,
+                held_atoms,
+                holds_atoms,
+            } => write!(
                 f,
                 "account {account}: held {held_atoms} but its open holds add up to {holds_atoms}"
             ),
             Self::ForeignLeg { transfer } => {
-                write!(f, "transfer {transfer}: an account of another currency takes part")
+                write!(
+                    f,
+                    "transfer {transfer}: an account of another currency takes part"
+                )
             }
         }
     }
@@ -114,16 +166,23 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
         ))
         .load::<(i64, String, i64, i64, Option<i64>)>(conn)?
         .into_iter()
-        .map(|(id, code, issuer, credit_limit_atoms, max_balance_atoms)| {
-            let policy = CurrencyPolicy { code, issuer, credit_limit_atoms, max_balance_atoms };
-            (id, policy)
-        })
+        .map(
+            |(id, code, issuer, credit_limit_atoms, max_balance_atoms)| {
+                let policy = CurrencyPolicy {
+                    code,
+                    issuer,
+                    credit_limit_atoms,
+                    max_balance_atoms,
+                };
+                (id, policy)
+            },
+        )
         .collect();
     let accounts: Vec<AccountRow> = accounts::table
         .select(AccountRow::as_select())
         .order(accounts::id)
         .load(conn)?;
-    let (journal, transfers_seen, foreign) = journal_positions(conn, &accounts)?;
+    let journal = journal_positions(conn, &accounts)?;
     let held_by_holds: HashMap<i64, i128> = holds::table
         .filter(holds::remaining_atoms.gt(0))
         .select((holds::account_id, holds::remaining_atoms))
@@ -137,31 +196,46 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
     let mut report = AuditReport {
         currencies: policies.len(),
         accounts: accounts.len(),
-        transfers: transfers_seen,
-        violations: foreign,
+        transfers: journal.lines,
+        violations: journal.foreign,
     };
     let mut sums: HashMap<i64, i128> = policies.keys().map(|&id| (id, 0)).collect();
     for account in &accounts {
         *sums.entry(account.currency_id).or_default() += i128::from(account.balance_atoms);
-        let journal_atoms = journal.get(&account.id).copied().unwrap_or(0);
+        let journal_atoms = journal.positions.get(&account.id).copied().unwrap_or(0);
         let holds_atoms = held_by_holds.get(&account.id).copied().unwrap_or(0);
-        check_account(account, policies.get(&account.currency_id), journal_atoms, holds_atoms, &mut report.violations);
+        check_account(
+            account,
+            policies.get(&account.currency_id),
+            journal_atoms,
+            holds_atoms,
+            &mut report.violations,
+        );
     }
     let mut currencies: Vec<_> = sums.into_iter().filter(|&(_, sum)| sum != 0).collect();
     currencies.sort_unstable();
     for (currency, sum_atoms) in currencies {
-        let code = policies.get(&currency).map_or_else(|| currency.to_string(), |p| p.code.clone());
-        report.violations.push(Violation::NonZeroSum { currency: code, sum_atoms });
+        let code = policies
+            .get(&currency)
+            .map_or_else(|| currency.to_string(), |p| p.code.clone());
+        report.violations.push(Violation::NonZeroSum {
+            currency: code,
+            sum_atoms,
+        });
     }
     Ok(report)
 }
 
+/// What the journal says: each account's net, how many lines, and lines that cross currencies.
+struct Journal {
+    positions: HashMap<i64, i128>,
+    lines: u64,
+    foreign: Vec<Violation>,
+}
+
 /// Net of every account's journal lines, read page by page; also flags lines whose accounts
 /// are not of the line's currency.
-fn journal_positions(
-    conn: &mut DbConn,
-    accounts: &[AccountRow],
-) -> Result<(HashMap<i64, i128>, u64, Vec<Violation>), LedgerError> {
+fn journal_positions(conn: &mut DbConn, accounts: &[AccountRow]) -> Result<Journal, LedgerError> {
     let currency_of: HashMap<i64, i64> = accounts.iter().map(|a| (a.id, a.currency_id)).collect();
     let mut positions: HashMap<i64, i128> = HashMap::with_capacity(accounts.len());
     let mut foreign = Vec::new();
@@ -180,18 +254,25 @@ fn journal_positions(
                 transfers::amount_atoms,
             ))
             .load(conn)?;
-        let Some(&(last_id, ..)) = page.last() else { break };
+        let Some(&(last_id, ..)) = page.last() else {
+            break;
+        };
         for (id, currency, from, to, atoms) in page {
             *positions.entry(from).or_default() -= i128::from(atoms);
             *positions.entry(to).or_default() += i128::from(atoms);
-            if currency_of.get(&from) != Some(&currency) || currency_of.get(&to) != Some(&currency) {
+            if currency_of.get(&from) != Some(&currency) || currency_of.get(&to) != Some(&currency)
+            {
                 foreign.push(Violation::ForeignLeg { transfer: id });
             }
             seen += 1;
         }
         after_id = last_id;
     }
-    Ok((positions, seen, foreign))
+    Ok(Journal {
+        positions,
+        lines: seen,
+        foreign,
+    })
 }
 
 fn check_account(
@@ -204,29 +285,60 @@ fn check_account(
     let id = account.id;
     if let Some(policy) = policy {
         let is_issuer = account.principal_id == policy.issuer;
-        let expected_floor = if is_issuer { -policy.credit_limit_atoms } else { 0 };
+        let expected_floor = if is_issuer {
+            -policy.credit_limit_atoms
+        } else {
+            0
+        };
         if account.floor_atoms != expected_floor {
-            violations.push(Violation::WrongFloor { account: id, floor_atoms: account.floor_atoms, expected_atoms: expected_floor });
+            violations.push(Violation::WrongFloor {
+                account: id,
+                floor_atoms: account.floor_atoms,
+                expected_atoms: expected_floor,
+            });
         }
-        let expected_ceiling = if is_issuer { None } else { policy.max_balance_atoms };
-        if let Some(ceiling_atoms) = expected_ceiling.or(account.ceiling_atoms) {
-            if account.balance_atoms > ceiling_atoms {
-                violations.push(Violation::AboveCeiling { account: id, balance_atoms: account.balance_atoms, ceiling_atoms });
-            }
+        let expected_ceiling = if is_issuer {
+            None
+        } else {
+            policy.max_balance_atoms
+        };
+        if let Some(ceiling_atoms) = expected_ceiling.or(account.ceiling_atoms)
+            && account.balance_atoms > ceiling_atoms
+        {
+            violations.push(Violation::AboveCeiling {
+                account: id,
+                balance_atoms: account.balance_atoms,
+                ceiling_atoms,
+            });
         }
     }
     let floor_atoms = account.floor_atoms.min(0);
     if account.balance_atoms < floor_atoms {
-        violations.push(Violation::BelowFloor { account: id, balance_atoms: account.balance_atoms, floor_atoms });
+        violations.push(Violation::BelowFloor {
+            account: id,
+            balance_atoms: account.balance_atoms,
+            floor_atoms,
+        });
     }
     let available_atoms = account.balance_atoms - account.held_atoms - account.floor_atoms;
     if available_atoms < 0 || account.held_atoms < 0 {
-        violations.push(Violation::OverHeld { account: id, available_atoms });
+        violations.push(Violation::OverHeld {
+            account: id,
+            available_atoms,
+        });
     }
     if i128::from(account.balance_atoms) != journal_atoms {
-        violations.push(Violation::JournalMismatch { account: id, balance_atoms: account.balance_atoms, journal_atoms });
+        violations.push(Violation::JournalMismatch {
+            account: id,
+            balance_atoms: account.balance_atoms,
+            journal_atoms,
+        });
     }
     if i128::from(account.held_atoms) != holds_atoms {
-        violations.push(Violation::HoldsMismatch { account: id, held_atoms: account.held_atoms, holds_atoms });
+        violations.push(Violation::HoldsMismatch {
+            account: id,
+            held_atoms: account.held_atoms,
+            holds_atoms,
+        });
     }
 }

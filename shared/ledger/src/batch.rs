@@ -10,6 +10,7 @@
 //!
 //! The rows stay locked until commit, so the numbers used in step 2 are the truth.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
@@ -19,7 +20,9 @@ use scrip_store::DbConn;
 use scrip_store::schema::transfers;
 
 use crate::model::{AccountRow, NewTransferRow, TransferRow, now_us};
-use crate::transfer::{CurrencyRules, TransferRequest, checked_atoms, currency_rules, receiving_account};
+use crate::transfer::{
+    CurrencyRules, TransferRequest, checked_atoms, currency_rules, receiving_account,
+};
 use crate::{LedgerError, Transfer};
 
 /// An account's numbers, locked for this transaction.
@@ -43,7 +46,10 @@ impl Position {
                 LedgerError::InsufficientFunds
             });
         }
-        if payee.ceiling_atoms.is_some_and(|ceiling| payee.balance_atoms + atoms > ceiling) {
+        if payee
+            .ceiling_atoms
+            .is_some_and(|ceiling| payee.balance_atoms + atoms > ceiling)
+        {
             return Err(LedgerError::MaxBalanceExceeded);
         }
         payer.balance_atoms -= atoms;
@@ -79,15 +85,15 @@ pub fn transfer_many(
         let Ok(atoms) = *verdict else { continue };
         match pay(&mut accounts, request, atoms, &rules[&request.currency]) {
             Ok((from_account_id, to_account_id)) => lines.push(NewTransferRow {
-                    currency_id: request.currency.get(),
-                    from_account_id,
-                    to_account_id,
-                    amount_atoms: atoms,
-                    kind: request.kind.as_str(),
-                    memo: request.memo.as_deref(),
-                    hold_id: None,
-                    created_at_us: now,
-                }),
+                currency_id: request.currency.get(),
+                from_account_id,
+                to_account_id,
+                amount_atoms: atoms,
+                kind: request.kind.as_str(),
+                memo: request.memo.as_deref(),
+                hold_id: None,
+                created_at_us: now,
+            }),
             Err(refusal) => *verdict = Err(refusal),
         }
     }
@@ -110,10 +116,10 @@ fn validate(
     if request.from == request.to {
         return Ok(Err(LedgerError::SameAccount));
     }
-    if !rules.contains_key(&request.currency) {
+    if let Entry::Vacant(slot) = rules.entry(request.currency) {
         match currency_rules(conn, request.currency) {
             Ok(found) => {
-                rules.insert(request.currency, found);
+                slot.insert(found);
             }
             Err(e) if e.is_business_rule() => return Ok(Err(e)),
             Err(e) => return Err(e),
@@ -143,7 +149,10 @@ fn pay(
     };
     Position::pay(&mut payer, &mut payee, atoms)?;
     let mut ids = (0, 0);
-    for (key, position, slot) in [(payer_key, payer, &mut ids.0), (payee_key, payee, &mut ids.1)] {
+    for (key, position, slot) in [
+        (payer_key, payer, &mut ids.0),
+        (payee_key, payee, &mut ids.1),
+    ] {
         if let Some(locked) = accounts.get_mut(&key) {
             locked.current = position;
             *slot = locked.account_id;
@@ -169,7 +178,10 @@ fn lock_accounts(
         }
     }
     let mut locked = select_for_update(conn, &keys, rules)?;
-    let missing: Vec<Key> = payees.into_iter().filter(|k| !locked.contains_key(k)).collect();
+    let missing: Vec<Key> = payees
+        .into_iter()
+        .filter(|k| !locked.contains_key(k))
+        .collect();
     if !missing.is_empty() {
         for &(principal, currency) in &missing {
             match receiving_account(conn, principal, &rules[&currency]) {
@@ -217,20 +229,31 @@ fn select_for_update(
                 ceiling_atoms: row.ceiling_atoms,
                 is_issuer: rules.get(&currency).is_some_and(|r| r.issuer == principal),
             };
-            let locked = Locked { account_id: row.id, original: position, current: position };
+            let locked = Locked {
+                account_id: row.id,
+                original: position,
+                current: position,
+            };
             ((principal, currency), locked)
         })
         .collect())
 }
 
 /// One statement for every account whose balance changed: `balance += delta`.
-fn write_deltas<'a>(conn: &mut DbConn, accounts: impl Iterator<Item = &'a Locked>) -> Result<(), LedgerError> {
+fn write_deltas<'a>(
+    conn: &mut DbConn,
+    accounts: impl Iterator<Item = &'a Locked>,
+) -> Result<(), LedgerError> {
     let mut values = String::new();
     for locked in accounts {
         let delta = locked.current.balance_atoms - locked.original.balance_atoms;
         if delta != 0 {
             let sep = if values.is_empty() { "" } else { ", " };
-            let _ = write!(values, "{sep}({}, CAST({delta} AS BIGINT))", locked.account_id);
+            let _ = write!(
+                values,
+                "{sep}({}, CAST({delta} AS BIGINT))",
+                locked.account_id
+            );
         }
     }
     if values.is_empty() {
@@ -262,7 +285,11 @@ fn record_lines(
     };
     // Identity values are handed out in VALUES order; sorting makes the pairing explicit.
     recorded.sort_unstable_by_key(|row| row.id);
-    assert_eq!(recorded.len(), lines.len(), "one journal line per accepted transfer");
+    assert_eq!(
+        recorded.len(),
+        lines.len(),
+        "one journal line per accepted transfer"
+    );
     recorded
         .into_iter()
         .map(|row| {

@@ -47,7 +47,10 @@ impl Committer {
     }
 
     /// Queues a transfer; the answer arrives once its transaction committed (or was refused).
-    pub fn submit(&self, request: TransferRequest) -> oneshot::Receiver<Result<Transfer, LedgerError>> {
+    pub fn submit(
+        &self,
+        request: TransferRequest,
+    ) -> oneshot::Receiver<Result<Transfer, LedgerError>> {
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::SendError(job)) = self.queue.send(Job { request, reply }) {
             let _ = job.reply.send(Err(stopped()));
@@ -57,12 +60,16 @@ impl Committer {
 
     /// Submits and waits: for callers on ordinary threads.
     pub fn transfer(&self, request: TransferRequest) -> Result<Transfer, LedgerError> {
-        self.submit(request).blocking_recv().unwrap_or_else(|_| Err(stopped()))
+        self.submit(request)
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Submits and awaits: for async callers; never blocks the executor.
     pub async fn transfer_async(&self, request: TransferRequest) -> Result<Transfer, LedgerError> {
-        self.submit(request).await.unwrap_or_else(|_| Err(stopped()))
+        self.submit(request)
+            .await
+            .unwrap_or_else(|_| Err(stopped()))
     }
 }
 
@@ -93,7 +100,9 @@ fn run(ledger: &Ledger, jobs: &mpsc::Receiver<Job>) {
                 tracing::error!(%error, transfers = batch.len(), "a transfer batch failed");
                 let reason = error.to_string();
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(LedgerError::Unavailable(reason.clone())));
+                    let _ = job
+                        .reply
+                        .send(Err(LedgerError::Unavailable(reason.clone())));
                 }
             }
         }

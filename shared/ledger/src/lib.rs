@@ -25,13 +25,15 @@ use rand::Rng;
 use scrip_store::{DbConn, DbPool, is_retryable, write_transaction};
 
 pub use audit::{AuditReport, Violation, audit};
-pub use currencies::{LimitsChange, NewCurrency, create_currency, currency_by_code, currency_by_id, set_limits};
-pub use error::LedgerError;
-pub use idempotency::{Idempotent, IdempotencyKey, StoredResponse};
-pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
-pub use principals::{REGISTRY_HANDLE, create_principal, principal_by_handle, principal_by_id};
 pub use batch::transfer_many;
 pub use committer::{Committer, MAX_BATCH};
+pub use currencies::{
+    LimitsChange, NewCurrency, create_currency, currency_by_code, currency_by_id, set_limits,
+};
+pub use error::LedgerError;
+pub use idempotency::{IdempotencyKey, Idempotent, StoredResponse};
+pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
+pub use principals::{REGISTRY_HANDLE, create_principal, principal_by_handle, principal_by_id};
 pub use transfer::{TransferRequest, account, accounts_of, place_hold, release_hold, settle_hold};
 
 /// Moves money from `request.from`'s available balance to `request.to` inside the caller's

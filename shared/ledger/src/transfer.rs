@@ -36,7 +36,10 @@ pub(crate) struct CurrencyRules {
     pub max_balance_atoms: Option<i64>,
 }
 
-pub(crate) fn currency_rules(conn: &mut DbConn, id: CurrencyId) -> Result<CurrencyRules, LedgerError> {
+pub(crate) fn currency_rules(
+    conn: &mut DbConn,
+    id: CurrencyId,
+) -> Result<CurrencyRules, LedgerError> {
     let (scale, issuer, max_balance_atoms) = currencies::table
         .find(id.get())
         .select((
@@ -116,32 +119,40 @@ pub(crate) fn receiving_account(
 /// Takes `atoms` off the paying account's balance and its held funds together (the hold row
 /// was reduced by the caller), so its available balance does not change.
 fn debit_held(conn: &mut DbConn, account: i64, atoms: i64) -> QueryResult<bool> {
-    let changed = diesel::update(accounts::table.find(account).filter(accounts::held_atoms.ge(atoms)))
-        .set((
-            accounts::balance_atoms.eq(accounts::balance_atoms - atoms),
-            accounts::held_atoms.eq(accounts::held_atoms - atoms),
-        ))
-        .execute(conn)?;
+    let changed = diesel::update(
+        accounts::table
+            .find(account)
+            .filter(accounts::held_atoms.ge(atoms)),
+    )
+    .set((
+        accounts::balance_atoms.eq(accounts::balance_atoms - atoms),
+        accounts::held_atoms.eq(accounts::held_atoms - atoms),
+    ))
+    .execute(conn)?;
     Ok(changed == 1)
 }
 
 /// Adds `atoms` to the receiving account; false when its ceiling refused it.
 fn credit(conn: &mut DbConn, account: i64, atoms: i64) -> QueryResult<bool> {
-    let changed = diesel::update(
-        accounts::table.find(account).filter(
-            accounts::ceiling_atoms
-                .is_null()
-                .or((accounts::balance_atoms + atoms).le(accounts::ceiling_atoms.assume_not_null())),
-        ),
-    )
-    .set(accounts::balance_atoms.eq(accounts::balance_atoms + atoms))
-    .execute(conn)?;
+    let changed =
+        diesel::update(accounts::table.find(account).filter(
+            accounts::ceiling_atoms.is_null().or(
+                (accounts::balance_atoms + atoms).le(accounts::ceiling_atoms.assume_not_null()),
+            ),
+        ))
+        .set(accounts::balance_atoms.eq(accounts::balance_atoms + atoms))
+        .execute(conn)?;
     Ok(changed == 1)
 }
 
 /// Reverses one leg that succeeded when the other was refused, inside the same transaction,
 /// so a refused transfer leaves nothing behind without needing a savepoint per transfer.
-fn undo(conn: &mut DbConn, account: i64, delta_atoms: i64, held_delta_atoms: i64) -> QueryResult<()> {
+fn undo(
+    conn: &mut DbConn,
+    account: i64,
+    delta_atoms: i64,
+    held_delta_atoms: i64,
+) -> QueryResult<()> {
     diesel::update(accounts::table.find(account))
         .set((
             accounts::balance_atoms.eq(accounts::balance_atoms + delta_atoms),
@@ -152,7 +163,12 @@ fn undo(conn: &mut DbConn, account: i64, delta_atoms: i64, held_delta_atoms: i64
 }
 
 /// Applies both legs of a settlement in ascending account order; all or nothing.
-fn apply_legs(conn: &mut DbConn, payer: &AccountRow, payee: &AccountRow, atoms: i64) -> Result<(), LedgerError> {
+fn apply_legs(
+    conn: &mut DbConn,
+    payer: &AccountRow,
+    payee: &AccountRow,
+    atoms: i64,
+) -> Result<(), LedgerError> {
     if payer.id < payee.id {
         if !debit_held(conn, payer.id, atoms)? {
             return Err(LedgerError::HoldExceeded);
@@ -215,11 +231,9 @@ pub fn place_hold(
         }
     };
     let account = find_account(conn, principal, currency)?.ok_or_else(refused)?;
-    let reserved = diesel::update(
-        accounts::table.find(account.id).filter(
-            (accounts::balance_atoms - accounts::held_atoms - atoms).ge(accounts::floor_atoms),
-        ),
-    )
+    let reserved = diesel::update(accounts::table.find(account.id).filter(
+        (accounts::balance_atoms - accounts::held_atoms - atoms).ge(accounts::floor_atoms),
+    ))
     .set(accounts::held_atoms.eq(accounts::held_atoms + atoms))
     .execute(conn)?;
     if reserved != 1 {
@@ -316,7 +330,15 @@ pub fn settle_hold(
             .execute(conn)?;
         return Err(refusal);
     }
-    record(conn, &rules, (&payer, &payee), atoms, kind, memo, Some(hold))
+    record(
+        conn,
+        &rules,
+        (&payer, &payee),
+        atoms,
+        kind,
+        memo,
+        Some(hold),
+    )
 }
 
 /// One principal's account in one currency, if it was ever opened.
@@ -341,4 +363,3 @@ pub fn accounts_of(conn: &mut DbConn, principal: PrincipalId) -> Result<Vec<Acco
         .map(|(row, scale)| Ok(row.into_account(Scale::new(i64::from(scale))?)))
         .collect()
 }
-

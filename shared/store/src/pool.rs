@@ -57,15 +57,15 @@ impl ManageConnection for Manager {
 /// Builds a pool of at most `max_connections` connections. For SQLite the file's directory
 /// is created when missing, so a fresh checkout runs with no set-up.
 pub fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<DbPool, StoreError> {
-    if url.backend() == Backend::Sqlite {
-        if let Some(dir) = std::path::Path::new(url.target()).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
-        }
+    let sqlite_dir = (url.backend() == Backend::Sqlite)
+        .then(|| std::path::Path::new(url.target()).parent())
+        .flatten()
+        .filter(|dir| !dir.as_os_str().is_empty());
+    if let Some(dir) = sqlite_dir {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
     let pool = r2d2::Pool::builder()
         .max_size(max_connections)

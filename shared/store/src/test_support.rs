@@ -89,8 +89,9 @@ impl Drop for TestDb {
             }
             Cleanup::PostgresDatabase(name) => {
                 if let Ok(mut admin) = PgConnection::establish(&postgres_admin_url()) {
-                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin);
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut admin);
                 }
             }
         }
@@ -121,10 +122,11 @@ struct DatabaseName {
 /// Drops test databases left behind by test processes that no longer run (a killed run
 /// cannot clean up after itself).
 fn reap_stale_databases(admin: &mut PgConnection) {
-    let names: Vec<DatabaseName> =
-        diesel::sql_query(format!("SELECT datname FROM pg_database WHERE datname LIKE '{PREFIX}%'"))
-            .load(admin)
-            .unwrap_or_default();
+    let names: Vec<DatabaseName> = diesel::sql_query(format!(
+        "SELECT datname FROM pg_database WHERE datname LIKE '{PREFIX}%'"
+    ))
+    .load(admin)
+    .unwrap_or_default();
     for DatabaseName { datname } in names {
         let pid = datname
             .strip_prefix(PREFIX)

@@ -28,7 +28,10 @@ impl DatabaseUrl {
                 target: raw.to_owned(),
             });
         }
-        match raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+        match raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
             Some(path) if !path.is_empty() => Ok(Self {
                 backend: Backend::Sqlite,
                 target: path.to_owned(),
@@ -68,7 +71,10 @@ mod tests {
         let pg = DatabaseUrl::parse("postgres://postgres@127.0.0.1/test").expect("pg");
         assert_eq!(pg.backend(), Backend::Postgres);
         let lite = DatabaseUrl::parse("sqlite://./data/scrip.db").expect("sqlite");
-        assert_eq!((lite.backend(), lite.target()), (Backend::Sqlite, "./data/scrip.db"));
+        assert_eq!(
+            (lite.backend(), lite.target()),
+            (Backend::Sqlite, "./data/scrip.db")
+        );
         assert!(DatabaseUrl::parse("mysql://x").is_err());
         assert!(DatabaseUrl::parse("./scrip.db").is_err());
         assert!(DatabaseUrl::parse("sqlite://").is_err());

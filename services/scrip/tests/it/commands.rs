@@ -2,7 +2,9 @@ use std::process::Command;
 
 use diesel::prelude::*;
 use scrip_domain::{Amount, CurrencyCode, Handle, Par, PrincipalKind, Scale, UnitCode};
-use scrip_ledger::{Ledger, NewCurrency, TransferKind, TransferRequest, create_currency, create_principal};
+use scrip_ledger::{
+    Ledger, NewCurrency, TransferKind, TransferRequest, create_currency, create_principal,
+};
 use scrip_store::Backend;
 use scrip_store::schema::accounts;
 use scrip_store::test_support::TestDb;
@@ -19,7 +21,8 @@ fn scrip(db: &TestDb, args: &[&str]) -> (i32, String) {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run scrip");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -33,8 +36,18 @@ fn audit_passes_on_a_clean_ledger_and_fails_on_a_tampered_one() {
     let scale = Scale::new(2).expect("scale");
     ledger
         .write(|conn| {
-            let shop = create_principal(conn, &Handle::parse("bakery").expect("h"), PrincipalKind::Business, None)?;
-            let bob = create_principal(conn, &Handle::parse("bob").expect("h"), PrincipalKind::User, None)?;
+            let shop = create_principal(
+                conn,
+                &Handle::parse("bakery").expect("h"),
+                PrincipalKind::Business,
+                None,
+            )?;
+            let bob = create_principal(
+                conn,
+                &Handle::parse("bob").expect("h"),
+                PrincipalKind::User,
+                None,
+            )?;
             let currency = create_currency(
                 conn,
                 &NewCurrency {

@@ -21,7 +21,10 @@ fn audit_catches_edits_behind_the_ledgers_back() {
             .execute(&mut conn)
             .expect("tamper");
         let report = e.ledger.audit().expect("audit");
-        assert!(report.violations.contains(&Violation::NonZeroSum { currency: "BREAD".into(), sum_atoms: 1 }));
+        assert!(report.violations.contains(&Violation::NonZeroSum {
+            currency: "BREAD".into(),
+            sum_atoms: 1
+        }));
         assert!(report.violations.contains(&Violation::JournalMismatch {
             account,
             balance_atoms: 2_501,
@@ -30,19 +33,28 @@ fn audit_catches_edits_behind_the_ledgers_back() {
 
         // Undo it, then fake a hold that no hold row explains.
         diesel::update(accounts::table.find(account))
-            .set((accounts::balance_atoms.eq(2_500), accounts::held_atoms.eq(10)))
+            .set((
+                accounts::balance_atoms.eq(2_500),
+                accounts::held_atoms.eq(10),
+            ))
             .execute(&mut conn)
             .expect("tamper");
         let report = e.ledger.audit().expect("audit");
         assert_eq!(
             report.violations,
-            vec![Violation::HoldsMismatch { account, held_atoms: 10, holds_atoms: 0 }]
+            vec![Violation::HoldsMismatch {
+                account,
+                held_atoms: 10,
+                holds_atoms: 0
+            }]
         );
         diesel::update(accounts::table.find(account))
             .set(accounts::held_atoms.eq(0))
             .execute(&mut conn)
             .expect("restore");
-        diesel::delete(holds::table).execute(&mut conn).expect("no holds");
+        diesel::delete(holds::table)
+            .execute(&mut conn)
+            .expect("no holds");
         e.assert_audit_clean();
     }
 }

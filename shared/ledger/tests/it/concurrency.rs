@@ -76,14 +76,19 @@ fn run(backend: Backend, path: Path) {
                                 | LedgerError::CreditLimitExceeded
                                 | LedgerError::MaxBalanceExceeded,
                             ) => {}
-                            Err(other) => panic!("a non-business error reached the caller: {other:?}"),
+                            Err(other) => {
+                                panic!("a non-business error reached the caller: {other:?}")
+                            }
                         }
                     }
                     deltas
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().expect("worker")).collect()
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect()
     });
 
     let mut expected: HashMap<(usize, usize), i64> = HashMap::new();
@@ -105,7 +110,11 @@ fn run(backend: Backend, path: Path) {
     assert!(moved > 0, "the test moved money");
     let report = e.ledger.audit().expect("audit");
     assert!(report.is_clean(), "{:#?}", report.violations);
-    assert!(report.transfers > (THREADS * TRANSFERS_PER_THREAD / 4) as u64, "most transfers went through: {}", report.transfers);
+    assert!(
+        report.transfers > (THREADS * TRANSFERS_PER_THREAD / 4) as u64,
+        "most transfers went through: {}",
+        report.transfers
+    );
 }
 
 #[test]

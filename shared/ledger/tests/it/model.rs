@@ -13,15 +13,33 @@ use crate::support::Economy;
 
 const PRINCIPALS: usize = 5; // 0 and 1 are issuers, 2..5 customers
 /// `(code, issuer, scale, credit limit atoms, max balance atoms)`
-const CURRENCIES: [(&str, usize, i64, i64, Option<i64>); 2] =
-    [("AAA", 0, 2, 5_000, Some(3_000)), ("BBB", 1, 0, 2_000, None)];
+const CURRENCIES: [(&str, usize, i64, i64, Option<i64>); 2] = [
+    ("AAA", 0, 2, 5_000, Some(3_000)),
+    ("BBB", 1, 0, 2_000, None),
+];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Pay { currency: usize, from: usize, to: usize, atoms: i64 },
-    Hold { currency: usize, who: usize, atoms: i64 },
-    Release { hold: usize, atoms: Option<i64> },
-    Settle { hold: usize, to: usize, atoms: i64 },
+    Pay {
+        currency: usize,
+        from: usize,
+        to: usize,
+        atoms: i64,
+    },
+    Hold {
+        currency: usize,
+        who: usize,
+        atoms: i64,
+    },
+    Release {
+        hold: usize,
+        atoms: Option<i64>,
+    },
+    Settle {
+        hold: usize,
+        to: usize,
+        atoms: i64,
+    },
     /// Several payments in one transaction; later ones see the effect of earlier ones.
     PayBatch(Vec<(usize, usize, usize, i64)>),
 }
@@ -79,7 +97,11 @@ impl Model {
     }
 
     fn spend_refusal(who: usize, currency: usize) -> &'static str {
-        if who == CURRENCIES[currency].1 { "credit_limit" } else { "insufficient" }
+        if who == CURRENCIES[currency].1 {
+            "credit_limit"
+        } else {
+            "insufficient"
+        }
     }
 
     fn receive_ok(&self, who: usize, currency: usize, atoms: i64) -> bool {
@@ -88,7 +110,14 @@ impl Model {
         who == issuer || max_balance.is_none_or(|max| balance + atoms <= max)
     }
 
-    fn pay(&mut self, currency: usize, from: usize, to: usize, atoms: i64, from_hold: bool) -> Expected {
+    fn pay(
+        &mut self,
+        currency: usize,
+        from: usize,
+        to: usize,
+        atoms: i64,
+        from_hold: bool,
+    ) -> Expected {
         if from == to && !from_hold {
             return Err(vec!["same_account"]);
         }
@@ -120,25 +149,44 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut hold_ids: Vec<HoldId> = Vec::new();
     for op in ops {
         if let Op::PayBatch(payments) = op {
-            let requests: Vec<_> = payments.iter().map(|&(c, from, to, atoms)| e.pay(c, from, to, atoms)).collect();
-            let results = e.ledger.transfer_batch(&requests).expect("no infrastructure error");
+            let requests: Vec<_> = payments
+                .iter()
+                .map(|&(c, from, to, atoms)| e.pay(c, from, to, atoms))
+                .collect();
+            let results = e
+                .ledger
+                .transfer_batch(&requests)
+                .expect("no infrastructure error");
             prop_assert_eq!(results.len(), payments.len());
             for (&(c, from, to, atoms), result) in payments.iter().zip(&results) {
                 let expected = model.pay(c, from, to, atoms, false);
                 match (&expected, result) {
                     (Ok(()), Ok(t)) => prop_assert_eq!(t.amount.atoms(), atoms),
-                    (Err(allowed), Err(error)) => prop_assert!(allowed.contains(&name(error)), "{:?}: {:?}", op, error),
+                    (Err(allowed), Err(error)) => {
+                        prop_assert!(allowed.contains(&name(error)), "{:?}: {:?}", op, error)
+                    }
                     _ => prop_assert!(false, "{:?}: model {:?}, ledger {:?}", op, expected, result),
                 }
             }
         }
         let (expected, actual): (Expected, Result<(), LedgerError>) = match *op {
             Op::PayBatch(_) => (Ok(()), Ok(())),
-            Op::Pay { currency, from, to, atoms } => (
+            Op::Pay {
+                currency,
+                from,
+                to,
+                atoms,
+            } => (
                 model.pay(currency, from, to, atoms, false),
-                e.ledger.transfer(&e.pay(currency, from, to, atoms)).map(drop),
+                e.ledger
+                    .transfer(&e.pay(currency, from, to, atoms))
+                    .map(drop),
             ),
-            Op::Hold { currency, who, atoms } => {
+            Op::Hold {
+                currency,
+                who,
+                atoms,
+            } => {
                 let expected = if atoms <= 0 {
                     Err(vec!["bad_amount"])
                 } else if model.available(who, currency) < atoms {
@@ -149,7 +197,13 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
                     Ok(())
                 };
                 let actual = e.ledger.write(|c| {
-                    place_hold(c, e.principals[who], e.currency(currency).id, e.amount(currency, atoms), "model")
+                    place_hold(
+                        c,
+                        e.principals[who],
+                        e.currency(currency).id,
+                        e.amount(currency, atoms),
+                        "model",
+                    )
                 });
                 if let Ok(hold) = &actual {
                     hold_ids.push(hold.id);
@@ -171,7 +225,12 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
                     Ok(())
                 };
                 let amount = atoms.map(|a| e.amount(currency, a));
-                (expected, e.ledger.write(|c| release_hold(c, hold_ids[index], amount)).map(drop))
+                (
+                    expected,
+                    e.ledger
+                        .write(|c| release_hold(c, hold_ids[index], amount))
+                        .map(drop),
+                )
             }
             Op::Settle { hold, to, atoms } => {
                 if hold_ids.is_empty() {
@@ -193,7 +252,14 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
                     paid
                 };
                 let actual = e.ledger.write(|c| {
-                    settle_hold(c, hold_ids[index], e.principals[to], e.amount(currency, atoms), TransferKind::Trade, None)
+                    settle_hold(
+                        c,
+                        hold_ids[index],
+                        e.principals[to],
+                        e.amount(currency, atoms),
+                        TransferKind::Trade,
+                        None,
+                    )
                 });
                 (expected, actual.map(drop))
             }
@@ -201,9 +267,15 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
         match (&expected, &actual) {
             (Ok(()), Ok(())) => {}
             (Err(allowed), Err(error)) => {
-                prop_assert!(allowed.contains(&name(error)), "{op:?}: got {error:?}, model allows {allowed:?}");
+                prop_assert!(
+                    allowed.contains(&name(error)),
+                    "{op:?}: got {error:?}, model allows {allowed:?}"
+                );
             }
-            _ => prop_assert!(false, "{op:?}: model says {expected:?}, ledger says {actual:?}"),
+            _ => prop_assert!(
+                false,
+                "{op:?}: model says {expected:?}, ledger says {actual:?}"
+            ),
         }
         for who in 0..PRINCIPALS {
             for currency in 0..CURRENCIES.len() {
@@ -215,7 +287,9 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
             }
         }
         for currency in 0..CURRENCIES.len() {
-            let sum: i64 = (0..PRINCIPALS).map(|w| model.balance.get(&(w, currency)).copied().unwrap_or(0)).sum();
+            let sum: i64 = (0..PRINCIPALS)
+                .map(|w| model.balance.get(&(w, currency)).copied().unwrap_or(0))
+                .sum();
             prop_assert_eq!(sum, 0);
         }
     }

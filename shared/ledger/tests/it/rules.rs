@@ -1,6 +1,8 @@
 //! Every refusal is its own typed error and changes nothing.
 
-use scrip_domain::{Amount, AmountError, CurrencyId, Handle, HoldId, PrincipalId, PrincipalKind, Scale};
+use scrip_domain::{
+    Amount, AmountError, CurrencyId, Handle, HoldId, PrincipalId, PrincipalKind, Scale,
+};
 use scrip_ledger::{
     LedgerError, LimitsChange, NewCurrency, TransferKind, create_currency, create_principal,
     place_hold, release_hold, set_limits, settle_hold,
@@ -21,9 +23,15 @@ fn economy(backend: Backend) -> Economy {
         backend,
         2,
         2,
-        &[("BREAD", SHOP0, 2, 100_000, Some(50_000)), ("ALE", SHOP1, 0, 300, None)],
+        &[
+            ("BREAD", SHOP0, 2, 100_000, Some(50_000)),
+            ("ALE", SHOP1, 0, 300, None),
+        ],
     );
-    economy.ledger.transfer(&economy.pay(BREAD, SHOP0, ALICE, 10_000)).expect("issue 100.00");
+    economy
+        .ledger
+        .transfer(&economy.pay(BREAD, SHOP0, ALICE, 10_000))
+        .expect("issue 100.00");
     economy
 }
 
@@ -42,8 +50,15 @@ fn refused<T: std::fmt::Debug>(
     }
     assert_eq!(economy.snapshot(), before, "{what}: balances changed");
     let audit_after = economy.ledger.audit().expect("audit");
-    assert_eq!(audit_after.transfers, audit_before.transfers, "{what}: journal changed");
-    assert!(audit_after.is_clean(), "{what}: {:?}", audit_after.violations);
+    assert_eq!(
+        audit_after.transfers, audit_before.transfers,
+        "{what}: journal changed"
+    );
+    assert!(
+        audit_after.is_clean(),
+        "{what}: {:?}",
+        audit_after.violations
+    );
 }
 
 #[test]
@@ -52,12 +67,18 @@ fn refusals_are_typed_and_change_nothing() {
         let e = economy(backend);
         let bread = e.currency(BREAD).clone();
 
-        refused(&e, "zero", |e| e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, 0)), |err| {
-            matches!(err, LedgerError::BadAmount(AmountError::NotPositive))
-        });
-        refused(&e, "negative", |e| e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, -5)), |err| {
-            matches!(err, LedgerError::BadAmount(AmountError::NotPositive))
-        });
+        refused(
+            &e,
+            "zero",
+            |e| e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, 0)),
+            |err| matches!(err, LedgerError::BadAmount(AmountError::NotPositive)),
+        );
+        refused(
+            &e,
+            "negative",
+            |e| e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, -5)),
+            |err| matches!(err, LedgerError::BadAmount(AmountError::NotPositive)),
+        );
         refused(
             &e,
             "wrong scale",
@@ -68,9 +89,12 @@ fn refusals_are_typed_and_change_nothing() {
             },
             |err| matches!(err, LedgerError::ScaleMismatch { expected: 2 }),
         );
-        refused(&e, "beyond the ledger's bound", |e| e.ledger.transfer(&e.pay(BREAD, SHOP0, BOB, i64::MAX)), |err| {
-            matches!(err, LedgerError::BadAmount(AmountError::Overflow))
-        });
+        refused(
+            &e,
+            "beyond the ledger's bound",
+            |e| e.ledger.transfer(&e.pay(BREAD, SHOP0, BOB, i64::MAX)),
+            |err| matches!(err, LedgerError::BadAmount(AmountError::Overflow)),
+        );
         refused(
             &e,
             "unknown currency",
@@ -91,61 +115,127 @@ fn refusals_are_typed_and_change_nothing() {
             },
             |err| matches!(err, LedgerError::UnknownPrincipal),
         );
-        refused(&e, "to oneself", |e| e.ledger.transfer(&e.pay(BREAD, ALICE, ALICE, 1)), |err| {
-            matches!(err, LedgerError::SameAccount)
-        });
-        refused(&e, "member below zero", |e| e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, 10_001)), |err| {
-            matches!(err, LedgerError::InsufficientFunds)
-        });
-        refused(&e, "never held the currency", |e| e.ledger.transfer(&e.pay(BREAD, BOB, ALICE, 1)), |err| {
-            matches!(err, LedgerError::InsufficientFunds)
-        });
-        refused(&e, "issuer below its credit limit", |e| e.ledger.transfer(&e.pay(ALE, SHOP1, BOB, 301)), |err| {
-            matches!(err, LedgerError::CreditLimitExceeded)
-        });
-        refused(&e, "above max balance", |e| e.ledger.transfer(&e.pay(BREAD, SHOP0, ALICE, 40_001)), |err| {
-            matches!(err, LedgerError::MaxBalanceExceeded)
-        });
+        refused(
+            &e,
+            "to oneself",
+            |e| e.ledger.transfer(&e.pay(BREAD, ALICE, ALICE, 1)),
+            |err| matches!(err, LedgerError::SameAccount),
+        );
+        refused(
+            &e,
+            "member below zero",
+            |e| e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, 10_001)),
+            |err| matches!(err, LedgerError::InsufficientFunds),
+        );
+        refused(
+            &e,
+            "never held the currency",
+            |e| e.ledger.transfer(&e.pay(BREAD, BOB, ALICE, 1)),
+            |err| matches!(err, LedgerError::InsufficientFunds),
+        );
+        refused(
+            &e,
+            "issuer below its credit limit",
+            |e| e.ledger.transfer(&e.pay(ALE, SHOP1, BOB, 301)),
+            |err| matches!(err, LedgerError::CreditLimitExceeded),
+        );
+        refused(
+            &e,
+            "above max balance",
+            |e| e.ledger.transfer(&e.pay(BREAD, SHOP0, ALICE, 40_001)),
+            |err| matches!(err, LedgerError::MaxBalanceExceeded),
+        );
 
         // Held funds cannot be spent twice.
         let hold = e
             .ledger
-            .write(|c| place_hold(c, e.principals[ALICE], bread.id, e.amount(BREAD, 6_000), "order 1"))
+            .write(|c| {
+                place_hold(
+                    c,
+                    e.principals[ALICE],
+                    bread.id,
+                    e.amount(BREAD, 6_000),
+                    "order 1",
+                )
+            })
             .expect("hold 60.00 of 100.00");
         assert_eq!(e.position(ALICE, bread.id), (10_000, 6_000));
-        refused(&e, "spending held funds", |e| e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, 4_001)), |err| {
-            matches!(err, LedgerError::InsufficientFunds)
-        });
+        refused(
+            &e,
+            "spending held funds",
+            |e| e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, 4_001)),
+            |err| matches!(err, LedgerError::InsufficientFunds),
+        );
         refused(
             &e,
             "holding held funds",
-            |e| e.ledger.write(|c| place_hold(c, e.principals[ALICE], bread.id, e.amount(BREAD, 4_001), "order 2")),
+            |e| {
+                e.ledger.write(|c| {
+                    place_hold(
+                        c,
+                        e.principals[ALICE],
+                        bread.id,
+                        e.amount(BREAD, 4_001),
+                        "order 2",
+                    )
+                })
+            },
             |err| matches!(err, LedgerError::InsufficientFunds),
         );
         refused(
             &e,
             "releasing more than the hold",
-            |e| e.ledger.write(|c| release_hold(c, hold.id, Some(e.amount(BREAD, 6_001)))),
+            |e| {
+                e.ledger
+                    .write(|c| release_hold(c, hold.id, Some(e.amount(BREAD, 6_001))))
+            },
             |err| matches!(err, LedgerError::HoldExceeded),
         );
         refused(
             &e,
             "settling more than the hold",
-            |e| e.ledger.write(|c| settle_hold(c, hold.id, e.principals[BOB], e.amount(BREAD, 6_001), TransferKind::Trade, None)),
+            |e| {
+                e.ledger.write(|c| {
+                    settle_hold(
+                        c,
+                        hold.id,
+                        e.principals[BOB],
+                        e.amount(BREAD, 6_001),
+                        TransferKind::Trade,
+                        None,
+                    )
+                })
+            },
             |err| matches!(err, LedgerError::HoldExceeded),
         );
         refused(
             &e,
             "unknown hold",
-            |e| e.ledger.write(|c| release_hold(c, HoldId::new(987_654), None)),
+            |e| {
+                e.ledger
+                    .write(|c| release_hold(c, HoldId::new(987_654), None))
+            },
             |err| matches!(err, LedgerError::UnknownHold),
         );
         // Settling a hold into an account at its maximum is refused and the hold stays whole.
-        e.ledger.transfer(&e.pay(BREAD, SHOP0, BOB, 50_000)).expect("bob at max balance");
+        e.ledger
+            .transfer(&e.pay(BREAD, SHOP0, BOB, 50_000))
+            .expect("bob at max balance");
         refused(
             &e,
             "settling above max balance",
-            |e| e.ledger.write(|c| settle_hold(c, hold.id, e.principals[BOB], e.amount(BREAD, 1), TransferKind::Trade, None)),
+            |e| {
+                e.ledger.write(|c| {
+                    settle_hold(
+                        c,
+                        hold.id,
+                        e.principals[BOB],
+                        e.amount(BREAD, 1),
+                        TransferKind::Trade,
+                        None,
+                    )
+                })
+            },
             |err| matches!(err, LedgerError::MaxBalanceExceeded),
         );
 
@@ -154,7 +244,10 @@ fn refusals_are_typed_and_change_nothing() {
             &e,
             "credit limit below what is issued",
             |e| {
-                let change = LimitsChange { credit_limit: Some(e.amount(BREAD, 59_999)), ..Default::default() };
+                let change = LimitsChange {
+                    credit_limit: Some(e.amount(BREAD, 59_999)),
+                    ..Default::default()
+                };
                 e.ledger.write(|c| set_limits(c, bread.id, &change))
             },
             |err| matches!(err, LedgerError::LimitBelowPosition),
@@ -163,7 +256,10 @@ fn refusals_are_typed_and_change_nothing() {
             &e,
             "max balance below a holding",
             |e| {
-                let change = LimitsChange { max_balance: Some(Some(e.amount(BREAD, 49_999))), ..Default::default() };
+                let change = LimitsChange {
+                    max_balance: Some(Some(e.amount(BREAD, 49_999))),
+                    ..Default::default()
+                };
                 e.ledger.write(|c| set_limits(c, bread.id, &change))
             },
             |err| matches!(err, LedgerError::LimitBelowPosition),
@@ -172,7 +268,10 @@ fn refusals_are_typed_and_change_nothing() {
             &e,
             "code taken",
             |e| {
-                let new = NewCurrency { issuer: e.principals[SHOP1], ..new_currency_like(e, BREAD) };
+                let new = NewCurrency {
+                    issuer: e.principals[SHOP1],
+                    ..new_currency_like(e, BREAD)
+                };
                 e.ledger.write(|c| create_currency(c, &new))
             },
             |err| matches!(err, LedgerError::CodeTaken),
@@ -182,7 +281,8 @@ fn refusals_are_typed_and_change_nothing() {
             "handle taken",
             |e| {
                 let handle = Handle::parse("user2").expect("handle");
-                e.ledger.write(|c| create_principal(c, &handle, PrincipalKind::User, None))
+                e.ledger
+                    .write(|c| create_principal(c, &handle, PrincipalKind::User, None))
             },
             |err| matches!(err, LedgerError::HandleTaken),
         );
@@ -209,8 +309,12 @@ fn issue_pay_redeem_hold_and_settle_move_exact_amounts() {
         let e = economy(backend);
         let bread = e.currency(BREAD).id;
         // Issued 100.00 to Alice in setup; she pays Bob 30.25 and redeems 10.00 at the shop.
-        e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, 3_025)).expect("pay");
-        e.ledger.transfer(&e.pay(BREAD, ALICE, SHOP0, 1_000)).expect("redeem");
+        e.ledger
+            .transfer(&e.pay(BREAD, ALICE, BOB, 3_025))
+            .expect("pay");
+        e.ledger
+            .transfer(&e.pay(BREAD, ALICE, SHOP0, 1_000))
+            .expect("redeem");
         assert_eq!(e.position(SHOP0, bread), (-9_000, 0));
         assert_eq!(e.position(ALICE, bread), (5_975, 0));
         assert_eq!(e.position(BOB, bread), (3_025, 0));
@@ -218,15 +322,38 @@ fn issue_pay_redeem_hold_and_settle_move_exact_amounts() {
         // Bob reserves 20.00, 15.00 settle to the other shop, the rest is released.
         let hold = e
             .ledger
-            .write(|c| place_hold(c, e.principals[BOB], bread, e.amount(BREAD, 2_000), "order 7"))
+            .write(|c| {
+                place_hold(
+                    c,
+                    e.principals[BOB],
+                    bread,
+                    e.amount(BREAD, 2_000),
+                    "order 7",
+                )
+            })
             .expect("hold");
         let transfer = e
             .ledger
-            .write(|c| settle_hold(c, hold.id, e.principals[SHOP1], e.amount(BREAD, 1_500), TransferKind::Trade, Some("fill")))
+            .write(|c| {
+                settle_hold(
+                    c,
+                    hold.id,
+                    e.principals[SHOP1],
+                    e.amount(BREAD, 1_500),
+                    TransferKind::Trade,
+                    Some("fill"),
+                )
+            })
             .expect("settle");
-        assert_eq!((transfer.amount.atoms(), transfer.hold_id), (1_500, Some(hold.id)));
+        assert_eq!(
+            (transfer.amount.atoms(), transfer.hold_id),
+            (1_500, Some(hold.id))
+        );
         assert_eq!(e.position(BOB, bread), (1_525, 500));
-        let released = e.ledger.write(|c| release_hold(c, hold.id, None)).expect("release");
+        let released = e
+            .ledger
+            .write(|c| release_hold(c, hold.id, None))
+            .expect("release");
         assert_eq!(released.remaining.atoms(), 0);
         assert_eq!(e.position(BOB, bread), (1_525, 0));
         assert_eq!(e.position(SHOP1, bread), (1_500, 0));
@@ -236,8 +363,14 @@ fn issue_pay_redeem_hold_and_settle_move_exact_amounts() {
             credit_limit: Some(e.amount(BREAD, 9_000)),
             max_balance: Some(None),
         };
-        let updated = e.ledger.write(|c| set_limits(c, bread, &change)).expect("limits");
-        assert_eq!((updated.credit_limit.atoms(), updated.max_balance), (9_000, None));
+        let updated = e
+            .ledger
+            .write(|c| set_limits(c, bread, &change))
+            .expect("limits");
+        assert_eq!(
+            (updated.credit_limit.atoms(), updated.max_balance),
+            (9_000, None)
+        );
         e.assert_audit_clean();
     }
 }
@@ -246,7 +379,11 @@ fn issue_pay_redeem_hold_and_settle_move_exact_amounts() {
 fn a_batch_applies_each_transfer_on_its_own() {
     for backend in BACKENDS {
         let e = economy(backend);
-        let batch = [e.pay(BREAD, ALICE, BOB, 4_000), e.pay(BREAD, ALICE, BOB, 7_000), e.pay(BREAD, ALICE, BOB, 6_000)];
+        let batch = [
+            e.pay(BREAD, ALICE, BOB, 4_000),
+            e.pay(BREAD, ALICE, BOB, 7_000),
+            e.pay(BREAD, ALICE, BOB, 6_000),
+        ];
         let results = e.ledger.transfer_batch(&batch).expect("batch");
         assert!(results[0].is_ok());
         assert!(matches!(results[1], Err(LedgerError::InsufficientFunds)));

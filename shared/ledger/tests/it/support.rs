@@ -24,7 +24,12 @@ pub type CurrencySpec = (&'static str, usize, i64, i64, Option<i64>);
 
 impl Economy {
     /// `businesses` issuers first, then `customers`; currencies as specified.
-    pub fn new(backend: Backend, businesses: usize, customers: usize, specs: &[CurrencySpec]) -> Self {
+    pub fn new(
+        backend: Backend,
+        businesses: usize,
+        customers: usize,
+        specs: &[CurrencySpec],
+    ) -> Self {
         let db = TestDb::new(backend);
         let ledger = Ledger::new(db.pool.clone());
         let principals = ledger
@@ -44,22 +49,31 @@ impl Economy {
             .expect("principals");
         let currencies = specs
             .iter()
-            .map(|&(code, issuer, scale, credit_limit_atoms, max_balance_atoms)| {
-                let scale = Scale::new(scale).expect("scale");
-                let new = NewCurrency {
-                    issuer: principals[issuer],
-                    code: CurrencyCode::parse(code).expect("code"),
-                    name: format!("{code} money"),
-                    scale,
-                    credit_limit: Amount::from_atoms(credit_limit_atoms, scale),
-                    max_balance: max_balance_atoms.map(|m| Amount::from_atoms(m, scale)),
-                    unit: UnitCode::parse("EUR").expect("unit"),
-                    par: Par::one(),
-                };
-                ledger.write(|conn| create_currency(conn, &new)).expect("currency")
-            })
+            .map(
+                |&(code, issuer, scale, credit_limit_atoms, max_balance_atoms)| {
+                    let scale = Scale::new(scale).expect("scale");
+                    let new = NewCurrency {
+                        issuer: principals[issuer],
+                        code: CurrencyCode::parse(code).expect("code"),
+                        name: format!("{code} money"),
+                        scale,
+                        credit_limit: Amount::from_atoms(credit_limit_atoms, scale),
+                        max_balance: max_balance_atoms.map(|m| Amount::from_atoms(m, scale)),
+                        unit: UnitCode::parse("EUR").expect("unit"),
+                        par: Par::one(),
+                    };
+                    ledger
+                        .write(|conn| create_currency(conn, &new))
+                        .expect("currency")
+                },
+            )
             .collect();
-        Self { db, ledger, principals, currencies }
+        Self {
+            db,
+            ledger,
+            principals,
+            currencies,
+        }
     }
 
     pub fn currency(&self, index: usize) -> &Currency {
@@ -97,7 +111,9 @@ impl Economy {
 
     /// Every account of every principal: what "nothing changed" is checked against.
     pub fn snapshot(&self) -> Vec<Account> {
-        (0..self.principals.len()).flat_map(|p| self.accounts(p)).collect()
+        (0..self.principals.len())
+            .flat_map(|p| self.accounts(p))
+            .collect()
     }
 
     pub fn assert_audit_clean(&self) {

@@ -50,10 +50,19 @@ fn shape(conn: &mut DbConn) -> Shape {
              WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'"
         }
     };
-    let columns: Vec<Column> = diesel::sql_query(query).load(conn).expect("read the catalog");
+    let columns: Vec<Column> = diesel::sql_query(query)
+        .load(conn)
+        .expect("read the catalog");
     columns
         .into_iter()
-        .map(|c| (c.table_name, c.column_name, type_class(&c.data_type), c.not_null != 0))
+        .map(|c| {
+            (
+                c.table_name,
+                c.column_name,
+                type_class(&c.data_type),
+                c.not_null != 0,
+            )
+        })
         .collect()
 }
 
@@ -63,8 +72,14 @@ fn both_backends_have_the_same_tables_and_columns() {
     let postgres = TestDb::postgres();
     let sqlite_shape = shape(&mut sqlite.pool.get().expect("sqlite conn"));
     let postgres_shape = shape(&mut postgres.pool.get().expect("pg conn"));
-    assert!(sqlite_shape.len() > 30, "the catalog query found the tables");
-    assert!(!sqlite_shape.iter().any(|c| c.2 == "other"), "{sqlite_shape:?}");
+    assert!(
+        sqlite_shape.len() > 30,
+        "the catalog query found the tables"
+    );
+    assert!(
+        !sqlite_shape.iter().any(|c| c.2 == "other"),
+        "{sqlite_shape:?}"
+    );
     let only_sqlite: Vec<_> = sqlite_shape.difference(&postgres_shape).collect();
     let only_postgres: Vec<_> = postgres_shape.difference(&sqlite_shape).collect();
     assert!(
