@@ -1,79 +1,176 @@
 //! Command line: every option is a flag and an environment variable; the flag wins.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use scrip_ledger::Ledger;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use scrip_domain::{Handle, RegistryId};
+use scrip_ledger::{Ledger, principal_by_handle};
 use scrip_store::{DatabaseUrl, connect_and_migrate};
+use scrip_telemetry::LogFormat;
+
+use crate::server::{Services, Settings};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "scrip",
-    version,
-    about = "Exchange and clearing house for business-issued currencies"
-)]
+#[command(name = "scrip", version, about = "Exchange and clearing house for business-issued currencies")]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
+    /// What to do; `serve` when omitted.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// Address to serve on.
+    #[arg(long, env = "SCRIP_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
     /// `sqlite://PATH` or `postgres://...`
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://./data/scrip.db",
-        global = true
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/scrip.db", global = true)]
     pub database_url: String,
+    /// Redis for production (market data fan-out, shared rate limits); unset: in-process.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
     /// Keys and other local state of the embedded mode.
     #[arg(long, env = "SCRIP_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
+    /// The registry id used in addresses (`handle@REGISTRY`).
+    #[arg(long, env = "SCRIP_REGISTRY", default_value = "local", global = true)]
+    pub registry: String,
+    /// PEM Ed25519 private key that signs tokens (gateway); default: generated in the data dir.
+    #[arg(long, env = "SCRIP_JWT_PRIVATE_KEY_FILE", global = true)]
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// PEM Ed25519 public key that verifies tokens; default: beside the generated private key.
+    #[arg(long, env = "SCRIP_JWT_PUBLIC_KEY_FILE", global = true)]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Lifetime of access tokens, seconds.
+    #[arg(long, env = "SCRIP_TOKEN_TTL_S", default_value_t = 900, global = true)]
+    pub token_ttl_s: u64,
+    /// Largest credit limit a currency may have, in units of account.
+    #[arg(long, env = "SCRIP_MAX_CREDIT_LIMIT", default_value_t = 1_000_000, global = true)]
+    pub max_credit_limit: i64,
+    /// Login attempts allowed per minute per client address and handle.
+    #[arg(long, env = "SCRIP_LOGIN_PER_MINUTE", default_value_t = 20, global = true)]
+    pub login_per_minute: u32,
+    /// Sign-ups allowed per minute per client address.
+    #[arg(long, env = "SCRIP_SIGNUP_PER_MINUTE", default_value_t = 30, global = true)]
+    pub signup_per_minute: u32,
+    /// Payments allowed per minute per caller.
+    #[arg(long, env = "SCRIP_PAYMENTS_PER_MINUTE", default_value_t = 600, global = true)]
+    pub payments_per_minute: u32,
+    /// Database connections per process.
+    #[arg(long, env = "SCRIP_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+    /// `pretty` for a terminal, `json` for log collectors.
+    #[arg(long, env = "SCRIP_LOG_FORMAT", default_value = "pretty", global = true)]
+    pub log: LogChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogChoice {
+    Pretty,
+    Json,
+}
+
+impl Config {
+    pub fn log_format(&self) -> LogFormat {
+        match self.log {
+            LogChoice::Pretty => LogFormat::Pretty,
+            LogChoice::Json => LogFormat::Json,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the API (all services in one process unless one is named).
+    Serve {
+        /// Run only this service.
+        service: Option<ServiceName>,
+        /// Seed a small living economy (shops, customers, currencies) on first start.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Create or update the database schema (also done at every start).
     Migrate,
     /// Recompute every balance from the journal and check every invariant; exit status 0 only
     /// when all hold.
     Audit,
+    /// Registry administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
 
-/// Connections the command-line tools need: few, they run one thing at a time.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ServiceName {
+    Gateway,
+    Issuer,
+    Wallet,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Give HANDLE the registry operator role (runs clearing, reads the registry's accounts).
+    GrantOperator { handle: String },
+}
+
+/// Connections the one-shot commands need: few, they run one thing at a time.
 const CLI_POOL_SIZE: u32 = 2;
 
 impl Cli {
     pub fn run(self) -> Result<ExitCode, Box<dyn std::error::Error>> {
         let url = DatabaseUrl::parse(&self.config.database_url)?;
-        match self.command {
+        match self.command.unwrap_or(Command::Serve { service: None, demo: false }) {
+            Command::Serve { service, demo } => {
+                let services = match service {
+                    None => Services::all(),
+                    Some(ServiceName::Gateway) => Services::only_gateway(),
+                    Some(ServiceName::Issuer) => Services::only_issuer(),
+                    Some(ServiceName::Wallet) => Services::only_wallet(),
+                };
+                let settings = Settings::from_config(&self.config, url, services, demo)?;
+                crate::server::run_blocking(settings)?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Migrate => {
                 connect_and_migrate(&url, CLI_POOL_SIZE)?;
                 println!("database at {url:?} is up to date");
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Audit => {
+            Command::Audit => audit(&url),
+            Command::Admin { command: AdminCommand::GrantOperator { handle } } => {
                 let ledger = Ledger::new(connect_and_migrate(&url, CLI_POOL_SIZE)?);
-                let report = ledger.audit()?;
-                println!(
-                    "audited {} currencies, {} accounts, {} transfers",
-                    report.currencies, report.accounts, report.transfers
-                );
-                if report.is_clean() {
-                    println!("every invariant holds");
-                    Ok(ExitCode::SUCCESS)
-                } else {
-                    println!("{} invariant violation(s):", report.violations.len());
-                    for violation in &report.violations {
-                        println!("  - {violation}");
-                    }
-                    Ok(ExitCode::from(2))
-                }
+                let registry = RegistryId::parse(&self.config.registry)?;
+                let handle = Handle::parse_local(&handle, &registry)?;
+                ledger.write(|conn| {
+                    let principal = principal_by_handle(conn, &handle)?;
+                    scrip_auth::access::grant_role(conn, principal.id, scrip_auth::access::OPERATOR)
+                })?;
+                println!("{handle} is now a registry operator");
+                Ok(ExitCode::SUCCESS)
             }
         }
     }
+}
+
+fn audit(url: &DatabaseUrl) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let ledger = Ledger::new(connect_and_migrate(url, CLI_POOL_SIZE)?);
+    let report = ledger.audit()?;
+    println!(
+        "audited {} currencies, {} accounts, {} transfers",
+        report.currencies, report.accounts, report.transfers
+    );
+    if report.is_clean() {
+        println!("every invariant holds");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} invariant violation(s):", report.violations.len());
+    for violation in &report.violations {
+        println!("  - {violation}");
+    }
+    Ok(ExitCode::from(2))
 }

@@ -1,20 +1,12 @@
-//! `scrip`: the one binary. It parses the command line and wires the crates together;
-//! the work itself lives in the library crates.
-
-mod cli;
+//! `scrip`: the one binary. `cargo run --release` is `scrip serve`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cli = scrip::cli::Cli::parse();
+    scrip_telemetry::init_tracing(cli.config.log_format(), "info,actix_server=warn");
     match cli.run() {
         Ok(code) => code,
         Err(error) => {

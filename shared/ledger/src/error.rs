@@ -60,6 +60,29 @@ impl From<DomainError> for LedgerError {
 }
 
 impl LedgerError {
+    /// A short stable name for logs and metric labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadAmount(_) | Self::ScaleMismatch { .. } => "bad_amount",
+            Self::BadInput(_) => "bad_input",
+            Self::SameAccount => "same_account",
+            Self::UnknownCurrency => "unknown_currency",
+            Self::UnknownPrincipal => "unknown_principal",
+            Self::UnknownHold => "unknown_hold",
+            Self::UnknownTransfer => "unknown_transfer",
+            Self::HandleTaken => "handle_taken",
+            Self::CodeTaken => "code_taken",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::CreditLimitExceeded => "credit_limit_exceeded",
+            Self::MaxBalanceExceeded => "max_balance_exceeded",
+            Self::HoldExceeded => "hold_exceeded",
+            Self::LimitBelowPosition => "limit_below_position",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::Store(_) | Self::Pool(_) => "store",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
     /// True for refusals by a business rule, false for infrastructure failures (5xx).
     pub fn is_business_rule(&self) -> bool {
         !matches!(self, Self::Store(_) | Self::Pool(_) | Self::Unavailable(_))

@@ -15,6 +15,7 @@ mod committer;
 mod currencies;
 mod error;
 mod idempotency;
+mod journal;
 mod model;
 mod principals;
 mod transfer;
@@ -31,10 +32,11 @@ pub use currencies::{
     LimitsChange, NewCurrency, create_currency, currency_by_code, currency_by_id, set_limits,
 };
 pub use error::LedgerError;
+pub use journal::{CurrencyStats, Holding, JournalEntry, currencies_of_issuer, currencies_page, currency_stats, holdings, journal_entry, journal_page};
 pub use idempotency::{IdempotencyKey, Idempotent, StoredResponse};
 pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
 pub use principals::{REGISTRY_HANDLE, create_principal, principal_by_handle, principal_by_id};
-pub use transfer::{TransferRequest, account, accounts_of, place_hold, release_hold, settle_hold};
+pub use transfer::{TransferRequest, account, place_hold, release_hold, settle_hold};
 
 /// Moves money from `request.from`'s available balance to `request.to` inside the caller's
 /// transaction; a refusal changes nothing. The one-element case of [`transfer_many`].
@@ -132,6 +134,17 @@ impl Ledger {
             idempotency::remember(conn, scope, key, request_hash, &response)?;
             Ok(Idempotent::Fresh(response))
         })
+    }
+
+    /// The stored response for `(scope, key)`, if any; `IdempotencyConflict` when the key was
+    /// used for another request. Read-only: a replay needs no write transaction.
+    pub fn idempotent_lookup(
+        &self,
+        scope: PrincipalId,
+        key: &IdempotencyKey,
+        request_hash: &str,
+    ) -> Result<Option<StoredResponse>, LedgerError> {
+        self.read(|conn| idempotency::replay(conn, scope, key, request_hash))
     }
 
     pub fn audit(&self) -> Result<AuditReport, LedgerError> {

@@ -195,8 +195,8 @@ pub struct Transfer {
 pub(crate) struct TransferRow {
     pub id: i64,
     pub currency_id: i64,
-    from_account_id: i64,
-    to_account_id: i64,
+    pub from_account_id: i64,
+    pub to_account_id: i64,
     amount_atoms: i64,
     kind: String,
     memo: Option<String>,

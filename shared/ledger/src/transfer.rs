@@ -351,15 +351,3 @@ pub fn account(
     Ok(find_account(conn, principal, currency)?.map(|row| row.into_account(rules.scale)))
 }
 
-/// Every account of a principal, with each currency's scale.
-pub fn accounts_of(conn: &mut DbConn, principal: PrincipalId) -> Result<Vec<Account>, LedgerError> {
-    let rows: Vec<(AccountRow, i32)> = accounts::table
-        .inner_join(currencies::table)
-        .filter(accounts::principal_id.eq(principal.get()))
-        .order(accounts::id)
-        .select((AccountRow::as_select(), currencies::scale))
-        .load(conn)?;
-    rows.into_iter()
-        .map(|(row, scale)| Ok(row.into_account(Scale::new(i64::from(scale))?)))
-        .collect()
-}

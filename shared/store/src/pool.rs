@@ -12,10 +12,11 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migration
 
 /// SQLite settings applied to every pooled connection. `synchronous = FULL` because an
 /// acknowledged transfer must survive a power cut, not just a process crash (invariant 7).
-const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; \
+/// `busy_timeout` comes first so the others wait for a lock instead of failing at once.
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 30000; \
+     PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; \
-     PRAGMA busy_timeout = 30000;";
+     PRAGMA foreign_keys = ON;";
 
 pub type DbPool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
@@ -69,6 +70,7 @@ pub fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<DbPool, StoreE
     }
     let pool = r2d2::Pool::builder()
         .max_size(max_connections)
+        .min_idle(Some(max_connections.min(2)))
         .connection_timeout(Duration::from_secs(30))
         .build(Manager { url: url.clone() })?;
     Ok(pool)

@@ -82,8 +82,40 @@ diesel::joinable!(holds -> accounts (account_id));
 diesel::joinable!(transfers -> currencies (currency_id));
 diesel::joinable!(idempotency_keys -> principals (principal_id));
 
+
+diesel::table! {
+    credentials (principal_id) {
+        principal_id -> BigInt,
+        password_hash -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    memberships (business_id, member_id) {
+        business_id -> BigInt,
+        member_id -> BigInt,
+        role -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    principal_roles (principal_id, role) {
+        principal_id -> BigInt,
+        role -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::joinable!(credentials -> principals (principal_id));
+diesel::joinable!(principal_roles -> principals (principal_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     principals,
+    credentials,
+    memberships,
+    principal_roles,
     currencies,
     accounts,
     holds,

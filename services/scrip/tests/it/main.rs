@@ -1,3 +1,32 @@
-//! The `scrip` binary, run as a user would.
+//! Black-box tests of the `scrip` binary and its HTTP API, each run on SQLite and PostgreSQL.
 
+mod api_errors;
+mod api_identity;
+mod api_issuer;
+mod api_wallet;
+mod app;
 mod commands;
+mod openapi;
+
+/// Generates one `#[tokio::test]` per backend for each scenario `async fn name(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(scrip_store::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(scrip_store::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

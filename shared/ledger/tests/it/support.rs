@@ -4,8 +4,8 @@ use scrip_domain::{
     Amount, CurrencyCode, CurrencyId, Handle, Par, PrincipalId, PrincipalKind, Scale, UnitCode,
 };
 use scrip_ledger::{
-    Account, Currency, Ledger, NewCurrency, TransferKind, TransferRequest, accounts_of,
-    create_currency, create_principal,
+    Account, Currency, Ledger, NewCurrency, TransferKind, TransferRequest, create_currency,
+    create_principal, holdings,
 };
 use scrip_store::Backend;
 use scrip_store::test_support::TestDb;
@@ -105,8 +105,11 @@ impl Economy {
 
     pub fn accounts(&self, principal: usize) -> Vec<Account> {
         self.ledger
-            .read(|conn| accounts_of(conn, self.principals[principal]))
+            .read(|conn| holdings(conn, self.principals[principal]))
             .expect("accounts")
+            .into_iter()
+            .map(|h| h.account)
+            .collect()
     }
 
     /// Every account of every principal: what "nothing changed" is checked against.

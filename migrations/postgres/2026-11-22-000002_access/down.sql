@@ -1,0 +1,3 @@
+DROP TABLE principal_roles;
+DROP TABLE memberships;
+DROP TABLE credentials;

@@ -1,0 +1,196 @@
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use scrip_auth::access::{credentials_of, memberships_of, roles_of, store_credentials};
+use scrip_auth::password::{self, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+use scrip_auth::{Caller, TokenIssuer};
+use scrip_domain::{Handle, PrincipalKind, RegistryId};
+use scrip_http::{ApiError, Problem, RateLimiter, blocking, client_ip};
+use scrip_ledger::{Ledger, LedgerError, create_principal, principal_by_id};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The gateway's own state: the token signer and the limits on anonymous endpoints.
+#[derive(Debug)]
+pub struct GatewayContext {
+    pub tokens: TokenIssuer,
+    pub login_limiter: RateLimiter,
+    pub signup_limiter: RateLimiter,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub handle: String,
+    /// At least 10 characters.
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Registered {
+    pub id: String,
+    pub handle: String,
+    pub address: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub handle: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Membership {
+    pub handle: String,
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub id: String,
+    pub handle: String,
+    pub address: String,
+    pub display_name: Option<String>,
+    pub roles: Vec<String>,
+    pub businesses: Vec<Membership>,
+}
+
+fn ledger_conn(ledger: &Ledger) -> Result<scrip_store::PooledConn, ApiError> {
+    ledger.pool().get().map_err(|e| LedgerError::from(e).into())
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/auth/register", tag = "identity", request_body = NewUser,
+    responses(
+        (status = 201, body = Registered),
+        (status = 409, body = Problem, description = "handle_taken"),
+        (status = 422, body = Problem, description = "weak_password, bad_handle, bad_name"),
+        (status = 429, body = Problem, description = "rate_limited"),
+    )
+)]
+#[post("/api/v1/auth/register")]
+pub async fn register(
+    request: HttpRequest,
+    body: web::Json<NewUser>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+    gateway: web::Data<GatewayContext>,
+) -> Result<HttpResponse, ApiError> {
+    gateway.signup_limiter.check(&client_ip(&request))?;
+    let body = body.into_inner();
+    let handle = Handle::parse(&body.handle).map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
+    let length = body.password.chars().count();
+    if length < MIN_PASSWORD_CHARS {
+        return Err(ApiError::unprocessable("weak_password", "a password has at least 10 characters"));
+    }
+    if length > MAX_PASSWORD_CHARS {
+        return Err(ApiError::unprocessable("weak_password", "a password has at most 256 characters"));
+    }
+    let display_name = match body.display_name.as_deref().map(str::trim) {
+        Some(name) if name.chars().count() > 100 || name.chars().any(char::is_control) => {
+            return Err(ApiError::unprocessable("bad_name", "a display name is at most 100 printable characters"));
+        }
+        Some("") | None => None,
+        Some(name) => Some(name.to_owned()),
+    };
+    let registered = blocking(move || {
+        let hash = password::hash(&body.password).map_err(ApiError::Internal)?;
+        let user = ledger.write(|conn| {
+            let user = create_principal(conn, &handle, PrincipalKind::User, display_name.as_deref())?;
+            store_credentials(conn, user.id, &hash)?;
+            Ok(user)
+        })?;
+        Ok(Registered {
+            id: user.id.to_string(),
+            address: user.handle.address(&registry).to_string(),
+            handle: user.handle.to_string(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(registered))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "identity", request_body = Credentials,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 401, body = Problem, description = "bad_credentials (also for an unknown handle)"),
+        (status = 429, body = Problem, description = "rate_limited"),
+    )
+)]
+#[post("/api/v1/auth/login")]
+pub async fn login(
+    request: HttpRequest,
+    body: web::Json<Credentials>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+    gateway: web::Data<GatewayContext>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    gateway.login_limiter.check(&format!("{}|{}", client_ip(&request), body.handle))?;
+    let gateway = gateway.into_inner();
+    let response = blocking(move || {
+        let refused = || ApiError::Unauthorized {
+            code: "bad_credentials",
+            detail: "the handle or password is wrong".into(),
+        };
+        let handle = Handle::parse_local(&body.handle, &registry).ok();
+        let found = match &handle {
+            Some(handle) => credentials_of(&mut *ledger_conn(&ledger)?, handle)?,
+            None => None,
+        };
+        let (Some(handle), Some((principal, hash))) = (handle, found) else {
+            password::verify_against_nothing(&body.password);
+            return Err(refused());
+        };
+        if !password::verify(&hash, &body.password) {
+            return Err(refused());
+        }
+        Ok(LoginResponse {
+            access_token: gateway.tokens.issue(principal, &handle),
+            token_type: "Bearer".into(),
+            expires_in: gateway.tokens.ttl_s(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/me", tag = "identity",
+    security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = Problem))
+)]
+#[get("/api/v1/me")]
+pub async fn me(
+    caller: Caller,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let me = blocking(move || {
+        let mut conn = ledger_conn(&ledger)?;
+        let principal = principal_by_id(&mut conn, caller.id)?;
+        Ok(Me {
+            id: principal.id.to_string(),
+            address: principal.handle.address(&registry).to_string(),
+            handle: principal.handle.to_string(),
+            display_name: principal.display_name,
+            roles: roles_of(&mut conn, caller.id)?,
+            businesses: memberships_of(&mut conn, caller.id)?
+                .into_iter()
+                .map(|(handle, role)| Membership { handle: handle.to_string(), role: role.as_str().into() })
+                .collect(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(me))
+}

@@ -1,0 +1,27 @@
+//! The gateway: sign-up, login, the caller's profile, and the system endpoints every process
+//! serves (`/healthz`, `/readyz`, `/metrics`, the OpenAPI document and its reference page).
+
+mod auth;
+mod system;
+
+pub use auth::{GatewayContext, LoginResponse, Me, NewUser, Registered};
+pub use system::{configure_system, not_found};
+
+use actix_web::web;
+use utoipa::OpenApi;
+
+/// Mounts sign-up, login and `/me`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(auth::register).service(auth::login).service(auth::me);
+}
+
+#[derive(OpenApi, Debug)]
+#[openapi(
+    paths(auth::register, auth::login, auth::me, system::healthz, system::readyz, system::metrics),
+    components(schemas(auth::NewUser, auth::Registered, auth::Credentials, auth::LoginResponse, auth::Me, auth::Membership, scrip_http::Problem)),
+    tags(
+        (name = "identity", description = "Sign-up, login, who am I"),
+        (name = "system", description = "Health and metrics"),
+    )
+)]
+pub struct GatewayApi;

@@ -1,0 +1,331 @@
+use actix_web::{HttpResponse, get, patch, post, web};
+use scrip_auth::access::{Role, members_with_role, role_in, set_member};
+use scrip_auth::guard::resolve;
+use scrip_auth::Caller;
+use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, Par, PrincipalKind, RegistryId, Scale, UnitCode};
+use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
+use scrip_ledger::{
+    Currency, Ledger, LimitsChange, NewCurrency, Principal, create_principal, currencies_of_issuer,
+    currencies_page, currency_by_code, currency_stats, set_limits,
+};
+use scrip_store::DbConn;
+
+use crate::IssuerPolicy;
+use crate::dto::{BusinessView, CurrencyView, LimitsPatch, MemberView, NewBusiness, NewCurrencyBody, NewMember};
+
+const MAX_NAME_CHARS: usize = 100;
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable("bad_name", "a name is 1 to 100 printable characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The view of a currency that every endpoint returns.
+pub fn currency_view(conn: &mut DbConn, currency: &Currency) -> Result<CurrencyView, ApiError> {
+    let stats = currency_stats(conn, currency)?;
+    let issuer = scrip_ledger::principal_by_id(conn, currency.issuer_id)?;
+    Ok(CurrencyView {
+        code: currency.code.to_string(),
+        name: currency.name.clone(),
+        issuer: issuer.handle.to_string(),
+        scale: currency.scale.decimals(),
+        credit_limit: currency.credit_limit.to_string(),
+        max_balance: currency.max_balance.map(|m| m.to_string()),
+        unit: currency.unit.to_string(),
+        par: currency.par.to_string(),
+        outstanding: stats.outstanding.to_string(),
+        holders: stats.holders,
+        created_at: rfc3339_from_us(currency.created_at_us),
+    })
+}
+
+pub fn currencies_of_business(conn: &mut DbConn, business: &Principal) -> Result<Vec<CurrencyView>, ApiError> {
+    currencies_of_issuer(conn, business.id)?
+        .iter()
+        .map(|c| currency_view(conn, c))
+        .collect()
+}
+
+fn business_view(conn: &mut DbConn, business: &Principal, registry: &RegistryId) -> Result<BusinessView, ApiError> {
+    Ok(BusinessView {
+        id: business.id.to_string(),
+        handle: business.handle.to_string(),
+        address: business.handle.address(registry).to_string(),
+        name: business.display_name.clone().unwrap_or_default(),
+        owners: members_with_role(conn, business.id, Role::Owner)?
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        currencies: currencies_of_business(conn, business)?,
+    })
+}
+
+/// The business named by `raw`, if it is one; 404 otherwise.
+fn business(conn: &mut DbConn, raw: &str, registry: &RegistryId) -> Result<Principal, ApiError> {
+    let principal = resolve(conn, raw, registry).map_err(|_| not_a_business(raw))?;
+    if principal.kind == PrincipalKind::Business {
+        Ok(principal)
+    } else {
+        Err(not_a_business(raw))
+    }
+}
+
+fn not_a_business(raw: &str) -> ApiError {
+    ApiError::not_found("not_found", format!("no business named {raw:?}"))
+}
+
+fn require_owner(conn: &mut DbConn, business: &Principal, caller: &Caller) -> Result<(), ApiError> {
+    match role_in(conn, business.id, caller.id)? {
+        Some(Role::Owner) => Ok(()),
+        _ => Err(ApiError::forbidden("not_owner", format!("only an owner of {} may do this", business.handle))),
+    }
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/businesses", tag = "issuer", request_body = NewBusiness,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = BusinessView, description = "Created; the caller is its first owner"),
+        (status = 409, body = Problem, description = "handle_taken"),
+        (status = 422, body = Problem, description = "bad_handle, bad_name"),
+    )
+)]
+#[post("/api/v1/businesses")]
+pub async fn create_business(
+    caller: Caller,
+    body: web::Json<NewBusiness>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let handle = Handle::parse(&body.handle).map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
+    let name = check_name(&body.name)?;
+    let view = blocking(move || {
+        let business = ledger.write(|conn| {
+            let business = create_principal(conn, &handle, PrincipalKind::Business, Some(&name))?;
+            set_member(conn, business.id, caller.id, Role::Owner)?;
+            Ok(business)
+        })?;
+        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        business_view(&mut conn, &business, &registry)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{handle}", tag = "issuer",
+    params(("handle" = String, Path, description = "handle or address")),
+    responses((status = 200, body = BusinessView), (status = 404, body = Problem))
+)]
+#[get("/api/v1/businesses/{handle}")]
+pub async fn get_business(
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let view = blocking(move || {
+        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let business = business(&mut conn, &path, &registry)?;
+        business_view(&mut conn, &business, &registry)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/businesses/{handle}/members", tag = "issuer", request_body = NewMember,
+    security(("bearer" = [])),
+    params(("handle" = String, Path)),
+    responses(
+        (status = 201, body = MemberView),
+        (status = 403, body = Problem, description = "not_owner"),
+        (status = 404, body = Problem, description = "unknown business or member"),
+        (status = 422, body = Problem, description = "bad_role"),
+    )
+)]
+#[post("/api/v1/businesses/{handle}/members")]
+pub async fn add_member(
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<NewMember>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::unprocessable("bad_role", "role is \"owner\" or \"worker\""))?;
+    let view = blocking(move || {
+        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let business = business(&mut conn, &path, &registry)?;
+        require_owner(&mut conn, &business, &caller)?;
+        let member = resolve(&mut conn, &body.handle, &registry)?;
+        if member.kind != PrincipalKind::User {
+            return Err(ApiError::unprocessable("not_a_person", "members are people, not businesses"));
+        }
+        drop(conn);
+        ledger.write(|conn| set_member(conn, business.id, member.id, role))?;
+        Ok(MemberView {
+            business: business.handle.to_string(),
+            handle: member.handle.to_string(),
+            role: role.as_str().to_owned(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+fn parse_limit(raw: &str, scale: Scale, field: &str) -> Result<Amount, ApiError> {
+    Amount::parse_non_negative(raw, scale)
+        .map_err(|e| ApiError::unprocessable("bad_amount", format!("{field}: {e}")))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/currencies", tag = "issuer", request_body = NewCurrencyBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = CurrencyView),
+        (status = 403, body = Problem, description = "not_owner"),
+        (status = 409, body = Problem, description = "code_taken"),
+        (status = 422, body = Problem, description = "bad_amount, credit_limit_too_high, bad_currency_code, bad_scale, bad_par"),
+    )
+)]
+#[post("/api/v1/currencies")]
+pub async fn create_currency(
+    caller: Caller,
+    body: web::Json<NewCurrencyBody>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+    policy: web::Data<IssuerPolicy>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let code = CurrencyCode::parse(&body.code).map_err(|e| ApiError::unprocessable("bad_currency_code", e.to_string()))?;
+    let scale = Scale::new(body.scale).map_err(|e| ApiError::unprocessable("bad_scale", e.to_string()))?;
+    let credit_limit = parse_limit(&body.credit_limit, scale, "credit_limit")?;
+    let max_balance = body.max_balance.as_deref().map(|m| parse_limit(m, scale, "max_balance")).transpose()?;
+    let unit = UnitCode::parse(body.unit.as_deref().unwrap_or("EUR"))
+        .map_err(|e| ApiError::unprocessable("bad_unit", e.to_string()))?;
+    let par = body.par.as_deref().map(Par::parse).transpose()
+        .map_err(|e| ApiError::unprocessable("bad_par", e.to_string()))?
+        .unwrap_or_else(Par::one);
+    let name = check_name(&body.name)?;
+    if !policy.allows(credit_limit, par) {
+        return Err(credit_limit_too_high(&policy));
+    }
+    let view = blocking(move || {
+        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let issuer = resolve(&mut conn, &body.issuer, &registry)?;
+        if issuer.kind != PrincipalKind::Business {
+            return Err(ApiError::unprocessable("not_a_business", "only a business issues a currency"));
+        }
+        require_owner(&mut conn, &issuer, &caller)?;
+        let new = NewCurrency { issuer: issuer.id, code, name, scale, credit_limit, max_balance, unit, par };
+        let currency = ledger.write(|conn| scrip_ledger::create_currency(conn, &new))?;
+        currency_view(&mut conn, &currency)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+fn credit_limit_too_high(policy: &IssuerPolicy) -> ApiError {
+    ApiError::unprocessable(
+        "credit_limit_too_high",
+        format!("the registry allows credit limits up to {} units of account", policy.max_credit_limit_units),
+    )
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/currencies", tag = "issuer",
+    params(PageQuery),
+    responses((status = 200, body = crate::dto::CurrencyPage))
+)]
+#[get("/api/v1/currencies")]
+pub async fn list_currencies(
+    query: web::Query<PageQuery>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit()?;
+    let before = query.before_id()?.map(CurrencyId::new);
+    let page = blocking(move || {
+        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let currencies = currencies_page(&mut conn, before, limit + 1)?;
+        let ids: Vec<i64> = currencies.iter().map(|c| c.id.get()).collect();
+        let views = currencies
+            .iter()
+            .map(|c| currency_view(&mut conn, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ids = ids.into_iter();
+        let paired: Vec<(i64, CurrencyView)> = views.into_iter().map(|v| (ids.next().unwrap_or(0), v)).collect();
+        let page = Page::from_overfetch(paired, limit, |(id, _)| *id);
+        Ok(Page { items: page.items.into_iter().map(|(_, v)| v).collect(), next_cursor: page.next_cursor })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/currencies/{code}", tag = "issuer",
+    params(("code" = String, Path)),
+    responses((status = 200, body = CurrencyView), (status = 404, body = Problem))
+)]
+#[get("/api/v1/currencies/{code}")]
+pub async fn get_currency(path: web::Path<String>, ledger: web::Data<Ledger>) -> Result<HttpResponse, ApiError> {
+    let view = blocking(move || {
+        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let currency = find_currency(&mut conn, &path)?;
+        currency_view(&mut conn, &currency)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+fn find_currency(conn: &mut DbConn, raw: &str) -> Result<Currency, ApiError> {
+    let unknown = || ApiError::not_found("not_found", format!("no currency {raw:?}"));
+    let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
+    currency_by_code(conn, &code).map_err(|_| unknown())
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/currencies/{code}", tag = "issuer", request_body = LimitsPatch,
+    security(("bearer" = [])),
+    params(("code" = String, Path)),
+    responses(
+        (status = 200, body = CurrencyView),
+        (status = 403, body = Problem, description = "not_owner"),
+        (status = 422, body = Problem, description = "bad_amount, limit_below_position, credit_limit_too_high"),
+    )
+)]
+#[patch("/api/v1/currencies/{code}")]
+pub async fn patch_currency(
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<LimitsPatch>,
+    ledger: web::Data<Ledger>,
+    policy: web::Data<IssuerPolicy>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let view = blocking(move || {
+        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let currency = find_currency(&mut conn, &path)?;
+        let issuer = scrip_ledger::principal_by_id(&mut conn, currency.issuer_id)?;
+        require_owner(&mut conn, &issuer, &caller)?;
+        let change = LimitsChange {
+            credit_limit: body.credit_limit.as_deref().map(|c| parse_limit(c, currency.scale, "credit_limit")).transpose()?,
+            max_balance: match body.max_balance {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(m)) => Some(Some(parse_limit(&m, currency.scale, "max_balance")?)),
+            },
+        };
+        if let Some(limit) = change.credit_limit {
+            if !policy.allows(limit, currency.par) {
+                return Err(credit_limit_too_high(&policy));
+            }
+        }
+        let updated = ledger.write(|conn| set_limits(conn, currency.id, &change))?;
+        currency_view(&mut conn, &updated)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}

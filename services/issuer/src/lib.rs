@@ -1,0 +1,50 @@
+//! The issuer service: businesses, their members, and the currencies they issue with their
+//! policies (credit limit, maximum balance). Money never moves here: issuing is a transfer out
+//! of the issuer's account, done through the wallet.
+
+mod dto;
+mod handlers;
+mod policy;
+
+pub use dto::{BusinessView, CurrencyView};
+pub use handlers::{currency_view, currencies_of_business};
+pub use policy::IssuerPolicy;
+
+use actix_web::web;
+use utoipa::OpenApi;
+
+/// Mounts the issuer's routes under `/api/v1`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(handlers::create_business)
+        .service(handlers::get_business)
+        .service(handlers::add_member)
+        .service(handlers::create_currency)
+        .service(handlers::list_currencies)
+        .service(handlers::get_currency)
+        .service(handlers::patch_currency);
+}
+
+#[derive(OpenApi, Debug)]
+#[openapi(
+    paths(
+        handlers::create_business,
+        handlers::get_business,
+        handlers::add_member,
+        handlers::create_currency,
+        handlers::list_currencies,
+        handlers::get_currency,
+        handlers::patch_currency,
+    ),
+    components(schemas(
+        dto::NewBusiness,
+        dto::BusinessView,
+        dto::NewMember,
+        dto::MemberView,
+        dto::NewCurrencyBody,
+        dto::CurrencyView,
+        dto::CurrencyPage,
+        dto::LimitsPatch,
+    )),
+    tags((name = "issuer", description = "Businesses, members, currencies and their policies"))
+)]
+pub struct IssuerApi;

@@ -1,0 +1,291 @@
+//! Wires the services into one actix-web server: shared state, middleware, routes, the
+//! OpenAPI document, background audits, graceful shutdown.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::{App, HttpServer, web};
+use scrip_auth::{KeyPair, TokenIssuer, TokenVerifier, load_or_create_keys, load_public_key};
+use scrip_domain::RegistryId;
+use scrip_gateway::GatewayContext;
+use scrip_http::{RateLimiter, configure_extractors};
+use scrip_issuer::IssuerPolicy;
+use scrip_ledger::{Committer, Ledger};
+use scrip_store::{DatabaseUrl, connect_and_migrate};
+use scrip_telemetry::Metrics;
+use scrip_wallet::WalletContext;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::cli::Config;
+
+/// How often the background audit re-checks every invariant for the `ledger_audit_ok` gauge.
+const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Which services this process serves. System endpoints are always served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Services {
+    pub gateway: bool,
+    pub issuer: bool,
+    pub wallet: bool,
+}
+
+impl Services {
+    pub const fn all() -> Self {
+        Self { gateway: true, issuer: true, wallet: true }
+    }
+    pub const fn only_gateway() -> Self {
+        Self { gateway: true, issuer: false, wallet: false }
+    }
+    pub const fn only_issuer() -> Self {
+        Self { gateway: false, issuer: true, wallet: false }
+    }
+    pub const fn only_wallet() -> Self {
+        Self { gateway: false, issuer: false, wallet: true }
+    }
+}
+
+/// Everything the server needs, resolved from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub db_pool_size: u32,
+    pub registry: RegistryId,
+    pub keys: KeySource,
+    pub token_ttl_s: u64,
+    pub policy: IssuerPolicy,
+    pub login_per_minute: u32,
+    pub signup_per_minute: u32,
+    pub payments_per_minute: u32,
+    pub services: Services,
+    pub demo: bool,
+}
+
+/// Where the token keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// Generated on first start and kept in this directory (embedded mode).
+    DataDir(PathBuf),
+    /// Supplied by configuration (production); the private key only where the gateway runs.
+    Files { private: Option<PathBuf>, public: PathBuf },
+}
+
+impl Settings {
+    pub fn from_config(
+        config: &Config,
+        database_url: DatabaseUrl,
+        services: Services,
+        demo: bool,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let keys = match (&config.jwt_private_key_file, &config.jwt_public_key_file) {
+            (None, None) => KeySource::DataDir(config.data_dir.clone()),
+            (private, Some(public)) => KeySource::Files { private: private.clone(), public: public.clone() },
+            (Some(_), None) => return Err("--jwt-private-key-file needs --jwt-public-key-file too".into()),
+        };
+        Ok(Self {
+            listen: config.listen,
+            database_url,
+            db_pool_size: config.db_pool_size,
+            registry: RegistryId::parse(&config.registry)?,
+            keys,
+            token_ttl_s: config.token_ttl_s,
+            policy: IssuerPolicy { max_credit_limit_units: config.max_credit_limit },
+            login_per_minute: config.login_per_minute,
+            signup_per_minute: config.signup_per_minute,
+            payments_per_minute: config.payments_per_minute,
+            services,
+            demo,
+        })
+    }
+}
+
+/// The shared state every worker of the server clones.
+#[derive(Clone)]
+struct State {
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+    verifier: web::Data<TokenVerifier>,
+    gateway: Option<web::Data<GatewayContext>>,
+    wallet: web::Data<WalletContext>,
+    policy: web::Data<IssuerPolicy>,
+    metrics: web::Data<Metrics>,
+    openapi: utoipa::openapi::OpenApi,
+    services: Services,
+}
+
+fn load_keys(source: &KeySource, gateway: bool) -> Result<(Option<KeyPair>, String), Box<dyn std::error::Error>> {
+    match source {
+        KeySource::DataDir(dir) => {
+            let pair = load_or_create_keys(dir)?;
+            let public = pair.public_pem.clone();
+            Ok((Some(pair), public))
+        }
+        KeySource::Files { private, public } => {
+            let public_pem = load_public_key(public)?;
+            let pair = match private {
+                Some(path) if gateway => Some(KeyPair {
+                    private_pem: load_public_key(path)?,
+                    public_pem: public_pem.clone(),
+                }),
+                _ => None,
+            };
+            Ok((pair, public_pem))
+        }
+    }
+}
+
+fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>> {
+    let pool = connect_and_migrate(&settings.database_url, settings.db_pool_size)?;
+    let ledger = Ledger::new(pool);
+    if settings.demo {
+        crate::demo::seed(&ledger, &settings.registry)?;
+    }
+    let (pair, public_pem) = load_keys(&settings.keys, settings.services.gateway)?;
+    let gateway = match (&pair, settings.services.gateway) {
+        (Some(pair), true) => Some(web::Data::new(GatewayContext {
+            tokens: TokenIssuer::new(pair, settings.token_ttl_s)?,
+            login_limiter: RateLimiter::new("login", settings.login_per_minute),
+            signup_limiter: RateLimiter::new("signup", settings.signup_per_minute),
+        })),
+        (None, true) => return Err("the gateway needs the token signing key (--jwt-private-key-file)".into()),
+        _ => None,
+    };
+    let metrics = Metrics::new();
+    Ok(State {
+        registry: web::Data::new(settings.registry.clone()),
+        verifier: web::Data::new(TokenVerifier::new(&public_pem)?),
+        gateway,
+        wallet: web::Data::new(WalletContext {
+            committer: Committer::start(ledger.clone()),
+            payment_limiter: RateLimiter::new("payments", settings.payments_per_minute),
+            metrics: metrics.clone(),
+        }),
+        policy: web::Data::new(settings.policy),
+        metrics: web::Data::new(metrics),
+        ledger: web::Data::new(ledger),
+        openapi: openapi(),
+        services: settings.services,
+    })
+}
+
+/// The OpenAPI document of the whole public API, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    let mut doc = scrip_gateway::GatewayApi::openapi();
+    doc.merge(scrip_issuer::IssuerApi::openapi());
+    doc.merge(scrip_wallet::WalletApi::openapi());
+    doc.info.title = "Scrip API".into();
+    doc.info.version = "1".into();
+    doc.info.description = Some("Exchange and clearing house for business-issued currencies".into());
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+    );
+    doc
+}
+
+fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
+    cfg.app_data(state.ledger.clone())
+        .app_data(state.registry.clone())
+        .app_data(state.verifier.clone())
+        .app_data(state.wallet.clone())
+        .app_data(state.policy.clone())
+        .app_data(state.metrics.clone());
+    configure_extractors(cfg);
+    scrip_gateway::configure_system(cfg);
+    if let Some(gateway) = &state.gateway {
+        cfg.app_data(gateway.clone());
+        scrip_gateway::configure(cfg);
+        cfg.service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", state.openapi.clone()));
+    }
+    if state.services.issuer {
+        scrip_issuer::configure(cfg);
+    }
+    if state.services.wallet {
+        scrip_wallet::configure(cfg);
+    }
+}
+
+/// A started server: where it listens and how to stop it.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+}
+
+/// Builds the server on an already bound listener (port 0 in tests).
+pub fn start(settings: &Settings, listener: TcpListener) -> Result<(Server, Running), Box<dyn std::error::Error>> {
+    let state = build_state(settings)?;
+    spawn_audits(state.ledger.clone(), state.metrics.clone());
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        let metrics = state.metrics.clone();
+        App::new()
+            .wrap_fn(move |request, service| {
+                let route = request.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let method = request.method().to_string();
+                let started = Instant::now();
+                let metrics = metrics.clone();
+                let response = service.call(request);
+                async move {
+                    let response = response.await?;
+                    let status = response.status().as_u16().to_string();
+                    metrics.http_requests.with_label_values(&[&method, &route, &status]).inc();
+                    metrics
+                        .http_duration
+                        .with_label_values(&[&method, &route])
+                        .observe(started.elapsed().as_secs_f64());
+                    Ok(response)
+                }
+            })
+            .wrap(tracing_actix_web::TracingLogger::default())
+            .configure(|cfg| configure_app(cfg, &state))
+            .default_service(web::to(scrip_gateway::not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    let handle = server.handle();
+    Ok((server, Running { addr, handle }))
+}
+
+/// Audits the ledger now and every [`AUDIT_INTERVAL`], exporting the result as metrics.
+fn spawn_audits(ledger: web::Data<Ledger>, metrics: web::Data<Metrics>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(AUDIT_INTERVAL);
+        loop {
+            ticks.tick().await;
+            let ledger = ledger.clone();
+            match tokio::task::spawn_blocking(move || ledger.audit()).await {
+                Ok(Ok(report)) => {
+                    metrics.audit_ok.set(i64::from(report.is_clean()));
+                    metrics.audit_violations.set(i64::try_from(report.violations.len()).unwrap_or(i64::MAX));
+                    if !report.is_clean() {
+                        tracing::error!(violations = ?report.violations, "LEDGER AUDIT FAILED");
+                    }
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "ledger audit could not run"),
+                Err(error) => tracing::warn!(%error, "ledger audit task failed"),
+            }
+        }
+    });
+}
+
+/// `scrip serve`: runs until SIGINT/SIGTERM, then drains in-flight requests.
+pub fn run_blocking(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(settings.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let (server, running) = start(&settings, listener)?;
+        println!("Scrip is serving on http://{}  (API docs: http://{}/api/docs/)", running.addr, running.addr);
+        server.await?;
+        println!("Scrip stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,218 @@
+//! A real server on an ephemeral port with its own database, and a typed client for it.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use reqwest::{Client, Method, StatusCode};
+use scrip::server::{KeySource, Running, Services, Settings, start};
+use scrip_domain::RegistryId;
+use scrip_issuer::IssuerPolicy;
+use scrip_store::Backend;
+use scrip_store::test_support::TestDb;
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub db: TestDb,
+    pub data_dir: PathBuf,
+    running: Running,
+}
+
+/// Limits a test can lower to see them bite; by default high enough never to.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub login_per_minute: u32,
+    pub payments_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { login_per_minute: 10_000, payments_per_minute: 100_000 }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, Limits::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, limits: Limits) -> Self {
+        let db = tokio::task::spawn_blocking(move || TestDb::new(backend)).await.expect("test db");
+        let data_dir = std::env::temp_dir().join(format!("scrip-it-{}-{}", std::process::id(), rand_suffix()));
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: db.url.clone(),
+            db_pool_size: 8,
+            registry: RegistryId::default(),
+            keys: KeySource::DataDir(data_dir.clone()),
+            token_ttl_s: 600,
+            policy: IssuerPolicy { max_credit_limit_units: 1_000_000 },
+            login_per_minute: limits.login_per_minute,
+            signup_per_minute: 100_000,
+            payments_per_minute: limits.payments_per_minute,
+            services: Services::all(),
+            demo: false,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let (server, running) = tokio::task::spawn_blocking(move || start(&settings, listener).map_err(|e| e.to_string()))
+            .await
+            .expect("start task")
+            .expect("server starts");
+        tokio::spawn(server);
+        Self {
+            base: format!("http://{}", running.addr),
+            client: Client::new(),
+            db,
+            data_dir,
+            running,
+        }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        read(response).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// Sends raw bytes as the body, for malformed-input tests.
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.expect("request sent")).await
+    }
+
+    /// Registers and logs in a user; returns the access token.
+    pub async fn user(&self, handle: &str) -> String {
+        let (status, body) = self
+            .post("/api/v1/auth/register", None, json!({"handle": handle, "password": "correct horse battery"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.login(handle, "correct horse battery").await
+    }
+
+    pub async fn login(&self, handle: &str, password: &str) -> String {
+        let (status, body) = self
+            .post("/api/v1/auth/login", None, json!({"handle": handle, "password": password}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// `owner` creates business `handle` with currency `code` (scale 2, credit limit 1000.00).
+    pub async fn shop(&self, owner: &str, handle: &str, code: &str) {
+        let (status, body) = self
+            .post("/api/v1/businesses", Some(owner), json!({"handle": handle, "name": format!("{handle} shop")}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = self
+            .post(
+                "/api/v1/currencies",
+                Some(owner),
+                json!({"issuer": handle, "code": code, "name": format!("{code} money"), "scale": 2, "credit_limit": "1000.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    pub async fn pay(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.post("/api/v1/transfers", Some(token), body).await
+    }
+
+    /// `(currency -> balance)` of the caller or a holder it may see.
+    pub async fn balances(&self, token: &str, holder: Option<&str>) -> Vec<(String, String, String)> {
+        let path = match holder {
+            Some(h) => format!("/api/v1/accounts?holder={h}"),
+            None => "/api/v1/accounts".into(),
+        };
+        let (status, body) = self.get(&path, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|a| {
+                (
+                    a["currency"].as_str().unwrap_or_default().to_owned(),
+                    a["balance"].as_str().unwrap_or_default().to_owned(),
+                    a["held"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Runs the ledger audit directly against the test database.
+    pub async fn assert_audit_clean(&self) {
+        let ledger = scrip_ledger::Ledger::new(self.db.pool.clone());
+        let report = tokio::task::spawn_blocking(move || ledger.audit()).await.expect("task").expect("audit");
+        assert!(report.is_clean(), "{:#?}", report.violations);
+    }
+
+    /// The number of journal lines, to prove a refused request changed nothing.
+    pub async fn transfer_count(&self) -> u64 {
+        let ledger = scrip_ledger::Ledger::new(self.db.pool.clone());
+        tokio::task::spawn_blocking(move || ledger.audit()).await.expect("task").expect("audit").transfers
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.running.handle.stop(false));
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if status.is_client_error() || status.is_server_error() {
+        assert_eq!(content_type, "application/problem+json", "errors are problem+json: {value}");
+        assert_eq!(value["status"], status.as_u16(), "{value}");
+        assert!(value["code"].is_string() && value["detail"].is_string(), "{value}");
+    }
+    (status, value)
+}
+
+/// Asserts an error answer: status and the stable code.
+#[track_caller]
+pub fn assert_problem(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["code"], code, "{}", answer.1);
+}

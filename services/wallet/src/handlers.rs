@@ -1,0 +1,273 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use scrip_auth::Caller;
+use scrip_auth::access::is_owner;
+use scrip_auth::guard::{act_as, resolve};
+use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, PrincipalId, RegistryId, TransferId};
+use scrip_http::{
+    ApiError, Page, PageQuery, Problem, RateLimiter, blocking, idempotency_key, request_hash,
+    rfc3339_from_us,
+};
+use scrip_ledger::{
+    Committer, Idempotent, JournalEntry, Ledger, LedgerError, StoredResponse, Transfer, TransferKind,
+    TransferRequest, currency_by_code, holdings, journal_entry, journal_page,
+};
+use scrip_store::DbConn;
+use scrip_telemetry::Metrics;
+
+use crate::dto::{AccountList, AccountView, HolderQuery, NewTransfer, TransferPage, TransferView, TransfersQuery};
+
+/// Longest memo, in characters.
+const MAX_MEMO_CHARS: usize = 200;
+
+/// What the wallet needs besides the ledger: the group-commit writer, the payment rate
+/// limit, and the metrics it counts payments in. Registered as app data by the binary.
+#[derive(Debug)]
+pub struct WalletContext {
+    pub committer: Committer,
+    pub payment_limiter: RateLimiter,
+    pub metrics: Metrics,
+}
+
+fn conn(ledger: &Ledger) -> Result<scrip_store::PooledConn, ApiError> {
+    ledger.pool().get().map_err(|e| LedgerError::from(e).into())
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/accounts", tag = "wallet", params(HolderQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = AccountList),
+        (status = 403, body = Problem, description = "not_owner"),
+        (status = 404, body = Problem, description = "unknown_account"),
+    )
+)]
+#[get("/api/v1/accounts")]
+pub async fn list_accounts(
+    caller: Caller,
+    query: web::Query<HolderQuery>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let list = blocking(move || {
+        let mut conn = conn(&ledger)?;
+        let holder = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let items = holdings(&mut conn, holder.id)?
+            .into_iter()
+            .map(|h| AccountView {
+                currency: h.code.to_string(),
+                balance: h.account.balance.to_string(),
+                held: h.account.held.to_string(),
+                available: h.account.available().to_string(),
+                floor: h.account.floor.to_string(),
+                ceiling: h.account.ceiling.map(|c| c.to_string()),
+            })
+            .collect();
+        Ok(AccountList { items })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+fn transfer_view(transfer: &Transfer, from: &Handle, to: &Handle, code: &CurrencyCode) -> TransferView {
+    TransferView {
+        id: transfer.id.to_string(),
+        from: from.to_string(),
+        to: to.to_string(),
+        currency: code.to_string(),
+        amount: transfer.amount.to_string(),
+        memo: transfer.memo.clone(),
+        kind: transfer.kind.as_str().to_owned(),
+        created_at: rfc3339_from_us(transfer.created_at_us),
+    }
+}
+
+fn entry_view(entry: &JournalEntry) -> TransferView {
+    transfer_view(&entry.transfer, &entry.from, &entry.to, &entry.code)
+}
+
+/// A payment request checked against the database: everything but the balances.
+struct Payment {
+    request: TransferRequest,
+    from: Handle,
+    to: Handle,
+    code: CurrencyCode,
+}
+
+fn prepare(conn: &mut DbConn, caller: &Caller, body: &NewTransfer, registry: &RegistryId) -> Result<Payment, ApiError> {
+    let unknown_currency = || ApiError::not_found("unknown_account", format!("no currency {:?}", body.currency));
+    let code = CurrencyCode::parse(&body.currency).map_err(|_| unknown_currency())?;
+    let currency = currency_by_code(conn, &code).map_err(|_| unknown_currency())?;
+    let payer = act_as(conn, caller, body.from.as_deref(), registry)?;
+    let payee = resolve(conn, &body.to, registry)?;
+    let amount = Amount::parse_positive(&body.amount, currency.scale)
+        .map_err(|e| ApiError::unprocessable("bad_amount", e.to_string()))?;
+    let memo = body.memo.as_ref().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+    if memo.as_ref().is_some_and(|m| m.chars().count() > MAX_MEMO_CHARS || m.chars().any(char::is_control)) {
+        return Err(ApiError::unprocessable("bad_memo", "a memo is at most 200 printable characters"));
+    }
+    Ok(Payment {
+        request: TransferRequest {
+            currency: currency.id,
+            from: payer.id,
+            to: payee.id,
+            amount,
+            kind: TransferKind::Payment,
+            memo,
+        },
+        from: payer.handle,
+        to: payee.handle,
+        code,
+    })
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/transfers", tag = "wallet", request_body = NewTransfer,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first result for the same body")),
+    responses(
+        (status = 201, body = TransferView),
+        (status = 403, body = Problem, description = "not_owner"),
+        (status = 404, body = Problem, description = "unknown_account"),
+        (status = 409, body = Problem, description = "idempotency_conflict"),
+        (status = 422, body = Problem, description = "bad_amount, insufficient_funds, max_balance_exceeded"),
+        (status = 429, body = Problem, description = "rate_limited"),
+    )
+)]
+#[post("/api/v1/transfers")]
+pub async fn create_transfer(
+    caller: Caller,
+    request: HttpRequest,
+    body: web::Json<NewTransfer>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+    wallet: web::Data<WalletContext>,
+) -> Result<HttpResponse, ApiError> {
+    wallet.payment_limiter.check(&caller.id.to_string())?;
+    let key = idempotency_key(&request)?;
+    let body = body.into_inner();
+    let hash = request_hash("POST /api/v1/transfers", &body);
+    let scope: PrincipalId = caller.id;
+    let prepared = {
+        let ledger = ledger.clone();
+        blocking(move || {
+            let mut conn = conn(&ledger)?;
+            prepare(&mut conn, &caller, &body, &registry)
+        })
+    };
+    let outcome = match key {
+        None => {
+            let payment = prepared.await?;
+            let transfer = wallet.committer.transfer_async(payment.request.clone()).await;
+            count(&wallet.metrics, &transfer);
+            let view = transfer_view(&transfer?, &payment.from, &payment.to, &payment.code);
+            return Ok(HttpResponse::Created().json(view));
+        }
+        Some(key) => {
+            // A replay must answer even if the request could no longer be prepared the same
+            // way (say, the payer's role changed): look for the stored answer first.
+            let ledger_for_key = ledger.clone();
+            let stored_key = key.clone();
+            let stored_hash = hash.clone();
+            let replay = blocking(move || {
+                ledger_for_key
+                    .idempotent_lookup(scope, &stored_key, &stored_hash)
+                    .map_err(ApiError::from)
+            })
+            .await?;
+            if let Some(stored) = replay {
+                Idempotent::Replayed(stored)
+            } else {
+                let payment = prepared.await?;
+                blocking(move || {
+                    let outcome = ledger.idempotent(scope, &key, &hash, |conn| {
+                        let transfer = scrip_ledger::transfer(conn, &payment.request)?;
+                        let view = transfer_view(&transfer, &payment.from, &payment.to, &payment.code);
+                        Ok(StoredResponse { status: 201, body: serde_json::to_string(&view).unwrap_or_default() })
+                    });
+                    if matches!(outcome, Ok(Idempotent::Fresh(_))) {
+                        wallet.metrics.transfers.inc();
+                    }
+                    outcome.map_err(ApiError::from)
+                })
+                .await?
+            }
+        }
+    };
+    let replayed = matches!(outcome, Idempotent::Replayed(_));
+    let stored = outcome.response();
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .insert_header(("Idempotent-Replayed", if replayed { "true" } else { "false" }))
+        .body(stored.body.clone()))
+}
+
+fn count(metrics: &Metrics, outcome: &Result<Transfer, LedgerError>) {
+    match outcome {
+        Ok(_) => metrics.transfers.inc(),
+        Err(e) => metrics.transfers_refused.with_label_values(&[e.code()]).inc(),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/transfers", tag = "wallet", params(TransfersQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = TransferPage), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+#[get("/api/v1/transfers")]
+pub async fn list_transfers(
+    caller: Caller,
+    query: web::Query<TransfersQuery>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let paging = PageQuery { limit: query.limit, cursor: query.cursor.clone() };
+    let limit = paging.limit()?;
+    let before = paging.before_id()?.map(TransferId::new);
+    let page = blocking(move || {
+        let mut conn = conn(&ledger)?;
+        let holder = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let currency: Option<CurrencyId> = match query.currency.as_deref() {
+            None => None,
+            Some(raw) => {
+                let unknown = || ApiError::not_found("unknown_account", format!("no currency {raw:?}"));
+                let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
+                Some(currency_by_code(&mut conn, &code).map_err(|_| unknown())?.id)
+            }
+        };
+        let entries = journal_page(&mut conn, holder.id, currency, before, limit + 1)?;
+        let page = Page::from_overfetch(entries, limit, |e| e.transfer.id.get());
+        Ok(TransferPage { items: page.items.iter().map(entry_view).collect(), next_cursor: page.next_cursor })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/transfers/{id}", tag = "wallet",
+    security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = TransferView), (status = 404, body = Problem, description = "unknown, or not the caller's"))
+)]
+#[get("/api/v1/transfers/{id}")]
+pub async fn get_transfer(
+    caller: Caller,
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::not_found("not_found", "no such transfer");
+    let id = path.parse::<i64>().map_err(|_| not_found())?;
+    let view = blocking(move || {
+        let mut conn = conn(&ledger)?;
+        let entry = journal_entry(&mut conn, TransferId::new(id))?.ok_or_else(not_found)?;
+        let mut visible = false;
+        for party in [entry.from_principal, entry.to_principal] {
+            visible = visible || party == caller.id || is_owner(&mut conn, party, caller.id)?;
+        }
+        if visible { Ok(entry_view(&entry)) } else { Err(not_found()) }
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}

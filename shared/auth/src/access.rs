@@ -1,0 +1,164 @@
+//! Who may act for whom: credentials, registry roles and business memberships.
+//! Functions take a connection so callers can compose them in one transaction with the ledger.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use scrip_domain::{Handle, PrincipalId};
+use scrip_ledger::LedgerError;
+use scrip_store::DbConn;
+use scrip_store::schema::{credentials, memberships, principal_roles, principals};
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// A member's role in a business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May pay out of the business's accounts, issue its currency, change its policies.
+    Owner,
+    /// Belongs to the business but may not move its money.
+    Worker,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Worker => "worker",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "owner" => Some(Self::Owner),
+            "worker" => Some(Self::Worker),
+            _ => None,
+        }
+    }
+}
+
+/// The registry operator role, granted from the command line only.
+pub const OPERATOR: &str = "operator";
+
+pub fn store_credentials(conn: &mut DbConn, principal: PrincipalId, password_hash: &str) -> Result<(), LedgerError> {
+    diesel::insert_into(credentials::table)
+        .values((
+            credentials::principal_id.eq(principal.get()),
+            credentials::password_hash.eq(password_hash),
+            credentials::created_at_us.eq(now_us()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The principal and password hash for a login, if the handle has credentials.
+pub fn credentials_of(conn: &mut DbConn, handle: &Handle) -> Result<Option<(PrincipalId, String)>, LedgerError> {
+    Ok(principals::table
+        .inner_join(credentials::table)
+        .filter(principals::handle.eq(handle.as_str()))
+        .select((principals::id, credentials::password_hash))
+        .first::<(i64, String)>(conn)
+        .optional()?
+        .map(|(id, hash)| (PrincipalId::new(id), hash)))
+}
+
+/// Grants a registry role; granting one already held is a no-op.
+pub fn grant_role(conn: &mut DbConn, principal: PrincipalId, role: &str) -> Result<(), LedgerError> {
+    if roles_of(conn, principal)?.iter().any(|r| r == role) {
+        return Ok(());
+    }
+    diesel::insert_into(principal_roles::table)
+        .values((
+            principal_roles::principal_id.eq(principal.get()),
+            principal_roles::role.eq(role),
+            principal_roles::created_at_us.eq(now_us()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn roles_of(conn: &mut DbConn, principal: PrincipalId) -> Result<Vec<String>, LedgerError> {
+    Ok(principal_roles::table
+        .filter(principal_roles::principal_id.eq(principal.get()))
+        .select(principal_roles::role)
+        .order(principal_roles::role)
+        .load(conn)?)
+}
+
+pub fn is_operator(conn: &mut DbConn, principal: PrincipalId) -> Result<bool, LedgerError> {
+    Ok(roles_of(conn, principal)?.iter().any(|r| r == OPERATOR))
+}
+
+/// Adds (or changes the role of) a member of a business.
+pub fn set_member(conn: &mut DbConn, business: PrincipalId, member: PrincipalId, role: Role) -> Result<(), LedgerError> {
+    let updated = diesel::update(memberships::table.find((business.get(), member.get())))
+        .set(memberships::role.eq(role.as_str()))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(memberships::table)
+            .values((
+                memberships::business_id.eq(business.get()),
+                memberships::member_id.eq(member.get()),
+                memberships::role.eq(role.as_str()),
+                memberships::created_at_us.eq(now_us()),
+            ))
+            .execute(conn)
+            .map_err(|e| match e {
+                // A concurrent request added the same member first: the same outcome.
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    LedgerError::Store(DieselError::DatabaseError(
+                        DatabaseErrorKind::SerializationFailure,
+                        Box::new("concurrent membership change".to_owned()),
+                    ))
+                }
+                other => other.into(),
+            })?;
+    }
+    Ok(())
+}
+
+/// The member's role in the business, if any.
+pub fn role_in(conn: &mut DbConn, business: PrincipalId, member: PrincipalId) -> Result<Option<Role>, LedgerError> {
+    Ok(memberships::table
+        .find((business.get(), member.get()))
+        .select(memberships::role)
+        .first::<String>(conn)
+        .optional()?
+        .as_deref()
+        .and_then(Role::parse))
+}
+
+pub fn is_owner(conn: &mut DbConn, business: PrincipalId, member: PrincipalId) -> Result<bool, LedgerError> {
+    Ok(role_in(conn, business, member)? == Some(Role::Owner))
+}
+
+/// The businesses a principal belongs to, with its role, by handle.
+pub fn memberships_of(conn: &mut DbConn, member: PrincipalId) -> Result<Vec<(Handle, Role)>, LedgerError> {
+    let rows: Vec<(String, String)> = memberships::table
+        .inner_join(principals::table.on(principals::id.eq(memberships::business_id)))
+        .filter(memberships::member_id.eq(member.get()))
+        .order(principals::handle)
+        .select((principals::handle, memberships::role))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(handle, role)| Some((Handle::parse(&handle).ok()?, Role::parse(&role)?)))
+        .collect())
+}
+
+/// The members of a business with a given role, by handle.
+pub fn members_with_role(conn: &mut DbConn, business: PrincipalId, role: Role) -> Result<Vec<Handle>, LedgerError> {
+    let handles: Vec<String> = memberships::table
+        .inner_join(principals::table.on(principals::id.eq(memberships::member_id)))
+        .filter(memberships::business_id.eq(business.get()))
+        .filter(memberships::role.eq(role.as_str()))
+        .order(principals::handle)
+        .select(principals::handle)
+        .load(conn)?;
+    Ok(handles.iter().filter_map(|h| Handle::parse(h).ok()).collect())
+}

@@ -1,0 +1,44 @@
+//! Object-level access checks shared by the services: every lookup by a client-supplied
+//! handle goes through here, so "who may see or move what" is decided in one place.
+
+use scrip_domain::{Handle, PrincipalKind, RegistryId};
+use scrip_http::ApiError;
+use scrip_ledger::{Principal, principal_by_handle};
+use scrip_store::DbConn;
+
+use crate::Caller;
+use crate::access::{is_operator, is_owner};
+
+/// A handle or `handle@registry` naming an existing principal; 404 `unknown_account` otherwise.
+pub fn resolve(conn: &mut DbConn, raw: &str, registry: &RegistryId) -> Result<Principal, ApiError> {
+    let unknown = || ApiError::not_found("unknown_account", format!("no account holder named {raw:?}"));
+    let handle = Handle::parse_local(raw, registry).map_err(|_| unknown())?;
+    principal_by_handle(conn, &handle).map_err(|_| unknown())
+}
+
+/// The principal the caller acts as: itself when `holder` is absent or names the caller, a
+/// business the caller owns, or (for operators) the registry. Anything else is 403 `not_owner`.
+pub fn act_as(
+    conn: &mut DbConn,
+    caller: &Caller,
+    holder: Option<&str>,
+    registry: &RegistryId,
+) -> Result<Principal, ApiError> {
+    let principal = resolve(conn, holder.unwrap_or(caller.handle.as_str()), registry)?;
+    if principal.id == caller.id {
+        return Ok(principal);
+    }
+    let allowed = match principal.kind {
+        PrincipalKind::Business => is_owner(conn, principal.id, caller.id)?,
+        PrincipalKind::Registry => is_operator(conn, caller.id)?,
+        PrincipalKind::User => false,
+    };
+    if allowed {
+        Ok(principal)
+    } else {
+        Err(ApiError::forbidden(
+            "not_owner",
+            format!("{} may not act for {}", caller.handle, principal.handle),
+        ))
+    }
+}

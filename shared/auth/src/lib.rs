@@ -1,0 +1,18 @@
+//! Identity and access for every Scrip service.
+//!
+//! - [`password`]: argon2id hashing (call it from a blocking thread: it is deliberately slow);
+//! - [`TokenIssuer`] / [`TokenVerifier`]: EdDSA-signed JWT access tokens with `exp`, `iss` and
+//!   `aud` checked; only the gateway holds the private key, every service can verify;
+//! - [`Caller`]: the actix extractor that makes "who is calling" part of a handler's signature;
+//! - [`access`]: credentials, registry roles and business memberships in the database.
+
+pub mod access;
+mod caller;
+pub mod guard;
+mod keys;
+pub mod password;
+mod token;
+
+pub use caller::{Caller, SESSION_COOKIE};
+pub use keys::{KeyError, KeyPair, load_or_create_keys, load_public_key};
+pub use token::{AUDIENCE, ISSUER, TokenIssuer, TokenVerifier};

@@ -1,0 +1,162 @@
+//! The HTTP layer's one error type, mapped to RFC 9457 problem details in one place.
+//!
+//! Which error goes where:
+//! - 400 `BadRequest`: the body is not JSON at all, or a header is malformed;
+//! - 401 `Unauthorized`: no token, or a token that is expired, forged or for someone else;
+//! - 403 `Forbidden`: a known caller acting for a business it does not own (`not_owner`);
+//! - 404 `NotFound`: unknown resources, and resources the caller may not see (never 403, so
+//!   ids cannot be probed);
+//! - 409 `Conflict`: taken names, reused idempotency keys;
+//! - 422 `Unprocessable`: well-formed JSON that breaks a rule (bad amount, insufficient funds);
+//! - 429 `RateLimited`; 503 `Unavailable` (database down); 500 `Internal` only for bugs.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use scrip_ledger::LedgerError;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("{detail}")]
+    NotFound { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("the request body is too large (at most {limit_bytes} bytes)")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    #[error("too many requests; try again in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
+    #[error("the service is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an infrastructure failure; the cause is logged, never shown to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unprocessable { code, detail: detail.into() }
+    }
+
+    /// A missing, expired, forged or misdirected token.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::Unauthorized { code: "unauthorized", detail: detail.into() }
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::NotFound { code, detail: detail.into() }
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Forbidden { code, detail: detail.into() }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict { code, detail: detail.into() }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest { code, detail: detail.into() }
+    }
+
+    /// The stable machine-readable code of API.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Unauthorized { code, .. } => code,
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+/// An RFC 9457 problem document as Scrip sends it.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable error code, e.g. `insufficient_funds`.
+    pub code: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let Self::Internal(cause) | Self::Unavailable(cause) = self {
+            tracing::error!(%cause, code = self.code(), "request failed");
+        }
+        let problem = Problem {
+            kind: format!("urn:scrip:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code().to_owned(),
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Self::RateLimited { retry_after_s } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+        }
+        response.body(serde_json::to_string(&problem).unwrap_or_default())
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(error: LedgerError) -> Self {
+        use LedgerError as L;
+        let detail = error.to_string();
+        match error {
+            L::BadAmount(_) | L::ScaleMismatch { .. } => Self::unprocessable("bad_amount", detail),
+            L::BadInput(_) => Self::unprocessable("invalid_request", detail),
+            L::SameAccount => Self::unprocessable("same_account", detail),
+            L::UnknownCurrency | L::UnknownPrincipal => Self::not_found("unknown_account", detail),
+            L::UnknownHold | L::UnknownTransfer => Self::not_found("not_found", detail),
+            L::HandleTaken => Self::conflict("handle_taken", detail),
+            L::CodeTaken => Self::conflict("code_taken", detail),
+            L::InsufficientFunds | L::CreditLimitExceeded => {
+                Self::unprocessable("insufficient_funds", detail)
+            }
+            L::MaxBalanceExceeded => Self::unprocessable("max_balance_exceeded", detail),
+            L::HoldExceeded => Self::unprocessable("hold_exceeded", detail),
+            L::LimitBelowPosition => Self::unprocessable("limit_below_position", detail),
+            L::IdempotencyConflict => Self::conflict("idempotency_conflict", detail),
+            L::Pool(_) | L::Unavailable(_) => Self::Unavailable(detail),
+            L::Store(_) => Self::Internal(detail),
+        }
+    }
+}

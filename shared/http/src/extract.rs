@@ -1,0 +1,58 @@
+//! Extractor settings so that bad input gets a problem+json 4xx, never a bare text error:
+//! not JSON at all is 400, JSON of the wrong shape (unknown field, a number where a decimal
+//! string belongs) is 422, a body over the limit is 413.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, web};
+use serde::{Deserialize, Deserializer};
+
+use crate::ApiError;
+
+/// Largest JSON body accepted; every request of the API is far smaller.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+
+pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_JSON_BYTES)
+            .error_handler(|error, _req: &HttpRequest| json_error(error).into()),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()))
+    .app_data(web::PathConfig::default().error_handler(|error, _req| path_error(error).into()));
+}
+
+fn json_error(error: JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge { limit_bytes: MAX_JSON_BYTES }
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::bad_request("unsupported_media_type", "send the body as application/json")
+        }
+        JsonPayloadError::Deserialize(error) => match error.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::unprocessable("invalid_request", error.to_string())
+            }
+            _ => ApiError::bad_request("malformed_json", error.to_string()),
+        },
+        other => ApiError::bad_request("malformed_json", other.to_string()),
+    }
+}
+
+fn query_error(error: QueryPayloadError) -> ApiError {
+    ApiError::unprocessable("invalid_request", format!("bad query string: {error}"))
+}
+
+fn path_error(error: PathError) -> ApiError {
+    ApiError::not_found("not_found", format!("no such resource: {error}"))
+}
+
+/// For PATCH bodies: tells "absent" (`None`) from "null" (`Some(None)`).
+/// Use with `#[serde(default, deserialize_with = "double_option")]`.
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}

@@ -1,0 +1,19 @@
+//! HTTP plumbing every Scrip service shares: the one error type and its problem+json form,
+//! extractor configuration that turns bad input into clear 4xx answers, paging,
+//! idempotency keys, rate limits, and the bridge from async handlers to blocking diesel.
+
+mod blocking;
+mod error;
+mod extract;
+mod idempotency;
+mod limit;
+mod paging;
+mod time;
+
+pub use blocking::blocking;
+pub use error::{ApiError, Problem};
+pub use extract::{configure_extractors, double_option};
+pub use idempotency::{IDEMPOTENCY_HEADER, idempotency_key, request_hash};
+pub use limit::{RateLimiter, client_ip};
+pub use paging::{Page, PageQuery};
+pub use time::rfc3339_from_us;

@@ -1,0 +1,188 @@
+//! Read models over the ledger for the wallet and issuer APIs: holdings with their currency
+//! codes, a principal's journal page with the counterparties' handles, currency statistics.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, PrincipalId, Scale, TransferId};
+use scrip_store::DbConn;
+use scrip_store::schema::{accounts, currencies, principals, transfers};
+
+use crate::model::{AccountRow, TransferRow};
+use crate::{Account, Currency, LedgerError, Transfer};
+
+/// An account with its currency's code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holding {
+    pub account: Account,
+    pub code: CurrencyCode,
+}
+
+/// Every account of a principal, oldest first.
+pub fn holdings(conn: &mut DbConn, principal: PrincipalId) -> Result<Vec<Holding>, LedgerError> {
+    let rows: Vec<(AccountRow, i32, String)> = accounts::table
+        .inner_join(currencies::table)
+        .filter(accounts::principal_id.eq(principal.get()))
+        .order(accounts::id)
+        .select((AccountRow::as_select(), currencies::scale, currencies::code))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(row, scale, code)| {
+            Ok(Holding {
+                account: row.into_account(Scale::new(i64::from(scale))?),
+                code: CurrencyCode::parse(&code)?,
+            })
+        })
+        .collect()
+}
+
+/// A journal line with what a reader needs to show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub transfer: Transfer,
+    pub from: Handle,
+    pub to: Handle,
+    pub from_principal: PrincipalId,
+    pub to_principal: PrincipalId,
+    pub code: CurrencyCode,
+}
+
+/// A page of the principal's transfers (paid or received), newest first, below `before`.
+pub fn journal_page(
+    conn: &mut DbConn,
+    principal: PrincipalId,
+    currency: Option<CurrencyId>,
+    before: Option<TransferId>,
+    limit: i64,
+) -> Result<Vec<JournalEntry>, LedgerError> {
+    let mut own = accounts::table
+        .filter(accounts::principal_id.eq(principal.get()))
+        .select(accounts::id)
+        .into_boxed();
+    if let Some(currency) = currency {
+        own = own.filter(accounts::currency_id.eq(currency.get()));
+    }
+    let own_ids: Vec<i64> = own.load(conn)?;
+    if own_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = transfers::table
+        .filter(
+            transfers::from_account_id
+                .eq_any(own_ids.clone())
+                .or(transfers::to_account_id.eq_any(own_ids)),
+        )
+        .order(transfers::id.desc())
+        .limit(limit)
+        .select(TransferRow::as_select())
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(transfers::id.lt(before.get()));
+    }
+    let rows: Vec<TransferRow> = query.load(conn)?;
+    describe(conn, rows)
+}
+
+/// One journal line by id.
+pub fn journal_entry(conn: &mut DbConn, id: TransferId) -> Result<Option<JournalEntry>, LedgerError> {
+    let rows: Vec<TransferRow> = transfers::table
+        .find(id.get())
+        .select(TransferRow::as_select())
+        .load(conn)?;
+    Ok(describe(conn, rows)?.pop())
+}
+
+/// Adds handles and currency codes to journal rows with two queries for the whole page.
+fn describe(conn: &mut DbConn, rows: Vec<TransferRow>) -> Result<Vec<JournalEntry>, LedgerError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let account_ids: Vec<i64> = rows.iter().flat_map(|r| [r.from_account_id, r.to_account_id]).collect();
+    let owners: HashMap<i64, (i64, String)> = accounts::table
+        .inner_join(principals::table)
+        .filter(accounts::id.eq_any(account_ids))
+        .select((accounts::id, principals::id, principals::handle))
+        .load::<(i64, i64, String)>(conn)?
+        .into_iter()
+        .map(|(account, principal, handle)| (account, (principal, handle)))
+        .collect();
+    let currency_ids: Vec<i64> = rows.iter().map(|r| r.currency_id).collect();
+    let codes: HashMap<i64, (String, i32)> = currencies::table
+        .filter(currencies::id.eq_any(currency_ids))
+        .select((currencies::id, currencies::code, currencies::scale))
+        .load::<(i64, String, i32)>(conn)?
+        .into_iter()
+        .map(|(id, code, scale)| (id, (code, scale)))
+        .collect();
+    rows.into_iter()
+        .map(|row| {
+            let missing = || LedgerError::UnknownTransfer;
+            let (code, scale) = codes.get(&row.currency_id).ok_or_else(missing)?;
+            let (from_principal, from) = owners.get(&row.from_account_id).ok_or_else(missing)?;
+            let (to_principal, to) = owners.get(&row.to_account_id).ok_or_else(missing)?;
+            Ok(JournalEntry {
+                from: Handle::parse(from)?,
+                to: Handle::parse(to)?,
+                from_principal: PrincipalId::new(*from_principal),
+                to_principal: PrincipalId::new(*to_principal),
+                code: CurrencyCode::parse(code)?,
+                transfer: row.into_transfer(Scale::new(i64::from(*scale))?)?,
+            })
+        })
+        .collect()
+}
+
+/// What a currency's issuer owes its holders, and how many hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrencyStats {
+    /// The sum of all positive balances. Because balances sum to zero and only the issuer may
+    /// be negative, this is exactly minus the issuer's balance.
+    pub outstanding: Amount,
+    /// Accounts other than the issuer's with a positive balance.
+    pub holders: i64,
+}
+
+pub fn currency_stats(conn: &mut DbConn, currency: &Currency) -> Result<CurrencyStats, LedgerError> {
+    let issuer_balance: i64 = accounts::table
+        .filter(accounts::currency_id.eq(currency.id.get()))
+        .filter(accounts::principal_id.eq(currency.issuer_id.get()))
+        .select(accounts::balance_atoms)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0);
+    let holders: i64 = accounts::table
+        .filter(accounts::currency_id.eq(currency.id.get()))
+        .filter(accounts::principal_id.ne(currency.issuer_id.get()))
+        .filter(accounts::balance_atoms.gt(0))
+        .count()
+        .get_result(conn)?;
+    Ok(CurrencyStats {
+        outstanding: Amount::from_atoms(-issuer_balance.min(0), currency.scale),
+        holders,
+    })
+}
+
+/// A page of currencies, newest first.
+pub fn currencies_page(conn: &mut DbConn, before: Option<CurrencyId>, limit: i64) -> Result<Vec<Currency>, LedgerError> {
+    let mut query = currencies::table
+        .order(currencies::id.desc())
+        .limit(limit)
+        .select(crate::model::CurrencyRow::as_select())
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(currencies::id.lt(before.get()));
+    }
+    query.load(conn)?.into_iter().map(Currency::try_from).collect()
+}
+
+/// The currencies a principal issues.
+pub fn currencies_of_issuer(conn: &mut DbConn, issuer: PrincipalId) -> Result<Vec<Currency>, LedgerError> {
+    currencies::table
+        .filter(currencies::issuer_id.eq(issuer.get()))
+        .order(currencies::id)
+        .select(crate::model::CurrencyRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Currency::try_from)
+        .collect()
+}
