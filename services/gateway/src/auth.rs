@@ -87,17 +87,27 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     gateway.signup_limiter.check(&client_ip(&request))?;
     let body = body.into_inner();
-    let handle = Handle::parse(&body.handle).map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
+    let handle = Handle::parse(&body.handle)
+        .map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
     let length = body.password.chars().count();
     if length < MIN_PASSWORD_CHARS {
-        return Err(ApiError::unprocessable("weak_password", "a password has at least 10 characters"));
+        return Err(ApiError::unprocessable(
+            "weak_password",
+            "a password has at least 10 characters",
+        ));
     }
     if length > MAX_PASSWORD_CHARS {
-        return Err(ApiError::unprocessable("weak_password", "a password has at most 256 characters"));
+        return Err(ApiError::unprocessable(
+            "weak_password",
+            "a password has at most 256 characters",
+        ));
     }
     let display_name = match body.display_name.as_deref().map(str::trim) {
         Some(name) if name.chars().count() > 100 || name.chars().any(char::is_control) => {
-            return Err(ApiError::unprocessable("bad_name", "a display name is at most 100 printable characters"));
+            return Err(ApiError::unprocessable(
+                "bad_name",
+                "a display name is at most 100 printable characters",
+            ));
         }
         Some("") | None => None,
         Some(name) => Some(name.to_owned()),
@@ -105,7 +115,8 @@ pub async fn register(
     let registered = blocking(move || {
         let hash = password::hash(&body.password).map_err(ApiError::Internal)?;
         let user = ledger.write(|conn| {
-            let user = create_principal(conn, &handle, PrincipalKind::User, display_name.as_deref())?;
+            let user =
+                create_principal(conn, &handle, PrincipalKind::User, display_name.as_deref())?;
             store_credentials(conn, user.id, &hash)?;
             Ok(user)
         })?;
@@ -136,7 +147,9 @@ pub async fn login(
     gateway: web::Data<GatewayContext>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    gateway.login_limiter.check(&format!("{}|{}", client_ip(&request), body.handle))?;
+    gateway
+        .login_limiter
+        .check(&format!("{}|{}", client_ip(&request), body.handle))?;
     let gateway = gateway.into_inner();
     let response = blocking(move || {
         let refused = || ApiError::Unauthorized {
@@ -187,7 +200,10 @@ pub async fn me(
             roles: roles_of(&mut conn, caller.id)?,
             businesses: memberships_of(&mut conn, caller.id)?
                 .into_iter()
-                .map(|(handle, role)| Membership { handle: handle.to_string(), role: role.as_str().into() })
+                .map(|(handle, role)| Membership {
+                    handle: handle.to_string(),
+                    role: role.as_str().into(),
+                })
                 .collect(),
         })
     })

@@ -12,7 +12,9 @@ use utoipa::OpenApi;
 
 /// Mounts sign-up, login and `/me`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(auth::register).service(auth::login).service(auth::me);
+    cfg.service(auth::register)
+        .service(auth::login)
+        .service(auth::me);
 }
 
 #[derive(OpenApi, Debug)]

@@ -25,7 +25,9 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(ledger: web::Data<Ledger>) -> HttpResponse {
     let ready = blocking(move || {
         let mut conn = ledger.pool().get().map_err(LedgerError::from)?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).map_err(LedgerError::from)?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .map_err(LedgerError::from)?;
         Ok(())
     })
     .await;
@@ -33,7 +35,8 @@ pub async fn readyz(ledger: web::Data<Ledger>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
         Err(error) => {
             tracing::warn!(%error, "not ready");
-            HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "database": "down"}))
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "database": "down"}))
         }
     }
 }

@@ -1,8 +1,10 @@
 use actix_web::{HttpResponse, get, patch, post, web};
+use scrip_auth::Caller;
 use scrip_auth::access::{Role, members_with_role, role_in, set_member};
 use scrip_auth::guard::resolve;
-use scrip_auth::Caller;
-use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, Par, PrincipalKind, RegistryId, Scale, UnitCode};
+use scrip_domain::{
+    Amount, CurrencyCode, CurrencyId, Handle, Par, PrincipalKind, RegistryId, Scale, UnitCode,
+};
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{
     Currency, Ledger, LimitsChange, NewCurrency, Principal, create_principal, currencies_of_issuer,
@@ -11,14 +13,22 @@ use scrip_ledger::{
 use scrip_store::DbConn;
 
 use crate::IssuerPolicy;
-use crate::dto::{BusinessView, CurrencyView, LimitsPatch, MemberView, NewBusiness, NewCurrencyBody, NewMember};
+use crate::dto::{
+    BusinessView, CurrencyView, LimitsPatch, MemberView, NewBusiness, NewCurrencyBody, NewMember,
+};
 
 const MAX_NAME_CHARS: usize = 100;
 
 fn check_name(name: &str) -> Result<String, ApiError> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable("bad_name", "a name is 1 to 100 printable characters"));
+    if trimmed.is_empty()
+        || trimmed.chars().count() > MAX_NAME_CHARS
+        || trimmed.chars().any(char::is_control)
+    {
+        return Err(ApiError::unprocessable(
+            "bad_name",
+            "a name is 1 to 100 printable characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -42,14 +52,21 @@ pub fn currency_view(conn: &mut DbConn, currency: &Currency) -> Result<CurrencyV
     })
 }
 
-pub fn currencies_of_business(conn: &mut DbConn, business: &Principal) -> Result<Vec<CurrencyView>, ApiError> {
+pub fn currencies_of_business(
+    conn: &mut DbConn,
+    business: &Principal,
+) -> Result<Vec<CurrencyView>, ApiError> {
     currencies_of_issuer(conn, business.id)?
         .iter()
         .map(|c| currency_view(conn, c))
         .collect()
 }
 
-fn business_view(conn: &mut DbConn, business: &Principal, registry: &RegistryId) -> Result<BusinessView, ApiError> {
+fn business_view(
+    conn: &mut DbConn,
+    business: &Principal,
+    registry: &RegistryId,
+) -> Result<BusinessView, ApiError> {
     Ok(BusinessView {
         id: business.id.to_string(),
         handle: business.handle.to_string(),
@@ -80,7 +97,10 @@ fn not_a_business(raw: &str) -> ApiError {
 fn require_owner(conn: &mut DbConn, business: &Principal, caller: &Caller) -> Result<(), ApiError> {
     match role_in(conn, business.id, caller.id)? {
         Some(Role::Owner) => Ok(()),
-        _ => Err(ApiError::forbidden("not_owner", format!("only an owner of {} may do this", business.handle))),
+        _ => Err(ApiError::forbidden(
+            "not_owner",
+            format!("only an owner of {} may do this", business.handle),
+        )),
     }
 }
 
@@ -100,7 +120,8 @@ pub async fn create_business(
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
-    let handle = Handle::parse(&body.handle).map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
+    let handle = Handle::parse(&body.handle)
+        .map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
     let name = check_name(&body.name)?;
     let view = blocking(move || {
         let business = ledger.write(|conn| {
@@ -108,7 +129,10 @@ pub async fn create_business(
             set_member(conn, business.id, caller.id, Role::Owner)?;
             Ok(business)
         })?;
-        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger
+            .pool()
+            .get()
+            .map_err(scrip_ledger::LedgerError::from)?;
         business_view(&mut conn, &business, &registry)
     })
     .await?;
@@ -127,7 +151,10 @@ pub async fn get_business(
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
     let view = blocking(move || {
-        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger
+            .pool()
+            .get()
+            .map_err(scrip_ledger::LedgerError::from)?;
         let business = business(&mut conn, &path, &registry)?;
         business_view(&mut conn, &business, &registry)
     })
@@ -157,12 +184,18 @@ pub async fn add_member(
     let role = Role::parse(&body.role)
         .ok_or_else(|| ApiError::unprocessable("bad_role", "role is \"owner\" or \"worker\""))?;
     let view = blocking(move || {
-        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger
+            .pool()
+            .get()
+            .map_err(scrip_ledger::LedgerError::from)?;
         let business = business(&mut conn, &path, &registry)?;
         require_owner(&mut conn, &business, &caller)?;
         let member = resolve(&mut conn, &body.handle, &registry)?;
         if member.kind != PrincipalKind::User {
-            return Err(ApiError::unprocessable("not_a_person", "members are people, not businesses"));
+            return Err(ApiError::unprocessable(
+                "not_a_person",
+                "members are people, not businesses",
+            ));
         }
         drop(conn);
         ledger.write(|conn| set_member(conn, business.id, member.id, role))?;
@@ -200,13 +233,23 @@ pub async fn create_currency(
     policy: web::Data<IssuerPolicy>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let code = CurrencyCode::parse(&body.code).map_err(|e| ApiError::unprocessable("bad_currency_code", e.to_string()))?;
-    let scale = Scale::new(body.scale).map_err(|e| ApiError::unprocessable("bad_scale", e.to_string()))?;
+    let code = CurrencyCode::parse(&body.code)
+        .map_err(|e| ApiError::unprocessable("bad_currency_code", e.to_string()))?;
+    let scale =
+        Scale::new(body.scale).map_err(|e| ApiError::unprocessable("bad_scale", e.to_string()))?;
     let credit_limit = parse_limit(&body.credit_limit, scale, "credit_limit")?;
-    let max_balance = body.max_balance.as_deref().map(|m| parse_limit(m, scale, "max_balance")).transpose()?;
+    let max_balance = body
+        .max_balance
+        .as_deref()
+        .map(|m| parse_limit(m, scale, "max_balance"))
+        .transpose()?;
     let unit = UnitCode::parse(body.unit.as_deref().unwrap_or("EUR"))
         .map_err(|e| ApiError::unprocessable("bad_unit", e.to_string()))?;
-    let par = body.par.as_deref().map(Par::parse).transpose()
+    let par = body
+        .par
+        .as_deref()
+        .map(Par::parse)
+        .transpose()
         .map_err(|e| ApiError::unprocessable("bad_par", e.to_string()))?
         .unwrap_or_else(Par::one);
     let name = check_name(&body.name)?;
@@ -214,13 +257,28 @@ pub async fn create_currency(
         return Err(credit_limit_too_high(&policy));
     }
     let view = blocking(move || {
-        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger
+            .pool()
+            .get()
+            .map_err(scrip_ledger::LedgerError::from)?;
         let issuer = resolve(&mut conn, &body.issuer, &registry)?;
         if issuer.kind != PrincipalKind::Business {
-            return Err(ApiError::unprocessable("not_a_business", "only a business issues a currency"));
+            return Err(ApiError::unprocessable(
+                "not_a_business",
+                "only a business issues a currency",
+            ));
         }
         require_owner(&mut conn, &issuer, &caller)?;
-        let new = NewCurrency { issuer: issuer.id, code, name, scale, credit_limit, max_balance, unit, par };
+        let new = NewCurrency {
+            issuer: issuer.id,
+            code,
+            name,
+            scale,
+            credit_limit,
+            max_balance,
+            unit,
+            par,
+        };
         let currency = ledger.write(|conn| scrip_ledger::create_currency(conn, &new))?;
         currency_view(&mut conn, &currency)
     })
@@ -231,7 +289,10 @@ pub async fn create_currency(
 fn credit_limit_too_high(policy: &IssuerPolicy) -> ApiError {
     ApiError::unprocessable(
         "credit_limit_too_high",
-        format!("the registry allows credit limits up to {} units of account", policy.max_credit_limit_units),
+        format!(
+            "the registry allows credit limits up to {} units of account",
+            policy.max_credit_limit_units
+        ),
     )
 }
 
@@ -248,17 +309,17 @@ pub async fn list_currencies(
     let limit = query.limit()?;
     let before = query.before_id()?.map(CurrencyId::new);
     let page = blocking(move || {
-        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
-        let currencies = currencies_page(&mut conn, before, limit + 1)?;
-        let ids: Vec<i64> = currencies.iter().map(|c| c.id.get()).collect();
-        let views = currencies
+        let mut conn = ledger
+            .pool()
+            .get()
+            .map_err(scrip_ledger::LedgerError::from)?;
+        let page = Page::from_overfetch(currencies_page(&mut conn, before, limit + 1)?, limit, |c| c.id.get());
+        let items = page
+            .items
             .iter()
             .map(|c| currency_view(&mut conn, c))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut ids = ids.into_iter();
-        let paired: Vec<(i64, CurrencyView)> = views.into_iter().map(|v| (ids.next().unwrap_or(0), v)).collect();
-        let page = Page::from_overfetch(paired, limit, |(id, _)| *id);
-        Ok(Page { items: page.items.into_iter().map(|(_, v)| v).collect(), next_cursor: page.next_cursor })
+        Ok(Page { items, next_cursor: page.next_cursor })
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -270,9 +331,15 @@ pub async fn list_currencies(
     responses((status = 200, body = CurrencyView), (status = 404, body = Problem))
 )]
 #[get("/api/v1/currencies/{code}")]
-pub async fn get_currency(path: web::Path<String>, ledger: web::Data<Ledger>) -> Result<HttpResponse, ApiError> {
+pub async fn get_currency(
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
     let view = blocking(move || {
-        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger
+            .pool()
+            .get()
+            .map_err(scrip_ledger::LedgerError::from)?;
         let currency = find_currency(&mut conn, &path)?;
         currency_view(&mut conn, &currency)
     })
@@ -306,22 +373,29 @@ pub async fn patch_currency(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let view = blocking(move || {
-        let mut conn = ledger.pool().get().map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger
+            .pool()
+            .get()
+            .map_err(scrip_ledger::LedgerError::from)?;
         let currency = find_currency(&mut conn, &path)?;
         let issuer = scrip_ledger::principal_by_id(&mut conn, currency.issuer_id)?;
         require_owner(&mut conn, &issuer, &caller)?;
         let change = LimitsChange {
-            credit_limit: body.credit_limit.as_deref().map(|c| parse_limit(c, currency.scale, "credit_limit")).transpose()?,
+            credit_limit: body
+                .credit_limit
+                .as_deref()
+                .map(|c| parse_limit(c, currency.scale, "credit_limit"))
+                .transpose()?,
             max_balance: match body.max_balance {
                 None => None,
                 Some(None) => Some(None),
                 Some(Some(m)) => Some(Some(parse_limit(&m, currency.scale, "max_balance")?)),
             },
         };
-        if let Some(limit) = change.credit_limit {
-            if !policy.allows(limit, currency.par) {
-                return Err(credit_limit_too_high(&policy));
-            }
+        if let Some(limit) = change.credit_limit
+            && !policy.allows(limit, currency.par)
+        {
+            return Err(credit_limit_too_high(&policy));
         }
         let updated = ledger.write(|conn| set_limits(conn, currency.id, &change))?;
         currency_view(&mut conn, &updated)

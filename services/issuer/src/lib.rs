@@ -7,7 +7,7 @@ mod handlers;
 mod policy;
 
 pub use dto::{BusinessView, CurrencyView};
-pub use handlers::{currency_view, currencies_of_business};
+pub use handlers::{currencies_of_business, currency_view};
 pub use policy::IssuerPolicy;
 
 use actix_web::web;

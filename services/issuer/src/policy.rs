@@ -9,7 +9,9 @@ pub struct IssuerPolicy {
 
 impl Default for IssuerPolicy {
     fn default() -> Self {
-        Self { max_credit_limit_units: 1_000_000 }
+        Self {
+            max_credit_limit_units: 1_000_000,
+        }
     }
 }
 
@@ -31,7 +33,9 @@ mod tests {
 
     #[test]
     fn the_maximum_is_in_units_of_account() {
-        let policy = IssuerPolicy { max_credit_limit_units: 1_000 };
+        let policy = IssuerPolicy {
+            max_credit_limit_units: 1_000,
+        };
         let scale = Scale::new(2).expect("scale");
         let one = Par::one();
         assert!(policy.allows(Amount::from_atoms(100_000, scale), one));

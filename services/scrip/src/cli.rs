@@ -13,7 +13,11 @@ use scrip_telemetry::LogFormat;
 use crate::server::{Services, Settings};
 
 #[derive(Debug, Parser)]
-#[command(name = "scrip", version, about = "Exchange and clearing house for business-issued currencies")]
+#[command(
+    name = "scrip",
+    version,
+    about = "Exchange and clearing house for business-issued currencies"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
@@ -25,10 +29,20 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to serve on.
-    #[arg(long, env = "SCRIP_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "SCRIP_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
     /// `sqlite://PATH` or `postgres://...`
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://./data/scrip.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/scrip.db",
+        global = true
+    )]
     pub database_url: String,
     /// Redis for production (market data fan-out, shared rate limits); unset: in-process.
     #[arg(long, env = "REDIS_URL", global = true)]
@@ -49,22 +63,47 @@ pub struct Config {
     #[arg(long, env = "SCRIP_TOKEN_TTL_S", default_value_t = 900, global = true)]
     pub token_ttl_s: u64,
     /// Largest credit limit a currency may have, in units of account.
-    #[arg(long, env = "SCRIP_MAX_CREDIT_LIMIT", default_value_t = 1_000_000, global = true)]
+    #[arg(
+        long,
+        env = "SCRIP_MAX_CREDIT_LIMIT",
+        default_value_t = 1_000_000,
+        global = true
+    )]
     pub max_credit_limit: i64,
     /// Login attempts allowed per minute per client address and handle.
-    #[arg(long, env = "SCRIP_LOGIN_PER_MINUTE", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "SCRIP_LOGIN_PER_MINUTE",
+        default_value_t = 20,
+        global = true
+    )]
     pub login_per_minute: u32,
     /// Sign-ups allowed per minute per client address.
-    #[arg(long, env = "SCRIP_SIGNUP_PER_MINUTE", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "SCRIP_SIGNUP_PER_MINUTE",
+        default_value_t = 30,
+        global = true
+    )]
     pub signup_per_minute: u32,
     /// Payments allowed per minute per caller.
-    #[arg(long, env = "SCRIP_PAYMENTS_PER_MINUTE", default_value_t = 600, global = true)]
+    #[arg(
+        long,
+        env = "SCRIP_PAYMENTS_PER_MINUTE",
+        default_value_t = 600,
+        global = true
+    )]
     pub payments_per_minute: u32,
     /// Database connections per process.
     #[arg(long, env = "SCRIP_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,
     /// `pretty` for a terminal, `json` for log collectors.
-    #[arg(long, env = "SCRIP_LOG_FORMAT", default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "SCRIP_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
     pub log: LogChoice,
 }
 
@@ -124,8 +163,14 @@ const CLI_POOL_SIZE: u32 = 2;
 impl Cli {
     pub fn run(self) -> Result<ExitCode, Box<dyn std::error::Error>> {
         let url = DatabaseUrl::parse(&self.config.database_url)?;
-        match self.command.unwrap_or(Command::Serve { service: None, demo: false }) {
+        match self.command.unwrap_or(Command::Serve {
+            service: None,
+            demo: false,
+        }) {
             Command::Serve { service, demo } => {
+                if self.config.redis_url.is_some() {
+                    tracing::warn!("REDIS_URL is set, but this version keeps its event bus and rate limits in-process");
+                }
                 let services = match service {
                     None => Services::all(),
                     Some(ServiceName::Gateway) => Services::only_gateway(),
@@ -142,7 +187,9 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Audit => audit(&url),
-            Command::Admin { command: AdminCommand::GrantOperator { handle } } => {
+            Command::Admin {
+                command: AdminCommand::GrantOperator { handle },
+            } => {
                 let ledger = Ledger::new(connect_and_migrate(&url, CLI_POOL_SIZE)?);
                 let registry = RegistryId::parse(&self.config.registry)?;
                 let handle = Handle::parse_local(&handle, &registry)?;

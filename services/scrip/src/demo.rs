@@ -14,9 +14,33 @@ pub const DEMO_PASSWORD: &str = "demo-password";
 
 /// `(business, name, owner, currency code, currency name, scale, credit limit units)`
 const SHOPS: [(&str, &str, &str, &str, &str, i64, i64); 3] = [
-    ("bakery", "Rosa's Bakery", "rosa", "BREAD", "Bakery bread money", 2, 5_000),
-    ("grocer", "Corner Grocer", "gus", "GROCER", "Grocer credit", 2, 8_000),
-    ("brewer", "Hill Brewery", "hilde", "ALE", "Ale tokens", 0, 2_000),
+    (
+        "bakery",
+        "Rosa's Bakery",
+        "rosa",
+        "BREAD",
+        "Bakery bread money",
+        2,
+        5_000,
+    ),
+    (
+        "grocer",
+        "Corner Grocer",
+        "gus",
+        "GROCER",
+        "Grocer credit",
+        2,
+        8_000,
+    ),
+    (
+        "brewer",
+        "Hill Brewery",
+        "hilde",
+        "ALE",
+        "Ale tokens",
+        0,
+        2_000,
+    ),
 ];
 const CUSTOMERS: [&str; 2] = ["carla", "dev"];
 
@@ -25,7 +49,10 @@ fn handle(raw: &str) -> Result<Handle, LedgerError> {
 }
 
 pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::error::Error>> {
-    if ledger.read(|conn| principal_by_handle(conn, &handle("bakery")?)).is_ok() {
+    if ledger
+        .read(|conn| principal_by_handle(conn, &handle("bakery")?))
+        .is_ok()
+    {
         tracing::info!("demo economy already present");
         return Ok(());
     }
@@ -36,11 +63,24 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
             store_credentials(conn, p.id, &hash)?;
             Ok(p.id)
         };
-        let owners: Vec<_> = SHOPS.iter().map(|shop| person(shop.2)).collect::<Result<_, _>>()?;
-        let customers: Vec<_> = CUSTOMERS.iter().map(|c| person(c)).collect::<Result<_, _>>()?;
+        let owners: Vec<_> = SHOPS
+            .iter()
+            .map(|shop| person(shop.2))
+            .collect::<Result<_, _>>()?;
+        let customers: Vec<_> = CUSTOMERS
+            .iter()
+            .map(|c| person(c))
+            .collect::<Result<_, _>>()?;
         let mut shops = Vec::new();
-        for (&(business, name, _, code, currency_name, scale, limit), &owner) in SHOPS.iter().zip(&owners) {
-            let shop = create_principal(conn, &handle(business)?, PrincipalKind::Business, Some(name))?;
+        for (&(business, name, _, code, currency_name, scale, limit), &owner) in
+            SHOPS.iter().zip(&owners)
+        {
+            let shop = create_principal(
+                conn,
+                &handle(business)?,
+                PrincipalKind::Business,
+                Some(name),
+            )?;
             set_member(conn, shop.id, owner, Role::Owner)?;
             let scale = Scale::new(scale)?;
             let currency = create_currency(
@@ -77,7 +117,14 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
             let next = shops[(i + 1) % shops.len()].0;
             pay(shop, next, currency, 300, scale, "supplies")?;
             for (j, &customer) in customers.iter().enumerate() {
-                pay(shop, customer, currency, 40 + 25 * (i + j) as i64, scale, "store credit")?;
+                pay(
+                    shop,
+                    customer,
+                    currency,
+                    40 + 25 * (i + j) as i64,
+                    scale,
+                    "store credit",
+                )?;
             }
         }
         Ok(())

@@ -34,16 +34,32 @@ pub struct Services {
 
 impl Services {
     pub const fn all() -> Self {
-        Self { gateway: true, issuer: true, wallet: true }
+        Self {
+            gateway: true,
+            issuer: true,
+            wallet: true,
+        }
     }
     pub const fn only_gateway() -> Self {
-        Self { gateway: true, issuer: false, wallet: false }
+        Self {
+            gateway: true,
+            issuer: false,
+            wallet: false,
+        }
     }
     pub const fn only_issuer() -> Self {
-        Self { gateway: false, issuer: true, wallet: false }
+        Self {
+            gateway: false,
+            issuer: true,
+            wallet: false,
+        }
     }
     pub const fn only_wallet() -> Self {
-        Self { gateway: false, issuer: false, wallet: true }
+        Self {
+            gateway: false,
+            issuer: false,
+            wallet: true,
+        }
     }
 }
 
@@ -70,7 +86,10 @@ pub enum KeySource {
     /// Generated on first start and kept in this directory (embedded mode).
     DataDir(PathBuf),
     /// Supplied by configuration (production); the private key only where the gateway runs.
-    Files { private: Option<PathBuf>, public: PathBuf },
+    Files {
+        private: Option<PathBuf>,
+        public: PathBuf,
+    },
 }
 
 impl Settings {
@@ -82,8 +101,13 @@ impl Settings {
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let keys = match (&config.jwt_private_key_file, &config.jwt_public_key_file) {
             (None, None) => KeySource::DataDir(config.data_dir.clone()),
-            (private, Some(public)) => KeySource::Files { private: private.clone(), public: public.clone() },
-            (Some(_), None) => return Err("--jwt-private-key-file needs --jwt-public-key-file too".into()),
+            (private, Some(public)) => KeySource::Files {
+                private: private.clone(),
+                public: public.clone(),
+            },
+            (Some(_), None) => {
+                return Err("--jwt-private-key-file needs --jwt-public-key-file too".into());
+            }
         };
         Ok(Self {
             listen: config.listen,
@@ -92,7 +116,9 @@ impl Settings {
             registry: RegistryId::parse(&config.registry)?,
             keys,
             token_ttl_s: config.token_ttl_s,
-            policy: IssuerPolicy { max_credit_limit_units: config.max_credit_limit },
+            policy: IssuerPolicy {
+                max_credit_limit_units: config.max_credit_limit,
+            },
             login_per_minute: config.login_per_minute,
             signup_per_minute: config.signup_per_minute,
             payments_per_minute: config.payments_per_minute,
@@ -116,7 +142,10 @@ struct State {
     services: Services,
 }
 
-fn load_keys(source: &KeySource, gateway: bool) -> Result<(Option<KeyPair>, String), Box<dyn std::error::Error>> {
+fn load_keys(
+    source: &KeySource,
+    gateway: bool,
+) -> Result<(Option<KeyPair>, String), Box<dyn std::error::Error>> {
     match source {
         KeySource::DataDir(dir) => {
             let pair = load_or_create_keys(dir)?;
@@ -150,7 +179,9 @@ fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>>
             login_limiter: RateLimiter::new("login", settings.login_per_minute),
             signup_limiter: RateLimiter::new("signup", settings.signup_per_minute),
         })),
-        (None, true) => return Err("the gateway needs the token signing key (--jwt-private-key-file)".into()),
+        (None, true) => {
+            return Err("the gateway needs the token signing key (--jwt-private-key-file)".into());
+        }
         _ => None,
     };
     let metrics = Metrics::new();
@@ -179,11 +210,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(scrip_wallet::WalletApi::openapi());
     doc.info.title = "Scrip API".into();
     doc.info.version = "1".into();
-    doc.info.description = Some("Exchange and clearing house for business-issued currencies".into());
+    doc.info.description =
+        Some("Exchange and clearing house for business-issued currencies".into());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
     );
     doc
 }
@@ -200,7 +237,9 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     if let Some(gateway) = &state.gateway {
         cfg.app_data(gateway.clone());
         scrip_gateway::configure(cfg);
-        cfg.service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", state.openapi.clone()));
+        cfg.service(
+            SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", state.openapi.clone()),
+        );
     }
     if state.services.issuer {
         scrip_issuer::configure(cfg);
@@ -218,7 +257,10 @@ pub struct Running {
 }
 
 /// Builds the server on an already bound listener (port 0 in tests).
-pub fn start(settings: &Settings, listener: TcpListener) -> Result<(Server, Running), Box<dyn std::error::Error>> {
+pub fn start(
+    settings: &Settings,
+    listener: TcpListener,
+) -> Result<(Server, Running), Box<dyn std::error::Error>> {
     let state = build_state(settings)?;
     spawn_audits(state.ledger.clone(), state.metrics.clone());
     let addr = listener.local_addr()?;
@@ -227,7 +269,9 @@ pub fn start(settings: &Settings, listener: TcpListener) -> Result<(Server, Runn
         let metrics = state.metrics.clone();
         App::new()
             .wrap_fn(move |request, service| {
-                let route = request.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let route = request
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".into());
                 let method = request.method().to_string();
                 let started = Instant::now();
                 let metrics = metrics.clone();
@@ -235,7 +279,10 @@ pub fn start(settings: &Settings, listener: TcpListener) -> Result<(Server, Runn
                 async move {
                     let response = response.await?;
                     let status = response.status().as_u16().to_string();
-                    metrics.http_requests.with_label_values(&[&method, &route, &status]).inc();
+                    metrics
+                        .http_requests
+                        .with_label_values(&[&method, &route, &status])
+                        .inc();
                     metrics
                         .http_duration
                         .with_label_values(&[&method, &route])
@@ -264,7 +311,9 @@ fn spawn_audits(ledger: web::Data<Ledger>, metrics: web::Data<Metrics>) {
             match tokio::task::spawn_blocking(move || ledger.audit()).await {
                 Ok(Ok(report)) => {
                     metrics.audit_ok.set(i64::from(report.is_clean()));
-                    metrics.audit_violations.set(i64::try_from(report.violations.len()).unwrap_or(i64::MAX));
+                    metrics
+                        .audit_violations
+                        .set(i64::try_from(report.violations.len()).unwrap_or(i64::MAX));
                     if !report.is_clean() {
                         tracing::error!(violations = ?report.violations, "LEDGER AUDIT FAILED");
                     }
@@ -278,12 +327,17 @@ fn spawn_audits(ledger: web::Data<Ledger>, metrics: web::Data<Metrics>) {
 
 /// `scrip serve`: runs until SIGINT/SIGTERM, then drains in-flight requests.
 pub fn run_blocking(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let (server, running) = start(&settings, listener)?;
-        println!("Scrip is serving on http://{}  (API docs: http://{}/api/docs/)", running.addr, running.addr);
+        println!(
+            "Scrip is serving on http://{}  (API docs: http://{}/api/docs/)",
+            running.addr, running.addr
+        );
         server.await?;
         println!("Scrip stopped");
         Ok(())

@@ -9,13 +9,15 @@ use scrip_http::{
     rfc3339_from_us,
 };
 use scrip_ledger::{
-    Committer, Idempotent, JournalEntry, Ledger, LedgerError, StoredResponse, Transfer, TransferKind,
-    TransferRequest, currency_by_code, holdings, journal_entry, journal_page,
+    Committer, Idempotent, JournalEntry, Ledger, LedgerError, StoredResponse, Transfer,
+    TransferKind, TransferRequest, currency_by_code, holdings, journal_entry, journal_page,
 };
 use scrip_store::DbConn;
 use scrip_telemetry::Metrics;
 
-use crate::dto::{AccountList, AccountView, HolderQuery, NewTransfer, TransferPage, TransferView, TransfersQuery};
+use crate::dto::{
+    AccountList, AccountView, HolderQuery, NewTransfer, TransferPage, TransferView, TransfersQuery,
+};
 
 /// Longest memo, in characters.
 const MAX_MEMO_CHARS: usize = 200;
@@ -69,7 +71,12 @@ pub async fn list_accounts(
     Ok(HttpResponse::Ok().json(list))
 }
 
-fn transfer_view(transfer: &Transfer, from: &Handle, to: &Handle, code: &CurrencyCode) -> TransferView {
+fn transfer_view(
+    transfer: &Transfer,
+    from: &Handle,
+    to: &Handle,
+    code: &CurrencyCode,
+) -> TransferView {
     TransferView {
         id: transfer.id.to_string(),
         from: from.to_string(),
@@ -94,17 +101,37 @@ struct Payment {
     code: CurrencyCode,
 }
 
-fn prepare(conn: &mut DbConn, caller: &Caller, body: &NewTransfer, registry: &RegistryId) -> Result<Payment, ApiError> {
-    let unknown_currency = || ApiError::not_found("unknown_account", format!("no currency {:?}", body.currency));
+fn prepare(
+    conn: &mut DbConn,
+    caller: &Caller,
+    body: &NewTransfer,
+    registry: &RegistryId,
+) -> Result<Payment, ApiError> {
+    let unknown_currency = || {
+        ApiError::not_found(
+            "unknown_account",
+            format!("no currency {:?}", body.currency),
+        )
+    };
     let code = CurrencyCode::parse(&body.currency).map_err(|_| unknown_currency())?;
     let currency = currency_by_code(conn, &code).map_err(|_| unknown_currency())?;
     let payer = act_as(conn, caller, body.from.as_deref(), registry)?;
     let payee = resolve(conn, &body.to, registry)?;
     let amount = Amount::parse_positive(&body.amount, currency.scale)
         .map_err(|e| ApiError::unprocessable("bad_amount", e.to_string()))?;
-    let memo = body.memo.as_ref().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
-    if memo.as_ref().is_some_and(|m| m.chars().count() > MAX_MEMO_CHARS || m.chars().any(char::is_control)) {
-        return Err(ApiError::unprocessable("bad_memo", "a memo is at most 200 printable characters"));
+    let memo = body
+        .memo
+        .as_ref()
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty());
+    if memo
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > MAX_MEMO_CHARS || m.chars().any(char::is_control))
+    {
+        return Err(ApiError::unprocessable(
+            "bad_memo",
+            "a memo is at most 200 printable characters",
+        ));
     }
     Ok(Payment {
         request: TransferRequest {
@@ -158,7 +185,10 @@ pub async fn create_transfer(
     let outcome = match key {
         None => {
             let payment = prepared.await?;
-            let transfer = wallet.committer.transfer_async(payment.request.clone()).await;
+            let transfer = wallet
+                .committer
+                .transfer_async(payment.request.clone())
+                .await;
             count(&wallet.metrics, &transfer);
             let view = transfer_view(&transfer?, &payment.from, &payment.to, &payment.code);
             return Ok(HttpResponse::Created().json(view));
@@ -182,8 +212,12 @@ pub async fn create_transfer(
                 blocking(move || {
                     let outcome = ledger.idempotent(scope, &key, &hash, |conn| {
                         let transfer = scrip_ledger::transfer(conn, &payment.request)?;
-                        let view = transfer_view(&transfer, &payment.from, &payment.to, &payment.code);
-                        Ok(StoredResponse { status: 201, body: serde_json::to_string(&view).unwrap_or_default() })
+                        let view =
+                            transfer_view(&transfer, &payment.from, &payment.to, &payment.code);
+                        Ok(StoredResponse {
+                            status: 201,
+                            body: serde_json::to_string(&view).unwrap_or_default(),
+                        })
                     });
                     if matches!(outcome, Ok(Idempotent::Fresh(_))) {
                         wallet.metrics.transfers.inc();
@@ -199,14 +233,20 @@ pub async fn create_transfer(
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
     Ok(HttpResponse::build(status)
         .content_type("application/json")
-        .insert_header(("Idempotent-Replayed", if replayed { "true" } else { "false" }))
+        .insert_header((
+            "Idempotent-Replayed",
+            if replayed { "true" } else { "false" },
+        ))
         .body(stored.body.clone()))
 }
 
 fn count(metrics: &Metrics, outcome: &Result<Transfer, LedgerError>) {
     match outcome {
         Ok(_) => metrics.transfers.inc(),
-        Err(e) => metrics.transfers_refused.with_label_values(&[e.code()]).inc(),
+        Err(e) => metrics
+            .transfers_refused
+            .with_label_values(&[e.code()])
+            .inc(),
     }
 }
 
@@ -223,7 +263,10 @@ pub async fn list_transfers(
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let paging = PageQuery { limit: query.limit, cursor: query.cursor.clone() };
+    let paging = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    };
     let limit = paging.limit()?;
     let before = paging.before_id()?.map(TransferId::new);
     let page = blocking(move || {
@@ -232,14 +275,22 @@ pub async fn list_transfers(
         let currency: Option<CurrencyId> = match query.currency.as_deref() {
             None => None,
             Some(raw) => {
-                let unknown = || ApiError::not_found("unknown_account", format!("no currency {raw:?}"));
+                let unknown =
+                    || ApiError::not_found("unknown_account", format!("no currency {raw:?}"));
                 let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
-                Some(currency_by_code(&mut conn, &code).map_err(|_| unknown())?.id)
+                Some(
+                    currency_by_code(&mut conn, &code)
+                        .map_err(|_| unknown())?
+                        .id,
+                )
             }
         };
         let entries = journal_page(&mut conn, holder.id, currency, before, limit + 1)?;
         let page = Page::from_overfetch(entries, limit, |e| e.transfer.id.get());
-        Ok(TransferPage { items: page.items.iter().map(entry_view).collect(), next_cursor: page.next_cursor })
+        Ok(TransferPage {
+            items: page.items.iter().map(entry_view).collect(),
+            next_cursor: page.next_cursor,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -266,7 +317,11 @@ pub async fn get_transfer(
         for party in [entry.from_principal, entry.to_principal] {
             visible = visible || party == caller.id || is_owner(&mut conn, party, caller.id)?;
         }
-        if visible { Ok(entry_view(&entry)) } else { Err(not_found()) }
+        if visible {
+            Ok(entry_view(&entry))
+        } else {
+            Err(not_found())
+        }
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))

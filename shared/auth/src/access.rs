@@ -45,7 +45,11 @@ impl Role {
 /// The registry operator role, granted from the command line only.
 pub const OPERATOR: &str = "operator";
 
-pub fn store_credentials(conn: &mut DbConn, principal: PrincipalId, password_hash: &str) -> Result<(), LedgerError> {
+pub fn store_credentials(
+    conn: &mut DbConn,
+    principal: PrincipalId,
+    password_hash: &str,
+) -> Result<(), LedgerError> {
     diesel::insert_into(credentials::table)
         .values((
             credentials::principal_id.eq(principal.get()),
@@ -57,7 +61,10 @@ pub fn store_credentials(conn: &mut DbConn, principal: PrincipalId, password_has
 }
 
 /// The principal and password hash for a login, if the handle has credentials.
-pub fn credentials_of(conn: &mut DbConn, handle: &Handle) -> Result<Option<(PrincipalId, String)>, LedgerError> {
+pub fn credentials_of(
+    conn: &mut DbConn,
+    handle: &Handle,
+) -> Result<Option<(PrincipalId, String)>, LedgerError> {
     Ok(principals::table
         .inner_join(credentials::table)
         .filter(principals::handle.eq(handle.as_str()))
@@ -68,7 +75,11 @@ pub fn credentials_of(conn: &mut DbConn, handle: &Handle) -> Result<Option<(Prin
 }
 
 /// Grants a registry role; granting one already held is a no-op.
-pub fn grant_role(conn: &mut DbConn, principal: PrincipalId, role: &str) -> Result<(), LedgerError> {
+pub fn grant_role(
+    conn: &mut DbConn,
+    principal: PrincipalId,
+    role: &str,
+) -> Result<(), LedgerError> {
     if roles_of(conn, principal)?.iter().any(|r| r == role) {
         return Ok(());
     }
@@ -95,7 +106,12 @@ pub fn is_operator(conn: &mut DbConn, principal: PrincipalId) -> Result<bool, Le
 }
 
 /// Adds (or changes the role of) a member of a business.
-pub fn set_member(conn: &mut DbConn, business: PrincipalId, member: PrincipalId, role: Role) -> Result<(), LedgerError> {
+pub fn set_member(
+    conn: &mut DbConn,
+    business: PrincipalId,
+    member: PrincipalId,
+    role: Role,
+) -> Result<(), LedgerError> {
     let updated = diesel::update(memberships::table.find((business.get(), member.get())))
         .set(memberships::role.eq(role.as_str()))
         .execute(conn)?;
@@ -123,7 +139,11 @@ pub fn set_member(conn: &mut DbConn, business: PrincipalId, member: PrincipalId,
 }
 
 /// The member's role in the business, if any.
-pub fn role_in(conn: &mut DbConn, business: PrincipalId, member: PrincipalId) -> Result<Option<Role>, LedgerError> {
+pub fn role_in(
+    conn: &mut DbConn,
+    business: PrincipalId,
+    member: PrincipalId,
+) -> Result<Option<Role>, LedgerError> {
     Ok(memberships::table
         .find((business.get(), member.get()))
         .select(memberships::role)
@@ -133,12 +153,19 @@ pub fn role_in(conn: &mut DbConn, business: PrincipalId, member: PrincipalId) ->
         .and_then(Role::parse))
 }
 
-pub fn is_owner(conn: &mut DbConn, business: PrincipalId, member: PrincipalId) -> Result<bool, LedgerError> {
+pub fn is_owner(
+    conn: &mut DbConn,
+    business: PrincipalId,
+    member: PrincipalId,
+) -> Result<bool, LedgerError> {
     Ok(role_in(conn, business, member)? == Some(Role::Owner))
 }
 
 /// The businesses a principal belongs to, with its role, by handle.
-pub fn memberships_of(conn: &mut DbConn, member: PrincipalId) -> Result<Vec<(Handle, Role)>, LedgerError> {
+pub fn memberships_of(
+    conn: &mut DbConn,
+    member: PrincipalId,
+) -> Result<Vec<(Handle, Role)>, LedgerError> {
     let rows: Vec<(String, String)> = memberships::table
         .inner_join(principals::table.on(principals::id.eq(memberships::business_id)))
         .filter(memberships::member_id.eq(member.get()))
@@ -152,7 +179,11 @@ pub fn memberships_of(conn: &mut DbConn, member: PrincipalId) -> Result<Vec<(Han
 }
 
 /// The members of a business with a given role, by handle.
-pub fn members_with_role(conn: &mut DbConn, business: PrincipalId, role: Role) -> Result<Vec<Handle>, LedgerError> {
+pub fn members_with_role(
+    conn: &mut DbConn,
+    business: PrincipalId,
+    role: Role,
+) -> Result<Vec<Handle>, LedgerError> {
     let handles: Vec<String> = memberships::table
         .inner_join(principals::table.on(principals::id.eq(memberships::member_id)))
         .filter(memberships::business_id.eq(business.get()))
@@ -160,5 +191,8 @@ pub fn members_with_role(conn: &mut DbConn, business: PrincipalId, role: Role) -
         .order(principals::handle)
         .select(principals::handle)
         .load(conn)?;
-    Ok(handles.iter().filter_map(|h| Handle::parse(h).ok()).collect())
+    Ok(handles
+        .iter()
+        .filter_map(|h| Handle::parse(h).ok())
+        .collect())
 }

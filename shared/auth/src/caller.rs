@@ -42,7 +42,9 @@ fn bearer_token(request: &HttpRequest) -> Option<String> {
     if let Some(value) = request.headers().get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
     }
     request.cookie(SESSION_COOKIE).map(|c| c.value().to_owned())
 }

@@ -11,7 +11,12 @@ use crate::access::{is_operator, is_owner};
 
 /// A handle or `handle@registry` naming an existing principal; 404 `unknown_account` otherwise.
 pub fn resolve(conn: &mut DbConn, raw: &str, registry: &RegistryId) -> Result<Principal, ApiError> {
-    let unknown = || ApiError::not_found("unknown_account", format!("no account holder named {raw:?}"));
+    let unknown = || {
+        ApiError::not_found(
+            "unknown_account",
+            format!("no account holder named {raw:?}"),
+        )
+    };
     let handle = Handle::parse_local(raw, registry).map_err(|_| unknown())?;
     principal_by_handle(conn, &handle).map_err(|_| unknown())
 }

@@ -14,7 +14,10 @@ const PUBLIC_FILE: &str = "jwt-ed25519-public.pem";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read or write the key file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot encode the generated key: {0}")]
     Encode(String),
     #[error("the key in {path} is not a valid Ed25519 PEM key: {reason}")]
@@ -35,7 +38,10 @@ impl std::fmt::Debug for KeyPair {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io { path: path.to_owned(), source }
+    move |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Reads the key pair from `dir`, generating and storing a new one when there is none.
@@ -45,7 +51,10 @@ pub fn load_or_create_keys(dir: &Path) -> Result<KeyPair, KeyError> {
     if private_path.exists() {
         let private_pem = std::fs::read_to_string(&private_path).map_err(io(&private_path))?;
         let public_pem = std::fs::read_to_string(&public_path).map_err(io(&public_path))?;
-        return Ok(KeyPair { private_pem, public_pem });
+        return Ok(KeyPair {
+            private_pem,
+            public_pem,
+        });
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let signing = SigningKey::generate(&mut OsRng);
@@ -60,7 +69,10 @@ pub fn load_or_create_keys(dir: &Path) -> Result<KeyPair, KeyError> {
     write_private(&private_path, &private_pem)?;
     std::fs::write(&public_path, &public_pem).map_err(io(&public_path))?;
     tracing::info!(path = %private_path.display(), "generated a new token signing key");
-    Ok(KeyPair { private_pem, public_pem })
+    Ok(KeyPair {
+        private_pem,
+        public_pem,
+    })
 }
 
 /// A verifying service needs only the public key.

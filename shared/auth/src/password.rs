@@ -1,8 +1,8 @@
 //! Password hashing with argon2id (the crate's default parameters: 19 MiB, 2 passes).
 //! Both functions take tens of milliseconds by design: call them on a blocking thread.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand_core::OsRng;
 
 /// Fewer characters than this is `weak_password`.
@@ -20,8 +20,11 @@ pub fn hash(password: &str) -> Result<String, String> {
 
 /// True when `password` matches the stored hash.
 pub fn verify(stored_hash: &str, password: &str) -> bool {
-    PasswordHash::new(stored_hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(stored_hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// Spends the same time as a real verification, so a login for an unknown handle cannot be

@@ -41,7 +41,10 @@ impl std::fmt::Debug for TokenIssuer {
 impl TokenIssuer {
     pub fn new(keys: &KeyPair, ttl_s: u64) -> Result<Self, KeyError> {
         let key = EncodingKey::from_ed_pem(keys.private_pem.as_bytes()).map_err(|e| {
-            KeyError::Invalid { path: "private key".into(), reason: e.to_string() }
+            KeyError::Invalid {
+                path: "private key".into(),
+                reason: e.to_string(),
+            }
         })?;
         Ok(Self { key, ttl_s })
     }
@@ -81,9 +84,11 @@ impl std::fmt::Debug for TokenVerifier {
 
 impl TokenVerifier {
     pub fn new(public_pem: &str) -> Result<Self, KeyError> {
-        let key = DecodingKey::from_ed_pem(public_pem.as_bytes()).map_err(|e| {
-            KeyError::Invalid { path: "public key".into(), reason: e.to_string() }
-        })?;
+        let key =
+            DecodingKey::from_ed_pem(public_pem.as_bytes()).map_err(|e| KeyError::Invalid {
+                path: "public key".into(),
+                reason: e.to_string(),
+            })?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
@@ -116,12 +121,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let keys = crate::load_or_create_keys(&dir).expect("keys");
         let again = crate::load_or_create_keys(&dir).expect("same keys");
-        assert_eq!(keys.public_pem, again.public_pem, "the key is kept, not regenerated");
+        assert_eq!(
+            keys.public_pem, again.public_pem,
+            "the key is kept, not regenerated"
+        );
         let issuer = TokenIssuer::new(&keys, 60).expect("issuer");
         let verifier = TokenVerifier::new(&keys.public_pem).expect("verifier");
         let handle = Handle::parse("alice").expect("handle");
         let token = issuer.issue(PrincipalId::new(7), &handle);
-        assert_eq!(verifier.verify(&token), Ok((PrincipalId::new(7), handle.clone())));
+        assert_eq!(
+            verifier.verify(&token),
+            Ok((PrincipalId::new(7), handle.clone()))
+        );
 
         let _ = std::fs::remove_dir_all(&dir);
         let other = crate::load_or_create_keys(&dir).expect("other keys");

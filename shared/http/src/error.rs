@@ -43,28 +43,46 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Unprocessable { code, detail: detail.into() }
+        Self::Unprocessable {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// A missing, expired, forged or misdirected token.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::Unauthorized { code: "unauthorized", detail: detail.into() }
+        Self::Unauthorized {
+            code: "unauthorized",
+            detail: detail.into(),
+        }
     }
 
     pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::NotFound { code, detail: detail.into() }
+        Self::NotFound {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Forbidden { code, detail: detail.into() }
+        Self::Forbidden {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { code, detail: detail.into() }
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest { code, detail: detail.into() }
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// The stable machine-readable code of API.md.

@@ -24,11 +24,14 @@ pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
 fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge { limit_bytes: MAX_JSON_BYTES }
+            ApiError::PayloadTooLarge {
+                limit_bytes: MAX_JSON_BYTES,
+            }
         }
-        JsonPayloadError::ContentType => {
-            ApiError::bad_request("unsupported_media_type", "send the body as application/json")
-        }
+        JsonPayloadError::ContentType => ApiError::bad_request(
+            "unsupported_media_type",
+            "send the body as application/json",
+        ),
         JsonPayloadError::Deserialize(error) => match error.classify() {
             serde_json::error::Category::Data => {
                 ApiError::unprocessable("invalid_request", error.to_string())

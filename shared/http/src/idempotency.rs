@@ -17,7 +17,10 @@ pub fn idempotency_key(request: &HttpRequest) -> Result<Option<IdempotencyKey>, 
         .and_then(IdempotencyKey::parse)
         .map(Some)
         .ok_or_else(|| {
-            ApiError::bad_request("bad_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+            ApiError::bad_request(
+                "bad_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
         })
 }
 

@@ -28,7 +28,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(name: &'static str, per_minute: u32) -> Self {
-        Self { name, per_minute: per_minute.max(1), buckets: Mutex::new(HashMap::new()) }
+        Self {
+            name,
+            per_minute: per_minute.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `key`, or says how long to wait.
@@ -36,11 +40,19 @@ impl RateLimiter {
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() >= MAX_BUCKETS {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.refilled).as_secs_f64() * per_second < capacity);
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.refilled).as_secs_f64() * per_second < capacity
+            });
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, refilled: now });
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            refilled: now,
+        });
         let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
         bucket.refilled = now;
@@ -50,14 +62,19 @@ impl RateLimiter {
         } else {
             let wait_s = ((1.0 - bucket.tokens) / per_second).ceil();
             tracing::info!(limiter = self.name, key, "rate limited");
-            Err(ApiError::RateLimited { retry_after_s: wait_s as u64 })
+            Err(ApiError::RateLimited {
+                retry_after_s: wait_s as u64,
+            })
         }
     }
 }
 
 /// The peer address, the key for limits on anonymous endpoints (login, sign-up).
 pub fn client_ip(request: &HttpRequest) -> String {
-    request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    request
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -70,7 +87,10 @@ mod tests {
         for _ in 0..3 {
             assert!(limiter.check("k").is_ok());
         }
-        assert!(matches!(limiter.check("k"), Err(ApiError::RateLimited { retry_after_s: 20 })));
+        assert!(matches!(
+            limiter.check("k"),
+            Err(ApiError::RateLimited { retry_after_s: 20 })
+        ));
         assert!(limiter.check("other").is_ok(), "keys are independent");
     }
 }

@@ -18,7 +18,10 @@ impl PageQuery {
     pub fn limit(&self) -> Result<i64, ApiError> {
         match self.limit.unwrap_or(DEFAULT_LIMIT) {
             n @ 1..=MAX_LIMIT => Ok(i64::from(n)),
-            _ => Err(ApiError::unprocessable("bad_limit", "limit must be between 1 and 500")),
+            _ => Err(ApiError::unprocessable(
+                "bad_limit",
+                "limit must be between 1 and 500",
+            )),
         }
     }
 
@@ -27,10 +30,9 @@ impl PageQuery {
         self.cursor
             .as_deref()
             .map(|c| {
-                c.parse::<i64>()
-                    .ok()
-                    .filter(|&id| id > 0)
-                    .ok_or_else(|| ApiError::unprocessable("bad_cursor", "the cursor is not one this API gave out"))
+                c.parse::<i64>().ok().filter(|&id| id > 0).ok_or_else(|| {
+                    ApiError::unprocessable("bad_cursor", "the cursor is not one this API gave out")
+                })
             })
             .transpose()
     }
@@ -49,7 +51,11 @@ impl<T> Page<T> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let more = items.len() > limit;
         items.truncate(limit);
-        let next_cursor = if more { items.last().map(|last| id_of(last).to_string()) } else { None };
+        let next_cursor = if more {
+            items.last().map(|last| id_of(last).to_string())
+        } else {
+            None
+        };
         Self { items, next_cursor }
     }
 }

@@ -84,7 +84,10 @@ pub fn journal_page(
 }
 
 /// One journal line by id.
-pub fn journal_entry(conn: &mut DbConn, id: TransferId) -> Result<Option<JournalEntry>, LedgerError> {
+pub fn journal_entry(
+    conn: &mut DbConn,
+    id: TransferId,
+) -> Result<Option<JournalEntry>, LedgerError> {
     let rows: Vec<TransferRow> = transfers::table
         .find(id.get())
         .select(TransferRow::as_select())
@@ -97,7 +100,10 @@ fn describe(conn: &mut DbConn, rows: Vec<TransferRow>) -> Result<Vec<JournalEntr
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let account_ids: Vec<i64> = rows.iter().flat_map(|r| [r.from_account_id, r.to_account_id]).collect();
+    let account_ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| [r.from_account_id, r.to_account_id])
+        .collect();
     let owners: HashMap<i64, (i64, String)> = accounts::table
         .inner_join(principals::table)
         .filter(accounts::id.eq_any(account_ids))
@@ -142,7 +148,10 @@ pub struct CurrencyStats {
     pub holders: i64,
 }
 
-pub fn currency_stats(conn: &mut DbConn, currency: &Currency) -> Result<CurrencyStats, LedgerError> {
+pub fn currency_stats(
+    conn: &mut DbConn,
+    currency: &Currency,
+) -> Result<CurrencyStats, LedgerError> {
     let issuer_balance: i64 = accounts::table
         .filter(accounts::currency_id.eq(currency.id.get()))
         .filter(accounts::principal_id.eq(currency.issuer_id.get()))
@@ -163,7 +172,11 @@ pub fn currency_stats(conn: &mut DbConn, currency: &Currency) -> Result<Currency
 }
 
 /// A page of currencies, newest first.
-pub fn currencies_page(conn: &mut DbConn, before: Option<CurrencyId>, limit: i64) -> Result<Vec<Currency>, LedgerError> {
+pub fn currencies_page(
+    conn: &mut DbConn,
+    before: Option<CurrencyId>,
+    limit: i64,
+) -> Result<Vec<Currency>, LedgerError> {
     let mut query = currencies::table
         .order(currencies::id.desc())
         .limit(limit)
@@ -172,11 +185,18 @@ pub fn currencies_page(conn: &mut DbConn, before: Option<CurrencyId>, limit: i64
     if let Some(before) = before {
         query = query.filter(currencies::id.lt(before.get()));
     }
-    query.load(conn)?.into_iter().map(Currency::try_from).collect()
+    query
+        .load(conn)?
+        .into_iter()
+        .map(Currency::try_from)
+        .collect()
 }
 
 /// The currencies a principal issues.
-pub fn currencies_of_issuer(conn: &mut DbConn, issuer: PrincipalId) -> Result<Vec<Currency>, LedgerError> {
+pub fn currencies_of_issuer(
+    conn: &mut DbConn,
+    issuer: PrincipalId,
+) -> Result<Vec<Currency>, LedgerError> {
     currencies::table
         .filter(currencies::issuer_id.eq(issuer.get()))
         .order(currencies::id)

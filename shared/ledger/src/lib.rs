@@ -32,8 +32,11 @@ pub use currencies::{
     LimitsChange, NewCurrency, create_currency, currency_by_code, currency_by_id, set_limits,
 };
 pub use error::LedgerError;
-pub use journal::{CurrencyStats, Holding, JournalEntry, currencies_of_issuer, currencies_page, currency_stats, holdings, journal_entry, journal_page};
 pub use idempotency::{IdempotencyKey, Idempotent, StoredResponse};
+pub use journal::{
+    CurrencyStats, Holding, JournalEntry, currencies_of_issuer, currencies_page, currency_stats,
+    holdings, journal_entry, journal_page,
+};
 pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
 pub use principals::{REGISTRY_HANDLE, create_principal, principal_by_handle, principal_by_id};
 pub use transfer::{TransferRequest, account, place_hold, release_hold, settle_hold};

@@ -350,4 +350,3 @@ pub fn account(
     let rules = currency_rules(conn, currency)?;
     Ok(find_account(conn, principal, currency)?.map(|row| row.into_account(rules.scale)))
 }
-

@@ -82,7 +82,6 @@ diesel::joinable!(holds -> accounts (account_id));
 diesel::joinable!(transfers -> currencies (currency_id));
 diesel::joinable!(idempotency_keys -> principals (principal_id));
 
-
 diesel::table! {
     credentials (principal_id) {
         principal_id -> BigInt,

@@ -45,22 +45,29 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("scrip".into()), None).expect("valid prefix");
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["method", "route", "status"],
         )
         .expect("metric");
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
-                .buckets(vec![
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ]),
+                ],
+            ),
             &["method", "route"],
         )
         .expect("metric");
         let transfers =
             IntCounter::new("ledger_transfers_total", "Transfers committed").expect("metric");
         let transfers_refused = IntCounterVec::new(
-            Opts::new("ledger_transfers_refused_total", "Transfers refused, by reason"),
+            Opts::new(
+                "ledger_transfers_refused_total",
+                "Transfers refused, by reason",
+            ),
             &["reason"],
         )
         .expect("metric");

@@ -15,28 +15,97 @@ async fn malformed_input_is_a_clear_4xx(backend: Backend) {
     app.shop(&rosa, "bakery", "BREAD").await;
     let before = app.transfer_count().await;
 
-    let not_json = app.post_raw("/api/v1/transfers", Some(&rosa), "application/json", b"{\"to\": ".to_vec()).await;
+    let not_json = app
+        .post_raw(
+            "/api/v1/transfers",
+            Some(&rosa),
+            "application/json",
+            b"{\"to\": ".to_vec(),
+        )
+        .await;
     assert_problem(&not_json, StatusCode::BAD_REQUEST, "malformed_json");
-    let garbage = app.post_raw("/api/v1/auth/register", None, "application/json", vec![0xff, 0xfe, 0x00]).await;
+    let garbage = app
+        .post_raw(
+            "/api/v1/auth/register",
+            None,
+            "application/json",
+            vec![0xff, 0xfe, 0x00],
+        )
+        .await;
     assert_problem(&garbage, StatusCode::BAD_REQUEST, "malformed_json");
-    let text = app.post_raw("/api/v1/auth/login", None, "text/plain", b"hello".to_vec()).await;
+    let text = app
+        .post_raw("/api/v1/auth/login", None, "text/plain", b"hello".to_vec())
+        .await;
     assert_problem(&text, StatusCode::BAD_REQUEST, "unsupported_media_type");
-    let huge = format!("{{\"to\": \"carl\", \"currency\": \"BREAD\", \"amount\": \"1\", \"memo\": \"{}\"}}", "x".repeat(1 << 20));
-    let too_big = app.post_raw("/api/v1/transfers", Some(&rosa), "application/json", huge.into_bytes()).await;
+    let huge = format!(
+        "{{\"to\": \"carl\", \"currency\": \"BREAD\", \"amount\": \"1\", \"memo\": \"{}\"}}",
+        "x".repeat(1 << 20)
+    );
+    let too_big = app
+        .post_raw(
+            "/api/v1/transfers",
+            Some(&rosa),
+            "application/json",
+            huge.into_bytes(),
+        )
+        .await;
     assert_problem(&too_big, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let wrong_type = app.post("/api/v1/currencies", Some(&rosa), json!({"issuer": "bakery", "code": "X1", "name": "x", "scale": "2", "credit_limit": "1"})).await;
-    assert_problem(&wrong_type, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
-    let number_limit = app.post("/api/v1/currencies", Some(&rosa), json!({"issuer": "bakery", "code": "X1", "name": "x", "scale": 2, "credit_limit": 100})).await;
-    assert_problem(&number_limit, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
-    let missing = app.post("/api/v1/transfers", Some(&rosa), json!({"to": "carl"})).await;
-    assert_problem(&missing, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
-    let array = app.post("/api/v1/transfers", Some(&rosa), json!([1, 2, 3])).await;
+    assert_problem(
+        &wrong_type,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    );
+    let number_limit = app
+        .post(
+            "/api/v1/currencies",
+            Some(&rosa),
+            json!({"issuer": "bakery", "code": "X1", "name": "x", "scale": 2, "credit_limit": 100}),
+        )
+        .await;
+    assert_problem(
+        &number_limit,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    );
+    let missing = app
+        .post("/api/v1/transfers", Some(&rosa), json!({"to": "carl"}))
+        .await;
+    assert_problem(
+        &missing,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    );
+    let array = app
+        .post("/api/v1/transfers", Some(&rosa), json!([1, 2, 3]))
+        .await;
     assert_problem(&array, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
-    let unicode = app.pay(&rosa, json!({"from": "bakery", "to": "cärl", "currency": "BREAD", "amount": "1"})).await;
+    let unicode = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "cärl", "currency": "BREAD", "amount": "1"}),
+        )
+        .await;
     assert_problem(&unicode, StatusCode::NOT_FOUND, "unknown_account");
-    let emoji_business = app.post("/api/v1/businesses", Some(&rosa), json!({"handle": "🍞bakery", "name": "x"})).await;
-    assert_problem(&emoji_business, StatusCode::UNPROCESSABLE_ENTITY, "bad_handle");
-    let empty_name = app.post("/api/v1/businesses", Some(&rosa), json!({"handle": "newshop", "name": "  "})).await;
+    let emoji_business = app
+        .post(
+            "/api/v1/businesses",
+            Some(&rosa),
+            json!({"handle": "🍞bakery", "name": "x"}),
+        )
+        .await;
+    assert_problem(
+        &emoji_business,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_handle",
+    );
+    let empty_name = app
+        .post(
+            "/api/v1/businesses",
+            Some(&rosa),
+            json!({"handle": "newshop", "name": "  "}),
+        )
+        .await;
     assert_problem(&empty_name, StatusCode::UNPROCESSABLE_ENTITY, "bad_name");
     let huge_scale = app.post("/api/v1/currencies", Some(&rosa), json!({"issuer": "bakery", "code": "X1", "name": "x", "scale": 99999999999_i64, "credit_limit": "1"})).await;
     assert_problem(&huge_scale, StatusCode::UNPROCESSABLE_ENTITY, "bad_scale");
@@ -50,15 +119,38 @@ async fn system_endpoints_answer(backend: Backend) {
     let rosa = app.user("rosa").await;
     app.user("carl").await;
     app.shop(&rosa, "bakery", "BREAD").await;
-    app.pay(&rosa, json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1"})).await;
-    assert_eq!(app.get("/healthz", None).await, (StatusCode::OK, json!({"status": "ok"})));
+    app.pay(
+        &rosa,
+        json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1"}),
+    )
+    .await;
+    assert_eq!(
+        app.get("/healthz", None).await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
     assert_eq!(app.get("/readyz", None).await.0, StatusCode::OK);
-    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.expect("sent").text().await.expect("text");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
     assert!(metrics.contains("scrip_http_requests_total{method=\"POST\",route=\"/api/v1/transfers\",status=\"201\"} 1"), "{metrics}");
     assert!(metrics.contains("scrip_http_request_duration_seconds_bucket"));
     assert!(metrics.contains("scrip_ledger_transfers_total 1"));
     assert!(metrics.contains("scrip_ledger_audit_ok 1"));
-    let docs = app.client.get(format!("{}/api/docs/", app.base)).send().await.expect("sent");
+    let docs = app
+        .client
+        .get(format!("{}/api/docs/", app.base))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(docs.status(), StatusCode::OK);
-    assert!(docs.text().await.expect("html").contains("swagger"), "the API reference page is served offline");
+    assert!(
+        docs.text().await.expect("html").contains("swagger"),
+        "the API reference page is served offline"
+    );
 }

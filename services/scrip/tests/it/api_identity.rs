@@ -9,7 +9,11 @@ use serde_json::json;
 
 use crate::app::{Limits, TestApp, assert_problem};
 
-crate::on_both_backends!(sign_up_log_in_and_see_yourself, every_bad_token_is_401_and_changes_nothing, logins_are_rate_limited);
+crate::on_both_backends!(
+    sign_up_log_in_and_see_yourself,
+    every_bad_token_is_401_and_changes_nothing,
+    logins_are_rate_limited
+);
 
 async fn sign_up_log_in_and_see_yourself(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -17,26 +21,80 @@ async fn sign_up_log_in_and_see_yourself(backend: Backend) {
         .post("/api/v1/auth/register", None, json!({"handle": "alice", "password": "correct horse battery", "display_name": "Alice"}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!((body["handle"].as_str(), body["address"].as_str()), (Some("alice"), Some("alice@local")));
+    assert_eq!(
+        (body["handle"].as_str(), body["address"].as_str()),
+        (Some("alice"), Some("alice@local"))
+    );
     assert!(body["id"].is_string());
 
-    let taken = app.post("/api/v1/auth/register", None, json!({"handle": "alice", "password": "another long one"})).await;
+    let taken = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"handle": "alice", "password": "another long one"}),
+        )
+        .await;
     assert_problem(&taken, StatusCode::CONFLICT, "handle_taken");
-    let reserved = app.post("/api/v1/auth/register", None, json!({"handle": "registry", "password": "another long one"})).await;
+    let reserved = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"handle": "registry", "password": "another long one"}),
+        )
+        .await;
     assert_problem(&reserved, StatusCode::CONFLICT, "handle_taken");
-    let weak = app.post("/api/v1/auth/register", None, json!({"handle": "bob", "password": "short"})).await;
+    let weak = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"handle": "bob", "password": "short"}),
+        )
+        .await;
     assert_problem(&weak, StatusCode::UNPROCESSABLE_ENTITY, "weak_password");
-    let bad = app.post("/api/v1/auth/register", None, json!({"handle": "Bob!", "password": "long enough pass"})).await;
+    let bad = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"handle": "Bob!", "password": "long enough pass"}),
+        )
+        .await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "bad_handle");
-    let unicode = app.post("/api/v1/auth/register", None, json!({"handle": "jösé", "password": "long enough pass"})).await;
+    let unicode = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"handle": "jösé", "password": "long enough pass"}),
+        )
+        .await;
     assert_problem(&unicode, StatusCode::UNPROCESSABLE_ENTITY, "bad_handle");
 
-    let wrong = app.post("/api/v1/auth/login", None, json!({"handle": "alice", "password": "wrong password!"})).await;
+    let wrong = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"handle": "alice", "password": "wrong password!"}),
+        )
+        .await;
     assert_problem(&wrong, StatusCode::UNAUTHORIZED, "bad_credentials");
-    let unknown = app.post("/api/v1/auth/login", None, json!({"handle": "nobody", "password": "wrong password!"})).await;
-    assert_eq!(unknown, wrong, "an unknown handle gets the very same answer");
+    let unknown = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"handle": "nobody", "password": "wrong password!"}),
+        )
+        .await;
+    assert_eq!(
+        unknown, wrong,
+        "an unknown handle gets the very same answer"
+    );
 
-    let (status, login) = app.post("/api/v1/auth/login", None, json!({"handle": "alice@local", "password": "correct horse battery"})).await;
+    let (status, login) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"handle": "alice@local", "password": "correct horse battery"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{login}");
     assert_eq!(login["token_type"], "Bearer");
     assert_eq!(login["expires_in"], 600);
@@ -48,9 +106,17 @@ async fn sign_up_log_in_and_see_yourself(backend: Backend) {
     assert_eq!(me["roles"], json!([]));
     assert_eq!(me["businesses"], json!([]));
 
-    app.post("/api/v1/businesses", Some(token), json!({"handle": "alices-cafe", "name": "Alice's Café"})).await;
+    app.post(
+        "/api/v1/businesses",
+        Some(token),
+        json!({"handle": "alices-cafe", "name": "Alice's Café"}),
+    )
+    .await;
     let (_, me) = app.get("/api/v1/me", Some(token)).await;
-    assert_eq!(me["businesses"], json!([{"handle": "alices-cafe", "role": "owner"}]));
+    assert_eq!(
+        me["businesses"],
+        json!([{"handle": "alices-cafe", "role": "owner"}])
+    );
 }
 
 #[derive(serde::Serialize)]
@@ -64,7 +130,10 @@ struct Claims<'a> {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 fn sign(pem: &str, claims: &Claims<'_>) -> String {
@@ -80,16 +149,35 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
     let (_, me) = app.get("/api/v1/me", Some(&owner)).await;
     let owner_id = me["id"].as_str().expect("id").to_owned();
 
-    let private_pem = std::fs::read_to_string(app.data_dir.join("jwt-ed25519-private.pem")).expect("server key");
+    let private_pem =
+        std::fs::read_to_string(app.data_dir.join("jwt-ed25519-private.pem")).expect("server key");
     let other_dir = app.data_dir.join("other");
-    let other_pem = scrip_auth::load_or_create_keys(&other_dir).expect("other key").private_pem;
-    let good = |iss, aud, exp| Claims { sub: &owner_id, handle: "owner", iss, aud, iat: now(), exp };
+    let other_pem = scrip_auth::load_or_create_keys(&other_dir)
+        .expect("other key")
+        .private_pem;
+    let good = |iss, aud, exp| Claims {
+        sub: &owner_id,
+        handle: "owner",
+        iss,
+        aud,
+        iat: now(),
+        exp,
+    };
 
-    let expired = sign(&private_pem, &good("scrip-gateway", "scrip-api", now() - 3_600));
-    let wrong_audience = sign(&private_pem, &good("scrip-gateway", "someone-else", now() + 600));
+    let expired = sign(
+        &private_pem,
+        &good("scrip-gateway", "scrip-api", now() - 3_600),
+    );
+    let wrong_audience = sign(
+        &private_pem,
+        &good("scrip-gateway", "someone-else", now() + 600),
+    );
     let wrong_issuer = sign(&private_pem, &good("evil", "scrip-api", now() + 600));
     let wrong_key = sign(&other_pem, &good("scrip-gateway", "scrip-api", now() + 600));
-    let valid = sign(&private_pem, &good("scrip-gateway", "scrip-api", now() + 600));
+    let valid = sign(
+        &private_pem,
+        &good("scrip-gateway", "scrip-api", now() + 600),
+    );
     let (status, _) = app.get("/api/v1/me", Some(&valid)).await;
     assert_eq!(status, StatusCode::OK, "the forging recipe itself is right");
 
@@ -99,7 +187,12 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
     let mut payload: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
     payload["sub"] = json!("999999");
-    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload.to_string()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[2]
+    );
 
     let before = app.transfer_count().await;
     for (what, token) in [
@@ -114,7 +207,12 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
     ] {
         let me = app.get("/api/v1/me", Some(token)).await;
         assert_problem(&me, StatusCode::UNAUTHORIZED, "unauthorized");
-        let pay = app.pay(token, json!({"from": "shop", "to": "victim", "currency": "SHOP", "amount": "5.00"})).await;
+        let pay = app
+            .pay(
+                token,
+                json!({"from": "shop", "to": "victim", "currency": "SHOP", "amount": "5.00"}),
+            )
+            .await;
         assert_eq!(pay.0, StatusCode::UNAUTHORIZED, "{what}: {}", pay.1);
     }
     let missing = app.get("/api/v1/accounts", None).await;
@@ -131,12 +229,36 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
 }
 
 async fn logins_are_rate_limited(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Limits { login_per_minute: 3, ..Limits::default() }).await;
-    app.post("/api/v1/auth/register", None, json!({"handle": "carol", "password": "correct horse battery"})).await;
+    let app = TestApp::spawn_with(
+        backend,
+        Limits {
+            login_per_minute: 3,
+            ..Limits::default()
+        },
+    )
+    .await;
+    app.post(
+        "/api/v1/auth/register",
+        None,
+        json!({"handle": "carol", "password": "correct horse battery"}),
+    )
+    .await;
     for _ in 0..3 {
-        let wrong = app.post("/api/v1/auth/login", None, json!({"handle": "carol", "password": "guess guess guess"})).await;
+        let wrong = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"handle": "carol", "password": "guess guess guess"}),
+            )
+            .await;
         assert_problem(&wrong, StatusCode::UNAUTHORIZED, "bad_credentials");
     }
-    let limited = app.post("/api/v1/auth/login", None, json!({"handle": "carol", "password": "correct horse battery"})).await;
+    let limited = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"handle": "carol", "password": "correct horse battery"}),
+        )
+        .await;
     assert_problem(&limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }

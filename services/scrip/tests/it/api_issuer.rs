@@ -6,17 +6,32 @@ use serde_json::json;
 
 use crate::app::{TestApp, assert_problem};
 
-crate::on_both_backends!(a_shop_owner_creates_a_business_and_its_currency, only_owners_govern_a_business);
+crate::on_both_backends!(
+    a_shop_owner_creates_a_business_and_its_currency,
+    only_owners_govern_a_business
+);
 
 async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let rosa = app.user("rosa").await;
-    let (status, business) = app.post("/api/v1/businesses", Some(&rosa), json!({"handle": "bakery", "name": "Rosa's Bakery"})).await;
+    let (status, business) = app
+        .post(
+            "/api/v1/businesses",
+            Some(&rosa),
+            json!({"handle": "bakery", "name": "Rosa's Bakery"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{business}");
     assert_eq!(business["owners"], json!(["rosa"]));
     assert_eq!(business["address"], "bakery@local");
     assert_eq!(business["name"], "Rosa's Bakery");
-    let taken = app.post("/api/v1/businesses", Some(&rosa), json!({"handle": "rosa", "name": "Taken"})).await;
+    let taken = app
+        .post(
+            "/api/v1/businesses",
+            Some(&rosa),
+            json!({"handle": "rosa", "name": "Taken"}),
+        )
+        .await;
     assert_problem(&taken, StatusCode::CONFLICT, "handle_taken");
 
     let (status, currency) = app
@@ -41,7 +56,11 @@ async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
     let too_high = app
         .post("/api/v1/currencies", Some(&rosa), json!({"issuer": "bakery", "code": "CAKE", "name": "x", "scale": 0, "credit_limit": "1000001"}))
         .await;
-    assert_problem(&too_high, StatusCode::UNPROCESSABLE_ENTITY, "credit_limit_too_high");
+    assert_problem(
+        &too_high,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "credit_limit_too_high",
+    );
     for (field, value, code) in [
         ("scale", json!(9), "bad_scale"),
         ("code", json!("cake"), "bad_currency_code"),
@@ -57,11 +76,19 @@ async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
 
     // Issue to a customer; the public view shows what the bakery owes and to how many.
     let carl = app.user("carl").await;
-    let (status, _) = app.pay(&rosa, json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "60"})).await;
+    let (status, _) = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "60"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, view) = app.get("/api/v1/currencies/BREAD", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((view["outstanding"].as_str(), view["holders"].as_i64()), (Some("60.00"), Some(1)));
+    assert_eq!(
+        (view["outstanding"].as_str(), view["holders"].as_i64()),
+        (Some("60.00"), Some(1))
+    );
     let (_, profile) = app.get("/api/v1/businesses/bakery@local", None).await;
     assert_eq!(profile["currencies"][0]["code"], "BREAD");
     assert_eq!(profile["owners"], json!(["rosa"]));
@@ -70,13 +97,42 @@ async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
     assert_eq!(list["next_cursor"], json!(null));
 
     // Limits: lowering under what is issued or held is refused, raising and removing work.
-    let below = app.patch("/api/v1/currencies/BREAD", Some(&rosa), json!({"credit_limit": "59.99"})).await;
-    assert_problem(&below, StatusCode::UNPROCESSABLE_ENTITY, "limit_below_position");
-    let under_holder = app.patch("/api/v1/currencies/BREAD", Some(&rosa), json!({"max_balance": "59"})).await;
-    assert_problem(&under_holder, StatusCode::UNPROCESSABLE_ENTITY, "limit_below_position");
-    let (status, patched) = app.patch("/api/v1/currencies/BREAD", Some(&rosa), json!({"credit_limit": "800", "max_balance": null})).await;
+    let below = app
+        .patch(
+            "/api/v1/currencies/BREAD",
+            Some(&rosa),
+            json!({"credit_limit": "59.99"}),
+        )
+        .await;
+    assert_problem(
+        &below,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "limit_below_position",
+    );
+    let under_holder = app
+        .patch(
+            "/api/v1/currencies/BREAD",
+            Some(&rosa),
+            json!({"max_balance": "59"}),
+        )
+        .await;
+    assert_problem(
+        &under_holder,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "limit_below_position",
+    );
+    let (status, patched) = app
+        .patch(
+            "/api/v1/currencies/BREAD",
+            Some(&rosa),
+            json!({"credit_limit": "800", "max_balance": null}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
-    assert_eq!((patched["credit_limit"].as_str(), &patched["max_balance"]), (Some("800.00"), &json!(null)));
+    assert_eq!(
+        (patched["credit_limit"].as_str(), &patched["max_balance"]),
+        (Some("800.00"), &json!(null))
+    );
     let (status, accounts) = app.get("/api/v1/accounts?holder=bakery", Some(&rosa)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -95,42 +151,110 @@ async fn only_owners_govern_a_business(backend: Backend) {
     app.shop(&rosa, "bakery", "BREAD").await;
 
     // A stranger cannot add members, issue a currency for the shop, change its limits or pay for it.
-    let members = app.post("/api/v1/businesses/bakery/members", Some(&eve), json!({"handle": "eve", "role": "owner"})).await;
+    let members = app
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&eve),
+            json!({"handle": "eve", "role": "owner"}),
+        )
+        .await;
     assert_problem(&members, StatusCode::FORBIDDEN, "not_owner");
     let issue = app
         .post("/api/v1/currencies", Some(&eve), json!({"issuer": "bakery", "code": "FAKE", "name": "x", "scale": 0, "credit_limit": "10"}))
         .await;
     assert_problem(&issue, StatusCode::FORBIDDEN, "not_owner");
-    let raise = app.patch("/api/v1/currencies/BREAD", Some(&eve), json!({"credit_limit": "5000"})).await;
+    let raise = app
+        .patch(
+            "/api/v1/currencies/BREAD",
+            Some(&eve),
+            json!({"credit_limit": "5000"}),
+        )
+        .await;
     assert_problem(&raise, StatusCode::FORBIDDEN, "not_owner");
-    let pay = app.pay(&eve, json!({"from": "bakery", "to": "eve", "currency": "BREAD", "amount": "1"})).await;
+    let pay = app
+        .pay(
+            &eve,
+            json!({"from": "bakery", "to": "eve", "currency": "BREAD", "amount": "1"}),
+        )
+        .await;
     assert_problem(&pay, StatusCode::FORBIDDEN, "not_owner");
     let peek = app.get("/api/v1/accounts?holder=bakery", Some(&eve)).await;
     assert_problem(&peek, StatusCode::FORBIDDEN, "not_owner");
 
     // A worker belongs to the business but is not an owner.
-    let (status, member) = app.post("/api/v1/businesses/bakery/members", Some(&rosa), json!({"handle": "walt@local", "role": "worker"})).await;
+    let (status, member) = app
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&rosa),
+            json!({"handle": "walt@local", "role": "worker"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{member}");
-    assert_eq!(member, json!({"business": "bakery", "handle": "walt", "role": "worker"}));
+    assert_eq!(
+        member,
+        json!({"business": "bakery", "handle": "walt", "role": "worker"})
+    );
     let (_, me) = app.get("/api/v1/me", Some(&walt)).await;
-    assert_eq!(me["businesses"], json!([{"handle": "bakery", "role": "worker"}]));
-    let worker_pays = app.pay(&walt, json!({"from": "bakery", "to": "walt", "currency": "BREAD", "amount": "1"})).await;
+    assert_eq!(
+        me["businesses"],
+        json!([{"handle": "bakery", "role": "worker"}])
+    );
+    let worker_pays = app
+        .pay(
+            &walt,
+            json!({"from": "bakery", "to": "walt", "currency": "BREAD", "amount": "1"}),
+        )
+        .await;
     assert_problem(&worker_pays, StatusCode::FORBIDDEN, "not_owner");
-    let worker_raises = app.patch("/api/v1/currencies/BREAD", Some(&walt), json!({"credit_limit": "5000"})).await;
+    let worker_raises = app
+        .patch(
+            "/api/v1/currencies/BREAD",
+            Some(&walt),
+            json!({"credit_limit": "5000"}),
+        )
+        .await;
     assert_problem(&worker_raises, StatusCode::FORBIDDEN, "not_owner");
-    let worker_adds = app.post("/api/v1/businesses/bakery/members", Some(&walt), json!({"handle": "eve", "role": "owner"})).await;
+    let worker_adds = app
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&walt),
+            json!({"handle": "eve", "role": "owner"}),
+        )
+        .await;
     assert_problem(&worker_adds, StatusCode::FORBIDDEN, "not_owner");
 
     // Promoted to owner, the same requests go through.
-    app.post("/api/v1/businesses/bakery/members", Some(&rosa), json!({"handle": "walt", "role": "owner"})).await;
-    let (status, _) = app.pay(&walt, json!({"from": "bakery", "to": "walt", "currency": "BREAD", "amount": "1"})).await;
+    app.post(
+        "/api/v1/businesses/bakery/members",
+        Some(&rosa),
+        json!({"handle": "walt", "role": "owner"}),
+    )
+    .await;
+    let (status, _) = app
+        .pay(
+            &walt,
+            json!({"from": "bakery", "to": "walt", "currency": "BREAD", "amount": "1"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, profile) = app.get("/api/v1/businesses/bakery", None).await;
     assert_eq!(profile["owners"], json!(["rosa", "walt"]));
 
-    let unknown_member = app.post("/api/v1/businesses/bakery/members", Some(&rosa), json!({"handle": "ghost", "role": "worker"})).await;
+    let unknown_member = app
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&rosa),
+            json!({"handle": "ghost", "role": "worker"}),
+        )
+        .await;
     assert_problem(&unknown_member, StatusCode::NOT_FOUND, "unknown_account");
-    let bad_role = app.post("/api/v1/businesses/bakery/members", Some(&rosa), json!({"handle": "eve", "role": "king"})).await;
+    let bad_role = app
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&rosa),
+            json!({"handle": "eve", "role": "king"}),
+        )
+        .await;
     assert_problem(&bad_role, StatusCode::UNPROCESSABLE_ENTITY, "bad_role");
     let no_business = app.get("/api/v1/businesses/nowhere", None).await;
     assert_problem(&no_business, StatusCode::NOT_FOUND, "not_found");

@@ -30,25 +30,70 @@ async fn a_customer_holds_pays_and_redeems(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{issued}");
     assert_eq!(
-        (issued["from"].as_str(), issued["to"].as_str(), issued["amount"].as_str(), issued["memo"].as_str()),
-        (Some("bakery"), Some("carl"), Some("25.50"), Some("store credit"))
+        (
+            issued["from"].as_str(),
+            issued["to"].as_str(),
+            issued["amount"].as_str(),
+            issued["memo"].as_str()
+        ),
+        (
+            Some("bakery"),
+            Some("carl"),
+            Some("25.50"),
+            Some("store credit")
+        )
     );
-    assert!(issued["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        issued["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 
-    let (status, _) = app.pay(&carl, json!({"to": "dana", "currency": "BREAD", "amount": "5"})).await;
+    let (status, _) = app
+        .pay(
+            &carl,
+            json!({"to": "dana", "currency": "BREAD", "amount": "5"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = app.pay(&carl, json!({"to": "bakery", "currency": "BREAD", "amount": "0.50", "memo": "croissant"})).await;
-    assert_eq!(status, StatusCode::CREATED, "redeeming is paying the issuer");
+    let (status, _) = app
+        .pay(
+            &carl,
+            json!({"to": "bakery", "currency": "BREAD", "amount": "0.50", "memo": "croissant"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "redeeming is paying the issuer"
+    );
 
-    assert_eq!(app.balances(&carl, None).await, vec![(s("BREAD"), s("20.00"), s("0.00"))]);
-    assert_eq!(app.balances(&dana, None).await, vec![(s("BREAD"), s("5.00"), s("0.00"))]);
-    assert_eq!(app.balances(&rosa, Some("bakery")).await, vec![(s("BREAD"), s("-25.00"), s("0.00"))]);
+    assert_eq!(
+        app.balances(&carl, None).await,
+        vec![(s("BREAD"), s("20.00"), s("0.00"))]
+    );
+    assert_eq!(
+        app.balances(&dana, None).await,
+        vec![(s("BREAD"), s("5.00"), s("0.00"))]
+    );
+    assert_eq!(
+        app.balances(&rosa, Some("bakery")).await,
+        vec![(s("BREAD"), s("-25.00"), s("0.00"))]
+    );
     let (_, bread) = app.get("/api/v1/currencies/BREAD", None).await;
-    assert_eq!((bread["outstanding"].as_str(), bread["holders"].as_i64()), (Some("25.00"), Some(2)));
+    assert_eq!(
+        (bread["outstanding"].as_str(), bread["holders"].as_i64()),
+        (Some("25.00"), Some(2))
+    );
 
     let (status, statement) = app.get("/api/v1/transfers", Some(&carl)).await;
     assert_eq!(status, StatusCode::OK);
-    let amounts: Vec<&str> = statement["items"].as_array().expect("items").iter().filter_map(|t| t["amount"].as_str()).collect();
+    let amounts: Vec<&str> = statement["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|t| t["amount"].as_str())
+        .collect();
     assert_eq!(amounts, ["0.50", "5.00", "25.50"], "newest first");
     app.assert_audit_clean().await;
 }
@@ -59,27 +104,100 @@ async fn payment_refusals_are_exact_and_change_nothing(backend: Backend) {
     let carl = app.user("carl").await;
     app.user("dana").await;
     app.shop(&rosa, "bakery", "BREAD").await;
-    app.patch("/api/v1/currencies/BREAD", Some(&rosa), json!({"max_balance": "50"})).await;
-    app.pay(&rosa, json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "10"})).await;
+    app.patch(
+        "/api/v1/currencies/BREAD",
+        Some(&rosa),
+        json!({"max_balance": "50"}),
+    )
+    .await;
+    app.pay(
+        &rosa,
+        json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "10"}),
+    )
+    .await;
     let before = app.transfer_count().await;
 
     let cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"to": "dana", "currency": "BREAD", "amount": "10.01"}), StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds"),
-        (json!({"to": "dana", "currency": "BREAD", "amount": "1.005"}), StatusCode::UNPROCESSABLE_ENTITY, "bad_amount"),
-        (json!({"to": "dana", "currency": "BREAD", "amount": "0"}), StatusCode::UNPROCESSABLE_ENTITY, "bad_amount"),
-        (json!({"to": "dana", "currency": "BREAD", "amount": "-1"}), StatusCode::UNPROCESSABLE_ENTITY, "bad_amount"),
-        (json!({"to": "dana", "currency": "BREAD", "amount": "99999999999999999999"}), StatusCode::UNPROCESSABLE_ENTITY, "bad_amount"),
-        (json!({"to": "dana", "currency": "BREAD", "amount": "1e3"}), StatusCode::UNPROCESSABLE_ENTITY, "bad_amount"),
-        (json!({"to": "dana", "currency": "BREAD", "amount": 5}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        (json!({"to": "ghost", "currency": "BREAD", "amount": "1"}), StatusCode::NOT_FOUND, "unknown_account"),
-        (json!({"to": "dana@elsewhere", "currency": "BREAD", "amount": "1"}), StatusCode::NOT_FOUND, "unknown_account"),
-        (json!({"to": "dana", "currency": "NOPE", "amount": "1"}), StatusCode::NOT_FOUND, "unknown_account"),
-        (json!({"to": "dana", "currency": "bread", "amount": "1"}), StatusCode::NOT_FOUND, "unknown_account"),
-        (json!({"from": "dana", "to": "carl", "currency": "BREAD", "amount": "1"}), StatusCode::FORBIDDEN, "not_owner"),
-        (json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1"}), StatusCode::FORBIDDEN, "not_owner"),
-        (json!({"to": "carl", "currency": "BREAD", "amount": "1"}), StatusCode::UNPROCESSABLE_ENTITY, "same_account"),
-        (json!({"to": "dana", "currency": "BREAD", "amount": "1", "extra": true}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        (json!({"to": "dana", "currency": "BREAD", "amount": "1", "memo": "x".repeat(201)}), StatusCode::UNPROCESSABLE_ENTITY, "bad_memo"),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": "10.01"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_funds",
+        ),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": "1.005"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_amount",
+        ),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": "0"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_amount",
+        ),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": "-1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_amount",
+        ),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": "99999999999999999999"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_amount",
+        ),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": "1e3"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_amount",
+        ),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            json!({"to": "ghost", "currency": "BREAD", "amount": "1"}),
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+        ),
+        (
+            json!({"to": "dana@elsewhere", "currency": "BREAD", "amount": "1"}),
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+        ),
+        (
+            json!({"to": "dana", "currency": "NOPE", "amount": "1"}),
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+        ),
+        (
+            json!({"to": "dana", "currency": "bread", "amount": "1"}),
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+        ),
+        (
+            json!({"from": "dana", "to": "carl", "currency": "BREAD", "amount": "1"}),
+            StatusCode::FORBIDDEN,
+            "not_owner",
+        ),
+        (
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1"}),
+            StatusCode::FORBIDDEN,
+            "not_owner",
+        ),
+        (
+            json!({"to": "carl", "currency": "BREAD", "amount": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "same_account",
+        ),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": "1", "extra": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            json!({"to": "dana", "currency": "BREAD", "amount": "1", "memo": "x".repeat(201)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_memo",
+        ),
     ];
     for (body, status, code) in cases {
         let answer = app.pay(&carl, body.clone()).await;
@@ -87,14 +205,40 @@ async fn payment_refusals_are_exact_and_change_nothing(backend: Backend) {
         assert_eq!(answer.1["code"], code, "{body}: {}", answer.1);
     }
     // The issuer's own limits: credit limit and the holder's maximum balance.
-    let over_limit = app.pay(&rosa, json!({"from": "bakery", "to": "dana", "currency": "BREAD", "amount": "51"})).await;
-    assert_problem(&over_limit, StatusCode::UNPROCESSABLE_ENTITY, "max_balance_exceeded");
-    app.patch("/api/v1/currencies/BREAD", Some(&rosa), json!({"max_balance": null})).await;
-    let over_credit = app.pay(&rosa, json!({"from": "bakery", "to": "dana", "currency": "BREAD", "amount": "990.01"})).await;
-    assert_problem(&over_credit, StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds");
+    let over_limit = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "dana", "currency": "BREAD", "amount": "51"}),
+        )
+        .await;
+    assert_problem(
+        &over_limit,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "max_balance_exceeded",
+    );
+    app.patch(
+        "/api/v1/currencies/BREAD",
+        Some(&rosa),
+        json!({"max_balance": null}),
+    )
+    .await;
+    let over_credit = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "dana", "currency": "BREAD", "amount": "990.01"}),
+        )
+        .await;
+    assert_problem(
+        &over_credit,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    );
 
     assert_eq!(app.transfer_count().await, before, "nothing changed");
-    assert_eq!(app.balances(&carl, None).await, vec![(s("BREAD"), s("10.00"), s("0.00"))]);
+    assert_eq!(
+        app.balances(&carl, None).await,
+        vec![(s("BREAD"), s("10.00"), s("0.00"))]
+    );
     app.assert_audit_clean().await;
 }
 
@@ -120,8 +264,14 @@ async fn idempotent_payments_apply_once(backend: Backend) {
         assert_eq!(response.status(), StatusCode::CREATED);
         bodies.push(response.json::<Value>().await.expect("json"));
     }
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every replay gets the first answer");
-    assert_eq!(app.balances(&rosa, Some("bakery")).await, vec![(s("BREAD"), s("-7.25"), s("0.00"))]);
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every replay gets the first answer"
+    );
+    assert_eq!(
+        app.balances(&rosa, Some("bakery")).await,
+        vec![(s("BREAD"), s("-7.25"), s("0.00"))]
+    );
 
     let other_body = app
         .client
@@ -161,12 +311,24 @@ async fn transfers_are_private_and_paged(backend: Backend) {
         let (_, t) = app.pay(&rosa, json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": format!("{i}")})).await;
         ids.push(t["id"].as_str().expect("id").to_owned());
     }
-    let (status, one) = app.get(&format!("/api/v1/transfers/{}", ids[0]), Some(&carl)).await;
+    let (status, one) = app
+        .get(&format!("/api/v1/transfers/{}", ids[0]), Some(&carl))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["amount"], "1.00");
-    let (status, _) = app.get(&format!("/api/v1/transfers/{}", ids[0]), Some(&rosa)).await;
-    assert_eq!(status, StatusCode::OK, "an owner of the paying business took part");
-    for path in [format!("/api/v1/transfers/{}", ids[0]), "/api/v1/transfers/999999".into(), "/api/v1/transfers/abc".into()] {
+    let (status, _) = app
+        .get(&format!("/api/v1/transfers/{}", ids[0]), Some(&rosa))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an owner of the paying business took part"
+    );
+    for path in [
+        format!("/api/v1/transfers/{}", ids[0]),
+        "/api/v1/transfers/999999".into(),
+        "/api/v1/transfers/abc".into(),
+    ] {
         let hidden = app.get(&path, Some(&eve)).await;
         assert_problem(&hidden, StatusCode::NOT_FOUND, "not_found");
     }
@@ -176,8 +338,21 @@ async fn transfers_are_private_and_paged(backend: Backend) {
     let (_, first) = app.get("/api/v1/transfers?limit=2", Some(&carl)).await;
     assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
     let cursor = first["next_cursor"].as_str().expect("more pages");
-    let (_, second) = app.get(&format!("/api/v1/transfers?limit=2&cursor={cursor}"), Some(&carl)).await;
-    let (_, third) = app.get(&format!("/api/v1/transfers?limit=2&cursor={}", second["next_cursor"].as_str().expect("more")), Some(&carl)).await;
+    let (_, second) = app
+        .get(
+            &format!("/api/v1/transfers?limit=2&cursor={cursor}"),
+            Some(&carl),
+        )
+        .await;
+    let (_, third) = app
+        .get(
+            &format!(
+                "/api/v1/transfers?limit=2&cursor={}",
+                second["next_cursor"].as_str().expect("more")
+            ),
+            Some(&carl),
+        )
+        .await;
     let seen: Vec<&str> = [&first, &second, &third]
         .iter()
         .flat_map(|p| p["items"].as_array().into_iter().flatten())
@@ -185,22 +360,54 @@ async fn transfers_are_private_and_paged(backend: Backend) {
         .collect();
     assert_eq!(seen, ["5.00", "4.00", "3.00", "2.00", "1.00"]);
     assert_eq!(third["next_cursor"], json!(null));
-    let (_, by_currency) = app.get("/api/v1/transfers?holder=bakery&currency=BREAD&limit=500", Some(&rosa)).await;
+    let (_, by_currency) = app
+        .get(
+            "/api/v1/transfers?holder=bakery&currency=BREAD&limit=500",
+            Some(&rosa),
+        )
+        .await;
     assert_eq!(by_currency["items"].as_array().map(Vec::len), Some(5));
-    assert_problem(&app.get("/api/v1/transfers?limit=0", Some(&carl)).await, StatusCode::UNPROCESSABLE_ENTITY, "bad_limit");
-    assert_problem(&app.get("/api/v1/transfers?limit=501", Some(&carl)).await, StatusCode::UNPROCESSABLE_ENTITY, "bad_limit");
-    assert_problem(&app.get("/api/v1/transfers?cursor=zzz", Some(&carl)).await, StatusCode::UNPROCESSABLE_ENTITY, "bad_cursor");
-    assert_problem(&app.get("/api/v1/transfers?limit=-3", Some(&carl)).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_problem(
+        &app.get("/api/v1/transfers?limit=0", Some(&carl)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_limit",
+    );
+    assert_problem(
+        &app.get("/api/v1/transfers?limit=501", Some(&carl)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_limit",
+    );
+    assert_problem(
+        &app.get("/api/v1/transfers?cursor=zzz", Some(&carl)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_cursor",
+    );
+    assert_problem(
+        &app.get("/api/v1/transfers?limit=-3", Some(&carl)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    );
 }
 
 async fn payments_are_rate_limited(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Limits { payments_per_minute: 2, ..Limits::default() }).await;
+    let app = TestApp::spawn_with(
+        backend,
+        Limits {
+            payments_per_minute: 2,
+            ..Limits::default()
+        },
+    )
+    .await;
     let rosa = app.user("rosa").await;
     app.user("carl").await;
     app.shop(&rosa, "bakery", "BREAD").await;
     let pay = json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1"});
     assert_eq!(app.pay(&rosa, pay.clone()).await.0, StatusCode::CREATED);
     assert_eq!(app.pay(&rosa, pay.clone()).await.0, StatusCode::CREATED);
-    assert_problem(&app.pay(&rosa, pay).await, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_problem(
+        &app.pay(&rosa, pay).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
     assert_eq!(app.transfer_count().await, 2);
 }

@@ -28,7 +28,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { login_per_minute: 10_000, payments_per_minute: 100_000 }
+        Self {
+            login_per_minute: 10_000,
+            payments_per_minute: 100_000,
+        }
     }
 }
 
@@ -38,8 +41,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, limits: Limits) -> Self {
-        let db = tokio::task::spawn_blocking(move || TestDb::new(backend)).await.expect("test db");
-        let data_dir = std::env::temp_dir().join(format!("scrip-it-{}-{}", std::process::id(), rand_suffix()));
+        let db = tokio::task::spawn_blocking(move || TestDb::new(backend))
+            .await
+            .expect("test db");
+        let data_dir =
+            std::env::temp_dir().join(format!("scrip-it-{}-{}", std::process::id(), rand_suffix()));
         let settings = Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: db.url.clone(),
@@ -47,7 +53,9 @@ impl TestApp {
             registry: RegistryId::default(),
             keys: KeySource::DataDir(data_dir.clone()),
             token_ttl_s: 600,
-            policy: IssuerPolicy { max_credit_limit_units: 1_000_000 },
+            policy: IssuerPolicy {
+                max_credit_limit_units: 1_000_000,
+            },
             login_per_minute: limits.login_per_minute,
             signup_per_minute: 100_000,
             payments_per_minute: limits.payments_per_minute,
@@ -55,10 +63,12 @@ impl TestApp {
             demo: false,
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let (server, running) = tokio::task::spawn_blocking(move || start(&settings, listener).map_err(|e| e.to_string()))
-            .await
-            .expect("start task")
-            .expect("server starts");
+        let (server, running) = tokio::task::spawn_blocking(move || {
+            start(&settings, listener).map_err(|e| e.to_string())
+        })
+        .await
+        .expect("start task")
+        .expect("server starts");
         tokio::spawn(server);
         Self {
             base: format!("http://{}", running.addr),
@@ -69,7 +79,13 @@ impl TestApp {
         }
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -94,7 +110,13 @@ impl TestApp {
     }
 
     /// Sends raw bytes as the body, for malformed-input tests.
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .client
             .post(format!("{}{path}", self.base))
@@ -109,7 +131,11 @@ impl TestApp {
     /// Registers and logs in a user; returns the access token.
     pub async fn user(&self, handle: &str) -> String {
         let (status, body) = self
-            .post("/api/v1/auth/register", None, json!({"handle": handle, "password": "correct horse battery"}))
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"handle": handle, "password": "correct horse battery"}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         self.login(handle, "correct horse battery").await
@@ -117,7 +143,11 @@ impl TestApp {
 
     pub async fn login(&self, handle: &str, password: &str) -> String {
         let (status, body) = self
-            .post("/api/v1/auth/login", None, json!({"handle": handle, "password": password}))
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"handle": handle, "password": password}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["access_token"].as_str().expect("token").to_owned()
@@ -126,7 +156,11 @@ impl TestApp {
     /// `owner` creates business `handle` with currency `code` (scale 2, credit limit 1000.00).
     pub async fn shop(&self, owner: &str, handle: &str, code: &str) {
         let (status, body) = self
-            .post("/api/v1/businesses", Some(owner), json!({"handle": handle, "name": format!("{handle} shop")}))
+            .post(
+                "/api/v1/businesses",
+                Some(owner),
+                json!({"handle": handle, "name": format!("{handle} shop")}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let (status, body) = self
@@ -144,7 +178,11 @@ impl TestApp {
     }
 
     /// `(currency -> balance)` of the caller or a holder it may see.
-    pub async fn balances(&self, token: &str, holder: Option<&str>) -> Vec<(String, String, String)> {
+    pub async fn balances(
+        &self,
+        token: &str,
+        holder: Option<&str>,
+    ) -> Vec<(String, String, String)> {
         let path = match holder {
             Some(h) => format!("/api/v1/accounts?holder={h}"),
             None => "/api/v1/accounts".into(),
@@ -168,14 +206,21 @@ impl TestApp {
     /// Runs the ledger audit directly against the test database.
     pub async fn assert_audit_clean(&self) {
         let ledger = scrip_ledger::Ledger::new(self.db.pool.clone());
-        let report = tokio::task::spawn_blocking(move || ledger.audit()).await.expect("task").expect("audit");
+        let report = tokio::task::spawn_blocking(move || ledger.audit())
+            .await
+            .expect("task")
+            .expect("audit");
         assert!(report.is_clean(), "{:#?}", report.violations);
     }
 
     /// The number of journal lines, to prove a refused request changed nothing.
     pub async fn transfer_count(&self) -> u64 {
         let ledger = scrip_ledger::Ledger::new(self.db.pool.clone());
-        tokio::task::spawn_blocking(move || ledger.audit()).await.expect("task").expect("audit").transfers
+        tokio::task::spawn_blocking(move || ledger.audit())
+            .await
+            .expect("task")
+            .expect("audit")
+            .transfers
     }
 }
 
@@ -203,9 +248,15 @@ async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let text = response.text().await.unwrap_or_default();
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if status.is_client_error() || status.is_server_error() {
-        assert_eq!(content_type, "application/problem+json", "errors are problem+json: {value}");
+        assert_eq!(
+            content_type, "application/problem+json",
+            "errors are problem+json: {value}"
+        );
         assert_eq!(value["status"], status.as_u16(), "{value}");
-        assert!(value["code"].is_string() && value["detail"].is_string(), "{value}");
+        assert!(
+            value["code"].is_string() && value["detail"].is_string(),
+            "{value}"
+        );
     }
     (status, value)
 }

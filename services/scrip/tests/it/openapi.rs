@@ -47,8 +47,17 @@ async fn the_served_document_describes_every_endpoint() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (status, doc) = app.get("/api/v1/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
-    for (method, path) in API_MD_ENDPOINTS.iter().filter(|(_, p)| *p != "/api/v1/openapi.json") {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not described");
+    assert_eq!(
+        doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+        Some(true)
+    );
+    for (method, path) in API_MD_ENDPOINTS
+        .iter()
+        .filter(|(_, p)| *p != "/api/v1/openapi.json")
+    {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not described"
+        );
     }
 }
