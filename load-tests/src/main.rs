@@ -37,7 +37,13 @@ struct Args {
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
-async fn call(client: &Client, args: &Args, path: &str, token: Option<&str>, body: Value) -> Result<Value, Failure> {
+async fn call(
+    client: &Client,
+    args: &Args,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Result<Value, Failure> {
     let mut request = client.post(format!("{}{path}", args.base_url)).json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -53,18 +59,45 @@ async fn call(client: &Client, args: &Args, path: &str, token: Option<&str>, bod
 
 async fn user(client: &Client, args: &Args, handle: &str) -> Result<String, Failure> {
     let password = "load-test-password";
-    call(client, args, "/api/v1/auth/register", None, json!({"handle": handle, "password": password})).await?;
-    let login = call(client, args, "/api/v1/auth/login", None, json!({"handle": handle, "password": password})).await?;
-    Ok(login["access_token"].as_str().unwrap_or_default().to_owned())
+    call(
+        client,
+        args,
+        "/api/v1/auth/register",
+        None,
+        json!({"handle": handle, "password": password}),
+    )
+    .await?;
+    let login = call(
+        client,
+        args,
+        "/api/v1/auth/login",
+        None,
+        json!({"handle": handle, "password": password}),
+    )
+    .await?;
+    Ok(login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 /// Registers a shop and the customers and funds every customer; returns `(code, handles, tokens)`.
-async fn setup(client: &Client, args: &Args) -> Result<(String, Vec<String>, Vec<String>), Failure> {
+async fn setup(
+    client: &Client,
+    args: &Args,
+) -> Result<(String, Vec<String>, Vec<String>), Failure> {
     let run: u32 = rand::rng().random_range(0..1_000_000);
     let owner = user(client, args, &format!("load-owner-{run}")).await?;
     let shop = format!("load-shop-{run}");
     let code = format!("L{run}");
-    call(client, args, "/api/v1/businesses", Some(&owner), json!({"handle": shop, "name": "Load shop"})).await?;
+    call(
+        client,
+        args,
+        "/api/v1/businesses",
+        Some(&owner),
+        json!({"handle": shop, "name": "Load shop"}),
+    )
+    .await?;
     call(client, args, "/api/v1/currencies", Some(&owner),
         json!({"issuer": shop, "code": code, "name": "Load money", "scale": 2, "credit_limit": "900000"})).await?;
     let mut handles = Vec::new();
@@ -72,8 +105,14 @@ async fn setup(client: &Client, args: &Args) -> Result<(String, Vec<String>, Vec
     for i in 0..args.customers {
         let handle = format!("load-{run}-{i}");
         tokens.push(user(client, args, &handle).await?);
-        call(client, args, "/api/v1/transfers", Some(&owner),
-            json!({"from": shop, "to": handle, "currency": code, "amount": "1000"})).await?;
+        call(
+            client,
+            args,
+            "/api/v1/transfers",
+            Some(&owner),
+            json!({"from": shop, "to": handle, "currency": code, "amount": "1000"}),
+        )
+        .await?;
         handles.push(handle);
     }
     Ok((code, handles, tokens))
@@ -101,25 +140,44 @@ async fn main() -> Result<(), Failure> {
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    eprintln!("offering {} payments/s for {} s...", args.rate, args.duration_s);
+    eprintln!(
+        "offering {} payments/s for {} s...",
+        args.rate, args.duration_s
+    );
     let start = Instant::now();
     for i in 0..total {
         let due = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(due.into()).await;
-        let (client, args, handles, tokens, code, errors) =
-            (client.clone(), args.clone(), handles.clone(), tokens.clone(), code.clone(), errors.clone());
+        let (client, args, handles, tokens, code, errors) = (
+            client.clone(),
+            args.clone(),
+            handles.clone(),
+            tokens.clone(),
+            code.clone(),
+            errors.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let (from, to) = {
                 let mut rng = rand::rng();
                 let from = rng.random_range(0..handles.len());
-                (from, (from + rng.random_range(1..handles.len())) % handles.len())
+                (
+                    from,
+                    (from + rng.random_range(1..handles.len())) % handles.len(),
+                )
             };
             let body = json!({"to": handles[to], "currency": *code, "amount": "0.01"});
-            let outcome = call(&client, &args, "/api/v1/transfers", Some(&tokens[from]), body).await;
-            if let Err(error) = outcome {
-                if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                    eprintln!("error: {error}");
-                }
+            let outcome = call(
+                &client,
+                &args,
+                "/api/v1/transfers",
+                Some(&tokens[from]),
+                body,
+            )
+            .await;
+            if let Err(error) = outcome
+                && errors.fetch_add(1, Ordering::Relaxed) < 3
+            {
+                eprintln!("error: {error}");
             }
             u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX)
         }));

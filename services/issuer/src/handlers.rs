@@ -313,13 +313,19 @@ pub async fn list_currencies(
             .pool()
             .get()
             .map_err(scrip_ledger::LedgerError::from)?;
-        let page = Page::from_overfetch(currencies_page(&mut conn, before, limit + 1)?, limit, |c| c.id.get());
+        let page =
+            Page::from_overfetch(currencies_page(&mut conn, before, limit + 1)?, limit, |c| {
+                c.id.get()
+            });
         let items = page
             .items
             .iter()
             .map(|c| currency_view(&mut conn, c))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page { items, next_cursor: page.next_cursor })
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))

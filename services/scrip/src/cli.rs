@@ -169,7 +169,9 @@ impl Cli {
         }) {
             Command::Serve { service, demo } => {
                 if self.config.redis_url.is_some() {
-                    tracing::warn!("REDIS_URL is set, but this version keeps its event bus and rate limits in-process");
+                    tracing::warn!(
+                        "REDIS_URL is set, but this version keeps its event bus and rate limits in-process"
+                    );
                 }
                 let services = match service {
                     None => Services::all(),

@@ -14,9 +14,11 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migration
 /// acknowledged transfer must survive a power cut, not just a process crash (invariant 7).
 /// `busy_timeout` comes first so the others wait for a lock instead of failing at once.
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 30000; \
-     PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON;";
+/// Switching to WAL needs the file to itself, so it is done once, before the pool opens
+/// (it is a property of the file and persists).
+const SQLITE_ONCE: &str = "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;";
 
 pub type DbPool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
@@ -67,6 +69,11 @@ pub fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<DbPool, StoreE
             path: dir.display().to_string(),
             source,
         })?;
+    }
+    if url.backend() == Backend::Sqlite {
+        let mut first = SqliteConnection::establish(url.target())
+            .map_err(|e| StoreError::Migrate(format!("cannot open the SQLite file: {e}")))?;
+        first.batch_execute(SQLITE_ONCE)?;
     }
     let pool = r2d2::Pool::builder()
         .max_size(max_connections)

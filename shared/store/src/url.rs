@@ -18,6 +18,8 @@ pub struct DatabaseUrl {
     backend: Backend,
     /// What the backend's driver is given: the full URL for PostgreSQL, the path for SQLite.
     target: String,
+    /// The URL as configured (may contain a password: never log it; `Debug` redacts it).
+    raw: String,
 }
 
 impl DatabaseUrl {
@@ -26,6 +28,7 @@ impl DatabaseUrl {
             return Ok(Self {
                 backend: Backend::Postgres,
                 target: raw.to_owned(),
+                raw: raw.to_owned(),
             });
         }
         match raw
@@ -35,6 +38,7 @@ impl DatabaseUrl {
             Some(path) if !path.is_empty() => Ok(Self {
                 backend: Backend::Sqlite,
                 target: path.to_owned(),
+                raw: raw.to_owned(),
             }),
             _ => Err(StoreError::BadUrl(raw.to_owned())),
         }
@@ -42,6 +46,11 @@ impl DatabaseUrl {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The URL as configured, to hand to another process. May contain credentials.
+    pub fn as_str(&self) -> &str {
+        &self.raw
     }
 
     pub(crate) fn target(&self) -> &str {

@@ -24,6 +24,7 @@ pub struct TestApp {
 pub struct Limits {
     pub login_per_minute: u32,
     pub payments_per_minute: u32,
+    pub services: Services,
 }
 
 impl Default for Limits {
@@ -31,6 +32,7 @@ impl Default for Limits {
         Self {
             login_per_minute: 10_000,
             payments_per_minute: 100_000,
+            services: Services::all(),
         }
     }
 }
@@ -59,7 +61,7 @@ impl TestApp {
             login_per_minute: limits.login_per_minute,
             signup_per_minute: 100_000,
             payments_per_minute: limits.payments_per_minute,
-            services: Services::all(),
+            services: limits.services,
             demo: false,
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -5,19 +5,13 @@ use scrip_domain::{Amount, CurrencyCode, Handle, Par, PrincipalKind, Scale, Unit
 use scrip_ledger::{
     Ledger, NewCurrency, TransferKind, TransferRequest, create_currency, create_principal,
 };
-use scrip_store::Backend;
 use scrip_store::schema::accounts;
 use scrip_store::test_support::TestDb;
 
 fn scrip(db: &TestDb, args: &[&str]) -> (i32, String) {
-    let url = format!("{:?}", db.url);
-    let url = match db.url.backend() {
-        Backend::Sqlite => url,
-        Backend::Postgres => panic!("use the sqlite backend for CLI tests"),
-    };
     let out = Command::new(env!("CARGO_BIN_EXE_scrip"))
         .args(args)
-        .env("DATABASE_URL", url)
+        .env("DATABASE_URL", db.url.as_str())
         .env("RUST_LOG", "warn")
         .output()
         .expect("run scrip");
@@ -98,4 +92,113 @@ fn a_bad_database_url_is_a_clear_error() {
         .expect("run scrip");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("database URL must start with"));
+}
+
+mod served {
+    use reqwest::StatusCode;
+    use scrip::server::Services;
+    use scrip_store::Backend;
+    use serde_json::json;
+
+    use crate::app::{Limits, TestApp, assert_problem};
+
+    fn run_scrip(app: &TestApp, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scrip"))
+            .args(args)
+            .env("DATABASE_URL", app.db.url.as_str())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run scrip");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grant_operator_lets_an_operator_read_the_registry_accounts() {
+        let app = TestApp::spawn(Backend::Sqlite).await;
+        let olga = app.user("olga").await;
+        let denied = app
+            .get("/api/v1/accounts?holder=registry", Some(&olga))
+            .await;
+        assert_problem(&denied, StatusCode::FORBIDDEN, "not_owner");
+        let (ok, out) = run_scrip(&app, &["admin", "grant-operator", "olga@local"]);
+        assert!(ok, "{out}");
+        let (_, me) = app.get("/api/v1/me", Some(&olga)).await;
+        assert_eq!(me["roles"], json!(["operator"]));
+        let (status, accounts) = app
+            .get("/api/v1/accounts?holder=registry", Some(&olga))
+            .await;
+        assert_eq!((status, accounts), (StatusCode::OK, json!({"items": []})));
+        let (ok, out) = run_scrip(&app, &["admin", "grant-operator", "nobody"]);
+        assert!(!ok, "an unknown handle is an error: {out}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_service_per_process_serves_only_its_routes() {
+        let app = TestApp::spawn_with(
+            Backend::Sqlite,
+            Limits {
+                services: Services::only_wallet(),
+                ..Limits::default()
+            },
+        )
+        .await;
+        assert_eq!(app.get("/healthz", None).await.0, StatusCode::OK);
+        assert_eq!(app.get("/readyz", None).await.0, StatusCode::OK);
+        let login = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"handle": "x", "password": "y"}),
+            )
+            .await;
+        assert_problem(&login, StatusCode::NOT_FOUND, "not_found");
+        let accounts = app.get("/api/v1/accounts", None).await;
+        assert_problem(&accounts, StatusCode::UNAUTHORIZED, "unauthorized");
+        let currencies = app.get("/api/v1/currencies", None).await;
+        assert_problem(&currencies, StatusCode::NOT_FOUND, "not_found");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_economy_is_seeded_once_and_balances() {
+        let app = TestApp::spawn(Backend::Sqlite).await;
+        let ledger = scrip_ledger::Ledger::new(app.db.pool.clone());
+        let registry = scrip_domain::RegistryId::default();
+        for _ in 0..2 {
+            let (ledger, registry) = (ledger.clone(), registry.clone());
+            tokio::task::spawn_blocking(move || {
+                scrip::demo::seed(&ledger, &registry).map_err(|e| e.to_string())
+            })
+            .await
+            .expect("task")
+            .expect("seed");
+        }
+        let carla = app.login("carla", scrip::demo::DEMO_PASSWORD).await;
+        let held = app.balances(&carla, None).await;
+        assert_eq!(
+            held.len(),
+            3,
+            "a customer holds all three shop currencies: {held:?}"
+        );
+        let (_, ring) = app
+            .get(
+                "/api/v1/accounts?holder=bakery",
+                Some(&app.login("rosa", scrip::demo::DEMO_PASSWORD).await),
+            )
+            .await;
+        let codes: Vec<&str> = ring["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|a| a["currency"].as_str())
+            .collect();
+        assert!(
+            codes.contains(&"ALE"),
+            "the bakery holds the brewer's money: {codes:?}"
+        );
+        app.assert_audit_clean().await;
+    }
 }
