@@ -142,6 +142,27 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The clearing solver on its own, for comparison with other tools.
+    Clearing {
+        #[command(subcommand)]
+        command: ClearingCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClearingCommand {
+    /// Solve `debtor,creditor,amount` lines (amount in integer minor units) and print total
+    /// debt, cleared, remaining and solve time.
+    Bench { file: PathBuf },
+    /// Write a realistic obligation network as `debtor,creditor,amount` lines to stdout.
+    Generate {
+        #[arg(long, default_value_t = 40_000)]
+        firms: usize,
+        #[arg(long, default_value_t = 300_000)]
+        obligations: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -162,6 +183,10 @@ const CLI_POOL_SIZE: u32 = 2;
 
 impl Cli {
     pub fn run(self) -> Result<ExitCode, Box<dyn std::error::Error>> {
+        if let Some(Command::Clearing { command }) = &self.command {
+            // Pure computation: no database involved.
+            return crate::clearing_bench::run(command).map(|()| ExitCode::SUCCESS);
+        }
         let url = DatabaseUrl::parse(&self.config.database_url)?;
         match self.command.unwrap_or(Command::Serve {
             service: None,
@@ -189,6 +214,7 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Audit => audit(&url),
+            Command::Clearing { .. } => Ok(ExitCode::SUCCESS),
             Command::Admin {
                 command: AdminCommand::GrantOperator { handle },
             } => {

@@ -9,7 +9,11 @@ fn solver(c: &mut Criterion) {
     let mut group = c.benchmark_group("netting");
     group.sample_size(10);
     for (firms, edges) in [(4_000, 30_000), (40_000, 300_000)] {
-        let spec = NetworkSpec { firms, obligations: edges, seed: 7 };
+        let spec = NetworkSpec {
+            firms,
+            obligations: edges,
+            seed: 7,
+        };
         let network = obligations(&spec);
         let result = solve(firms, &network).expect("solve");
         eprintln!(
@@ -19,9 +23,11 @@ fn solver(c: &mut Criterion) {
             100.0 * result.total_cleared as f64 / result.gross_before as f64,
             result.edges_in_cycles
         );
-        group.bench_with_input(BenchmarkId::new("solve", format!("{firms}x{edges}")), &network, |b, network| {
-            b.iter(|| solve(firms, network).expect("solve"))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("solve", format!("{firms}x{edges}")),
+            &network,
+            |b, network| b.iter(|| solve(firms, network).expect("solve")),
+        );
     }
     group.finish();
 }

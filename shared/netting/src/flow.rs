@@ -9,47 +9,90 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::Obligation;
-
 const INF: i64 = i64::MAX / 4;
 
-struct Network {
-    /// Per arc id (forward arc `2k`, its residual partner `2k + 1`).
+/// Arc capacities: `u64` whenever the total fits (always, in practice: half the memory per
+/// arc, and scans of arcs are what the solve spends its time on), `u128` otherwise.
+pub(crate) trait Capacity:
+    Copy + Ord + Default + std::ops::AddAssign + std::ops::SubAssign + std::fmt::Debug
+{
+    fn from_amount(amount: u128) -> Self;
+    fn amount(self) -> u128;
+}
+
+impl Capacity for u64 {
+    fn from_amount(amount: u128) -> Self {
+        u64::try_from(amount).unwrap_or(u64::MAX)
+    }
+    fn amount(self) -> u128 {
+        u128::from(self)
+    }
+}
+
+impl Capacity for u128 {
+    fn from_amount(amount: u128) -> Self {
+        amount
+    }
+    fn amount(self) -> u128 {
+        self
+    }
+}
+
+struct Network<C> {
+    /// Arcs in CSR order: the arcs leaving node `v` are `first[v]..first[v + 1]`, stored
+    /// contiguously so a scan of a node's arcs touches consecutive memory.
     head: Vec<u32>,
-    cap: Vec<u128>,
-    cost: Vec<i64>,
-    /// CSR: arcs leaving node `v` are `adj[first[v]..first[v + 1]]`.
+    cap: Vec<C>,
+    /// Unit costs are -1, 0 or 1.
+    cost: Vec<i8>,
+    /// Position of each arc's residual partner.
+    partner: Vec<u32>,
     first: Vec<u32>,
-    adj: Vec<u32>,
+    /// Position of each input arc (`arcs[k]`) in CSR order.
+    position: Vec<u32>,
     source: u32,
     sink: u32,
 }
 
-impl Network {
-    fn build(nodes: usize, arcs: &[(u32, u32, u128, i64)], source: u32, sink: u32) -> Self {
+impl<C: Capacity> Network<C> {
+    fn build(nodes: usize, arcs: &[(u32, u32, u128, i8)], source: u32, sink: u32) -> Self {
         let count = arcs.len() * 2;
-        let mut head = vec![0_u32; count];
-        let mut cap = vec![0_u128; count];
-        let mut cost = vec![0_i64; count];
-        let mut tail = vec![0_u32; count];
-        for (k, &(from, to, capacity, unit_cost)) in arcs.iter().enumerate() {
-            (tail[2 * k], head[2 * k], cap[2 * k], cost[2 * k]) = (from, to, capacity, unit_cost);
-            (tail[2 * k + 1], head[2 * k + 1], cap[2 * k + 1], cost[2 * k + 1]) = (to, from, 0, -unit_cost);
-        }
         let mut first = vec![0_u32; nodes + 1];
-        for &t in &tail {
-            first[t as usize + 1] += 1;
+        for &(from, to, _, _) in arcs {
+            first[from as usize + 1] += 1;
+            first[to as usize + 1] += 1;
         }
         for v in 0..nodes {
             first[v + 1] += first[v];
         }
         let mut fill = first.clone();
-        let mut adj = vec![0_u32; count];
-        for (arc, &t) in tail.iter().enumerate() {
-            adj[fill[t as usize] as usize] = arc as u32;
-            fill[t as usize] += 1;
+        let mut head = vec![0_u32; count];
+        let mut cap = vec![C::default(); count];
+        let mut cost = vec![0_i8; count];
+        let mut partner = vec![0_u32; count];
+        let mut position = vec![0_u32; arcs.len()];
+        for (k, &(from, to, capacity, unit_cost)) in arcs.iter().enumerate() {
+            let forward = fill[from as usize] as usize;
+            fill[from as usize] += 1;
+            let backward = fill[to as usize] as usize;
+            fill[to as usize] += 1;
+            (head[forward], cap[forward], cost[forward]) =
+                (to, C::from_amount(capacity), unit_cost);
+            (head[backward], cap[backward], cost[backward]) = (from, C::default(), -unit_cost);
+            partner[forward] = backward as u32;
+            partner[backward] = forward as u32;
+            position[k] = forward as u32;
         }
-        Self { head, cap, cost, first, adj, source, sink }
+        Self {
+            head,
+            cap,
+            cost,
+            partner,
+            first,
+            position,
+            source,
+            sink,
+        }
     }
 
     fn arcs_of(&self, v: usize) -> std::ops::Range<usize> {
@@ -58,8 +101,8 @@ impl Network {
 }
 
 /// Scratch space reused across phases so the solve allocates once.
-struct Solver {
-    net: Network,
+struct Solver<C> {
+    net: Network<C>,
     potential: Vec<i64>,
     dist: Vec<i64>,
     level: Vec<u32>,
@@ -69,9 +112,10 @@ struct Solver {
     path: Vec<u32>,
 }
 
-impl Solver {
+impl<C: Capacity> Solver<C> {
     fn reduced(&self, arc: usize, from: usize) -> i64 {
-        self.net.cost[arc] + self.potential[from] - self.potential[self.net.head[arc] as usize]
+        i64::from(self.net.cost[arc]) + self.potential[from]
+            - self.potential[self.net.head[arc] as usize]
     }
 
     /// Dijkstra on reduced costs; updates potentials. False when the sink is unreachable.
@@ -86,9 +130,8 @@ impl Solver {
             if d > self.dist[v] {
                 continue;
             }
-            for i in self.net.arcs_of(v) {
-                let arc = self.net.adj[i] as usize;
-                if self.net.cap[arc] == 0 {
+            for arc in self.net.arcs_of(v) {
+                if self.net.cap[arc] == C::default() {
                     continue;
                 }
                 let w = self.net.head[arc] as usize;
@@ -110,7 +153,7 @@ impl Solver {
     }
 
     fn admissible(&self, arc: usize, from: usize) -> bool {
-        self.net.cap[arc] > 0 && self.reduced(arc, from) == 0
+        self.net.cap[arc] > C::default() && self.reduced(arc, from) == 0
     }
 
     /// BFS levels over admissible arcs; false when the sink is not reached.
@@ -121,11 +164,15 @@ impl Solver {
         self.level[source] = 0;
         self.queue.push(source as u32);
         let mut next = 0;
+        let sink = self.net.sink as usize;
         while next < self.queue.len() {
             let v = self.queue[next] as usize;
             next += 1;
-            for i in self.net.arcs_of(v) {
-                let arc = self.net.adj[i] as usize;
+            // Nodes at or past the sink's level cannot be on a shortest augmenting path.
+            if self.level[sink] != u32::MAX && self.level[v] >= self.level[sink] {
+                break;
+            }
+            for arc in self.net.arcs_of(v) {
                 let w = self.net.head[arc] as usize;
                 if self.level[w] == u32::MAX && self.admissible(arc, v) {
                     self.level[w] = self.level[v] + 1;
@@ -149,13 +196,18 @@ impl Solver {
                 None => source,
             };
             if v == sink {
-                let push = self.path.iter().map(|&a| self.net.cap[a as usize]).min().unwrap_or(0);
+                let push = self
+                    .path
+                    .iter()
+                    .map(|&a| self.net.cap[a as usize])
+                    .min()
+                    .unwrap_or_default();
                 let mut cut = self.path.len();
                 for (i, &arc) in self.path.iter().enumerate() {
                     let arc = arc as usize;
                     self.net.cap[arc] -= push;
-                    self.net.cap[arc ^ 1] += push;
-                    if self.net.cap[arc] == 0 && i < cut {
+                    self.net.cap[self.net.partner[arc] as usize] += push;
+                    if self.net.cap[arc] == C::default() && i < cut {
                         cut = i;
                     }
                 }
@@ -165,7 +217,7 @@ impl Solver {
             let end = self.net.first[v + 1];
             let mut advanced = false;
             while self.cursor[v] < end {
-                let arc = self.net.adj[self.cursor[v] as usize] as usize;
+                let arc = self.cursor[v] as usize;
                 let w = self.net.head[arc] as usize;
                 if self.level[w] == self.level[v] + 1 && self.admissible(arc, v) {
                     self.path.push(arc as u32);
@@ -181,7 +233,7 @@ impl Solver {
             self.level[v] = u32::MAX;
             match self.path.pop() {
                 Some(arc) => {
-                    let from = self.net.head[(arc ^ 1) as usize] as usize;
+                    let from = self.net.head[self.net.partner[arc as usize] as usize] as usize;
                     self.cursor[from] += 1;
                 }
                 None => break,
@@ -190,15 +242,25 @@ impl Solver {
     }
 }
 
-/// How much of each in-cycle obligation must stay uncleared, in `in_cycle` order; minimal in total.
-pub(crate) fn min_uncleared(parties: usize, obligations: &[Obligation], in_cycle: &[usize]) -> Vec<u64> {
+/// How much of each debt `(debtor, creditor, amount)` must stay uncleared, in input order;
+/// minimal in total.
+pub(crate) fn min_uncleared(parties: usize, debts: &[(u32, u32, u128)]) -> Vec<u128> {
+    let total: u128 = debts.iter().map(|d| d.2).fold(0, u128::saturating_add);
+    if total <= u128::from(u64::MAX) {
+        solve_with::<u64>(parties, debts)
+    } else {
+        solve_with::<u128>(parties, debts)
+    }
+}
+
+fn solve_with<C: Capacity>(parties: usize, debts: &[(u32, u32, u128)]) -> Vec<u128> {
     let mut imbalance = vec![0_i128; parties];
-    let mut arcs: Vec<(u32, u32, u128, i64)> = Vec::with_capacity(in_cycle.len() + parties);
-    for &edge in in_cycle {
-        let o = obligations[edge];
-        imbalance[o.creditor as usize] += i128::from(o.amount);
-        imbalance[o.debtor as usize] -= i128::from(o.amount);
-        arcs.push((o.creditor, o.debtor, u128::from(o.amount), 1));
+    let mut arcs: Vec<(u32, u32, u128, i8)> = Vec::with_capacity(debts.len() + parties);
+    for &(debtor, creditor, amount) in debts {
+        let amount_signed = i128::try_from(amount).unwrap_or(i128::MAX);
+        imbalance[creditor as usize] += amount_signed;
+        imbalance[debtor as usize] -= amount_signed;
+        arcs.push((creditor, debtor, amount, 1));
     }
     let (source, sink) = (parties as u32, parties as u32 + 1);
     for (v, &b) in imbalance.iter().enumerate() {
@@ -209,7 +271,7 @@ pub(crate) fn min_uncleared(parties: usize, obligations: &[Obligation], in_cycle
         }
     }
     let nodes = parties + 2;
-    let mut solver = Solver {
+    let mut solver = Solver::<C> {
         net: Network::build(nodes, &arcs, source, sink),
         potential: vec![0; nodes],
         dist: vec![0; nodes],
@@ -225,7 +287,9 @@ pub(crate) fn min_uncleared(parties: usize, obligations: &[Obligation], in_cycle
         }
     }
     // The flow on un-clear arc k is what its partner can now send back.
-    (0..in_cycle.len())
-        .map(|k| u64::try_from(solver.net.cap[2 * k + 1]).unwrap_or(u64::MAX))
+    (0..debts.len())
+        .map(|k| {
+            solver.net.cap[solver.net.partner[solver.net.position[k] as usize] as usize].amount()
+        })
         .collect()
 }

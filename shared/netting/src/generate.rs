@@ -59,7 +59,11 @@ pub fn obligations(spec: &NetworkSpec) -> Vec<Obligation> {
             };
             let u: f64 = rng.random_range(f64::EPSILON..1.0);
             let amount = (AMOUNT_MIN / u.powf(1.0 / AMOUNT_SHAPE)).min(AMOUNT_MAX) as u64;
-            Obligation { debtor, creditor, amount }
+            Obligation {
+                debtor,
+                creditor,
+                amount,
+            }
         })
         .collect()
 }

@@ -34,10 +34,16 @@ pub struct Obligation {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NettingError {
-    #[error("obligation {index} has the same debtor and creditor ({node}); a party cannot owe itself")]
+    #[error(
+        "obligation {index} has the same debtor and creditor ({node}); a party cannot owe itself"
+    )]
     SelfLoop { index: usize, node: u32 },
     #[error("obligation {index} names party {node}, but there are only {parties} parties")]
-    UnknownParty { index: usize, node: u32, parties: usize },
+    UnknownParty {
+        index: usize,
+        node: u32,
+        parties: usize,
+    },
     #[error("too many parties or obligations for one solve (at most {max})")]
     TooLarge { max: usize },
 }
@@ -75,11 +81,18 @@ pub fn solve(parties: usize, obligations: &[Obligation]) -> Result<SetOff, Netti
     for (index, o) in obligations.iter().enumerate() {
         for node in [o.debtor, o.creditor] {
             if node as usize >= parties {
-                return Err(NettingError::UnknownParty { index, node, parties });
+                return Err(NettingError::UnknownParty {
+                    index,
+                    node,
+                    parties,
+                });
             }
         }
         if o.debtor == o.creditor {
-            return Err(NettingError::SelfLoop { index, node: o.debtor });
+            return Err(NettingError::SelfLoop {
+                index,
+                node: o.debtor,
+            });
         }
     }
     let gross_before = obligations.iter().map(|o| u128::from(o.amount)).sum();
@@ -90,11 +103,7 @@ pub fn solve(parties: usize, obligations: &[Obligation]) -> Result<SetOff, Netti
             o.amount > 0 && component[o.debtor as usize] == component[o.creditor as usize]
         })
         .collect();
-    let mut cleared = vec![0_u64; obligations.len()];
-    let uncleared = flow::min_uncleared(parties, obligations, &in_cycle);
-    for (&edge, &undone) in in_cycle.iter().zip(&uncleared) {
-        cleared[edge] = obligations[edge].amount - undone;
-    }
+    let cleared = clear_merged(parties, obligations, &in_cycle);
     let mut participating = vec![false; parties];
     for &edge in &in_cycle {
         participating[obligations[edge].debtor as usize] = true;
@@ -112,6 +121,42 @@ pub fn solve(parties: usize, obligations: &[Obligation]) -> Result<SetOff, Netti
     Ok(set_off)
 }
 
+/// Parallel obligations (same debtor and creditor) are one arc to the solver, which makes the
+/// network smaller; the arc's set-off is then shared out over them in input order.
+fn clear_merged(parties: usize, obligations: &[Obligation], in_cycle: &[usize]) -> Vec<u64> {
+    let mut order = in_cycle.to_vec();
+    order.sort_by_key(|&i| (obligations[i].debtor, obligations[i].creditor, i));
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut debts: Vec<(u32, u32, u128)> = Vec::new();
+    for (position, &edge) in order.iter().enumerate() {
+        let o = obligations[edge];
+        match debts.last_mut() {
+            Some(last) if (last.0, last.1) == (o.debtor, o.creditor) => {
+                last.2 += u128::from(o.amount);
+                if let Some(group) = groups.last_mut() {
+                    group.1 = position + 1;
+                }
+            }
+            _ => {
+                debts.push((o.debtor, o.creditor, u128::from(o.amount)));
+                groups.push((position, position + 1));
+            }
+        }
+    }
+    let uncleared = flow::min_uncleared(parties, &debts);
+    let mut cleared = vec![0_u64; obligations.len()];
+    for ((&(start, end), &(_, _, total)), &undone) in groups.iter().zip(&debts).zip(&uncleared) {
+        let mut to_clear = total - undone;
+        for &edge in &order[start..end] {
+            let take = u64::try_from(to_clear.min(u128::from(obligations[edge].amount)))
+                .unwrap_or(u64::MAX);
+            cleared[edge] = take;
+            to_clear -= u128::from(take);
+        }
+    }
+    cleared
+}
+
 /// Checks a set-off: every amount within its obligation, and every party's set-off owed equal
 /// to its set-off owing (net positions unchanged). Independent of the solver.
 pub fn check(parties: usize, obligations: &[Obligation], cleared: &[u64]) -> Result<(), String> {
@@ -127,7 +172,10 @@ pub fn check(parties: usize, obligations: &[Obligation], cleared: &[u64]) -> Res
         balance[o.creditor as usize] += i128::from(c);
     }
     match balance.iter().position(|&b| b != 0) {
-        Some(party) => Err(format!("party {party}: net position changed by {}", balance[party])),
+        Some(party) => Err(format!(
+            "party {party}: net position changed by {}",
+            balance[party]
+        )),
         None => Ok(()),
     }
 }

@@ -84,13 +84,20 @@ mod tests {
     use super::*;
 
     fn edge(debtor: u32, creditor: u32) -> Obligation {
-        Obligation { debtor, creditor, amount: 1 }
+        Obligation {
+            debtor,
+            creditor,
+            amount: 1,
+        }
     }
 
     #[test]
     fn finds_cycles_and_separates_chains() {
         // 0 -> 1 -> 2 -> 0 is a cycle; 2 -> 3 -> 4 is a tail.
-        let c = components(5, &[edge(0, 1), edge(1, 2), edge(2, 0), edge(2, 3), edge(3, 4)]);
+        let c = components(
+            5,
+            &[edge(0, 1), edge(1, 2), edge(2, 0), edge(2, 3), edge(3, 4)],
+        );
         assert_eq!(c[0], c[1]);
         assert_eq!(c[1], c[2]);
         assert_ne!(c[2], c[3]);

@@ -202,3 +202,47 @@ mod served {
         app.assert_audit_clean().await;
     }
 }
+
+#[test]
+fn clearing_bench_solves_a_file_and_rejects_bad_lines() {
+    let dir = std::env::temp_dir().join(format!("scrip-clearing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let good = dir.join("ring.csv");
+    std::fs::write(
+        &good,
+        "debtor,creditor,amount\ngrocer,bakery,50\nbakery,brewer,30\nbrewer,grocer,40\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_scrip"))
+        .args(["clearing", "bench"])
+        .arg(&good)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("total debt:   120"), "{text}");
+    assert!(text.contains("cleared:      90"), "{text}");
+    assert!(text.contains("remaining:    30"), "{text}");
+
+    for (name, body, complaint) in [
+        ("decimal.csv", "a,b,10\nb,a,1.5\n", "line 2"),
+        ("first.csv", "a,b,x1\n", "line 1"),
+        ("self.csv", "a,a,3\n", "cannot owe itself"),
+        ("short.csv", "a,b\n", "expected debtor,creditor,amount"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, body).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_scrip"))
+            .args(["clearing", "bench"])
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{name} must fail");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(complaint),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -32,7 +32,11 @@ fn graph() -> impl Strategy<Value = (usize, Vec<Obligation>)> {
     (2_usize..=5).prop_flat_map(|parties| {
         let edge = (0..parties as u32, 0..parties as u32, 0_u64..=3)
             .prop_filter("no self-loops", |(d, c, _)| d != c)
-            .prop_map(|(debtor, creditor, amount)| Obligation { debtor, creditor, amount });
+            .prop_map(|(debtor, creditor, amount)| Obligation {
+                debtor,
+                creditor,
+                amount,
+            });
         (Just(parties), proptest::collection::vec(edge, 0..=7))
     })
 }
