@@ -147,9 +147,13 @@ pub async fn login(
     gateway: web::Data<GatewayContext>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    gateway
-        .login_limiter
-        .check(&format!("{}|{}", client_ip(&request), body.handle))?;
+    // Keyed by the parsed handle, so `alice` and `alice@local` share one budget and an
+    // oversized handle cannot make a key of its own.
+    let limit_key = match Handle::parse_local(&body.handle, &registry) {
+        Ok(handle) => format!("{}|{handle}", client_ip(&request)),
+        Err(_) => client_ip(&request),
+    };
+    gateway.login_limiter.check(&limit_key)?;
     let gateway = gateway.into_inner();
     let response = blocking(move || {
         let refused = || ApiError::Unauthorized {
@@ -169,7 +173,10 @@ pub async fn login(
             return Err(refused());
         }
         Ok(LoginResponse {
-            access_token: gateway.tokens.issue(principal, &handle),
+            access_token: gateway
+                .tokens
+                .issue(principal, &handle)
+                .map_err(ApiError::Internal)?,
             token_type: "Bearer".into(),
             expires_in: gateway.tokens.ttl_s(),
         })

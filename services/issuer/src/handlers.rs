@@ -198,7 +198,18 @@ pub async fn add_member(
             ));
         }
         drop(conn);
-        ledger.write(|conn| set_member(conn, business.id, member.id, role))?;
+        ledger.write(|conn| {
+            let demoting_owner =
+                role == Role::Worker && role_in(conn, business.id, member.id)? == Some(Role::Owner);
+            if demoting_owner && members_with_role(conn, business.id, Role::Owner)?.len() == 1 {
+                return Ok(Err(ApiError::unprocessable(
+                    "last_owner",
+                    "a business keeps at least one owner",
+                )));
+            }
+            set_member(conn, business.id, member.id, role)?;
+            Ok(Ok(()))
+        })??;
         Ok(MemberView {
             business: business.handle.to_string(),
             handle: member.handle.to_string(),
@@ -279,8 +290,10 @@ pub async fn create_currency(
             unit,
             par,
         };
+        // One pooled connection at a time per request, or a burst could exhaust the pool.
+        drop(conn);
         let currency = ledger.write(|conn| scrip_ledger::create_currency(conn, &new))?;
-        currency_view(&mut conn, &currency)
+        ledger.read(|conn| Ok(currency_view(conn, &currency)))?
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -356,7 +369,10 @@ pub async fn get_currency(
 fn find_currency(conn: &mut DbConn, raw: &str) -> Result<Currency, ApiError> {
     let unknown = || ApiError::not_found("not_found", format!("no currency {raw:?}"));
     let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
-    currency_by_code(conn, &code).map_err(|_| unknown())
+    currency_by_code(conn, &code).map_err(|e| match e {
+        scrip_ledger::LedgerError::UnknownCurrency => unknown(),
+        other => other.into(),
+    })
 }
 
 #[utoipa::path(
@@ -403,8 +419,9 @@ pub async fn patch_currency(
         {
             return Err(credit_limit_too_high(&policy));
         }
+        drop(conn);
         let updated = ledger.write(|conn| set_limits(conn, currency.id, &change))?;
-        currency_view(&mut conn, &updated)
+        ledger.read(|conn| Ok(currency_view(conn, &updated)))?
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))

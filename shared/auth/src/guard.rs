@@ -3,7 +3,7 @@
 
 use scrip_domain::{Handle, PrincipalKind, RegistryId};
 use scrip_http::ApiError;
-use scrip_ledger::{Principal, principal_by_handle};
+use scrip_ledger::{LedgerError, Principal, principal_by_handle};
 use scrip_store::DbConn;
 
 use crate::Caller;
@@ -18,7 +18,10 @@ pub fn resolve(conn: &mut DbConn, raw: &str, registry: &RegistryId) -> Result<Pr
         )
     };
     let handle = Handle::parse_local(raw, registry).map_err(|_| unknown())?;
-    principal_by_handle(conn, &handle).map_err(|_| unknown())
+    principal_by_handle(conn, &handle).map_err(|e| match e {
+        LedgerError::UnknownPrincipal => unknown(),
+        other => other.into(),
+    })
 }
 
 /// The principal the caller acts as: itself when `holder` is absent or names the caller, a

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use rand_core::OsRng;
 
 const PRIVATE_FILE: &str = "jwt-ed25519-private.pem";
@@ -49,8 +49,17 @@ pub fn load_or_create_keys(dir: &Path) -> Result<KeyPair, KeyError> {
     let private_path = dir.join(PRIVATE_FILE);
     let public_path = dir.join(PUBLIC_FILE);
     if private_path.exists() {
+        // The public key is derived, not trusted from its file: a crash between the two writes
+        // or a mismatched file must not leave a server whose every token fails.
         let private_pem = std::fs::read_to_string(&private_path).map_err(io(&private_path))?;
-        let public_pem = std::fs::read_to_string(&public_path).map_err(io(&public_path))?;
+        let signing = SigningKey::from_pkcs8_pem(&private_pem).map_err(|e| KeyError::Invalid {
+            path: private_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let public_pem = public_pem_of(&signing)?;
+        if std::fs::read_to_string(&public_path).ok().as_deref() != Some(public_pem.as_str()) {
+            std::fs::write(&public_path, &public_pem).map_err(io(&public_path))?;
+        }
         return Ok(KeyPair {
             private_pem,
             public_pem,
@@ -62,10 +71,7 @@ pub fn load_or_create_keys(dir: &Path) -> Result<KeyPair, KeyError> {
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| KeyError::Encode(e.to_string()))?
         .to_string();
-    let public_pem = signing
-        .verifying_key()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| KeyError::Encode(e.to_string()))?;
+    let public_pem = public_pem_of(&signing)?;
     write_private(&private_path, &private_pem)?;
     std::fs::write(&public_path, &public_pem).map_err(io(&public_path))?;
     tracing::info!(path = %private_path.display(), "generated a new token signing key");
@@ -73,6 +79,13 @@ pub fn load_or_create_keys(dir: &Path) -> Result<KeyPair, KeyError> {
         private_pem,
         public_pem,
     })
+}
+
+fn public_pem_of(signing: &SigningKey) -> Result<String, KeyError> {
+    signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Encode(e.to_string()))
 }
 
 /// A verifying service needs only the public key.

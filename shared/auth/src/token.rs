@@ -54,7 +54,7 @@ impl TokenIssuer {
     }
 
     /// A signed token for the principal, valid for the issuer's lifetime from now.
-    pub fn issue(&self, principal: PrincipalId, handle: &Handle) -> String {
+    pub fn issue(&self, principal: PrincipalId, handle: &Handle) -> Result<String, String> {
         let iat = now_s();
         let claims = Claims {
             sub: principal.to_string(),
@@ -64,8 +64,8 @@ impl TokenIssuer {
             iat,
             exp: iat + self.ttl_s,
         };
-        // Signing with a valid Ed25519 key cannot fail; an empty token would be refused anyway.
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key).unwrap_or_default()
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
+            .map_err(|e| format!("cannot sign a token: {e}"))
     }
 }
 
@@ -128,7 +128,7 @@ mod tests {
         let issuer = TokenIssuer::new(&keys, 60).expect("issuer");
         let verifier = TokenVerifier::new(&keys.public_pem).expect("verifier");
         let handle = Handle::parse("alice").expect("handle");
-        let token = issuer.issue(PrincipalId::new(7), &handle);
+        let token = issuer.issue(PrincipalId::new(7), &handle).expect("signed");
         assert_eq!(
             verifier.verify(&token),
             Ok((PrincipalId::new(7), handle.clone()))

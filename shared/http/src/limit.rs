@@ -48,6 +48,12 @@ impl RateLimiter {
             buckets.retain(|_, b| {
                 b.tokens + now.duration_since(b.refilled).as_secs_f64() * per_second < capacity
             });
+            // Still full: a flood of distinct keys. Forget them all rather than grow without
+            // bound; the cost is that those keys start again with a full bucket.
+            if buckets.len() >= MAX_BUCKETS {
+                tracing::warn!(limiter = self.name, "rate limiter table full; resetting it");
+                buckets.clear();
+            }
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: capacity,

@@ -26,6 +26,11 @@ pub enum Violation {
         floor_atoms: i64,
         expected_atoms: i64,
     },
+    WrongCeiling {
+        account: i64,
+        ceiling_atoms: Option<i64>,
+        expected_atoms: Option<i64>,
+    },
     BelowFloor {
         account: i64,
         balance_atoms: i64,
@@ -72,6 +77,14 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "account {account}: floor {floor_atoms} does not match the currency's policy ({expected_atoms})"
+            ),
+            Self::WrongCeiling {
+                account,
+                ceiling_atoms,
+                expected_atoms,
+            } => write!(
+                f,
+                "account {account}: ceiling {ceiling_atoms:?} does not match the currency's maximum balance ({expected_atoms:?})"
             ),
             Self::BelowFloor {
                 account,
@@ -302,6 +315,13 @@ fn check_account(
         } else {
             policy.max_balance_atoms
         };
+        if account.ceiling_atoms != expected_ceiling {
+            violations.push(Violation::WrongCeiling {
+                account: id,
+                ceiling_atoms: account.ceiling_atoms,
+                expected_atoms: expected_ceiling,
+            });
+        }
         if let Some(ceiling_atoms) = expected_ceiling.or(account.ceiling_atoms)
             && account.balance_atoms > ceiling_atoms
         {

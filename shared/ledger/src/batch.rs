@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use diesel::prelude::*;
 use scrip_domain::{CurrencyId, PrincipalId};
 use scrip_store::DbConn;
-use scrip_store::schema::transfers;
+use scrip_store::schema::{accounts, transfers};
 
 use crate::model::{AccountRow, NewTransferRow, TransferRow, now_us};
 use crate::transfer::{
@@ -77,7 +77,7 @@ pub fn transfer_many(
     for request in requests {
         verdicts.push(validate(conn, request, &mut rules)?);
     }
-    let mut accounts = lock_accounts(conn, requests, &verdicts, &rules)?;
+    let (mut accounts, opened) = lock_accounts(conn, requests, &verdicts, &rules)?;
 
     let mut lines: Vec<NewTransferRow> = Vec::new();
     let now = now_us();
@@ -98,6 +98,7 @@ pub fn transfer_many(
         }
     }
     write_deltas(conn, accounts.values())?;
+    close_unused(conn, &opened, &lines)?;
     // Accepted slots and journal lines are in the same order, one to one.
     let mut recorded = record_lines(conn, &lines, &rules)?.into_iter();
     Ok(verdicts
@@ -161,13 +162,34 @@ fn pay(
     Ok(ids)
 }
 
-/// Locks every account the valid requests touch, opening payees' accounts on first receipt.
+/// Removes accounts this batch opened for payees whose transfers were all refused, so a
+/// refused transfer leaves no trace (not even an empty account). Only rows inserted by this
+/// transaction are removed; nobody else can have seen them yet.
+fn close_unused(
+    conn: &mut DbConn,
+    opened: &[i64],
+    lines: &[NewTransferRow],
+) -> Result<(), LedgerError> {
+    let used: BTreeSet<i64> = lines.iter().map(|l| l.to_account_id).collect();
+    let unused: Vec<i64> = opened
+        .iter()
+        .copied()
+        .filter(|id| !used.contains(id))
+        .collect();
+    if !unused.is_empty() {
+        diesel::delete(accounts::table.filter(accounts::id.eq_any(unused))).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Locks every account the valid requests touch, opening payees' accounts on first receipt;
+/// also returns the ids of the accounts it opened.
 fn lock_accounts(
     conn: &mut DbConn,
     requests: &[TransferRequest],
     verdicts: &[Result<i64, LedgerError>],
     rules: &HashMap<CurrencyId, CurrencyRules>,
-) -> Result<HashMap<Key, Locked>, LedgerError> {
+) -> Result<(HashMap<Key, Locked>, Vec<i64>), LedgerError> {
     let mut keys: BTreeSet<Key> = BTreeSet::new();
     let mut payees: BTreeSet<Key> = BTreeSet::new();
     for (request, verdict) in requests.iter().zip(verdicts) {
@@ -182,17 +204,19 @@ fn lock_accounts(
         .into_iter()
         .filter(|k| !locked.contains_key(k))
         .collect();
+    let mut opened = Vec::new();
     if !missing.is_empty() {
         for &(principal, currency) in &missing {
             match receiving_account(conn, principal, &rules[&currency]) {
-                Ok(_) | Err(LedgerError::UnknownPrincipal) => {}
+                Ok((row, true)) => opened.push(row.id),
+                Ok((_, false)) | Err(LedgerError::UnknownPrincipal) => {}
                 Err(other) => return Err(other),
             }
         }
         // Lock them too: one may have been opened by a concurrent transaction.
         locked = select_for_update(conn, &keys, rules)?;
     }
-    Ok(locked)
+    Ok((locked, opened))
 }
 
 fn select_for_update(

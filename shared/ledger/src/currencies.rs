@@ -129,6 +129,7 @@ fn apply_limits(
     currency_id: CurrencyId,
     change: &LimitsChange,
 ) -> Result<Currency, LedgerError> {
+    crate::transfer::lock_currency(conn, currency_id)?;
     let currency = currency_by_id(conn, currency_id)?;
     if let Some(limit) = change.credit_limit {
         let atoms = check_limit(limit, currency.scale)?;

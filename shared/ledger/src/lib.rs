@@ -52,8 +52,8 @@ pub fn transfer(conn: &mut DbConn, request: &TransferRequest) -> Result<Transfer
 use scrip_domain::PrincipalId;
 
 /// How often a transaction is tried before a transient conflict is reported as a failure.
-/// Conflicts are rare (ordered locking prevents deadlocks); this bound exists so a pathological
-/// case fails loudly instead of spinning forever.
+/// Conflicts are rare (accounts are locked in ascending id order); this bound exists so a
+/// pathological case fails loudly instead of spinning forever.
 const MAX_ATTEMPTS: u32 = 64;
 const BACKOFF_STEP_US: u64 = 200;
 const BACKOFF_MAX_US: u64 = 20_000;

@@ -4,7 +4,9 @@
 //! accounts at a time with conditional `UPDATE`s whose `WHERE` clause is the rule itself
 //! (`balance - held - x >= floor`, `balance + x <= ceiling`), so a concurrent writer can never
 //! slip between a check and a write. The two accounts of a settlement are updated in ascending
-//! id order, the same order `batch` locks in, which keeps PostgreSQL free of deadlocks.
+//! id order, the same order `batch` locks in, which makes deadlocks rare; the ones that remain
+//! (several settlements in one transaction, accounts opened concurrently) are retried by
+//! `Ledger::write`.
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -33,28 +35,22 @@ pub(crate) struct CurrencyRules {
     pub id: CurrencyId,
     pub scale: Scale,
     pub issuer: PrincipalId,
-    pub max_balance_atoms: Option<i64>,
 }
 
 pub(crate) fn currency_rules(
     conn: &mut DbConn,
     id: CurrencyId,
 ) -> Result<CurrencyRules, LedgerError> {
-    let (scale, issuer, max_balance_atoms) = currencies::table
+    let (scale, issuer) = currencies::table
         .find(id.get())
-        .select((
-            currencies::scale,
-            currencies::issuer_id,
-            currencies::max_balance_atoms,
-        ))
-        .first::<(i32, i64, Option<i64>)>(conn)
+        .select((currencies::scale, currencies::issuer_id))
+        .first::<(i32, i64)>(conn)
         .optional()?
         .ok_or(LedgerError::UnknownCurrency)?;
     Ok(CurrencyRules {
         id,
         scale: Scale::new(i64::from(scale))?,
         issuer: PrincipalId::new(issuer),
-        max_balance_atoms,
     })
 }
 
@@ -86,16 +82,21 @@ fn find_account(
 }
 
 /// The receiving side's account, opened on first receipt with the currency's ceiling.
+/// Returns the account and whether this call opened it.
 pub(crate) fn receiving_account(
     conn: &mut DbConn,
     principal: PrincipalId,
     rules: &CurrencyRules,
-) -> Result<AccountRow, LedgerError> {
+) -> Result<(AccountRow, bool), LedgerError> {
     if let Some(row) = find_account(conn, principal, rules.id)? {
-        return Ok(row);
+        return Ok((row, false));
     }
     // Checked first: on PostgreSQL a foreign-key violation would abort the whole transaction.
     principal_by_id(conn, principal)?;
+    // The ceiling is read under a share lock on the currency row, which `set_limits` locks
+    // for update: a limit change and a first receipt cannot interleave, so a new account never
+    // carries a stale maximum balance.
+    let ceiling_atoms = current_max_balance(conn, rules.id)?;
     // In a savepoint: a concurrent first receipt by the same principal wins the unique key,
     // and on PostgreSQL a failed statement would otherwise abort the whole transaction.
     let opened = conn.transaction(|conn| {
@@ -104,16 +105,59 @@ pub(crate) fn receiving_account(
                 accounts::principal_id.eq(principal.get()),
                 accounts::currency_id.eq(rules.id.get()),
                 accounts::floor_atoms.eq(0_i64),
-                accounts::ceiling_atoms.eq(rules.max_balance_atoms),
+                accounts::ceiling_atoms.eq(ceiling_atoms),
                 accounts::created_at_us.eq(now_us()),
             ))
             .execute(conn)
     });
-    match opened {
-        Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+    let created = match opened {
+        Ok(_) => true,
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => false,
         Err(other) => return Err(other.into()),
+    };
+    let row = find_account(conn, principal, rules.id)?.ok_or(LedgerError::UnknownPrincipal)?;
+    Ok((row, created))
+}
+
+#[derive(diesel::QueryableByName)]
+struct MaxBalance {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    max_balance_atoms: Option<i64>,
+}
+
+/// The currency's maximum balance, read under a share lock on PostgreSQL (SQLite's write
+/// transactions are already serialized).
+fn current_max_balance(
+    conn: &mut DbConn,
+    currency: CurrencyId,
+) -> Result<Option<i64>, LedgerError> {
+    let lock = if matches!(conn, DbConn::Postgres(_)) {
+        " FOR SHARE"
+    } else {
+        ""
+    };
+    // Only an integer from a typed id is inlined.
+    let sql = format!(
+        "SELECT max_balance_atoms FROM currencies WHERE id = {}{lock}",
+        currency.get()
+    );
+    let rows: Vec<MaxBalance> = diesel::sql_query(sql).load(conn)?;
+    rows.into_iter()
+        .next()
+        .map(|r| r.max_balance_atoms)
+        .ok_or(LedgerError::UnknownCurrency)
+}
+
+/// Locks the currency row for a policy change (PostgreSQL; see [`receiving_account`]).
+pub(crate) fn lock_currency(conn: &mut DbConn, currency: CurrencyId) -> Result<(), LedgerError> {
+    if matches!(conn, DbConn::Postgres(_)) {
+        diesel::sql_query(format!(
+            "SELECT id FROM currencies WHERE id = {} FOR UPDATE",
+            currency.get()
+        ))
+        .execute(conn)?;
     }
-    find_account(conn, principal, rules.id)?.ok_or(LedgerError::UnknownPrincipal)
+    Ok(())
 }
 
 /// Takes `atoms` off the paying account's balance and its held funds together (the hold row
@@ -321,8 +365,8 @@ pub fn settle_hold(
     if payer.principal_id == to.get() {
         return Err(LedgerError::SameAccount);
     }
+    let (payee, _) = receiving_account(conn, to, &rules)?;
     consume_hold(conn, hold, atoms)?;
-    let payee = receiving_account(conn, to, &rules)?;
     if let Err(refusal) = apply_legs(conn, &payer, &payee, atoms) {
         // Put the hold back as it was: a refusal changes nothing.
         diesel::update(holds::table.find(hold.get()))

@@ -223,6 +223,12 @@ async fn only_owners_govern_a_business(backend: Backend) {
         .await;
     assert_problem(&worker_adds, StatusCode::FORBIDDEN, "not_owner");
 
+    // The only owner cannot step down: the business would be frozen for good.
+    let abdicate = app
+        .post("/api/v1/businesses/bakery/members", Some(&rosa), json!({"handle": "rosa", "role": "worker"}))
+        .await;
+    assert_problem(&abdicate, StatusCode::UNPROCESSABLE_ENTITY, "last_owner");
+
     // Promoted to owner, the same requests go through.
     app.post(
         "/api/v1/businesses/bakery/members",

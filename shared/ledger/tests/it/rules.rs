@@ -392,3 +392,29 @@ fn a_batch_applies_each_transfer_on_its_own() {
         e.assert_audit_clean();
     }
 }
+
+#[test]
+fn a_refused_first_payment_opens_no_account() {
+    for backend in BACKENDS {
+        let e = economy(backend);
+        assert!(e.accounts(BOB).is_empty());
+        let refused = e.ledger.transfer(&e.pay(BREAD, ALICE, BOB, 10_001));
+        assert!(matches!(refused, Err(LedgerError::InsufficientFunds)));
+        assert!(e.accounts(BOB).is_empty(), "no empty account left behind");
+        let batch = e
+            .ledger
+            .transfer_batch(&[
+                e.pay(BREAD, ALICE, BOB, 20_000),
+                e.pay(BREAD, ALICE, SHOP1, 1),
+            ])
+            .expect("batch");
+        assert!(batch[0].is_err() && batch[1].is_ok());
+        assert!(e.accounts(BOB).is_empty());
+        assert_eq!(
+            e.accounts(SHOP1).len(),
+            2,
+            "its own ALE account and the BREAD it received"
+        );
+        e.assert_audit_clean();
+    }
+}
