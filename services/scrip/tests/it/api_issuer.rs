@@ -225,7 +225,11 @@ async fn only_owners_govern_a_business(backend: Backend) {
 
     // The only owner cannot step down: the business would be frozen for good.
     let abdicate = app
-        .post("/api/v1/businesses/bakery/members", Some(&rosa), json!({"handle": "rosa", "role": "worker"}))
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&rosa),
+            json!({"handle": "rosa", "role": "worker"}),
+        )
         .await;
     assert_problem(&abdicate, StatusCode::UNPROCESSABLE_ENTITY, "last_owner");
 
