@@ -114,7 +114,10 @@ fn prepare(
         )
     };
     let code = CurrencyCode::parse(&body.currency).map_err(|_| unknown_currency())?;
-    let currency = currency_by_code(conn, &code).map_err(|_| unknown_currency())?;
+    let currency = currency_by_code(conn, &code).map_err(|e| match e {
+        LedgerError::UnknownCurrency => unknown_currency(),
+        other => other.into(),
+    })?;
     let payer = act_as(conn, caller, body.from.as_deref(), registry)?;
     let payee = resolve(conn, &body.to, registry)?;
     let amount = Amount::parse_positive(&body.amount, currency.scale)
@@ -280,7 +283,10 @@ pub async fn list_transfers(
                 let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
                 Some(
                     currency_by_code(&mut conn, &code)
-                        .map_err(|_| unknown())?
+                        .map_err(|e| match e {
+                            LedgerError::UnknownCurrency => unknown(),
+                            other => other.into(),
+                        })?
                         .id,
                 )
             }

@@ -46,30 +46,27 @@ impl Committer {
         Self { queue }
     }
 
-    /// Queues a transfer; the answer arrives once its transaction committed (or was refused).
-    pub fn submit(
-        &self,
-        request: TransferRequest,
-    ) -> oneshot::Receiver<Result<Transfer, LedgerError>> {
-        let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::SendError(job)) = self.queue.send(Job { request, reply }) {
-            let _ = job.reply.send(Err(stopped()));
-        }
-        answer
-    }
-
-    /// Submits and waits: for callers on ordinary threads.
+    /// Submits and waits: for callers on ordinary threads. Waits for room in the queue.
     pub fn transfer(&self, request: TransferRequest) -> Result<Transfer, LedgerError> {
-        self.submit(request)
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(stopped()))
+        let (reply, answer) = oneshot::channel();
+        if self.queue.send(Job { request, reply }).is_err() {
+            return Err(stopped());
+        }
+        answer.blocking_recv().unwrap_or_else(|_| Err(stopped()))
     }
 
-    /// Submits and awaits: for async callers; never blocks the executor.
+    /// Submits and awaits: for async callers. Never blocks the executor: when the queue is
+    /// full the writer is saturated and the answer is `Unavailable` (a 503 the client may
+    /// retry) instead of a wait.
     pub async fn transfer_async(&self, request: TransferRequest) -> Result<Transfer, LedgerError> {
-        self.submit(request)
-            .await
-            .unwrap_or_else(|_| Err(stopped()))
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Job { request, reply }) {
+            Ok(()) => answer.await.unwrap_or_else(|_| Err(stopped())),
+            Err(mpsc::TrySendError::Full(_)) => Err(LedgerError::Unavailable(
+                "the ledger writer is saturated; retry shortly".into(),
+            )),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(stopped()),
+        }
     }
 }
 
