@@ -1,5 +1,5 @@
-//! Min-cost flow with unit costs, by the primal-dual method (Dijkstra for potentials, Dinic
-//! blocking flows on the zero-reduced-cost subgraph).
+//! Min-cost flow with unit costs, by the primal-dual method (Dijkstra for potentials, then a
+//! maximum flow on the zero-reduced-cost subgraph by shortest augmenting paths).
 //!
 //! Network: for every obligation `u -> v` inside a cycle, an "un-clear" arc `v -> u` with
 //! capacity `amount` and cost 1; a source feeding every party left with more cleared in than
@@ -110,6 +110,8 @@ struct Solver<C> {
     queue: Vec<u32>,
     heap: BinaryHeap<Reverse<(i64, u32)>>,
     path: Vec<u32>,
+    /// Nodes per distance label, for the gap heuristic of [`Solver::max_flow`].
+    count: Vec<u32>,
 }
 
 impl<C: Capacity> Solver<C> {
@@ -125,10 +127,16 @@ impl<C: Capacity> Solver<C> {
         self.dist[source] = 0;
         self.heap.clear();
         self.heap.push(Reverse((0, source as u32)));
+        let sink = self.net.sink as usize;
         while let Some(Reverse((d, v))) = self.heap.pop() {
             let v = v as usize;
             if d > self.dist[v] {
                 continue;
+            }
+            if v == sink {
+                // Every node closer than the sink is settled; the potential update below caps
+                // the rest at the sink's distance, so their exact distances are not needed.
+                break;
             }
             for arc in self.net.arcs_of(v) {
                 if self.net.cap[arc] == C::default() {
@@ -156,41 +164,39 @@ impl<C: Capacity> Solver<C> {
         self.net.cap[arc] > C::default() && self.reduced(arc, from) == 0
     }
 
-    /// BFS levels over admissible arcs; false when the sink is not reached.
-    fn levels(&mut self) -> bool {
-        self.level.fill(u32::MAX);
+    /// Maximum flow on the admissible subgraph (zero reduced cost) with the shortest
+    /// augmenting path method (ISAP): exact distance-to-sink labels from one backward BFS, then
+    /// local relabelling at dead ends and the gap heuristic, instead of a full BFS per round.
+    fn max_flow(&mut self) {
+        let nodes = self.potential.len() as u32;
+        let (source, sink) = (self.net.source as usize, self.net.sink as usize);
+        // Backward BFS from the sink: label = hops to the sink over admissible arcs.
+        self.level.fill(nodes);
+        self.count.fill(0);
         self.queue.clear();
-        let source = self.net.source as usize;
-        self.level[source] = 0;
-        self.queue.push(source as u32);
+        self.level[sink] = 0;
+        self.queue.push(sink as u32);
         let mut next = 0;
-        let sink = self.net.sink as usize;
         while next < self.queue.len() {
-            let v = self.queue[next] as usize;
+            let w = self.queue[next] as usize;
             next += 1;
-            // Nodes at or past the sink's level cannot be on a shortest augmenting path.
-            if self.level[sink] != u32::MAX && self.level[v] >= self.level[sink] {
-                break;
-            }
-            for arc in self.net.arcs_of(v) {
-                let w = self.net.head[arc] as usize;
-                if self.level[w] == u32::MAX && self.admissible(arc, v) {
-                    self.level[w] = self.level[v] + 1;
-                    self.queue.push(w as u32);
+            for arc in self.net.arcs_of(w) {
+                let into = self.net.partner[arc] as usize;
+                let x = self.net.head[arc] as usize;
+                if self.level[x] == nodes && self.admissible(into, x) {
+                    self.level[x] = self.level[w] + 1;
+                    self.queue.push(x as u32);
                 }
             }
         }
-        self.level[self.net.sink as usize] != u32::MAX
-    }
-
-    /// One blocking flow on the level graph (iterative DFS with current-arc pointers).
-    fn blocking_flow(&mut self) {
+        for &label in &self.level {
+            self.count[label as usize] += 1;
+        }
         for v in 0..self.cursor.len() {
             self.cursor[v] = self.net.first[v];
         }
-        let (source, sink) = (self.net.source as usize, self.net.sink as usize);
         self.path.clear();
-        loop {
+        while self.level[source] < nodes {
             let v = match self.path.last() {
                 Some(&arc) => self.net.head[arc as usize] as usize,
                 None => source,
@@ -219,7 +225,7 @@ impl<C: Capacity> Solver<C> {
             while self.cursor[v] < end {
                 let arc = self.cursor[v] as usize;
                 let w = self.net.head[arc] as usize;
-                if self.level[w] == self.level[v] + 1 && self.admissible(arc, v) {
+                if self.level[v] == self.level[w] + 1 && self.admissible(arc, v) {
                     self.path.push(arc as u32);
                     advanced = true;
                     break;
@@ -229,14 +235,26 @@ impl<C: Capacity> Solver<C> {
             if advanced {
                 continue;
             }
-            // Dead end: nothing more passes through v in this level graph.
-            self.level[v] = u32::MAX;
-            match self.path.pop() {
-                Some(arc) => {
-                    let from = self.net.head[self.net.partner[arc as usize] as usize] as usize;
-                    self.cursor[from] += 1;
+            // Dead end: relabel to one more than the lowest admissible neighbour.
+            let mut lowest = nodes;
+            for arc in self.net.arcs_of(v) {
+                if self.admissible(arc, v) {
+                    lowest = lowest.min(self.level[self.net.head[arc] as usize]);
                 }
-                None => break,
+            }
+            let old = self.level[v] as usize;
+            self.count[old] -= 1;
+            if self.count[old] == 0 && old < nodes as usize {
+                // Gap: no node is `old` hops from the sink any more, so nothing above it can
+                // reach the sink in this phase.
+                break;
+            }
+            let new = (lowest + 1).min(nodes);
+            self.level[v] = new;
+            self.count[new as usize] += 1;
+            self.cursor[v] = self.net.first[v];
+            if v != source {
+                self.path.pop();
             }
         }
     }
@@ -280,11 +298,10 @@ fn solve_with<C: Capacity>(parties: usize, debts: &[(u32, u32, u128)]) -> Vec<u1
         queue: Vec::with_capacity(nodes),
         heap: BinaryHeap::with_capacity(nodes),
         path: Vec::new(),
+        count: vec![0; nodes + 1],
     };
     while solver.reprice() {
-        while solver.levels() {
-            solver.blocking_flow();
-        }
+        solver.max_flow();
     }
     // The flow on un-clear arc k is what its partner can now send back.
     (0..debts.len())

@@ -12,7 +12,8 @@
 //!    then left with an imbalance. Restoring balance means un-clearing some amounts, each unit
 //!    un-cleared costing 1: a min-cost flow problem with unit costs on the reversed edges.
 //! 3. Solve it with the primal-dual method: Dijkstra on reduced costs for potentials, then a
-//!    Dinic blocking flow on the zero-reduced-cost subgraph, until every imbalance is routed.
+//!    maximum flow on the zero-reduced-cost subgraph by shortest augmenting paths (ISAP),
+//!    until every imbalance is routed.
 //!    Min-cost flow optimality makes the un-cleared total minimal, so the cleared total is the
 //!    maximum. No cycle-cancelling heuristic is involved.
 //!
