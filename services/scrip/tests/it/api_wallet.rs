@@ -12,6 +12,7 @@ crate::on_both_backends!(
     idempotent_payments_apply_once,
     transfers_are_private_and_paged,
     payments_are_rate_limited,
+    concurrent_payments_through_http_add_up,
 );
 
 fn s(v: &str) -> String {
@@ -410,4 +411,65 @@ async fn payments_are_rate_limited(backend: Backend) {
         "rate_limited",
     );
     assert_eq!(app.transfer_count().await, 2);
+}
+
+/// Many payments at once through HTTP (the group-commit path): from one hot issuer account and
+/// between customers, some refused for lack of funds. Every acknowledged payment is in the
+/// ledger, nothing else is, and the audit is clean.
+async fn concurrent_payments_through_http_add_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    let mut customers = Vec::new();
+    for i in 0..4 {
+        customers.push(app.user(&format!("cust{i}")).await);
+    }
+    let issue = (0..40).map(|i| {
+        let body = json!({"from": "bakery", "to": format!("cust{}", i % 4), "currency": "BREAD", "amount": "2.50"});
+        app.pay(&rosa, body)
+    });
+    let spend = (0..40).map(|i| {
+        let body =
+            json!({"to": format!("cust{}", (i + 1) % 4), "currency": "BREAD", "amount": "1.25"});
+        app.pay(&customers[i % 4], body)
+    });
+    let (issued, spent) = futures_util::future::join(
+        futures_util::future::join_all(issue),
+        futures_util::future::join_all(spend),
+    )
+    .await;
+    assert!(
+        issued
+            .iter()
+            .all(|(status, _)| *status == StatusCode::CREATED),
+        "the issuer had room"
+    );
+    let mut accepted = 0;
+    for (status, body) in &spent {
+        match *status {
+            StatusCode::CREATED => accepted += 1,
+            StatusCode::UNPROCESSABLE_ENTITY => assert_eq!(body["code"], "insufficient_funds"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(app.transfer_count().await, 40 + accepted);
+    let mut total_atoms = 0;
+    for token in &customers {
+        for (_, balance, _) in app.balances(token, None).await {
+            let scale = scrip_domain::Scale::new(2).expect("scale");
+            total_atoms += scrip_domain::Amount::parse(&balance, scale)
+                .expect("decimal")
+                .atoms();
+        }
+    }
+    assert_eq!(
+        total_atoms,
+        40 * 250,
+        "customers hold exactly what was issued"
+    );
+    assert_eq!(
+        app.balances(&rosa, Some("bakery")).await,
+        vec![(s("BREAD"), s("-100.00"), s("0.00"))]
+    );
+    app.assert_audit_clean().await;
 }
