@@ -4,7 +4,7 @@ use scrip_auth::password::{self, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 use scrip_auth::{Caller, TokenIssuer};
 use scrip_domain::{Handle, PrincipalKind, RegistryId};
 use scrip_http::{ApiError, Problem, RateLimiter, blocking, client_ip};
-use scrip_ledger::{Ledger, LedgerError, create_principal, principal_by_id};
+use scrip_ledger::{Ledger, create_principal, principal_by_id};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -62,10 +62,6 @@ pub struct Me {
     pub display_name: Option<String>,
     pub roles: Vec<String>,
     pub businesses: Vec<Membership>,
-}
-
-fn ledger_conn(ledger: &Ledger) -> Result<scrip_store::PooledConn, ApiError> {
-    ledger.pool().get().map_err(|e| LedgerError::from(e).into())
 }
 
 #[utoipa::path(
@@ -162,7 +158,7 @@ pub async fn login(
         };
         let handle = Handle::parse_local(&body.handle, &registry).ok();
         let found = match &handle {
-            Some(handle) => credentials_of(&mut *ledger_conn(&ledger)?, handle)?,
+            Some(handle) => credentials_of(&mut *ledger.conn()?, handle)?,
             None => None,
         };
         let (Some(handle), Some((principal, hash))) = (handle, found) else {
@@ -197,7 +193,7 @@ pub async fn me(
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
     let me = blocking(move || {
-        let mut conn = ledger_conn(&ledger)?;
+        let mut conn = ledger.conn()?;
         let principal = principal_by_id(&mut conn, caller.id)?;
         Ok(Me {
             id: principal.id.to_string(),

@@ -24,7 +24,7 @@ pub async fn healthz() -> HttpResponse {
 #[get("/readyz")]
 pub async fn readyz(ledger: web::Data<Ledger>) -> HttpResponse {
     let ready = blocking(move || {
-        let mut conn = ledger.pool().get().map_err(LedgerError::from)?;
+        let mut conn = ledger.conn()?;
         diesel::sql_query("SELECT 1")
             .execute(&mut conn)
             .map_err(LedgerError::from)?;

@@ -129,10 +129,7 @@ pub async fn create_business(
             set_member(conn, business.id, caller.id, Role::Owner)?;
             Ok(business)
         })?;
-        let mut conn = ledger
-            .pool()
-            .get()
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger.conn()?;
         business_view(&mut conn, &business, &registry)
     })
     .await?;
@@ -151,10 +148,7 @@ pub async fn get_business(
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
     let view = blocking(move || {
-        let mut conn = ledger
-            .pool()
-            .get()
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger.conn()?;
         let business = business(&mut conn, &path, &registry)?;
         business_view(&mut conn, &business, &registry)
     })
@@ -184,10 +178,7 @@ pub async fn add_member(
     let role = Role::parse(&body.role)
         .ok_or_else(|| ApiError::unprocessable("bad_role", "role is \"owner\" or \"worker\""))?;
     let view = blocking(move || {
-        let mut conn = ledger
-            .pool()
-            .get()
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger.conn()?;
         let business = business(&mut conn, &path, &registry)?;
         require_owner(&mut conn, &business, &caller)?;
         let member = resolve(&mut conn, &body.handle, &registry)?;
@@ -268,10 +259,7 @@ pub async fn create_currency(
         return Err(credit_limit_too_high(&policy));
     }
     let view = blocking(move || {
-        let mut conn = ledger
-            .pool()
-            .get()
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger.conn()?;
         let issuer = resolve(&mut conn, &body.issuer, &registry)?;
         if issuer.kind != PrincipalKind::Business {
             return Err(ApiError::unprocessable(
@@ -322,10 +310,7 @@ pub async fn list_currencies(
     let limit = query.limit()?;
     let before = query.before_id()?.map(CurrencyId::new);
     let page = blocking(move || {
-        let mut conn = ledger
-            .pool()
-            .get()
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger.conn()?;
         let page =
             Page::from_overfetch(currencies_page(&mut conn, before, limit + 1)?, limit, |c| {
                 c.id.get()
@@ -355,10 +340,7 @@ pub async fn get_currency(
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
     let view = blocking(move || {
-        let mut conn = ledger
-            .pool()
-            .get()
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger.conn()?;
         let currency = find_currency(&mut conn, &path)?;
         currency_view(&mut conn, &currency)
     })
@@ -395,10 +377,7 @@ pub async fn patch_currency(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let view = blocking(move || {
-        let mut conn = ledger
-            .pool()
-            .get()
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let mut conn = ledger.conn()?;
         let currency = find_currency(&mut conn, &path)?;
         let issuer = scrip_ledger::principal_by_id(&mut conn, currency.issuer_id)?;
         require_owner(&mut conn, &issuer, &caller)?;

@@ -31,10 +31,6 @@ pub struct WalletContext {
     pub metrics: Metrics,
 }
 
-fn conn(ledger: &Ledger) -> Result<scrip_store::PooledConn, ApiError> {
-    ledger.pool().get().map_err(|e| LedgerError::from(e).into())
-}
-
 #[utoipa::path(
     get, path = "/api/v1/accounts", tag = "wallet", params(HolderQuery),
     security(("bearer" = [])),
@@ -52,7 +48,7 @@ pub async fn list_accounts(
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
     let list = blocking(move || {
-        let mut conn = conn(&ledger)?;
+        let mut conn = ledger.conn()?;
         let holder = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
         let items = holdings(&mut conn, holder.id)?
             .into_iter()
@@ -181,7 +177,7 @@ pub async fn create_transfer(
     let prepared = {
         let ledger = ledger.clone();
         blocking(move || {
-            let mut conn = conn(&ledger)?;
+            let mut conn = ledger.conn()?;
             prepare(&mut conn, &caller, &body, &registry)
         })
     };
@@ -273,7 +269,7 @@ pub async fn list_transfers(
     let limit = paging.limit()?;
     let before = paging.before_id()?.map(TransferId::new);
     let page = blocking(move || {
-        let mut conn = conn(&ledger)?;
+        let mut conn = ledger.conn()?;
         let holder = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
         let currency: Option<CurrencyId> = match query.currency.as_deref() {
             None => None,
@@ -317,7 +313,7 @@ pub async fn get_transfer(
     let not_found = || ApiError::not_found("not_found", "no such transfer");
     let id = path.parse::<i64>().map_err(|_| not_found())?;
     let view = blocking(move || {
-        let mut conn = conn(&ledger)?;
+        let mut conn = ledger.conn()?;
         let entry = journal_entry(&mut conn, TransferId::new(id))?.ok_or_else(not_found)?;
         let mut visible = false;
         for party in [entry.from_principal, entry.to_principal] {

@@ -74,6 +74,11 @@ impl Ledger {
         &self.pool
     }
 
+    /// A pooled connection for reads that span several queries.
+    pub fn conn(&self) -> Result<scrip_store::PooledConn, LedgerError> {
+        Ok(self.pool.get()?)
+    }
+
     /// Runs `work` in one write transaction, retrying on serialization failures, deadlocks and
     /// a busy database. `work` may run several times, so it must not have effects outside the
     /// transaction.
