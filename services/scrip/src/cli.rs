@@ -170,6 +170,7 @@ pub enum ServiceName {
     Gateway,
     Issuer,
     Wallet,
+    Clearing,
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +204,7 @@ impl Cli {
                     Some(ServiceName::Gateway) => Services::only_gateway(),
                     Some(ServiceName::Issuer) => Services::only_issuer(),
                     Some(ServiceName::Wallet) => Services::only_wallet(),
+                    Some(ServiceName::Clearing) => Services::only_clearing(),
                 };
                 let settings = Settings::from_config(&self.config, url, services, demo)?;
                 crate::server::run_blocking(settings)?;

@@ -30,35 +30,47 @@ pub struct Services {
     pub gateway: bool,
     pub issuer: bool,
     pub wallet: bool,
+    pub clearing: bool,
 }
 
 impl Services {
+    const NONE: Self = Self {
+        gateway: false,
+        issuer: false,
+        wallet: false,
+        clearing: false,
+    };
+
     pub const fn all() -> Self {
         Self {
             gateway: true,
             issuer: true,
             wallet: true,
+            clearing: true,
         }
     }
     pub const fn only_gateway() -> Self {
         Self {
             gateway: true,
-            issuer: false,
-            wallet: false,
+            ..Self::NONE
         }
     }
     pub const fn only_issuer() -> Self {
         Self {
-            gateway: false,
             issuer: true,
-            wallet: false,
+            ..Self::NONE
         }
     }
     pub const fn only_wallet() -> Self {
         Self {
-            gateway: false,
-            issuer: false,
             wallet: true,
+            ..Self::NONE
+        }
+    }
+    pub const fn only_clearing() -> Self {
+        Self {
+            clearing: true,
+            ..Self::NONE
         }
     }
 }
@@ -208,6 +220,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = scrip_gateway::GatewayApi::openapi();
     doc.merge(scrip_issuer::IssuerApi::openapi());
     doc.merge(scrip_wallet::WalletApi::openapi());
+    doc.merge(scrip_clearing::ClearingApi::openapi());
     doc.info.title = "Scrip API".into();
     doc.info.version = "1".into();
     doc.info.description =
@@ -246,6 +259,9 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     }
     if state.services.wallet {
         scrip_wallet::configure(cfg);
+    }
+    if state.services.clearing {
+        scrip_clearing::configure(cfg);
     }
 }
 

@@ -62,6 +62,8 @@ pub struct SetOff {
     pub edges_in_cycles: usize,
     /// Parties that take part in at least one such obligation.
     pub parties_in_cycles: usize,
+    /// Strongly connected groups of parties in which something was set off.
+    pub cycles: usize,
 }
 
 impl SetOff {
@@ -111,12 +113,20 @@ pub fn solve(parties: usize, obligations: &[Obligation]) -> Result<SetOff, Netti
         participating[obligations[edge].creditor as usize] = true;
     }
     let total_cleared = cleared.iter().map(|&c| u128::from(c)).sum();
+    let mut groups: Vec<u32> = in_cycle
+        .iter()
+        .filter(|&&edge| cleared[edge] > 0)
+        .map(|&edge| component[obligations[edge].debtor as usize])
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
     let set_off = SetOff {
         cleared,
         gross_before,
         total_cleared,
         edges_in_cycles: in_cycle.len(),
         parties_in_cycles: participating.iter().filter(|&&p| p).count(),
+        cycles: groups.len(),
     };
     debug_assert_eq!(check(parties, obligations, &set_off.cleared), Ok(()));
     Ok(set_off)

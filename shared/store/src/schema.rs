@@ -107,6 +107,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    clearing_opt_outs (business_id) {
+        business_id -> BigInt,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    clearing_runs (id) {
+        id -> BigInt,
+        unit -> Text,
+        dry_run -> Integer,
+        started_at_us -> BigInt,
+        finished_at_us -> BigInt,
+        participants -> BigInt,
+        edges -> BigInt,
+        cycles -> BigInt,
+        gross_before -> Text,
+        cleared -> Text,
+        gross_after -> Text,
+        requested_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    clearing_settlements (id) {
+        id -> BigInt,
+        run_id -> BigInt,
+        debtor_id -> BigInt,
+        creditor_id -> BigInt,
+        amount -> Text,
+        source -> Text,
+        currency_id -> Nullable<BigInt>,
+        transfer_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(clearing_settlements -> clearing_runs (run_id));
 diesel::joinable!(credentials -> principals (principal_id));
 diesel::joinable!(principal_roles -> principals (principal_id));
 
@@ -120,4 +158,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     holds,
     transfers,
     idempotency_keys,
+    clearing_opt_outs,
+    clearing_runs,
+    clearing_settlements,
 );

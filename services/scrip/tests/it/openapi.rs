@@ -8,7 +8,7 @@ use crate::app::TestApp;
 
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi.snapshot.json");
 
-const API_MD_ENDPOINTS: [(&str, &str); 18] = [
+const API_MD_ENDPOINTS: [(&str, &str); 23] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -27,6 +27,11 @@ const API_MD_ENDPOINTS: [(&str, &str); 18] = [
     ("get", "/api/v1/transfers"),
     ("get", "/api/v1/transfers/{id}"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/clearing/graph"),
+    ("post", "/api/v1/clearing/runs"),
+    ("get", "/api/v1/clearing/runs"),
+    ("get", "/api/v1/clearing/runs/{id}"),
+    ("put", "/api/v1/businesses/{handle}/clearing"),
 ];
 
 #[test]

@@ -1,0 +1,3 @@
+DROP TABLE clearing_settlements;
+DROP TABLE clearing_runs;
+DROP TABLE clearing_opt_outs;

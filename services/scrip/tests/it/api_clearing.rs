@@ -1,0 +1,300 @@
+//! The clearing house over HTTP: a ring of businesses holding each other's currencies.
+
+use reqwest::StatusCode;
+use scrip_domain::Handle;
+use scrip_store::Backend;
+use serde_json::{Value, json};
+
+use crate::app::{TestApp, assert_problem};
+
+crate::on_both_backends!(a_ring_of_businesses_is_cleared_optimally_and_exactly);
+
+/// `(business, owner, currency)` of the ring: shopa owes shopb, shopb owes shopc, shopc owes shopa.
+const RING: [(&str, &str, &str); 3] = [
+    ("shopa", "anna", "AAA"),
+    ("shopb", "bert", "BBB"),
+    ("shopc", "cleo", "CCC"),
+];
+
+async fn grant_operator(app: &TestApp, handle: &str) {
+    let ledger = scrip_ledger::Ledger::new(app.db.pool.clone());
+    let handle = Handle::parse(handle).expect("handle");
+    tokio::task::spawn_blocking(move || {
+        ledger.write(|conn| {
+            let p = scrip_ledger::principal_by_handle(conn, &handle)?;
+            scrip_auth::access::grant_role(conn, p.id, scrip_auth::access::OPERATOR)
+        })
+    })
+    .await
+    .expect("task")
+    .expect("grant");
+}
+
+/// `(held value of other shops' currencies) - (own outstanding)`, per shop, in cents.
+async fn net_positions(app: &TestApp, owners: &[String]) -> Vec<i64> {
+    let cents = |s: &str| {
+        scrip_domain::Amount::parse(s, scrip_domain::Scale::new(2).expect("scale"))
+            .expect("amount")
+            .atoms()
+    };
+    let mut nets = Vec::new();
+    for (i, (shop, _, code)) in RING.iter().enumerate() {
+        let mut net = 0;
+        for (currency, balance, _) in app.balances(&owners[i], Some(shop)).await {
+            net += if currency == *code {
+                0
+            } else {
+                cents(&balance)
+            };
+        }
+        let (_, view) = app.get(&format!("/api/v1/currencies/{code}"), None).await;
+        net -= cents(view["outstanding"].as_str().expect("outstanding"));
+        nets.push(net);
+    }
+    nets
+}
+
+async fn run(app: &TestApp, token: &str, dry_run: bool) -> Value {
+    let (status, run) = app
+        .post(
+            "/api/v1/clearing/runs",
+            Some(token),
+            json!({"unit": "EUR", "dry_run": dry_run}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    run
+}
+
+async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut owners = Vec::new();
+    for (shop, owner, code) in RING {
+        let token = app.user(owner).await;
+        app.shop(&token, shop, code).await;
+        owners.push(token);
+    }
+    let olga = app.user("olga").await;
+    grant_operator(&app, "olga").await;
+    let customer = app.user("carl").await;
+    for (i, amount) in [(0, "50"), (1, "30"), (2, "40")] {
+        let (shop, _, code) = RING[i];
+        let next = RING[(i + 1) % 3].0;
+        let (status, body) = app
+            .pay(
+                &owners[i],
+                json!({"from": shop, "to": next, "currency": code, "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        app.pay(
+            &owners[i],
+            json!({"from": shop, "to": "carl", "currency": code, "amount": "5"}),
+        )
+        .await;
+    }
+    let nets_before = net_positions(&app, &owners).await;
+
+    // Only operators run clearing or see the graph; only owners opt their business out.
+    assert_problem(
+        &app.post("/api/v1/clearing/runs", Some(&customer), json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "not_operator",
+    );
+    assert_problem(
+        &app.get("/api/v1/clearing/graph", Some(&owners[0])).await,
+        StatusCode::FORBIDDEN,
+        "not_operator",
+    );
+    assert_problem(
+        &app.post("/api/v1/clearing/runs", None, json!({})).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let not_owner = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/businesses/shopc/clearing",
+            Some(&owners[0]),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_problem(&not_owner, StatusCode::FORBIDDEN, "not_owner");
+
+    let (status, graph) = app
+        .get("/api/v1/clearing/graph?unit=EUR", Some(&olga))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut edges: Vec<(String, String, String)> = graph["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            (
+                e["debtor"].as_str().unwrap_or_default().into(),
+                e["creditor"].as_str().unwrap_or_default().into(),
+                e["amount"].as_str().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    edges.sort();
+    assert_eq!(
+        edges,
+        vec![
+            ("shopa".into(), "shopb".into(), "50".into()),
+            ("shopb".into(), "shopc".into(), "30".into()),
+            ("shopc".into(), "shopa".into(), "40".into())
+        ],
+        "customers are never part of the graph"
+    );
+
+    // A business that opted out is untouched: without shopc there is no cycle.
+    let (status, _) = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/businesses/shopc/clearing",
+            Some(&owners[2]),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(run(&app, &olga, false).await["cleared"], "0");
+    app.request(
+        reqwest::Method::PUT,
+        "/api/v1/businesses/shopc/clearing",
+        Some(&owners[2]),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+
+    // Funds held (by open orders) are not cleared: shopb can offer only 5 of its 50 AAA.
+    let ledger = scrip_ledger::Ledger::new(app.db.pool.clone());
+    let hold = {
+        let ledger = ledger.clone();
+        tokio::task::spawn_blocking(move || {
+            ledger.write(|conn| {
+                let shopb =
+                    scrip_ledger::principal_by_handle(conn, &Handle::parse("shopb").expect("h"))?;
+                let aaa = scrip_ledger::currency_by_code(
+                    conn,
+                    &scrip_domain::CurrencyCode::parse("AAA").expect("c"),
+                )?;
+                scrip_ledger::place_hold(
+                    conn,
+                    shopb.id,
+                    aaa.id,
+                    scrip_domain::Amount::from_atoms(4_500, aaa.scale),
+                    "order",
+                )
+            })
+        })
+        .await
+        .expect("task")
+        .expect("hold")
+    };
+    assert_eq!(run(&app, &olga, true).await["cleared"], "15");
+    tokio::task::spawn_blocking(move || {
+        ledger.write(|conn| scrip_ledger::release_hold(conn, hold.id, None))
+    })
+    .await
+    .expect("task")
+    .expect("release");
+
+    // A dry run reports the optimum and changes nothing.
+    let before = app.transfer_count().await;
+    let dry = run(&app, &olga, true).await;
+    assert_eq!(
+        (
+            dry["gross_before"].as_str(),
+            dry["cleared"].as_str(),
+            dry["gross_after"].as_str()
+        ),
+        (Some("120"), Some("90"), Some("30"))
+    );
+    assert_eq!(
+        (
+            dry["dry_run"].as_bool(),
+            dry["cycles"].as_i64(),
+            dry["participants"].as_i64()
+        ),
+        (Some(true), Some(1), Some(3))
+    );
+    assert_eq!(app.transfer_count().await, before);
+
+    // The real run moves exactly what API.md says and keeps every net position.
+    let applied = run(&app, &olga, false).await;
+    assert_eq!(applied["cleared"], "90");
+    let amounts: Vec<&str> = applied["settlements"]
+        .as_array()
+        .expect("settlements")
+        .iter()
+        .filter_map(|s| s["amount"].as_str())
+        .collect();
+    assert_eq!(amounts, ["30", "30", "30"]);
+    assert_eq!(app.transfer_count().await, before + 3);
+    let holds = |shop: &'static str, i: usize| {
+        let app = &app;
+        let owners = &owners;
+        async move { app.balances(&owners[i], Some(shop)).await }
+    };
+    let s = |v: &str| v.to_owned();
+    assert_eq!(
+        holds("shopa", 0).await,
+        vec![
+            (s("AAA"), s("-25.00"), s("0.00")),
+            (s("CCC"), s("10.00"), s("0.00"))
+        ]
+    );
+    assert_eq!(
+        holds("shopb", 1).await,
+        vec![
+            (s("BBB"), s("-5.00"), s("0.00")),
+            (s("AAA"), s("20.00"), s("0.00"))
+        ]
+    );
+    assert_eq!(
+        holds("shopc", 2).await,
+        vec![
+            (s("CCC"), s("-15.00"), s("0.00")),
+            (s("BBB"), s("0.00"), s("0.00"))
+        ]
+    );
+    assert_eq!(
+        net_positions(&app, &owners).await,
+        nets_before,
+        "every net position unchanged to the cent"
+    );
+    assert_eq!(
+        app.balances(&customer, None).await.len(),
+        3,
+        "customers keep their holdings"
+    );
+    assert_eq!(
+        run(&app, &olga, false).await["cleared"],
+        "0",
+        "nothing left to clear"
+    );
+
+    let (status, page) = app
+        .get("/api/v1/clearing/runs?limit=2", Some(&customer))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+    assert!(page["next_cursor"].is_string());
+    let id = applied["id"].as_str().expect("id");
+    let (status, one) = app
+        .get(&format!("/api/v1/clearing/runs/{id}"), Some(&customer))
+        .await;
+    assert_eq!(
+        (status, &one["settlements"]),
+        (StatusCode::OK, &applied["settlements"])
+    );
+    assert_problem(
+        &app.get("/api/v1/clearing/runs/999999", Some(&customer))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    app.assert_audit_clean().await;
+}
