@@ -15,6 +15,7 @@ use scrip_domain::{PrincipalId, PrincipalKind, RegistryId, UnitCode};
 use scrip_http::{ApiError, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{Ledger, LedgerError};
 use scrip_store::DbConn;
+use scrip_telemetry::Metrics;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -126,6 +127,81 @@ fn require_operator(conn: &mut DbConn, caller: &Caller) -> Result<(), ApiError> 
     }
 }
 
+/// Runs clearing now in one write transaction (blocking) and exports the result as metrics.
+/// Used by the API and by the schedule.
+pub fn run_now(
+    ledger: &Ledger,
+    metrics: &Metrics,
+    unit: &UnitCode,
+    dry_run: bool,
+    requested_by: Option<PrincipalId>,
+) -> Result<RunRecord, ApiError> {
+    let started = std::time::Instant::now();
+    let mut conflict = false;
+    let outcome = ledger.write(
+        |conn| match run::execute(conn, unit, dry_run, requested_by) {
+            Ok(record) => Ok(record),
+            Err(RunError::Conflict) => {
+                conflict = true;
+                // Any refusal rolls the whole run back; the caller is told it conflicted.
+                Err(LedgerError::InsufficientFunds)
+            }
+            Err(RunError::Ledger(e)) => Err(e),
+        },
+    );
+    let record = match outcome {
+        Err(_) if conflict => {
+            return Err(ApiError::conflict(
+                "clearing_conflict",
+                "a holder spent funds while the run was computed; nothing was applied, run it again",
+            ));
+        }
+        other => other?,
+    };
+    let kind = if dry_run { "dry_run" } else { "applied" };
+    metrics.clearing_runs.with_label_values(&[kind]).inc();
+    metrics
+        .clearing_duration
+        .observe(started.elapsed().as_secs_f64());
+    if !dry_run {
+        let units = |v: &str| v.parse::<f64>().unwrap_or_default();
+        metrics
+            .clearing_gross_before
+            .set(units(&record.gross_before));
+        metrics.clearing_cleared.set(units(&record.cleared));
+        metrics.clearing_gross_after.set(units(&record.gross_after));
+        metrics.clearing_participants.set(record.participants);
+    }
+    tracing::info!(run = record.id, cleared = %record.cleared, dry_run, "clearing run");
+    Ok(record)
+}
+
+/// Runs clearing in `unit` every `interval` until the process stops.
+pub fn spawn_schedule(
+    ledger: Ledger,
+    metrics: Metrics,
+    unit: UnitCode,
+    interval: std::time::Duration,
+) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.tick().await; // the first tick is immediate; start one interval after boot
+        loop {
+            ticks.tick().await;
+            let (ledger, metrics, unit) = (ledger.clone(), metrics.clone(), unit.clone());
+            match tokio::task::spawn_blocking(move || {
+                run_now(&ledger, &metrics, &unit, false, None)
+            })
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "scheduled clearing run failed"),
+                Err(error) => tracing::warn!(%error, "scheduled clearing task failed"),
+            }
+        }
+    });
+}
+
 fn run_view(conn: &mut DbConn, run: &RunRecord) -> Result<RunView, ApiError> {
     let names = run::handles(
         conn,
@@ -226,30 +302,13 @@ pub async fn create_run(
     caller: Caller,
     body: Option<web::Json<NewRun>>,
     ledger: web::Data<Ledger>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.map(web::Json::into_inner).unwrap_or_default();
     let unit = unit(body.unit.as_deref())?;
     let view = blocking(move || {
         require_operator(&mut *ledger.conn()?, &caller)?;
-        let mut conflict = false;
-        let outcome = ledger.write(|conn| match run::execute(conn, &unit, body.dry_run, Some(caller.id)) {
-            Ok(record) => Ok(record),
-            Err(RunError::Conflict) => {
-                conflict = true;
-                Err(LedgerError::InsufficientFunds)
-            }
-            Err(RunError::Ledger(e)) => Err(e),
-        });
-        let record = match outcome {
-            Err(_) if conflict => {
-                return Err(ApiError::conflict(
-                    "clearing_conflict",
-                    "a holder spent funds while the run was computed; nothing was applied, run it again",
-                ));
-            }
-            other => other?,
-        };
-        tracing::info!(run = record.id, cleared = %record.cleared, dry_run = record.dry_run, "clearing run");
+        let record = run_now(&ledger, &metrics, &unit, body.dry_run, Some(caller.id))?;
         run_view(&mut *ledger.conn()?, &record)
     })
     .await?;

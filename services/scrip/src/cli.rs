@@ -94,6 +94,22 @@ pub struct Config {
         global = true
     )]
     pub payments_per_minute: u32,
+    /// Seconds between scheduled clearing runs; 0 turns the schedule off.
+    #[arg(
+        long,
+        env = "SCRIP_CLEARING_INTERVAL_S",
+        default_value_t = 0,
+        global = true
+    )]
+    pub clearing_interval_s: u64,
+    /// Unit of account the scheduled clearing runs in.
+    #[arg(
+        long,
+        env = "SCRIP_CLEARING_UNIT",
+        default_value = "EUR",
+        global = true
+    )]
+    pub clearing_unit: String,
     /// Database connections per process.
     #[arg(long, env = "SCRIP_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,

@@ -90,6 +90,9 @@ pub struct Settings {
     pub payments_per_minute: u32,
     pub services: Services,
     pub demo: bool,
+    /// Scheduled clearing: every this many seconds (0: off) in this unit.
+    pub clearing_interval_s: u64,
+    pub clearing_unit: scrip_domain::UnitCode,
 }
 
 /// Where the token keys come from.
@@ -136,6 +139,8 @@ impl Settings {
             payments_per_minute: config.payments_per_minute,
             services,
             demo,
+            clearing_interval_s: config.clearing_interval_s,
+            clearing_unit: scrip_domain::UnitCode::parse(&config.clearing_unit)?,
         })
     }
 }
@@ -279,6 +284,14 @@ pub fn start(
 ) -> Result<(Server, Running), Box<dyn std::error::Error>> {
     let state = build_state(settings)?;
     spawn_audits(state.ledger.clone(), state.metrics.clone());
+    if state.services.clearing && settings.clearing_interval_s > 0 {
+        scrip_clearing::spawn_schedule(
+            state.ledger.get_ref().clone(),
+            state.metrics.get_ref().clone(),
+            settings.clearing_unit.clone(),
+            Duration::from_secs(settings.clearing_interval_s),
+        );
+    }
     let addr = listener.local_addr()?;
     let server = HttpServer::new(move || {
         let state = state.clone();

@@ -2,8 +2,8 @@
 //! Prometheus metric of the process in one registry that `/metrics` renders.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// Log format: `Pretty` for a terminal, `Json` for production log collectors.
@@ -38,6 +38,14 @@ pub struct Metrics {
     /// 1 when the last ledger audit found every invariant intact, 0 when it did not.
     pub audit_ok: IntGauge,
     pub audit_violations: IntGauge,
+    pub clearing_runs: IntCounterVec,
+    /// Of the last applied run, in units of account (observability only: money stays exact
+    /// in the database; these are floats).
+    pub clearing_gross_before: Gauge,
+    pub clearing_cleared: Gauge,
+    pub clearing_gross_after: Gauge,
+    pub clearing_participants: IntGauge,
+    pub clearing_duration: Histogram,
 }
 
 impl Metrics {
@@ -81,6 +89,26 @@ impl Metrics {
             "Invariant violations found by the last ledger audit",
         )
         .expect("metric");
+        let clearing_runs = IntCounterVec::new(
+            Opts::new("clearing_runs_total", "Clearing runs by kind"),
+            &["kind"],
+        )
+        .expect("metric");
+        let gauge = |name: &str, help: &str| Gauge::new(name, help).expect("metric");
+        let clearing_gross_before =
+            gauge("clearing_gross_before", "Gross debt before the last run");
+        let clearing_cleared = gauge("clearing_cleared", "Debt set off by the last run");
+        let clearing_gross_after = gauge("clearing_gross_after", "Gross debt after the last run");
+        let clearing_participants = IntGauge::new(
+            "clearing_participants",
+            "Businesses with debt set off in the last run",
+        )
+        .expect("metric");
+        let clearing_duration = Histogram::with_opts(
+            HistogramOpts::new("clearing_run_duration_seconds", "Clearing run duration")
+                .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )
+        .expect("metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -88,6 +116,12 @@ impl Metrics {
             Box::new(transfers_refused.clone()),
             Box::new(audit_ok.clone()),
             Box::new(audit_violations.clone()),
+            Box::new(clearing_runs.clone()),
+            Box::new(clearing_gross_before.clone()),
+            Box::new(clearing_cleared.clone()),
+            Box::new(clearing_gross_after.clone()),
+            Box::new(clearing_participants.clone()),
+            Box::new(clearing_duration.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -105,6 +139,12 @@ impl Metrics {
             transfers_refused,
             audit_ok,
             audit_violations,
+            clearing_runs,
+            clearing_gross_before,
+            clearing_cleared,
+            clearing_gross_after,
+            clearing_participants,
+            clearing_duration,
         }
     }
 

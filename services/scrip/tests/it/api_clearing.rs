@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use crate::app::{TestApp, assert_problem};
 
-crate::on_both_backends!(a_ring_of_businesses_is_cleared_optimally_and_exactly);
+crate::on_both_backends!(
+    a_ring_of_businesses_is_cleared_optimally_and_exactly,
+    scheduled_runs_clear_and_export_metrics
+);
 
 /// `(business, owner, currency)` of the ring: shopa owes shopb, shopb owes shopc, shopc owes shopa.
 const RING: [(&str, &str, &str); 3] = [
@@ -66,33 +69,80 @@ async fn run(app: &TestApp, token: &str, dry_run: bool) -> Value {
     run
 }
 
-async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+/// Three shops holding 50, 30 and 40 of each other's money in a ring, and a customer `carl`
+/// holding 5 of each; returns the owners' tokens and carl's.
+async fn ring(app: &TestApp) -> (Vec<String>, String) {
     let mut owners = Vec::new();
     for (shop, owner, code) in RING {
         let token = app.user(owner).await;
         app.shop(&token, shop, code).await;
         owners.push(token);
     }
-    let olga = app.user("olga").await;
-    grant_operator(&app, "olga").await;
     let customer = app.user("carl").await;
     for (i, amount) in [(0, "50"), (1, "30"), (2, "40")] {
         let (shop, _, code) = RING[i];
         let next = RING[(i + 1) % 3].0;
-        let (status, body) = app
-            .pay(
-                &owners[i],
-                json!({"from": shop, "to": next, "currency": code, "amount": amount}),
-            )
-            .await;
+        let issue = json!({"from": shop, "to": next, "currency": code, "amount": amount});
+        let (status, body) = app.pay(&owners[i], issue).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        app.pay(
-            &owners[i],
-            json!({"from": shop, "to": "carl", "currency": code, "amount": "5"}),
-        )
-        .await;
+        let credit = json!({"from": shop, "to": "carl", "currency": code, "amount": "5"});
+        app.pay(&owners[i], credit).await;
     }
+    (owners, customer)
+}
+
+async fn scheduled_runs_clear_and_export_metrics(backend: Backend) {
+    let limits = crate::app::Limits {
+        clearing_interval_s: 1,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(backend, limits).await;
+    let (_, customer) = ring(&app).await;
+    let mut applied = None;
+    for _ in 0..50 {
+        let (_, runs) = app.get("/api/v1/clearing/runs", Some(&customer)).await;
+        let items = runs["items"].as_array().cloned().unwrap_or_default();
+        if let Some(run) = items.into_iter().find(|r| r["cleared"] == "90") {
+            applied = Some(run["dry_run"].clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        applied,
+        Some(json!(false)),
+        "the schedule ran and applied the set-off"
+    );
+    let url = format!("{}/metrics", app.base);
+    let metrics = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("scrip_clearing_runs_total{kind=\"applied\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scrip_clearing_gross_before 120"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scrip_clearing_participants 3"),
+        "{metrics}"
+    );
+    app.assert_audit_clean().await;
+}
+
+async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (owners, customer) = ring(&app).await;
+    let olga = app.user("olga").await;
+    grant_operator(&app, "olga").await;
     let nets_before = net_positions(&app, &owners).await;
 
     // Only operators run clearing or see the graph; only owners opt their business out.

@@ -25,6 +25,7 @@ pub struct Limits {
     pub login_per_minute: u32,
     pub payments_per_minute: u32,
     pub services: Services,
+    pub clearing_interval_s: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +34,7 @@ impl Default for Limits {
             login_per_minute: 10_000,
             payments_per_minute: 100_000,
             services: Services::all(),
+            clearing_interval_s: 0,
         }
     }
 }
@@ -63,6 +65,8 @@ impl TestApp {
             payments_per_minute: limits.payments_per_minute,
             services: limits.services,
             demo: false,
+            clearing_interval_s: limits.clearing_interval_s,
+            clearing_unit: scrip_domain::UnitCode::parse("EUR").expect("unit"),
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let (server, running) = tokio::task::spawn_blocking(move || {
