@@ -26,16 +26,55 @@ pub struct Holding {
     pub par: Par,
 }
 
-/// One edge of the graph: `debtor` owes `creditor` `granules` through a holding.
+/// An accepted obligation with something left to pay, in atoms of the unit (8 decimals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenObligation {
+    pub id: i64,
+    pub debtor: PrincipalId,
+    pub creditor: PrincipalId,
+    pub remaining_atoms: i64,
+}
+
+/// What an edge is made of, and how a granule of it converts back to whole atoms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The creditor holds the debtor's currency.
+    Holding {
+        currency: CurrencyId,
+        scale: Scale,
+        atoms_per_granule: i64,
+    },
+    /// An accepted obligation; atoms of the unit at 8 decimals.
+    Obligation { id: i64, atoms_per_granule: i64 },
+}
+
+impl Source {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Holding { .. } => "holding",
+            Self::Obligation { .. } => "obligation",
+        }
+    }
+
+    pub fn atoms_per_granule(&self) -> i64 {
+        match *self {
+            Self::Holding {
+                atoms_per_granule, ..
+            }
+            | Self::Obligation {
+                atoms_per_granule, ..
+            } => atoms_per_granule,
+        }
+    }
+}
+
+/// One edge of the graph: `debtor` owes `creditor` `granules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edge {
     pub debtor: PrincipalId,
     pub creditor: PrincipalId,
-    pub currency: CurrencyId,
     pub granules: u64,
-    /// Atoms of the currency in one granule.
-    pub atoms_per_granule: i64,
-    pub scale: Scale,
+    pub source: Source,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,34 +95,61 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
     a
 }
 
-/// Builds the graph from holdings (already filtered to participating businesses).
-pub fn build(holdings: &[Holding]) -> Graph {
-    let positive: Vec<&Holding> = holdings
+/// Value of one atom of an obligation's unit (8 decimals), in 10^-16 units.
+const OBLIGATION_ATOM_VALUE: u128 = 100_000_000;
+
+fn lcm(a: u128, b: u128) -> u128 {
+    // Saturating: an absurd mix of pars only makes the granule coarser.
+    (a / gcd(a, b)).saturating_mul(b)
+}
+
+/// Builds the graph from holdings and obligations (already filtered to participating
+/// businesses and to one unit of account).
+pub fn build(holdings: &[Holding], obligations: &[OpenObligation]) -> Graph {
+    let holdings: Vec<&Holding> = holdings
         .iter()
         .filter(|h| h.available_atoms > 0 && h.holder != h.issuer)
         .collect();
-    let mut granule_value: u128 = 1;
-    for h in &positive {
-        let value = atom_value(h.scale, h.par);
-        // lcm, saturating: an absurd mix of pars only makes the granule coarser.
-        granule_value = (granule_value / gcd(granule_value, value)).saturating_mul(value);
-    }
-    let edges = positive
-        .into_iter()
-        .filter_map(|h| {
-            let atoms_per_granule =
-                i64::try_from(granule_value / atom_value(h.scale, h.par)).ok()?;
-            let granules = u64::try_from(h.available_atoms / atoms_per_granule).ok()?;
-            (granules > 0).then_some(Edge {
-                debtor: h.issuer,
-                creditor: h.holder,
-                currency: h.currency,
-                granules,
-                atoms_per_granule,
-                scale: h.scale,
-            })
-        })
+    let obligations: Vec<&OpenObligation> = obligations
+        .iter()
+        .filter(|o| o.remaining_atoms > 0 && o.debtor != o.creditor)
         .collect();
+    let mut granule_value: u128 = 1;
+    for h in &holdings {
+        granule_value = lcm(granule_value, atom_value(h.scale, h.par));
+    }
+    if !obligations.is_empty() {
+        granule_value = lcm(granule_value, OBLIGATION_ATOM_VALUE);
+    }
+    let per_granule = |atom_value: u128| i64::try_from(granule_value / atom_value).ok();
+    let from_holdings = holdings.into_iter().filter_map(|h| {
+        let atoms_per_granule = per_granule(atom_value(h.scale, h.par))?;
+        let granules = u64::try_from(h.available_atoms / atoms_per_granule).ok()?;
+        (granules > 0).then_some(Edge {
+            debtor: h.issuer,
+            creditor: h.holder,
+            granules,
+            source: Source::Holding {
+                currency: h.currency,
+                scale: h.scale,
+                atoms_per_granule,
+            },
+        })
+    });
+    let from_obligations = obligations.into_iter().filter_map(|o| {
+        let atoms_per_granule = per_granule(OBLIGATION_ATOM_VALUE)?;
+        let granules = u64::try_from(o.remaining_atoms / atoms_per_granule).ok()?;
+        (granules > 0).then_some(Edge {
+            debtor: o.debtor,
+            creditor: o.creditor,
+            granules,
+            source: Source::Obligation {
+                id: o.id,
+                atoms_per_granule,
+            },
+        })
+    });
+    let edges = from_holdings.chain(from_obligations).collect();
     Graph {
         granule_value,
         edges,
@@ -149,19 +215,22 @@ mod tests {
     #[test]
     fn mixed_scales_count_in_the_coarsest_atom() {
         // A cent (scale 2) and a whole token (scale 0), both at par 1: one granule is 1 unit.
-        let g = build(&[holding(1, 2, 1_050, 2, "1"), holding(2, 1, 7, 0, "1")]);
+        let g = build(
+            &[holding(1, 2, 1_050, 2, "1"), holding(2, 1, 7, 0, "1")],
+            &[],
+        );
         assert_eq!(g.value(1), "1");
         assert_eq!(
             g.edges[0].granules, 10,
             "10.50 -> 10 whole units, 0.50 stays"
         );
-        assert_eq!(g.edges[0].atoms_per_granule, 100);
+        assert_eq!(g.edges[0].source.atoms_per_granule(), 100);
         assert_eq!(g.edges[1].granules, 7);
     }
 
     #[test]
     fn par_changes_the_value() {
-        let g = build(&[holding(1, 2, 400, 2, "0.5")]);
+        let g = build(&[holding(1, 2, 400, 2, "0.5")], &[]);
         assert_eq!(g.value(u128::from(g.edges[0].granules)), "2");
         assert_eq!(format_value(12_500_000_000_000_000), "1.25");
     }
@@ -169,9 +238,29 @@ mod tests {
     #[test]
     fn nothing_to_clear_from_empty_or_own_holdings() {
         assert!(
-            build(&[holding(1, 1, 100, 2, "1"), holding(1, 2, 0, 2, "1")])
+            build(&[holding(1, 1, 100, 2, "1"), holding(1, 2, 0, 2, "1")], &[])
                 .edges
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn obligations_count_in_the_same_granules() {
+        let owes = OpenObligation {
+            id: 9,
+            debtor: PrincipalId::new(2),
+            creditor: PrincipalId::new(1),
+            remaining_atoms: 4_000_000_000, // 40 units
+        };
+        let g = build(&[holding(2, 1, 5_000, 2, "1")], &[owes]);
+        assert_eq!(g.value(1), "0.01", "a cent is the coarsest atom");
+        assert_eq!(g.edges[1].granules, 4_000);
+        assert_eq!(
+            g.edges[1].source,
+            Source::Obligation {
+                id: 9,
+                atoms_per_granule: 1_000_000
+            }
         );
     }
 }

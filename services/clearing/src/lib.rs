@@ -5,6 +5,7 @@
 //! transfers of kind `clearing` in one transaction, recording the run beside them.
 
 pub mod graph;
+pub mod obligations;
 pub mod run;
 
 use actix_web::{HttpResponse, get, post, put, web};
@@ -26,13 +27,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(create_run)
         .service(list_runs)
         .service(get_run)
-        .service(set_participation);
+        .service(set_participation)
+        .service(obligations::propose)
+        .service(obligations::accept)
+        .service(obligations::list);
 }
 
 #[derive(OpenApi, Debug)]
 #[openapi(
-    paths(get_graph, create_run, list_runs, get_run, set_participation),
-    components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, SettlementView, RunPage, Participation)),
+    paths(get_graph, create_run, list_runs, get_run, set_participation, obligations::propose, obligations::accept, obligations::list),
+    components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, SettlementView, RunPage, Participation, obligations::NewObligation, obligations::ObligationView, obligations::ObligationList)),
     tags((name = "clearing", description = "Optimal set-off of debts among businesses"))
 )]
 pub struct ClearingApi;
@@ -227,7 +231,7 @@ fn run_view(conn: &mut DbConn, run: &RunRecord) -> Result<RunView, ApiError> {
                 debtor: name(&s.debtor),
                 creditor: name(&s.creditor),
                 amount: s.amount.clone(),
-                source: "holding".into(),
+                source: s.source.clone(),
             })
             .collect(),
     })
@@ -279,7 +283,7 @@ pub async fn get_graph(
                     debtor: names.get(&e.debtor).cloned().unwrap_or_default(),
                     creditor: names.get(&e.creditor).cloned().unwrap_or_default(),
                     amount: graph.value(u128::from(e.granules)),
-                    source: "holding".into(),
+                    source: e.source.name().into(),
                 })
                 .collect(),
         })

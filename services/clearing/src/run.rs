@@ -8,10 +8,11 @@ use scrip_domain::{CurrencyId, Par, PrincipalId, PrincipalKind, Scale, UnitCode}
 use scrip_ledger::{LedgerError, TransferKind, TransferRequest, transfer_many};
 use scrip_store::DbConn;
 use scrip_store::schema::{
-    accounts, clearing_opt_outs, clearing_runs, clearing_settlements, currencies, principals,
+    accounts, clearing_opt_outs, clearing_runs, clearing_settlements, currencies, obligations,
+    principals,
 };
 
-use crate::graph::{Graph, Holding, build};
+use crate::graph::{Graph, Holding, OpenObligation, Source, build};
 
 fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -69,7 +70,47 @@ pub fn load_graph(conn: &mut DbConn, unit: &UnitCode) -> Result<Graph, LedgerErr
             });
         }
     }
-    Ok(build(&holdings))
+    let open: Vec<OpenObligation> = obligations::table
+        .filter(obligations::unit.eq(unit.as_str()))
+        .filter(obligations::status.eq("accepted"))
+        .filter(obligations::remaining_atoms.gt(0))
+        .order(obligations::id)
+        .select((
+            obligations::id,
+            obligations::debtor_id,
+            obligations::creditor_id,
+            obligations::remaining_atoms,
+        ))
+        .load::<(i64, i64, i64, i64)>(conn)?
+        .into_iter()
+        .filter(|(_, debtor, creditor, _)| {
+            taking_part.contains(debtor) && taking_part.contains(creditor)
+        })
+        .map(|(id, debtor, creditor, remaining_atoms)| OpenObligation {
+            id,
+            debtor: PrincipalId::new(debtor),
+            creditor: PrincipalId::new(creditor),
+            remaining_atoms,
+        })
+        .collect();
+    Ok(build(&holdings, &open))
+}
+
+/// Lowers an obligation's remaining amount; a conflict when it no longer has that much left.
+fn reduce_obligation(conn: &mut DbConn, id: i64, atoms: i64) -> Result<(), RunError> {
+    let changed = diesel::update(
+        obligations::table
+            .find(id)
+            .filter(obligations::remaining_atoms.ge(atoms)),
+    )
+    .set(obligations::remaining_atoms.eq(obligations::remaining_atoms - atoms))
+    .execute(conn)
+    .map_err(LedgerError::from)?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(RunError::Conflict)
+    }
 }
 
 /// One set-off of a run, as recorded: `debtor`'s debt to `creditor` fell by `amount`.
@@ -78,13 +119,15 @@ pub struct Settlement {
     pub debtor: PrincipalId,
     pub creditor: PrincipalId,
     pub amount: String,
+    /// `holding` or `obligation`.
+    pub source: String,
 }
 
-/// A set-off about to be applied: the settlement and the ledger transfer that applies it.
+/// A set-off about to be applied: the settlement, the edge it clears and by how many atoms.
 struct Planned {
     settlement: Settlement,
-    currency: CurrencyId,
-    amount: scrip_domain::Amount,
+    source: Source,
+    atoms: i64,
 }
 
 /// A run as recorded.
@@ -135,20 +178,18 @@ pub fn execute(
         .iter()
         .zip(&set_off.cleared)
         .filter(|&(_, &granules)| granules > 0)
-        .map(|(edge, &granules)| {
-            // granules <= the holding's available atoms / atoms_per_granule, so this fits.
-            let atoms = i64::try_from(granules)
+        .map(|(edge, &granules)| Planned {
+            settlement: Settlement {
+                debtor: edge.debtor,
+                creditor: edge.creditor,
+                amount: graph.value(u128::from(granules)),
+                source: edge.source.name().into(),
+            },
+            source: edge.source,
+            // granules <= the edge's atoms / atoms_per_granule, so this cannot overflow.
+            atoms: i64::try_from(granules)
                 .unwrap_or(i64::MAX)
-                .saturating_mul(edge.atoms_per_granule);
-            Planned {
-                settlement: Settlement {
-                    debtor: edge.debtor,
-                    creditor: edge.creditor,
-                    amount: graph.value(u128::from(granules)),
-                },
-                currency: edge.currency,
-                amount: scrip_domain::Amount::from_atoms(atoms, edge.scale),
-            }
+                .saturating_mul(edge.source.atoms_per_granule()),
         })
         .collect();
     let run_id: i64 = diesel::insert_into(clearing_runs::table)
@@ -169,42 +210,54 @@ pub fn execute(
         .returning(clearing_runs::id)
         .get_result(conn)
         .map_err(LedgerError::from)?;
-    let transfer_ids: Vec<Option<i64>> = if dry_run {
-        vec![None; planned.len()]
-    } else {
-        // The holder pays the issuer back in the issuer's own currency: the holder's claim
-        // and the issuer's debt fall together, so the ledger's invariants hold throughout.
-        let requests: Vec<TransferRequest> = planned
-            .iter()
-            .map(|p| TransferRequest {
-                currency: p.currency,
-                from: p.settlement.creditor,
-                to: p.settlement.debtor,
-                amount: p.amount,
-                kind: TransferKind::Clearing,
-                memo: Some(format!("clearing run {run_id}")),
-            })
-            .collect();
-        let mut ids = Vec::with_capacity(requests.len());
-        for outcome in transfer_many(conn, &requests)? {
+    let mut transfer_ids: Vec<Option<i64>> = vec![None; planned.len()];
+    if !dry_run {
+        // A holding is settled by the holder paying the issuer back in the issuer's own
+        // currency: the holder's claim and the issuer's debt fall together, so the ledger's
+        // invariants hold throughout. All of them in one set-based batch.
+        let mut slots = Vec::new();
+        let mut requests = Vec::new();
+        for (slot, p) in planned.iter().enumerate() {
+            match p.source {
+                Source::Holding {
+                    currency, scale, ..
+                } => {
+                    slots.push(slot);
+                    requests.push(TransferRequest {
+                        currency,
+                        from: p.settlement.creditor,
+                        to: p.settlement.debtor,
+                        amount: scrip_domain::Amount::from_atoms(p.atoms, scale),
+                        kind: TransferKind::Clearing,
+                        memo: Some(format!("clearing run {run_id}")),
+                    });
+                }
+                Source::Obligation { id, .. } => reduce_obligation(conn, id, p.atoms)?,
+            }
+        }
+        for (slot, outcome) in slots.into_iter().zip(transfer_many(conn, &requests)?) {
             match outcome {
-                Ok(transfer) => ids.push(Some(transfer.id.get())),
+                Ok(transfer) => transfer_ids[slot] = Some(transfer.id.get()),
                 Err(e) if e.is_business_rule() => return Err(RunError::Conflict),
                 Err(e) => return Err(e.into()),
             }
         }
-        ids
-    };
+    }
     for (p, transfer_id) in planned.iter().zip(&transfer_ids) {
+        let (currency, obligation) = match p.source {
+            Source::Holding { currency, .. } => (Some(currency.get()), None),
+            Source::Obligation { id, .. } => (None, Some(id)),
+        };
         diesel::insert_into(clearing_settlements::table)
             .values((
                 clearing_settlements::run_id.eq(run_id),
                 clearing_settlements::debtor_id.eq(p.settlement.debtor.get()),
                 clearing_settlements::creditor_id.eq(p.settlement.creditor.get()),
                 clearing_settlements::amount.eq(&p.settlement.amount),
-                clearing_settlements::source.eq("holding"),
-                clearing_settlements::currency_id.eq(Some(p.currency.get())),
+                clearing_settlements::source.eq(p.source.name()),
+                clearing_settlements::currency_id.eq(currency),
                 clearing_settlements::transfer_id.eq(*transfer_id),
+                clearing_settlements::obligation_id.eq(obligation),
             ))
             .execute(conn)
             .map_err(LedgerError::from)?;
@@ -296,13 +349,14 @@ pub fn load_runs(
         gross_after,
     ) in rows
     {
-        let settlements: Vec<(i64, i64, String)> = clearing_settlements::table
+        let settlements: Vec<(i64, i64, String, String)> = clearing_settlements::table
             .filter(clearing_settlements::run_id.eq(id))
             .order(clearing_settlements::id)
             .select((
                 clearing_settlements::debtor_id,
                 clearing_settlements::creditor_id,
                 clearing_settlements::amount,
+                clearing_settlements::source,
             ))
             .load(conn)?;
         runs.push(RunRecord {
@@ -319,10 +373,11 @@ pub fn load_runs(
             gross_after,
             settlements: settlements
                 .into_iter()
-                .map(|(debtor, creditor, amount)| Settlement {
+                .map(|(debtor, creditor, amount, source)| Settlement {
                     debtor: PrincipalId::new(debtor),
                     creditor: PrincipalId::new(creditor),
                     amount,
+                    source,
                 })
                 .collect(),
         });

@@ -16,4 +16,4 @@ pub use extract::{configure_extractors, double_option};
 pub use idempotency::{IDEMPOTENCY_HEADER, idempotency_key, request_hash};
 pub use limit::{RateLimiter, client_ip};
 pub use paging::{Page, PageQuery};
-pub use time::rfc3339_from_us;
+pub use time::{now_us, rfc3339_from_us};

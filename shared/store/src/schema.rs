@@ -141,6 +141,22 @@ diesel::table! {
         source -> Text,
         currency_id -> Nullable<BigInt>,
         transfer_id -> Nullable<BigInt>,
+        obligation_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    obligations (id) {
+        id -> BigInt,
+        debtor_id -> BigInt,
+        creditor_id -> BigInt,
+        unit -> Text,
+        amount_atoms -> BigInt,
+        remaining_atoms -> BigInt,
+        memo -> Nullable<Text>,
+        status -> Text,
+        created_at_us -> BigInt,
+        accepted_at_us -> Nullable<BigInt>,
     }
 }
 
@@ -161,4 +177,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     clearing_opt_outs,
     clearing_runs,
     clearing_settlements,
+    obligations,
 );

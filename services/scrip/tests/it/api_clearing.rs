@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::app::{TestApp, assert_problem};
 
 crate::on_both_backends!(
+    obligations_are_proposed_accepted_and_cleared,
     a_ring_of_businesses_is_cleared_optimally_and_exactly,
     scheduled_runs_clear_and_export_metrics
 );
@@ -345,6 +346,103 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
             .await,
         StatusCode::NOT_FOUND,
         "not_found",
+    );
+    app.assert_audit_clean().await;
+}
+
+async fn obligations_are_proposed_accepted_and_cleared(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let anna = app.user("anna").await;
+    let bert = app.user("bert").await;
+    let eve = app.user("eve").await;
+    app.shop(&anna, "shopa", "AAA").await;
+    app.shop(&bert, "shopb", "BBB").await;
+    let olga = app.user("olga").await;
+    grant_operator(&app, "olga").await;
+    // shopa owes shopb 50 through its currency; shopb owes shopa 30 by invoice.
+    app.pay(
+        &anna,
+        json!({"from": "shopa", "to": "shopb", "currency": "AAA", "amount": "50"}),
+    )
+    .await;
+
+    let invoice = json!({"debtor": "shopb", "creditor": "shopa", "amount": "30", "memo": "flour"});
+    assert_problem(
+        &app.post("/api/v1/obligations", Some(&bert), invoice.clone())
+            .await,
+        StatusCode::FORBIDDEN,
+        "not_owner",
+    );
+    let to_person = json!({"debtor": "eve", "creditor": "shopa", "amount": "30"});
+    assert_problem(
+        &app.post("/api/v1/obligations", Some(&anna), to_person)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_a_business",
+    );
+    let too_precise = json!({"debtor": "shopb", "creditor": "shopa", "amount": "1.123456789"});
+    assert_problem(
+        &app.post("/api/v1/obligations", Some(&anna), too_precise)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_amount",
+    );
+    let (status, proposed) = app.post("/api/v1/obligations", Some(&anna), invoice).await;
+    assert_eq!(status, StatusCode::CREATED, "{proposed}");
+    assert_eq!(
+        (proposed["status"].as_str(), proposed["amount"].as_str()),
+        (Some("proposed"), Some("30.00000000"))
+    );
+    let id = proposed["id"].as_str().expect("id").to_owned();
+
+    // A proposed obligation is not cleared.
+    assert_eq!(run(&app, &olga, true).await["cleared"], "0");
+
+    let accept = format!("/api/v1/obligations/{id}/accept");
+    assert_problem(
+        &app.post(&accept, Some(&anna), json!({})).await,
+        StatusCode::FORBIDDEN,
+        "not_owner",
+    );
+    assert_problem(
+        &app.post(&accept, Some(&eve), json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (status, accepted) = app.post(&accept, Some(&bert), json!({})).await;
+    assert_eq!(
+        (status, accepted["status"].as_str()),
+        (StatusCode::OK, Some("accepted"))
+    );
+    assert_problem(
+        &app.post(&accept, Some(&bert), json!({})).await,
+        StatusCode::CONFLICT,
+        "already_accepted",
+    );
+
+    let applied = run(&app, &olga, false).await;
+    assert_eq!(applied["cleared"], "60");
+    let mut sources: Vec<&str> = applied["settlements"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .filter_map(|s| s["source"].as_str())
+        .collect();
+    sources.sort_unstable();
+    assert_eq!(sources, ["holding", "obligation"]);
+    let (_, mine) = app
+        .get("/api/v1/obligations?status=accepted", Some(&bert))
+        .await;
+    assert_eq!(mine["items"][0]["remaining"], "0.00000000");
+    let (_, none) = app.get("/api/v1/obligations", Some(&eve)).await;
+    assert_eq!(none["items"], json!([]));
+    let s = |v: &str| v.to_owned();
+    assert_eq!(
+        app.balances(&bert, Some("shopb")).await,
+        vec![
+            (s("BBB"), s("0.00"), s("0.00")),
+            (s("AAA"), s("20.00"), s("0.00"))
+        ]
     );
     app.assert_audit_clean().await;
 }

@@ -8,7 +8,7 @@ use crate::app::TestApp;
 
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi.snapshot.json");
 
-const API_MD_ENDPOINTS: [(&str, &str); 23] = [
+const API_MD_ENDPOINTS: [(&str, &str); 26] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -32,6 +32,9 @@ const API_MD_ENDPOINTS: [(&str, &str); 23] = [
     ("get", "/api/v1/clearing/runs"),
     ("get", "/api/v1/clearing/runs/{id}"),
     ("put", "/api/v1/businesses/{handle}/clearing"),
+    ("post", "/api/v1/obligations"),
+    ("post", "/api/v1/obligations/{id}/accept"),
+    ("get", "/api/v1/obligations"),
 ];
 
 #[test]

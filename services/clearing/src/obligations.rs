@@ -1,0 +1,336 @@
+//! Obligations: debts recorded outside the ledger. The creditor's owner records one
+//! (`proposed`); the debtor's owner accepts it; only accepted obligations are cleared.
+
+use actix_web::{HttpResponse, get, post, web};
+use diesel::prelude::*;
+use scrip_auth::Caller;
+use scrip_auth::access::{is_owner, memberships_of};
+use scrip_auth::guard::resolve;
+use scrip_domain::{Amount, PrincipalKind, RegistryId, Scale, UnitCode};
+use scrip_http::{ApiError, Problem, blocking, rfc3339_from_us};
+use scrip_ledger::{Ledger, principal_by_handle};
+use scrip_store::DbConn;
+use scrip_store::schema::obligations;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Obligation amounts are in the unit of account with this many decimals.
+const UNIT_SCALE: i64 = 8;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewObligation {
+    /// The business that owes.
+    pub debtor: String,
+    /// The business that is owed; the caller must be one of its owners.
+    pub creditor: String,
+    /// Decimal string in the unit of account (at most 8 decimals).
+    pub amount: String,
+    /// Unit of account, default `EUR`.
+    pub unit: Option<String>,
+    pub memo: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ObligationView {
+    pub id: String,
+    pub debtor: String,
+    pub creditor: String,
+    pub unit: String,
+    pub amount: String,
+    /// What is left after clearing runs.
+    pub remaining: String,
+    pub memo: Option<String>,
+    /// `proposed` or `accepted`.
+    pub status: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ObligationList {
+    pub items: Vec<ObligationView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatusQuery {
+    /// `proposed` or `accepted`; default both.
+    pub status: Option<String>,
+}
+
+type Row = (i64, i64, i64, String, i64, i64, Option<String>, String, i64);
+
+fn columns() -> (
+    obligations::id,
+    obligations::debtor_id,
+    obligations::creditor_id,
+    obligations::unit,
+    obligations::amount_atoms,
+    obligations::remaining_atoms,
+    obligations::memo,
+    obligations::status,
+    obligations::created_at_us,
+) {
+    (
+        obligations::id,
+        obligations::debtor_id,
+        obligations::creditor_id,
+        obligations::unit,
+        obligations::amount_atoms,
+        obligations::remaining_atoms,
+        obligations::memo,
+        obligations::status,
+        obligations::created_at_us,
+    )
+}
+
+fn unit_scale() -> Scale {
+    Scale::new(UNIT_SCALE).unwrap_or_else(|_| unreachable!("8 is a valid scale"))
+}
+
+fn view(conn: &mut DbConn, row: Row) -> Result<ObligationView, ApiError> {
+    let (id, debtor, creditor, unit, amount, remaining, memo, status, created_at_us) = row;
+    let names = crate::run::handles(conn, [debtor, creditor].map(scrip_domain::PrincipalId::new))?;
+    let name = |id: i64| {
+        names
+            .get(&scrip_domain::PrincipalId::new(id))
+            .cloned()
+            .unwrap_or_default()
+    };
+    Ok(ObligationView {
+        id: id.to_string(),
+        debtor: name(debtor),
+        creditor: name(creditor),
+        unit,
+        amount: Amount::from_atoms(amount, unit_scale()).to_string(),
+        remaining: Amount::from_atoms(remaining, unit_scale()).to_string(),
+        memo,
+        status,
+        created_at: rfc3339_from_us(created_at_us),
+    })
+}
+
+fn business(
+    conn: &mut DbConn,
+    raw: &str,
+    registry: &RegistryId,
+) -> Result<scrip_ledger::Principal, ApiError> {
+    let principal = resolve(conn, raw, registry)?;
+    if principal.kind == PrincipalKind::Business {
+        Ok(principal)
+    } else {
+        Err(ApiError::unprocessable(
+            "not_a_business",
+            format!("{raw} is not a business"),
+        ))
+    }
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/obligations", tag = "clearing", request_body = NewObligation,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = ObligationView),
+        (status = 403, body = Problem, description = "not_owner (of the creditor)"),
+        (status = 404, body = Problem, description = "unknown_account"),
+        (status = 422, body = Problem, description = "bad_amount, not_a_business, same_account"),
+    )
+)]
+#[post("/api/v1/obligations")]
+pub async fn propose(
+    caller: Caller,
+    body: web::Json<NewObligation>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let amount = Amount::parse_positive(&body.amount, unit_scale())
+        .map_err(|e| ApiError::unprocessable("bad_amount", e.to_string()))?;
+    if amount.atoms() > scrip_ledger::MAX_AMOUNT_ATOMS {
+        return Err(ApiError::unprocessable(
+            "bad_amount",
+            "the amount is too large",
+        ));
+    }
+    let unit = UnitCode::parse(body.unit.as_deref().unwrap_or("EUR"))
+        .map_err(|e| ApiError::unprocessable("bad_unit", e.to_string()))?;
+    let memo = body
+        .memo
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
+    if memo
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > 200 || m.chars().any(char::is_control))
+    {
+        return Err(ApiError::unprocessable(
+            "bad_memo",
+            "a memo is at most 200 printable characters",
+        ));
+    }
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let creditor = business(&mut conn, &body.creditor, &registry)?;
+        let debtor = business(&mut conn, &body.debtor, &registry)?;
+        if !is_owner(&mut conn, creditor.id, caller.id)? {
+            return Err(ApiError::forbidden(
+                "not_owner",
+                format!(
+                    "only an owner of {} records what it is owed",
+                    creditor.handle
+                ),
+            ));
+        }
+        if debtor.id == creditor.id {
+            return Err(ApiError::unprocessable(
+                "same_account",
+                "a business cannot owe itself",
+            ));
+        }
+        let id: i64 = diesel::insert_into(obligations::table)
+            .values((
+                obligations::debtor_id.eq(debtor.id.get()),
+                obligations::creditor_id.eq(creditor.id.get()),
+                obligations::unit.eq(unit.as_str()),
+                obligations::amount_atoms.eq(amount.atoms()),
+                obligations::remaining_atoms.eq(amount.atoms()),
+                obligations::memo.eq(memo),
+                obligations::status.eq("proposed"),
+                obligations::created_at_us.eq(scrip_http::now_us()),
+            ))
+            .returning(obligations::id)
+            .get_result(&mut *conn)
+            .map_err(scrip_ledger::LedgerError::from)?;
+        let row: Row = obligations::table
+            .find(id)
+            .select(columns())
+            .first(&mut *conn)
+            .map_err(scrip_ledger::LedgerError::from)?;
+        view(&mut conn, row)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/obligations/{id}/accept", tag = "clearing",
+    security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = ObligationView),
+        (status = 403, body = Problem, description = "not_owner (of the debtor)"),
+        (status = 404, body = Problem, description = "unknown, or not one of the caller's businesses'"),
+        (status = 409, body = Problem, description = "already_accepted"),
+    )
+)]
+#[post("/api/v1/obligations/{id}/accept")]
+pub async fn accept(
+    caller: Caller,
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::not_found("not_found", "no such obligation");
+    let id = path.parse::<i64>().map_err(|_| not_found())?;
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let row: Row = obligations::table
+            .find(id)
+            .select(columns())
+            .first(&mut *conn)
+            .optional()
+            .map_err(scrip_ledger::LedgerError::from)?
+            .ok_or_else(not_found)?;
+        let (debtor, creditor) = (
+            scrip_domain::PrincipalId::new(row.1),
+            scrip_domain::PrincipalId::new(row.2),
+        );
+        if !is_owner(&mut conn, debtor, caller.id)? {
+            return Err(if is_owner(&mut conn, creditor, caller.id)? {
+                ApiError::forbidden(
+                    "not_owner",
+                    "only an owner of the debtor accepts an obligation",
+                )
+            } else {
+                not_found()
+            });
+        }
+        let changed = diesel::update(
+            obligations::table
+                .find(id)
+                .filter(obligations::status.eq("proposed")),
+        )
+        .set((
+            obligations::status.eq("accepted"),
+            obligations::accepted_at_us.eq(Some(scrip_http::now_us())),
+        ))
+        .execute(&mut *conn)
+        .map_err(scrip_ledger::LedgerError::from)?;
+        if changed == 0 {
+            return Err(ApiError::conflict(
+                "already_accepted",
+                "the obligation was already accepted",
+            ));
+        }
+        let row: Row = obligations::table
+            .find(id)
+            .select(columns())
+            .first(&mut *conn)
+            .map_err(scrip_ledger::LedgerError::from)?;
+        view(&mut conn, row)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/obligations", tag = "clearing", params(StatusQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = ObligationList))
+)]
+#[get("/api/v1/obligations")]
+pub async fn list(
+    caller: Caller,
+    query: web::Query<StatusQuery>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let status = query.into_inner().status;
+    if status
+        .as_deref()
+        .is_some_and(|s| s != "proposed" && s != "accepted")
+    {
+        return Err(ApiError::unprocessable(
+            "bad_status",
+            "status is proposed or accepted",
+        ));
+    }
+    let list = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let mut mine = Vec::new();
+        for (handle, _) in memberships_of(&mut conn, caller.id)? {
+            mine.push(principal_by_handle(&mut conn, &handle)?.id.get());
+        }
+        let mut query = obligations::table
+            .filter(
+                obligations::debtor_id
+                    .eq_any(mine.clone())
+                    .or(obligations::creditor_id.eq_any(mine)),
+            )
+            .order(obligations::id.desc())
+            .limit(500)
+            .select(columns())
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(obligations::status.eq(status));
+        }
+        let rows: Vec<Row> = query
+            .load(&mut *conn)
+            .map_err(scrip_ledger::LedgerError::from)?;
+        let items = rows
+            .into_iter()
+            .map(|row| view(&mut conn, row))
+            .collect::<Result<_, _>>()?;
+        Ok(ObligationList { items })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
