@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::app::{TestApp, assert_problem};
 
 crate::on_both_backends!(
+    a_run_that_fails_midway_applies_nothing,
     obligations_are_proposed_accepted_and_cleared,
     a_ring_of_businesses_is_cleared_optimally_and_exactly,
     scheduled_runs_clear_and_export_metrics
@@ -443,6 +444,72 @@ async fn obligations_are_proposed_accepted_and_cleared(backend: Backend) {
             (s("BBB"), s("0.00"), s("0.00")),
             (s("AAA"), s("20.00"), s("0.00"))
         ]
+    );
+    app.assert_audit_clean().await;
+}
+
+/// A failure after the set-off transfers were written (here: a trigger that refuses the
+/// settlement record) rolls the whole run back: no transfer, no balance change, no run.
+async fn a_run_that_fails_midway_applies_nothing(backend: Backend) {
+    use diesel::RunQueryDsl;
+    let app = TestApp::spawn(backend).await;
+    let (owners, _) = ring(&app).await;
+    let olga = app.user("olga").await;
+    grant_operator(&app, "olga").await;
+    let before = app.transfer_count().await;
+    let balances_before = app.balances(&owners[0], Some("shopa")).await;
+    let (install, remove): (&[&str], &[&str]) = match backend {
+        Backend::Sqlite => (
+            &[
+                "CREATE TRIGGER boom BEFORE INSERT ON clearing_settlements BEGIN SELECT RAISE(ABORT, 'boom'); END",
+            ],
+            &["DROP TRIGGER boom"],
+        ),
+        Backend::Postgres => (
+            &[
+                "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER boom BEFORE INSERT ON clearing_settlements FOR EACH ROW EXECUTE FUNCTION boom()",
+            ],
+            &[
+                "DROP TRIGGER boom ON clearing_settlements",
+                "DROP FUNCTION boom()",
+            ],
+        ),
+    };
+    let exec = |statements: &'static [&'static str]| {
+        let pool = app.db.pool.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get().expect("conn");
+                for sql in statements {
+                    diesel::sql_query(*sql).execute(&mut *conn).expect("ddl");
+                }
+            })
+            .await
+            .expect("task");
+        }
+    };
+    exec(install).await;
+    let (status, _) = app
+        .post("/api/v1/clearing/runs", Some(&olga), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    exec(remove).await;
+    assert_eq!(
+        app.transfer_count().await,
+        before,
+        "no set-off transfer survived"
+    );
+    assert_eq!(
+        app.balances(&owners[0], Some("shopa")).await,
+        balances_before
+    );
+    let (_, runs) = app.get("/api/v1/clearing/runs", Some(&olga)).await;
+    assert_eq!(runs["items"], json!([]), "no run was recorded");
+    assert_eq!(
+        run(&app, &olga, false).await["cleared"],
+        "90",
+        "and a later run works"
     );
     app.assert_audit_clean().await;
 }
