@@ -322,11 +322,11 @@ pub async fn create_run(
 #[utoipa::path(
     get, path = "/api/v1/clearing/runs", tag = "clearing", params(PageQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = RunPage))
+    responses((status = 200, body = RunPage), (status = 403, body = Problem, description = "not_operator"))
 )]
 #[get("/api/v1/clearing/runs")]
 pub async fn list_runs(
-    _caller: Caller,
+    caller: Caller,
     query: web::Query<PageQuery>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
@@ -334,6 +334,8 @@ pub async fn list_runs(
     let before = query.before_id()?;
     let page = blocking(move || {
         let mut conn = ledger.conn()?;
+        // Runs name who owed whom: registry operators only, like the graph.
+        require_operator(&mut conn, &caller)?;
         let runs = run::load_runs(&mut conn, None, before, limit + 1)?;
         let page = scrip_http::Page::from_overfetch(runs, limit, |r| r.id);
         let items = page
@@ -358,7 +360,7 @@ pub async fn list_runs(
 )]
 #[get("/api/v1/clearing/runs/{id}")]
 pub async fn get_run(
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
@@ -366,6 +368,7 @@ pub async fn get_run(
     let id = path.parse::<i64>().map_err(|_| not_found())?;
     let view = blocking(move || {
         let mut conn = ledger.conn()?;
+        require_operator(&mut conn, &caller)?;
         let run = run::load_run(&mut conn, id)?.ok_or_else(not_found)?;
         run_view(&mut conn, &run)
     })

@@ -100,9 +100,16 @@ async fn scheduled_runs_clear_and_export_metrics(backend: Backend) {
     };
     let app = TestApp::spawn_with(backend, limits).await;
     let (_, customer) = ring(&app).await;
+    let olga = app.user("olga").await;
+    grant_operator(&app, "olga").await;
+    assert_problem(
+        &app.get("/api/v1/clearing/runs", Some(&customer)).await,
+        StatusCode::FORBIDDEN,
+        "not_operator",
+    );
     let mut applied = None;
     for _ in 0..50 {
-        let (_, runs) = app.get("/api/v1/clearing/runs", Some(&customer)).await;
+        let (_, runs) = app.get("/api/v1/clearing/runs", Some(&olga)).await;
         let items = runs["items"].as_array().cloned().unwrap_or_default();
         if let Some(run) = items.into_iter().find(|r| r["cleared"] == "90") {
             applied = Some(run["dry_run"].clone());
@@ -328,23 +335,20 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
         "nothing left to clear"
     );
 
-    let (status, page) = app
-        .get("/api/v1/clearing/runs?limit=2", Some(&customer))
-        .await;
+    let (status, page) = app.get("/api/v1/clearing/runs?limit=2", Some(&olga)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
     assert!(page["next_cursor"].is_string());
     let id = applied["id"].as_str().expect("id");
     let (status, one) = app
-        .get(&format!("/api/v1/clearing/runs/{id}"), Some(&customer))
+        .get(&format!("/api/v1/clearing/runs/{id}"), Some(&olga))
         .await;
     assert_eq!(
         (status, &one["settlements"]),
         (StatusCode::OK, &applied["settlements"])
     );
     assert_problem(
-        &app.get("/api/v1/clearing/runs/999999", Some(&customer))
-            .await,
+        &app.get("/api/v1/clearing/runs/999999", Some(&olga)).await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
