@@ -83,6 +83,15 @@ fn columns() -> (
     )
 }
 
+fn load(conn: &mut DbConn, id: i64) -> Result<Option<Row>, ApiError> {
+    Ok(obligations::table
+        .find(id)
+        .select(columns())
+        .first(conn)
+        .optional()
+        .map_err(scrip_ledger::LedgerError::from)?)
+}
+
 fn unit_scale() -> Scale {
     Scale::new(UNIT_SCALE).unwrap_or_else(|_| unreachable!("8 is a valid scale"))
 }
@@ -201,11 +210,8 @@ pub async fn propose(
             .returning(obligations::id)
             .get_result(&mut *conn)
             .map_err(scrip_ledger::LedgerError::from)?;
-        let row: Row = obligations::table
-            .find(id)
-            .select(columns())
-            .first(&mut *conn)
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let row =
+            load(&mut conn, id)?.ok_or_else(|| ApiError::Internal("obligation vanished".into()))?;
         view(&mut conn, row)
     })
     .await?;
@@ -233,13 +239,7 @@ pub async fn accept(
     let id = path.parse::<i64>().map_err(|_| not_found())?;
     let view = blocking(move || {
         let mut conn = ledger.conn()?;
-        let row: Row = obligations::table
-            .find(id)
-            .select(columns())
-            .first(&mut *conn)
-            .optional()
-            .map_err(scrip_ledger::LedgerError::from)?
-            .ok_or_else(not_found)?;
+        let row = load(&mut conn, id)?.ok_or_else(not_found)?;
         let (debtor, creditor) = (
             scrip_domain::PrincipalId::new(row.1),
             scrip_domain::PrincipalId::new(row.2),
@@ -271,11 +271,8 @@ pub async fn accept(
                 "the obligation was already accepted",
             ));
         }
-        let row: Row = obligations::table
-            .find(id)
-            .select(columns())
-            .first(&mut *conn)
-            .map_err(scrip_ledger::LedgerError::from)?;
+        let row =
+            load(&mut conn, id)?.ok_or_else(|| ApiError::Internal("obligation vanished".into()))?;
         view(&mut conn, row)
     })
     .await?;
