@@ -1,0 +1,4 @@
+//! The engine against hand-checked cases and against a naive reference implementation.
+
+mod reference;
+mod table;
