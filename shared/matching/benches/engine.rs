@@ -70,10 +70,10 @@ fn workload() -> Vec<Op> {
         };
         apply(&mut book, op, &mut events);
         live.retain(|&id| book.order(id).is_some());
-        if let Op::New(order) = op {
-            if book.order(order.id).is_some() {
-                live.push(order.id);
-            }
+        if let Op::New(order) = op
+            && book.order(order.id).is_some()
+        {
+            live.push(order.id);
         }
         ops.push(op);
     }
