@@ -98,9 +98,30 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
 /// Value of one atom of an obligation's unit (8 decimals), in 10^-16 units.
 const OBLIGATION_ATOM_VALUE: u128 = 100_000_000;
 
-fn lcm(a: u128, b: u128) -> u128 {
-    // Saturating: an absurd mix of pars only makes the granule coarser.
-    (a / gcd(a, b)).saturating_mul(b)
+/// The coarsest granule a run accepts: 100 units of account. A currency whose atom value would
+/// push the granule past it (an odd par such as `1.00000001`) is left out of the run rather than
+/// allowed to make every other debt too small to clear.
+pub const MAX_GRANULE_VALUE: u128 = 100 * 10_u128.pow(VALUE_DECIMALS);
+
+fn lcm(a: u128, b: u128) -> Option<u128> {
+    (a / gcd(a, b)).checked_mul(b)
+}
+
+/// The granule: the lcm of the atom values, taken greedily from the value held most to the
+/// least and skipping any that would exceed [`MAX_GRANULE_VALUE`]. Returns the granule and the
+/// atom values that were left out.
+fn granule(values: &[(u128, u128)]) -> (u128, Vec<u128>) {
+    let mut by_weight = values.to_vec();
+    by_weight.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut granule_value: u128 = 1;
+    let mut excluded = Vec::new();
+    for (atom_value, _) in by_weight {
+        match lcm(granule_value, atom_value) {
+            Some(next) if next <= MAX_GRANULE_VALUE => granule_value = next,
+            _ => excluded.push(atom_value),
+        }
+    }
+    (granule_value, excluded)
 }
 
 /// Builds the graph from holdings and obligations (already filtered to participating
@@ -114,14 +135,27 @@ pub fn build(holdings: &[Holding], obligations: &[OpenObligation]) -> Graph {
         .iter()
         .filter(|o| o.remaining_atoms > 0 && o.debtor != o.creditor)
         .collect();
-    let mut granule_value: u128 = 1;
+    // (atom value, total value held in it), one entry per distinct atom value.
+    let mut weights: std::collections::BTreeMap<u128, u128> = std::collections::BTreeMap::new();
     for h in &holdings {
-        granule_value = lcm(granule_value, atom_value(h.scale, h.par));
+        let value = atom_value(h.scale, h.par);
+        let held = value.saturating_mul(u128::try_from(h.available_atoms).unwrap_or(0));
+        let entry = weights.entry(value).or_default();
+        *entry = entry.saturating_add(held);
     }
-    if !obligations.is_empty() {
-        granule_value = lcm(granule_value, OBLIGATION_ATOM_VALUE);
+    for o in &obligations {
+        let held =
+            OBLIGATION_ATOM_VALUE.saturating_mul(u128::try_from(o.remaining_atoms).unwrap_or(0));
+        let entry = weights.entry(OBLIGATION_ATOM_VALUE).or_default();
+        *entry = entry.saturating_add(held);
     }
-    let per_granule = |atom_value: u128| i64::try_from(granule_value / atom_value).ok();
+    let (granule_value, excluded) = granule(&weights.into_iter().collect::<Vec<_>>());
+    // Only atom values that divide the granule convert exactly; the others sit this run out.
+    let per_granule = |atom_value: u128| {
+        (!excluded.contains(&atom_value) && granule_value % atom_value == 0)
+            .then(|| i64::try_from(granule_value / atom_value).ok())
+            .flatten()
+    };
     let from_holdings = holdings.into_iter().filter_map(|h| {
         let atoms_per_granule = per_granule(atom_value(h.scale, h.par))?;
         let granules = u64::try_from(h.available_atoms / atoms_per_granule).ok()?;
@@ -242,6 +276,24 @@ mod tests {
                 .edges
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn an_odd_par_sits_out_instead_of_coarsening_everything() {
+        let odd = Holding {
+            par: Par::parse("1.00000001").expect("par"),
+            ..holding(3, 1, 1, 2, "1")
+        };
+        let g = build(
+            &[
+                holding(1, 2, 5_000, 2, "1"),
+                holding(2, 1, 7_000, 2, "1"),
+                odd,
+            ],
+            &[],
+        );
+        assert_eq!(g.value(1), "0.01", "the cent granule survives");
+        assert_eq!(g.edges.len(), 2, "the odd currency is left out");
     }
 
     #[test]

@@ -141,26 +141,27 @@ pub fn run_now(
     requested_by: Option<PrincipalId>,
 ) -> Result<RunRecord, ApiError> {
     let started = std::time::Instant::now();
-    let mut conflict = false;
+    let mut conflict = None;
     let outcome = ledger.write(
         |conn| match run::execute(conn, unit, dry_run, requested_by) {
             Ok(record) => Ok(record),
-            Err(RunError::Conflict) => {
-                conflict = true;
-                // Any refusal rolls the whole run back; the caller is told it conflicted.
+            Err(RunError::Conflict(why)) => {
+                conflict = Some(why);
+                // Any refusal rolls the whole run back; the caller is told which one.
                 Err(LedgerError::InsufficientFunds)
             }
             Err(RunError::Ledger(e)) => Err(e),
         },
     );
-    let record = match outcome {
-        Err(_) if conflict => {
+    let record = match (outcome, conflict) {
+        (Err(_), Some(why)) => {
+            tracing::warn!(%why, "clearing run refused; nothing applied");
             return Err(ApiError::conflict(
                 "clearing_conflict",
-                "a holder spent funds while the run was computed; nothing was applied, run it again",
+                format!("{why}; nothing was applied"),
             ));
         }
-        other => other?,
+        (other, _) => other?,
     };
     let kind = if dry_run { "dry_run" } else { "applied" };
     metrics.clearing_runs.with_label_values(&[kind]).inc();

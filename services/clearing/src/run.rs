@@ -109,7 +109,9 @@ fn reduce_obligation(conn: &mut DbConn, id: i64, atoms: i64) -> Result<(), RunEr
     if changed == 1 {
         Ok(())
     } else {
-        Err(RunError::Conflict)
+        Err(RunError::Conflict(format!(
+            "obligation {id} no longer has {atoms} atoms left"
+        )))
     }
 }
 
@@ -150,8 +152,9 @@ pub struct RunRecord {
 /// Why a run could not be applied.
 #[derive(Debug)]
 pub enum RunError {
-    /// A holder spent what the run meant to set off while it ran; nothing was applied.
-    Conflict,
+    /// The ledger refused one of the set-offs (a holder spent the funds meanwhile, or a rule
+    /// such as a ceiling stood in the way); nothing was applied. Says which one.
+    Conflict(String),
     Ledger(LedgerError),
 }
 
@@ -238,7 +241,13 @@ pub fn execute(
         for (slot, outcome) in slots.into_iter().zip(transfer_many(conn, &requests)?) {
             match outcome {
                 Ok(transfer) => transfer_ids[slot] = Some(transfer.id.get()),
-                Err(e) if e.is_business_rule() => return Err(RunError::Conflict),
+                Err(e) if e.is_business_rule() => {
+                    let p = &planned[slot];
+                    return Err(RunError::Conflict(format!(
+                        "the set-off of {} between principals {} and {} was refused: {e}",
+                        p.settlement.amount, p.settlement.creditor, p.settlement.debtor
+                    )));
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -33,7 +33,15 @@ struct Node {
 struct Level {
     head: u32,
     tail: u32,
-    quantity: Lots,
+    /// Sum of the level's orders. Kept in i128 so no number of orders can overflow it; read
+    /// out saturated to `Lots`.
+    quantity: i128,
+}
+
+impl Level {
+    fn total(&self) -> Lots {
+        Lots::try_from(self.quantity).unwrap_or(Lots::MAX)
+    }
 }
 
 /// One order book: resting orders by price level, each level a FIFO queue.
@@ -54,11 +62,11 @@ impl Book {
     }
 
     pub fn best_bid(&self) -> Option<(Ticks, Lots)> {
-        self.bids.iter().next_back().map(|(&p, l)| (p, l.quantity))
+        self.bids.iter().next_back().map(|(&p, l)| (p, l.total()))
     }
 
     pub fn best_ask(&self) -> Option<(Ticks, Lots)> {
-        self.asks.iter().next().map(|(&p, l)| (p, l.quantity))
+        self.asks.iter().next().map(|(&p, l)| (p, l.total()))
     }
 
     /// Up to `levels` price levels of one side, best first: `(price, total quantity)`.
@@ -69,13 +77,13 @@ impl Book {
                 .iter()
                 .rev()
                 .take(levels)
-                .map(|(&p, l)| (p, l.quantity))
+                .map(|(&p, l)| (p, l.total()))
                 .collect(),
             Side::Sell => self
                 .asks
                 .iter()
                 .take(levels)
-                .map(|(&p, l)| (p, l.quantity))
+                .map(|(&p, l)| (p, l.total()))
                 .collect(),
         }
     }
@@ -178,7 +186,7 @@ impl Book {
         let cut = node.remaining - quantity;
         self.nodes[slot as usize].remaining = quantity;
         if let Some(level) = self.levels_mut(node.side).get_mut(&node.price) {
-            level.quantity -= cut;
+            level.quantity -= i128::from(cut);
         }
         events.push(Event::Reduced {
             id,
@@ -285,7 +293,7 @@ impl Book {
             } else {
                 self.nodes[head as usize].remaining = maker_remaining;
                 if let Some(level) = self.levels_mut(opposite).get_mut(&price) {
-                    level.quantity -= quantity;
+                    level.quantity -= i128::from(quantity);
                 }
             }
         }
@@ -324,7 +332,7 @@ impl Book {
             if level.head == NIL {
                 level.head = slot;
             }
-            level.quantity += remaining;
+            level.quantity += i128::from(remaining);
             tail
         };
         if tail != NIL {
@@ -351,7 +359,7 @@ impl Book {
                 if level.tail == slot {
                     level.tail = node.prev;
                 }
-                level.quantity -= node.remaining;
+                level.quantity -= i128::from(node.remaining);
                 level.head == NIL
             }
             None => false,

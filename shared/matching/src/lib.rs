@@ -54,7 +54,9 @@ pub struct NewOrder {
     pub price: Option<Ticks>,
     pub quantity: Lots,
     pub time_in_force: TimeInForce,
-    /// Refused (`WouldCross`) if it would trade on arrival.
+    /// Refused (`WouldCross`) if it would trade on arrival. Checked against the whole opposite
+    /// side, the owner's own orders included (before self-trade prevention), so a post-only
+    /// order never removes anything from the book.
     pub post_only: bool,
 }
 
