@@ -162,21 +162,7 @@ pub async fn propose(
     }
     let unit = UnitCode::parse(body.unit.as_deref().unwrap_or("EUR"))
         .map_err(|e| ApiError::unprocessable("bad_unit", e.to_string()))?;
-    let memo = body
-        .memo
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned);
-    if memo
-        .as_ref()
-        .is_some_and(|m| m.chars().count() > 200 || m.chars().any(char::is_control))
-    {
-        return Err(ApiError::unprocessable(
-            "bad_memo",
-            "a memo is at most 200 printable characters",
-        ));
-    }
+    let memo = scrip_http::memo(body.memo.as_deref())?;
     let view = blocking(move || {
         let mut conn = ledger.conn()?;
         let creditor = business(&mut conn, &body.creditor, &registry)?;

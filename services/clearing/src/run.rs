@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use scrip_domain::{CurrencyId, Par, PrincipalId, PrincipalKind, Scale, UnitCode};
+use scrip_http::now_us;
 use scrip_ledger::{LedgerError, TransferKind, TransferRequest, transfer_many};
 use scrip_store::DbConn;
 use scrip_store::schema::{
@@ -13,13 +14,6 @@ use scrip_store::schema::{
 };
 
 use crate::graph::{Graph, Holding, OpenObligation, Source, build};
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
 
 /// Businesses that take part: every business that has not opted out.
 fn participants(conn: &mut DbConn) -> Result<HashSet<i64>, LedgerError> {

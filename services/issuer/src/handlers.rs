@@ -8,7 +8,7 @@ use scrip_domain::{
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{
     Currency, Ledger, LimitsChange, NewCurrency, Principal, create_principal, currencies_of_issuer,
-    currencies_page, currency_by_code, currency_stats, set_limits,
+    currencies_page, currency_stats, set_limits,
 };
 use scrip_store::DbConn;
 
@@ -349,12 +349,7 @@ pub async fn get_currency(
 }
 
 fn find_currency(conn: &mut DbConn, raw: &str) -> Result<Currency, ApiError> {
-    let unknown = || ApiError::not_found("not_found", format!("no currency {raw:?}"));
-    let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
-    currency_by_code(conn, &code).map_err(|e| match e {
-        scrip_ledger::LedgerError::UnknownCurrency => unknown(),
-        other => other.into(),
-    })
+    scrip_auth::guard::currency(conn, raw, "not_found")
 }
 
 #[utoipa::path(

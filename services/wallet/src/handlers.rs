@@ -10,7 +10,7 @@ use scrip_http::{
 };
 use scrip_ledger::{
     Committer, Idempotent, JournalEntry, Ledger, LedgerError, StoredResponse, Transfer,
-    TransferKind, TransferRequest, currency_by_code, holdings, journal_entry, journal_page,
+    TransferKind, TransferRequest, holdings, journal_entry, journal_page,
 };
 use scrip_store::DbConn;
 use scrip_telemetry::Metrics;
@@ -18,9 +18,6 @@ use scrip_telemetry::Metrics;
 use crate::dto::{
     AccountList, AccountView, HolderQuery, NewTransfer, TransferPage, TransferView, TransfersQuery,
 };
-
-/// Longest memo, in characters.
-const MAX_MEMO_CHARS: usize = 200;
 
 /// What the wallet needs besides the ledger: the group-commit writer, the payment rate
 /// limit, and the metrics it counts payments in. Registered as app data by the binary.
@@ -103,35 +100,12 @@ fn prepare(
     body: &NewTransfer,
     registry: &RegistryId,
 ) -> Result<Payment, ApiError> {
-    let unknown_currency = || {
-        ApiError::not_found(
-            "unknown_account",
-            format!("no currency {:?}", body.currency),
-        )
-    };
-    let code = CurrencyCode::parse(&body.currency).map_err(|_| unknown_currency())?;
-    let currency = currency_by_code(conn, &code).map_err(|e| match e {
-        LedgerError::UnknownCurrency => unknown_currency(),
-        other => other.into(),
-    })?;
+    let currency = scrip_auth::guard::currency(conn, &body.currency, "unknown_account")?;
     let payer = act_as(conn, caller, body.from.as_deref(), registry)?;
     let payee = resolve(conn, &body.to, registry)?;
     let amount = Amount::parse_positive(&body.amount, currency.scale)
         .map_err(|e| ApiError::unprocessable("bad_amount", e.to_string()))?;
-    let memo = body
-        .memo
-        .as_ref()
-        .map(|m| m.trim().to_owned())
-        .filter(|m| !m.is_empty());
-    if memo
-        .as_ref()
-        .is_some_and(|m| m.chars().count() > MAX_MEMO_CHARS || m.chars().any(char::is_control))
-    {
-        return Err(ApiError::unprocessable(
-            "bad_memo",
-            "a memo is at most 200 printable characters",
-        ));
-    }
+    let memo = scrip_http::memo(body.memo.as_deref())?;
     Ok(Payment {
         request: TransferRequest {
             currency: currency.id,
@@ -143,7 +117,7 @@ fn prepare(
         },
         from: payer.handle,
         to: payee.handle,
-        code,
+        code: currency.code,
     })
 }
 
@@ -273,19 +247,7 @@ pub async fn list_transfers(
         let holder = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
         let currency: Option<CurrencyId> = match query.currency.as_deref() {
             None => None,
-            Some(raw) => {
-                let unknown =
-                    || ApiError::not_found("unknown_account", format!("no currency {raw:?}"));
-                let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
-                Some(
-                    currency_by_code(&mut conn, &code)
-                        .map_err(|e| match e {
-                            LedgerError::UnknownCurrency => unknown(),
-                            other => other.into(),
-                        })?
-                        .id,
-                )
-            }
+            Some(raw) => Some(scrip_auth::guard::currency(&mut conn, raw, "unknown_account")?.id),
         };
         let entries = journal_page(&mut conn, holder.id, currency, before, limit + 1)?;
         let page = Page::from_overfetch(entries, limit, |e| e.transfer.id.get());

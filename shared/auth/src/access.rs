@@ -4,16 +4,10 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use scrip_domain::{Handle, PrincipalId};
+use scrip_http::now_us;
 use scrip_ledger::LedgerError;
 use scrip_store::DbConn;
 use scrip_store::schema::{credentials, memberships, principal_roles, principals};
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
 
 /// A member's role in a business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,9 +1,10 @@
 //! Object-level access checks shared by the services: every lookup by a client-supplied
 //! handle goes through here, so "who may see or move what" is decided in one place.
 
+use scrip_domain::CurrencyCode;
 use scrip_domain::{Handle, PrincipalKind, RegistryId};
 use scrip_http::ApiError;
-use scrip_ledger::{LedgerError, Principal, principal_by_handle};
+use scrip_ledger::{Currency, LedgerError, Principal, currency_by_code, principal_by_handle};
 use scrip_store::DbConn;
 
 use crate::Caller;
@@ -20,6 +21,21 @@ pub fn resolve(conn: &mut DbConn, raw: &str, registry: &RegistryId) -> Result<Pr
     let handle = Handle::parse_local(raw, registry).map_err(|_| unknown())?;
     principal_by_handle(conn, &handle).map_err(|e| match e {
         LedgerError::UnknownPrincipal => unknown(),
+        other => other.into(),
+    })
+}
+
+/// The currency with code `raw`; a 404 with `not_found_code` when there is none (wallet
+/// endpoints say `unknown_account`, as API.md asks, currency endpoints `not_found`).
+pub fn currency(
+    conn: &mut DbConn,
+    raw: &str,
+    not_found_code: &'static str,
+) -> Result<Currency, ApiError> {
+    let unknown = || ApiError::not_found(not_found_code, format!("no currency {raw:?}"));
+    let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
+    currency_by_code(conn, &code).map_err(|e| match e {
+        LedgerError::UnknownCurrency => unknown(),
         other => other.into(),
     })
 }

@@ -8,6 +8,7 @@ mod extract;
 mod idempotency;
 mod limit;
 mod paging;
+mod text;
 mod time;
 
 pub use blocking::blocking;
@@ -16,4 +17,5 @@ pub use extract::{configure_extractors, double_option};
 pub use idempotency::{IDEMPOTENCY_HEADER, idempotency_key, request_hash};
 pub use limit::{RateLimiter, client_ip};
 pub use paging::{Page, PageQuery};
+pub use text::memo;
 pub use time::{now_us, rfc3339_from_us};
