@@ -187,6 +187,7 @@ pub enum ServiceName {
     Issuer,
     Wallet,
     Clearing,
+    Orderbook,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +222,7 @@ impl Cli {
                     Some(ServiceName::Issuer) => Services::only_issuer(),
                     Some(ServiceName::Wallet) => Services::only_wallet(),
                     Some(ServiceName::Clearing) => Services::only_clearing(),
+                    Some(ServiceName::Orderbook) => Services::only_orderbook(),
                 };
                 let settings = Settings::from_config(&self.config, url, services, demo)?;
                 crate::server::run_blocking(settings)?;

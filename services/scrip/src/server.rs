@@ -13,6 +13,7 @@ use scrip_gateway::GatewayContext;
 use scrip_http::{RateLimiter, configure_extractors};
 use scrip_issuer::IssuerPolicy;
 use scrip_ledger::{Committer, Ledger};
+use scrip_orderbook::{Exchange, ExchangeMetrics, WorkerContext};
 use scrip_store::{DatabaseUrl, connect_and_migrate};
 use scrip_telemetry::Metrics;
 use scrip_wallet::WalletContext;
@@ -31,6 +32,7 @@ pub struct Services {
     pub issuer: bool,
     pub wallet: bool,
     pub clearing: bool,
+    pub orderbook: bool,
 }
 
 impl Services {
@@ -39,6 +41,7 @@ impl Services {
         issuer: false,
         wallet: false,
         clearing: false,
+        orderbook: false,
     };
 
     pub const fn all() -> Self {
@@ -47,6 +50,7 @@ impl Services {
             issuer: true,
             wallet: true,
             clearing: true,
+            orderbook: true,
         }
     }
     pub const fn only_gateway() -> Self {
@@ -70,6 +74,12 @@ impl Services {
     pub const fn only_clearing() -> Self {
         Self {
             clearing: true,
+            ..Self::NONE
+        }
+    }
+    pub const fn only_orderbook() -> Self {
+        Self {
+            orderbook: true,
             ..Self::NONE
         }
     }
@@ -153,6 +163,8 @@ struct State {
     verifier: web::Data<TokenVerifier>,
     gateway: Option<web::Data<GatewayContext>>,
     wallet: web::Data<WalletContext>,
+    /// The markets this process writes (order-book service only).
+    exchange: Option<web::Data<Exchange>>,
     policy: web::Data<IssuerPolicy>,
     metrics: web::Data<Metrics>,
     openapi: utoipa::openapi::OpenApi,
@@ -202,7 +214,22 @@ fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>>
         _ => None,
     };
     let metrics = Metrics::new();
+    let exchange = if settings.services.orderbook {
+        let registry_principal = ledger.read(|conn| {
+            let handle = scrip_domain::Handle::parse(scrip_ledger::REGISTRY_HANDLE)?;
+            scrip_ledger::principal_by_handle(conn, &handle)
+        })?;
+        Some(web::Data::new(Exchange::start(WorkerContext {
+            pool: ledger.pool().clone(),
+            database_url: settings.database_url.clone(),
+            registry: registry_principal.id,
+            metrics: ExchangeMetrics::new(&metrics),
+        })?))
+    } else {
+        None
+    };
     Ok(State {
+        exchange,
         registry: web::Data::new(settings.registry.clone()),
         verifier: web::Data::new(TokenVerifier::new(&public_pem)?),
         gateway,
@@ -226,6 +253,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(scrip_issuer::IssuerApi::openapi());
     doc.merge(scrip_wallet::WalletApi::openapi());
     doc.merge(scrip_clearing::ClearingApi::openapi());
+    doc.merge(scrip_orderbook::ExchangeApi::openapi());
     doc.info.title = "Scrip API".into();
     doc.info.version = "1".into();
     doc.info.description =
@@ -267,6 +295,10 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     }
     if state.services.clearing {
         scrip_clearing::configure(cfg);
+    }
+    if let Some(exchange) = &state.exchange {
+        cfg.app_data(exchange.clone());
+        scrip_orderbook::configure(cfg);
     }
 }
 

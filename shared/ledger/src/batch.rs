@@ -58,12 +58,12 @@ impl Position {
     }
 }
 
-type Key = (PrincipalId, CurrencyId);
+pub(crate) type Key = (PrincipalId, CurrencyId);
 
-struct Locked {
-    account_id: i64,
-    original: Position,
-    current: Position,
+pub(crate) struct Locked {
+    pub account_id: i64,
+    pub original: Position,
+    pub current: Position,
 }
 
 /// Applies `requests` in order inside the caller's transaction. Each is all-or-nothing on its
@@ -97,7 +97,14 @@ pub fn transfer_many(
             Err(refusal) => *verdict = Err(refusal),
         }
     }
-    write_deltas(conn, accounts.values())?;
+    write_deltas(
+        conn,
+        accounts.values().map(|locked| AccountDelta {
+            account_id: locked.account_id,
+            balance_atoms: locked.current.balance_atoms - locked.original.balance_atoms,
+            held_atoms: 0,
+        }),
+    )?;
     close_unused(conn, &opened, &lines)?;
     // Accepted slots and journal lines are in the same order, one to one.
     let mut recorded = record_lines(conn, &lines, &rules)?.into_iter();
@@ -165,7 +172,7 @@ fn pay(
 /// Removes accounts this batch opened for payees whose transfers were all refused, so a
 /// refused transfer leaves no trace (not even an empty account). Only rows inserted by this
 /// transaction are removed; nobody else can have seen them yet.
-fn close_unused(
+pub(crate) fn close_unused(
     conn: &mut DbConn,
     opened: &[i64],
     lines: &[NewTransferRow],
@@ -219,7 +226,7 @@ fn lock_accounts(
     Ok((locked, opened))
 }
 
-fn select_for_update(
+pub(crate) fn select_for_update(
     conn: &mut DbConn,
     keys: &BTreeSet<Key>,
     rules: &HashMap<CurrencyId, CurrencyRules>,
@@ -263,20 +270,27 @@ fn select_for_update(
         .collect())
 }
 
-/// One statement for every account whose balance changed: `balance += delta`.
-fn write_deltas<'a>(
+/// How much one account's balance and held funds change in a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccountDelta {
+    pub account_id: i64,
+    pub balance_atoms: i64,
+    pub held_atoms: i64,
+}
+
+/// One statement for every account that changed: `balance += delta, held += delta`.
+pub(crate) fn write_deltas(
     conn: &mut DbConn,
-    accounts: impl Iterator<Item = &'a Locked>,
+    deltas: impl Iterator<Item = AccountDelta>,
 ) -> Result<(), LedgerError> {
     let mut values = String::new();
-    for locked in accounts {
-        let delta = locked.current.balance_atoms - locked.original.balance_atoms;
-        if delta != 0 {
+    for delta in deltas {
+        if delta.balance_atoms != 0 || delta.held_atoms != 0 {
             let sep = if values.is_empty() { "" } else { ", " };
             let _ = write!(
                 values,
-                "{sep}({}, CAST({delta} AS BIGINT))",
-                locked.account_id
+                "{sep}({}, CAST({} AS BIGINT), CAST({} AS BIGINT))",
+                delta.account_id, delta.balance_atoms, delta.held_atoms
             );
         }
     }
@@ -284,15 +298,17 @@ fn write_deltas<'a>(
         return Ok(());
     }
     let sql = format!(
-        "WITH delta (id, atoms) AS (VALUES {values}) \
-         UPDATE accounts SET balance_atoms = balance_atoms + (SELECT atoms FROM delta WHERE delta.id = accounts.id) \
+        "WITH delta (id, balance, held) AS (VALUES {values}) \
+         UPDATE accounts SET \
+         balance_atoms = balance_atoms + (SELECT balance FROM delta WHERE delta.id = accounts.id), \
+         held_atoms = held_atoms + (SELECT held FROM delta WHERE delta.id = accounts.id) \
          WHERE id IN (SELECT id FROM delta)"
     );
     diesel::sql_query(sql).execute(conn)?;
     Ok(())
 }
 
-fn record_lines(
+pub(crate) fn record_lines(
     conn: &mut DbConn,
     lines: &[NewTransferRow],
     rules: &HashMap<CurrencyId, CurrencyRules>,

@@ -88,6 +88,38 @@ impl Book {
         }
     }
 
+    /// The total resting quantity at one price of one side (zero when the level is empty).
+    pub fn level_quantity(&self, side: Side, price: Ticks) -> Lots {
+        let levels = match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        };
+        levels.get(&price).map_or(0, Level::total)
+    }
+
+    /// The worst price a taker on `side` reaches when it sweeps `quantity` from the opposite
+    /// side, best levels first (the deepest price when the side holds less); `None` when the
+    /// opposite side is empty. The order-book service turns a market order into an
+    /// immediate-or-cancel limit at this price, so what it may spend is known before it trades.
+    pub fn sweep_price(&self, side: Side, quantity: Lots) -> Option<Ticks> {
+        let mut swept: i128 = 0;
+        let mut last = None;
+        let mut visit = |(&price, level): (&Ticks, &Level)| {
+            last = Some(price);
+            swept += level.quantity;
+            swept >= i128::from(quantity)
+        };
+        match side {
+            Side::Buy => {
+                let _ = self.asks.iter().any(&mut visit);
+            }
+            Side::Sell => {
+                let _ = self.bids.iter().rev().any(&mut visit);
+            }
+        }
+        last
+    }
+
     /// A resting order: `(side, price, remaining)`.
     pub fn order(&self, id: OrderId) -> Option<(Side, Ticks, Lots)> {
         self.index.get(&id).map(|&slot| {
@@ -202,8 +234,8 @@ impl Book {
         }
     }
 
-    /// Whether an order at `price` on `side` would trade against the opposite best.
-    fn crosses(&self, side: Side, price: Option<Ticks>) -> bool {
+    /// Whether an order at `price` (`None`: a market order) on `side` would trade on arrival.
+    pub fn crosses(&self, side: Side, price: Option<Ticks>) -> bool {
         match side {
             Side::Buy => self
                 .best_ask()

@@ -57,3 +57,35 @@ pub enum StoreError {
 
 #[cfg(feature = "test-support")]
 pub mod test_support;
+
+/// Rows per multi-row `INSERT` (SQLite allows at most 32,766 bound parameters per statement,
+/// and no table here has more than 16 columns).
+pub const INSERT_CHUNK_ROWS: usize = 1_000;
+
+/// Inserts a slice of `Insertable` rows into `$table` in multi-row statements of at most
+/// [`INSERT_CHUNK_ROWS`] rows, inside the caller's transaction; evaluates to
+/// `Result<usize, diesel::result::Error>`. A macro because multi-row `INSERT` is not
+/// available on diesel's `MultiConnection`: it has to be issued on the concrete connection,
+/// whose two types a generic function could only name with a wall of trait bounds.
+#[macro_export]
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        let conn: &mut $crate::DbConn = $conn;
+        let mut result: ::std::result::Result<usize, ::diesel::result::Error> = Ok(0);
+        for chunk in $rows.chunks($crate::INSERT_CHUNK_ROWS) {
+            let insert = ::diesel::insert_into($table).values(chunk);
+            let inserted = match &mut *conn {
+                $crate::DbConn::Postgres(pg) => ::diesel::RunQueryDsl::execute(insert, pg),
+                $crate::DbConn::Sqlite(sqlite) => ::diesel::RunQueryDsl::execute(insert, sqlite),
+            };
+            match inserted {
+                Ok(n) => result = result.map(|total| total + n),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        result
+    }};
+}

@@ -178,4 +178,58 @@ diesel::allow_tables_to_appear_in_same_query!(
     clearing_runs,
     clearing_settlements,
     obligations,
+    markets,
+    orders,
+    trades,
 );
+
+diesel::table! {
+    markets (id) {
+        id -> BigInt,
+        symbol -> Text,
+        base_currency_id -> BigInt,
+        quote_currency_id -> BigInt,
+        tick_size_atoms -> BigInt,
+        lot_size_atoms -> BigInt,
+        fee_bps -> Integer,
+        created_by -> BigInt,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        market_id -> BigInt,
+        owner_id -> BigInt,
+        side -> Text,
+        order_type -> Text,
+        price_ticks -> Nullable<BigInt>,
+        quantity_lots -> BigInt,
+        filled_lots -> BigInt,
+        status -> Text,
+        time_in_force -> Text,
+        post_only -> Integer,
+        client_order_id -> Nullable<Text>,
+        hold_id -> Nullable<BigInt>,
+        created_at_us -> BigInt,
+        updated_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    trades (id) {
+        id -> BigInt,
+        market_id -> BigInt,
+        taker_order_id -> BigInt,
+        maker_order_id -> BigInt,
+        taker_side -> Text,
+        price_ticks -> BigInt,
+        quantity_lots -> BigInt,
+        buyer_fee_atoms -> BigInt,
+        seller_fee_atoms -> BigInt,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::joinable!(orders -> markets (market_id));

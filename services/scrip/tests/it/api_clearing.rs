@@ -1,7 +1,6 @@
 //! The clearing house over HTTP: a ring of businesses holding each other's currencies.
 
 use reqwest::StatusCode;
-use scrip_domain::Handle;
 use scrip_store::Backend;
 use serde_json::{Value, json};
 
@@ -20,20 +19,6 @@ const RING: [(&str, &str, &str); 3] = [
     ("shopb", "bert", "BBB"),
     ("shopc", "cleo", "CCC"),
 ];
-
-async fn grant_operator(app: &TestApp, handle: &str) {
-    let ledger = scrip_ledger::Ledger::new(app.db.pool.clone());
-    let handle = Handle::parse(handle).expect("handle");
-    tokio::task::spawn_blocking(move || {
-        ledger.write(|conn| {
-            let p = scrip_ledger::principal_by_handle(conn, &handle)?;
-            scrip_auth::access::grant_role(conn, p.id, scrip_auth::access::OPERATOR)
-        })
-    })
-    .await
-    .expect("task")
-    .expect("grant");
-}
 
 /// `(held value of other shops' currencies) - (own outstanding)`, per shop, in cents.
 async fn net_positions(app: &TestApp, owners: &[String]) -> Vec<i64> {
@@ -101,7 +86,7 @@ async fn scheduled_runs_clear_and_export_metrics(backend: Backend) {
     let app = TestApp::spawn_with(backend, limits).await;
     let (_, customer) = ring(&app).await;
     let olga = app.user("olga").await;
-    grant_operator(&app, "olga").await;
+    app.grant_operator("olga").await;
     assert_problem(
         &app.get("/api/v1/clearing/runs", Some(&customer)).await,
         StatusCode::FORBIDDEN,
@@ -151,7 +136,7 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
     let app = TestApp::spawn(backend).await;
     let (owners, customer) = ring(&app).await;
     let olga = app.user("olga").await;
-    grant_operator(&app, "olga").await;
+    app.grant_operator("olga").await;
     let nets_before = net_positions(&app, &owners).await;
 
     // Only operators run clearing or see the graph; only owners opt their business out.
@@ -233,8 +218,10 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
         let ledger = ledger.clone();
         tokio::task::spawn_blocking(move || {
             ledger.write(|conn| {
-                let shopb =
-                    scrip_ledger::principal_by_handle(conn, &Handle::parse("shopb").expect("h"))?;
+                let shopb = scrip_ledger::principal_by_handle(
+                    conn,
+                    &scrip_domain::Handle::parse("shopb").expect("h"),
+                )?;
                 let aaa = scrip_ledger::currency_by_code(
                     conn,
                     &scrip_domain::CurrencyCode::parse("AAA").expect("c"),
@@ -363,7 +350,7 @@ async fn obligations_are_proposed_accepted_and_cleared(backend: Backend) {
     app.shop(&anna, "shopa", "AAA").await;
     app.shop(&bert, "shopb", "BBB").await;
     let olga = app.user("olga").await;
-    grant_operator(&app, "olga").await;
+    app.grant_operator("olga").await;
     // shopa owes shopb 50 through its currency; shopb owes shopa 30 by invoice.
     app.pay(
         &anna,
@@ -459,7 +446,7 @@ async fn a_run_that_fails_midway_applies_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (owners, _) = ring(&app).await;
     let olga = app.user("olga").await;
-    grant_operator(&app, "olga").await;
+    app.grant_operator("olga").await;
     let before = app.transfer_count().await;
     let balances_before = app.balances(&owners[0], Some("shopa")).await;
     let (install, remove): (&[&str], &[&str]) = match backend {

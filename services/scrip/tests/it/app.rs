@@ -16,6 +16,7 @@ pub struct TestApp {
     pub client: Client,
     pub db: TestDb,
     pub data_dir: PathBuf,
+    settings: Settings,
     running: Running,
 }
 
@@ -68,21 +69,23 @@ impl TestApp {
             clearing_interval_s: limits.clearing_interval_s,
             clearing_unit: scrip_domain::UnitCode::parse("EUR").expect("unit"),
         };
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let (server, running) = tokio::task::spawn_blocking(move || {
-            start(&settings, listener).map_err(|e| e.to_string())
-        })
-        .await
-        .expect("start task")
-        .expect("server starts");
-        tokio::spawn(server);
+        let running = serve(settings.clone()).await;
         Self {
             base: format!("http://{}", running.addr),
             client: Client::new(),
             db,
             data_dir,
+            settings,
             running,
         }
+    }
+
+    /// Stops the server as a crash would leave it (in-flight work dropped, nothing drained)
+    /// and starts a new one on the same database and keys.
+    pub async fn restart(&mut self) {
+        self.running.handle.stop(false).await;
+        self.running = serve(self.settings.clone()).await;
+        self.base = format!("http://{}", self.running.addr);
     }
 
     pub async fn request(
@@ -109,6 +112,10 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
         self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, token, None).await
     }
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
@@ -209,6 +216,21 @@ impl TestApp {
             .collect()
     }
 
+    /// Makes `handle` a registry operator (as `scrip admin grant-operator` does).
+    pub async fn grant_operator(&self, handle: &str) {
+        let ledger = scrip_ledger::Ledger::new(self.db.pool.clone());
+        let handle = scrip_domain::Handle::parse(handle).expect("handle");
+        tokio::task::spawn_blocking(move || {
+            ledger.write(|conn| {
+                let p = scrip_ledger::principal_by_handle(conn, &handle)?;
+                scrip_auth::access::grant_role(conn, p.id, scrip_auth::access::OPERATOR)
+            })
+        })
+        .await
+        .expect("task")
+        .expect("grant");
+    }
+
     /// Runs the ledger audit directly against the test database.
     pub async fn assert_audit_clean(&self) {
         let ledger = scrip_ledger::Ledger::new(self.db.pool.clone());
@@ -235,6 +257,17 @@ impl Drop for TestApp {
         drop(self.running.handle.stop(false));
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+async fn serve(settings: Settings) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (server, running) =
+        tokio::task::spawn_blocking(move || start(&settings, listener).map_err(|e| e.to_string()))
+            .await
+            .expect("start task")
+            .expect("server starts");
+    tokio::spawn(server);
+    running
 }
 
 fn rand_suffix() -> u64 {

@@ -2,6 +2,7 @@
 
 mod api_clearing;
 mod api_errors;
+mod api_exchange;
 mod api_identity;
 mod api_issuer;
 mod api_wallet;

@@ -1,0 +1,1 @@
+DROP TABLE trades; DROP TABLE orders; DROP TABLE markets;

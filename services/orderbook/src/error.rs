@@ -1,0 +1,77 @@
+//! The exchange's refusals, mapped to problem+json once (API.md, Exchange).
+
+use scrip_http::ApiError;
+use scrip_ledger::LedgerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("{0}")]
+    BadPrice(String),
+    #[error("{0}")]
+    BadQuantity(String),
+    #[error("{0}")]
+    BadMarket(String),
+    #[error("{0}")]
+    BadOrder(String),
+    #[error("no market {0:?}")]
+    UnknownMarket(String),
+    #[error("the market {0} already exists")]
+    MarketExists(String),
+    #[error("no such order")]
+    UnknownOrder,
+    #[error("the order is no longer open")]
+    OrderClosed,
+    #[error("a post-only order may not trade on arrival")]
+    WouldCross,
+    #[error("the new quantity must be below the current quantity and not below what is filled")]
+    NotAReduction,
+    #[error("the market is not served by this process right now; try again")]
+    MarketUnavailable,
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<diesel::result::Error> for ExchangeError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Ledger(LedgerError::Store(error))
+    }
+}
+
+impl ExchangeError {
+    /// The stable code of API.md (also the label of the refusal in metrics).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadPrice(_) => "bad_price",
+            Self::BadQuantity(_) | Self::NotAReduction => "bad_quantity",
+            Self::BadMarket(_) => "bad_market",
+            Self::BadOrder(_) => "invalid_request",
+            Self::UnknownMarket(_) => "unknown_market",
+            Self::MarketExists(_) => "market_exists",
+            Self::UnknownOrder => "not_found",
+            Self::OrderClosed => "order_closed",
+            Self::WouldCross => "would_cross",
+            Self::MarketUnavailable => "market_unavailable",
+            Self::Ledger(ledger) => ledger.code(),
+        }
+    }
+}
+
+impl From<ExchangeError> for ApiError {
+    fn from(error: ExchangeError) -> Self {
+        use ExchangeError as E;
+        let code = error.code();
+        let detail = error.to_string();
+        match error {
+            E::BadPrice(_)
+            | E::BadQuantity(_)
+            | E::NotAReduction
+            | E::BadMarket(_)
+            | E::BadOrder(_)
+            | E::WouldCross => Self::unprocessable(code, detail),
+            E::UnknownMarket(_) | E::UnknownOrder => Self::not_found(code, detail),
+            E::MarketExists(_) | E::OrderClosed => Self::conflict(code, detail),
+            E::MarketUnavailable => Self::Unavailable(detail),
+            E::Ledger(ledger) => ledger.into(),
+        }
+    }
+}

@@ -1,0 +1,634 @@
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use scrip_auth::Caller;
+use scrip_auth::access::{is_operator, is_owner};
+use scrip_auth::guard::act_as;
+use scrip_domain::{Amount, PrincipalId, RegistryId};
+use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
+use scrip_ledger::Ledger;
+use scrip_matching::{OrderId, Side};
+use scrip_store::{DbConn, write_transaction};
+
+use crate::candles::{Interval, aggregate};
+use crate::dto::{
+    Candle, CandleList, CandlesQuery, DepthQuery, FillView, LimitQuery, MarketList, MarketView,
+    NewMarket, NewOrder, OrderChange, OrderPage, OrderView, OrdersQuery, TradeList, TradeView,
+};
+use crate::feed::BookView;
+use crate::spec::MarketSpec;
+use crate::state::{
+    Command, Fill, OrderRecord, OrderStatus, OrderType, PlaceOrder, Reply, parse_side, parse_tif,
+    side_str, tif_str,
+};
+use crate::store::{self, StoredOrder};
+use crate::{Exchange, ExchangeError, MarketHandle};
+
+const DEFAULT_DEPTH: u32 = 20;
+const MAX_DEPTH: u32 = 500;
+const DEFAULT_CANDLES: u32 = 100;
+const DEFAULT_TRADES: u32 = 50;
+const MAX_CLIENT_ORDER_ID_LEN: usize = 64;
+
+fn market_view(market: &MarketHandle) -> MarketView {
+    let spec = &market.spec;
+    MarketView {
+        symbol: market.feed.symbol().to_owned(),
+        base: spec.base_code.to_string(),
+        quote: spec.quote_code.to_string(),
+        tick_size: spec.price(1).to_string(),
+        lot_size: spec.quantity(1).to_string(),
+        fee_bps: spec.fee_bps,
+        last_price: market
+            .feed
+            .last_price_ticks()
+            .map(|p| spec.price(p).to_string()),
+    }
+}
+
+fn fill_view(spec: &MarketSpec, side: Side, fill: &Fill) -> FillView {
+    let (fee, fee_currency) = match side {
+        Side::Buy => (
+            Amount::from_atoms(fill.fee_atoms, spec.base_scale),
+            &spec.base_code,
+        ),
+        Side::Sell => (
+            Amount::from_atoms(fill.fee_atoms, spec.quote_scale),
+            &spec.quote_code,
+        ),
+    };
+    FillView {
+        trade_id: fill.trade_id.to_string(),
+        price: spec.price(fill.price_ticks).to_string(),
+        quantity: spec.quantity(fill.quantity_lots).to_string(),
+        fee: fee.to_string(),
+        fee_currency: fee_currency.to_string(),
+    }
+}
+
+fn order_view(market: &MarketHandle, order: &OrderRecord, fills: &[Fill]) -> OrderView {
+    let spec = &market.spec;
+    let open = matches!(
+        order.status,
+        OrderStatus::Open | OrderStatus::PartiallyFilled
+    );
+    let remaining = if open {
+        order.quantity_lots - order.filled_lots
+    } else {
+        0
+    };
+    OrderView {
+        id: order.id.to_string(),
+        market: market.feed.symbol().to_owned(),
+        side: side_str(order.side).to_owned(),
+        order_type: order.order_type.as_str().to_owned(),
+        price: order.price_ticks.map(|p| spec.price(p).to_string()),
+        quantity: spec.quantity(order.quantity_lots).to_string(),
+        filled: spec.quantity(order.filled_lots).to_string(),
+        remaining: spec.quantity(remaining).to_string(),
+        status: order.status.as_str().to_owned(),
+        time_in_force: tif_str(order.time_in_force).to_owned(),
+        post_only: order.post_only,
+        client_order_id: order.client_order_id.clone(),
+        created_at: rfc3339_from_us(order.created_at_us),
+        updated_at: rfc3339_from_us(order.updated_at_us),
+        fills: fills
+            .iter()
+            .map(|f| fill_view(spec, order.side, f))
+            .collect(),
+    }
+}
+
+/// Stored orders with their fills, as the API shows them.
+fn order_views(
+    conn: &mut DbConn,
+    exchange: &Exchange,
+    orders: &[StoredOrder],
+) -> Result<Vec<OrderView>, ApiError> {
+    let sides: Vec<(OrderId, Side)> = orders
+        .iter()
+        .map(|o| (o.record.id, o.record.side))
+        .collect();
+    let mut fills = store::fills_of(conn, &sides)?;
+    orders
+        .iter()
+        .map(|o| {
+            let market = exchange
+                .market_by_id(o.market)
+                .ok_or_else(|| ApiError::Internal(format!("market {} not served", o.market)))?;
+            let fills = fills.remove(&o.record.id).unwrap_or_default();
+            Ok(order_view(&market, &o.record, &fills))
+        })
+        .collect()
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/markets", tag = "exchange",
+    responses((status = 200, body = MarketList))
+)]
+#[get("/api/v1/markets")]
+pub async fn list_markets(exchange: web::Data<Exchange>) -> HttpResponse {
+    let items = exchange.markets().iter().map(|m| market_view(m)).collect();
+    HttpResponse::Ok().json(MarketList {
+        items,
+        next_cursor: None,
+    })
+}
+
+fn step(raw: &str, scale: scrip_domain::Scale, what: &str) -> Result<i64, ApiError> {
+    Amount::parse_positive(raw, scale)
+        .map(|a| a.atoms())
+        .map_err(|e| ApiError::unprocessable("bad_market", format!("{what}: {e}")))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/markets", tag = "exchange", request_body = NewMarket,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = MarketView),
+        (status = 403, body = Problem, description = "not_owner: neither an operator nor an owner of either issuer"),
+        (status = 404, body = Problem, description = "unknown_currency"),
+        (status = 409, body = Problem, description = "market_exists"),
+        (status = 422, body = Problem, description = "bad_market"),
+    )
+)]
+#[post("/api/v1/markets")]
+pub async fn create_market(
+    caller: Caller,
+    body: web::Json<NewMarket>,
+    ledger: web::Data<Ledger>,
+    exchange: web::Data<Exchange>,
+) -> Result<HttpResponse, ApiError> {
+    let exchange_for_work = exchange.clone();
+    let spec = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let currency = |conn: &mut DbConn, raw: &str| {
+            scrip_auth::guard::currency(conn, raw, "unknown_currency")
+        };
+        let base = currency(&mut conn, &body.base)?;
+        let quote = currency(&mut conn, &body.quote)?;
+        let allowed = is_operator(&mut conn, caller.id)?
+            || is_owner(&mut conn, base.issuer_id, caller.id)?
+            || is_owner(&mut conn, quote.issuer_id, caller.id)?;
+        if !allowed {
+            return Err(ApiError::forbidden(
+                "not_owner",
+                "only an operator or an owner of the issuer of the base or quote currency may open a market",
+            ));
+        }
+        if base.id == quote.id {
+            return Err(ApiError::unprocessable(
+                "bad_market",
+                "base and quote must be different currencies",
+            ));
+        }
+        let spec = MarketSpec::new(
+            0,
+            (base.id, base.code, base.scale),
+            (quote.id, quote.code, quote.scale),
+            step(&body.tick_size, quote.scale, "tick_size")?,
+            step(&body.lot_size, base.scale, "lot_size")?,
+            body.fee_bps,
+        )?;
+        let spec = write_transaction(&mut conn, |conn| {
+            store::create_market(conn, &spec, caller.id, scrip_http::now_us())
+        })?;
+        exchange_for_work.serve(spec.clone())?;
+        Ok(spec)
+    })
+    .await?;
+    let market = exchange.market(&spec.symbol())?;
+    Ok(HttpResponse::Created().json(market_view(&market)))
+}
+
+fn depth_of(query: &DepthQuery) -> Result<usize, ApiError> {
+    match query.depth.unwrap_or(DEFAULT_DEPTH) {
+        d @ 1..=MAX_DEPTH => Ok(d as usize),
+        _ => Err(ApiError::unprocessable(
+            "bad_depth",
+            format!("depth must be between 1 and {MAX_DEPTH}"),
+        )),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/markets/{symbol}/book", tag = "exchange", params(DepthQuery),
+    responses((status = 200, body = BookView), (status = 404, body = Problem, description = "unknown_market"))
+)]
+#[get("/api/v1/markets/{symbol}/book")]
+pub async fn book(
+    symbol: web::Path<String>,
+    query: web::Query<DepthQuery>,
+    exchange: web::Data<Exchange>,
+) -> Result<HttpResponse, ApiError> {
+    let market = exchange.market(&symbol)?;
+    let depth = depth_of(&query)?;
+    Ok(HttpResponse::Ok().json(market.feed.snapshot(depth)))
+}
+
+fn limit_of(limit: Option<u32>, default: u32) -> Result<i64, ApiError> {
+    PageQuery {
+        limit: Some(limit.unwrap_or(default)),
+        cursor: None,
+    }
+    .limit()
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/markets/{symbol}/trades", tag = "exchange", params(LimitQuery),
+    responses((status = 200, body = TradeList), (status = 404, body = Problem, description = "unknown_market"))
+)]
+#[get("/api/v1/markets/{symbol}/trades")]
+pub async fn trades(
+    symbol: web::Path<String>,
+    query: web::Query<LimitQuery>,
+    exchange: web::Data<Exchange>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let market = exchange.market(&symbol)?;
+    let limit = limit_of(query.limit, DEFAULT_TRADES)?;
+    let list = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let spec = &market.spec;
+        let items = store::recent_trades(&mut conn, spec.id, limit)?
+            .into_iter()
+            .map(|t| TradeView {
+                id: t.id.to_string(),
+                price: spec.price(t.price_ticks).to_string(),
+                quantity: spec.quantity(t.quantity_lots).to_string(),
+                taker_side: t.taker_side,
+                created_at: rfc3339_from_us(t.created_at_us),
+            })
+            .collect();
+        Ok(TradeList {
+            items,
+            next_cursor: None,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/markets/{symbol}/candles", tag = "exchange", params(CandlesQuery),
+    responses(
+        (status = 200, body = CandleList),
+        (status = 404, body = Problem, description = "unknown_market"),
+        (status = 422, body = Problem, description = "bad_interval"),
+    )
+)]
+#[get("/api/v1/markets/{symbol}/candles")]
+pub async fn candles(
+    symbol: web::Path<String>,
+    query: web::Query<CandlesQuery>,
+    exchange: web::Data<Exchange>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let market = exchange.market(&symbol)?;
+    let interval = Interval::parse(query.interval.as_deref().unwrap_or("1m")).ok_or_else(|| {
+        ApiError::unprocessable("bad_interval", "interval is one of 1m, 5m, 1h, 1d")
+    })?;
+    let limit = limit_of(query.limit, DEFAULT_CANDLES)?;
+    let list = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let spec = &market.spec;
+        let now_us = scrip_http::now_us();
+        let current_start = now_us - now_us.rem_euclid(interval.length_us());
+        let from_us = current_start - (limit - 1) * interval.length_us();
+        let recent = store::trades_since(&mut conn, spec.id, from_us)?;
+        let items = aggregate(&recent, interval)
+            .into_iter()
+            .map(|b| Candle {
+                start: rfc3339_from_us(b.start_us),
+                open: spec.price(b.open).to_string(),
+                high: spec.price(b.high).to_string(),
+                low: spec.price(b.low).to_string(),
+                close: spec.price(b.close).to_string(),
+                volume: spec
+                    .quantity(i64::try_from(b.volume).unwrap_or(i64::MAX))
+                    .to_string(),
+                trades: b.trades,
+            })
+            .collect();
+        Ok(CandleList {
+            symbol: market.feed.symbol().to_owned(),
+            interval: interval.as_str().to_owned(),
+            items,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// A new order checked against its market: everything but the funds.
+fn prepare_order(
+    conn: &mut DbConn,
+    caller: &Caller,
+    body: &NewOrder,
+    market: &MarketHandle,
+    registry: &RegistryId,
+) -> Result<PlaceOrder, ApiError> {
+    let spec = &market.spec;
+    let owner = act_as(conn, caller, body.holder.as_deref(), registry)?;
+    let invalid = |detail: &str| ApiError::unprocessable("invalid_request", detail.to_owned());
+    let side = parse_side(&body.side).ok_or_else(|| invalid("side is buy or sell"))?;
+    let order_type =
+        OrderType::parse(&body.order_type).ok_or_else(|| invalid("type is limit or market"))?;
+    let time_in_force = match body.time_in_force.as_deref() {
+        None => scrip_matching::TimeInForce::Gtc,
+        Some(raw) => parse_tif(raw).ok_or_else(|| invalid("time_in_force is gtc, ioc or fok"))?,
+    };
+    let post_only = body.post_only.unwrap_or(false);
+    let price_ticks = match (order_type, body.price.as_deref()) {
+        (OrderType::Limit, Some(raw)) => Some(spec.price_ticks(raw)?),
+        (OrderType::Limit, None) => {
+            return Err(ExchangeError::BadPrice("a limit order needs a price".into()).into());
+        }
+        (OrderType::Market, Some(_)) => {
+            return Err(ExchangeError::BadPrice("a market order takes no price".into()).into());
+        }
+        (OrderType::Market, None) => None,
+    };
+    if order_type == OrderType::Market && post_only {
+        return Err(invalid("a market order cannot be post-only"));
+    }
+    let quantity_lots = spec.quantity_lots(&body.quantity)?;
+    let client_order_id = match body.client_order_id.as_deref() {
+        Some(id)
+            if id.is_empty()
+                || id.len() > MAX_CLIENT_ORDER_ID_LEN
+                || !id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            return Err(invalid(
+                "client_order_id is 1 to 64 visible ASCII characters",
+            ));
+        }
+        other => other.map(str::to_owned),
+    };
+    Ok(PlaceOrder {
+        owner: owner.id,
+        side,
+        order_type,
+        price_ticks,
+        quantity_lots,
+        time_in_force: if order_type == OrderType::Market {
+            match time_in_force {
+                scrip_matching::TimeInForce::Fok => scrip_matching::TimeInForce::Fok,
+                _ => scrip_matching::TimeInForce::Ioc,
+            }
+        } else {
+            time_in_force
+        },
+        post_only,
+        client_order_id,
+    })
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/orders", tag = "exchange", request_body = NewOrder,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = OrderView),
+        (status = 403, body = Problem, description = "not_owner: trading for someone else"),
+        (status = 404, body = Problem, description = "unknown_market"),
+        (status = 422, body = Problem, description = "bad_price, bad_quantity, insufficient_funds, would_cross"),
+    )
+)]
+#[post("/api/v1/orders")]
+pub async fn place_order(
+    caller: Caller,
+    body: web::Json<NewOrder>,
+    ledger: web::Data<Ledger>,
+    exchange: web::Data<Exchange>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let market = exchange.market(&body.market)?;
+    let checked = Arc::clone(&market);
+    let order = blocking(move || {
+        let mut conn = ledger.conn()?;
+        prepare_order(&mut conn, &caller, &body, &checked, &registry)
+    })
+    .await?;
+    match market.submit(Command::Place(order)).await? {
+        Reply::Placed { order, fills } => {
+            Ok(HttpResponse::Created().json(order_view(&market, &order, &fills)))
+        }
+        Reply::Changed { .. } => Err(ApiError::Internal("a new order changed another".into())),
+    }
+}
+
+/// Whether the caller may see and manage orders of `owner`: its own, or a business it owns.
+fn may_manage(conn: &mut DbConn, caller: &Caller, owner: PrincipalId) -> Result<bool, ApiError> {
+    Ok(owner == caller.id || is_owner(conn, owner, caller.id)?)
+}
+
+/// The order with this id if the caller may manage it; 404 otherwise.
+fn managed_order(
+    conn: &mut DbConn,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<StoredOrder, ApiError> {
+    let unknown = || ApiError::not_found("not_found", format!("no order {raw_id:?}"));
+    let id: i64 = raw_id
+        .parse()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(unknown)?;
+    let order = store::order_by_id(conn, id)?.ok_or_else(unknown)?;
+    if may_manage(conn, caller, order.record.owner)? {
+        Ok(order)
+    } else {
+        Err(unknown())
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/orders", tag = "exchange", params(OrdersQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = OrderPage), (status = 404, body = Problem, description = "unknown_market"))
+)]
+#[get("/api/v1/orders")]
+pub async fn list_orders(
+    caller: Caller,
+    query: web::Query<OrdersQuery>,
+    ledger: web::Data<Ledger>,
+    exchange: web::Data<Exchange>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let market = query
+        .market
+        .as_deref()
+        .map(|symbol| exchange.market(symbol))
+        .transpose()?;
+    let statuses: Option<Vec<&'static str>> = match query.status.as_deref() {
+        None => None,
+        Some("open") => Some(vec!["open", "partially_filled"]),
+        Some(raw) => Some(vec![
+            OrderStatus::parse(raw)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "bad_status",
+                        "status is open, partially_filled, filled, cancelled or expired",
+                    )
+                })?
+                .as_str(),
+        ]),
+    };
+    let paging = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    };
+    let limit = paging.limit()?;
+    let before = paging.before_id()?;
+    let page = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let owner = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let orders = store::orders_page(
+            &mut conn,
+            owner.id,
+            market.map(|m| m.spec.id),
+            statuses.as_deref(),
+            before,
+            limit,
+        )?;
+        let views = order_views(&mut conn, &exchange, &orders)?;
+        Ok(Page::from_overfetch(views, limit, |v| {
+            v.id.parse().unwrap_or_default()
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(OrderPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/orders/{id}", tag = "exchange",
+    security(("bearer" = [])),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem, description = "not_found: unknown, or not the caller's"))
+)]
+#[get("/api/v1/orders/{id}")]
+pub async fn get_order(
+    caller: Caller,
+    id: web::Path<String>,
+    ledger: web::Data<Ledger>,
+    exchange: web::Data<Exchange>,
+) -> Result<HttpResponse, ApiError> {
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let order = managed_order(&mut conn, &caller, &id)?;
+        let mut views = order_views(&mut conn, &exchange, std::slice::from_ref(&order))?;
+        views
+            .pop()
+            .ok_or_else(|| ApiError::Internal("order vanished".into()))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Sends a cancel or reduce of a stored order to its market, then shows the order as stored.
+async fn change(
+    caller: Caller,
+    raw_id: String,
+    ledger: web::Data<Ledger>,
+    exchange: web::Data<Exchange>,
+    command: impl FnOnce(&StoredOrder, &MarketSpec) -> Result<Command, ApiError> + Send + 'static,
+) -> Result<HttpResponse, ApiError> {
+    let (reader, exchange_for_lookup) = (ledger.clone(), exchange.clone());
+    let (order, market, command) = blocking(move || {
+        let mut conn = reader.conn()?;
+        let order = managed_order(&mut conn, &caller, &raw_id)?;
+        let market = exchange_for_lookup
+            .market_by_id(order.market)
+            .ok_or_else(|| ApiError::Internal(format!("market {} not served", order.market)))?;
+        let command = command(&order, &market.spec)?;
+        Ok((order, market, command))
+    })
+    .await?;
+    if !matches!(
+        order.record.status,
+        OrderStatus::Open | OrderStatus::PartiallyFilled
+    ) {
+        return Err(ExchangeError::OrderClosed.into());
+    }
+    match market.submit(command).await {
+        Ok(_) => {}
+        // It existed and was the caller's a moment ago: it has since filled or been cancelled.
+        Err(ExchangeError::UnknownOrder) => return Err(ExchangeError::OrderClosed.into()),
+        Err(other) => return Err(other.into()),
+    }
+    let id = order.record.id;
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let stored = store::order_by_id(&mut conn, i64::try_from(id).unwrap_or(i64::MAX))?
+            .ok_or_else(|| ApiError::Internal("order vanished".into()))?;
+        let mut views = order_views(&mut conn, &exchange, std::slice::from_ref(&stored))?;
+        views
+            .pop()
+            .ok_or_else(|| ApiError::Internal("order vanished".into()))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/orders/{id}", tag = "exchange", request_body = OrderChange,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 404, body = Problem, description = "not_found"),
+        (status = 409, body = Problem, description = "order_closed"),
+        (status = 422, body = Problem, description = "bad_quantity: not a reduction, or off the lot"),
+    )
+)]
+#[patch("/api/v1/orders/{id}")]
+pub async fn change_order(
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<OrderChange>,
+    ledger: web::Data<Ledger>,
+    exchange: web::Data<Exchange>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    change(
+        caller,
+        id.into_inner(),
+        ledger,
+        exchange,
+        move |order, spec| {
+            let quantity_lots = spec.quantity_lots(&body.quantity)?;
+            Ok(Command::Reduce {
+                owner: order.record.owner,
+                order: order.record.id,
+                quantity_lots,
+            })
+        },
+    )
+    .await
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/orders/{id}", tag = "exchange",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = OrderView, description = "status cancelled; its hold is released"),
+        (status = 404, body = Problem, description = "not_found"),
+        (status = 409, body = Problem, description = "order_closed"),
+    )
+)]
+#[delete("/api/v1/orders/{id}")]
+pub async fn cancel_order(
+    caller: Caller,
+    id: web::Path<String>,
+    ledger: web::Data<Ledger>,
+    exchange: web::Data<Exchange>,
+) -> Result<HttpResponse, ApiError> {
+    change(caller, id.into_inner(), ledger, exchange, |order, _| {
+        Ok(Command::Cancel {
+            owner: order.record.owner,
+            order: order.record.id,
+        })
+    })
+    .await
+}

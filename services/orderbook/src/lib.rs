@@ -1,0 +1,126 @@
+//! The exchange: markets, order entry with holds and settlement, market data.
+//!
+//! - [`spec`]: a market's rules and exact conversions (pure);
+//! - [`state`]: one market's book and the functional core of order entry (pure);
+//! - [`worker`]: the single writer per market that batches commands into transactions;
+//! - [`feed`]: committed market data with a gapless sequence, for REST and the WebSocket;
+//! - [`store`]: the tables; [`handlers`]: HTTP.
+
+mod candles;
+mod dto;
+mod error;
+mod feed;
+mod handlers;
+mod metrics;
+pub mod spec;
+pub mod state;
+mod store;
+mod stream;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub use dto::{MarketView, NewMarket, NewOrder, OrderView};
+pub use error::ExchangeError;
+pub use feed::{BookView, Level, StreamMessage};
+pub use metrics::ExchangeMetrics;
+pub use worker::{MAX_BATCH, MarketHandle, WorkerContext};
+
+use actix_web::web;
+use scrip_ledger::LedgerError;
+use spec::{MarketId, MarketSpec};
+use utoipa::OpenApi;
+
+/// Every market this process serves, each with its writer thread.
+#[derive(Debug)]
+pub struct Exchange {
+    context: WorkerContext,
+    markets: RwLock<Markets>,
+}
+
+#[derive(Debug, Default)]
+struct Markets {
+    by_symbol: HashMap<String, Arc<MarketHandle>>,
+    by_id: HashMap<MarketId, Arc<MarketHandle>>,
+}
+
+impl Exchange {
+    /// Starts a writer for every market in the database; each rebuilds its book from its
+    /// open orders before it takes commands.
+    pub fn start(context: WorkerContext) -> Result<Self, ExchangeError> {
+        let specs = {
+            let mut conn = context.pool.get().map_err(LedgerError::from)?;
+            store::all_markets(&mut conn)?
+        };
+        let exchange = Self {
+            context,
+            markets: RwLock::new(Markets::default()),
+        };
+        for spec in specs {
+            exchange.serve(spec)?;
+        }
+        Ok(exchange)
+    }
+
+    fn serve(&self, spec: MarketSpec) -> Result<Arc<MarketHandle>, ExchangeError> {
+        let handle = Arc::new(worker::spawn(self.context.clone(), spec.clone())?);
+        let mut markets = self.markets.write().unwrap_or_else(|p| p.into_inner());
+        markets.by_symbol.insert(spec.symbol(), Arc::clone(&handle));
+        markets.by_id.insert(spec.id, Arc::clone(&handle));
+        Ok(handle)
+    }
+
+    pub fn market(&self, symbol: &str) -> Result<Arc<MarketHandle>, ExchangeError> {
+        let markets = self.markets.read().unwrap_or_else(|p| p.into_inner());
+        markets
+            .by_symbol
+            .get(symbol)
+            .cloned()
+            .ok_or_else(|| ExchangeError::UnknownMarket(symbol.to_owned()))
+    }
+
+    pub fn market_by_id(&self, id: MarketId) -> Option<Arc<MarketHandle>> {
+        let markets = self.markets.read().unwrap_or_else(|p| p.into_inner());
+        markets.by_id.get(&id).cloned()
+    }
+
+    /// Every market, oldest first.
+    pub fn markets(&self) -> Vec<Arc<MarketHandle>> {
+        let markets = self.markets.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = markets.by_id.values().cloned().collect();
+        all.sort_by_key(|m| m.spec.id);
+        all
+    }
+}
+
+/// Mounts the exchange's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(handlers::list_markets)
+        .service(handlers::create_market)
+        .service(handlers::book)
+        .service(handlers::trades)
+        .service(handlers::candles)
+        .service(stream::stream)
+        .service(handlers::place_order)
+        .service(handlers::list_orders)
+        .service(handlers::get_order)
+        .service(handlers::change_order)
+        .service(handlers::cancel_order);
+}
+
+#[derive(OpenApi, Debug)]
+#[openapi(
+    paths(
+        handlers::list_markets, handlers::create_market, handlers::book, handlers::trades,
+        handlers::candles, stream::stream, handlers::place_order, handlers::list_orders,
+        handlers::get_order, handlers::change_order, handlers::cancel_order
+    ),
+    components(schemas(
+        dto::MarketView, dto::MarketList, dto::NewMarket, dto::NewOrder, dto::OrderChange,
+        dto::OrderView, dto::OrderPage, dto::FillView, dto::TradeView, dto::TradeList,
+        dto::Candle, dto::CandleList, feed::BookView, feed::Level
+    )),
+    tags((name = "exchange", description = "Markets, orders, trades and market data"))
+)]
+pub struct ExchangeApi;

@@ -1,0 +1,530 @@
+//! The exchange's tables: markets, orders, trades. Batch writes are set-based (one statement
+//! per kind of row), reads serve the REST endpoints and the rebuild of books on start.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use diesel::prelude::*;
+use scrip_domain::{CurrencyCode, CurrencyId, HoldId, PrincipalId, Scale};
+use scrip_ledger::{HoldRef, LedgerError};
+use scrip_matching::{OrderId, Side};
+use scrip_store::DbConn;
+use scrip_store::schema::{currencies, holds, markets, orders, trades};
+
+use crate::ExchangeError;
+use crate::spec::{MarketId, MarketSpec};
+use crate::state::{
+    Changes, Fill, OpenOrder, OrderRecord, OrderStatus, OrderType, Resting, parse_side, parse_tif,
+    side_str, tif_str,
+};
+
+#[derive(Queryable, Selectable, Debug)]
+#[diesel(table_name = markets)]
+struct MarketRow {
+    id: i64,
+    base_currency_id: i64,
+    quote_currency_id: i64,
+    tick_size_atoms: i64,
+    lot_size_atoms: i64,
+    fee_bps: i32,
+}
+
+fn corrupt(what: &str) -> ExchangeError {
+    ExchangeError::Ledger(LedgerError::Store(
+        diesel::result::Error::DeserializationError(format!("corrupt value in {what}").into()),
+    ))
+}
+
+fn store(e: diesel::result::Error) -> ExchangeError {
+    ExchangeError::Ledger(LedgerError::Store(e))
+}
+
+fn currency_of(
+    conn: &mut DbConn,
+    id: i64,
+) -> Result<(CurrencyId, CurrencyCode, Scale), ExchangeError> {
+    let (code, scale): (String, i32) = currencies::table
+        .find(id)
+        .select((currencies::code, currencies::scale))
+        .first(conn)
+        .map_err(store)?;
+    let code = CurrencyCode::parse(&code).map_err(|_| corrupt("currencies.code"))?;
+    let scale = Scale::new(i64::from(scale)).map_err(|_| corrupt("currencies.scale"))?;
+    Ok((CurrencyId::new(id), code, scale))
+}
+
+fn spec_of(conn: &mut DbConn, row: &MarketRow) -> Result<MarketSpec, ExchangeError> {
+    let base = currency_of(conn, row.base_currency_id)?;
+    let quote = currency_of(conn, row.quote_currency_id)?;
+    MarketSpec::new(
+        row.id,
+        base,
+        quote,
+        row.tick_size_atoms,
+        row.lot_size_atoms,
+        u32::try_from(row.fee_bps).map_err(|_| corrupt("markets.fee_bps"))?,
+    )
+}
+
+pub fn all_markets(conn: &mut DbConn) -> Result<Vec<MarketSpec>, ExchangeError> {
+    let rows: Vec<MarketRow> = markets::table
+        .order(markets::id)
+        .select(MarketRow::as_select())
+        .load(conn)
+        .map_err(store)?;
+    rows.iter().map(|row| spec_of(conn, row)).collect()
+}
+
+/// Inserts a market checked by [`MarketSpec::new`]; `MarketExists` when the pair is taken.
+pub fn create_market(
+    conn: &mut DbConn,
+    spec: &MarketSpec,
+    created_by: PrincipalId,
+    now_us: i64,
+) -> Result<MarketSpec, ExchangeError> {
+    let symbol = spec.symbol();
+    let taken = markets::table
+        .filter(
+            markets::symbol.eq(&symbol).or(markets::base_currency_id
+                .eq(spec.base.get())
+                .and(markets::quote_currency_id.eq(spec.quote.get()))),
+        )
+        .count()
+        .get_result::<i64>(conn)
+        .map_err(store)?;
+    if taken > 0 {
+        return Err(ExchangeError::MarketExists(symbol));
+    }
+    let id: i64 = diesel::insert_into(markets::table)
+        .values((
+            markets::symbol.eq(&symbol),
+            markets::base_currency_id.eq(spec.base.get()),
+            markets::quote_currency_id.eq(spec.quote.get()),
+            markets::tick_size_atoms.eq(spec.tick_size_atoms),
+            markets::lot_size_atoms.eq(spec.lot_size_atoms),
+            markets::fee_bps.eq(i32::try_from(spec.fee_bps).unwrap_or(i32::MAX)),
+            markets::created_by.eq(created_by.get()),
+            markets::created_at_us.eq(now_us),
+        ))
+        .returning(markets::id)
+        .get_result(conn)
+        .map_err(store)?;
+    let mut created = spec.clone();
+    created.id = id;
+    Ok(created)
+}
+
+/// `(id, owner, side, price, quantity, filled, hold, hold remaining)`.
+type OpenOrderRow = (
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// The open orders of a market with what their holds still reserve, for rebuilding its book.
+pub fn open_orders(conn: &mut DbConn, market: MarketId) -> Result<Vec<OpenOrder>, ExchangeError> {
+    let rows: Vec<OpenOrderRow> = orders::table
+        .left_join(holds::table.on(holds::id.nullable().eq(orders::hold_id)))
+        .filter(orders::market_id.eq(market))
+        .filter(orders::status.eq_any(["open", "partially_filled"]))
+        .order(orders::id)
+        .select((
+            orders::id,
+            orders::owner_id,
+            orders::side,
+            orders::price_ticks,
+            orders::quantity_lots,
+            orders::filled_lots,
+            orders::hold_id,
+            holds::remaining_atoms.nullable(),
+        ))
+        .load(conn)
+        .map_err(store)?;
+    rows.into_iter()
+        .map(
+            |(id, owner, side, price, quantity, filled, hold, remaining)| {
+                Ok(OpenOrder {
+                    id: order_id(id)?,
+                    resting: Resting {
+                        owner: PrincipalId::new(owner),
+                        side: parse_side(&side).ok_or_else(|| corrupt("orders.side"))?,
+                        price_ticks: price.ok_or_else(|| corrupt("orders.price_ticks"))?,
+                        quantity_lots: quantity,
+                        filled_lots: filled,
+                        hold: HoldRef::Existing(HoldId::new(
+                            hold.ok_or_else(|| corrupt("orders.hold_id"))?,
+                        )),
+                        hold_remaining_atoms: remaining.ok_or_else(|| corrupt("holds"))?,
+                    },
+                })
+            },
+        )
+        .collect()
+}
+
+fn order_id(raw: i64) -> Result<OrderId, ExchangeError> {
+    OrderId::try_from(raw).map_err(|_| corrupt("orders.id"))
+}
+
+fn db_id(id: OrderId) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+/// The highest order and trade ids the market ever used.
+pub fn last_ids(
+    conn: &mut DbConn,
+    market: MarketId,
+) -> Result<(Option<i64>, Option<i64>), ExchangeError> {
+    let order: Option<i64> = orders::table
+        .filter(orders::market_id.eq(market))
+        .select(diesel::dsl::max(orders::id))
+        .first(conn)
+        .map_err(store)?;
+    let trade: Option<i64> = trades::table
+        .filter(trades::market_id.eq(market))
+        .select(diesel::dsl::max(trades::id))
+        .first(conn)
+        .map_err(store)?;
+    Ok((order, trade))
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = orders)]
+struct NewOrderRow<'a> {
+    id: i64,
+    market_id: i64,
+    owner_id: i64,
+    side: &'static str,
+    order_type: &'static str,
+    price_ticks: Option<i64>,
+    quantity_lots: i64,
+    filled_lots: i64,
+    status: &'static str,
+    time_in_force: &'static str,
+    post_only: i32,
+    client_order_id: Option<&'a str>,
+    hold_id: Option<i64>,
+    created_at_us: i64,
+    updated_at_us: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = trades)]
+struct NewTradeRow {
+    id: i64,
+    market_id: i64,
+    taker_order_id: i64,
+    maker_order_id: i64,
+    taker_side: &'static str,
+    price_ticks: i64,
+    quantity_lots: i64,
+    buyer_fee_atoms: i64,
+    seller_fee_atoms: i64,
+    created_at_us: i64,
+}
+
+/// Writes a batch's orders and trades (after the ledger part, whose new hold ids it needs).
+pub fn write_changes(
+    conn: &mut DbConn,
+    market: MarketId,
+    changes: &Changes,
+    new_hold_ids: &[HoldId],
+    now_us: i64,
+) -> Result<(), ExchangeError> {
+    let inserts: Vec<NewOrderRow> = changes
+        .inserted
+        .iter()
+        .map(|o| NewOrderRow {
+            id: db_id(o.id),
+            market_id: market,
+            owner_id: o.owner.get(),
+            side: side_str(o.side),
+            order_type: o.order_type.as_str(),
+            price_ticks: o.price_ticks,
+            quantity_lots: o.quantity_lots,
+            filled_lots: o.filled_lots,
+            status: o.status.as_str(),
+            time_in_force: tif_str(o.time_in_force),
+            post_only: i32::from(o.post_only),
+            client_order_id: o.client_order_id.as_deref(),
+            hold_id: o
+                .hold
+                .and_then(|h| h.resolve(new_hold_ids))
+                .map(HoldId::get),
+            created_at_us: o.created_at_us,
+            updated_at_us: o.updated_at_us,
+        })
+        .collect();
+    scrip_store::insert_rows!(conn, orders::table, inserts)?;
+    update_orders(conn, changes, now_us)?;
+    let trade_rows: Vec<NewTradeRow> = changes
+        .trades
+        .iter()
+        .map(|t| NewTradeRow {
+            id: t.id,
+            market_id: market,
+            taker_order_id: db_id(t.taker_order),
+            maker_order_id: db_id(t.maker_order),
+            taker_side: side_str(t.taker_side),
+            price_ticks: t.price_ticks,
+            quantity_lots: t.quantity_lots,
+            buyer_fee_atoms: t.buyer_fee_atoms,
+            seller_fee_atoms: t.seller_fee_atoms,
+            created_at_us: t.created_at_us,
+        })
+        .collect();
+    scrip_store::insert_rows!(conn, trades::table, trade_rows)?;
+    Ok(())
+}
+
+/// One statement for every order that existed before the batch and changed in it.
+fn update_orders(conn: &mut DbConn, changes: &Changes, now_us: i64) -> Result<(), ExchangeError> {
+    if changes.updated.is_empty() {
+        return Ok(());
+    }
+    let mut values = String::new();
+    for (id, update) in &changes.updated {
+        let sep = if values.is_empty() { "" } else { ", " };
+        // Only integers and the fixed status words are inlined, never client text.
+        let _ = write!(
+            values,
+            "{sep}(CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), '{}')",
+            db_id(*id),
+            update.quantity_lots,
+            update.filled_lots,
+            update.status.as_str()
+        );
+    }
+    let sql = format!(
+        "WITH u (id, quantity, filled, status) AS (VALUES {values}) \
+         UPDATE orders SET \
+         quantity_lots = (SELECT quantity FROM u WHERE u.id = orders.id), \
+         filled_lots = (SELECT filled FROM u WHERE u.id = orders.id), \
+         status = (SELECT status FROM u WHERE u.id = orders.id), \
+         updated_at_us = {now_us} \
+         WHERE id IN (SELECT id FROM u)"
+    );
+    diesel::sql_query(sql).execute(conn).map_err(store)?;
+    Ok(())
+}
+
+/// A stored order as the API shows it.
+#[derive(Debug, Clone)]
+pub struct StoredOrder {
+    pub market: MarketId,
+    pub record: OrderRecord,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = orders)]
+struct OrderRow {
+    id: i64,
+    market_id: i64,
+    owner_id: i64,
+    side: String,
+    order_type: String,
+    price_ticks: Option<i64>,
+    quantity_lots: i64,
+    filled_lots: i64,
+    status: String,
+    time_in_force: String,
+    post_only: i32,
+    client_order_id: Option<String>,
+    created_at_us: i64,
+    updated_at_us: i64,
+}
+
+fn stored_order(row: OrderRow) -> Result<StoredOrder, ExchangeError> {
+    Ok(StoredOrder {
+        market: row.market_id,
+        record: OrderRecord {
+            id: order_id(row.id)?,
+            owner: PrincipalId::new(row.owner_id),
+            side: parse_side(&row.side).ok_or_else(|| corrupt("orders.side"))?,
+            order_type: OrderType::parse(&row.order_type)
+                .ok_or_else(|| corrupt("orders.order_type"))?,
+            price_ticks: row.price_ticks,
+            quantity_lots: row.quantity_lots,
+            filled_lots: row.filled_lots,
+            status: OrderStatus::parse(&row.status).ok_or_else(|| corrupt("orders.status"))?,
+            time_in_force: parse_tif(&row.time_in_force)
+                .ok_or_else(|| corrupt("orders.time_in_force"))?,
+            post_only: row.post_only != 0,
+            client_order_id: row.client_order_id,
+            hold: None,
+            created_at_us: row.created_at_us,
+            updated_at_us: row.updated_at_us,
+        },
+    })
+}
+
+/// The order with this id (the caller checks who may see it).
+pub fn order_by_id(conn: &mut DbConn, id: i64) -> Result<Option<StoredOrder>, ExchangeError> {
+    let row: Option<OrderRow> = orders::table
+        .filter(orders::id.eq(id))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(store)?;
+    row.map(stored_order).transpose()
+}
+
+/// The caller's orders, newest first.
+pub fn orders_page(
+    conn: &mut DbConn,
+    owner: PrincipalId,
+    market: Option<MarketId>,
+    statuses: Option<&[&str]>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredOrder>, ExchangeError> {
+    let mut query = orders::table
+        .filter(orders::owner_id.eq(owner.get()))
+        .select(OrderRow::as_select())
+        .order(orders::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(market) = market {
+        query = query.filter(orders::market_id.eq(market));
+    }
+    if let Some(statuses) = statuses {
+        query = query.filter(
+            orders::status.eq_any(statuses.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        );
+    }
+    if let Some(before) = before_id {
+        query = query.filter(orders::id.lt(before));
+    }
+    let rows: Vec<OrderRow> = query.load(conn).map_err(store)?;
+    rows.into_iter().map(stored_order).collect()
+}
+
+/// A trade as stored.
+#[derive(Debug, Clone, Queryable)]
+pub struct StoredTrade {
+    pub id: i64,
+    pub taker_order_id: i64,
+    pub maker_order_id: i64,
+    pub taker_side: String,
+    pub price_ticks: i64,
+    pub quantity_lots: i64,
+    pub buyer_fee_atoms: i64,
+    pub seller_fee_atoms: i64,
+    pub created_at_us: i64,
+}
+
+fn trade_columns() -> (
+    trades::id,
+    trades::taker_order_id,
+    trades::maker_order_id,
+    trades::taker_side,
+    trades::price_ticks,
+    trades::quantity_lots,
+    trades::buyer_fee_atoms,
+    trades::seller_fee_atoms,
+    trades::created_at_us,
+) {
+    (
+        trades::id,
+        trades::taker_order_id,
+        trades::maker_order_id,
+        trades::taker_side,
+        trades::price_ticks,
+        trades::quantity_lots,
+        trades::buyer_fee_atoms,
+        trades::seller_fee_atoms,
+        trades::created_at_us,
+    )
+}
+
+/// Every fill of the given orders, oldest first, from each order's side.
+pub fn fills_of(
+    conn: &mut DbConn,
+    orders_by_side: &[(OrderId, Side)],
+) -> Result<HashMap<OrderId, Vec<Fill>>, ExchangeError> {
+    let mut fills: HashMap<OrderId, Vec<Fill>> = HashMap::new();
+    if orders_by_side.is_empty() {
+        return Ok(fills);
+    }
+    let ids: Vec<i64> = orders_by_side.iter().map(|(id, _)| db_id(*id)).collect();
+    let sides: HashMap<OrderId, Side> = orders_by_side.iter().copied().collect();
+    let rows: Vec<StoredTrade> = trades::table
+        .filter(
+            trades::taker_order_id
+                .eq_any(&ids)
+                .or(trades::maker_order_id.eq_any(&ids)),
+        )
+        .order(trades::id)
+        .select(trade_columns())
+        .load(conn)
+        .map_err(store)?;
+    for trade in rows {
+        for raw in [trade.taker_order_id, trade.maker_order_id] {
+            let Ok(id) = order_id(raw) else { continue };
+            let Some(&side) = sides.get(&id) else {
+                continue;
+            };
+            let fee_atoms = match side {
+                Side::Buy => trade.buyer_fee_atoms,
+                Side::Sell => trade.seller_fee_atoms,
+            };
+            fills.entry(id).or_default().push(Fill {
+                trade_id: trade.id,
+                price_ticks: trade.price_ticks,
+                quantity_lots: trade.quantity_lots,
+                fee_atoms,
+            });
+        }
+    }
+    Ok(fills)
+}
+
+/// The market's newest trades, newest first.
+pub fn recent_trades(
+    conn: &mut DbConn,
+    market: MarketId,
+    limit: i64,
+) -> Result<Vec<StoredTrade>, ExchangeError> {
+    trades::table
+        .filter(trades::market_id.eq(market))
+        .order(trades::id.desc())
+        .limit(limit)
+        .select(trade_columns())
+        .load(conn)
+        .map_err(store)
+}
+
+/// The market's trades since `from_us`, oldest first: `(price_ticks, quantity_lots, at_us)`.
+pub fn trades_since(
+    conn: &mut DbConn,
+    market: MarketId,
+    from_us: i64,
+) -> Result<Vec<(i64, i64, i64)>, ExchangeError> {
+    trades::table
+        .filter(trades::market_id.eq(market))
+        .filter(trades::created_at_us.ge(from_us))
+        .order(trades::id)
+        .select((
+            trades::price_ticks,
+            trades::quantity_lots,
+            trades::created_at_us,
+        ))
+        .load(conn)
+        .map_err(store)
+}
+
+/// The last trade price of the market, if it ever traded.
+pub fn last_price(conn: &mut DbConn, market: MarketId) -> Result<Option<i64>, ExchangeError> {
+    trades::table
+        .filter(trades::market_id.eq(market))
+        .order(trades::id.desc())
+        .select(trades::price_ticks)
+        .first(conn)
+        .optional()
+        .map_err(store)
+}

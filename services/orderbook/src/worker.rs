@@ -1,0 +1,355 @@
+//! The imperative shell around [`MarketState`]: one thread per market, the market's single
+//! writer. It takes commands from a queue, and for each batch of them (group commit: whatever
+//! queued up while the previous batch committed) opens one write transaction, locks the
+//! paying accounts, applies every command in order, writes the ledger part and the order and
+//! trade rows set-based, and commits. Only then does it answer the clients and publish market
+//! data, so an acknowledged order is durable and the stream only ever shows committed state.
+//!
+//! A batch that fails is rolled back and the market is rebuilt from the database; its
+//! commands are then retried one by one, so one bad command cannot fail its neighbours.
+//!
+//! Ownership: on PostgreSQL the worker holds a session advisory lock on the market on a
+//! dedicated connection, so at most one process in a deployment writes a market. A process
+//! that cannot get the lock answers `market_unavailable` and keeps trying, taking the market
+//! over within seconds of its owner's death (PostgreSQL drops a dead session's locks).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use scrip_domain::PrincipalId;
+use scrip_ledger::{HoldBatch, LedgerError};
+use scrip_matching::Side;
+use scrip_store::{Backend, DatabaseUrl, DbPool, is_retryable, write_transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ExchangeError;
+use crate::feed::Feed;
+use crate::metrics::ExchangeMetrics;
+use crate::spec::MarketSpec;
+use crate::state::{Changes, Command, MarketState, Reply};
+use crate::store;
+
+/// Most commands in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Commands that may wait for a market before callers are made to wait.
+const QUEUE_DEPTH: usize = 8_192;
+/// Attempts of a batch that hit a transient conflict (deadlock, serialization, busy).
+const MAX_ATTEMPTS: u32 = 8;
+/// How often a process that does not own a market tries to take it over.
+const TAKEOVER_INTERVAL: Duration = Duration::from_secs(1);
+/// Namespace of the exchange's advisory locks (the first key of the two-key form).
+const ADVISORY_LOCK_SPACE: i32 = 0x5C_1F;
+
+type Answer = Result<Reply, ExchangeError>;
+
+struct Job {
+    command: Command,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// A running market: its rules, its market data and the queue into its writer.
+#[derive(Debug)]
+pub struct MarketHandle {
+    pub spec: MarketSpec,
+    pub feed: Arc<Feed>,
+    queue: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl MarketHandle {
+    /// Queues a command and waits for its committed answer.
+    pub async fn submit(&self, command: Command) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { command, reply })
+            .await
+            .map_err(|_| ExchangeError::MarketUnavailable)?;
+        answer.await.map_err(|_| ExchangeError::MarketUnavailable)?
+    }
+}
+
+/// What every market worker shares.
+#[derive(Clone, Debug)]
+pub struct WorkerContext {
+    pub pool: DbPool,
+    pub database_url: DatabaseUrl,
+    pub registry: PrincipalId,
+    pub metrics: ExchangeMetrics,
+}
+
+/// Starts the writer thread of one market.
+pub fn spawn(context: WorkerContext, spec: MarketSpec) -> Result<MarketHandle, ExchangeError> {
+    let last_price = {
+        let mut conn = context.pool.get().map_err(LedgerError::from)?;
+        store::last_price(&mut conn, spec.id)?
+    };
+    let feed = Arc::new(Feed::new(spec.clone(), last_price));
+    let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+    let worker = Worker {
+        context,
+        spec: spec.clone(),
+        feed: Arc::clone(&feed),
+        state: None,
+        lock_conn: None,
+        next_ids: (0, 0),
+    };
+    std::thread::Builder::new()
+        .name(format!("market-{}", spec.id))
+        .spawn(move || worker.run(jobs))
+        .map_err(|e| ExchangeError::Ledger(LedgerError::Unavailable(e.to_string())))?;
+    Ok(MarketHandle { spec, feed, queue })
+}
+
+struct Worker {
+    context: WorkerContext,
+    spec: MarketSpec,
+    feed: Arc<Feed>,
+    /// `None` while this process does not own the market.
+    state: Option<MarketState>,
+    /// PostgreSQL: the session that holds the market's advisory lock.
+    lock_conn: Option<PgConnection>,
+    next_ids: (u64, i64),
+}
+
+impl Worker {
+    fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            if self.state.is_none() && !self.take_ownership() {
+                // Not ours (yet): refuse what comes in, and try again shortly.
+                let deadline = Instant::now() + TAKEOVER_INTERVAL;
+                while let Some(wait) = deadline.checked_duration_since(Instant::now()) {
+                    match recv_timeout(&mut jobs, wait) {
+                        Received::Job(job) => {
+                            let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
+                        }
+                        Received::Timeout => break,
+                        Received::Closed => return,
+                    }
+                }
+                continue;
+            }
+            let Some(first) = jobs.blocking_recv() else {
+                return;
+            };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.process(&mut batch);
+        }
+    }
+
+    /// Takes the market if no other process has it, and loads its book.
+    fn take_ownership(&mut self) -> bool {
+        if self.context.database_url.backend() == Backend::Postgres && self.lock_conn.is_none() {
+            match self.try_lock() {
+                Ok(Some(conn)) => self.lock_conn = Some(conn),
+                Ok(None) => return false,
+                Err(error) => {
+                    tracing::warn!(market = self.spec.id, %error, "cannot try the market lock");
+                    return false;
+                }
+            }
+        }
+        match self.load() {
+            Ok(state) => {
+                self.feed.reset(state.book());
+                self.state = Some(state);
+                tracing::info!(market = self.spec.id, symbol = %self.feed.symbol(), "market owned");
+                true
+            }
+            Err(error) => {
+                tracing::error!(market = self.spec.id, %error, "cannot load the market");
+                false
+            }
+        }
+    }
+
+    fn try_lock(&self) -> Result<Option<PgConnection>, String> {
+        #[derive(diesel::QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let mut conn = PgConnection::establish(self.context.database_url.as_str())
+            .map_err(|e| e.to_string())?;
+        // Only integers are inlined.
+        let sql = format!(
+            "SELECT pg_try_advisory_lock({ADVISORY_LOCK_SPACE}, {}) AS locked",
+            self.spec.id
+        );
+        let rows: Vec<Locked> = diesel::sql_query(sql)
+            .load(&mut conn)
+            .map_err(|e| e.to_string())?;
+        Ok(rows.first().is_some_and(|r| r.locked).then_some(conn))
+    }
+
+    fn load(&self) -> Result<MarketState, ExchangeError> {
+        let mut conn = self.context.pool.get().map_err(LedgerError::from)?;
+        let open = store::open_orders(&mut conn, self.spec.id)?;
+        let (last_order, last_trade) = store::last_ids(&mut conn, self.spec.id)?;
+        let mut state = MarketState::restore(
+            self.spec.clone(),
+            self.context.registry,
+            &open,
+            last_order,
+            last_trade,
+        )?;
+        state.set_next_ids(self.next_ids);
+        self.context
+            .metrics
+            .resting_orders
+            .with_label_values(&[self.feed.symbol()])
+            .set(i64::try_from(open.len()).unwrap_or(i64::MAX));
+        Ok(state)
+    }
+
+    fn process(&mut self, batch: &mut Vec<Job>) {
+        let started = Instant::now();
+        let mut attempt = 1;
+        let outcome = loop {
+            match self.try_batch(batch) {
+                Err(ExchangeError::Ledger(LedgerError::Store(e)))
+                    if is_retryable(&e) && attempt < MAX_ATTEMPTS =>
+                {
+                    self.rebuild();
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt)));
+                }
+                other => break other,
+            }
+        };
+        let metrics = self.context.metrics.clone();
+        match outcome {
+            Ok((answers, changes)) => {
+                metrics
+                    .batch_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.batch_size.observe(batch.len() as f64);
+                metrics.trades.inc_by(changes.trades.len() as u64);
+                self.publish(&changes);
+                for (job, answer) in batch.drain(..).zip(answers) {
+                    let outcome = match &answer {
+                        Ok(_) => "accepted",
+                        Err(e) => e.code(),
+                    };
+                    metrics.commands.with_label_values(&[outcome]).inc();
+                    let _ = job.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                self.rebuild();
+                if batch.len() == 1 {
+                    tracing::warn!(market = self.spec.id, %error, "command failed");
+                    metrics.commands.with_label_values(&[error.code()]).inc();
+                    if let Some(job) = batch.pop() {
+                        let _ = job.reply.send(Err(error));
+                    }
+                } else {
+                    // Isolate the command that broke the batch: each alone.
+                    tracing::warn!(market = self.spec.id, %error, size = batch.len(), "batch failed; retrying one by one");
+                    let jobs = std::mem::take(batch);
+                    for job in jobs {
+                        let mut single = vec![job];
+                        self.process(&mut single);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction for the whole batch; the state is only trusted if it commits.
+    fn try_batch(&mut self, batch: &[Job]) -> Result<(Vec<Answer>, Changes), ExchangeError> {
+        let Some(state) = self.state.as_mut() else {
+            return Err(ExchangeError::MarketUnavailable);
+        };
+        let mut conn = self.context.pool.get().map_err(LedgerError::from)?;
+        let spec = &self.spec;
+        write_transaction(&mut conn, |conn| {
+            let paying = batch
+                .iter()
+                .filter_map(|job| state.paying_account(&job.command));
+            let mut holds = HoldBatch::lock(conn, &[spec.base, spec.quote], paying)?;
+            let mut changes = Changes::default();
+            let now_us = scrip_http::now_us();
+            let answers: Vec<Answer> = batch
+                .iter()
+                .map(|job| state.apply(job.command.clone(), now_us, &mut holds, &mut changes))
+                .collect();
+            let committed = holds.commit(conn)?;
+            store::write_changes(conn, spec.id, &changes, &committed.new_hold_ids, now_us)?;
+            state.resolve_holds(&changes, &committed.new_hold_ids);
+            Ok((answers, changes))
+        })
+    }
+
+    /// Throws away the in-memory state and reloads it from the database.
+    fn rebuild(&mut self) {
+        if let Some(state) = self.state.take() {
+            self.next_ids = state.next_ids();
+        }
+        match self.load() {
+            Ok(state) => self.state = Some(state),
+            Err(error) => {
+                tracing::error!(market = self.spec.id, %error, "cannot rebuild the market");
+                // Give up ownership: the next command retries the load.
+                self.lock_conn = None;
+            }
+        }
+    }
+
+    fn publish(&self, changes: &Changes) {
+        let Some(state) = self.state.as_ref() else {
+            return;
+        };
+        let book = state.book();
+        let changed: Vec<_> = changes
+            .touched_levels
+            .iter()
+            .map(|&(is_bid, price)| {
+                let side = if is_bid { Side::Buy } else { Side::Sell };
+                (is_bid, price, book.level_quantity(side, price))
+            })
+            .collect();
+        self.feed.publish(&changes.trades, &changed);
+        self.context
+            .metrics
+            .resting_orders
+            .with_label_values(&[self.feed.symbol()])
+            .set(i64::try_from(book.len()).unwrap_or(i64::MAX));
+    }
+}
+
+enum Received {
+    Job(Job),
+    Timeout,
+    Closed,
+}
+
+/// Waits up to `wait` for a job on a blocking thread.
+fn recv_timeout(jobs: &mut mpsc::Receiver<Job>, wait: Duration) -> Received {
+    let deadline = Instant::now() + wait;
+    loop {
+        match jobs.try_recv() {
+            Ok(job) => return Received::Job(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Received::Closed,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        if Instant::now() >= deadline {
+            return Received::Timeout;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,870 @@
+//! The exchange over HTTP: markets, orders with holds, settlement with fees, restart, market
+//! data and its WebSocket stream. After every scenario: the ledger audit is clean and no funds
+//! stay held by an order that is no longer open.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use futures_util::StreamExt as _;
+use reqwest::StatusCode;
+use scrip_store::Backend;
+use serde_json::{Value, json};
+
+use crate::app::{TestApp, assert_problem};
+
+crate::on_both_backends!(
+    a_trade_settles_both_sides_and_the_fees_exactly,
+    bad_orders_are_refused_and_change_nothing,
+    markets_are_opened_by_owners_and_operators_only,
+    time_in_force_market_orders_and_reductions,
+    concurrent_takers_never_double_fill_a_maker,
+    a_restart_loses_no_acknowledged_order_and_rebuilds_the_same_book,
+    the_stream_replayed_from_its_snapshot_equals_the_rest_book,
+);
+
+/// Tokens of the people in the market scenarios.
+struct Market {
+    /// Owner of `bakery` (currency BREAD) and of `grocer` (currency GROC).
+    rosa: String,
+    /// Holds 100.00 BREAD.
+    alice: String,
+    /// Holds 100.00 GROC.
+    bob: String,
+}
+
+/// Two shops, two customers funded by them, and the market BREAD-GROC (tick 0.01, lot 1.00,
+/// fee 25 bps).
+async fn market(app: &TestApp) -> Market {
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.shop(&rosa, "grocer", "GROC").await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    for (from, to, currency) in [("bakery", "alice", "BREAD"), ("grocer", "bob", "GROC")] {
+        let (status, body) = app
+            .pay(
+                &rosa,
+                json!({"from": from, "to": to, "currency": currency, "amount": "100.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "BREAD", "quote": "GROC", "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 25}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["symbol"], "BREAD-GROC");
+    Market { rosa, alice, bob }
+}
+
+async fn order(app: &TestApp, token: &str, body: Value) -> Value {
+    let mut body = body;
+    body["market"] = json!("BREAD-GROC");
+    let (status, order) = app.post("/api/v1/orders", Some(token), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    order
+}
+
+/// `currency -> (balance, held)`.
+async fn wallet(
+    app: &TestApp,
+    token: &str,
+    holder: Option<&str>,
+) -> BTreeMap<String, (String, String)> {
+    app.balances(token, holder)
+        .await
+        .into_iter()
+        .map(|(c, b, h)| (c, (b, h)))
+        .collect()
+}
+
+fn money(balance: &str, held: &str) -> (String, String) {
+    (balance.to_owned(), held.to_owned())
+}
+
+/// Invariant: every hold with something left belongs to an order that is still open.
+async fn assert_no_funds_locked(app: &TestApp) {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let pool = app.db.pool.clone();
+    let stranded = tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().expect("conn");
+        diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM holds h WHERE h.remaining_atoms > 0 AND NOT EXISTS \
+             (SELECT 1 FROM orders o WHERE o.hold_id = h.id AND o.status IN ('open', 'partially_filled'))",
+        )
+        .get_result::<Count>(&mut conn)
+        .expect("count")
+        .n
+    })
+    .await
+    .expect("task");
+    assert_eq!(stranded, 0, "funds stay held by closed orders");
+    app.assert_audit_clean().await;
+}
+
+async fn book(app: &TestApp) -> Value {
+    let (status, book) = app
+        .get("/api/v1/markets/BREAD-GROC/book?depth=500", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{book}");
+    book
+}
+
+async fn a_trade_settles_both_sides_and_the_fees_exactly(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+
+    let ask = order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "limit", "price": "2.00", "quantity": "10.00", "client_order_id": "a-1"}),
+    )
+    .await;
+    assert_eq!(ask["status"], "open");
+    assert_eq!(ask["remaining"], "10.00");
+    assert_eq!(ask["client_order_id"], "a-1");
+    assert_eq!(
+        wallet(&app, &m.alice, None).await["BREAD"],
+        money("100.00", "10.00")
+    );
+
+    // Bob bids above the ask: he trades at the maker's price, 4 x 2.00 = 8.00 GROC.
+    let bid = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "2.50", "quantity": "4.00"}),
+    )
+    .await;
+    assert_eq!(bid["status"], "filled", "{bid}");
+    assert_eq!(bid["filled"], "4.00");
+    assert_eq!(bid["remaining"], "0.00");
+    let fill = &bid["fills"][0];
+    assert_eq!(fill["price"], "2.00");
+    assert_eq!(fill["quantity"], "4.00");
+    // 25 bps of the 4.00 BREAD bob receives, rounded down: 0.01.
+    assert_eq!(fill["fee"], "0.01");
+    assert_eq!(fill["fee_currency"], "BREAD");
+
+    let bob_wallet = wallet(&app, &m.bob, None).await;
+    assert_eq!(
+        bob_wallet["GROC"],
+        money("92.00", "0.00"),
+        "the unused 2.00 of the hold is released"
+    );
+    assert_eq!(bob_wallet["BREAD"], money("3.99", "0.00"));
+    let alice_wallet = wallet(&app, &m.alice, None).await;
+    assert_eq!(alice_wallet["BREAD"], money("96.00", "6.00"));
+    // 25 bps of the 8.00 GROC alice receives: 0.02.
+    assert_eq!(alice_wallet["GROC"], money("7.98", "0.00"));
+
+    // The fees are in the registry's accounts, which operators may read.
+    app.grant_operator("rosa").await;
+    let registry = wallet(&app, &m.rosa, Some("registry")).await;
+    assert_eq!(registry["BREAD"], money("0.01", "0.00"));
+    assert_eq!(registry["GROC"], money("0.02", "0.00"));
+
+    let book_now = book(&app).await;
+    assert_eq!(
+        book_now["asks"],
+        json!([{"price": "2.00", "quantity": "6.00"}])
+    );
+    assert_eq!(book_now["bids"], json!([]));
+    let (_, markets) = app.get("/api/v1/markets", None).await;
+    assert_eq!(markets["items"][0]["last_price"], "2.00");
+    assert_eq!(markets["items"][0]["fee_bps"], 25);
+    let (_, trades) = app.get("/api/v1/markets/BREAD-GROC/trades", None).await;
+    assert_eq!(trades["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(trades["items"][0]["taker_side"], "buy");
+    assert_eq!(trades["items"][0]["price"], "2.00");
+    let (status, candles) = app
+        .get("/api/v1/markets/BREAD-GROC/candles?interval=1m", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{candles}");
+    let candle = &candles["items"][0];
+    assert_eq!(
+        (candle["open"].as_str(), candle["volume"].as_str()),
+        (Some("2.00"), Some("4.00"))
+    );
+
+    // The maker's view of its order, then its cancellation releases the rest of its hold.
+    let id = ask["id"].as_str().expect("id");
+    let (_, seen) = app
+        .get(&format!("/api/v1/orders/{id}"), Some(&m.alice))
+        .await;
+    assert_eq!(seen["status"], "partially_filled");
+    assert_eq!(seen["fills"][0]["fee"], "0.02");
+    assert_eq!(seen["fills"][0]["fee_currency"], "GROC");
+    let (status, cancelled) = app
+        .delete(&format!("/api/v1/orders/{id}"), Some(&m.alice))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["filled"], "4.00");
+    assert_eq!(
+        wallet(&app, &m.alice, None).await["BREAD"],
+        money("96.00", "0.00")
+    );
+    assert_problem(
+        &app.delete(&format!("/api/v1/orders/{id}"), Some(&m.alice))
+            .await,
+        StatusCode::CONFLICT,
+        "order_closed",
+    );
+    let (_, open) = app.get("/api/v1/orders?status=open", Some(&m.alice)).await;
+    assert_eq!(open["items"], json!([]));
+    let (_, all) = app
+        .get("/api/v1/orders?market=BREAD-GROC", Some(&m.alice))
+        .await;
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(book(&app).await["asks"], json!([]));
+    assert_no_funds_locked(&app).await;
+}
+
+async fn bad_orders_are_refused_and_change_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    let resting = order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "limit", "price": "3.00", "quantity": "5.00"}),
+    )
+    .await;
+    let before = (
+        wallet(&app, &m.alice, None).await,
+        wallet(&app, &m.bob, None).await,
+        app.transfer_count().await,
+        book(&app).await["asks"].clone(),
+    );
+    let limit = |price: &str, quantity: &str| json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "price": price, "quantity": quantity});
+    let cases = [
+        (
+            limit("2.005", "1.00"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_price",
+        ),
+        (
+            limit("0", "1.00"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_price",
+        ),
+        (
+            limit("-1.00", "1.00"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_price",
+        ),
+        (
+            limit("abc", "1.00"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_price",
+        ),
+        (
+            limit("2.00", "0.50"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_quantity",
+        ),
+        (
+            limit("2.00", "0"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_quantity",
+        ),
+        (
+            limit("2.00", "1.001"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_quantity",
+        ),
+        (
+            limit("2.00", "99999999999999999999999"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_quantity",
+        ),
+        (
+            limit("99999999999.00", "9999999.00"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_quantity",
+        ),
+        (
+            limit("2.00", "60.00"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_funds",
+        ),
+        (
+            json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "price": "3.00", "quantity": "1.00", "post_only": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "would_cross",
+        ),
+        (
+            json!({"market": "NOPE-GROC", "side": "buy", "type": "limit", "price": "1.00", "quantity": "1.00"}),
+            StatusCode::NOT_FOUND,
+            "unknown_market",
+        ),
+        (
+            json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "price": "1.00", "quantity": "1.00", "holder": "alice"}),
+            StatusCode::FORBIDDEN,
+            "not_owner",
+        ),
+        (
+            json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "price": "1.00", "quantity": "1.00", "holder": "bakery"}),
+            StatusCode::FORBIDDEN,
+            "not_owner",
+        ),
+        (
+            json!({"market": "BREAD-GROC", "side": "sideways", "type": "limit", "price": "1.00", "quantity": "1.00"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            json!({"market": "BREAD-GROC", "side": "buy", "type": "market", "price": "1.00", "quantity": "1.00"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_price",
+        ),
+        (
+            json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "quantity": "1.00"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_price",
+        ),
+        (
+            json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "price": 1, "quantity": "1.00"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let answer = app.post("/api/v1/orders", Some(&m.bob), body.clone()).await;
+        assert_eq!(answer.0, status, "{body} -> {}", answer.1);
+        assert_eq!(answer.1["code"], code, "{body} -> {}", answer.1);
+    }
+    // No token, a forged one.
+    let body = limit("1.00", "1.00");
+    assert_problem(
+        &app.post("/api/v1/orders", None, body.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_problem(
+        &app.post(
+            "/api/v1/orders",
+            Some("eyJhbGciOiJFZERTQSJ9.e30.c2ln"),
+            body,
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    // Someone else's order is not found, whatever is asked of it.
+    let id = resting["id"].as_str().expect("id");
+    for answer in [
+        app.get(&format!("/api/v1/orders/{id}"), Some(&m.bob)).await,
+        app.delete(&format!("/api/v1/orders/{id}"), Some(&m.bob))
+            .await,
+        app.patch(
+            &format!("/api/v1/orders/{id}"),
+            Some(&m.bob),
+            json!({"quantity": "1.00"}),
+        )
+        .await,
+        app.get("/api/v1/orders/12345", Some(&m.bob)).await,
+        app.get("/api/v1/orders/not-an-id", Some(&m.bob)).await,
+    ] {
+        assert_problem(&answer, StatusCode::NOT_FOUND, "not_found");
+    }
+    // Increasing is not a reduction; off-lot is refused.
+    let path = format!("/api/v1/orders/{id}");
+    for quantity in ["6.00", "5.00", "2.50", "-1.00"] {
+        assert_problem(
+            &app.patch(&path, Some(&m.alice), json!({"quantity": quantity}))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_quantity",
+        );
+    }
+    let after = (
+        wallet(&app, &m.alice, None).await,
+        wallet(&app, &m.bob, None).await,
+        app.transfer_count().await,
+        book(&app).await["asks"].clone(),
+    );
+    assert_eq!(before, after, "refusals changed nothing");
+    assert_no_funds_locked(&app).await;
+}
+
+async fn markets_are_opened_by_owners_and_operators_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    let market = |base: &str, quote: &str, tick: &str, lot: &str, fee: u32| json!({"base": base, "quote": quote, "tick_size": tick, "lot_size": lot, "fee_bps": fee});
+    assert_problem(
+        &app.post(
+            "/api/v1/markets",
+            Some(&m.alice),
+            market("GROC", "BREAD", "0.01", "1.00", 0),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "not_owner",
+    );
+    assert_problem(
+        &app.post(
+            "/api/v1/markets",
+            Some(&m.rosa),
+            market("BREAD", "GROC", "0.01", "1.00", 0),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "market_exists",
+    );
+    for bad in [
+        market("GROC", "BREAD", "0.01", "0.10", 0),
+        market("GROC", "BREAD", "0.001", "1.00", 0),
+        market("GROC", "BREAD", "0", "1.00", 0),
+        market("GROC", "BREAD", "0.01", "1.00", 5_000),
+        market("GROC", "GROC", "0.01", "1.00", 0),
+    ] {
+        assert_problem(
+            &app.post("/api/v1/markets", Some(&m.rosa), bad).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_market",
+        );
+    }
+    assert_problem(
+        &app.post(
+            "/api/v1/markets",
+            Some(&m.rosa),
+            market("NOPE", "GROC", "0.01", "1.00", 0),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "unknown_currency",
+    );
+    // An operator may open any market; a new market trades at once.
+    let olga = app.user("olga").await;
+    app.grant_operator("olga").await;
+    let (status, body) = app
+        .post(
+            "/api/v1/markets",
+            Some(&olga),
+            market("GROC", "BREAD", "0.05", "1.00", 10),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["tick_size"], "0.05");
+    assert_eq!(body["lot_size"], "1.00");
+    let (status, body) = app
+        .post(
+            "/api/v1/orders",
+            Some(&m.bob),
+            json!({"market": "GROC-BREAD", "side": "sell", "type": "limit", "price": "0.55", "quantity": "2.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_problem(
+        &app.get("/api/v1/markets/NOPE-GROC/book", None).await,
+        StatusCode::NOT_FOUND,
+        "unknown_market",
+    );
+    assert_no_funds_locked(&app).await;
+}
+
+async fn time_in_force_market_orders_and_reductions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    for (price, quantity) in [("2.00", "3.00"), ("2.10", "3.00")] {
+        order(
+            &app,
+            &m.alice,
+            json!({"side": "sell", "type": "limit", "price": price, "quantity": quantity}),
+        )
+        .await;
+    }
+    // FOK for more than there is: nothing trades, nothing stays held.
+    let fok = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "2.10", "quantity": "7.00", "time_in_force": "fok"}),
+    )
+    .await;
+    assert_eq!(
+        (fok["status"].as_str(), fok["filled"].as_str()),
+        (Some("expired"), Some("0.00"))
+    );
+    assert_eq!(
+        wallet(&app, &m.bob, None).await["GROC"],
+        money("100.00", "0.00")
+    );
+    // IOC at 2.00 takes the 3 at 2.00; the rest expires.
+    let ioc = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "2.00", "quantity": "5.00", "time_in_force": "ioc"}),
+    )
+    .await;
+    assert_eq!(
+        (ioc["status"].as_str(), ioc["filled"].as_str()),
+        (Some("expired"), Some("3.00"))
+    );
+    // A market buy sweeps what it needs, at most the 3 left at 2.10.
+    let market_buy = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "market", "quantity": "4.00"}),
+    )
+    .await;
+    assert_eq!(market_buy["filled"], "3.00", "{market_buy}");
+    assert_eq!(market_buy["status"], "expired");
+    // 100 - 6.00 - 6.30 = 87.70
+    assert_eq!(
+        wallet(&app, &m.bob, None).await["GROC"],
+        money("87.70", "0.00")
+    );
+    // A market order on an empty side expires with nothing held.
+    let nothing = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "market", "quantity": "1.00"}),
+    )
+    .await;
+    assert_eq!(nothing["status"], "expired");
+
+    // Reduce keeps priority: bob's first bid, reduced, still trades first.
+    let first = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "1.00", "quantity": "5.00"}),
+    )
+    .await;
+    let second = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "1.00", "quantity": "5.00"}),
+    )
+    .await;
+    assert_eq!(
+        wallet(&app, &m.bob, None).await["GROC"],
+        money("87.70", "10.00")
+    );
+    let first_id = first["id"].as_str().expect("id");
+    let (status, reduced) = app
+        .patch(
+            &format!("/api/v1/orders/{first_id}"),
+            Some(&m.bob),
+            json!({"quantity": "2.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reduced}");
+    assert_eq!(
+        (reduced["quantity"].as_str(), reduced["remaining"].as_str()),
+        (Some("2.00"), Some("2.00"))
+    );
+    assert_eq!(
+        wallet(&app, &m.bob, None).await["GROC"],
+        money("87.70", "7.00")
+    );
+    let sell = order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "market", "quantity": "3.00"}),
+    )
+    .await;
+    assert_eq!(sell["filled"], "3.00");
+    let (_, first_now) = app
+        .get(&format!("/api/v1/orders/{first_id}"), Some(&m.bob))
+        .await;
+    assert_eq!(
+        first_now["status"], "filled",
+        "the reduced order kept its place"
+    );
+    let second_id = second["id"].as_str().expect("id");
+    let (_, second_now) = app
+        .get(&format!("/api/v1/orders/{second_id}"), Some(&m.bob))
+        .await;
+    assert_eq!(second_now["filled"], "1.00");
+    // Self-trade prevention: bob's own resting bid is cancelled, not traded against.
+    let bob_sells = order(
+        &app,
+        &m.bob,
+        json!({"side": "sell", "type": "limit", "price": "1.00", "quantity": "1.00"}),
+    )
+    .await;
+    assert_eq!(bob_sells["filled"], "0.00");
+    let (_, second_now) = app
+        .get(&format!("/api/v1/orders/{second_id}"), Some(&m.bob))
+        .await;
+    assert_eq!(second_now["status"], "cancelled");
+    assert_no_funds_locked(&app).await;
+}
+
+async fn concurrent_takers_never_double_fill_a_maker(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    let maker = order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "limit", "price": "1.00", "quantity": "10.00"}),
+    )
+    .await;
+    // Eight takers, each funded, each wanting 3: only 10 exist.
+    let mut takers = Vec::new();
+    for i in 0..8 {
+        let handle = format!("taker{i}");
+        let token = app.user(&handle).await;
+        let (status, body) = app
+            .pay(
+                &m.rosa,
+                json!({"from": "grocer", "to": handle, "currency": "GROC", "amount": "5.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        takers.push(token);
+    }
+    let answers = futures_util::future::join_all(takers.iter().map(|token| {
+        app.post(
+            "/api/v1/orders",
+            Some(token),
+            json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "price": "1.00", "quantity": "3.00", "time_in_force": "ioc"}),
+        )
+    }))
+    .await;
+    let mut filled_atoms = 0;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+        let filled = scrip_domain::Amount::parse(
+            body["filled"].as_str().expect("filled"),
+            scrip_domain::Scale::new(2).expect("scale"),
+        )
+        .expect("amount");
+        filled_atoms += filled.atoms();
+    }
+    assert_eq!(filled_atoms, 1_000, "exactly the maker's 10.00 was sold");
+    let id = maker["id"].as_str().expect("id");
+    let (_, maker_now) = app
+        .get(&format!("/api/v1/orders/{id}"), Some(&m.alice))
+        .await;
+    assert_eq!(maker_now["status"], "filled");
+    let fills: i64 = maker_now["fills"].as_array().expect("fills").len() as i64;
+    assert!((4..=8).contains(&fills), "{maker_now}");
+    assert_eq!(
+        wallet(&app, &m.alice, None).await["BREAD"],
+        money("90.00", "0.00")
+    );
+    assert_no_funds_locked(&app).await;
+}
+
+async fn a_restart_loses_no_acknowledged_order_and_rebuilds_the_same_book(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    let mut placed = Vec::new();
+    for i in 0..20 {
+        let (token, side, price) = if i % 2 == 0 {
+            (&m.alice, "sell", format!("{}.{:02}", 2 + i % 3, i))
+        } else {
+            (&m.bob, "buy", format!("1.{:02}", 50 + i))
+        };
+        let o = order(
+            &app,
+            token,
+            json!({"side": side, "type": "limit", "price": price, "quantity": "1.00"}),
+        )
+        .await;
+        placed.push(o["id"].as_str().expect("id").to_owned());
+    }
+    // A trade, a reduction and a cancellation before the crash.
+    order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "2.00", "quantity": "1.00"}),
+    )
+    .await;
+    let before = book(&app).await;
+    let wallets = (
+        wallet(&app, &m.alice, None).await,
+        wallet(&app, &m.bob, None).await,
+    );
+
+    app.restart().await;
+    // The new process owns the market within seconds (at once on SQLite).
+    let mut after = Value::Null;
+    for _ in 0..100 {
+        after = book(&app).await;
+        if after["bids"] == before["bids"] && after["asks"] == before["asks"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (&after["bids"], &after["asks"]),
+        (&before["bids"], &before["asks"])
+    );
+    assert_eq!(
+        wallets,
+        (
+            wallet(&app, &m.alice, None).await,
+            wallet(&app, &m.bob, None).await
+        )
+    );
+    for id in &placed {
+        let (status, body) = app
+            .get(&format!("/api/v1/orders/{id}"), Some(&m.alice))
+            .await;
+        let (status2, _) = app.get(&format!("/api/v1/orders/{id}"), Some(&m.bob)).await;
+        assert!(
+            status == StatusCode::OK || status2 == StatusCode::OK,
+            "{body}"
+        );
+    }
+    // It keeps trading, with fresh ids, against the rebuilt book.
+    let mut traded = None;
+    for _ in 0..50 {
+        let (status, body) = app
+            .post(
+                "/api/v1/orders",
+                Some(&m.bob),
+                json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "price": "3.00", "quantity": "2.00"}),
+            )
+            .await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        traded = Some(body);
+        break;
+    }
+    let traded = traded.expect("the market is served again");
+    assert_eq!(traded["filled"], "2.00", "{traded}");
+    assert!(!placed.contains(&traded["id"].as_str().expect("id").to_owned()));
+    assert_no_funds_locked(&app).await;
+}
+
+/// Applies one stream message to a book kept as `price -> quantity` per side.
+fn apply(book: &mut (BTreeMap<String, String>, BTreeMap<String, String>), message: &Value) {
+    for (side, levels) in [
+        (&mut book.0, &message["bids"]),
+        (&mut book.1, &message["asks"]),
+    ] {
+        for level in levels.as_array().into_iter().flatten() {
+            let price = level["price"].as_str().expect("price").to_owned();
+            let quantity = level["quantity"].as_str().expect("quantity").to_owned();
+            if quantity.trim_start_matches(['0', '.']).is_empty() {
+                side.remove(&price);
+            } else {
+                side.insert(price, quantity);
+            }
+        }
+    }
+}
+
+fn levels(book: &Value) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut out = (BTreeMap::new(), BTreeMap::new());
+    apply(&mut out, book);
+    out
+}
+
+async fn the_stream_replayed_from_its_snapshot_equals_the_rest_book(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "limit", "price": "2.00", "quantity": "5.00"}),
+    )
+    .await;
+    let url = format!(
+        "{}/api/v1/markets/BREAD-GROC/stream",
+        app.base.replacen("http", "ws", 1)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    let mut read = async || -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .expect("a message in time")
+                .expect("open")
+                .expect("frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                return serde_json::from_str(text.as_str()).expect("json");
+            }
+        }
+    };
+    let snapshot = read().await;
+    assert_eq!(snapshot["type"], "snapshot");
+    let mut replayed = levels(&snapshot);
+    let mut sequence = snapshot["sequence"].as_u64().expect("sequence");
+
+    // Trading while the stream runs: rests, a partial fill, a cancel, a reduction.
+    let bid = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "1.50", "quantity": "4.00"}),
+    )
+    .await;
+    order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "2.00", "quantity": "2.00"}),
+    )
+    .await;
+    let ask = order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "limit", "price": "2.50", "quantity": "3.00"}),
+    )
+    .await;
+    let bid_id = bid["id"].as_str().expect("id");
+    app.patch(
+        &format!("/api/v1/orders/{bid_id}"),
+        Some(&m.bob),
+        json!({"quantity": "1.00"}),
+    )
+    .await;
+    let ask_id = ask["id"].as_str().expect("id");
+    app.delete(&format!("/api/v1/orders/{ask_id}"), Some(&m.alice))
+        .await;
+
+    let rest = book(&app).await;
+    let target = rest["sequence"].as_u64().expect("sequence");
+    let mut trades = 0;
+    while sequence < target {
+        let message = read().await;
+        let got = message["sequence"].as_u64().expect("sequence");
+        assert_eq!(got, sequence + 1, "gapless: {message}");
+        sequence = got;
+        match message["type"].as_str() {
+            Some("book") => apply(&mut replayed, &message),
+            Some("trade") => trades += 1,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    assert_eq!(trades, 1);
+    assert_eq!(
+        replayed,
+        levels(&rest),
+        "the replayed stream equals the REST book"
+    );
+
+    // A client that reconnects starts again from a snapshot equal to the REST book.
+    let url = format!(
+        "{}/api/v1/markets/BREAD-GROC/stream",
+        app.base.replacen("http", "ws", 1)
+    );
+    let (mut again, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    let first = loop {
+        let message = again.next().await.expect("open").expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            break serde_json::from_str::<Value>(text.as_str()).expect("json");
+        }
+    };
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["sequence"], rest["sequence"]);
+    assert_eq!(levels(&first), levels(&rest));
+    assert_no_funds_locked(&app).await;
+}
