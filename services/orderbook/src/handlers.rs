@@ -8,7 +8,7 @@ use scrip_domain::{Amount, PrincipalId, RegistryId};
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::Ledger;
 use scrip_matching::{OrderId, Side};
-use scrip_store::{DbConn, write_transaction};
+use scrip_store::DbConn;
 
 use crate::candles::{Interval, aggregate};
 use crate::dto::{
@@ -160,7 +160,7 @@ pub async fn create_market(
     exchange: web::Data<Exchange>,
 ) -> Result<HttpResponse, ApiError> {
     let exchange_for_work = exchange.clone();
-    let spec = blocking(move || {
+    let market = blocking(move || {
         let mut conn = ledger.conn()?;
         let currency = |conn: &mut DbConn, raw: &str| {
             scrip_auth::guard::currency(conn, raw, "unknown_currency")
@@ -176,28 +176,17 @@ pub async fn create_market(
                 "only an operator or an owner of the issuer of the base or quote currency may open a market",
             ));
         }
-        if base.id == quote.id {
-            return Err(ApiError::unprocessable(
-                "bad_market",
-                "base and quote must be different currencies",
-            ));
-        }
-        let spec = MarketSpec::new(
-            0,
-            (base.id, base.code, base.scale),
-            (quote.id, quote.code, quote.scale),
+        let market = exchange_for_work.open_market(
+            &mut conn,
+            (&base, &quote),
             step(&body.tick_size, quote.scale, "tick_size")?,
             step(&body.lot_size, base.scale, "lot_size")?,
             body.fee_bps,
+            caller.id,
         )?;
-        let spec = write_transaction(&mut conn, |conn| {
-            store::create_market(conn, &spec, caller.id, scrip_http::now_us())
-        })?;
-        exchange_for_work.serve(spec.clone())?;
-        Ok(spec)
+        Ok(market)
     })
     .await?;
-    let market = exchange.market(&spec.symbol())?;
     Ok(HttpResponse::Created().json(market_view(&market)))
 }
 

@@ -71,6 +71,36 @@ impl Exchange {
         Ok(handle)
     }
 
+    /// Records a new market and starts serving it. `tick_size_atoms` is in quote atoms per
+    /// whole base unit, `lot_size_atoms` in base atoms; [`MarketSpec::new`] checks them.
+    pub fn open_market(
+        &self,
+        conn: &mut scrip_store::DbConn,
+        (base, quote): (&scrip_ledger::Currency, &scrip_ledger::Currency),
+        tick_size_atoms: i64,
+        lot_size_atoms: i64,
+        fee_bps: u32,
+        created_by: scrip_domain::PrincipalId,
+    ) -> Result<Arc<MarketHandle>, ExchangeError> {
+        if base.id == quote.id {
+            return Err(ExchangeError::BadMarket(
+                "base and quote must be different currencies".into(),
+            ));
+        }
+        let spec = MarketSpec::new(
+            0,
+            (base.id, base.code.clone(), base.scale),
+            (quote.id, quote.code.clone(), quote.scale),
+            tick_size_atoms,
+            lot_size_atoms,
+            fee_bps,
+        )?;
+        let spec = scrip_store::write_transaction(conn, |conn| {
+            store::create_market(conn, &spec, created_by, scrip_http::now_us())
+        })?;
+        self.serve(spec)
+    }
+
     pub fn market(&self, symbol: &str) -> Result<Arc<MarketHandle>, ExchangeError> {
         let markets = self.markets.read().unwrap_or_else(|p| p.into_inner());
         markets

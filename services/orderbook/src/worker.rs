@@ -76,6 +76,19 @@ impl MarketHandle {
     }
 }
 
+impl MarketHandle {
+    /// [`Self::submit`] for threads outside the async runtime (seeding, tools).
+    pub fn submit_blocking(&self, command: Command) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .blocking_send(Job { command, reply })
+            .map_err(|_| ExchangeError::MarketUnavailable)?;
+        answer
+            .blocking_recv()
+            .map_err(|_| ExchangeError::MarketUnavailable)?
+    }
+}
+
 /// What every market worker shares.
 #[derive(Clone, Debug)]
 pub struct WorkerContext {

@@ -6,8 +6,11 @@ use scrip_auth::password;
 use scrip_domain::{Amount, CurrencyCode, Handle, Par, PrincipalKind, RegistryId, Scale, UnitCode};
 use scrip_ledger::{
     Ledger, LedgerError, NewCurrency, TransferKind, TransferRequest, create_currency,
-    create_principal, principal_by_handle, transfer,
+    create_principal, currency_by_code, principal_by_handle, transfer,
 };
+use scrip_matching::{Side, TimeInForce};
+use scrip_orderbook::Exchange;
+use scrip_orderbook::state::{Command, OrderType, PlaceOrder};
 
 /// Every demo person logs in with this password.
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -133,5 +136,99 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
     println!(
         "Demo economy: log in as rosa, gus, hilde (shop owners) or carla, dev (customers), password {DEMO_PASSWORD:?}"
     );
+    Ok(())
+}
+
+/// `(base, quote, tick size, lot size, fee_bps, opened by)` of the demo markets.
+const MARKETS: [(&str, &str, &str, &str, u32, &str); 2] = [
+    ("BREAD", "GROCER", "0.01", "1.00", 20, "rosa"),
+    ("ALE", "BREAD", "0.01", "1", 20, "hilde"),
+];
+
+/// `(market, customer, side, price (None: market order), quantity)`, in this order: resting
+/// orders on both sides, then a few that trade.
+const ORDERS: [(usize, &str, Side, Option<&str>, &str); 14] = [
+    (0, "carla", Side::Sell, Some("1.05"), "5.00"),
+    (0, "carla", Side::Sell, Some("1.10"), "5.00"),
+    (0, "carla", Side::Sell, Some("1.20"), "8.00"),
+    (0, "dev", Side::Buy, Some("0.95"), "4.00"),
+    (0, "dev", Side::Buy, Some("0.90"), "6.00"),
+    (0, "dev", Side::Buy, Some("0.85"), "3.00"),
+    (0, "dev", Side::Buy, Some("1.10"), "3.00"),
+    (0, "carla", Side::Sell, None, "2.00"),
+    (1, "dev", Side::Sell, Some("0.50"), "10"),
+    (1, "dev", Side::Sell, Some("0.55"), "10"),
+    (1, "carla", Side::Buy, Some("0.45"), "5"),
+    (1, "carla", Side::Buy, Some("0.40"), "8"),
+    (1, "carla", Side::Buy, Some("0.50"), "4"),
+    (1, "dev", Side::Sell, None, "2"),
+];
+
+/// Opens the demo markets and trades a little on them, once (when no market exists yet).
+/// Orders go through the market writers like any other, so books, holds and fees are real.
+pub fn seed_exchange(
+    ledger: &Ledger,
+    exchange: &Exchange,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if !exchange.markets().is_empty() {
+        return Ok(());
+    }
+    let mut conn = ledger.conn()?;
+    let mut markets = Vec::new();
+    for (base, quote, tick, lot, fee_bps, opener) in MARKETS {
+        let base = currency_by_code(&mut conn, &CurrencyCode::parse(base)?)?;
+        let quote = currency_by_code(&mut conn, &CurrencyCode::parse(quote)?)?;
+        let opener = principal_by_handle(&mut conn, &handle(opener)?)?;
+        let tick_atoms = Amount::parse_positive(tick, quote.scale)?.atoms();
+        let lot_atoms = Amount::parse_positive(lot, base.scale)?.atoms();
+        markets.push(exchange.open_market(
+            &mut conn,
+            (&base, &quote),
+            tick_atoms,
+            lot_atoms,
+            fee_bps,
+            opener.id,
+        )?);
+    }
+    let mut orders = Vec::new();
+    for (market, who, side, price, quantity) in ORDERS {
+        let spec = &markets[market].spec;
+        let owner = principal_by_handle(&mut conn, &handle(who)?)?;
+        orders.push((
+            market,
+            Command::Place(PlaceOrder {
+                owner: owner.id,
+                side,
+                order_type: if price.is_some() {
+                    OrderType::Limit
+                } else {
+                    OrderType::Market
+                },
+                price_ticks: price.map(|p| spec.price_ticks(p)).transpose()?,
+                quantity_lots: spec.quantity_lots(quantity)?,
+                time_in_force: if price.is_some() {
+                    TimeInForce::Gtc
+                } else {
+                    TimeInForce::Ioc
+                },
+                post_only: false,
+                client_order_id: Some("demo".into()),
+            }),
+        ));
+    }
+    // On a thread of its own: the writers are waited for with blocking calls, which must not
+    // run on the async runtime that is starting the server.
+    let traded = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                for (market, command) in orders {
+                    markets[market].submit_blocking(command)?;
+                }
+                Ok::<(), scrip_orderbook::ExchangeError>(())
+            })
+            .join()
+    });
+    traded.map_err(|_| "the demo trader panicked")??;
+    println!("Demo markets: BREAD-GROCER and ALE-BREAD, with resting orders and a few trades");
     Ok(())
 }

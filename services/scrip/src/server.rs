@@ -219,12 +219,16 @@ fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>>
             let handle = scrip_domain::Handle::parse(scrip_ledger::REGISTRY_HANDLE)?;
             scrip_ledger::principal_by_handle(conn, &handle)
         })?;
-        Some(web::Data::new(Exchange::start(WorkerContext {
+        let exchange = Exchange::start(WorkerContext {
             pool: ledger.pool().clone(),
             database_url: settings.database_url.clone(),
             registry: registry_principal.id,
             metrics: ExchangeMetrics::new(&metrics),
-        })?))
+        })?;
+        if settings.demo {
+            crate::demo::seed_exchange(&ledger, &exchange)?;
+        }
+        Some(web::Data::new(exchange))
     } else {
         None
     };
