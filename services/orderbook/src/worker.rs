@@ -32,8 +32,10 @@ use crate::store;
 
 /// Most commands in one transaction.
 pub const MAX_BATCH: usize = 512;
-/// Commands that may wait for a market before callers are made to wait.
-const QUEUE_DEPTH: usize = 8_192;
+/// Commands that may wait for a market. Beyond this the market is overloaded and new commands
+/// are refused at once (503) instead of queueing for seconds: a client can retry or back off,
+/// while everyone already queued keeps a bounded latency.
+const QUEUE_DEPTH: usize = 2_048;
 /// Attempts of a batch that hit a transient conflict (deadlock, serialization, busy).
 const MAX_ATTEMPTS: u32 = 8;
 /// How often a process that does not own a market tries to take it over.
@@ -65,12 +67,12 @@ impl std::fmt::Debug for Job {
 }
 
 impl MarketHandle {
-    /// Queues a command and waits for its committed answer.
+    /// Queues a command and waits for its committed answer; `MarketUnavailable` at once when
+    /// the market's queue is full.
     pub async fn submit(&self, command: Command) -> Answer {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { command, reply })
-            .await
+            .try_send(Job { command, reply })
             .map_err(|_| ExchangeError::MarketUnavailable)?;
         answer.await.map_err(|_| ExchangeError::MarketUnavailable)?
     }

@@ -321,17 +321,28 @@ impl HoldBatch {
             .collect();
         let mut opened = Vec::new();
         if !missing.is_empty() {
-            for &(principal, currency) in &missing {
-                let rules = self
-                    .rules
-                    .get(&currency)
-                    .ok_or(LedgerError::UnknownCurrency)?;
-                let (row, created) = receiving_account(conn, principal, rules)?;
-                if created {
-                    opened.push(row.id);
+            // One statement for the accounts that exist (nearly all of them); only first
+            // receipts open an account, one by one.
+            let mut found = select_for_update(conn, &missing, &self.rules)?;
+            let absent: BTreeSet<Key> = missing
+                .iter()
+                .filter(|key| !found.contains_key(key))
+                .copied()
+                .collect();
+            if !absent.is_empty() {
+                for &(principal, currency) in &absent {
+                    let rules = self
+                        .rules
+                        .get(&currency)
+                        .ok_or(LedgerError::UnknownCurrency)?;
+                    let (row, created) = receiving_account(conn, principal, rules)?;
+                    if created {
+                        opened.push(row.id);
+                    }
                 }
+                found.extend(select_for_update(conn, &absent, &self.rules)?);
             }
-            for (key, locked) in select_for_update(conn, &missing, &self.rules)? {
+            for (key, locked) in found {
                 if let Some(slot) = self.slots.get_mut(&key) {
                     slot.locked = Some((locked.account_id, locked.current));
                 }
