@@ -1,27 +1,28 @@
-use std::sync::Arc;
-
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use scrip_auth::Caller;
 use scrip_auth::access::{is_operator, is_owner};
 use scrip_auth::guard::act_as;
 use scrip_domain::{Amount, PrincipalId, RegistryId};
-use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
-use scrip_ledger::Ledger;
+use scrip_http::{
+    ApiError, Page, PageQuery, Problem, blocking, idempotency_key, request_hash, rfc3339_from_us,
+};
+use scrip_ledger::{Ledger, StoredResponse};
 use scrip_matching::{OrderId, Side};
 use scrip_store::DbConn;
 
 use crate::candles::{Interval, aggregate};
 use crate::dto::{
-    Candle, CandleList, CandlesQuery, DepthQuery, FillView, LimitQuery, MarketList, MarketView,
-    NewMarket, NewOrder, OrderChange, OrderPage, OrderView, OrdersQuery, TradeList, TradeView,
+    Candle, CandleList, CandlesQuery, DepthQuery, LimitQuery, MarketList, MarketView, NewMarket,
+    NewOrder, OrderChange, OrderPage, OrderView, OrdersQuery, TradeList, TradeView,
 };
 use crate::feed::BookView;
 use crate::spec::MarketSpec;
 use crate::state::{
-    Command, Fill, OrderRecord, OrderStatus, OrderType, PlaceOrder, Reply, parse_side, parse_tif,
-    side_str, tif_str,
+    Command, IdempotentRequest, OrderStatus, OrderType, PlaceOrder, Reply, parse_side, parse_tif,
 };
 use crate::store::{self, StoredOrder};
+use crate::view::order_view;
 use crate::{Exchange, ExchangeError, MarketHandle};
 
 const DEFAULT_DEPTH: u32 = 20;
@@ -46,59 +47,6 @@ fn market_view(market: &MarketHandle) -> MarketView {
     }
 }
 
-fn fill_view(spec: &MarketSpec, side: Side, fill: &Fill) -> FillView {
-    let (fee, fee_currency) = match side {
-        Side::Buy => (
-            Amount::from_atoms(fill.fee_atoms, spec.base_scale),
-            &spec.base_code,
-        ),
-        Side::Sell => (
-            Amount::from_atoms(fill.fee_atoms, spec.quote_scale),
-            &spec.quote_code,
-        ),
-    };
-    FillView {
-        trade_id: fill.trade_id.to_string(),
-        price: spec.price(fill.price_ticks).to_string(),
-        quantity: spec.quantity(fill.quantity_lots).to_string(),
-        fee: fee.to_string(),
-        fee_currency: fee_currency.to_string(),
-    }
-}
-
-fn order_view(market: &MarketHandle, order: &OrderRecord, fills: &[Fill]) -> OrderView {
-    let spec = &market.spec;
-    let open = matches!(
-        order.status,
-        OrderStatus::Open | OrderStatus::PartiallyFilled
-    );
-    let remaining = if open {
-        order.quantity_lots - order.filled_lots
-    } else {
-        0
-    };
-    OrderView {
-        id: order.id.to_string(),
-        market: market.feed.symbol().to_owned(),
-        side: side_str(order.side).to_owned(),
-        order_type: order.order_type.as_str().to_owned(),
-        price: order.price_ticks.map(|p| spec.price(p).to_string()),
-        quantity: spec.quantity(order.quantity_lots).to_string(),
-        filled: spec.quantity(order.filled_lots).to_string(),
-        remaining: spec.quantity(remaining).to_string(),
-        status: order.status.as_str().to_owned(),
-        time_in_force: tif_str(order.time_in_force).to_owned(),
-        post_only: order.post_only,
-        client_order_id: order.client_order_id.clone(),
-        created_at: rfc3339_from_us(order.created_at_us),
-        updated_at: rfc3339_from_us(order.updated_at_us),
-        fills: fills
-            .iter()
-            .map(|f| fill_view(spec, order.side, f))
-            .collect(),
-    }
-}
-
 /// Stored orders with their fills, as the API shows them.
 fn order_views(
     conn: &mut DbConn,
@@ -117,7 +65,12 @@ fn order_views(
                 .market_by_id(o.market)
                 .ok_or_else(|| ApiError::Internal(format!("market {} not served", o.market)))?;
             let fills = fills.remove(&o.record.id).unwrap_or_default();
-            Ok(order_view(&market, &o.record, &fills))
+            Ok(order_view(
+                &market.spec,
+                market.feed.symbol(),
+                &o.record,
+                &fills,
+            ))
         })
         .collect()
 }
@@ -309,16 +262,13 @@ pub async fn candles(
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// A new order checked against its market: everything but the funds.
-fn prepare_order(
-    conn: &mut DbConn,
-    caller: &Caller,
+/// A new order of `owner` checked against its market: everything but the funds. Pure.
+fn parse_order(
+    owner: PrincipalId,
     body: &NewOrder,
     market: &MarketHandle,
-    registry: &RegistryId,
 ) -> Result<PlaceOrder, ApiError> {
     let spec = &market.spec;
-    let owner = act_as(conn, caller, body.holder.as_deref(), registry)?;
     let invalid = |detail: &str| ApiError::unprocessable("invalid_request", detail.to_owned());
     let side = parse_side(&body.side).ok_or_else(|| invalid("side is buy or sell"))?;
     let order_type =
@@ -355,7 +305,7 @@ fn prepare_order(
         other => other.map(str::to_owned),
     };
     Ok(PlaceOrder {
-        owner: owner.id,
+        owner,
         side,
         order_type,
         price_ticks,
@@ -370,7 +320,17 @@ fn prepare_order(
         },
         post_only,
         client_order_id,
+        idempotency: None,
     })
+}
+
+/// The stored answer to an earlier request with the same idempotency key.
+fn replayed(stored: &StoredResponse) -> HttpResponse {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .insert_header(("Idempotent-Replayed", "true"))
+        .body(stored.body.clone())
 }
 
 #[utoipa::path(
@@ -385,6 +345,7 @@ fn prepare_order(
 )]
 #[post("/api/v1/orders")]
 pub async fn place_order(
+    request: HttpRequest,
     caller: Caller,
     body: web::Json<NewOrder>,
     ledger: web::Data<Ledger>,
@@ -392,16 +353,50 @@ pub async fn place_order(
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
     let market = exchange.market(&body.market)?;
-    let checked = Arc::clone(&market);
-    let order = blocking(move || {
-        let mut conn = ledger.conn()?;
-        prepare_order(&mut conn, &caller, &body, &checked, &registry)
-    })
-    .await?;
-    match market.submit(Command::Place(order)).await? {
-        Reply::Placed { order, fills } => {
-            Ok(HttpResponse::Created().json(order_view(&market, &order, &fills)))
+    let key = idempotency_key(&request)?;
+    let idempotency = match key {
+        None => None,
+        Some(key) => {
+            let hash = request_hash("POST /api/v1/orders", &*body);
+            let (reader, scope, lookup_key, lookup_hash) =
+                (ledger.clone(), caller.id, key.clone(), hash.clone());
+            let stored =
+                blocking(move || Ok(reader.idempotent_lookup(scope, &lookup_key, &lookup_hash)?))
+                    .await?;
+            if let Some(stored) = stored {
+                return Ok(replayed(&stored));
+            }
+            Some(IdempotentRequest {
+                scope: caller.id,
+                key,
+                request_hash: hash,
+            })
         }
+    };
+    // Trading for oneself needs no lookup (the token names the caller); for a business, the
+    // ownership check reads the database.
+    let owner = match body.holder.clone() {
+        None => caller.id,
+        Some(holder) => {
+            blocking(move || {
+                let mut conn = ledger.conn()?;
+                Ok(act_as(&mut conn, &caller, Some(&holder), &registry)?.id)
+            })
+            .await?
+        }
+    };
+    let mut order = parse_order(owner, &body, &market)?;
+    order.idempotency = idempotency;
+    match market.submit(Command::Place(order)).await? {
+        Reply::Placed { order, fills } => Ok(HttpResponse::Created()
+            .insert_header(("Idempotent-Replayed", "false"))
+            .json(order_view(
+                &market.spec,
+                market.feed.symbol(),
+                &order,
+                &fills,
+            ))),
+        Reply::Replayed(stored) => Ok(replayed(&stored)),
         Reply::Changed { .. } => Err(ApiError::Internal("a new order changed another".into())),
     }
 }

@@ -16,6 +16,7 @@ pub mod spec;
 pub mod state;
 mod store;
 mod stream;
+mod view;
 mod worker;
 
 use std::collections::HashMap;

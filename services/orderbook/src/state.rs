@@ -124,6 +124,17 @@ pub struct PlaceOrder {
     pub time_in_force: TimeInForce,
     pub post_only: bool,
     pub client_order_id: Option<String>,
+    /// Set when the client sent an `Idempotency-Key`: the writer stores the answer with the
+    /// key in the batch's transaction, and answers a repeat with the stored answer.
+    pub idempotency: Option<IdempotentRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    /// Keys are scoped to the caller.
+    pub scope: PrincipalId,
+    pub key: scrip_ledger::IdempotencyKey,
+    pub request_hash: String,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +214,8 @@ pub enum Reply {
     },
     /// An existing order was cancelled or reduced.
     Changed { order: OrderId },
+    /// A repeat of an idempotent request: the first answer, as stored.
+    Replayed(scrip_ledger::StoredResponse),
 }
 
 /// Everything a batch writes besides the ledger's part, and which book levels it touched.
@@ -419,9 +432,9 @@ impl MarketState {
             (OrderType::Limit, _) => (order.price_ticks, order.time_in_force),
             (OrderType::Market, Side::Buy) => (
                 self.book.sweep_price(Side::Buy, order.quantity_lots),
-                TimeInForce::Ioc,
+                market_time_in_force(order.time_in_force),
             ),
-            (OrderType::Market, Side::Sell) => (None, TimeInForce::Ioc),
+            (OrderType::Market, Side::Sell) => (None, market_time_in_force(order.time_in_force)),
         };
         if limit.is_some_and(|p| p <= 0)
             || (order.order_type == OrderType::Limit && limit.is_none())
@@ -504,6 +517,7 @@ impl MarketState {
         let submitted = self.book.submit(new, &mut events);
         if let Err(e) = submitted {
             self.events = events;
+            batch.release(hold, order.owner, hold_currency, hold_atoms);
             // Unreachable with validated input; the batch must not commit the hold.
             return Err(ExchangeError::BadOrder(format!(
                 "the engine refused the order: {e:?}"
@@ -610,8 +624,6 @@ impl MarketState {
         // Bounded: the maker's notional at its own price was checked when it was entered.
         let quote_atoms = spec.notional_atoms(price, quantity).unwrap_or(0);
         let base_atoms = spec.base_atoms(quantity);
-        let buyer_fee_atoms = spec.fee_atoms(base_atoms);
-        let seller_fee_atoms = spec.fee_atoms(quote_atoms);
         let Some(maker) = self.resting.get_mut(&maker_id) else {
             return;
         };
@@ -620,6 +632,16 @@ impl MarketState {
             Side::Buy => (taker_owner, taker.hold, maker.owner, maker.hold),
             Side::Sell => (maker.owner, maker.hold, taker_owner, taker.hold),
         };
+        // The registry pays no fee to itself.
+        let fee_of = |payer: PrincipalId, atoms: i64| {
+            if payer == self.registry {
+                0
+            } else {
+                spec.fee_atoms(atoms)
+            }
+        };
+        let buyer_fee_atoms = fee_of(buyer, base_atoms);
+        let seller_fee_atoms = fee_of(seller, quote_atoms);
         let memo = format!("trade {trade_id}");
         batch.pay_from_hold(
             seller_hold,
@@ -639,26 +661,22 @@ impl MarketState {
             TransferKind::Trade,
             memo.clone(),
         );
-        if buyer != self.registry {
-            batch.pay(
-                buyer,
-                self.registry,
-                spec.base,
-                buyer_fee_atoms,
-                TransferKind::Fee,
-                memo.clone(),
-            );
-        }
-        if seller != self.registry {
-            batch.pay(
-                seller,
-                self.registry,
-                spec.quote,
-                seller_fee_atoms,
-                TransferKind::Fee,
-                memo,
-            );
-        }
+        batch.pay(
+            buyer,
+            self.registry,
+            spec.base,
+            buyer_fee_atoms,
+            TransferKind::Fee,
+            memo.clone(),
+        );
+        batch.pay(
+            seller,
+            self.registry,
+            spec.quote,
+            seller_fee_atoms,
+            TransferKind::Fee,
+            memo,
+        );
         let (taker_spent, maker_spent, taker_fee) = match taker_side {
             Side::Buy => (quote_atoms, base_atoms, buyer_fee_atoms),
             Side::Sell => (base_atoms, quote_atoms, seller_fee_atoms),
@@ -769,6 +787,10 @@ impl MarketState {
         }
         let new_remaining = quantity_lots - r.filled_lots;
         if new_remaining == 0 {
+            // Reduced to what is filled: the order is done, with its new quantity on record.
+            if let Some(entry) = self.resting.get_mut(&id) {
+                entry.quantity_lots = quantity_lots;
+            }
             return self.cancel(owner, id, now_us, batch, changes);
         }
         self.events.clear();
@@ -812,6 +834,14 @@ impl MarketState {
                 resting.hold = HoldRef::Existing(id);
             }
         }
+    }
+}
+
+/// A market order never rests: fill-or-kill stays so, anything else is immediate-or-cancel.
+fn market_time_in_force(requested: TimeInForce) -> TimeInForce {
+    match requested {
+        TimeInForce::Fok => TimeInForce::Fok,
+        TimeInForce::Gtc | TimeInForce::Ioc => TimeInForce::Ioc,
     }
 }
 

@@ -13,12 +13,13 @@
 //! that cannot get the lock answers `market_unavailable` and keeps trying, taking the market
 //! over within seconds of its owner's death (PostgreSQL drops a dead session's locks).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use scrip_domain::PrincipalId;
-use scrip_ledger::{HoldBatch, LedgerError};
+use scrip_ledger::{BatchRules, HoldBatch, LedgerError, StoredResponse, idempotency};
 use scrip_matching::Side;
 use scrip_store::{Backend, DatabaseUrl, DbPool, is_retryable, write_transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +28,7 @@ use crate::ExchangeError;
 use crate::feed::Feed;
 use crate::metrics::ExchangeMetrics;
 use crate::spec::MarketSpec;
-use crate::state::{Changes, Command, MarketState, Reply};
+use crate::state::{Changes, Command, IdempotentRequest, MarketState, PlaceOrder, Reply};
 use crate::store;
 
 /// Most commands in one transaction.
@@ -114,6 +115,7 @@ pub fn spawn(context: WorkerContext, spec: MarketSpec) -> Result<MarketHandle, E
         feed: Arc::clone(&feed),
         state: None,
         lock_conn: None,
+        rules: None,
         next_ids: (0, 0),
     };
     std::thread::Builder::new()
@@ -131,6 +133,8 @@ struct Worker {
     state: Option<MarketState>,
     /// PostgreSQL: the session that holds the market's advisory lock.
     lock_conn: Option<PgConnection>,
+    /// The market's two currencies as the ledger needs them, read once.
+    rules: Option<BatchRules>,
     next_ids: (u64, i64),
 }
 
@@ -211,8 +215,14 @@ impl Worker {
         Ok(rows.first().is_some_and(|r| r.locked).then_some(conn))
     }
 
-    fn load(&self) -> Result<MarketState, ExchangeError> {
+    fn load(&mut self) -> Result<MarketState, ExchangeError> {
         let mut conn = self.context.pool.get().map_err(LedgerError::from)?;
+        if self.rules.is_none() {
+            self.rules = Some(BatchRules::load(
+                &mut conn,
+                &[self.spec.base, self.spec.quote],
+            )?);
+        }
         let open = store::open_orders(&mut conn, self.spec.id)?;
         let (last_order, last_trade) = store::last_ids(&mut conn, self.spec.id)?;
         let mut state = MarketState::restore(
@@ -287,7 +297,7 @@ impl Worker {
 
     /// One transaction for the whole batch; the state is only trusted if it commits.
     fn try_batch(&mut self, batch: &[Job]) -> Result<(Vec<Answer>, Changes), ExchangeError> {
-        let Some(state) = self.state.as_mut() else {
+        let (Some(state), Some(rules)) = (self.state.as_mut(), self.rules.as_ref()) else {
             return Err(ExchangeError::MarketUnavailable);
         };
         let mut conn = self.context.pool.get().map_err(LedgerError::from)?;
@@ -296,13 +306,23 @@ impl Worker {
             let paying = batch
                 .iter()
                 .filter_map(|job| state.paying_account(&job.command));
-            let mut holds = HoldBatch::lock(conn, &[spec.base, spec.quote], paying)?;
+            let mut holds = HoldBatch::lock(conn, rules, paying)?;
             let mut changes = Changes::default();
             let now_us = scrip_http::now_us();
-            let answers: Vec<Answer> = batch
-                .iter()
-                .map(|job| state.apply(job.command.clone(), now_us, &mut holds, &mut changes))
-                .collect();
+            let mut replies = Replies::default();
+            let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+            for job in batch {
+                let answer = match &job.command {
+                    Command::Place(PlaceOrder {
+                        idempotency: Some(request),
+                        ..
+                    }) => replies.apply(conn, state, spec, request, |state| {
+                        state.apply(job.command.clone(), now_us, &mut holds, &mut changes)
+                    })?,
+                    command => state.apply(command.clone(), now_us, &mut holds, &mut changes),
+                };
+                answers.push(answer);
+            }
             let committed = holds.commit(conn)?;
             store::write_changes(conn, spec.id, &changes, &committed.new_hold_ids, now_us)?;
             state.resolve_holds(&changes, &committed.new_hold_ids);
@@ -316,7 +336,12 @@ impl Worker {
             self.next_ids = state.next_ids();
         }
         match self.load() {
-            Ok(state) => self.state = Some(state),
+            Ok(state) => {
+                // The failed batch may have committed after all (its acknowledgement was lost):
+                // publish whatever the stored book differs by, keeping the sequence gapless.
+                self.feed.reset(state.book());
+                self.state = Some(state);
+            }
             Err(error) => {
                 tracing::error!(market = self.spec.id, %error, "cannot rebuild the market");
                 // Give up ownership: the next command retries the load.
@@ -344,6 +369,62 @@ impl Worker {
             .resting_orders
             .with_label_values(&[self.feed.symbol()])
             .set(i64::try_from(book.len()).unwrap_or(i64::MAX));
+    }
+}
+
+/// The answers to idempotent orders stored in the current batch, so a repeat within the batch
+/// is answered like a repeat after it.
+#[derive(Default)]
+struct Replies {
+    stored: HashMap<(PrincipalId, String), (String, StoredResponse)>,
+}
+
+impl Replies {
+    /// Answers an order that carries an idempotency key: the stored answer for a repeat, a
+    /// conflict for the key reused with another request, else `apply` and store its answer in
+    /// the batch's transaction. Only database failures abort the batch.
+    fn apply(
+        &mut self,
+        conn: &mut scrip_store::DbConn,
+        state: &mut MarketState,
+        spec: &MarketSpec,
+        request: &IdempotentRequest,
+        apply: impl FnOnce(&mut MarketState) -> Answer,
+    ) -> Result<Answer, ExchangeError> {
+        let slot = (request.scope, request.key.as_str().to_owned());
+        if let Some((hash, stored)) = self.stored.get(&slot) {
+            return Ok(if *hash == request.request_hash {
+                Ok(Reply::Replayed(stored.clone()))
+            } else {
+                Err(LedgerError::IdempotencyConflict.into())
+            });
+        }
+        match idempotency::replay(conn, request.scope, &request.key, &request.request_hash) {
+            Ok(Some(stored)) => return Ok(Ok(Reply::Replayed(stored))),
+            Ok(None) => {}
+            Err(LedgerError::IdempotencyConflict) => {
+                return Ok(Err(LedgerError::IdempotencyConflict.into()));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        let answer = apply(state);
+        if let Ok(Reply::Placed { order, fills }) = &answer {
+            let view = crate::view::order_view(spec, &spec.symbol(), order, fills);
+            let stored = StoredResponse {
+                status: 201,
+                body: serde_json::to_string(&view).unwrap_or_default(),
+            };
+            idempotency::remember(
+                conn,
+                request.scope,
+                &request.key,
+                &request.request_hash,
+                &stored,
+            )?;
+            self.stored
+                .insert(slot, (request.request_hash.clone(), stored));
+        }
+        Ok(answer)
     }
 }
 

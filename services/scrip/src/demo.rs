@@ -213,6 +213,7 @@ pub fn seed_exchange(
                 },
                 post_only: false,
                 client_order_id: Some("demo".into()),
+                idempotency: None,
             }),
         ));
     }

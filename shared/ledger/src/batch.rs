@@ -206,7 +206,7 @@ fn lock_accounts(
             payees.insert((request.to, request.currency));
         }
     }
-    let mut locked = select_for_update(conn, &keys, rules)?;
+    let mut locked = select_accounts(conn, &keys, rules, true)?;
     let missing: Vec<Key> = payees
         .into_iter()
         .filter(|k| !locked.contains_key(k))
@@ -221,15 +221,18 @@ fn lock_accounts(
             }
         }
         // Lock them too: one may have been opened by a concurrent transaction.
-        locked = select_for_update(conn, &keys, rules)?;
+        locked = select_accounts(conn, &keys, rules, true)?;
     }
     Ok((locked, opened))
 }
 
-pub(crate) fn select_for_update(
+/// The accounts of `keys` that exist, in ascending id order; with `lock`, locked until commit
+/// (`FOR UPDATE` on PostgreSQL; SQLite's write transaction already excludes other writers).
+pub(crate) fn select_accounts(
     conn: &mut DbConn,
     keys: &BTreeSet<Key>,
     rules: &HashMap<CurrencyId, CurrencyRules>,
+    lock: bool,
 ) -> Result<HashMap<Key, Locked>, LedgerError> {
     if keys.is_empty() {
         return Ok(HashMap::new());
@@ -244,7 +247,7 @@ pub(crate) fn select_for_update(
         let _ = write!(sql, "{sep}({}, {})", principal.get(), currency.get());
     }
     sql.push_str(") ORDER BY id");
-    if matches!(conn, DbConn::Postgres(_)) {
+    if lock && matches!(conn, DbConn::Postgres(_)) {
         sql.push_str(" FOR UPDATE");
     }
     let rows: Vec<AccountRow> = diesel::sql_query(sql).load(conn)?;

@@ -5,18 +5,20 @@
 //! it no longer needs. Doing that with one conditional `UPDATE` per step costs a database round
 //! trip each; a [`HoldBatch`] instead:
 //!
-//! 1. locks the accounts whose available balance decides something (the order owners' paying
-//!    accounts), in ascending id order, and keeps their numbers in memory;
+//! 1. reads the accounts whose available balance decides something (the order owners' paying
+//!    accounts) and keeps their numbers in memory;
 //! 2. applies holds, releases and payments to those numbers in order ([`HoldBatch::place_hold`]
 //!    refuses exactly as a conditional update would), and records the net change of every
 //!    other account touched (makers whose holds are consumed, receivers of money);
-//! 3. on [`HoldBatch::commit`], locks the remaining accounts (opening receiving accounts on first
-//!    receipt), checks every final position against the invariants, and writes all account
+//! 3. on [`HoldBatch::commit`], opens receiving accounts on first receipt, locks every account
+//!    the batch touches in one statement in ascending id order (the order every writer locks
+//!    in, so no deadlock), checks every final position against the locked numbers (a payment
+//!    that slipped in since step 1 and would now break a rule refuses the batch), and writes all account
 //!    changes in one `UPDATE`, new holds in one `INSERT`, consumed holds in one `UPDATE` and the
 //!    journal in one `INSERT`.
 //!
 //! Nothing touches the database between `lock` and `commit`, so the batch is a pure function of
-//! the locked numbers; a refused commit leaves the caller's transaction to be rolled back.
+//! the numbers read; a refused commit leaves the caller's transaction to be rolled back.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -26,7 +28,7 @@ use scrip_domain::{CurrencyId, HoldId, PrincipalId};
 use scrip_store::DbConn;
 use scrip_store::schema::{holds, transfers};
 
-use crate::batch::{AccountDelta, Key, Position, close_unused, select_for_update, write_deltas};
+use crate::batch::{AccountDelta, Key, Position, close_unused, select_accounts, write_deltas};
 use crate::model::{NewTransferRow, now_us};
 use crate::transfer::{CurrencyRules, currency_rules, receiving_account};
 use crate::{LedgerError, TransferKind};
@@ -48,7 +50,7 @@ impl HoldRef {
     }
 }
 
-/// One account's change in the batch, and its numbers when it was locked up front.
+/// One account's change in the batch, and its numbers when it was read up front (then locked at commit).
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     locked: Option<(i64, Position)>,
@@ -75,6 +77,21 @@ struct Line {
     hold: Option<HoldRef>,
 }
 
+/// What a batch needs to know of its currencies (scale, issuer): fixed for a currency's life,
+/// so a long-lived caller (a market's writer) reads it once.
+#[derive(Debug, Clone, Default)]
+pub struct BatchRules(HashMap<CurrencyId, CurrencyRules>);
+
+impl BatchRules {
+    pub fn load(conn: &mut DbConn, currencies: &[CurrencyId]) -> Result<Self, LedgerError> {
+        let mut rules = HashMap::new();
+        for &currency in currencies {
+            rules.insert(currency, currency_rules(conn, currency)?);
+        }
+        Ok(Self(rules))
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct HoldBatch {
@@ -93,19 +110,18 @@ pub struct CommittedHolds {
 }
 
 impl HoldBatch {
-    /// Locks the accounts in `keys` that exist (holds can only be placed on those) and reads the
-    /// rules of `currencies`, inside the caller's transaction.
+    /// Reads the accounts in `keys` that exist (holds can only be placed on those), inside the
+    /// caller's transaction; every key's currency must be in `rules`. They are locked at commit.
     pub fn lock(
         conn: &mut DbConn,
-        currencies: &[CurrencyId],
+        rules: &BatchRules,
         keys: impl IntoIterator<Item = (PrincipalId, CurrencyId)>,
     ) -> Result<Self, LedgerError> {
-        let mut rules = HashMap::new();
-        for &currency in currencies {
-            rules.insert(currency, currency_rules(conn, currency)?);
-        }
+        let rules = rules.0.clone();
         let keys: BTreeSet<Key> = keys.into_iter().collect();
-        let locked = select_for_update(conn, &keys, &rules)?;
+        // Read, not locked: every account is locked at commit in one ascending pass, so two
+        // batches (or a batch and a payment) can never wait for each other in a cycle.
+        let locked = select_accounts(conn, &keys, &rules, false)?;
         let slots = locked
             .into_iter()
             .map(|(key, locked)| {
@@ -123,7 +139,7 @@ impl HoldBatch {
         })
     }
 
-    /// What `principal` may still spend of `currency`, if its account was locked up front.
+    /// What `principal` may still spend of `currency`, if its account was read up front.
     pub fn available_atoms(&self, principal: PrincipalId, currency: CurrencyId) -> Option<i64> {
         let slot = self.slots.get(&(principal, currency))?;
         let (_, position) = slot.locked?;
@@ -136,7 +152,7 @@ impl HoldBatch {
     }
 
     /// Reserves `atoms` of the principal's available balance; refused (changing nothing) when
-    /// the account was not locked up front or cannot cover it.
+    /// the account was not read up front or cannot cover it.
     pub fn place_hold(
         &mut self,
         principal: PrincipalId,
@@ -267,7 +283,7 @@ impl HoldBatch {
     /// final position would break an invariant (a maker's receiving account over its currency's
     /// maximum balance, say); the caller then rolls back.
     pub fn commit(mut self, conn: &mut DbConn) -> Result<CommittedHolds, LedgerError> {
-        let (account_ids, opened) = self.lock_the_rest(conn)?;
+        let (account_ids, opened) = self.lock_all(conn)?;
         for (key, slot) in &self.slots {
             let (_, position) = slot.locked.ok_or(LedgerError::UnknownPrincipal)?;
             check_final(key, position, slot, &self.rules)?;
@@ -307,45 +323,38 @@ impl HoldBatch {
         Ok(CommittedHolds { new_hold_ids })
     }
 
-    /// Locks every account not locked up front, opening receiving accounts on first receipt.
-    /// Returns every key's account id, and the ids of the accounts opened.
-    fn lock_the_rest(
+    /// Opens receiving accounts on first receipt, then locks every account the batch touches
+    /// in one statement, in ascending id order, and takes the locked numbers as the truth the
+    /// final check runs against. Returns every key's account id, and the ids of the accounts
+    /// opened.
+    fn lock_all(
         &mut self,
         conn: &mut DbConn,
     ) -> Result<(HashMap<Key, i64>, Vec<i64>), LedgerError> {
-        let missing: BTreeSet<Key> = self
+        let unread: BTreeSet<Key> = self
             .slots
             .iter()
             .filter(|(_, slot)| slot.locked.is_none())
             .map(|(key, _)| *key)
             .collect();
         let mut opened = Vec::new();
-        if !missing.is_empty() {
-            // One statement for the accounts that exist (nearly all of them); only first
-            // receipts open an account, one by one.
-            let mut found = select_for_update(conn, &missing, &self.rules)?;
-            let absent: BTreeSet<Key> = missing
-                .iter()
-                .filter(|key| !found.contains_key(key))
-                .copied()
-                .collect();
-            if !absent.is_empty() {
-                for &(principal, currency) in &absent {
-                    let rules = self
-                        .rules
-                        .get(&currency)
-                        .ok_or(LedgerError::UnknownCurrency)?;
-                    let (row, created) = receiving_account(conn, principal, rules)?;
-                    if created {
-                        opened.push(row.id);
-                    }
+        if !unread.is_empty() {
+            let found = select_accounts(conn, &unread, &self.rules, false)?;
+            for &(principal, currency) in unread.iter().filter(|key| !found.contains_key(key)) {
+                let rules = self
+                    .rules
+                    .get(&currency)
+                    .ok_or(LedgerError::UnknownCurrency)?;
+                let (row, created) = receiving_account(conn, principal, rules)?;
+                if created {
+                    opened.push(row.id);
                 }
-                found.extend(select_for_update(conn, &absent, &self.rules)?);
             }
-            for (key, locked) in found {
-                if let Some(slot) = self.slots.get_mut(&key) {
-                    slot.locked = Some((locked.account_id, locked.current));
-                }
+        }
+        let all: BTreeSet<Key> = self.slots.keys().copied().collect();
+        for (key, locked) in select_accounts(conn, &all, &self.rules, true)? {
+            if let Some(slot) = self.slots.get_mut(&key) {
+                slot.locked = Some((locked.account_id, locked.current));
             }
         }
         let ids = self

@@ -49,7 +49,7 @@ impl Idempotent {
 }
 
 /// The earlier response for this key, or a conflict when it was used for another request.
-pub(crate) fn replay(
+pub fn replay(
     conn: &mut DbConn,
     scope: PrincipalId,
     key: &IdempotencyKey,
@@ -77,7 +77,7 @@ pub(crate) fn replay(
 /// Stores the response with the key. When a concurrent request with the same key committed
 /// first, this reports a serialization failure: the ledger retries the whole transaction, and
 /// the retry finds that request's response and replays it.
-pub(crate) fn remember(
+pub fn remember(
     conn: &mut DbConn,
     scope: PrincipalId,
     key: &IdempotencyKey,

@@ -15,7 +15,7 @@ mod committer;
 mod currencies;
 mod error;
 mod hold_batch;
-mod idempotency;
+pub mod idempotency;
 mod journal;
 mod model;
 mod principals;
@@ -33,7 +33,7 @@ pub use currencies::{
     LimitsChange, NewCurrency, create_currency, currency_by_code, currency_by_id, set_limits,
 };
 pub use error::LedgerError;
-pub use hold_batch::{CommittedHolds, HoldBatch, HoldRef};
+pub use hold_batch::{BatchRules, CommittedHolds, HoldBatch, HoldRef};
 pub use idempotency::{IdempotencyKey, Idempotent, StoredResponse};
 pub use journal::{
     CurrencyStats, Holding, JournalEntry, currencies_of_issuer, currencies_page, currency_stats,

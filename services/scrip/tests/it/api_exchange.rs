@@ -21,6 +21,7 @@ crate::on_both_backends!(
     concurrent_takers_never_double_fill_a_maker,
     a_restart_loses_no_acknowledged_order_and_rebuilds_the_same_book,
     the_stream_replayed_from_its_snapshot_equals_the_rest_book,
+    an_order_with_an_idempotency_key_is_placed_once,
 );
 
 /// Tokens of the people in the market scenarios.
@@ -866,5 +867,64 @@ async fn the_stream_replayed_from_its_snapshot_equals_the_rest_book(backend: Bac
     assert_eq!(first["type"], "snapshot");
     assert_eq!(first["sequence"], rest["sequence"]);
     assert_eq!(levels(&first), levels(&rest));
+    assert_no_funds_locked(&app).await;
+}
+
+async fn an_order_with_an_idempotency_key_is_placed_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    let body = json!({"market": "BREAD-GROC", "side": "sell", "type": "limit", "price": "2.00", "quantity": "3.00"});
+    let send = |key: &'static str, body: Value| {
+        let request = app
+            .client
+            .post(format!("{}/api/v1/orders", app.base))
+            .bearer_auth(&m.alice)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("sent");
+            let replayed = response
+                .headers()
+                .get("Idempotent-Replayed")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let status = response.status();
+            let body: Value = response.json().await.expect("json");
+            (status, body, replayed)
+        }
+    };
+    // Ten at once with one key: one order, ten identical answers.
+    let answers =
+        futures_util::future::join_all((0..10).map(|_| send("sell-once", body.clone()))).await;
+    let first = &answers[0].1;
+    for (status, answer, _) in &answers {
+        assert_eq!(*status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["id"], first["id"], "{answer}");
+    }
+    assert_eq!(
+        answers.iter().filter(|a| a.2 == "false").count(),
+        1,
+        "placed once"
+    );
+    let (status, again, replayed) = send("sell-once", body.clone()).await;
+    assert_eq!((status, replayed.as_str()), (StatusCode::CREATED, "true"));
+    assert_eq!(again, *first);
+    assert_eq!(
+        wallet(&app, &m.alice, None).await["BREAD"],
+        money("100.00", "3.00")
+    );
+    let (_, open) = app.get("/api/v1/orders?status=open", Some(&m.alice)).await;
+    assert_eq!(open["items"].as_array().map(Vec::len), Some(1));
+    // The same key with another body is a conflict and changes nothing.
+    let mut other = body.clone();
+    other["price"] = json!("2.50");
+    let (status, conflict, _) = send("sell-once", other).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(conflict["code"], "idempotency_conflict");
+    assert_eq!(
+        wallet(&app, &m.alice, None).await["BREAD"],
+        money("100.00", "3.00")
+    );
     assert_no_funds_locked(&app).await;
 }
