@@ -331,16 +331,19 @@ impl HoldBatch {
         &mut self,
         conn: &mut DbConn,
     ) -> Result<(HashMap<Key, i64>, Vec<i64>), LedgerError> {
-        let unread: BTreeSet<Key> = self
-            .slots
-            .iter()
-            .filter(|(_, slot)| slot.locked.is_none())
-            .map(|(key, _)| *key)
-            .collect();
+        let all: BTreeSet<Key> = self.slots.keys().copied().collect();
+        let mut locked = select_accounts(conn, &all, &self.rules, true)?;
         let mut opened = Vec::new();
-        if !unread.is_empty() {
-            let found = select_accounts(conn, &unread, &self.rules, false)?;
-            for &(principal, currency) in unread.iter().filter(|key| !found.contains_key(key)) {
+        let absent: BTreeSet<Key> = all
+            .iter()
+            .filter(|key| !locked.contains_key(key))
+            .copied()
+            .collect();
+        if !absent.is_empty() {
+            // First receipts (rare): open the accounts, then lock them too. New rows nobody else
+            // holds yet, unless a concurrent first receipt opened the same one; a deadlock that
+            // causes is detected by PostgreSQL and the batch is retried.
+            for &(principal, currency) in &absent {
                 let rules = self
                     .rules
                     .get(&currency)
@@ -350,11 +353,11 @@ impl HoldBatch {
                     opened.push(row.id);
                 }
             }
+            locked.extend(select_accounts(conn, &absent, &self.rules, true)?);
         }
-        let all: BTreeSet<Key> = self.slots.keys().copied().collect();
-        for (key, locked) in select_accounts(conn, &all, &self.rules, true)? {
+        for (key, fresh) in locked {
             if let Some(slot) = self.slots.get_mut(&key) {
-                slot.locked = Some((locked.account_id, locked.current));
+                slot.locked = Some((fresh.account_id, fresh.current));
             }
         }
         let ids = self
