@@ -131,8 +131,8 @@ struct Worker {
     feed: Arc<Feed>,
     /// `None` while this process does not own the market.
     state: Option<MarketState>,
-    /// PostgreSQL: the session that holds the market's advisory lock.
-    lock_conn: Option<PgConnection>,
+    /// PostgreSQL: the session that holds the market's advisory lock, and its backend pid.
+    lock_conn: Option<(PgConnection, i32)>,
     /// The market's two currencies as the ledger needs them, read once.
     rules: Option<BatchRules>,
     next_ids: (u64, i64),
@@ -196,23 +196,29 @@ impl Worker {
         }
     }
 
-    fn try_lock(&self) -> Result<Option<PgConnection>, String> {
+    fn try_lock(&self) -> Result<Option<(PgConnection, i32)>, String> {
         #[derive(diesel::QueryableByName)]
         struct Locked {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             locked: bool,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
         }
         let mut conn = PgConnection::establish(self.context.database_url.as_str())
             .map_err(|e| e.to_string())?;
         // Only integers are inlined.
         let sql = format!(
-            "SELECT pg_try_advisory_lock({ADVISORY_LOCK_SPACE}, {}) AS locked",
+            "SELECT pg_try_advisory_lock({ADVISORY_LOCK_SPACE}, {}) AS locked, pg_backend_pid() AS pid",
             self.spec.id
         );
         let rows: Vec<Locked> = diesel::sql_query(sql)
             .load(&mut conn)
             .map_err(|e| e.to_string())?;
-        Ok(rows.first().is_some_and(|r| r.locked).then_some(conn))
+        Ok(rows
+            .first()
+            .filter(|r| r.locked)
+            .map(|r| r.pid)
+            .map(|pid| (conn, pid)))
     }
 
     fn load(&mut self) -> Result<MarketState, ExchangeError> {
@@ -274,6 +280,19 @@ impl Worker {
                     let _ = job.reply.send(answer);
                 }
             }
+            Err(ExchangeError::MarketUnavailable) => {
+                // Ownership lost (the lock's session died): another process may own the market
+                // now. Stop writing; the run loop tries to take it back.
+                tracing::error!(
+                    market = self.spec.id,
+                    "market ownership lost; refusing its orders"
+                );
+                self.state = None;
+                self.lock_conn = None;
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
+                }
+            }
             Err(error) => {
                 self.rebuild();
                 if batch.len() == 1 {
@@ -302,7 +321,11 @@ impl Worker {
         };
         let mut conn = self.context.pool.get().map_err(LedgerError::from)?;
         let spec = &self.spec;
+        let owner_pid = self.lock_conn.as_ref().map(|(_, pid)| *pid);
         write_transaction(&mut conn, |conn| {
+            if let Some(pid) = owner_pid {
+                still_owner(conn, spec.id, pid)?;
+            }
             let paying = batch
                 .iter()
                 .filter_map(|job| state.paying_account(&job.command));
@@ -425,6 +448,32 @@ impl Replies {
                 .insert(slot, (request.request_hash.clone(), stored));
         }
         Ok(answer)
+    }
+}
+
+/// Fencing: inside the batch's transaction, checks that this process's lock session still
+/// holds the market's advisory lock. A session that died released it, and another process may
+/// have taken the market over; writing from this process's book would then fork the market.
+fn still_owner(
+    conn: &mut scrip_store::DbConn,
+    market: crate::spec::MarketId,
+    pid: i32,
+) -> Result<(), ExchangeError> {
+    #[derive(diesel::QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        held: i64,
+    }
+    // Two-key advisory locks show the keys as classid and objid; only integers are inlined.
+    let sql = format!(
+        "SELECT COUNT(*) AS held FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND classid = {ADVISORY_LOCK_SPACE} AND objid = {market} AND objsubid = 2 AND pid = {pid}"
+    );
+    let rows: Vec<Held> = diesel::sql_query(sql).load(conn)?;
+    if rows.first().is_some_and(|r| r.held > 0) {
+        Ok(())
+    } else {
+        Err(ExchangeError::MarketUnavailable)
     }
 }
 

@@ -928,3 +928,52 @@ async fn an_order_with_an_idempotency_key_is_placed_once(backend: Backend) {
     );
     assert_no_funds_locked(&app).await;
 }
+
+/// PostgreSQL only (SQLite has no advisory locks): when the session holding a market's lock
+/// dies, the writer notices inside its next batch, refuses instead of writing from a book
+/// another process may now own, then takes the market back and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_lost_its_market_lock_stops_writing() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let m = market(&app).await;
+    order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "limit", "price": "2.00", "quantity": "1.00"}),
+    )
+    .await;
+    let before = book(&app).await;
+    let pool = app.db.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().expect("conn");
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .execute(&mut conn)
+        .expect("terminate");
+    })
+    .await
+    .expect("task");
+    let body = json!({"market": "BREAD-GROC", "side": "sell", "type": "limit", "price": "2.10", "quantity": "1.00"});
+    let first = app
+        .post("/api/v1/orders", Some(&m.alice), body.clone())
+        .await;
+    assert_problem(&first, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let mut placed = None;
+    for _ in 0..50 {
+        let answer = app
+            .post("/api/v1/orders", Some(&m.alice), body.clone())
+            .await;
+        if answer.0 == StatusCode::CREATED {
+            placed = Some(answer.1);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(placed.is_some(), "the market is served again");
+    let after = book(&app).await;
+    assert_eq!(after["asks"][0], before["asks"][0]);
+    assert_eq!(after["asks"].as_array().map(Vec::len), Some(2));
+    assert_no_funds_locked(&app).await;
+}
