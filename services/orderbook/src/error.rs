@@ -27,6 +27,13 @@ pub enum ExchangeError {
     NotAReduction,
     #[error("the market is not served by this process right now; try again")]
     MarketUnavailable,
+    /// A batch could not settle because this principal's account in this currency would go
+    /// over the currency's maximum balance.
+    #[error("a receiving account would exceed its currency's maximum balance")]
+    ReceiverAtCeiling {
+        principal: scrip_domain::PrincipalId,
+        currency: scrip_domain::CurrencyId,
+    },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -51,6 +58,7 @@ impl ExchangeError {
             Self::OrderClosed => "order_closed",
             Self::WouldCross => "would_cross",
             Self::MarketUnavailable => "market_unavailable",
+            Self::ReceiverAtCeiling { .. } => "max_balance_exceeded",
             Self::Ledger(ledger) => ledger.code(),
         }
     }
@@ -67,7 +75,8 @@ impl From<ExchangeError> for ApiError {
             | E::NotAReduction
             | E::BadMarket(_)
             | E::BadOrder(_)
-            | E::WouldCross => Self::unprocessable(code, detail),
+            | E::WouldCross
+            | E::ReceiverAtCeiling { .. } => Self::unprocessable(code, detail),
             E::UnknownMarket(_) | E::UnknownOrder => Self::not_found(code, detail),
             E::MarketExists(_) | E::OrderClosed => Self::conflict(code, detail),
             E::MarketUnavailable => Self::Unavailable(detail),

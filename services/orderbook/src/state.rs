@@ -364,6 +364,29 @@ impl MarketState {
         self.resting.get(&id)
     }
 
+    /// The resting orders of `owner` that would receive `currency` when they trade (bids
+    /// receive base, asks quote), oldest first.
+    pub fn resting_receiving(
+        &self,
+        owner: PrincipalId,
+        currency: scrip_domain::CurrencyId,
+    ) -> Vec<OrderId> {
+        let mut ids: Vec<OrderId> = self
+            .resting
+            .iter()
+            .filter(|(_, r)| {
+                let receives = match r.side {
+                    Side::Buy => self.spec.base,
+                    Side::Sell => self.spec.quote,
+                };
+                r.owner == owner && receives == currency
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The next ids this market will assign, carried over when the state is rebuilt.
     pub fn next_ids(&self) -> (OrderId, i64) {
         (self.next_order_id, self.next_trade_id)

@@ -293,6 +293,13 @@ impl Worker {
                     let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
                 }
             }
+            Err(ExchangeError::ReceiverAtCeiling {
+                principal,
+                currency,
+            }) if self.cancel_makers_at_ceiling(batch, principal, currency) => {
+                // The makers that could not be paid are gone: the batch can settle now.
+                self.process(batch);
+            }
             Err(error) => {
                 self.rebuild();
                 if batch.len() == 1 {
@@ -312,6 +319,44 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// A resting order whose owner cannot receive what it would get (its account sits at the
+    /// currency's maximum balance) would refuse every taker that reaches it. Such orders are
+    /// cancelled, as self-trade prevention cancels, so the market keeps working. Returns
+    /// whether any was cancelled; not when the refused principal is a taker of the batch (then
+    /// its own order is the one to refuse).
+    fn cancel_makers_at_ceiling(
+        &mut self,
+        batch: &[Job],
+        principal: PrincipalId,
+        currency: scrip_domain::CurrencyId,
+    ) -> bool {
+        self.rebuild();
+        let is_taker = batch
+            .iter()
+            .any(|job| matches!(&job.command, Command::Place(order) if order.owner == principal));
+        let Some(state) = self.state.as_ref() else {
+            return false;
+        };
+        let orders = state.resting_receiving(principal, currency);
+        if is_taker || orders.is_empty() {
+            return false;
+        }
+        tracing::warn!(market = self.spec.id, %principal, count = orders.len(), "cancelling orders whose owner cannot receive more");
+        let mut cancels: Vec<Job> = orders
+            .into_iter()
+            .map(|order| Job {
+                command: Command::Cancel {
+                    owner: principal,
+                    order,
+                },
+                // Nobody waits for these answers.
+                reply: oneshot::channel().0,
+            })
+            .collect();
+        self.process(&mut cancels);
+        true
     }
 
     /// One transaction for the whole batch; the state is only trusted if it commits.
@@ -346,7 +391,19 @@ impl Worker {
                 };
                 answers.push(answer);
             }
-            let committed = holds.commit(conn)?;
+            let committed = match holds.commit(conn) {
+                Ok(committed) => committed,
+                Err(LedgerError::MaxBalanceExceeded) => {
+                    return Err(match holds.refused_by() {
+                        Some((principal, currency)) => ExchangeError::ReceiverAtCeiling {
+                            principal,
+                            currency,
+                        },
+                        None => LedgerError::MaxBalanceExceeded.into(),
+                    });
+                }
+                Err(other) => return Err(other.into()),
+            };
             store::write_changes(conn, spec.id, &changes, &committed.new_hold_ids, now_us)?;
             state.resolve_holds(&changes, &committed.new_hold_ids);
             Ok((answers, changes))

@@ -101,6 +101,8 @@ pub struct HoldBatch {
     /// Atoms taken off holds made before this batch.
     consumed: HashMap<HoldId, i64>,
     lines: Vec<Line>,
+    /// The account whose final position refused the batch at commit.
+    refused: Option<Key>,
 }
 
 /// What a committed batch stored: the ids of its new holds, in the order they were placed.
@@ -282,11 +284,15 @@ impl HoldBatch {
     /// Writes the batch inside the caller's transaction. Refused, with nothing written, when a
     /// final position would break an invariant (a maker's receiving account over its currency's
     /// maximum balance, say); the caller then rolls back.
-    pub fn commit(mut self, conn: &mut DbConn) -> Result<CommittedHolds, LedgerError> {
+    /// [`Self::refused_by`] then names the account that refused.
+    pub fn commit(&mut self, conn: &mut DbConn) -> Result<CommittedHolds, LedgerError> {
         let (account_ids, opened) = self.lock_all(conn)?;
         for (key, slot) in &self.slots {
             let (_, position) = slot.locked.ok_or(LedgerError::UnknownPrincipal)?;
-            check_final(key, position, slot, &self.rules)?;
+            if let Err(refusal) = check_final(key, position, slot, &self.rules) {
+                self.refused = Some(*key);
+                return Err(refusal);
+            }
         }
         write_deltas(
             conn,
@@ -321,6 +327,11 @@ impl HoldBatch {
         scrip_store::insert_rows!(conn, transfers::table, rows)?;
         close_unused(conn, &opened, &rows)?;
         Ok(CommittedHolds { new_hold_ids })
+    }
+
+    /// The `(principal, currency)` whose final position refused the last [`Self::commit`].
+    pub fn refused_by(&self) -> Option<(PrincipalId, CurrencyId)> {
+        self.refused
     }
 
     /// Opens receiving accounts on first receipt, then locks every account the batch touches

@@ -22,6 +22,7 @@ crate::on_both_backends!(
     a_restart_loses_no_acknowledged_order_and_rebuilds_the_same_book,
     the_stream_replayed_from_its_snapshot_equals_the_rest_book,
     an_order_with_an_idempotency_key_is_placed_once,
+    a_maker_that_cannot_receive_is_cancelled_not_a_wall,
 );
 
 /// Tokens of the people in the market scenarios.
@@ -975,5 +976,66 @@ async fn a_writer_that_lost_its_market_lock_stops_writing() {
     let after = book(&app).await;
     assert_eq!(after["asks"][0], before["asks"][0]);
     assert_eq!(after["asks"].as_array().map(Vec::len), Some(2));
+    assert_no_funds_locked(&app).await;
+}
+
+/// A resting order whose owner's account sits at the currency's maximum balance cannot be
+/// paid; rather than refusing every taker that reaches it, it is cancelled and the taker trades
+/// with the next order.
+async fn a_maker_that_cannot_receive_is_cancelled_not_a_wall(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    let carol = app.user("carol").await;
+    let (status, body) = app
+        .pay(
+            &m.rosa,
+            json!({"from": "bakery", "to": "carol", "currency": "BREAD", "amount": "10.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let wall = order(
+        &app,
+        &carol,
+        json!({"side": "sell", "type": "limit", "price": "1.00", "quantity": "5.00"}),
+    )
+    .await;
+    order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "limit", "price": "1.01", "quantity": "5.00"}),
+    )
+    .await;
+    // GROC now caps holdings at 100.00, and carol holds exactly that.
+    let (status, body) = app
+        .patch(
+            "/api/v1/currencies/GROC",
+            Some(&m.rosa),
+            json!({"max_balance": "100.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .pay(
+            &m.rosa,
+            json!({"from": "grocer", "to": "carol", "currency": "GROC", "amount": "100.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let bid = order(
+        &app,
+        &m.bob,
+        json!({"side": "buy", "type": "limit", "price": "1.01", "quantity": "5.00"}),
+    )
+    .await;
+    assert_eq!(bid["status"], "filled", "{bid}");
+    assert_eq!(bid["fills"][0]["price"], "1.01", "traded with the next ask");
+    let id = wall["id"].as_str().expect("id");
+    let (_, wall_now) = app.get(&format!("/api/v1/orders/{id}"), Some(&carol)).await;
+    assert_eq!(wall_now["status"], "cancelled");
+    assert_eq!(
+        wallet(&app, &carol, None).await["BREAD"],
+        money("10.00", "0.00")
+    );
     assert_no_funds_locked(&app).await;
 }
