@@ -1,13 +1,13 @@
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use scrip_auth::Caller;
 use scrip_auth::access::{is_operator, is_owner};
 use scrip_auth::guard::act_as;
 use scrip_domain::{Amount, PrincipalId, RegistryId};
 use scrip_http::{
-    ApiError, Page, PageQuery, Problem, blocking, idempotency_key, request_hash, rfc3339_from_us,
+    ApiError, Page, PageQuery, Problem, REPLAYED_HEADER, blocking, idempotency_key,
+    idempotent_response, request_hash, rfc3339_from_us,
 };
-use scrip_ledger::{Ledger, StoredResponse};
+use scrip_ledger::Ledger;
 use scrip_matching::{OrderId, Side};
 use scrip_store::DbConn;
 
@@ -324,15 +324,6 @@ fn parse_order(
     })
 }
 
-/// The stored answer to an earlier request with the same idempotency key.
-fn replayed(stored: &StoredResponse) -> HttpResponse {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
-    HttpResponse::build(status)
-        .content_type("application/json")
-        .insert_header(("Idempotent-Replayed", "true"))
-        .body(stored.body.clone())
-}
-
 #[utoipa::path(
     post, path = "/api/v1/orders", tag = "exchange", request_body = NewOrder,
     security(("bearer" = [])),
@@ -364,7 +355,7 @@ pub async fn place_order(
                 blocking(move || Ok(reader.idempotent_lookup(scope, &lookup_key, &lookup_hash)?))
                     .await?;
             if let Some(stored) = stored {
-                return Ok(replayed(&stored));
+                return Ok(idempotent_response(&stored, true));
             }
             Some(IdempotentRequest {
                 scope: caller.id,
@@ -389,14 +380,14 @@ pub async fn place_order(
     order.idempotency = idempotency;
     match market.submit(Command::Place(order)).await? {
         Reply::Placed { order, fills } => Ok(HttpResponse::Created()
-            .insert_header(("Idempotent-Replayed", "false"))
+            .insert_header((REPLAYED_HEADER, "false"))
             .json(order_view(
                 &market.spec,
                 market.feed.symbol(),
                 &order,
                 &fills,
             ))),
-        Reply::Replayed(stored) => Ok(replayed(&stored)),
+        Reply::Replayed(stored) => Ok(idempotent_response(&stored, true)),
         Reply::Changed { .. } => Err(ApiError::Internal("a new order changed another".into())),
     }
 }

@@ -35,10 +35,6 @@ fn corrupt(what: &str) -> ExchangeError {
     ))
 }
 
-fn store(e: diesel::result::Error) -> ExchangeError {
-    ExchangeError::Ledger(LedgerError::Store(e))
-}
-
 fn currency_of(
     conn: &mut DbConn,
     id: i64,
@@ -46,8 +42,7 @@ fn currency_of(
     let (code, scale): (String, i32) = currencies::table
         .find(id)
         .select((currencies::code, currencies::scale))
-        .first(conn)
-        .map_err(store)?;
+        .first(conn)?;
     let code = CurrencyCode::parse(&code).map_err(|_| corrupt("currencies.code"))?;
     let scale = Scale::new(i64::from(scale)).map_err(|_| corrupt("currencies.scale"))?;
     Ok((CurrencyId::new(id), code, scale))
@@ -70,8 +65,7 @@ pub fn all_markets(conn: &mut DbConn) -> Result<Vec<MarketSpec>, ExchangeError> 
     let rows: Vec<MarketRow> = markets::table
         .order(markets::id)
         .select(MarketRow::as_select())
-        .load(conn)
-        .map_err(store)?;
+        .load(conn)?;
     rows.iter().map(|row| spec_of(conn, row)).collect()
 }
 
@@ -90,8 +84,7 @@ pub fn create_market(
                 .and(markets::quote_currency_id.eq(spec.quote.get()))),
         )
         .count()
-        .get_result::<i64>(conn)
-        .map_err(store)?;
+        .get_result::<i64>(conn)?;
     if taken > 0 {
         return Err(ExchangeError::MarketExists(symbol));
     }
@@ -107,8 +100,7 @@ pub fn create_market(
             markets::created_at_us.eq(now_us),
         ))
         .returning(markets::id)
-        .get_result(conn)
-        .map_err(store)?;
+        .get_result(conn)?;
     let mut created = spec.clone();
     created.id = id;
     Ok(created)
@@ -143,8 +135,7 @@ pub fn open_orders(conn: &mut DbConn, market: MarketId) -> Result<Vec<OpenOrder>
             orders::hold_id,
             holds::remaining_atoms.nullable(),
         ))
-        .load(conn)
-        .map_err(store)?;
+        .load(conn)?;
     rows.into_iter()
         .map(
             |(id, owner, side, price, quantity, filled, hold, remaining)| {
@@ -183,13 +174,11 @@ pub fn last_ids(
     let order: Option<i64> = orders::table
         .filter(orders::market_id.eq(market))
         .select(diesel::dsl::max(orders::id))
-        .first(conn)
-        .map_err(store)?;
+        .first(conn)?;
     let trade: Option<i64> = trades::table
         .filter(trades::market_id.eq(market))
         .select(diesel::dsl::max(trades::id))
-        .first(conn)
-        .map_err(store)?;
+        .first(conn)?;
     Ok((order, trade))
 }
 
@@ -309,7 +298,7 @@ fn update_orders(conn: &mut DbConn, changes: &Changes, now_us: i64) -> Result<()
          updated_at_us = {now_us} \
          WHERE id IN (SELECT id FROM u)"
     );
-    diesel::sql_query(sql).execute(conn).map_err(store)?;
+    diesel::sql_query(sql).execute(conn)?;
     Ok(())
 }
 
@@ -369,8 +358,7 @@ pub fn order_by_id(conn: &mut DbConn, id: i64) -> Result<Option<StoredOrder>, Ex
         .filter(orders::id.eq(id))
         .select(OrderRow::as_select())
         .first(conn)
-        .optional()
-        .map_err(store)?;
+        .optional()?;
     row.map(stored_order).transpose()
 }
 
@@ -400,7 +388,7 @@ pub fn orders_page(
     if let Some(before) = before_id {
         query = query.filter(orders::id.lt(before));
     }
-    let rows: Vec<OrderRow> = query.load(conn).map_err(store)?;
+    let rows: Vec<OrderRow> = query.load(conn)?;
     rows.into_iter().map(stored_order).collect()
 }
 
@@ -461,8 +449,7 @@ pub fn fills_of(
         )
         .order(trades::id)
         .select(trade_columns())
-        .load(conn)
-        .map_err(store)?;
+        .load(conn)?;
     for trade in rows {
         for raw in [trade.taker_order_id, trade.maker_order_id] {
             let Ok(id) = order_id(raw) else { continue };
@@ -490,13 +477,12 @@ pub fn recent_trades(
     market: MarketId,
     limit: i64,
 ) -> Result<Vec<StoredTrade>, ExchangeError> {
-    trades::table
+    Ok(trades::table
         .filter(trades::market_id.eq(market))
         .order(trades::id.desc())
         .limit(limit)
         .select(trade_columns())
-        .load(conn)
-        .map_err(store)
+        .load(conn)?)
 }
 
 /// The market's trades since `from_us`, oldest first: `(price_ticks, quantity_lots, at_us)`.
@@ -505,7 +491,7 @@ pub fn trades_since(
     market: MarketId,
     from_us: i64,
 ) -> Result<Vec<(i64, i64, i64)>, ExchangeError> {
-    trades::table
+    Ok(trades::table
         .filter(trades::market_id.eq(market))
         .filter(trades::created_at_us.ge(from_us))
         .order(trades::id)
@@ -514,17 +500,15 @@ pub fn trades_since(
             trades::quantity_lots,
             trades::created_at_us,
         ))
-        .load(conn)
-        .map_err(store)
+        .load(conn)?)
 }
 
 /// The last trade price of the market, if it ever traded.
 pub fn last_price(conn: &mut DbConn, market: MarketId) -> Result<Option<i64>, ExchangeError> {
-    trades::table
+    Ok(trades::table
         .filter(trades::market_id.eq(market))
         .order(trades::id.desc())
         .select(trades::price_ticks)
         .first(conn)
-        .optional()
-        .map_err(store)
+        .optional()?)
 }

@@ -293,16 +293,17 @@ impl Worker {
                     let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
                 }
             }
-            Err(ExchangeError::ReceiverAtCeiling {
-                principal,
-                currency,
-            }) if self.cancel_makers_at_ceiling(batch, principal, currency) => {
-                // The makers that could not be paid are gone: the batch can settle now.
-                self.process(batch);
-            }
             Err(error) => {
                 self.rebuild();
-                if batch.len() == 1 {
+                if let ExchangeError::ReceiverAtCeiling {
+                    principal,
+                    currency,
+                } = error
+                    && self.cancel_makers_at_ceiling(batch, principal, currency)
+                {
+                    // The makers that could not be paid are gone: the batch can settle now.
+                    self.process(batch);
+                } else if batch.len() == 1 {
                     tracing::warn!(market = self.spec.id, %error, "command failed");
                     metrics.commands.with_label_values(&[error.code()]).inc();
                     if let Some(job) = batch.pop() {
@@ -325,14 +326,13 @@ impl Worker {
     /// currency's maximum balance) would refuse every taker that reaches it. Such orders are
     /// cancelled, as self-trade prevention cancels, so the market keeps working. Returns
     /// whether any was cancelled; not when the refused principal is a taker of the batch (then
-    /// its own order is the one to refuse).
+    /// its own order is the one to refuse). Runs on the state rebuilt after the failed batch.
     fn cancel_makers_at_ceiling(
         &mut self,
         batch: &[Job],
         principal: PrincipalId,
         currency: scrip_domain::CurrencyId,
     ) -> bool {
-        self.rebuild();
         let is_taker = batch
             .iter()
             .any(|job| matches!(&job.command, Command::Place(order) if order.owner == principal));

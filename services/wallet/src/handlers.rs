@@ -1,12 +1,11 @@
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use scrip_auth::Caller;
 use scrip_auth::access::is_owner;
 use scrip_auth::guard::{act_as, resolve};
 use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, PrincipalId, RegistryId, TransferId};
 use scrip_http::{
-    ApiError, Page, PageQuery, Problem, RateLimiter, blocking, idempotency_key, request_hash,
-    rfc3339_from_us,
+    ApiError, Page, PageQuery, Problem, RateLimiter, blocking, idempotency_key,
+    idempotent_response, request_hash, rfc3339_from_us,
 };
 use scrip_ledger::{
     Committer, Idempotent, JournalEntry, Ledger, LedgerError, StoredResponse, Transfer,
@@ -202,15 +201,7 @@ pub async fn create_transfer(
         }
     };
     let replayed = matches!(outcome, Idempotent::Replayed(_));
-    let stored = outcome.response();
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
-    Ok(HttpResponse::build(status)
-        .content_type("application/json")
-        .insert_header((
-            "Idempotent-Replayed",
-            if replayed { "true" } else { "false" },
-        ))
-        .body(stored.body.clone()))
+    Ok(idempotent_response(outcome.response(), replayed))
 }
 
 fn count(metrics: &Metrics, outcome: &Result<Transfer, LedgerError>) {

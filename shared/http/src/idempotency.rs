@@ -1,10 +1,13 @@
-use actix_web::HttpRequest;
-use scrip_ledger::IdempotencyKey;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use scrip_ledger::{IdempotencyKey, StoredResponse};
 use sha2::{Digest, Sha256};
 
 use crate::ApiError;
 
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+/// Says whether an answer is a replay of the first one (`true`) or fresh (`false`).
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
 /// The `Idempotency-Key` header, if sent; a malformed one is a 400, not silently ignored.
 pub fn idempotency_key(request: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
@@ -32,4 +35,14 @@ pub fn request_hash(route: &str, body: &impl serde::Serialize) -> String {
     hasher.update([0]);
     hasher.update(serde_json::to_vec(body).unwrap_or_default());
     hex::encode(hasher.finalize())
+}
+
+/// The answer to a request made with an idempotency key, as stored with the key: the first
+/// request's status and body, and `Idempotent-Replayed` saying whether this is a repeat.
+pub fn idempotent_response(stored: &StoredResponse, replayed: bool) -> HttpResponse {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .insert_header((REPLAYED_HEADER, if replayed { "true" } else { "false" }))
+        .body(stored.body.clone())
 }

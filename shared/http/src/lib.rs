@@ -14,7 +14,9 @@ mod time;
 pub use blocking::blocking;
 pub use error::{ApiError, Problem};
 pub use extract::{configure_extractors, double_option};
-pub use idempotency::{IDEMPOTENCY_HEADER, idempotency_key, request_hash};
+pub use idempotency::{
+    IDEMPOTENCY_HEADER, REPLAYED_HEADER, idempotency_key, idempotent_response, request_hash,
+};
 pub use limit::{RateLimiter, client_ip};
 pub use paging::{Page, PageQuery};
 pub use text::memo;

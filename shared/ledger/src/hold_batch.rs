@@ -50,10 +50,12 @@ impl HoldRef {
     }
 }
 
-/// One account's change in the batch, and its numbers when it was read up front (then locked at commit).
+/// One account's change in the batch.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    locked: Option<(i64, Position)>,
+    /// The account's id and numbers: as read up front (paying accounts), then as locked at
+    /// commit (every account); `None` for an account not read yet.
+    account: Option<(i64, Position)>,
     balance_delta_atoms: i64,
     held_delta_atoms: i64,
 }
@@ -128,7 +130,7 @@ impl HoldBatch {
             .into_iter()
             .map(|(key, locked)| {
                 let slot = Slot {
-                    locked: Some((locked.account_id, locked.current)),
+                    account: Some((locked.account_id, locked.current)),
                     ..Slot::default()
                 };
                 (key, slot)
@@ -144,7 +146,7 @@ impl HoldBatch {
     /// What `principal` may still spend of `currency`, if its account was read up front.
     pub fn available_atoms(&self, principal: PrincipalId, currency: CurrencyId) -> Option<i64> {
         let slot = self.slots.get(&(principal, currency))?;
-        let (_, position) = slot.locked?;
+        let (_, position) = slot.account?;
         Some(
             position.balance_atoms + slot.balance_delta_atoms
                 - position.held_atoms
@@ -288,7 +290,7 @@ impl HoldBatch {
     pub fn commit(&mut self, conn: &mut DbConn) -> Result<CommittedHolds, LedgerError> {
         let (account_ids, opened) = self.lock_all(conn)?;
         for (key, slot) in &self.slots {
-            let (_, position) = slot.locked.ok_or(LedgerError::UnknownPrincipal)?;
+            let (_, position) = slot.account.ok_or(LedgerError::UnknownPrincipal)?;
             if let Err(refusal) = check_final(key, position, slot, &self.rules) {
                 self.refused = Some(*key);
                 return Err(refusal);
@@ -297,7 +299,7 @@ impl HoldBatch {
         write_deltas(
             conn,
             self.slots.values().filter_map(|slot| {
-                slot.locked.map(|(account_id, _)| AccountDelta {
+                slot.account.map(|(account_id, _)| AccountDelta {
                     account_id,
                     balance_atoms: slot.balance_delta_atoms,
                     held_atoms: slot.held_delta_atoms,
@@ -368,13 +370,13 @@ impl HoldBatch {
         }
         for (key, fresh) in locked {
             if let Some(slot) = self.slots.get_mut(&key) {
-                slot.locked = Some((fresh.account_id, fresh.current));
+                slot.account = Some((fresh.account_id, fresh.current));
             }
         }
         let ids = self
             .slots
             .iter()
-            .filter_map(|(key, slot)| slot.locked.map(|(id, _)| (*key, id)))
+            .filter_map(|(key, slot)| slot.account.map(|(id, _)| (*key, id)))
             .collect();
         Ok((ids, opened))
     }
