@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use scrip_auth::access::{credentials_of, memberships_of, roles_of, store_credentials};
 use scrip_auth::password::{self, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
@@ -82,7 +84,63 @@ pub async fn register(
     gateway: web::Data<GatewayContext>,
 ) -> Result<HttpResponse, ApiError> {
     gateway.signup_limiter.check(&client_ip(&request))?;
-    let body = body.into_inner();
+    let registered = create_user(
+        body.into_inner(),
+        ledger.into_inner(),
+        registry.into_inner(),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(registered))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "identity", request_body = Credentials,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 401, body = Problem, description = "bad_credentials (also for an unknown handle)"),
+        (status = 429, body = Problem, description = "rate_limited"),
+    )
+)]
+#[post("/api/v1/auth/login")]
+pub async fn login(
+    request: HttpRequest,
+    body: web::Json<Credentials>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+    gateway: web::Data<GatewayContext>,
+) -> Result<HttpResponse, ApiError> {
+    let response = check_password(
+        &request,
+        body.into_inner(),
+        ledger.into_inner(),
+        registry.into_inner(),
+        gateway.into_inner(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/me", tag = "identity",
+    security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = Problem))
+)]
+#[get("/api/v1/me")]
+pub async fn me(
+    caller: Caller,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let me = blocking(move || profile(&mut *ledger.conn()?, caller.id, &registry)).await?;
+    Ok(HttpResponse::Ok().json(me))
+}
+
+/// Validates a sign-up and creates the user: shared by the API and the sign-up page.
+pub(crate) async fn create_user(
+    body: NewUser,
+    ledger: Arc<Ledger>,
+    registry: Arc<RegistryId>,
+) -> Result<Registered, ApiError> {
     let handle = Handle::parse(&body.handle)
         .map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
     let length = body.password.chars().count();
@@ -108,7 +166,7 @@ pub async fn register(
         Some("") | None => None,
         Some(name) => Some(name.to_owned()),
     };
-    let registered = blocking(move || {
+    blocking(move || {
         let hash = password::hash(&body.password).map_err(ApiError::Internal)?;
         let user = ledger.write(|conn| {
             let user =
@@ -122,36 +180,26 @@ pub async fn register(
             handle: user.handle.to_string(),
         })
     })
-    .await?;
-    Ok(HttpResponse::Created().json(registered))
+    .await
 }
 
-#[utoipa::path(
-    post, path = "/api/v1/auth/login", tag = "identity", request_body = Credentials,
-    responses(
-        (status = 200, body = LoginResponse),
-        (status = 401, body = Problem, description = "bad_credentials (also for an unknown handle)"),
-        (status = 429, body = Problem, description = "rate_limited"),
-    )
-)]
-#[post("/api/v1/auth/login")]
-pub async fn login(
-    request: HttpRequest,
-    body: web::Json<Credentials>,
-    ledger: web::Data<Ledger>,
-    registry: web::Data<RegistryId>,
-    gateway: web::Data<GatewayContext>,
-) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+/// Checks a handle and password under the login rate limit and issues a token: shared by the
+/// API and the login page.
+pub(crate) async fn check_password(
+    request: &HttpRequest,
+    body: Credentials,
+    ledger: Arc<Ledger>,
+    registry: Arc<RegistryId>,
+    gateway: Arc<GatewayContext>,
+) -> Result<LoginResponse, ApiError> {
     // Keyed by the parsed handle, so `alice` and `alice@local` share one budget and an
     // oversized handle cannot make a key of its own.
     let limit_key = match Handle::parse_local(&body.handle, &registry) {
-        Ok(handle) => format!("{}|{handle}", client_ip(&request)),
-        Err(_) => client_ip(&request),
+        Ok(handle) => format!("{}|{handle}", client_ip(request)),
+        Err(_) => client_ip(request),
     };
     gateway.login_limiter.check(&limit_key)?;
-    let gateway = gateway.into_inner();
-    let response = blocking(move || {
+    blocking(move || {
         let refused = || ApiError::Unauthorized {
             code: "bad_credentials",
             detail: "the handle or password is wrong".into(),
@@ -177,39 +225,28 @@ pub async fn login(
             expires_in: gateway.tokens.ttl_s(),
         })
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(response))
+    .await
 }
 
-#[utoipa::path(
-    get, path = "/api/v1/me", tag = "identity",
-    security(("bearer" = [])),
-    responses((status = 200, body = Me), (status = 401, body = Problem))
-)]
-#[get("/api/v1/me")]
-pub async fn me(
-    caller: Caller,
-    ledger: web::Data<Ledger>,
-    registry: web::Data<RegistryId>,
-) -> Result<HttpResponse, ApiError> {
-    let me = blocking(move || {
-        let mut conn = ledger.conn()?;
-        let principal = principal_by_id(&mut conn, caller.id)?;
-        Ok(Me {
-            id: principal.id.to_string(),
-            address: principal.handle.address(&registry).to_string(),
-            handle: principal.handle.to_string(),
-            display_name: principal.display_name,
-            roles: roles_of(&mut conn, caller.id)?,
-            businesses: memberships_of(&mut conn, caller.id)?
-                .into_iter()
-                .map(|(handle, role)| Membership {
-                    handle: handle.to_string(),
-                    role: role.as_str().into(),
-                })
-                .collect(),
-        })
+/// Who `id` is: handle, address, registry roles and business memberships.
+pub(crate) fn profile(
+    conn: &mut scrip_store::DbConn,
+    id: scrip_domain::PrincipalId,
+    registry: &RegistryId,
+) -> Result<Me, ApiError> {
+    let principal = principal_by_id(conn, id)?;
+    Ok(Me {
+        id: principal.id.to_string(),
+        address: principal.handle.address(registry).to_string(),
+        handle: principal.handle.to_string(),
+        display_name: principal.display_name,
+        roles: roles_of(conn, id)?,
+        businesses: memberships_of(conn, id)?
+            .into_iter()
+            .map(|(handle, role)| Membership {
+                handle: handle.to_string(),
+                role: role.as_str().into(),
+            })
+            .collect(),
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(me))
 }

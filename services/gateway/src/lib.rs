@@ -2,9 +2,11 @@
 //! serves (`/healthz`, `/readyz`, `/metrics`, the OpenAPI document and its reference page).
 
 mod auth;
+mod pages;
 mod system;
 
 pub use auth::{GatewayContext, LoginResponse, Me, NewUser, Registered};
+pub use pages::configure_web;
 pub use system::{configure_system, not_found};
 
 use actix_web::web;

@@ -37,6 +37,12 @@ pub struct MemberView {
     pub role: String,
 }
 
+/// `GET /businesses/{handle}/members`: owners first, then workers, each by handle.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberList {
+    pub items: Vec<MemberView>,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCurrencyBody {

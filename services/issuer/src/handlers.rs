@@ -14,7 +14,8 @@ use scrip_store::DbConn;
 
 use crate::IssuerPolicy;
 use crate::dto::{
-    BusinessView, CurrencyView, LimitsPatch, MemberView, NewBusiness, NewCurrencyBody, NewMember,
+    BusinessView, CurrencyView, LimitsPatch, MemberList, MemberView, NewBusiness, NewCurrencyBody,
+    NewMember,
 };
 
 const MAX_NAME_CHARS: usize = 100;
@@ -209,6 +210,43 @@ pub async fn add_member(
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{handle}/members", tag = "issuer",
+    security(("bearer" = [])),
+    params(("handle" = String, Path)),
+    responses(
+        (status = 200, body = MemberList),
+        (status = 403, body = Problem, description = "not_owner"),
+        (status = 404, body = Problem, description = "unknown business"),
+    )
+)]
+#[get("/api/v1/businesses/{handle}/members")]
+pub async fn list_members(
+    caller: Caller,
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let list = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let business = business(&mut conn, &path, &registry)?;
+        require_owner(&mut conn, &business, &caller)?;
+        let mut items = Vec::new();
+        for role in [Role::Owner, Role::Worker] {
+            for handle in members_with_role(&mut conn, business.id, role)? {
+                items.push(MemberView {
+                    business: business.handle.to_string(),
+                    handle: handle.to_string(),
+                    role: role.as_str().to_owned(),
+                });
+            }
+        }
+        Ok(MemberList { items })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
 }
 
 fn parse_limit(raw: &str, scale: Scale, field: &str) -> Result<Amount, ApiError> {

@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(handlers::create_business)
         .service(handlers::get_business)
         .service(handlers::add_member)
+        .service(handlers::list_members)
         .service(handlers::create_currency)
         .service(handlers::list_currencies)
         .service(handlers::get_currency)
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         handlers::create_business,
         handlers::get_business,
         handlers::add_member,
+        handlers::list_members,
         handlers::create_currency,
         handlers::list_currencies,
         handlers::get_currency,
@@ -40,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::BusinessView,
         dto::NewMember,
         dto::MemberView,
+        dto::MemberList,
         dto::NewCurrencyBody,
         dto::CurrencyView,
         dto::CurrencyPage,

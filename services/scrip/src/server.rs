@@ -287,6 +287,7 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     if let Some(gateway) = &state.gateway {
         cfg.app_data(gateway.clone());
         scrip_gateway::configure(cfg);
+        scrip_gateway::configure_web(cfg);
         cfg.service(
             SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", state.openapi.clone()),
         );

@@ -13,6 +13,6 @@ mod keys;
 pub mod password;
 mod token;
 
-pub use caller::{Caller, SESSION_COOKIE};
+pub use caller::{CSRF_HEADER, Caller, SESSION_COOKIE};
 pub use keys::{KeyError, KeyPair, load_or_create_keys, load_public_key};
 pub use token::{AUDIENCE, ISSUER, TokenIssuer, TokenVerifier};

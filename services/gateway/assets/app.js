@@ -1,0 +1,215 @@
+// Scrip's shared page helpers: the API client, exact decimal arithmetic, form errors, and a
+// tiny DOM builder. Every page script uses these; none of them touches the token (it lives in
+// an HttpOnly cookie), and every change carries the CSRF header the API asks of cookie callers.
+"use strict";
+
+const Scrip = (() => {
+  const me = JSON.parse(document.getElementById("scrip-me").textContent || "null");
+
+  /** Calls the API; resolves to {ok, status, data} where data is the JSON body or problem. */
+  async function api(method, path, body, extraHeaders) {
+    const headers = { "x-scrip-csrf": "1", ...(extraHeaders || {}) };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(path, {
+        method, headers, credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      return { ok: false, status: 0, data: { code: "network", detail: "Scrip cannot be reached; check your connection and try again." } };
+    }
+    let data = null;
+    const text = await response.text();
+    if (text) { try { data = JSON.parse(text); } catch (_) { data = { detail: text }; } }
+    if (response.status === 401 && me) {
+      // The session expired: log in again and come back here.
+      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  /** GET that throws the problem, for loaders that show one error for the whole panel. */
+  async function get(path) {
+    const r = await api("GET", path);
+    if (!r.ok) throw r.data || { detail: "HTTP " + r.status };
+    return r.data;
+  }
+
+  /** Every item of a paged list (follows next_cursor up to `max` items). */
+  async function getAll(path, max = 5000) {
+    const items = [];
+    let cursor = null;
+    do {
+      const sep = path.includes("?") ? "&" : "?";
+      const page = await get(path + sep + "limit=500" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+      items.push(...page.items);
+      cursor = page.next_cursor;
+    } while (cursor && items.length < max);
+    return items;
+  }
+
+  // Exact decimals as BigInt atoms: money is never a float here.
+  const Dec = {
+    /** "12.5" at scale 2 -> 1250n; null when not a plain decimal or too many decimals. */
+    parse(text, scale) {
+      const m = /^\s*(-?)(\d*)(?:\.(\d*))?\s*$/.exec(String(text));
+      if (!m || (m[2] === "" && (m[3] || "") === "")) return null;
+      const frac = (m[3] || "").replace(/0+$/, "");
+      if (frac.length > scale) return null;
+      const atoms = BigInt((m[2] || "0") + frac.padEnd(scale, "0"));
+      return m[1] ? -atoms : atoms;
+    },
+    /** Decimals a string is written with ("1.50" -> 2). */
+    places(text) {
+      const i = String(text).indexOf(".");
+      return i < 0 ? 0 : String(text).length - i - 1;
+    },
+    format(atoms, scale) {
+      const negative = atoms < 0n;
+      let digits = (negative ? -atoms : atoms).toString().padStart(scale + 1, "0");
+      const whole = digits.slice(0, digits.length - scale);
+      const frac = scale ? "." + digits.slice(digits.length - scale) : "";
+      return (negative ? "-" : "") + whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + frac;
+    },
+    /** A decimal string with thousands separators, for display only. */
+    pretty(text) {
+      if (text === null || text === undefined) return "–";
+      const scale = Dec.places(text);
+      const atoms = Dec.parse(text, scale);
+      return atoms === null ? String(text) : Dec.format(atoms, scale);
+    },
+    toNumber(text) { return Number(text); },
+  };
+
+  const currencyCache = new Map();
+  /** The currency's public record ({code, scale, ...}), fetched once per page. */
+  function currency(code) {
+    if (!currencyCache.has(code)) {
+      currencyCache.set(code, get("/api/v1/currencies/" + encodeURIComponent(code)).catch((e) => {
+        currencyCache.delete(code);
+        throw e;
+      }));
+    }
+    return currencyCache.get(code);
+  }
+
+  /** Builds an element: el("td", {class: "x"}, "text", child). Text is never parsed as HTML. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    for (const child of children.flat()) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function rows(tbody, items, render, empty) {
+    tbody.replaceChildren(...(items.length ? items.map(render) : [el("tr", {}, el("td", { colspan: String(tbody.closest("table").querySelectorAll("thead th").length), class: "muted" }, empty || "Nothing yet."))]));
+  }
+
+  function clearErrors(form) {
+    for (const p of form.querySelectorAll(".error")) { p.hidden = true; p.textContent = ""; }
+    for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  }
+
+  /** Puts the API's message next to the field its code is about, else under the form. */
+  function showProblem(form, problem, fallbackField) {
+    const code = (problem && problem.code) || "";
+    const message = (problem && (problem.detail || problem.title)) || "Something went wrong.";
+    let input = form.querySelector(`[data-errors~="${CSS.escape(code)}"]`);
+    if (!input && fallbackField) input = form.querySelector(`[name="${fallbackField}"]`);
+    const slot = input ? input.closest(".field").querySelector(".error") : form.querySelector(".form-error");
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      const id = input.id + "-error";
+      slot.id = id;
+      input.setAttribute("aria-describedby", id);
+      input.focus();
+    }
+    if (slot) { slot.textContent = message; slot.hidden = false; }
+    else toast(message);
+  }
+
+  /** The form's named fields as an object; empty optional fields are left out. */
+  function formData(form) {
+    const out = {};
+    for (const field of form.elements) {
+      if (!field.name || field.disabled) continue;
+      if (field.type === "radio" && !field.checked) continue;
+      if (field.type === "checkbox") { out[field.name] = field.checked; continue; }
+      const value = field.value.trim();
+      if (value !== "") out[field.name] = value;
+    }
+    return out;
+  }
+
+  /** Runs `submit(data)` for a form: clears old errors, disables the button meanwhile. */
+  function onSubmit(form, submit) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const button = form.querySelector("button[type=submit]");
+      if (button) button.disabled = true;
+      try { await submit(formData(form)); }
+      finally { if (button) button.disabled = false; }
+    });
+  }
+
+  let toastTimer = null;
+  function toast(message) {
+    const node = document.getElementById("toast");
+    node.textContent = message;
+    node.classList.add("show");
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => node.classList.remove("show"), 4000);
+  }
+
+  function when(rfc3339) {
+    const d = new Date(rfc3339);
+    return isNaN(d) ? rfc3339 : d.toLocaleString();
+  }
+  function time(rfc3339) {
+    const d = new Date(rfc3339);
+    return isNaN(d) ? rfc3339 : d.toLocaleTimeString();
+  }
+
+  /** A fresh Idempotency-Key: retries of one submission never pay twice. */
+  function idempotencyKey() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function debounce(fn, ms) {
+    let timer = null;
+    return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  }
+
+  function download(name, text, type) {
+    const url = URL.createObjectURL(new Blob([text], { type }));
+    const a = el("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, when, time, idempotencyKey, debounce, download };
+})();

@@ -1,0 +1,202 @@
+// Clearing dashboard: the debt graph as a picture (cycles, which clearing can set off, in
+// amber), every run's gross before/after and cleared over time, run details, dry run and run
+// buttons for operators, and system health read from /metrics.
+"use strict";
+(() => {
+  const { api, get, Dec, el, svg, rows, toast, when } = Scrip;
+  const unitInput = document.getElementById("unit");
+  const unit = () => unitInput.value.trim().toUpperCase() || "EUR";
+
+  function showError(message) {
+    const p = document.getElementById("clearing-error");
+    p.textContent = message || "";
+    p.hidden = !message;
+  }
+
+  /** Strongly connected components (Tarjan): an edge can carry set-off only inside one. */
+  function components(nodes, edges) {
+    const out = new Map(nodes.map((n) => [n, []]));
+    for (const e of edges) out.get(e.debtor)?.push(e.creditor);
+    const index = new Map(), low = new Map(), onStack = new Set(), stack = [], comp = new Map();
+    let counter = 0, id = 0;
+    function visit(v) {
+      index.set(v, counter); low.set(v, counter); counter++;
+      stack.push(v); onStack.add(v);
+      for (const w of out.get(v) || []) {
+        if (!index.has(w)) { visit(w); low.set(v, Math.min(low.get(v), low.get(w))); }
+        else if (onStack.has(w)) low.set(v, Math.min(low.get(v), index.get(w)));
+      }
+      if (low.get(v) === index.get(v)) {
+        let w;
+        do { w = stack.pop(); onStack.delete(w); comp.set(w, id); } while (w !== v);
+        id++;
+      }
+    }
+    for (const n of nodes) if (!index.has(n)) visit(n);
+    return comp;
+  }
+
+  async function loadGraph() {
+    const chart = document.getElementById("graph");
+    let graph;
+    try { graph = await get("/api/v1/clearing/graph?unit=" + encodeURIComponent(unit())); }
+    catch (problem) { showError(problem.detail || "The debt graph cannot be loaded."); return; }
+    const names = graph.nodes.map((n) => n.handle);
+    const comp = components(names, graph.edges);
+    const size = new Map();
+    for (const c of comp.values()) size.set(c, (size.get(c) || 0) + 1);
+    const onCycle = (e) => comp.get(e.debtor) === comp.get(e.creditor) && size.get(comp.get(e.debtor)) > 1;
+    const gross = graph.edges.reduce((s, e) => s + Number(e.amount), 0);
+    const cyclic = graph.edges.filter(onCycle).length;
+    document.getElementById("graph-summary").textContent =
+      `${names.length} businesses · ${graph.edges.length} debts · gross ${gross.toLocaleString()} ${graph.unit} · ${cyclic} on cycles`;
+    rows(document.querySelector("#edges tbody"), graph.edges, (e) => el("tr", {},
+      el("td", {}, e.debtor), el("td", {}, e.creditor), el("td", {}, `${Dec.pretty(e.amount)} ${graph.unit}`), el("td", {}, e.source)),
+      "No debts between businesses.");
+    const W = 640, H = 420, R = Math.min(W, H) / 2 - 60;
+    if (!names.length) {
+      chart.replaceChildren(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "No business owes another anything in " + graph.unit));
+      return;
+    }
+    const pos = new Map(names.map((n, i) => {
+      const a = -Math.PI / 2 + i * 2 * Math.PI / names.length;
+      return [n, { x: W / 2 + R * Math.cos(a), y: H / 2 + R * Math.sin(a) }];
+    }));
+    const max = Math.max(...graph.edges.map((e) => Number(e.amount)), 1);
+    const arrows = graph.edges.map((e) => {
+      const a = pos.get(e.debtor), b = pos.get(e.creditor);
+      if (!a || !b) return null;
+      // Bend each arrow a little so that A->B and B->A do not overlap.
+      const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2, dx = b.x - a.x, dy = b.y - a.y;
+      const len = Math.hypot(dx, dy) || 1;
+      const cx = mx - dy / len * 30, cy = my + dx / len * 30;
+      // Stop short of the target node's circle.
+      const ex = b.x - (b.x - cx) / Math.hypot(b.x - cx, b.y - cy) * 24, ey = b.y - (b.y - cy) / Math.hypot(b.x - cx, b.y - cy) * 24;
+      const cls = onCycle(e) ? "cycle" : "acyclic";
+      const colour = cls === "cycle" ? "#d97706" : "#94a3b8";
+      return svg("g", { class: "edge " + cls },
+        svg("title", {}, `${e.debtor} owes ${e.creditor} ${e.amount} ${graph.unit} (${e.source})`),
+        svg("path", { d: `M${a.x} ${a.y} Q${cx} ${cy} ${ex} ${ey}`, fill: "none", stroke: colour,
+          "stroke-width": 1.5 + 4 * Number(e.amount) / max, "marker-end": `url(#arrow-${cls})`, "stroke-dasharray": e.source === "obligation" ? "6 4" : "none" }),
+        svg("text", { x: cx, y: cy, "text-anchor": "middle" }, Dec.pretty(e.amount)));
+    });
+    const marker = (name, colour) => svg("marker", { id: "arrow-" + name, viewBox: "0 0 10 10", refX: 8, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" },
+      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: colour }));
+    const circles = graph.nodes.map((n) => {
+      const p = pos.get(n.handle);
+      return svg("g", { class: "node" },
+        svg("title", {}, `${n.handle}: net ${n.net} ${graph.unit}`),
+        svg("circle", { cx: p.x, cy: p.y, r: 22, fill: "#fff", stroke: "#0f766e", "stroke-width": 2 }),
+        svg("text", { x: p.x, y: p.y - 28, "text-anchor": "middle", class: "node" }, n.handle),
+        svg("text", { x: p.x, y: p.y + 4, "text-anchor": "middle" }, Dec.pretty(n.net)));
+    });
+    chart.replaceChildren(svg("defs", {}, marker("cycle", "#d97706"), marker("acyclic", "#94a3b8")), ...arrows, ...circles);
+  }
+
+  async function loadRuns() {
+    let runs;
+    try { ({ items: runs } = await get("/api/v1/clearing/runs?limit=50")); }
+    catch (problem) { showError(problem.detail || "Runs cannot be loaded."); return; }
+    rows(document.querySelector("#runs tbody"), runs, (r) => el("tr", { dataset: { run: r.id }, tabindex: "0", class: "clickable",
+      onclick: () => showRun(r.id), onkeydown: (ev) => { if (ev.key === "Enter") showRun(r.id); } },
+      el("th", { scope: "row" }, el("a", { href: "#run-" + r.id, onclick: (ev) => { ev.preventDefault(); showRun(r.id); } }, "#" + r.id)),
+      el("td", {}, when(r.started_at)), el("td", {}, r.dry_run ? "dry run" : "applied"),
+      el("td", {}, String(r.participants)),
+      el("td", {}, Dec.pretty(r.gross_before)), el("td", { class: "cleared" }, Dec.pretty(r.cleared)),
+      el("td", {}, Dec.pretty(r.gross_after)), el("td", {}, String(r.cycles))), "No runs yet.");
+    drawRuns(runs.slice(0, 20).reverse());
+  }
+
+  function drawRuns(runs) {
+    const chart = document.getElementById("runs-chart");
+    const W = 640, H = 200, pad = 28;
+    if (!runs.length) { chart.replaceChildren(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no runs yet")); return; }
+    const max = Math.max(...runs.map((r) => Number(r.gross_before)), 1);
+    const slot = (W - 2 * pad) / Math.max(runs.length, 8);
+    const bar = (i, k, value, colour, label) => {
+      const h = Number(value) / max * (H - 2 * pad);
+      return svg("rect", { x: pad + i * slot + k * slot * 0.28 + slot * 0.08, y: H - pad - h, width: slot * 0.26, height: Math.max(h, 0.5), fill: colour },
+        svg("title", {}, `${label}: ${value}`));
+    };
+    chart.replaceChildren(
+      svg("line", { x1: pad, x2: W - pad, y1: H - pad, y2: H - pad, stroke: "#cbd5e1" }),
+      svg("text", { x: 2, y: pad }, max.toLocaleString()),
+      ...runs.flatMap((r, i) => [
+        bar(i, 0, r.gross_before, "#94a3b8", `run #${r.id} gross before`),
+        bar(i, 1, r.gross_after, "#0f766e", `run #${r.id} gross after`),
+        bar(i, 2, r.cleared, "#d97706", `run #${r.id} cleared`),
+        svg("text", { x: pad + (i + 0.45) * slot, y: H - 10, "text-anchor": "middle" }, "#" + r.id + (r.dry_run ? "*" : "")),
+      ]));
+  }
+
+  async function showRun(id) {
+    let run;
+    try { run = await get("/api/v1/clearing/runs/" + encodeURIComponent(id)); }
+    catch (problem) { showError(problem.detail); return; }
+    document.getElementById("run-detail-title").textContent =
+      `Run #${run.id} (${run.dry_run ? "dry run" : "applied"}, ${run.unit}): cleared ${Dec.pretty(run.cleared)} of ${Dec.pretty(run.gross_before)}`;
+    rows(document.querySelector("#settlements tbody"), run.settlements, (s) => el("tr", {},
+      el("td", {}, s.debtor), el("td", {}, s.creditor), el("td", {}, `${Dec.pretty(s.amount)} ${run.unit}`), el("td", {}, s.source)),
+      "Nothing to set off: no cycle of debts.");
+    show("run-detail");
+    document.getElementById("run-detail").scrollIntoView({ behavior: "smooth", block: "nearest" });
+  }
+  function show(id) { document.getElementById(id).hidden = false; }
+
+  async function run(dryRun) {
+    showError("");
+    const r = await api("POST", "/api/v1/clearing/runs", { unit: unit(), dry_run: dryRun });
+    if (!r.ok) { showError((r.data && r.data.detail) || "The run failed."); return; }
+    const result = document.getElementById("clearing-result");
+    result.textContent = `${dryRun ? "Dry run" : "Run"} #${r.data.id}: cleared ${Dec.pretty(r.data.cleared)} ${r.data.unit}; ` +
+      `gross debt ${Dec.pretty(r.data.gross_before)} → ${Dec.pretty(r.data.gross_after)} over ${r.data.cycles} cycle(s).` +
+      (dryRun ? " Nothing was changed." : " Every business's net position is unchanged.");
+    result.hidden = false;
+    toast(result.textContent);
+    await Promise.all([loadGraph(), loadRuns()]);
+    showRun(r.data.id);
+  }
+  document.getElementById("run")?.addEventListener("click", () => run(false));
+  document.getElementById("dry-run")?.addEventListener("click", () => run(true));
+  unitInput.addEventListener("change", loadGraph);
+
+  // Health: counters from /metrics, turned into rates between two reads.
+  let previous = null;
+  function sumOf(text, name) {
+    let sum = 0, found = false;
+    for (const line of text.split("\n")) {
+      if (line.startsWith(name + " ") || line.startsWith(name + "{")) {
+        sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+        found = true;
+      }
+    }
+    return found ? sum : null;
+  }
+  async function loadHealth() {
+    let text;
+    try {
+      const response = await fetch("/metrics", { credentials: "same-origin" });
+      text = await response.text();
+    } catch (_) { return; }
+    const audit = sumOf(text, "ledger_audit_ok");
+    const auditCell = document.getElementById("health-audit");
+    auditCell.textContent = audit === null ? "not yet run" : audit === 1 ? "clean" : "FAILING";
+    auditCell.className = audit === 1 ? "ok" : audit === null ? "" : "bad";
+    const now = { t: performance.now(),
+      requests: sumOf(text, "http_requests_total"), orders: sumOf(text, "exchange_commands_total"),
+      trades: sumOf(text, "exchange_trades_total"), transfers: sumOf(text, "ledger_transfers_total") };
+    if (previous) {
+      const dt = (now.t - previous.t) / 1000;
+      for (const key of ["requests", "orders", "trades", "transfers"]) {
+        const cell = document.getElementById("health-" + key);
+        cell.textContent = now[key] === null ? "–" : ((now[key] - previous[key]) / dt).toFixed(1);
+      }
+    }
+    previous = now;
+  }
+
+  loadGraph();
+  loadRuns();
+  loadHealth();
+  setInterval(() => { if (!document.hidden) loadHealth(); }, 5000);
+})();

@@ -1,0 +1,317 @@
+// One market: live ladder and depth chart from the WebSocket stream (snapshot, then diffs with
+// a gapless sequence; any gap or dropped connection resyncs from a fresh snapshot), trades,
+// candles, the order form with its cost and fee worked out exactly before placing, the
+// caller's open orders and fills.
+"use strict";
+(() => {
+  const { api, get, Dec, el, svg, rows, onSubmit, showProblem, toast, time, idempotencyKey, debounce } = Scrip;
+  const symbol = document.getElementById("market-symbol").dataset.symbol;
+  const path = "/api/v1/markets/" + encodeURIComponent(symbol);
+  const signedIn = !!Scrip.me;
+  let market = null, baseScale = 0, quoteScale = 0;
+  const book = { bids: new Map(), asks: new Map() };
+  let sequence = null;
+  let socket = null;
+  let retryMs = 500;
+  const status = document.getElementById("stream-status");
+
+  function showError(message) {
+    const p = document.getElementById("market-error");
+    p.textContent = message;
+    p.hidden = !message;
+  }
+
+  // ---- the book -------------------------------------------------------------------------
+  function sortedLevels(side) {
+    const levels = [...book[side].entries()].map(([price, quantity]) => ({ price, quantity }));
+    levels.sort((a, b) => side === "bids" ? Number(b.price) - Number(a.price) : Number(a.price) - Number(b.price));
+    return levels;
+  }
+  function applyLevels(side, levels) {
+    for (const { price, quantity } of levels) {
+      if (Number(quantity) === 0) book[side].delete(price);
+      else book[side].set(price, quantity);
+    }
+  }
+  const changed = new Set();
+  function renderBook() {
+    const depth = 12;
+    const bids = sortedLevels("bids").slice(0, depth);
+    const asks = sortedLevels("asks").slice(0, depth);
+    const max = Math.max(1, ...bids.map((l) => Number(l.quantity)), ...asks.map((l) => Number(l.quantity)));
+    const row = (side) => (l) => {
+      const tr = el("tr", { class: side + (changed.has(side + l.price) ? " flash" : ""), dataset: { price: l.price } },
+        el("td", {}, Dec.pretty(l.price)), el("td", {}, Dec.pretty(l.quantity)),
+        el("td", {}, (Number(l.price) * Number(l.quantity)).toLocaleString(undefined, { maximumFractionDigits: quoteScale })));
+      tr.style.setProperty("--depth", (Number(l.quantity) / max * 100).toFixed(1) + "%");
+      tr.addEventListener("click", () => { const p = document.getElementById("order-price"); if (p) { p.value = l.price; preview(); } });
+      return tr;
+    };
+    document.getElementById("asks").replaceChildren(...asks.slice().reverse().map(row("ask")));
+    document.getElementById("bids").replaceChildren(...bids.map(row("bid")));
+    const bestBid = bids[0], bestAsk = asks[0];
+    document.getElementById("spread").textContent = bestBid && bestAsk
+      ? `spread ${Dec.pretty(String((Number(bestAsk.price) - Number(bestBid.price)).toFixed(quoteScale)))}`
+      : bids.length || asks.length ? "one-sided book" : "empty book: be the first to quote";
+    changed.clear();
+    renderDepth();
+  }
+
+  function renderDepth() {
+    const chart = document.getElementById("depth");
+    const W = 600, H = 160, pad = 24;
+    const bids = sortedLevels("bids"), asks = sortedLevels("asks");
+    if (!bids.length && !asks.length) { chart.replaceChildren(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no orders")); return; }
+    const cumulative = (levels) => { let sum = 0; return levels.map((l) => ({ p: Number(l.price), q: (sum += Number(l.quantity)) })); };
+    const b = cumulative(bids), a = cumulative(asks);
+    const prices = [...b, ...a].map((x) => x.p);
+    let lo = Math.min(...prices), hi = Math.max(...prices);
+    if (lo === hi) { lo -= 1; hi += 1; }
+    const qmax = Math.max(...b.map((x) => x.q), ...a.map((x) => x.q), 1);
+    const x = (p) => pad + (p - lo) / (hi - lo) * (W - 2 * pad);
+    const y = (q) => H - pad - q / qmax * (H - 2 * pad);
+    const steps = (points) => {
+      let d = "";
+      points.forEach((pt, i) => { d += (i ? ` H${x(pt.p)} V${y(pt.q)}` : `M${x(pt.p)} ${y(0)} V${y(pt.q)}`); });
+      return d;
+    };
+    chart.replaceChildren(
+      svg("line", { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, stroke: "#cbd5e1" }),
+      b.length ? svg("path", { d: steps(b) + ` V${y(0)} Z`, fill: "#bbf7d0", stroke: "#12805c", "stroke-width": 1.5 }) : null,
+      a.length ? svg("path", { d: steps(a) + ` V${y(0)} Z`, fill: "#fecaca", stroke: "#c2352b", "stroke-width": 1.5 }) : null,
+      svg("text", { x: pad, y: H - 6 }, String(lo)), svg("text", { x: W - pad, y: H - 6, "text-anchor": "end" }, String(hi)),
+      svg("text", { x: pad, y: 14 }, "cumulative " + (market ? market.base : "")));
+  }
+
+  // ---- trades and candles ---------------------------------------------------------------
+  const tradesBody = document.querySelector("#trades tbody");
+  function tradeRow(t) {
+    return el("tr", { dataset: { trade: t.id } },
+      el("td", {}, time(t.created_at)),
+      el("td", { class: t.taker_side === "buy" ? "up" : "down" }, Dec.pretty(t.price)),
+      el("td", {}, Dec.pretty(t.quantity)));
+  }
+  async function loadTrades() {
+    try {
+      const { items } = await get(path + "/trades?limit=50");
+      rows(tradesBody, items, tradeRow, "No trades yet.");
+      if (items[0]) setLastPrice(items[0].price);
+    } catch (problem) { rows(tradesBody, [], null, problem.detail); }
+  }
+  function setLastPrice(price) {
+    document.getElementById("last-price").textContent = market ? `${Dec.pretty(price)} ${market.quote}` : price;
+  }
+
+  const intervalSelect = document.getElementById("candle-interval");
+  async function loadCandles() {
+    const chart = document.getElementById("candles");
+    const W = 600, H = 220, pad = 28;
+    let items;
+    try { ({ items } = await get(`${path}/candles?interval=${intervalSelect.value}&limit=60`)); }
+    catch (problem) { return; }
+    if (!items.length) { chart.replaceChildren(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no trades in this range")); return; }
+    const lows = items.map((c) => Number(c.low)), highs = items.map((c) => Number(c.high));
+    let lo = Math.min(...lows), hi = Math.max(...highs);
+    if (lo === hi) { lo -= 1; hi += 1; }
+    const slot = (W - 2 * pad) / Math.max(items.length, 20);
+    const y = (p) => pad / 2 + (hi - p) / (hi - lo) * (H - 1.5 * pad);
+    chart.replaceChildren(
+      svg("text", { x: 4, y: y(hi) + 4 }, String(hi)), svg("text", { x: 4, y: y(lo) + 4 }, String(lo)),
+      ...items.map((c, i) => {
+        const cx = pad + (i + 0.5) * slot;
+        const up = Number(c.close) >= Number(c.open);
+        const colour = up ? "#12805c" : "#c2352b";
+        const top = y(Math.max(Number(c.open), Number(c.close))), bottom = y(Math.min(Number(c.open), Number(c.close)));
+        return svg("g", {},
+          svg("title", {}, `${new Date(c.start).toLocaleString()}  O ${c.open} H ${c.high} L ${c.low} C ${c.close}  vol ${c.volume}`),
+          svg("line", { x1: cx, x2: cx, y1: y(Number(c.high)), y2: y(Number(c.low)), stroke: colour }),
+          svg("rect", { x: cx - slot * 0.35, width: slot * 0.7, y: top, height: Math.max(1, bottom - top), fill: colour }));
+      }));
+  }
+  intervalSelect.addEventListener("change", loadCandles);
+
+  // ---- the live stream -------------------------------------------------------------------
+  function setStatus(text, cls) { status.textContent = text; status.className = "badge " + (cls || ""); }
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(`${scheme}//${location.host}${path}/stream`);
+    setStatus("connecting…");
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "snapshot") {
+        book.bids.clear(); book.asks.clear();
+        applyLevels("bids", message.bids); applyLevels("asks", message.asks);
+        sequence = message.sequence;
+        retryMs = 500;
+        setStatus("live", "live");
+        renderBook();
+        return;
+      }
+      if (sequence === null || message.sequence !== sequence + 1) {
+        // A gap: the book here may be wrong. Start again from a fresh snapshot.
+        setStatus("resyncing…");
+        socket.close();
+        return;
+      }
+      sequence = message.sequence;
+      if (message.type === "book") {
+        for (const l of message.bids) changed.add("bid" + l.price);
+        for (const l of message.asks) changed.add("ask" + l.price);
+        applyLevels("bids", message.bids); applyLevels("asks", message.asks);
+        renderBook();
+      } else if (message.type === "trade") {
+        tradesBody.querySelector("td.muted")?.closest("tr")?.remove();
+        tradesBody.prepend(tradeRow(message));
+        while (tradesBody.rows.length > 50) tradesBody.lastElementChild.remove();
+        setLastPrice(message.price);
+        afterTrade();
+      }
+      if (signedIn) refreshMine();
+    };
+    socket.onclose = () => {
+      sequence = null;
+      setStatus("reconnecting…", "down");
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 5000);
+    };
+  }
+  const afterTrade = debounce(loadCandles, 500);
+
+  // ---- the caller's orders, fills and balances -----------------------------------------
+  const refreshMine = debounce(() => { loadOrders(); loadBalances(); }, 250);
+  let available = { base: null, quote: null };
+  async function loadBalances() {
+    if (!signedIn || !market) return;
+    try {
+      const { items } = await get("/api/v1/accounts");
+      const find = (code) => items.find((a) => a.currency === code);
+      const b = find(market.base), q = find(market.quote);
+      available = { base: b ? b.available : "0", quote: q ? q.available : "0" };
+      const line = document.getElementById("order-balances");
+      line.replaceChildren("Available: ",
+        el("strong", { id: "available-base" }, `${Dec.pretty(available.base)} ${market.base}`), " · ",
+        el("strong", { id: "available-quote" }, `${Dec.pretty(available.quote)} ${market.quote}`),
+        b && Number(b.held) ? ` (${Dec.pretty(b.held)} ${market.base} held)` : "",
+        q && Number(q.held) ? ` (${Dec.pretty(q.held)} ${market.quote} held)` : "");
+    } catch (_) { /* shown on next refresh */ }
+  }
+  async function loadOrders() {
+    if (!signedIn || !market) return;
+    try {
+      const [open, recent] = await Promise.all([
+        get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&status=open&limit=100`),
+        get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&limit=50`),
+      ]);
+      rows(document.querySelector("#open-orders tbody"), open.items, (o) => el("tr", { dataset: { order: o.id } },
+        el("td", {}, time(o.created_at)),
+        el("td", { class: o.side === "buy" ? "buy" : "sell" }, o.side),
+        el("td", {}, o.price ? Dec.pretty(o.price) : "market"),
+        el("td", {}, Dec.pretty(o.quantity)), el("td", {}, Dec.pretty(o.filled)),
+        el("td", {}, o.status.replace("_", " ")),
+        el("td", {}, el("button", { type: "button", class: "small secondary", "aria-label": `Cancel ${o.side} ${o.remaining} at ${o.price}`, onclick: () => cancel(o.id) }, "Cancel"))),
+        "No open orders.");
+      const fills = recent.items.flatMap((o) => o.fills.map((f) => ({ ...f, side: o.side, order: o.id })));
+      rows(document.querySelector("#fills tbody"), fills, (f) => el("tr", { dataset: { trade: f.trade_id } },
+        el("td", {}, f.order),
+        el("td", { class: f.side === "buy" ? "buy" : "sell" }, f.side),
+        el("td", {}, Dec.pretty(f.price)), el("td", {}, Dec.pretty(f.quantity)),
+        el("td", {}, `${Dec.pretty(f.fee)} ${f.fee_currency || ""}`)), "No fills yet.");
+    } catch (_) { /* shown on next refresh */ }
+  }
+  async function cancel(id) {
+    const r = await api("DELETE", "/api/v1/orders/" + encodeURIComponent(id));
+    toast(r.ok ? "Order cancelled; its funds are free again." : (r.data && r.data.detail) || "The order cannot be cancelled.");
+    refreshMine();
+  }
+
+  // ---- the order form --------------------------------------------------------------------
+  const form = document.getElementById("order-form");
+  function side() { return form.elements.side.value; }
+  /** Worst price a market order of `quantity` would reach now, from the live book. */
+  function sweepPrice(quantity) {
+    let left = quantity;
+    for (const l of sortedLevels(side() === "buy" ? "asks" : "bids")) {
+      left -= Number(l.quantity);
+      if (left <= 0) return l.price;
+    }
+    return null;
+  }
+  function preview() {
+    if (!form || !market) return;
+    const out = document.getElementById("order-preview");
+    const isMarket = form.elements.type.value === "market";
+    document.getElementById("price-field").hidden = isMarket;
+    form.elements.time_in_force.disabled = isMarket;
+    const qText = form.elements.quantity.value.trim();
+    const qty = Dec.parse(qText, baseScale);
+    let priceText = form.elements.price.value.trim();
+    if (isMarket) priceText = qty ? sweepPrice(Number(qText)) : null;
+    const price = priceText ? Dec.parse(priceText, quoteScale) : null;
+    if (!qty || qty <= 0n || (!isMarket && (!price || price <= 0n))) {
+      out.textContent = isMarket && qty && !priceText ? "Not enough on the book to fill that now." : "Enter a price and quantity to see the cost and fee.";
+      return;
+    }
+    if (isMarket && !price) { out.textContent = "Not enough on the book to fill that now."; return; }
+    const baseUnit = 10n ** BigInt(baseScale);
+    const notional = price * qty / baseUnit; // quote atoms: tick x lot is always whole atoms
+    const fee = (amount) => amount * BigInt(market.fee_bps) / 10000n;
+    const approx = isMarket ? "at most " : "";
+    if (side() === "buy") {
+      out.textContent = `You pay ${approx}${Dec.format(notional, quoteScale)} ${market.quote} (held until filled) and receive ` +
+        `${Dec.format(qty - fee(qty), baseScale)} ${market.base} after a fee of ${Dec.format(fee(qty), baseScale)} ${market.base}.`;
+    } else {
+      out.textContent = `You sell ${Dec.format(qty, baseScale)} ${market.base} (held until filled) and receive ${approx ? "about " : ""}` +
+        `${Dec.format(notional - fee(notional), quoteScale)} ${market.quote} after a fee of ${Dec.format(fee(notional), quoteScale)} ${market.quote}.`;
+    }
+  }
+  if (form) {
+    form.addEventListener("input", preview);
+    onSubmit(form, async (data) => {
+      const body = { market: symbol, side: data.side, type: data.type, quantity: data.quantity || "" };
+      if (data.type === "limit") {
+        body.price = data.price || "";
+        body.time_in_force = data.time_in_force || "gtc";
+        if (data.post_only) body.post_only = true;
+        if (!body.price) return showProblem(form, { code: "bad_price", detail: "Enter a price." });
+      }
+      if (!body.quantity) return showProblem(form, { code: "bad_quantity", detail: "Enter a quantity." });
+      const r = await api("POST", "/api/v1/orders", body, { "idempotency-key": idempotencyKey() });
+      if (!r.ok) return showProblem(form, r.data, "quantity");
+      const o = r.data;
+      toast(`${o.side === "buy" ? "Buy" : "Sell"} order ${o.status.replace("_", " ")}: ${o.filled} of ${o.quantity} ${market.base} filled`);
+      form.elements.quantity.value = "";
+      preview();
+      refreshMine();
+    });
+  }
+
+  // ---- start -----------------------------------------------------------------------------
+  async function start() {
+    try {
+      const { items } = await get("/api/v1/markets?limit=500");
+      market = items.find((m) => m.symbol === symbol);
+      if (!market) { showError(`There is no market ${symbol}.`); setStatus("no market", "down"); return; }
+      const [base, quote] = await Promise.all([Scrip.currency(market.base), Scrip.currency(market.quote)]);
+      baseScale = base.scale; quoteScale = quote.scale;
+      document.getElementById("market-info").textContent =
+        `${base.name} priced in ${quote.name} · tick ${market.tick_size} · lot ${market.lot_size} · fee ${(market.fee_bps / 100).toFixed(2)} %`;
+      if (market.last_price) setLastPrice(market.last_price);
+      const pu = document.getElementById("price-unit"), qu = document.getElementById("quantity-unit");
+      if (pu) pu.textContent = `(${market.quote} per ${market.base}, step ${market.tick_size})`;
+      if (qu) qu.textContent = `(${market.base}, step ${market.lot_size})`;
+    } catch (problem) {
+      showError(problem.detail || "This market cannot be loaded.");
+      return;
+    }
+    connect();
+    loadTrades();
+    loadCandles();
+    loadOrders();
+    loadBalances();
+    preview();
+    setInterval(() => { if (!document.hidden) loadCandles(); }, 30000);
+  }
+  // For tests and the curious: the live state of this page.
+  window.scripMarket = { get sequence() { return sequence; }, get socket() { return socket; }, book };
+  start();
+})();

@@ -1,0 +1,163 @@
+// Shop console: open a business, issue its currency, set its limits, pay out, see redemptions,
+// outstanding and holders, open a market for it, manage members.
+"use strict";
+(() => {
+  const { api, get, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey } = Scrip;
+  const select = document.getElementById("business");
+  const business = () => select.value;
+  const show = (id, visible) => { document.getElementById(id).hidden = !visible; };
+  let profile = null;
+
+  async function loadAllCurrencies() {
+    try {
+      const { items } = await get("/api/v1/currencies?limit=500");
+      document.getElementById("all-currencies").replaceChildren(
+        ...items.map((c) => el("option", { value: c.code }, `${c.name} (${c.issuer})`)));
+    } catch (_) { /* suggestions only */ }
+  }
+
+  async function load() {
+    const has = !!business();
+    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card"]) show(id, has);
+    if (!has) return;
+    try {
+      profile = await get("/api/v1/businesses/" + encodeURIComponent(business()));
+    } catch (problem) { toast(problem.detail || "The business cannot be loaded."); return; }
+    renderCurrency();
+    await Promise.all([loadIssuing(), loadActivity(), loadMembers()]);
+  }
+
+  function renderCurrency() {
+    const details = document.getElementById("currency-details");
+    const currencies = profile.currencies || [];
+    document.getElementById("currency-form").hidden = currencies.length > 0;
+    document.getElementById("limits-form").hidden = currencies.length === 0;
+    const payout = document.getElementById("payout-currency");
+    payout.replaceChildren(...currencies.map((c) => el("option", { value: c.code }, c.code)));
+    if (!currencies.length) {
+      details.replaceChildren(el("p", { class: "muted" }, `${profile.name} has no currency yet. Create one to start paying out.`));
+      return;
+    }
+    const c = currencies[0];
+    details.replaceChildren(el("dl", { class: "stats", id: "currency-stats" },
+      el("dt", {}, "Code"), el("dd", {}, c.code),
+      el("dt", {}, "Name"), el("dd", {}, c.name),
+      el("dt", {}, "Outstanding"), el("dd", { id: "outstanding" }, `${Dec.pretty(c.outstanding)} ${c.code}`),
+      el("dt", {}, "Holders"), el("dd", { id: "holders" }, String(c.holders)),
+      el("dt", {}, "Credit limit"), el("dd", {}, Dec.pretty(c.credit_limit)),
+      el("dt", {}, "Max balance"), el("dd", {}, c.max_balance ? Dec.pretty(c.max_balance) : "none"),
+      el("dt", {}, "Worth"), el("dd", {}, `${c.par} ${c.unit}`)));
+    const limits = document.getElementById("limits-form");
+    limits.elements.credit_limit.value = c.credit_limit;
+    limits.elements.max_balance.value = c.max_balance || "";
+    document.getElementById("market-base").value ||= c.code;
+  }
+
+  async function loadIssuing() {
+    try {
+      const { items } = await get("/api/v1/accounts?holder=" + encodeURIComponent(business()));
+      const own = (profile.currencies || []).map((c) => c.code);
+      const line = document.getElementById("issuing-balance");
+      line.replaceChildren(...items.filter((a) => own.includes(a.currency)).map((a) =>
+        el("span", { class: "muted" }, `Issuing account: ${Dec.pretty(a.balance)} ${a.currency}, `,
+          el("strong", {}, `${Dec.pretty(a.available)} ${a.currency}`), " can still be paid out.")));
+    } catch (_) { /* optional */ }
+  }
+
+  async function loadActivity() {
+    const tbody = document.querySelector("#activity tbody");
+    try {
+      const { items } = await get("/api/v1/transfers?limit=50&holder=" + encodeURIComponent(business()));
+      rows(tbody, items, (t) => {
+        const incoming = t.to === business();
+        return el("tr", {},
+          el("td", {}, when(t.created_at)),
+          el("td", {}, incoming ? t.from : t.to),
+          el("td", { class: "down" }, incoming ? "" : `${Dec.pretty(t.amount)} ${t.currency}`),
+          el("td", { class: "up" }, incoming ? `${Dec.pretty(t.amount)} ${t.currency}` : ""),
+          el("td", {}, t.memo || ""));
+      }, "No payments yet.");
+    } catch (problem) { rows(tbody, [], null, problem.detail); }
+  }
+
+  async function loadMembers() {
+    const list = document.getElementById("members-list");
+    try {
+      const { items } = await get(`/api/v1/businesses/${encodeURIComponent(business())}/members`);
+      list.replaceChildren(...items.map((m) => el("li", {}, el("strong", {}, m.handle), " · ", m.role)));
+    } catch (problem) { list.replaceChildren(el("li", { class: "muted" }, problem.detail || "")); }
+  }
+
+  // Opening a business: it joins the selector and becomes the one shown.
+  const businessForm = document.getElementById("business-form");
+  onSubmit(businessForm, async (data) => {
+    const r = await api("POST", "/api/v1/businesses", { handle: data.handle || "", name: data.name || "" });
+    if (!r.ok) return showProblem(businessForm, r.data, "handle");
+    select.append(el("option", { value: r.data.handle }, r.data.handle));
+    select.value = r.data.handle;
+    businessForm.reset();
+    toast(`${r.data.name} is open. Now create its currency.`);
+    await load();
+    document.getElementById("currency-code").focus();
+  });
+
+  const currencyForm = document.getElementById("currency-form");
+  onSubmit(currencyForm, async (data) => {
+    const body = { issuer: business(), code: (data.code || "").toUpperCase(), name: data.name || "",
+      scale: Number(data.scale ?? 2), credit_limit: data.credit_limit || "" };
+    if (data.max_balance) body.max_balance = data.max_balance;
+    if (data.unit) body.unit = data.unit.toUpperCase();
+    if (data.par) body.par = data.par;
+    const r = await api("POST", "/api/v1/currencies", body);
+    if (!r.ok) return showProblem(currencyForm, r.data, "code");
+    toast(`${r.data.code} created: pay it out to your workers and customers.`);
+    await Promise.all([load(), loadAllCurrencies()]);
+  });
+
+  const limitsForm = document.getElementById("limits-form");
+  onSubmit(limitsForm, async (data) => {
+    const code = profile.currencies[0].code;
+    const body = { credit_limit: data.credit_limit || "", max_balance: data.max_balance || null };
+    const r = await api("PATCH", "/api/v1/currencies/" + encodeURIComponent(code), body);
+    if (!r.ok) return showProblem(limitsForm, r.data, "credit_limit");
+    toast("Limits saved.");
+    await load();
+  });
+
+  const payoutForm = document.getElementById("payout-form");
+  onSubmit(payoutForm, async (data) => {
+    const body = { from: business(), to: data.to || "", currency: data.currency || "", amount: data.amount || "" };
+    if (data.memo) body.memo = data.memo;
+    if (!body.currency) return showProblem(payoutForm, { detail: "Create the business's currency first." });
+    const r = await api("POST", "/api/v1/transfers", body, { "idempotency-key": idempotencyKey() });
+    if (!r.ok) return showProblem(payoutForm, r.data, "amount");
+    toast(`Paid ${Dec.pretty(r.data.amount)} ${r.data.currency} to ${r.data.to}`);
+    payoutForm.elements.amount.value = "";
+    payoutForm.elements.memo.value = "";
+    await load();
+  });
+
+  const marketForm = document.getElementById("market-form");
+  onSubmit(marketForm, async (data) => {
+    const body = { base: (data.base || "").toUpperCase(), quote: (data.quote || "").toUpperCase(),
+      tick_size: data.tick_size || "", lot_size: data.lot_size || "", fee_bps: Number(data.fee_bps ?? 0) };
+    const r = await api("POST", "/api/v1/markets", body);
+    if (!r.ok) return showProblem(marketForm, r.data, "base");
+    marketForm.replaceChildren(el("p", { class: "notice" }, "Market open: ",
+      el("a", { href: "/exchange/" + encodeURIComponent(r.data.symbol) }, r.data.symbol)));
+  });
+
+  const memberForm = document.getElementById("member-form");
+  onSubmit(memberForm, async (data) => {
+    const r = await api("POST", `/api/v1/businesses/${encodeURIComponent(business())}/members`,
+      { handle: data.handle || "", role: data.role || "worker" });
+    if (!r.ok) return showProblem(memberForm, r.data, "handle");
+    toast(`${r.data.handle} is now a ${r.data.role} of ${r.data.business}.`);
+    memberForm.reset();
+    await loadMembers();
+  });
+
+  select.addEventListener("change", load);
+  loadAllCurrencies();
+  load();
+})();

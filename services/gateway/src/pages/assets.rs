@@ -1,0 +1,64 @@
+//! Scripts, styles and the icon, compiled into the binary: the pages need no files on disk
+//! and no build step.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, web};
+
+/// `(name, content type, bytes)` of every asset.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/app.js"),
+    ),
+    (
+        "wallet.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/wallet.js"),
+    ),
+    (
+        "exchange.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/exchange.js"),
+    ),
+    (
+        "market.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/market.js"),
+    ),
+    (
+        "shop.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/shop.js"),
+    ),
+    (
+        "clearing.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/clearing.js"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_str!("../../assets/icon.svg"),
+    ),
+];
+
+#[get("/assets/{name}")]
+pub async fn asset(name: web::Path<String>) -> HttpResponse {
+    match ASSETS.iter().find(|(n, _, _)| *n == name.as_str()) {
+        Some((_, content_type, body)) => HttpResponse::Ok()
+            .content_type(*content_type)
+            // Assets change with the binary; revalidating is cheap on loopback and never stale.
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .body(*body),
+        None => HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("no such asset"),
+    }
+}

@@ -1,0 +1,95 @@
+//! The page session: the token in an HttpOnly cookie, who it belongs to, and the checks on
+//! form posts (same origin, local redirect targets only).
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration};
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use scrip_auth::{Caller, SESSION_COOKIE, TokenVerifier};
+use scrip_http::ApiError;
+
+/// The signed-in user of a page request, from the session cookie only (pages never read the
+/// Authorization header, so a page is never rendered for a token pasted by a script).
+pub fn viewer(request: &HttpRequest) -> Option<Caller> {
+    let verifier = request.app_data::<web::Data<TokenVerifier>>()?;
+    let token = request.cookie(SESSION_COOKIE)?;
+    let (id, handle) = verifier.verify(token.value()).ok()?;
+    Some(Caller { id, handle })
+}
+
+/// The session cookie carrying `token` for `ttl_s` seconds.
+pub fn session_cookie(request: &HttpRequest, token: String, ttl_s: u64) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(request.connection_info().scheme() == "https")
+        .max_age(Duration::seconds(i64::try_from(ttl_s).unwrap_or(i64::MAX)))
+        .finish()
+}
+
+/// A cookie that removes the session.
+pub fn cleared_cookie() -> Cookie<'static> {
+    let mut cookie = Cookie::build(SESSION_COOKIE, "")
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish();
+    cookie.make_removal();
+    cookie
+}
+
+/// Refuses a form post sent from another site: browsers send `Origin` on every cross-site POST,
+/// so an `Origin` that is not this host means a forged form (login CSRF, forced logout).
+pub fn same_origin(request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = request.connection_info().host().to_owned();
+    let origin = origin.to_str().unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+    if origin_host == host {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "csrf_check_failed",
+            "this form was sent from another site",
+        ))
+    }
+}
+
+/// Where to go after logging in: a path on this site, never another site (`//evil` or
+/// `https://evil` would make the login page an open redirect).
+pub fn local_target(next: Option<&str>) -> String {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path.to_owned()
+        }
+        _ => "/wallet".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_target;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert_eq!(local_target(Some("/exchange/A-B")), "/exchange/A-B");
+        assert_eq!(local_target(Some("/wallet?pay_to=x")), "/wallet?pay_to=x");
+        for evil in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "evil",
+            "/a\nb",
+        ] {
+            assert_eq!(local_target(Some(evil)), "/wallet", "{evil}");
+        }
+        assert_eq!(local_target(None), "/wallet");
+    }
+}
