@@ -178,13 +178,13 @@
       const response = await fetch("/metrics", { credentials: "same-origin" });
       text = await response.text();
     } catch (_) { return; }
-    const audit = sumOf(text, "ledger_audit_ok");
+    const audit = sumOf(text, "scrip_ledger_audit_ok");
     const auditCell = document.getElementById("health-audit");
     auditCell.textContent = audit === null ? "not yet run" : audit === 1 ? "clean" : "FAILING";
     auditCell.className = audit === 1 ? "ok" : audit === null ? "" : "bad";
     const now = { t: performance.now(),
-      requests: sumOf(text, "http_requests_total"), orders: sumOf(text, "exchange_commands_total"),
-      trades: sumOf(text, "exchange_trades_total"), transfers: sumOf(text, "ledger_transfers_total") };
+      requests: sumOf(text, "scrip_http_requests_total"), orders: sumOf(text, "scrip_exchange_commands_total"),
+      trades: sumOf(text, "scrip_exchange_trades_total"), transfers: sumOf(text, "scrip_ledger_transfers_total") };
     if (previous) {
       const dt = (now.t - previous.t) / 1000;
       for (const key of ["requests", "orders", "trades", "transfers"]) {
