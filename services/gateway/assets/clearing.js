@@ -197,6 +197,7 @@
 
   loadGraph();
   loadRuns();
-  loadHealth();
+  // Two quick reads give the first rates; then every five seconds.
+  loadHealth().then(() => setTimeout(loadHealth, 1000));
   setInterval(() => { if (!document.hidden) loadHealth(); }, 5000);
 })();

@@ -181,8 +181,12 @@ impl Browser {
             .set_window_size(1280, u32::try_from(height).unwrap_or(1000) + 90)
             .await
             .expect("window size");
-        // Let the page settle in its new size (charts redraw on resize only via CSS scaling).
+        // Let the page settle in its new size, then look at it from the top.
         tokio::time::sleep(Duration::from_millis(300)).await;
+        self.client
+            .execute("window.scrollTo(0, 0)", vec![])
+            .await
+            .expect("scroll");
         let png = self.client.screenshot().await.expect("screenshot");
         self.client
             .set_window_size(1280, 1000)
@@ -447,6 +451,7 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     owner.find("#login-form").await;
     owner.log_in(&app, "olga", "/clearing").await;
     owner.wait_text("#graph-summary", "3 on cycles").await;
+    owner.screenshot("clearing-before").await;
     owner.click("#dry-run").await;
     owner
         .wait_text("#clearing-result", "Nothing was changed")
@@ -458,7 +463,7 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     owner.wait_text("#settlements tbody", "alpha").await;
     owner.wait_text("#runs tbody", "applied").await;
     owner.wait_text("#health-audit", "clean").await;
-    owner.screenshot("clearing").await;
+    owner.screenshot("clearing-after").await;
     let runs = api_get(&app, "/api/v1/clearing/runs", &olga).await;
     assert_eq!(runs["items"][0]["cleared"], "60", "{runs}");
     assert_eq!(runs["items"][0]["gross_after"], "15", "{runs}");
