@@ -83,7 +83,7 @@ pub async fn register(
     registry: web::Data<RegistryId>,
     gateway: web::Data<GatewayContext>,
 ) -> Result<HttpResponse, ApiError> {
-    gateway.signup_limiter.check(&client_ip(&request))?;
+    gateway.signup_limiter.check(&client_ip(&request)).await?;
     let registered = create_user(
         body.into_inner(),
         ledger.into_inner(),
@@ -198,7 +198,7 @@ pub(crate) async fn check_password(
         Ok(handle) => format!("{}|{handle}", client_ip(request)),
         Err(_) => client_ip(request),
     };
-    gateway.login_limiter.check(&limit_key)?;
+    gateway.login_limiter.check(&limit_key).await?;
     blocking(move || {
         let refused = || ApiError::Unauthorized {
             code: "bad_credentials",

@@ -2,10 +2,14 @@
 
 use actix_web::{HttpResponse, get, web};
 use diesel::RunQueryDsl;
+use scrip_bus::Bus;
 use scrip_http::{ApiError, blocking};
 use scrip_ledger::{Ledger, LedgerError};
 use scrip_telemetry::Metrics;
 use serde_json::json;
+
+/// How long `/readyz` waits for Redis before calling it down.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn configure_system(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
@@ -22,7 +26,19 @@ pub async fn healthz() -> HttpResponse {
     responses((status = 200, description = "the database answers"), (status = 503, description = "it does not"))
 )]
 #[get("/readyz")]
-pub async fn readyz(ledger: web::Data<Ledger>) -> HttpResponse {
+pub async fn readyz(ledger: web::Data<Ledger>, bus: web::Data<dyn Bus>) -> HttpResponse {
+    let redis = if bus.kind() == "redis" {
+        match tokio::time::timeout(READY_TIMEOUT, bus.ping()).await {
+            Ok(Ok(())) => Some("ok"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "Redis does not answer");
+                Some("down")
+            }
+            Err(_) => Some("down"),
+        }
+    } else {
+        None
+    };
     let ready = blocking(move || {
         let mut conn = ledger.conn()?;
         diesel::sql_query("SELECT 1")
@@ -31,13 +47,23 @@ pub async fn readyz(ledger: web::Data<Ledger>) -> HttpResponse {
         Ok(())
     })
     .await;
-    match ready {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
+    let database = match ready {
+        Ok(()) => "ok",
         Err(error) => {
-            tracing::warn!(%error, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "unavailable", "database": "down"}))
+            tracing::warn!(%error, "database not ready");
+            "down"
         }
+    };
+    let mut body = json!({"database": database, "bus": bus.kind()});
+    if let Some(redis) = redis {
+        body["redis"] = json!(redis);
+    }
+    if database == "ok" && redis != Some("down") {
+        body["status"] = json!("ok");
+        HttpResponse::Ok().json(body)
+    } else {
+        body["status"] = json!("unavailable");
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 

@@ -12,6 +12,7 @@ mod error;
 mod feed;
 mod handlers;
 mod metrics;
+mod replica;
 pub mod spec;
 pub mod state;
 mod store;
@@ -38,6 +39,9 @@ use utoipa::OpenApi;
 pub struct Exchange {
     context: WorkerContext,
     markets: RwLock<Markets>,
+    /// Whether this process may write markets (order-book service) or only follows them
+    /// (a gateway serving market data).
+    writes: bool,
 }
 
 #[derive(Debug, Default)]
@@ -49,24 +53,53 @@ struct Markets {
 impl Exchange {
     /// Starts a writer for every market in the database; each rebuilds its book from its
     /// open orders before it takes commands.
+    /// Every market, each with a writer that owns it when no other process does.
     pub fn start(context: WorkerContext) -> Result<Self, ExchangeError> {
-        let specs = {
-            let mut conn = context.pool.get().map_err(LedgerError::from)?;
-            store::all_markets(&mut conn)?
-        };
+        Self::with_markets(context, true)
+    }
+
+    /// Every market as a replica that follows its owner over the bus: market data only.
+    pub fn follow(context: WorkerContext) -> Result<Self, ExchangeError> {
+        Self::with_markets(context, false)
+    }
+
+    fn with_markets(context: WorkerContext, writes: bool) -> Result<Self, ExchangeError> {
         let exchange = Self {
             context,
             markets: RwLock::new(Markets::default()),
+            writes,
         };
-        for spec in specs {
-            exchange.serve(spec)?;
-        }
+        exchange.discover()?;
         Ok(exchange)
     }
 
+    /// Serves the markets opened since the last look (by this process or another); returns
+    /// how many are new. Blocking: call it from a blocking thread.
+    pub fn discover(&self) -> Result<usize, ExchangeError> {
+        let specs = {
+            let mut conn = self.context.pool.get().map_err(LedgerError::from)?;
+            store::all_markets(&mut conn)?
+        };
+        let mut new = 0;
+        for spec in specs {
+            if self.market_by_id(spec.id).is_none() {
+                self.serve(spec)?;
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
     fn serve(&self, spec: MarketSpec) -> Result<Arc<MarketHandle>, ExchangeError> {
-        let handle = Arc::new(worker::spawn(self.context.clone(), spec.clone())?);
         let mut markets = self.markets.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = markets.by_id.get(&spec.id) {
+            return Ok(Arc::clone(existing));
+        }
+        let handle = Arc::new(if self.writes {
+            worker::spawn(self.context.clone(), spec.clone())?
+        } else {
+            worker::replica(&self.context, spec.clone())?
+        });
         markets.by_symbol.insert(spec.symbol(), Arc::clone(&handle));
         markets.by_id.insert(spec.id, Arc::clone(&handle));
         Ok(handle)
@@ -126,6 +159,16 @@ impl Exchange {
 }
 
 /// Mounts the exchange's routes.
+/// Market data only (markets, book, trades, candles, the stream): what a gateway serves from
+/// an exchange that follows the owners ([`Exchange::follow`]).
+pub fn configure_market_data(cfg: &mut web::ServiceConfig) {
+    cfg.service(handlers::list_markets)
+        .service(handlers::book)
+        .service(handlers::trades)
+        .service(handlers::candles)
+        .service(stream::stream);
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(handlers::list_markets)
         .service(handlers::create_market)

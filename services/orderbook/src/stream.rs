@@ -14,6 +14,9 @@ use crate::feed::StreamMessage;
 use crate::{Exchange, ExchangeError};
 use scrip_http::ApiError;
 
+/// Longest a new client waits for a replica to catch up with the market's owner.
+const REPLICA_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[utoipa::path(
     get, path = "/api/v1/markets/{symbol}/stream", tag = "exchange",
     responses(
@@ -29,6 +32,12 @@ pub async fn stream(
     exchange: web::Data<Exchange>,
 ) -> Result<HttpResponse, ApiError> {
     let market = exchange.market(&symbol)?;
+    // A replica that is still waiting for its owner's snapshot would hand out an empty book:
+    // give it a moment to catch up first.
+    let deadline = tokio::time::Instant::now() + REPLICA_CATCH_UP;
+    while market.feed.is_catching_up() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let (response, mut session, mut incoming) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
     actix_web::rt::spawn(async move {

@@ -99,15 +99,34 @@ pub struct WorkerContext {
     pub database_url: DatabaseUrl,
     pub registry: PrincipalId,
     pub metrics: ExchangeMetrics,
+    /// Carries market data between processes; `None` keeps it in this process.
+    pub bus: Option<Arc<dyn scrip_bus::Bus>>,
 }
 
-/// Starts the writer thread of one market.
-pub fn spawn(context: WorkerContext, spec: MarketSpec) -> Result<MarketHandle, ExchangeError> {
+/// The market's feed, following the bus when there is one.
+fn feed(context: &WorkerContext, spec: &MarketSpec) -> Result<Arc<Feed>, ExchangeError> {
     let last_price = {
         let mut conn = context.pool.get().map_err(LedgerError::from)?;
         store::last_price(&mut conn, spec.id)?
     };
-    let feed = Arc::new(Feed::new(spec.clone(), last_price));
+    let feed = Arc::new(Feed::new(spec.clone(), last_price, context.bus.clone()));
+    if let Some(bus) = &context.bus {
+        crate::replica::spawn_bridge(Arc::clone(&feed), Arc::clone(bus));
+    }
+    Ok(feed)
+}
+
+/// A market this process only reads: its feed follows the owner over the bus, and commands
+/// are refused at once (`MarketUnavailable`) because no writer is behind the queue.
+pub fn replica(context: &WorkerContext, spec: MarketSpec) -> Result<MarketHandle, ExchangeError> {
+    let feed = feed(context, &spec)?;
+    let (queue, _) = mpsc::channel(1);
+    Ok(MarketHandle { spec, feed, queue })
+}
+
+/// Starts the writer thread of one market.
+pub fn spawn(context: WorkerContext, spec: MarketSpec) -> Result<MarketHandle, ExchangeError> {
+    let feed = feed(&context, &spec)?;
     let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
     let worker = Worker {
         context,
@@ -289,6 +308,7 @@ impl Worker {
                 );
                 self.state = None;
                 self.lock_conn = None;
+                self.feed.disown();
                 for job in batch.drain(..) {
                     let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
                 }
@@ -426,6 +446,7 @@ impl Worker {
                 tracing::error!(market = self.spec.id, %error, "cannot rebuild the market");
                 // Give up ownership: the next command retries the load.
                 self.lock_conn = None;
+                self.feed.disown();
             }
         }
     }

@@ -47,6 +47,14 @@ pub struct Config {
     /// Redis for production (market data fan-out, shared rate limits); unset: in-process.
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<String>,
+    /// Prefix of Scrip's keys and channels in Redis, so deployments can share one Redis.
+    #[arg(
+        long,
+        env = "SCRIP_REDIS_PREFIX",
+        default_value = "scrip:",
+        global = true
+    )]
+    pub redis_prefix: String,
     /// Keys and other local state of the embedded mode.
     #[arg(long, env = "SCRIP_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
@@ -158,6 +166,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Exit status 0 when URL (an `http://host:port/path`, e.g. `/readyz`) answers 2xx within
+    /// 3 s: a health check for container images that have no curl.
+    Probe { url: String },
     /// The clearing solver on its own, for comparison with other tools.
     Clearing {
         #[command(subcommand)]
@@ -194,6 +205,9 @@ pub enum ServiceName {
 pub enum AdminCommand {
     /// Give HANDLE the registry operator role (runs clearing, reads the registry's accounts).
     GrantOperator { handle: String },
+    /// Make the token signing key pair in DIR (kept if it exists): the private key for the
+    /// gateway, the public one for every service.
+    Keys { dir: PathBuf },
 }
 
 /// Connections the one-shot commands need: few, they run one thing at a time.
@@ -201,9 +215,20 @@ const CLI_POOL_SIZE: u32 = 2;
 
 impl Cli {
     pub fn run(self) -> Result<ExitCode, Box<dyn std::error::Error>> {
-        if let Some(Command::Clearing { command }) = &self.command {
-            // Pure computation: no database involved.
-            return crate::clearing_bench::run(command).map(|()| ExitCode::SUCCESS);
+        match &self.command {
+            // Pure computation, and probes: no database involved.
+            Some(Command::Clearing { command }) => {
+                return crate::clearing_bench::run(command).map(|()| ExitCode::SUCCESS);
+            }
+            Some(Command::Probe { url }) => return Ok(probe(url)),
+            Some(Command::Admin {
+                command: AdminCommand::Keys { dir },
+            }) => {
+                scrip_auth::load_or_create_keys(dir)?;
+                println!("token keys are in {}", dir.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => {}
         }
         let url = DatabaseUrl::parse(&self.config.database_url)?;
         match self.command.unwrap_or(Command::Serve {
@@ -211,11 +236,6 @@ impl Cli {
             demo: false,
         }) {
             Command::Serve { service, demo } => {
-                if self.config.redis_url.is_some() {
-                    tracing::warn!(
-                        "REDIS_URL is set, but this version keeps its event bus and rate limits in-process"
-                    );
-                }
                 let services = match service {
                     None => Services::all(),
                     Some(ServiceName::Gateway) => Services::only_gateway(),
@@ -234,7 +254,10 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Audit => audit(&url),
-            Command::Clearing { .. } => Ok(ExitCode::SUCCESS),
+            Command::Clearing { .. } | Command::Probe { .. } => Ok(ExitCode::SUCCESS),
+            Command::Admin {
+                command: AdminCommand::Keys { .. },
+            } => Ok(ExitCode::SUCCESS),
             Command::Admin {
                 command: AdminCommand::GrantOperator { handle },
             } => {
@@ -248,6 +271,34 @@ impl Cli {
                 println!("{handle} is now a registry operator");
                 Ok(ExitCode::SUCCESS)
             }
+        }
+    }
+}
+
+/// `scrip probe URL`: a plain HTTP/1.0 GET over TCP, status 2xx or failure.
+fn probe(url: &str) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    let answer = (|| -> Result<bool, Box<dyn std::error::Error>> {
+        let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let timeout = std::time::Duration::from_secs(3);
+        let address = std::net::ToSocketAddrs::to_socket_addrs(host)?
+            .next()
+            .ok_or("no address")?;
+        let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+        let mut head = [0_u8; 16];
+        let read = stream.read(&mut head)?;
+        let status = std::str::from_utf8(&head[..read])?;
+        Ok(status.starts_with("HTTP/1.") && status.get(9..10) == Some("2"))
+    })();
+    match answer {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("probe failed: {error}");
+            ExitCode::from(1)
         }
     }
 }

@@ -3,11 +3,13 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{App, HttpServer, web};
 use scrip_auth::{KeyPair, TokenIssuer, TokenVerifier, load_or_create_keys, load_public_key};
+use scrip_bus::{Bus, InProcessBus, RedisBus};
 use scrip_domain::RegistryId;
 use scrip_gateway::GatewayContext;
 use scrip_http::{RateLimiter, configure_extractors};
@@ -24,6 +26,68 @@ use crate::cli::Config;
 
 /// How often the background audit re-checks every invariant for the `ledger_audit_ok` gauge.
 const AUDIT_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a process looks for markets opened by another process.
+const MARKET_DISCOVERY_INTERVAL: Duration = Duration::from_secs(3);
+
+/// What connects this process to the others: the event bus and, with Redis, the shared
+/// rate-limit counters. In-process (one process, nothing shared) without a Redis URL.
+#[derive(Clone)]
+pub struct Backplane {
+    pub bus: Arc<dyn Bus>,
+    pub limits: Option<redis::aio::ConnectionManager>,
+    /// Prefix of this deployment's keys and channels in Redis.
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for Backplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backplane")
+            .field("bus", &self.bus.kind())
+            .field("shared_limits", &self.limits.is_some())
+            .finish()
+    }
+}
+
+impl Backplane {
+    /// Connects to Redis when a URL is given; fails (rather than run alone) when it does not
+    /// answer, because a process that cannot reach the others must not pretend to be one of them.
+    pub async fn connect(
+        redis_url: Option<&str>,
+        prefix: &str,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let Some(url) = redis_url else {
+            return Ok(Self {
+                bus: Arc::new(InProcessBus::new()),
+                limits: None,
+                prefix: prefix.to_owned(),
+            });
+        };
+        let bus = RedisBus::connect(url, &format!("{prefix}bus:"))
+            .await
+            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        let limits = redis::aio::ConnectionManager::new(redis::Client::open(url)?)
+            .await
+            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        Ok(Self {
+            bus: Arc::new(bus),
+            limits: Some(limits),
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The bus, where other processes may be listening (Redis); `None` in one process.
+    fn shared_bus(&self) -> Option<Arc<dyn Bus>> {
+        self.limits.as_ref().map(|_| Arc::clone(&self.bus))
+    }
+
+    fn limiter(&self, name: &'static str, per_minute: u32) -> RateLimiter {
+        let limiter = RateLimiter::new(name, per_minute);
+        match &self.limits {
+            Some(redis) => limiter.shared(redis.clone(), &self.prefix),
+            None => limiter,
+        }
+    }
+}
 
 /// Which services this process serves. System endpoints are always served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +167,10 @@ pub struct Settings {
     /// Scheduled clearing: every this many seconds (0: off) in this unit.
     pub clearing_interval_s: u64,
     pub clearing_unit: scrip_domain::UnitCode,
+    /// Redis for the bus and shared rate limits; `None`: in-process.
+    pub redis_url: Option<String>,
+    /// Prefix of this deployment's keys and channels in Redis.
+    pub redis_prefix: String,
 }
 
 /// Where the token keys come from.
@@ -151,6 +219,8 @@ impl Settings {
             demo,
             clearing_interval_s: config.clearing_interval_s,
             clearing_unit: scrip_domain::UnitCode::parse(&config.clearing_unit)?,
+            redis_url: config.redis_url.clone(),
+            redis_prefix: config.redis_prefix.clone(),
         })
     }
 }
@@ -169,6 +239,7 @@ struct State {
     metrics: web::Data<Metrics>,
     openapi: utoipa::openapi::OpenApi,
     services: Services,
+    bus: web::Data<dyn Bus>,
 }
 
 fn load_keys(
@@ -195,7 +266,10 @@ fn load_keys(
     }
 }
 
-fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>> {
+fn build_state(
+    settings: &Settings,
+    backplane: &Backplane,
+) -> Result<State, Box<dyn std::error::Error>> {
     let pool = connect_and_migrate(&settings.database_url, settings.db_pool_size)?;
     let ledger = Ledger::new(pool);
     if settings.demo {
@@ -205,8 +279,8 @@ fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>>
     let gateway = match (&pair, settings.services.gateway) {
         (Some(pair), true) => Some(web::Data::new(GatewayContext {
             tokens: TokenIssuer::new(pair, settings.token_ttl_s)?,
-            login_limiter: RateLimiter::new("login", settings.login_per_minute),
-            signup_limiter: RateLimiter::new("signup", settings.signup_per_minute),
+            login_limiter: backplane.limiter("login", settings.login_per_minute),
+            signup_limiter: backplane.limiter("signup", settings.signup_per_minute),
         })),
         (None, true) => {
             return Err("the gateway needs the token signing key (--jwt-private-key-file)".into());
@@ -214,18 +288,26 @@ fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>>
         _ => None,
     };
     let metrics = Metrics::new();
-    let exchange = if settings.services.orderbook {
+    // The order-book service writes markets; a gateway without it follows them over the bus
+    // to serve market data (streams, books) on every instance.
+    let exchange = if settings.services.orderbook || settings.services.gateway {
         let registry_principal = ledger.read(|conn| {
             let handle = scrip_domain::Handle::parse(scrip_ledger::REGISTRY_HANDLE)?;
             scrip_ledger::principal_by_handle(conn, &handle)
         })?;
-        let exchange = Exchange::start(WorkerContext {
+        let context = WorkerContext {
             pool: ledger.pool().clone(),
             database_url: settings.database_url.clone(),
             registry: registry_principal.id,
             metrics: ExchangeMetrics::new(&metrics),
-        })?;
-        if settings.demo {
+            bus: backplane.shared_bus(),
+        };
+        let exchange = if settings.services.orderbook {
+            Exchange::start(context)?
+        } else {
+            Exchange::follow(context)?
+        };
+        if settings.demo && settings.services.orderbook {
             crate::demo::seed_exchange(&ledger, &exchange)?;
         }
         Some(web::Data::new(exchange))
@@ -239,7 +321,7 @@ fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>>
         gateway,
         wallet: web::Data::new(WalletContext {
             committer: Committer::start(ledger.clone()),
-            payment_limiter: RateLimiter::new("payments", settings.payments_per_minute),
+            payment_limiter: backplane.limiter("payments", settings.payments_per_minute),
             metrics: metrics.clone(),
         }),
         policy: web::Data::new(settings.policy),
@@ -247,6 +329,7 @@ fn build_state(settings: &Settings) -> Result<State, Box<dyn std::error::Error>>
         ledger: web::Data::new(ledger),
         openapi: openapi(),
         services: settings.services,
+        bus: web::Data::from(Arc::clone(&backplane.bus)),
     })
 }
 
@@ -281,7 +364,8 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
         .app_data(state.verifier.clone())
         .app_data(state.wallet.clone())
         .app_data(state.policy.clone())
-        .app_data(state.metrics.clone());
+        .app_data(state.metrics.clone())
+        .app_data(state.bus.clone());
     configure_extractors(cfg);
     scrip_gateway::configure_system(cfg);
     if let Some(gateway) = &state.gateway {
@@ -303,7 +387,11 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     }
     if let Some(exchange) = &state.exchange {
         cfg.app_data(exchange.clone());
-        scrip_orderbook::configure(cfg);
+        if state.services.orderbook {
+            scrip_orderbook::configure(cfg);
+        } else {
+            scrip_orderbook::configure_market_data(cfg);
+        }
     }
 }
 
@@ -318,9 +406,13 @@ pub struct Running {
 pub fn start(
     settings: &Settings,
     listener: TcpListener,
+    backplane: &Backplane,
 ) -> Result<(Server, Running), Box<dyn std::error::Error>> {
-    let state = build_state(settings)?;
+    let state = build_state(settings, backplane)?;
     spawn_audits(state.ledger.clone(), state.metrics.clone());
+    if let Some(exchange) = &state.exchange {
+        spawn_market_discovery(exchange.clone());
+    }
     if state.services.clearing && settings.clearing_interval_s > 0 {
         scrip_clearing::spawn_schedule(
             state.ledger.get_ref().clone(),
@@ -391,6 +483,28 @@ fn spawn_audits(ledger: web::Data<Ledger>, metrics: web::Data<Metrics>) {
     });
 }
 
+/// Serves markets opened by other processes soon after they are opened. Holds the exchange
+/// weakly, so a stopped server's markets (and their locks) are released, not kept alive here.
+fn spawn_market_discovery(exchange: web::Data<Exchange>) {
+    let exchange = Arc::downgrade(&exchange.into_inner());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(MARKET_DISCOVERY_INTERVAL);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(exchange) = exchange.upgrade() else {
+                return;
+            };
+            match tokio::task::spawn_blocking(move || exchange.discover()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(new)) => tracing::info!(new, "serving markets opened elsewhere"),
+                Ok(Err(error)) => tracing::warn!(%error, "cannot look for new markets"),
+                Err(error) => tracing::warn!(%error, "market discovery task failed"),
+            }
+        }
+    });
+}
+
 /// `scrip serve`: runs until SIGINT/SIGTERM, then drains in-flight requests.
 pub fn run_blocking(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -399,7 +513,9 @@ pub fn run_blocking(settings: Settings) -> Result<(), Box<dyn std::error::Error>
     runtime.block_on(async move {
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
-        let (server, running) = start(&settings, listener)?;
+        let backplane =
+            Backplane::connect(settings.redis_url.as_deref(), &settings.redis_prefix).await?;
+        let (server, running) = start(&settings, listener, &backplane)?;
         println!(
             "Scrip is serving on http://{}  (API docs: http://{}/api/docs/)",
             running.addr, running.addr

@@ -142,7 +142,7 @@ pub async fn create_transfer(
     registry: web::Data<RegistryId>,
     wallet: web::Data<WalletContext>,
 ) -> Result<HttpResponse, ApiError> {
-    wallet.payment_limiter.check(&caller.id.to_string())?;
+    wallet.payment_limiter.check(&caller.id.to_string()).await?;
     let key = idempotency_key(&request)?;
     let body = body.into_inner();
     let hash = request_hash("POST /api/v1/transfers", &body);

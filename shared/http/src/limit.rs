@@ -1,5 +1,7 @@
-//! In-process rate limits (token buckets). A Redis-backed limiter shared by all instances
-//! replaces this in the production topology.
+//! Rate limits. Embedded: token buckets in this process. Production: a fixed one-minute
+//! window counted in Redis, so every instance of a service shares one budget per key; if Redis
+//! does not answer, the limiter falls back to this process's buckets rather than refuse
+//! everyone (a limit is a safety valve, not a ledger).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,11 +21,22 @@ struct Bucket {
 }
 
 /// Allows `per_minute` requests per key, with bursts up to the same number.
-#[derive(Debug)]
 pub struct RateLimiter {
     name: &'static str,
     per_minute: u32,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Redis, and the prefix of this deployment's counters in it.
+    shared: Option<(redis::aio::ConnectionManager, String)>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("name", &self.name)
+            .field("per_minute", &self.per_minute)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 impl RateLimiter {
@@ -32,11 +45,60 @@ impl RateLimiter {
             name,
             per_minute: per_minute.max(1),
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
         }
     }
 
-    /// Takes one token for `key`, or says how long to wait.
-    pub fn check(&self, key: &str) -> Result<(), ApiError> {
+    /// Counts in Redis from now on, shared with every instance using the same Redis and
+    /// `prefix`.
+    #[must_use]
+    pub fn shared(mut self, redis: redis::aio::ConnectionManager, prefix: &str) -> Self {
+        self.shared = Some((redis, format!("{prefix}limit:")));
+        self
+    }
+
+    /// Takes one request of `key`'s budget, or says how long to wait.
+    pub async fn check(&self, key: &str) -> Result<(), ApiError> {
+        if let Some((redis, prefix)) = &self.shared {
+            match self.check_shared(redis.clone(), prefix, key).await {
+                Ok(result) => return result,
+                Err(error) => {
+                    tracing::warn!(limiter = self.name, %error, "shared rate limit unavailable; counting locally");
+                }
+            }
+        }
+        self.check_local(key)
+    }
+
+    /// One hit in this minute's window of `key`; the window's counter expires after it.
+    async fn check_shared(
+        &self,
+        mut redis: redis::aio::ConnectionManager,
+        prefix: &str,
+        key: &str,
+    ) -> Result<Result<(), ApiError>, redis::RedisError> {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let window = now_s / 60;
+        let counter = format!("{prefix}{}:{window}:{key}", self.name);
+        let (count, _): (u64, bool) = redis::pipe()
+            .atomic()
+            .incr(&counter, 1)
+            .expire(&counter, 120)
+            .query_async(&mut redis)
+            .await?;
+        if count <= u64::from(self.per_minute) {
+            Ok(Ok(()))
+        } else {
+            tracing::info!(limiter = self.name, key, "rate limited (shared)");
+            Ok(Err(ApiError::RateLimited {
+                retry_after_s: 60 - now_s % 60,
+            }))
+        }
+    }
+
+    fn check_local(&self, key: &str) -> Result<(), ApiError> {
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
         let now = Instant::now();
@@ -91,12 +153,39 @@ mod tests {
     fn allows_a_burst_then_refuses() {
         let limiter = RateLimiter::new("test", 3);
         for _ in 0..3 {
-            assert!(limiter.check("k").is_ok());
+            assert!(limiter.check_local("k").is_ok());
         }
         assert!(matches!(
-            limiter.check("k"),
+            limiter.check_local("k"),
             Err(ApiError::RateLimited { retry_after_s: 20 })
         ));
-        assert!(limiter.check("other").is_ok(), "keys are independent");
+        assert!(limiter.check_local("other").is_ok(), "keys are independent");
+    }
+
+    /// Two instances sharing one Redis share one budget per key. Needs Redis at
+    /// `SCRIP_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`); fails without it.
+    #[tokio::test]
+    async fn instances_share_one_budget_through_redis() {
+        let url = std::env::var("SCRIP_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let client = redis::Client::open(url.as_str()).expect("redis url");
+        let connect = || async {
+            redis::aio::ConnectionManager::new(client.clone())
+                .await
+                .unwrap_or_else(|e| panic!("Redis must be running at {url}: {e}"))
+        };
+        let first = RateLimiter::new("shared-test", 4).shared(connect().await, "scrip-test:");
+        let second = RateLimiter::new("shared-test", 4).shared(connect().await, "scrip-test:");
+        let key = format!("key-{}-{}", std::process::id(), crate::now_us());
+        let mut allowed = 0;
+        for n in 0..10 {
+            let limiter = if n % 2 == 0 { &first } else { &second };
+            if limiter.check(&key).await.is_ok() {
+                allowed += 1;
+            }
+        }
+        // A minute boundary between the calls could open a second window: at most twice.
+        assert!(allowed == 4 || allowed == 8, "{allowed} allowed");
+        assert!(first.check(&format!("{key}-other")).await.is_ok());
     }
 }

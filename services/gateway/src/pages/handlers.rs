@@ -325,7 +325,8 @@ pub async fn signup_form(
     let signed_up = async {
         gateway
             .signup_limiter
-            .check(&scrip_http::client_ip(&request))?;
+            .check(&scrip_http::client_ip(&request))
+            .await?;
         create_user(
             NewUser {
                 handle: handle.clone(),

@@ -114,6 +114,7 @@ fn world(db: &TestDb) -> (Exchange, Vec<PrincipalId>, PrincipalId) {
         database_url: db.url.clone(),
         registry: registry.id,
         metrics: ExchangeMetrics::new(&scrip_telemetry::Metrics::new()),
+        bus: None,
     })
     .expect("exchange");
     let mut conn = db.pool.get().expect("conn");
@@ -215,6 +216,7 @@ fn run(steps: &[Step]) -> Result<(i64, i64), TestCaseError> {
         database_url: db.url.clone(),
         registry,
         metrics: ExchangeMetrics::new(&scrip_telemetry::Metrics::new()),
+        bus: None,
     })
     .expect("restart");
     let rebuilt = rebuilt.market("AAA-BBB").expect("market");

@@ -1039,3 +1039,126 @@ async fn a_maker_that_cannot_receive_is_cancelled_not_a_wall(backend: Backend) {
     );
     assert_no_funds_locked(&app).await;
 }
+
+/// Production topology in one test process: the order book on one server, a gateway-only
+/// server on the same database and Redis. A WebSocket client on the gateway sees the owner's
+/// stream with the same gapless sequence, and the gateway's book equals the owner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_instance_streams_the_owners_book_through_redis() {
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        crate::app::Limits {
+            redis: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let m = market(&app).await;
+    order(
+        &app,
+        &m.alice,
+        json!({"side": "sell", "type": "limit", "price": "2.00", "quantity": "5.00"}),
+    )
+    .await;
+    let gateway = app.peer(scrip::server::Services::only_gateway()).await;
+    let url = format!(
+        "{}/api/v1/markets/BREAD-GROC/stream",
+        gateway.replacen("http", "ws", 1)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket on the gateway");
+    let mut read = async || -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .expect("a message in time")
+                .expect("open")
+                .expect("frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                return serde_json::from_str(text.as_str()).expect("json");
+            }
+        }
+    };
+    let snapshot = read().await;
+    assert_eq!(snapshot["type"], "snapshot");
+    let owner_book = book(&app).await;
+    assert_eq!(snapshot["sequence"], owner_book["sequence"], "{snapshot}");
+    assert_eq!(levels(&snapshot), levels(&owner_book));
+    let mut replayed = levels(&snapshot);
+    let mut sequence = snapshot["sequence"].as_u64().expect("sequence");
+
+    // Trading on the owner while the gateway's client watches.
+    for (who, body) in [
+        (
+            &m.bob,
+            json!({"side": "buy", "type": "limit", "price": "1.50", "quantity": "4.00"}),
+        ),
+        (
+            &m.bob,
+            json!({"side": "buy", "type": "limit", "price": "2.00", "quantity": "2.00"}),
+        ),
+        (
+            &m.alice,
+            json!({"side": "sell", "type": "limit", "price": "2.50", "quantity": "3.00"}),
+        ),
+        (
+            &m.alice,
+            json!({"side": "sell", "type": "limit", "price": "1.50", "quantity": "1.00"}),
+        ),
+    ] {
+        order(&app, who, body).await;
+    }
+    let target = book(&app).await["sequence"].as_u64().expect("sequence");
+    let mut trades = 0;
+    while sequence < target {
+        let message = read().await;
+        let got = message["sequence"].as_u64().expect("sequence");
+        assert_eq!(got, sequence + 1, "gapless on the gateway: {message}");
+        sequence = got;
+        match message["type"].as_str() {
+            Some("book") => apply(&mut replayed, &message),
+            Some("trade") => trades += 1,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    assert_eq!(trades, 2);
+    let owner_book = book(&app).await;
+    assert_eq!(
+        replayed,
+        levels(&owner_book),
+        "the gateway's stream is the owner's book"
+    );
+    let gateway_book: Value = app
+        .client
+        .get(format!("{gateway}/api/v1/markets/BREAD-GROC/book"))
+        .send()
+        .await
+        .expect("book")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(levels(&gateway_book), levels(&owner_book), "{gateway_book}");
+    assert_eq!(gateway_book["sequence"], owner_book["sequence"]);
+    // The gateway serves market data but never takes orders.
+    let refused = app
+        .client
+        .post(format!("{gateway}/api/v1/orders"))
+        .bearer_auth(&m.bob)
+        .json(&json!({"market": "BREAD-GROC", "side": "buy", "type": "limit", "price": "1.00", "quantity": "1.00"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let ready: Value = app
+        .client
+        .get(format!("{gateway}/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["redis"], "ok", "{ready}");
+    assert_no_funds_locked(&app).await;
+}

@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 use reqwest::{Client, Method, StatusCode};
-use scrip::server::{KeySource, Running, Services, Settings, start};
+use scrip::server::{Backplane, KeySource, Running, Services, Settings, start};
 use scrip_domain::RegistryId;
 use scrip_issuer::IssuerPolicy;
 use scrip_store::Backend;
@@ -27,6 +27,8 @@ pub struct Limits {
     pub payments_per_minute: u32,
     pub services: Services,
     pub clearing_interval_s: u64,
+    /// Use the Redis at `SCRIP_TEST_REDIS_URL` for the bus and rate limits.
+    pub redis: bool,
 }
 
 impl Default for Limits {
@@ -36,6 +38,7 @@ impl Default for Limits {
             payments_per_minute: 100_000,
             services: Services::all(),
             clearing_interval_s: 0,
+            redis: false,
         }
     }
 }
@@ -68,6 +71,9 @@ impl TestApp {
             demo: false,
             clearing_interval_s: limits.clearing_interval_s,
             clearing_unit: scrip_domain::UnitCode::parse("EUR").expect("unit"),
+            redis_url: limits.redis.then(redis_url),
+            // Tests share one Redis: each app is a deployment of its own.
+            redis_prefix: format!("scrip-it:{}:{}:", std::process::id(), rand_suffix()),
         };
         let running = serve(settings.clone()).await;
         Self {
@@ -78,6 +84,17 @@ impl TestApp {
             settings,
             running,
         }
+    }
+
+    /// Another process of the same deployment (same database, keys and Redis) serving only
+    /// `services`; returns its base URL. It stops with the test.
+    pub async fn peer(&self, services: Services) -> String {
+        let settings = Settings {
+            services,
+            ..self.settings.clone()
+        };
+        let running = serve(settings).await;
+        format!("http://{}", running.addr)
     }
 
     /// Stops the server as a crash would leave it (in-flight work dropped, nothing drained)
@@ -261,13 +278,22 @@ impl Drop for TestApp {
 
 async fn serve(settings: Settings) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (server, running) =
-        tokio::task::spawn_blocking(move || start(&settings, listener).map_err(|e| e.to_string()))
-            .await
-            .expect("start task")
-            .expect("server starts");
+    let backplane = Backplane::connect(settings.redis_url.as_deref(), &settings.redis_prefix)
+        .await
+        .expect("backplane");
+    let (server, running) = tokio::task::spawn_blocking(move || {
+        start(&settings, listener, &backplane).map_err(|e| e.to_string())
+    })
+    .await
+    .expect("start task")
+    .expect("server starts");
     tokio::spawn(server);
     running
+}
+
+/// Redis for the tests that use it; they fail when it does not answer.
+pub fn redis_url() -> String {
+    std::env::var("SCRIP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 fn rand_suffix() -> u64 {

@@ -9,6 +9,7 @@ mod api_wallet;
 mod app;
 mod commands;
 mod openapi;
+mod topology;
 mod web;
 
 /// Generates one `#[tokio::test]` per backend for each scenario `async fn name(Backend)`.
