@@ -8,6 +8,10 @@
 //! between them; customers then place limit orders (one lot, random side, random price within
 //! ten ticks of the middle: about half trade on arrival, half rest) and one in five of them is
 //! immediate-or-cancel.
+//! Scenario `mixed`: the same world; half the requests are customers paying each other, two
+//! fifths are orders and one tenth is the shop issuing (paying out to a customer).
+//! `--watchers N` also keeps N WebSocket clients on the market's stream and checks that each
+//! sees a gapless sequence. Latency percentiles are printed per kind of request.
 //! Run the server with raised sign-up and payment limits:
 //! `SCRIP_SIGNUP_PER_MINUTE=100000 SCRIP_LOGIN_PER_MINUTE=100000 SCRIP_PAYMENTS_PER_MINUTE=1000000`.
 
@@ -35,9 +39,12 @@ struct Args {
     /// Customers paying each other.
     #[arg(long, default_value_t = 200)]
     customers: usize,
-    /// `payments` or `orders`.
+    /// `payments`, `orders` or `mixed`.
     #[arg(long, default_value = "payments")]
     scenario: String,
+    /// WebSocket clients watching the market's stream (scenarios with a market).
+    #[arg(long, default_value_t = 0)]
+    watchers: usize,
     /// Give up on a request after this long (counted as an error).
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
@@ -90,12 +97,8 @@ async fn user(client: &Client, args: &Args, handle: &str) -> Result<String, Fail
 }
 
 /// Registers one shop per currency and the customers, funds every customer in every currency,
-/// and (with two currencies) opens a market between them; returns `(codes, handles, tokens)`.
-async fn setup(
-    client: &Client,
-    args: &Args,
-    currencies: usize,
-) -> Result<(Vec<String>, Vec<String>, Vec<String>), Failure> {
+/// and (with two currencies) opens a market between them.
+async fn setup(client: &Client, args: &Args, currencies: usize) -> Result<World, Failure> {
     let run: u32 = rand::rng().random_range(0..1_000_000);
     let owner = user(client, args, &format!("load-owner-{run}")).await?;
     let mut codes = Vec::new();
@@ -135,11 +138,63 @@ async fn setup(
         }
         handles.push(handle);
     }
-    Ok((
-        codes.into_iter().map(|(_, code)| code).collect(),
+    Ok(World {
+        owner,
+        shop: codes[0].0.clone(),
+        codes: codes.into_iter().map(|(_, code)| code).collect(),
         handles,
         tokens,
-    ))
+    })
+}
+
+/// Who and what the load runs with.
+#[derive(Debug)]
+struct World {
+    owner: String,
+    shop: String,
+    codes: Vec<String>,
+    handles: Vec<String>,
+    tokens: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Payment,
+    Order,
+    Issue,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Payment, Kind::Order, Kind::Issue];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Payment => "payments",
+            Kind::Order => "orders",
+            Kind::Issue => "issuing",
+        }
+    }
+}
+
+/// One WebSocket client on the market's stream: messages seen, and gaps in the sequence
+/// (a snapshot starts the count again, as a client would).
+async fn watch(url: String, until: Instant) -> Result<(u64, u64), Failure> {
+    use futures_util::StreamExt as _;
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    let (mut messages, mut gaps, mut sequence) = (0_u64, 0_u64, None::<u64>);
+    while let Ok(Some(message)) = tokio::time::timeout_at(until.into(), socket.next()).await {
+        let tokio_tungstenite::tungstenite::Message::Text(text) = message? else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(text.as_str())?;
+        let got = message["sequence"].as_u64().unwrap_or_default();
+        if message["type"] != "snapshot" && sequence.is_some_and(|s| got != s + 1) {
+            gaps += 1;
+        }
+        sequence = Some(got);
+        messages += 1;
+    }
+    Ok((messages, gaps))
 }
 
 fn percentile(sorted_us: &[u64], p: f64) -> f64 {
@@ -158,89 +213,147 @@ async fn main() -> Result<(), Failure> {
         .pool_max_idle_per_host(512)
         .build()?;
     eprintln!("setting up {} customers...", args.customers);
-    let orders = match args.scenario.as_str() {
-        "payments" => false,
-        "orders" => true,
-        other => return Err(format!("unknown scenario {other:?}: payments or orders").into()),
+    let (mix, currencies): ([u32; 3], usize) = match args.scenario.as_str() {
+        "payments" => ([100, 0, 0], 1),
+        "orders" => ([0, 100, 0], 2),
+        "mixed" => ([50, 40, 10], 2),
+        other => {
+            return Err(format!("unknown scenario {other:?}: payments, orders or mixed").into());
+        }
     };
-    let (codes, handles, tokens) = setup(&client, &args, if orders { 2 } else { 1 }).await?;
-    let symbol = codes.join("-");
-    let (handles, tokens, code, symbol) = (
-        Arc::new(handles),
-        Arc::new(tokens),
-        Arc::new(codes[0].clone()),
-        Arc::new(symbol),
-    );
+    let world = Arc::new(setup(&client, &args, currencies).await?);
+    let symbol = Arc::new(world.codes.join("-"));
     let total = args.rate * args.duration_s;
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let start = Instant::now();
+    let mut watchers = Vec::new();
+    if currencies == 2 {
+        let url = format!(
+            "{}/api/v1/markets/{symbol}/stream",
+            args.base_url.replacen("http", "ws", 1)
+        );
+        let until = start + Duration::from_secs(args.duration_s + 3);
+        for _ in 0..args.watchers {
+            watchers.push(tokio::spawn(watch(url.clone(), until)));
+        }
+    }
     eprintln!(
         "offering {} {}/s for {} s...",
         args.rate, args.scenario, args.duration_s
     );
-    let start = Instant::now();
     for i in 0..total {
         let due = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(due.into()).await;
-        let (client, args, handles, tokens, code, symbol, errors) = (
+        let (client, args, world, symbol, errors) = (
             client.clone(),
             args.clone(),
-            handles.clone(),
-            tokens.clone(),
-            code.clone(),
+            world.clone(),
             symbol.clone(),
             errors.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let (from, path, body) = {
+            let (kind, token, path, body) = {
                 let mut rng = rand::rng();
-                let from = rng.random_range(0..handles.len());
-                if orders {
-                    let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
-                    // Buys lean up and sells down by five ticks, so about half cross.
-                    let lean: i64 = if side == "buy" { 5 } else { -5 };
-                    let cents = 100 + lean + rng.random_range(-10..=10_i64);
-                    let tif = if rng.random_bool(0.2) { "ioc" } else { "gtc" };
-                    let body = json!({"market": *symbol, "side": side, "type": "limit",
-                        "price": format!("{}.{:02}", cents / 100, cents % 100),
-                        "quantity": "1.00", "time_in_force": tif});
-                    (from, "/api/v1/orders", body)
+                let from = rng.random_range(0..world.handles.len());
+                let roll = rng.random_range(0..100);
+                let kind = if roll < mix[0] {
+                    Kind::Payment
+                } else if roll < mix[0] + mix[1] {
+                    Kind::Order
                 } else {
-                    let to = (from + rng.random_range(1..handles.len())) % handles.len();
-                    let body = json!({"to": handles[to], "currency": *code, "amount": "0.01"});
-                    (from, "/api/v1/transfers", body)
+                    Kind::Issue
+                };
+                let to = (from + rng.random_range(1..world.handles.len())) % world.handles.len();
+                match kind {
+                    Kind::Order => {
+                        let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+                        // Buys lean up and sells down by five ticks, so about half cross.
+                        let lean: i64 = if side == "buy" { 5 } else { -5 };
+                        let cents = 100 + lean + rng.random_range(-10..=10_i64);
+                        let tif = if rng.random_bool(0.2) { "ioc" } else { "gtc" };
+                        let body = json!({"market": *symbol, "side": side, "type": "limit",
+                            "price": format!("{}.{:02}", cents / 100, cents % 100),
+                            "quantity": "1.00", "time_in_force": tif});
+                        (kind, world.tokens[from].clone(), "/api/v1/orders", body)
+                    }
+                    Kind::Payment => {
+                        let body = json!({"to": world.handles[to], "currency": world.codes[0], "amount": "0.01"});
+                        (kind, world.tokens[from].clone(), "/api/v1/transfers", body)
+                    }
+                    Kind::Issue => {
+                        let body = json!({"from": world.shop, "to": world.handles[to], "currency": world.codes[0], "amount": "0.05"});
+                        (kind, world.owner.clone(), "/api/v1/transfers", body)
+                    }
                 }
             };
-            let outcome = call(&client, &args, path, Some(&tokens[from]), body).await;
+            let outcome = call(&client, &args, path, Some(&token), body).await;
+            let failed = outcome.is_err();
             if let Err(error) = outcome
                 && errors.fetch_add(1, Ordering::Relaxed) < 3
             {
                 eprintln!("error: {error}");
             }
-            u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX)
+            (kind, failed, u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX))
         }));
     }
-    let mut latencies_us = Vec::with_capacity(tasks.len());
+    let mut latencies_us: Vec<Vec<u64>> = vec![Vec::new(); Kind::ALL.len()];
+    let mut failures = [0_u64; 3];
     for task in tasks {
-        latencies_us.push(task.await?);
+        let (kind, failed, latency_us) = task.await?;
+        let slot = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        latencies_us[slot].push(latency_us);
+        failures[slot] += u64::from(failed);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    latencies_us.sort_unstable();
     let failed = errors.load(Ordering::Relaxed);
-    let done = latencies_us.len() as u64 - failed;
+    let done = total - failed;
     println!(
-        "offered {}/s for {}s: {} ok, {} errors, {:.0} ok/s; latency ms p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+        "offered {}/s {} for {}s: {} ok, {} errors, {:.0} ok/s",
         args.rate,
+        args.scenario,
         args.duration_s,
         done,
         failed,
         done as f64 / elapsed,
-        percentile(&latencies_us, 50.0),
-        percentile(&latencies_us, 90.0),
-        percentile(&latencies_us, 99.0),
-        percentile(&latencies_us, 99.9),
-        percentile(&latencies_us, 100.0),
     );
+    for (slot, kind) in Kind::ALL.iter().enumerate() {
+        let sorted = &mut latencies_us[slot];
+        if sorted.is_empty() {
+            continue;
+        }
+        sorted.sort_unstable();
+        println!(
+            "  {:<9} {:>7} sent {:>5} errors; latency ms p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+            kind.name(),
+            sorted.len(),
+            failures[slot],
+            percentile(sorted, 50.0),
+            percentile(sorted, 90.0),
+            percentile(sorted, 99.0),
+            percentile(sorted, 99.9),
+            percentile(sorted, 100.0),
+        );
+    }
+    if !watchers.is_empty() {
+        let (mut messages, mut gaps, mut broken) = (0, 0, 0);
+        for watcher in watchers {
+            match watcher.await? {
+                Ok((m, g)) => {
+                    messages += m;
+                    gaps += g;
+                }
+                Err(error) => {
+                    broken += 1;
+                    eprintln!("watcher: {error}");
+                }
+            }
+        }
+        println!(
+            "  watchers  {} streams, {} messages, {} sequence gaps, {} failed",
+            args.watchers, messages, gaps, broken
+        );
+    }
     Ok(())
 }

@@ -197,9 +197,15 @@ const Scrip = (() => {
     return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  function debounce(fn, ms) {
-    let timer = null;
-    return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  /** Runs `fn` at most once per `ms`, and always once more after the last call: on a busy
+   *  market it keeps refreshing instead of waiting for a quiet moment that never comes. */
+  function throttle(fn, ms) {
+    let last = 0, timer = null;
+    return () => {
+      const wait = last + ms - Date.now();
+      if (wait <= 0) { last = Date.now(); fn(); return; }
+      if (!timer) timer = setTimeout(() => { timer = null; last = Date.now(); fn(); }, wait);
+    };
   }
 
   function download(name, text, type) {
@@ -211,5 +217,5 @@ const Scrip = (() => {
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
-  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, when, time, idempotencyKey, debounce, download };
+  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, when, time, idempotencyKey, throttle, download };
 })();

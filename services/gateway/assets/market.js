@@ -4,7 +4,7 @@
 // caller's open orders and fills.
 "use strict";
 (() => {
-  const { api, get, Dec, el, svg, rows, onSubmit, showProblem, toast, time, idempotencyKey, debounce } = Scrip;
+  const { api, get, Dec, el, svg, rows, onSubmit, showProblem, toast, time, idempotencyKey, throttle } = Scrip;
   const symbol = document.getElementById("market-symbol").dataset.symbol;
   const path = "/api/v1/markets/" + encodeURIComponent(symbol);
   const signedIn = !!Scrip.me;
@@ -175,10 +175,10 @@
       retryMs = Math.min(retryMs * 2, 5000);
     };
   }
-  const afterTrade = debounce(loadCandles, 500);
+  const afterTrade = throttle(loadCandles, 1000);
 
   // ---- the caller's orders, fills and balances -----------------------------------------
-  const refreshMine = debounce(() => { loadOrders(); loadBalances(); }, 250);
+  const refreshMine = throttle(() => { loadOrders(); loadBalances(); }, 500);
   let available = { base: null, quote: null };
   async function loadBalances() {
     if (!signedIn || !market) return;

@@ -30,8 +30,15 @@ pub struct Level {
 pub struct BookView {
     pub symbol: String,
     pub sequence: u64,
+    /// Which ownership of the market numbered `sequence`: it changes when another process
+    /// takes the market over, and numbering within one epoch is gapless.
+    #[serde(default)]
+    pub epoch: u64,
     pub bids: Vec<Level>,
     pub asks: Vec<Level>,
+    /// Price of the last trade, if any.
+    #[serde(default)]
+    pub last_price: Option<String>,
 }
 
 /// A message of the WebSocket stream.
@@ -43,17 +50,28 @@ pub enum StreamMessage {
     Book {
         symbol: String,
         sequence: u64,
+        #[serde(default)]
+        epoch: u64,
         bids: Vec<Level>,
         asks: Vec<Level>,
     },
     Trade {
         symbol: String,
         sequence: u64,
+        #[serde(default)]
+        epoch: u64,
         id: String,
         price: String,
         quantity: String,
         taker_side: String,
         created_at: String,
+    },
+    /// Between processes only (never sent to WebSocket clients): the owner's current number,
+    /// every few seconds, so a replica that missed the last messages notices.
+    Heartbeat {
+        symbol: String,
+        sequence: u64,
+        epoch: u64,
     },
 }
 
@@ -65,6 +83,8 @@ struct Levels {
     last_price_ticks: Option<Ticks>,
     /// A replica's levels match the owner's at `sequence` (always true in the owner).
     synced: bool,
+    /// The ownership that numbers the messages (see [`BookView::epoch`]).
+    epoch: u64,
 }
 
 /// What a replica did with a message from the owner.
@@ -114,10 +134,20 @@ impl Feed {
                 asks: BTreeMap::new(),
                 last_price_ticks,
                 synced: false,
+                epoch: 0,
             }),
             sender,
             bus,
             owner: AtomicBool::new(false),
+        }
+    }
+
+    /// Waits (up to `limit`) for a replica that has not caught up with its owner yet, so a new
+    /// reader is not handed an empty book.
+    pub async fn caught_up(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.is_catching_up() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
     }
 
@@ -146,21 +176,40 @@ impl Feed {
         self.lock().synced
     }
 
-    /// Publishes the whole book on the bus (the owner's answer to a replica's resync request,
-    /// and a periodic backstop). Numbered like the last message, so replicas that are in step
-    /// ignore it.
+    /// Publishes the whole book on the bus: the owner's answer to a replica's resync request.
+    /// Numbered like the last message, so replicas that are in step ignore it.
     pub fn publish_snapshot(&self) {
-        let Some(bus) = &self.bus else { return };
         let levels = self.lock();
-        if let Ok(text) =
-            serde_json::to_string(&StreamMessage::Snapshot(self.view(&levels, usize::MAX)))
-        {
+        let message = StreamMessage::Snapshot(self.view(&levels, usize::MAX));
+        self.publish_to_bus(&message);
+    }
+
+    /// Publishes the owner's current number on the bus (small; replicas compare it with theirs).
+    pub fn publish_heartbeat(&self) {
+        let levels = self.lock();
+        let message = StreamMessage::Heartbeat {
+            symbol: self.symbol.clone(),
+            sequence: levels.sequence,
+            epoch: levels.epoch,
+        };
+        self.publish_to_bus(&message);
+    }
+
+    /// Called with the feed's lock held, so bus messages keep the sequence's order.
+    fn publish_to_bus(&self, message: &StreamMessage) {
+        let Some(bus) = &self.bus else { return };
+        if let Ok(text) = serde_json::to_string(message) {
             bus.publish(&data_topic(&self.symbol), Arc::from(text));
         }
     }
 
-    /// Applies a message the owner published, keeping this replica's levels and sequence equal
-    /// to the owner's, and passes it on to this process's subscribers.
+    /// Applies a message the owner published, keeping this replica's levels, epoch and sequence
+    /// equal to the owner's, and passes it on to this process's subscribers.
+    ///
+    /// Within an epoch the sequence is gapless. A message of an older epoch comes from an owner
+    /// that has been replaced and is ignored. A message of a newer epoch is applied only if it
+    /// continues this replica's numbering (the new owner followed the same messages); anything
+    /// else waits for a snapshot, which is taken from any epoch at least as new as ours.
     pub fn apply_remote(&self, text: &Arc<str>) -> Replicated {
         let Ok(message) = serde_json::from_str::<StreamMessage>(text) else {
             tracing::warn!(symbol = %self.symbol, "unreadable market data message");
@@ -169,7 +218,11 @@ impl Feed {
         let mut levels = self.lock();
         match message {
             StreamMessage::Snapshot(view) => {
-                if levels.synced && view.sequence <= levels.sequence {
+                let stale = view.epoch < levels.epoch
+                    || (levels.synced
+                        && view.epoch == levels.epoch
+                        && view.sequence <= levels.sequence);
+                if stale {
                     return Replicated::Applied;
                 }
                 let (Some(bids), Some(asks)) =
@@ -180,18 +233,36 @@ impl Feed {
                 levels.bids = bids.into_iter().collect();
                 levels.asks = asks.into_iter().collect();
                 levels.sequence = view.sequence;
+                levels.epoch = view.epoch;
+                if let Some(price) = view.last_price.as_deref() {
+                    levels.last_price_ticks = self.spec.price_ticks(price).ok();
+                }
                 levels.synced = true;
                 // Local subscribers start again from this snapshot, as after a lag.
                 let _ = self.sender.send(Arc::clone(text));
                 Replicated::Applied
             }
+            StreamMessage::Heartbeat {
+                sequence, epoch, ..
+            } => {
+                let behind = epoch > levels.epoch
+                    || (epoch == levels.epoch && sequence > levels.sequence)
+                    || (epoch == levels.epoch && !levels.synced);
+                if behind {
+                    levels.synced = false;
+                    Replicated::NeedSnapshot
+                } else {
+                    Replicated::Applied
+                }
+            }
             StreamMessage::Book {
                 sequence,
+                epoch,
                 bids,
                 asks,
                 ..
             } => {
-                if let Some(outcome) = Self::check_sequence(&mut levels, sequence) {
+                if let Some(outcome) = Self::check_sequence(&mut levels, epoch, sequence) {
                     return outcome;
                 }
                 let (Some(bids), Some(asks)) = (self.parse_levels(&bids), self.parse_levels(&asks))
@@ -214,31 +285,40 @@ impl Feed {
                     }
                 }
                 levels.sequence = sequence;
+                levels.epoch = epoch;
                 let _ = self.sender.send(Arc::clone(text));
                 Replicated::Applied
             }
             StreamMessage::Trade {
-                sequence, price, ..
+                sequence,
+                epoch,
+                price,
+                ..
             } => {
-                if let Some(outcome) = Self::check_sequence(&mut levels, sequence) {
+                if let Some(outcome) = Self::check_sequence(&mut levels, epoch, sequence) {
                     return outcome;
                 }
                 if let Ok(ticks) = self.spec.price_ticks(&price) {
                     levels.last_price_ticks = Some(ticks);
                 }
                 levels.sequence = sequence;
+                levels.epoch = epoch;
                 let _ = self.sender.send(Arc::clone(text));
                 Replicated::Applied
             }
         }
     }
 
-    /// `None` when `sequence` is the next one; otherwise what to do instead of applying it.
-    fn check_sequence(levels: &mut Levels, sequence: u64) -> Option<Replicated> {
+    /// `None` when the message is the next one; otherwise what to do instead of applying it.
+    fn check_sequence(levels: &mut Levels, epoch: u64, sequence: u64) -> Option<Replicated> {
+        if epoch < levels.epoch {
+            // From an owner that has been replaced.
+            return Some(Replicated::Applied);
+        }
         if !levels.synced {
             return Some(Replicated::NeedSnapshot);
         }
-        if sequence <= levels.sequence {
+        if epoch == levels.epoch && sequence <= levels.sequence {
             // Seen already (our own message back from the bus, or a duplicate).
             return Some(Replicated::Applied);
         }
@@ -280,13 +360,19 @@ impl Feed {
     /// Called by the writer when it owns the market: the numbering continues from wherever
     /// this feed was, so a replica that followed the previous owner continues without a gap.
     pub fn reset(&self, book: &Book) {
-        self.owner.store(true, Ordering::Release);
+        let taking_over = !self.owner.swap(true, Ordering::AcqRel);
         let mut levels = self.lock();
+        let now_us = u64::try_from(scrip_http::now_us()).unwrap_or(0);
+        if taking_over {
+            // A new ownership: a new epoch, so replicas can tell this owner's messages from a
+            // replaced owner's (clocks of the hosts are assumed synchronised to well under the
+            // seconds a takeover takes).
+            levels.epoch = (levels.epoch + 1).max(now_us);
+        }
         if !levels.synced {
             // Taken without following the previous owner (first start, or the replica had
             // not caught up): its numbering is unknown, so jump past anything it can have
             // used. Clients see a gap and resync from a snapshot; numbers never go back.
-            let now_us = u64::try_from(scrip_http::now_us()).unwrap_or(0);
             levels.sequence = levels.sequence.max(now_us);
         }
         levels.synced = true;
@@ -303,13 +389,15 @@ impl Feed {
         }
         changed.sort_unstable();
         changed.dedup();
-        self.publish_locked(&mut levels, &[], &changed);
+        // A takeover is always announced (even with nothing changed), so replicas learn the
+        // new epoch from a message that continues their numbering.
+        self.publish_locked(&mut levels, &[], &changed, taking_over);
     }
 
     /// Publishes a committed batch: its trades, then the levels it changed.
     pub fn publish(&self, trades: &[TradeRecord], changed: &[(bool, Ticks, Lots)]) {
         let mut levels = self.lock();
-        self.publish_locked(&mut levels, trades, changed);
+        self.publish_locked(&mut levels, trades, changed, false);
     }
 
     fn publish_locked(
@@ -317,6 +405,7 @@ impl Feed {
         levels: &mut Levels,
         trades: &[TradeRecord],
         changed: &[(bool, Ticks, Lots)],
+        announce: bool,
     ) {
         for trade in trades {
             levels.sequence += 1;
@@ -324,6 +413,7 @@ impl Feed {
             self.send(&StreamMessage::Trade {
                 symbol: self.symbol.clone(),
                 sequence: levels.sequence,
+                epoch: levels.epoch,
                 id: trade.id.to_string(),
                 price: self.spec.price(trade.price_ticks).to_string(),
                 quantity: self.spec.quantity(trade.quantity_lots).to_string(),
@@ -331,7 +421,7 @@ impl Feed {
                 created_at: rfc3339_from_us(trade.created_at_us),
             });
         }
-        if changed.is_empty() {
+        if changed.is_empty() && !announce {
             return;
         }
         let (mut bids, mut asks) = (Vec::new(), Vec::new());
@@ -352,6 +442,7 @@ impl Feed {
         self.send(&StreamMessage::Book {
             symbol: self.symbol.clone(),
             sequence: levels.sequence,
+            epoch: levels.epoch,
             bids,
             asks,
         });
@@ -380,6 +471,10 @@ impl Feed {
         BookView {
             symbol: self.symbol.clone(),
             sequence: levels.sequence,
+            epoch: levels.epoch,
+            last_price: levels
+                .last_price_ticks
+                .map(|ticks| self.spec.price(ticks).to_string()),
             bids: levels
                 .bids
                 .iter()
@@ -411,5 +506,134 @@ impl Feed {
         let levels = self.lock();
         let receiver = self.sender.subscribe();
         (self.view(&levels, usize::MAX), receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use scrip_bus::InProcessBus;
+    use scrip_domain::{CurrencyCode, CurrencyId, Scale};
+
+    use super::*;
+
+    fn spec() -> MarketSpec {
+        let code = |c: &str| CurrencyCode::parse(c).expect("code");
+        let scale = Scale::new(2).expect("scale");
+        MarketSpec::new(
+            1,
+            (CurrencyId::new(1), code("BREAD"), scale),
+            (CurrencyId::new(2), code("GROCER"), scale),
+            1,
+            100,
+            25,
+        )
+        .expect("spec")
+    }
+
+    /// Everything published on the market's topic since `receiver` subscribed.
+    fn drain(receiver: &mut broadcast::Receiver<Arc<str>>) -> Vec<Arc<str>> {
+        std::iter::from_fn(|| receiver.try_recv().ok()).collect()
+    }
+
+    fn levels_of(feed: &Feed) -> (Vec<Level>, Vec<Level>) {
+        let view = feed.snapshot(usize::MAX);
+        (view.bids, view.asks)
+    }
+
+    #[test]
+    fn replicas_follow_the_owner_across_a_takeover_and_ignore_a_replaced_one() {
+        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+        let mut wire = bus.subscribe(&data_topic("BREAD-GROCER"));
+        let owner = Feed::new(spec(), None, Some(Arc::clone(&bus)));
+        let standby = Feed::new(spec(), None, Some(Arc::clone(&bus)));
+        let replica = Feed::new(spec(), None, Some(Arc::clone(&bus)));
+        let deliver = |wire: &mut broadcast::Receiver<Arc<str>>, feeds: &[&Feed]| {
+            let mut outcomes = Vec::new();
+            for text in drain(wire) {
+                for feed in feeds {
+                    outcomes.push(feed.apply_remote(&text));
+                }
+            }
+            outcomes
+        };
+
+        // The owner takes the market; replicas need a snapshot before they can follow.
+        owner.reset(&Book::new());
+        assert!(deliver(&mut wire, &[&standby, &replica]).contains(&Replicated::NeedSnapshot));
+        owner.publish_snapshot();
+        deliver(&mut wire, &[&standby, &replica]);
+        assert!(standby.is_in_step() && replica.is_in_step());
+        owner.publish(&[], &[(true, 95, 3), (false, 105, 2)]);
+        owner.publish(&[], &[(true, 95, 0), (true, 94, 1)]);
+        assert!(
+            deliver(&mut wire, &[&standby, &replica])
+                .iter()
+                .all(|o| *o == Replicated::Applied)
+        );
+        assert_eq!(levels_of(&replica), levels_of(&owner));
+        let before = replica.snapshot(0);
+
+        // The owner dies; the standby takes over from the stored book and continues the
+        // numbering under a new epoch: the replica follows without a snapshot.
+        let mut book = Book::new();
+        for (id, side, price, lots) in [
+            (1, Side::Buy, 94, 1),
+            (2, Side::Sell, 105, 2),
+            (3, Side::Buy, 90, 4),
+        ] {
+            let mut events = Vec::new();
+            let order = scrip_matching::NewOrder {
+                id,
+                owner: 1,
+                side,
+                price: Some(price),
+                quantity: lots,
+                time_in_force: scrip_matching::TimeInForce::Gtc,
+                post_only: false,
+            };
+            book.submit(order, &mut events).expect("order");
+        }
+        standby.reset(&book);
+        assert!(
+            deliver(&mut wire, &[&replica])
+                .iter()
+                .all(|o| *o == Replicated::Applied)
+        );
+        let after = replica.snapshot(0);
+        assert!(after.epoch > before.epoch);
+        assert_eq!(
+            after.sequence,
+            before.sequence + 1,
+            "gapless across the takeover"
+        );
+        assert_eq!(levels_of(&replica), levels_of(&standby));
+
+        // The replaced owner (it lost its lock but does not know yet) is ignored.
+        owner.publish(&[], &[(true, 99, 7)]);
+        assert!(
+            deliver(&mut wire, &[&replica])
+                .iter()
+                .all(|o| *o == Replicated::Applied)
+        );
+        assert_eq!(levels_of(&replica), levels_of(&standby));
+
+        // A replica that saw a message the new owner never saw does not take the new owner's
+        // same-numbered message as a continuation: it asks for a snapshot.
+        let other = Feed::new(spec(), None, Some(Arc::clone(&bus)));
+        standby.publish_snapshot();
+        deliver(&mut wire, &[&other]);
+        let taker = Feed::new(spec(), None, Some(Arc::clone(&bus)));
+        standby.publish_snapshot();
+        deliver(&mut wire, &[&taker]);
+        standby.publish(&[], &[(false, 110, 1)]); // reaches `other` only
+        let missed = drain(&mut wire);
+        assert_eq!(other.apply_remote(&missed[0]), Replicated::Applied);
+        standby.disown();
+        taker.reset(&book);
+        let outcomes = deliver(&mut wire, &[&other]);
+        assert!(outcomes.contains(&Replicated::NeedSnapshot), "{outcomes:?}");
+        taker.publish_snapshot();
+        deliver(&mut wire, &[&other]);
+        assert_eq!(levels_of(&other), levels_of(&taker));
     }
 }

@@ -165,6 +165,7 @@ pub async fn book(
 ) -> Result<HttpResponse, ApiError> {
     let market = exchange.market(&symbol)?;
     let depth = depth_of(&query)?;
+    market.feed.caught_up(crate::stream::REPLICA_CATCH_UP).await;
     Ok(HttpResponse::Ok().json(market.feed.snapshot(depth)))
 }
 

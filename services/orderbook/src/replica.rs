@@ -1,8 +1,9 @@
 //! Market data between processes: the owner of a market publishes every stream message on the
 //! bus; every other process keeps a replica of the book from them (same levels, same gapless
 //! sequence), so a WebSocket client on any instance sees the same stream. A replica that sees
-//! a gap asks the owner for a snapshot and starts again from it; the owner also publishes one
-//! every few seconds, for replicas whose request was lost.
+//! a gap asks the owner for a snapshot and starts again from it; the owner also publishes a
+//! heartbeat with its current number every second, so a replica that missed the last messages
+//! (or whose request was lost) notices.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,10 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::feed::{Feed, Replicated, data_topic, resync_topic};
 
-/// How often the owner publishes a snapshot unasked.
-const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the owner publishes its current number (a heartbeat) unasked.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Least time between two snapshots the owner publishes for one market.
+const SNAPSHOT_COALESCE: Duration = Duration::from_millis(250);
 /// Least time between two resync requests of one replica.
 const RESYNC_BACKOFF: Duration = Duration::from_millis(250);
 
@@ -29,7 +32,8 @@ pub fn spawn_bridge(feed: Arc<Feed>, bus: Arc<dyn Bus>) {
     runtime.spawn(async move {
         let mut data = bus.subscribe(&data_topic(&symbol));
         let mut requests = bus.subscribe(&resync_topic(&symbol));
-        let mut ticks = tokio::time::interval(SNAPSHOT_INTERVAL);
+        let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+        let mut snapshot_at: Option<Instant> = None;
         let mut asked: Option<Instant> = None;
         let mut ask = |bus: &dyn Bus| {
             if asked.is_none_or(|at| at.elapsed() >= RESYNC_BACKOFF) {
@@ -65,15 +69,18 @@ pub fn spawn_bridge(feed: Arc<Feed>, bus: Arc<dyn Bus>) {
                 },
                 Event::Request(request) => match request {
                     Ok(()) | Err(RecvError::Lagged(_)) => {
-                        if feed.is_owner() {
+                        // Many replicas asking at once get one snapshot between them.
+                        let due = snapshot_at.is_none_or(|at| at.elapsed() >= SNAPSHOT_COALESCE);
+                        if feed.is_owner() && due {
                             feed.publish_snapshot();
+                            snapshot_at = Some(Instant::now());
                         }
                     }
                     Err(RecvError::Closed) => return,
                 },
                 Event::Tick => {
                     if feed.is_owner() {
-                        feed.publish_snapshot();
+                        feed.publish_heartbeat();
                     } else if !feed.is_in_step() {
                         ask(bus.as_ref());
                     }

@@ -15,7 +15,7 @@ use crate::{Exchange, ExchangeError};
 use scrip_http::ApiError;
 
 /// Longest a new client waits for a replica to catch up with the market's owner.
-const REPLICA_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const REPLICA_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[utoipa::path(
     get, path = "/api/v1/markets/{symbol}/stream", tag = "exchange",
@@ -34,10 +34,7 @@ pub async fn stream(
     let market = exchange.market(&symbol)?;
     // A replica that is still waiting for its owner's snapshot would hand out an empty book:
     // give it a moment to catch up first.
-    let deadline = tokio::time::Instant::now() + REPLICA_CATCH_UP;
-    while market.feed.is_catching_up() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    market.feed.caught_up(REPLICA_CATCH_UP).await;
     let (response, mut session, mut incoming) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
     actix_web::rt::spawn(async move {

@@ -39,6 +39,8 @@ pub const MAX_BATCH: usize = 512;
 const QUEUE_DEPTH: usize = 2_048;
 /// Attempts of a batch that hit a transient conflict (deadlock, serialization, busy).
 const MAX_ATTEMPTS: u32 = 8;
+/// How often an idle owner checks that it still holds the market's lock.
+const OWNERSHIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a process that does not own a market tries to take it over.
 const TAKEOVER_INTERVAL: Duration = Duration::from_secs(1);
 /// Namespace of the exchange's advisory locks (the first key of the two-key form).
@@ -175,8 +177,20 @@ impl Worker {
                 }
                 continue;
             }
-            let Some(first) = jobs.blocking_recv() else {
-                return;
+            // Idle, wait in slices and check the lock between them: a lock session that died
+            // while nothing happened means another process may own the market now.
+            let first = match recv_timeout(&mut jobs, OWNERSHIP_CHECK_INTERVAL) {
+                Received::Job(job) => job,
+                Received::Timeout => {
+                    if !self.lock_alive() {
+                        tracing::error!(market = self.spec.id, "market lock lost while idle");
+                        self.state = None;
+                        self.lock_conn = None;
+                        self.feed.disown();
+                    }
+                    continue;
+                }
+                Received::Closed => return,
             };
             batch.push(first);
             while batch.len() < MAX_BATCH {
@@ -212,6 +226,15 @@ impl Worker {
                 tracing::error!(market = self.spec.id, %error, "cannot load the market");
                 false
             }
+        }
+    }
+
+    /// Whether the session holding the market's lock still answers (a session-level advisory
+    /// lock lives exactly as long as its session). Always true without a lock (SQLite).
+    fn lock_alive(&mut self) -> bool {
+        match self.lock_conn.as_mut() {
+            Some((conn, _)) => diesel::sql_query("SELECT 1").execute(conn).is_ok(),
+            None => self.context.database_url.backend() != Backend::Postgres,
         }
     }
 

@@ -47,6 +47,15 @@ pub struct Config {
     /// Redis for production (market data fan-out, shared rate limits); unset: in-process.
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<String>,
+    /// Addresses of the load balancers in front of Scrip, comma-separated: their
+    /// `X-Forwarded-For` names the client for rate limits (ignored from anyone else).
+    #[arg(
+        long,
+        env = "SCRIP_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Prefix of Scrip's keys and channels in Redis, so deployments can share one Redis.
     #[arg(
         long,

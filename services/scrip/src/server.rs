@@ -171,6 +171,8 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of this deployment's keys and channels in Redis.
     pub redis_prefix: String,
+    /// Load balancers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Where the token keys come from.
@@ -221,6 +223,7 @@ impl Settings {
             clearing_unit: scrip_domain::UnitCode::parse(&config.clearing_unit)?,
             redis_url: config.redis_url.clone(),
             redis_prefix: config.redis_prefix.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
         })
     }
 }
@@ -240,6 +243,7 @@ struct State {
     openapi: utoipa::openapi::OpenApi,
     services: Services,
     bus: web::Data<dyn Bus>,
+    trusted_proxies: web::Data<scrip_http::TrustedProxies>,
 }
 
 fn load_keys(
@@ -290,7 +294,14 @@ fn build_state(
     let metrics = Metrics::new();
     // The order-book service writes markets; a gateway without it follows them over the bus
     // to serve market data (streams, books) on every instance.
-    let exchange = if settings.services.orderbook || settings.services.gateway {
+    let follows = settings.services.gateway && backplane.shared_bus().is_some();
+    if settings.services.gateway && !settings.services.orderbook && !follows {
+        tracing::warn!(
+            "a gateway without the order-book service serves market data only with REDIS_URL; \
+             market data routes are not mounted here"
+        );
+    }
+    let exchange = if settings.services.orderbook || follows {
         let registry_principal = ledger.read(|conn| {
             let handle = scrip_domain::Handle::parse(scrip_ledger::REGISTRY_HANDLE)?;
             scrip_ledger::principal_by_handle(conn, &handle)
@@ -330,6 +341,9 @@ fn build_state(
         openapi: openapi(),
         services: settings.services,
         bus: web::Data::from(Arc::clone(&backplane.bus)),
+        trusted_proxies: web::Data::new(scrip_http::TrustedProxies(
+            settings.trusted_proxies.clone(),
+        )),
     })
 }
 
@@ -365,7 +379,8 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
         .app_data(state.wallet.clone())
         .app_data(state.policy.clone())
         .app_data(state.metrics.clone())
-        .app_data(state.bus.clone());
+        .app_data(state.bus.clone())
+        .app_data(state.trusted_proxies.clone());
     configure_extractors(cfg);
     scrip_gateway::configure_system(cfg);
     if let Some(gateway) = &state.gateway {

@@ -17,7 +17,7 @@ pub use extract::{configure_extractors, double_option};
 pub use idempotency::{
     IDEMPOTENCY_HEADER, REPLAYED_HEADER, idempotency_key, idempotent_response, request_hash,
 };
-pub use limit::{RateLimiter, client_ip};
+pub use limit::{RateLimiter, TrustedProxies, client_ip};
 pub use paging::{Page, PageQuery};
 pub use text::memo;
 pub use time::{now_us, rfc3339_from_us};

@@ -11,6 +11,9 @@ use actix_web::HttpRequest;
 
 use crate::ApiError;
 
+/// Longest wait for Redis's count before falling back to this process's buckets.
+const SHARED_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Buckets kept at most; beyond it, full (idle) buckets are dropped first.
 const MAX_BUCKETS: usize = 100_000;
 
@@ -60,10 +63,23 @@ impl RateLimiter {
     /// Takes one request of `key`'s budget, or says how long to wait.
     pub async fn check(&self, key: &str) -> Result<(), ApiError> {
         if let Some((redis, prefix)) = &self.shared {
-            match self.check_shared(redis.clone(), prefix, key).await {
-                Ok(result) => return result,
-                Err(error) => {
+            // A Redis that hangs or reconnects must not hold up logins and payments: after a
+            // short wait the request is counted here instead.
+            let shared = tokio::time::timeout(
+                SHARED_CHECK_TIMEOUT,
+                self.check_shared(redis.clone(), prefix, key),
+            )
+            .await;
+            match shared {
+                Ok(Ok(result)) => return result,
+                Ok(Err(error)) => {
                     tracing::warn!(limiter = self.name, %error, "shared rate limit unavailable; counting locally");
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        limiter = self.name,
+                        "shared rate limit too slow; counting locally"
+                    );
                 }
             }
         }
@@ -137,12 +153,36 @@ impl RateLimiter {
     }
 }
 
-/// The peer address, the key for limits on anonymous endpoints (login, sign-up).
+/// Proxies whose `X-Forwarded-For` is believed (the load balancer in front of the services).
+/// Register it as app data; without it, the peer address is the client.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<std::net::IpAddr>);
+
+/// The client's address, the key for limits on anonymous endpoints (login, sign-up). Behind a
+/// trusted proxy it is the last address in `X-Forwarded-For` that is not itself a trusted
+/// proxy (what the proxy saw); the header is ignored from anyone else, so a client cannot
+/// choose its own key.
 pub fn client_ip(request: &HttpRequest) -> String {
-    request
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+    let peer = request.peer_addr().map(|a| a.ip());
+    let trusted = request
+        .app_data::<actix_web::web::Data<TrustedProxies>>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default();
+    if let Some(peer) = peer
+        && trusted.contains(&peer)
+    {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+            .collect::<Vec<_>>();
+        if let Some(client) = forwarded.iter().rev().find(|a| !trusted.contains(a)) {
+            return client.to_string();
+        }
+    }
+    peer.map(|ip| ip.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -160,6 +200,35 @@ mod tests {
             Err(ApiError::RateLimited { retry_after_s: 20 })
         ));
         assert!(limiter.check_local("other").is_ok(), "keys are independent");
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        use actix_web::test::TestRequest;
+        let proxy: std::net::SocketAddr = "10.0.0.2:4000".parse().expect("addr");
+        let trusted = actix_web::web::Data::new(TrustedProxies(vec![proxy.ip()]));
+        let through_proxy = TestRequest::default()
+            .peer_addr(proxy)
+            .insert_header(("x-forwarded-for", "6.6.6.6, 203.0.113.9"))
+            .app_data(trusted.clone())
+            .to_http_request();
+        // The proxy appended what it saw; what the client wrote before it is not believed.
+        assert_eq!(client_ip(&through_proxy), "203.0.113.9");
+        let direct = TestRequest::default()
+            .peer_addr("198.51.100.7:5000".parse().expect("addr"))
+            .insert_header(("x-forwarded-for", "203.0.113.9"))
+            .app_data(trusted)
+            .to_http_request();
+        assert_eq!(
+            client_ip(&direct),
+            "198.51.100.7",
+            "a client cannot pick its key"
+        );
+        let untrusted = TestRequest::default()
+            .peer_addr(proxy)
+            .insert_header(("x-forwarded-for", "203.0.113.9"))
+            .to_http_request();
+        assert_eq!(client_ip(&untrusted), "10.0.0.2");
     }
 
     /// Two instances sharing one Redis share one budget per key. Needs Redis at

@@ -65,7 +65,7 @@ pub fn local_target(next: Option<&str>) -> String {
             if path.starts_with('/')
                 && !path.starts_with("//")
                 && !path.contains('\\')
-                && !path.chars().any(char::is_control) =>
+                && path.chars().all(|c| c.is_ascii_graphic()) =>
         {
             path.to_owned()
         }
@@ -81,14 +81,17 @@ mod tests {
     fn only_local_paths_are_redirect_targets() {
         assert_eq!(local_target(Some("/exchange/A-B")), "/exchange/A-B");
         assert_eq!(local_target(Some("/wallet?pay_to=x")), "/wallet?pay_to=x");
-        for evil in [
+        // Other sites, and what a Location header could not carry.
+        for refused in [
             "//evil.example",
             "https://evil.example",
             "/\\evil",
             "evil",
             "/a\nb",
+            "/\u{e9}",
+            "/a b",
         ] {
-            assert_eq!(local_target(Some(evil)), "/wallet", "{evil}");
+            assert_eq!(local_target(Some(refused)), "/wallet", "{refused}");
         }
         assert_eq!(local_target(None), "/wallet");
     }

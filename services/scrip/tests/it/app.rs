@@ -73,6 +73,7 @@ impl TestApp {
             clearing_unit: scrip_domain::UnitCode::parse("EUR").expect("unit"),
             redis_url: limits.redis.then(redis_url),
             // Tests share one Redis: each app is a deployment of its own.
+            trusted_proxies: Vec::new(),
             redis_prefix: format!("scrip-it:{}:{}:", std::process::id(), rand_suffix()),
         };
         let running = serve(settings.clone()).await;
