@@ -165,6 +165,11 @@ impl Browser {
 
     /// Writes the page as `docs/screenshots/{name}.png` (shown in the README).
     async fn screenshot(&self, name: &str) {
+        self.screenshot_at(name, 1280).await;
+    }
+
+    /// [`Self::screenshot`] in a window `width` pixels wide (390: a phone).
+    async fn screenshot_at(&self, name: &str, width: u32) {
         // The whole page, from the top: grow the window to the page's height first.
         let height = self
             .client
@@ -178,7 +183,7 @@ impl Browser {
             .unwrap_or(1000)
             .clamp(600, 2400);
         self.client
-            .set_window_size(1280, u32::try_from(height).unwrap_or(1000) + 90)
+            .set_window_size(width, u32::try_from(height).unwrap_or(1000) + 90)
             .await
             .expect("window size");
         // Let the page settle in its new size, then look at it from the top.
@@ -420,6 +425,25 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
         .expect("sequence");
     assert!(after.as_u64() > before.as_u64(), "{before} -> {after}");
     buyer.screenshot("market").await;
+    // The same page on a phone-sized screen: one column, nothing cut off.
+    buyer
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone size");
+    let too_wide = buyer
+        .client
+        .execute(
+            "return [...document.querySelectorAll('main *')] \
+               .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 \
+                 && !e.closest('.scroll')) \
+               .map(e => e.tagName + '#' + e.id + '.' + e.className)",
+            vec![],
+        )
+        .await
+        .expect("layout");
+    assert_eq!(too_wide, json!([]), "no sideways scrolling on a phone");
+    buyer.screenshot_at("market-phone", 390).await;
     seller.close().await;
     buyer.close().await;
 
