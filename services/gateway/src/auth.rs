@@ -83,11 +83,12 @@ pub async fn register(
     registry: web::Data<RegistryId>,
     gateway: web::Data<GatewayContext>,
 ) -> Result<HttpResponse, ApiError> {
-    gateway.signup_limiter.check(&client_ip(&request)).await?;
     let registered = create_user(
+        &request,
         body.into_inner(),
         ledger.into_inner(),
         registry.into_inner(),
+        &gateway,
     )
     .await?;
     Ok(HttpResponse::Created().json(registered))
@@ -135,12 +136,16 @@ pub async fn me(
     Ok(HttpResponse::Ok().json(me))
 }
 
-/// Validates a sign-up and creates the user: shared by the API and the sign-up page.
+/// Checks the sign-up rate limit, validates a sign-up and creates the user: shared by the API
+/// and the sign-up page.
 pub(crate) async fn create_user(
+    request: &HttpRequest,
     body: NewUser,
     ledger: Arc<Ledger>,
     registry: Arc<RegistryId>,
+    gateway: &GatewayContext,
 ) -> Result<Registered, ApiError> {
+    gateway.signup_limiter.check(&client_ip(request)).await?;
     let handle = Handle::parse(&body.handle)
         .map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
     let length = body.password.chars().count();

@@ -21,7 +21,7 @@ mod view;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use dto::{MarketView, NewMarket, NewOrder, OrderView};
 pub use error::ExchangeError;
@@ -39,6 +39,8 @@ use utoipa::OpenApi;
 pub struct Exchange {
     context: WorkerContext,
     markets: RwLock<Markets>,
+    /// Held while a market is being started.
+    starting: Mutex<()>,
     /// Whether this process may write markets (order-book service) or only follows them
     /// (a gateway serving market data).
     writes: bool,
@@ -67,6 +69,7 @@ impl Exchange {
         let exchange = Self {
             context,
             markets: RwLock::new(Markets::default()),
+            starting: Mutex::new(()),
             writes,
         };
         exchange.discover()?;
@@ -91,15 +94,18 @@ impl Exchange {
     }
 
     fn serve(&self, spec: MarketSpec) -> Result<Arc<MarketHandle>, ExchangeError> {
-        let mut markets = self.markets.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(existing) = markets.by_id.get(&spec.id) {
-            return Ok(Arc::clone(existing));
+        // One market starts at a time (so opening and discovery never start it twice), while
+        // readers of `markets` (every order) are not held up by the start's database read.
+        let _starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = self.market_by_id(spec.id) {
+            return Ok(existing);
         }
         let handle = Arc::new(if self.writes {
             worker::spawn(self.context.clone(), spec.clone())?
         } else {
             worker::replica(&self.context, spec.clone())?
         });
+        let mut markets = self.markets.write().unwrap_or_else(|p| p.into_inner());
         markets.by_symbol.insert(spec.symbol(), Arc::clone(&handle));
         markets.by_id.insert(spec.id, Arc::clone(&handle));
         Ok(handle)

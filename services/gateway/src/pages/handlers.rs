@@ -124,6 +124,15 @@ fn redirect(location: &str) -> HttpResponse {
         .finish()
 }
 
+/// A redirect that also sets (or clears) the session cookie.
+fn redirect_with(location: &str, cookie: actix_web::cookie::Cookie<'static>) -> HttpResponse {
+    let mut response = redirect(location);
+    match response.add_cookie(&cookie) {
+        Ok(()) => response,
+        Err(error) => failure(&ApiError::Internal(error.to_string())),
+    }
+}
+
 /// The login page for a request that needs a session, coming back here afterwards.
 fn login_first(request: &HttpRequest) -> HttpResponse {
     let here = request
@@ -241,15 +250,7 @@ pub async fn login_form(
     )
     .await;
     match checked {
-        Ok(login) => {
-            let mut response = redirect(&next);
-            if let Err(error) =
-                response.add_cookie(&session_cookie(&request, login.access_token, ttl_s))
-            {
-                return failure(&ApiError::Internal(error.to_string()));
-            }
-            response
-        }
+        Ok(login) => redirect_with(&next, session_cookie(&request, login.access_token, ttl_s)),
         Err(error) => {
             let status = actix_web::ResponseError::status_code(&error);
             let message = error.to_string();
@@ -322,11 +323,8 @@ pub async fn signup_form(
     let handle = form.handle.trim().to_owned();
     let display_name = form.display_name.clone().unwrap_or_default();
     let signed_up = async {
-        gateway
-            .signup_limiter
-            .check(&scrip_http::client_ip(&request))
-            .await?;
         create_user(
+            &request,
             NewUser {
                 handle: handle.clone(),
                 password: form.password.clone(),
@@ -334,6 +332,7 @@ pub async fn signup_form(
             },
             ledger.clone().into_inner(),
             registry.clone().into_inner(),
+            &gateway,
         )
         .await?;
         check_password(
@@ -350,17 +349,10 @@ pub async fn signup_form(
     }
     .await;
     match signed_up {
-        Ok(login) => {
-            let mut response = redirect(&next);
-            if let Err(error) = response.add_cookie(&session_cookie(
-                &request,
-                login.access_token,
-                gateway.tokens.ttl_s(),
-            )) {
-                return failure(&ApiError::Internal(error.to_string()));
-            }
-            response
-        }
+        Ok(login) => redirect_with(
+            &next,
+            session_cookie(&request, login.access_token, gateway.tokens.ttl_s()),
+        ),
         Err(error) => {
             let status = actix_web::ResponseError::status_code(&error);
             let message = Some(error.to_string());
@@ -394,11 +386,7 @@ pub async fn logout(request: HttpRequest) -> HttpResponse {
     if let Err(error) = same_origin(&request) {
         return failure(&error);
     }
-    let mut response = redirect("/login");
-    if let Err(error) = response.add_cookie(&cleared_cookie()) {
-        return failure(&ApiError::Internal(error.to_string()));
-    }
-    response
+    redirect_with("/login", cleared_cookie())
 }
 
 #[derive(Template)]

@@ -767,6 +767,58 @@ fn levels(book: &Value) -> (BTreeMap<String, String>, BTreeMap<String, String>) 
     out
 }
 
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client on BREAD-GROC's stream at `base`.
+async fn open_stream(base: &str) -> Stream {
+    let url = format!(
+        "{}/api/v1/markets/BREAD-GROC/stream",
+        base.replacen("http", "ws", 1)
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket")
+        .0
+}
+
+/// The next text message, as JSON.
+async fn next_message(socket: &mut Stream) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).expect("json");
+        }
+    }
+}
+
+/// Applies stream messages to `replayed` until `target`, checking the sequence has no gap;
+/// returns how many trades went by.
+async fn replay_until(
+    socket: &mut Stream,
+    replayed: &mut (BTreeMap<String, String>, BTreeMap<String, String>),
+    mut sequence: u64,
+    target: u64,
+) -> usize {
+    let mut trades = 0;
+    while sequence < target {
+        let message = next_message(socket).await;
+        let got = message["sequence"].as_u64().expect("sequence");
+        assert_eq!(got, sequence + 1, "gapless: {message}");
+        sequence = got;
+        match message["type"].as_str() {
+            Some("book") => apply(replayed, &message),
+            Some("trade") => trades += 1,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    trades
+}
+
 async fn the_stream_replayed_from_its_snapshot_equals_the_rest_book(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let m = market(&app).await;
@@ -776,29 +828,11 @@ async fn the_stream_replayed_from_its_snapshot_equals_the_rest_book(backend: Bac
         json!({"side": "sell", "type": "limit", "price": "2.00", "quantity": "5.00"}),
     )
     .await;
-    let url = format!(
-        "{}/api/v1/markets/BREAD-GROC/stream",
-        app.base.replacen("http", "ws", 1)
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket");
-    let mut read = async || -> Value {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-                .await
-                .expect("a message in time")
-                .expect("open")
-                .expect("frame");
-            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-                return serde_json::from_str(text.as_str()).expect("json");
-            }
-        }
-    };
-    let snapshot = read().await;
+    let mut socket = open_stream(&app.base).await;
+    let snapshot = next_message(&mut socket).await;
     assert_eq!(snapshot["type"], "snapshot");
     let mut replayed = levels(&snapshot);
-    let mut sequence = snapshot["sequence"].as_u64().expect("sequence");
+    let sequence = snapshot["sequence"].as_u64().expect("sequence");
 
     // Trading while the stream runs: rests, a partial fill, a cancel, a reduction.
     let bid = order(
@@ -832,18 +866,7 @@ async fn the_stream_replayed_from_its_snapshot_equals_the_rest_book(backend: Bac
 
     let rest = book(&app).await;
     let target = rest["sequence"].as_u64().expect("sequence");
-    let mut trades = 0;
-    while sequence < target {
-        let message = read().await;
-        let got = message["sequence"].as_u64().expect("sequence");
-        assert_eq!(got, sequence + 1, "gapless: {message}");
-        sequence = got;
-        match message["type"].as_str() {
-            Some("book") => apply(&mut replayed, &message),
-            Some("trade") => trades += 1,
-            other => panic!("unexpected message {other:?}"),
-        }
-    }
+    let trades = replay_until(&mut socket, &mut replayed, sequence, target).await;
     assert_eq!(trades, 1);
     assert_eq!(
         replayed,
@@ -852,19 +875,8 @@ async fn the_stream_replayed_from_its_snapshot_equals_the_rest_book(backend: Bac
     );
 
     // A client that reconnects starts again from a snapshot equal to the REST book.
-    let url = format!(
-        "{}/api/v1/markets/BREAD-GROC/stream",
-        app.base.replacen("http", "ws", 1)
-    );
-    let (mut again, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket");
-    let first = loop {
-        let message = again.next().await.expect("open").expect("frame");
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-            break serde_json::from_str::<Value>(text.as_str()).expect("json");
-        }
-    };
+    let mut again = open_stream(&app.base).await;
+    let first = next_message(&mut again).await;
     assert_eq!(first["type"], "snapshot");
     assert_eq!(first["sequence"], rest["sequence"]);
     assert_eq!(levels(&first), levels(&rest));
@@ -1061,32 +1073,14 @@ async fn a_gateway_instance_streams_the_owners_book_through_redis() {
     )
     .await;
     let gateway = app.peer(scrip::server::Services::only_gateway()).await;
-    let url = format!(
-        "{}/api/v1/markets/BREAD-GROC/stream",
-        gateway.replacen("http", "ws", 1)
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket on the gateway");
-    let mut read = async || -> Value {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-                .await
-                .expect("a message in time")
-                .expect("open")
-                .expect("frame");
-            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-                return serde_json::from_str(text.as_str()).expect("json");
-            }
-        }
-    };
-    let snapshot = read().await;
+    let mut socket = open_stream(&gateway).await;
+    let snapshot = next_message(&mut socket).await;
     assert_eq!(snapshot["type"], "snapshot");
     let owner_book = book(&app).await;
     assert_eq!(snapshot["sequence"], owner_book["sequence"], "{snapshot}");
     assert_eq!(levels(&snapshot), levels(&owner_book));
     let mut replayed = levels(&snapshot);
-    let mut sequence = snapshot["sequence"].as_u64().expect("sequence");
+    let sequence = snapshot["sequence"].as_u64().expect("sequence");
 
     // Trading on the owner while the gateway's client watches.
     for (who, body) in [
@@ -1110,18 +1104,7 @@ async fn a_gateway_instance_streams_the_owners_book_through_redis() {
         order(&app, who, body).await;
     }
     let target = book(&app).await["sequence"].as_u64().expect("sequence");
-    let mut trades = 0;
-    while sequence < target {
-        let message = read().await;
-        let got = message["sequence"].as_u64().expect("sequence");
-        assert_eq!(got, sequence + 1, "gapless on the gateway: {message}");
-        sequence = got;
-        match message["type"].as_str() {
-            Some("book") => apply(&mut replayed, &message),
-            Some("trade") => trades += 1,
-            other => panic!("unexpected message {other:?}"),
-        }
-    }
+    let trades = replay_until(&mut socket, &mut replayed, sequence, target).await;
     assert_eq!(trades, 2);
     let owner_book = book(&app).await;
     assert_eq!(
