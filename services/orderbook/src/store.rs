@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use scrip_domain::{CurrencyCode, CurrencyId, HoldId, PrincipalId, Scale};
 use scrip_ledger::{HoldRef, LedgerError};
 use scrip_matching::{OrderId, Side};
-use scrip_store::DbConn;
 use scrip_store::schema::{currencies, holds, markets, orders, trades};
+use scrip_store::{Column, Columns, DbConn};
 
 use crate::ExchangeError;
 use crate::spec::{MarketId, MarketSpec};
@@ -249,7 +249,7 @@ pub fn write_changes(
             updated_at_us: o.updated_at_us,
         })
         .collect();
-    scrip_store::insert_rows!(conn, orders::table, inserts)?;
+    insert_orders(conn, &inserts)?;
     update_orders(conn, changes, now_us)?;
     let trade_rows: Vec<NewTradeRow> = changes
         .trades
@@ -267,13 +267,100 @@ pub fn write_changes(
             created_at_us: t.created_at_us,
         })
         .collect();
-    scrip_store::insert_rows!(conn, trades::table, trade_rows)?;
+    insert_trades(conn, &trade_rows)?;
+    Ok(())
+}
+
+// PostgreSQL gets one statement text per kind of row whatever the batch size (see
+// `scrip_store::bulk`); SQLite gets multi-row `INSERT`s.
+
+fn insert_orders(conn: &mut DbConn, rows: &[NewOrderRow]) -> Result<(), ExchangeError> {
+    let DbConn::Postgres(pg) = conn else {
+        scrip_store::insert_rows!(conn, orders::table, rows)?;
+        return Ok(());
+    };
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&NewOrderRow) -> &'static str| {
+        Column::Text(rows.iter().map(|r| f(r).to_owned()).collect())
+    };
+    let big = |f: fn(&NewOrderRow) -> i64| Column::BigInt(rows.iter().map(f).collect());
+    Columns::new(
+        "INSERT INTO orders (id, market_id, owner_id, side, order_type, price_ticks, quantity_lots, \
+         filled_lots, status, time_in_force, post_only, client_order_id, hold_id, created_at_us, \
+         updated_at_us) SELECT * FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(big(|r| r.id))
+    .bind(big(|r| r.market_id))
+    .bind(big(|r| r.owner_id))
+    .bind(text(|r| r.side))
+    .bind(text(|r| r.order_type))
+    .bind(Column::NullableBigInt(rows.iter().map(|r| r.price_ticks).collect()))
+    .bind(big(|r| r.quantity_lots))
+    .bind(big(|r| r.filled_lots))
+    .bind(text(|r| r.status))
+    .bind(text(|r| r.time_in_force))
+    .bind(Column::Integer(rows.iter().map(|r| r.post_only).collect()))
+    .bind(Column::NullableText(
+        rows.iter().map(|r| r.client_order_id.map(str::to_owned)).collect(),
+    ))
+    .bind(Column::NullableBigInt(rows.iter().map(|r| r.hold_id).collect()))
+    .bind(big(|r| r.created_at_us))
+    .bind(big(|r| r.updated_at_us))
+    .execute(pg)?;
+    Ok(())
+}
+
+fn insert_trades(conn: &mut DbConn, rows: &[NewTradeRow]) -> Result<(), ExchangeError> {
+    let DbConn::Postgres(pg) = conn else {
+        scrip_store::insert_rows!(conn, trades::table, rows)?;
+        return Ok(());
+    };
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let big = |f: fn(&NewTradeRow) -> i64| Column::BigInt(rows.iter().map(f).collect());
+    Columns::new(
+        "INSERT INTO trades (id, market_id, taker_order_id, maker_order_id, taker_side, price_ticks, \
+         quantity_lots, buyer_fee_atoms, seller_fee_atoms, created_at_us) \
+         SELECT * FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(big(|r| r.id))
+    .bind(big(|r| r.market_id))
+    .bind(big(|r| r.taker_order_id))
+    .bind(big(|r| r.maker_order_id))
+    .bind(Column::Text(rows.iter().map(|r| r.taker_side.to_owned()).collect()))
+    .bind(big(|r| r.price_ticks))
+    .bind(big(|r| r.quantity_lots))
+    .bind(big(|r| r.buyer_fee_atoms))
+    .bind(big(|r| r.seller_fee_atoms))
+    .bind(big(|r| r.created_at_us))
+    .execute(pg)?;
     Ok(())
 }
 
 /// One statement for every order that existed before the batch and changed in it.
 fn update_orders(conn: &mut DbConn, changes: &Changes, now_us: i64) -> Result<(), ExchangeError> {
     if changes.updated.is_empty() {
+        return Ok(());
+    }
+    if let DbConn::Postgres(pg) = conn {
+        let updated = &changes.updated;
+        Columns::new(
+            "UPDATE orders SET quantity_lots = u.quantity, filled_lots = u.filled, status = u.status, \
+             updated_at_us = u.at FROM unnest(?, ?, ?, ?, ?) AS u (id, quantity, filled, status, at) \
+             WHERE orders.id = u.id",
+        )
+        .replanned()
+        .bind(Column::BigInt(updated.iter().map(|(id, _)| db_id(*id)).collect()))
+        .bind(Column::BigInt(updated.iter().map(|(_, u)| u.quantity_lots).collect()))
+        .bind(Column::BigInt(updated.iter().map(|(_, u)| u.filled_lots).collect()))
+        .bind(Column::Text(
+            updated.iter().map(|(_, u)| u.status.as_str().to_owned()).collect(),
+        ))
+        .bind(Column::BigInt(vec![now_us; updated.len()]))
+        .execute(pg)?;
         return Ok(());
     }
     let mut values = String::new();
@@ -291,12 +378,9 @@ fn update_orders(conn: &mut DbConn, changes: &Changes, now_us: i64) -> Result<()
     }
     let sql = format!(
         "WITH u (id, quantity, filled, status) AS (VALUES {values}) \
-         UPDATE orders SET \
-         quantity_lots = (SELECT quantity FROM u WHERE u.id = orders.id), \
-         filled_lots = (SELECT filled FROM u WHERE u.id = orders.id), \
-         status = (SELECT status FROM u WHERE u.id = orders.id), \
-         updated_at_us = {now_us} \
-         WHERE id IN (SELECT id FROM u)"
+         UPDATE orders SET quantity_lots = u.quantity, filled_lots = u.filled, \
+         status = u.status, updated_at_us = {now_us} \
+         FROM u WHERE orders.id = u.id"
     );
     diesel::sql_query(sql).execute(conn)?;
     Ok(())

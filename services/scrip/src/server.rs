@@ -19,6 +19,7 @@ use scrip_orderbook::{Exchange, ExchangeMetrics, WorkerContext};
 use scrip_store::{DatabaseUrl, connect_and_migrate};
 use scrip_telemetry::Metrics;
 use scrip_wallet::WalletContext;
+use tracing::Instrument as _;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -441,29 +442,40 @@ pub fn start(
         let state = state.clone();
         let metrics = state.metrics.clone();
         App::new()
+            // One span and the request metrics per request. The route is read after routing
+            // (a lookup then); before it, actix matches the path against every route's
+            // pattern, which cost more CPU than the order handler itself.
             .wrap_fn(move |request, service| {
-                let route = request
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".into());
-                let method = request.method().to_string();
+                let span = tracing::info_span!(
+                    "http request",
+                    http.method = %request.method(),
+                    http.target = %request.path(),
+                    http.status_code = tracing::field::Empty,
+                );
                 let started = Instant::now();
                 let metrics = metrics.clone();
-                let response = service.call(request);
+                let response = span.in_scope(|| service.call(request));
+                let recorded = span.clone();
                 async move {
                     let response = response.await?;
-                    let status = response.status().as_u16().to_string();
+                    let request = response.request();
+                    let route = request
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".into());
+                    let (method, status) = (request.method().as_str(), response.status());
+                    recorded.record("http.status_code", status.as_u16());
                     metrics
                         .http_requests
-                        .with_label_values(&[&method, &route, &status])
+                        .with_label_values(&[method, &route, status.as_str()])
                         .inc();
                     metrics
                         .http_duration
-                        .with_label_values(&[&method, &route])
+                        .with_label_values(&[method, &route])
                         .observe(started.elapsed().as_secs_f64());
                     Ok(response)
                 }
+                .instrument(span)
             })
-            .wrap(tracing_actix_web::TracingLogger::default())
             .configure(|cfg| configure_app(cfg, &state))
             .default_service(web::to(scrip_gateway::not_found))
     })

@@ -1,3 +1,6 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use scrip_domain::{Handle, PrincipalId};
 use serde::{Deserialize, Serialize};
@@ -69,11 +72,22 @@ impl TokenIssuer {
     }
 }
 
+/// Tokens whose signature was checked, with what they say, so a client's next requests with
+/// the same token skip the Ed25519 verification (the largest CPU cost of a request).
+/// Keyed by the whole token: only a token that passed full verification is ever stored, and
+/// its expiry is checked again at every use.
+type Verified = HashMap<String, (PrincipalId, Handle, u64)>;
+
+/// Most tokens remembered; beyond this the memory is cleared and refilled (a bound on memory
+/// under a flood of distinct valid tokens, not an eviction policy worth more).
+const VERIFIED_CAPACITY: usize = 16_384;
+
 /// Checks access tokens: signature (EdDSA only), expiry, issuer and audience.
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
+    verified: Arc<Mutex<Verified>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -94,11 +108,22 @@ impl TokenVerifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            verified: Arc::default(),
+        })
     }
 
     /// The principal the token speaks for, or why it is not accepted.
     pub fn verify(&self, token: &str) -> Result<(PrincipalId, Handle), String> {
+        let now = now_s();
+        let leeway = self.validation.leeway;
+        if let Some((id, handle, exp)) = self.remembered(token)
+            && exp + leeway > now
+        {
+            return Ok((id, handle));
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| format!("invalid token: {e}"))?;
         let id = data
@@ -107,7 +132,19 @@ impl TokenVerifier {
             .parse::<i64>()
             .map_err(|_| "invalid token subject".to_owned())?;
         let handle = Handle::parse(&data.claims.handle).map_err(|e| e.to_string())?;
-        Ok((PrincipalId::new(id), handle))
+        let id = PrincipalId::new(id);
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), (id, handle.clone(), data.claims.exp));
+        }
+        Ok((id, handle))
+    }
+
+    fn remembered(&self, token: &str) -> Option<(PrincipalId, Handle, u64)> {
+        let verified = self.verified.lock().ok()?;
+        verified.get(token).cloned()
     }
 }
 
@@ -138,6 +175,56 @@ mod tests {
         let other = crate::load_or_create_keys(&dir).expect("other keys");
         let other_verifier = TokenVerifier::new(&other.public_pem).expect("verifier");
         assert!(other_verifier.verify(&token).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_remembered_token_is_trusted_only_as_itself_and_until_it_expires() {
+        let dir = std::env::temp_dir().join(format!("scrip-keys-memo-{}", std::process::id()));
+        let keys = crate::load_or_create_keys(&dir).expect("keys");
+        let issuer = TokenIssuer::new(&keys, 60).expect("issuer");
+        let verifier = TokenVerifier::new(&keys.public_pem).expect("verifier");
+        let handle = Handle::parse("alice").expect("handle");
+        let token = issuer.issue(PrincipalId::new(7), &handle).expect("signed");
+        let expected = Ok((PrincipalId::new(7), handle.clone()));
+        assert_eq!(verifier.verify(&token), expected);
+        assert_eq!(verifier.verify(&token), expected, "remembered");
+        assert_eq!(
+            verifier.clone().verify(&token),
+            expected,
+            "clones share what they remember"
+        );
+
+        // A token one character off is verified (and refused), not matched to the original.
+        let mut tampered = token.clone();
+        let last = tampered.pop().expect("non-empty");
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(verifier.verify(&tampered).is_err());
+
+        // A remembered token past its expiry (and leeway) is verified again: refused here.
+        verifier
+            .verified
+            .lock()
+            .expect("lock")
+            .insert(token.clone(), (PrincipalId::new(7), handle, 1));
+        let fresh = TokenVerifier::new(&keys.public_pem).expect("verifier");
+        fresh.verified.lock().expect("lock").insert(
+            "not.a.token".into(),
+            (
+                PrincipalId::new(8),
+                Handle::parse("bob").expect("handle"),
+                1,
+            ),
+        );
+        assert!(
+            fresh.verify("not.a.token").is_err(),
+            "expired entries are not trusted"
+        );
+        assert_eq!(
+            verifier.verify(&token),
+            expected,
+            "an expired entry is replaced by a full verification of a valid token"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -16,8 +16,8 @@ use std::fmt::Write as _;
 
 use diesel::prelude::*;
 use scrip_domain::{CurrencyId, PrincipalId};
-use scrip_store::DbConn;
 use scrip_store::schema::{accounts, transfers};
+use scrip_store::{Column, Columns, DbConn};
 
 use crate::model::{AccountRow, NewTransferRow, TransferRow, now_us};
 use crate::transfer::{
@@ -226,6 +226,13 @@ fn lock_accounts(
     Ok((locked, opened))
 }
 
+const SELECT_ACCOUNTS_PG: &str = "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, \
+     floor_atoms, ceiling_atoms FROM accounts \
+     WHERE (principal_id, currency_id) IN (SELECT * FROM unnest(?, ?)) ORDER BY id";
+const SELECT_ACCOUNTS_PG_FOR_UPDATE: &str = "SELECT id, principal_id, currency_id, balance_atoms, \
+     held_atoms, floor_atoms, ceiling_atoms FROM accounts \
+     WHERE (principal_id, currency_id) IN (SELECT * FROM unnest(?, ?)) ORDER BY id FOR UPDATE";
+
 /// The accounts of `keys` that exist, in ascending id order; with `lock`, locked until commit
 /// (`FOR UPDATE` on PostgreSQL; SQLite's write transaction already excludes other writers).
 pub(crate) fn select_accounts(
@@ -237,20 +244,34 @@ pub(crate) fn select_accounts(
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    // Only integers from typed ids are inlined here, never text from a request.
-    let mut sql = String::from(
-        "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, floor_atoms, ceiling_atoms \
-         FROM accounts WHERE (principal_id, currency_id) IN (",
-    );
-    for (i, (principal, currency)) in keys.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        let _ = write!(sql, "{sep}({}, {})", principal.get(), currency.get());
-    }
-    sql.push_str(") ORDER BY id");
-    if lock && matches!(conn, DbConn::Postgres(_)) {
-        sql.push_str(" FOR UPDATE");
-    }
-    let rows: Vec<AccountRow> = diesel::sql_query(sql).load(conn)?;
+    let rows: Vec<AccountRow> = match conn {
+        DbConn::Postgres(pg) => {
+            let (principals, currencies) = keys.iter().map(|(p, c)| (p.get(), c.get())).unzip();
+            Columns::new(if lock {
+                SELECT_ACCOUNTS_PG_FOR_UPDATE
+            } else {
+                SELECT_ACCOUNTS_PG
+            })
+            .replanned()
+            .bind(Column::BigInt(principals))
+            .bind(Column::BigInt(currencies))
+            .load(pg)?
+        }
+        DbConn::Sqlite(_) => {
+            // Only integers from typed ids are inlined here, never text from a request. No
+            // `FOR UPDATE`: SQLite's write transaction already excludes other writers.
+            let mut sql = String::from(
+                "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, floor_atoms, ceiling_atoms \
+                 FROM accounts WHERE (principal_id, currency_id) IN (",
+            );
+            for (i, (principal, currency)) in keys.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                let _ = write!(sql, "{sep}({}, {})", principal.get(), currency.get());
+            }
+            sql.push_str(") ORDER BY id");
+            diesel::sql_query(sql).load(conn)?
+        }
+    };
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -286,28 +307,53 @@ pub(crate) fn write_deltas(
     conn: &mut DbConn,
     deltas: impl Iterator<Item = AccountDelta>,
 ) -> Result<(), LedgerError> {
-    let mut values = String::new();
-    for delta in deltas {
-        if delta.balance_atoms != 0 || delta.held_atoms != 0 {
-            let sep = if values.is_empty() { "" } else { ", " };
-            let _ = write!(
-                values,
-                "{sep}({}, CAST({} AS BIGINT), CAST({} AS BIGINT))",
-                delta.account_id, delta.balance_atoms, delta.held_atoms
-            );
-        }
-    }
-    if values.is_empty() {
+    let deltas: Vec<AccountDelta> = deltas
+        .filter(|d| d.balance_atoms != 0 || d.held_atoms != 0)
+        .collect();
+    if deltas.is_empty() {
         return Ok(());
     }
-    let sql = format!(
-        "WITH delta (id, balance, held) AS (VALUES {values}) \
-         UPDATE accounts SET \
-         balance_atoms = balance_atoms + (SELECT balance FROM delta WHERE delta.id = accounts.id), \
-         held_atoms = held_atoms + (SELECT held FROM delta WHERE delta.id = accounts.id) \
-         WHERE id IN (SELECT id FROM delta)"
-    );
-    diesel::sql_query(sql).execute(conn)?;
+    // A join, not a subquery per column and row: the cost stays linear in the batch.
+    match conn {
+        DbConn::Postgres(pg) => {
+            Columns::new(
+                "UPDATE accounts SET balance_atoms = accounts.balance_atoms + delta.balance, \
+                 held_atoms = accounts.held_atoms + delta.held \
+                 FROM unnest(?, ?, ?) AS delta (id, balance, held) WHERE accounts.id = delta.id",
+            )
+            .replanned()
+            .bind(Column::BigInt(
+                deltas.iter().map(|d| d.account_id).collect(),
+            ))
+            .bind(Column::BigInt(
+                deltas.iter().map(|d| d.balance_atoms).collect(),
+            ))
+            .bind(Column::BigInt(
+                deltas.iter().map(|d| d.held_atoms).collect(),
+            ))
+            .execute(pg)?;
+        }
+        DbConn::Sqlite(_) => {
+            let mut values = String::new();
+            for delta in &deltas {
+                let sep = if values.is_empty() { "" } else { ", " };
+                // Only integers are inlined.
+                let _ = write!(
+                    values,
+                    "{sep}({}, CAST({} AS BIGINT), CAST({} AS BIGINT))",
+                    delta.account_id, delta.balance_atoms, delta.held_atoms
+                );
+            }
+            let sql = format!(
+                "WITH delta (id, balance, held) AS (VALUES {values}) \
+                 UPDATE accounts SET \
+                 balance_atoms = accounts.balance_atoms + delta.balance, \
+                 held_atoms = accounts.held_atoms + delta.held \
+                 FROM delta WHERE accounts.id = delta.id"
+            );
+            diesel::sql_query(sql).execute(conn)?;
+        }
+    }
     Ok(())
 }
 

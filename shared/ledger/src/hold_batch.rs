@@ -25,8 +25,8 @@ use std::fmt::Write as _;
 
 use diesel::prelude::*;
 use scrip_domain::{CurrencyId, HoldId, PrincipalId};
-use scrip_store::DbConn;
 use scrip_store::schema::{holds, transfers};
+use scrip_store::{Column, Columns, DbConn};
 
 use crate::batch::{AccountDelta, Key, Position, close_unused, select_accounts, write_deltas};
 use crate::model::{NewTransferRow, now_us};
@@ -326,7 +326,7 @@ impl HoldBatch {
                 created_at_us: now,
             })
             .collect();
-        scrip_store::insert_rows!(conn, transfers::table, rows)?;
+        insert_lines(conn, &rows)?;
         close_unused(conn, &opened, &rows)?;
         Ok(CommittedHolds { new_hold_ids })
     }
@@ -387,55 +387,143 @@ impl HoldBatch {
         account_ids: &HashMap<Key, i64>,
     ) -> Result<Vec<HoldId>, LedgerError> {
         let now = now_us();
-        let mut ids = Vec::with_capacity(self.new_holds.len());
-        for chunk in self.new_holds.chunks(scrip_store::INSERT_CHUNK_ROWS) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|hold| {
-                    (
-                        holds::account_id.eq(account_ids[&hold.key]),
-                        holds::amount_atoms.eq(hold.amount_atoms),
-                        holds::remaining_atoms.eq(hold.remaining_atoms),
-                        holds::reason.eq(hold.reason.as_str()),
-                        holds::created_at_us.eq(now),
-                    )
-                })
+        let mut ids: Vec<i64> = Vec::with_capacity(self.new_holds.len());
+        match conn {
+            DbConn::Postgres(pg) if !self.new_holds.is_empty() => {
+                let holds = &self.new_holds;
+                ids = Columns::new(
+                    "INSERT INTO holds (account_id, amount_atoms, remaining_atoms, reason, created_at_us) \
+                     SELECT * FROM unnest(?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(Column::BigInt(holds.iter().map(|h| account_ids[&h.key]).collect()))
+                .bind(Column::BigInt(holds.iter().map(|h| h.amount_atoms).collect()))
+                .bind(Column::BigInt(holds.iter().map(|h| h.remaining_atoms).collect()))
+                .bind(Column::Text(holds.iter().map(|h| h.reason.clone()).collect()))
+                .bind(Column::BigInt(vec![now; holds.len()]))
+                .load::<Id>(pg)?
+                .into_iter()
+                .map(|row| row.id)
                 .collect();
-            let insert = diesel::insert_into(holds::table)
-                .values(rows)
-                .returning(holds::id);
-            let mut chunk_ids: Vec<i64> = match conn {
-                DbConn::Postgres(pg) => insert.get_results(pg)?,
-                DbConn::Sqlite(sqlite) => insert.get_results(sqlite)?,
-            };
-            // Identity values are handed out in VALUES order; sorting makes the pairing explicit.
-            chunk_ids.sort_unstable();
-            ids.extend(chunk_ids.into_iter().map(HoldId::new));
+            }
+            DbConn::Postgres(_) => {}
+            DbConn::Sqlite(sqlite) => {
+                for chunk in self.new_holds.chunks(scrip_store::INSERT_CHUNK_ROWS) {
+                    let rows: Vec<_> = chunk
+                        .iter()
+                        .map(|hold| {
+                            (
+                                holds::account_id.eq(account_ids[&hold.key]),
+                                holds::amount_atoms.eq(hold.amount_atoms),
+                                holds::remaining_atoms.eq(hold.remaining_atoms),
+                                holds::reason.eq(hold.reason.as_str()),
+                                holds::created_at_us.eq(now),
+                            )
+                        })
+                        .collect();
+                    let chunk_ids: Vec<i64> = diesel::insert_into(holds::table)
+                        .values(rows)
+                        .returning(holds::id)
+                        .get_results(sqlite)?;
+                    ids.extend(chunk_ids);
+                }
+            }
         }
+        // Identity values are handed out in row order; sorting makes the pairing explicit.
+        ids.sort_unstable();
         assert_eq!(ids.len(), self.new_holds.len(), "one id per new hold");
-        Ok(ids)
+        Ok(ids.into_iter().map(HoldId::new).collect())
     }
 
     fn update_consumed(&self, conn: &mut DbConn) -> Result<(), LedgerError> {
-        let mut values = String::new();
-        for (hold, atoms) in &self.consumed {
-            if *atoms != 0 {
-                let sep = if values.is_empty() { "" } else { ", " };
-                let _ = write!(values, "{sep}({}, CAST({atoms} AS BIGINT))", hold.get());
-            }
-        }
-        if values.is_empty() {
+        let used: Vec<(i64, i64)> = self
+            .consumed
+            .iter()
+            .filter(|(_, atoms)| **atoms != 0)
+            .map(|(hold, atoms)| (hold.get(), *atoms))
+            .collect();
+        if used.is_empty() {
             return Ok(());
         }
-        // Only integers are inlined. The CHECK on remaining_atoms refuses an over-consumption.
-        let sql = format!(
-            "WITH used (id, atoms) AS (VALUES {values}) \
-             UPDATE holds SET remaining_atoms = remaining_atoms - (SELECT atoms FROM used WHERE used.id = holds.id) \
-             WHERE id IN (SELECT id FROM used)"
-        );
-        diesel::sql_query(sql).execute(conn)?;
+        // The CHECK on remaining_atoms refuses an over-consumption.
+        match conn {
+            DbConn::Postgres(pg) => {
+                let (ids, atoms) = used.into_iter().unzip();
+                Columns::new(
+                    "UPDATE holds SET remaining_atoms = holds.remaining_atoms - used.atoms \
+                     FROM unnest(?, ?) AS used (id, atoms) WHERE holds.id = used.id",
+                )
+                .replanned()
+                .bind(Column::BigInt(ids))
+                .bind(Column::BigInt(atoms))
+                .execute(pg)?;
+            }
+            DbConn::Sqlite(_) => {
+                let mut values = String::new();
+                for (hold, atoms) in used {
+                    let sep = if values.is_empty() { "" } else { ", " };
+                    // Only integers are inlined.
+                    let _ = write!(values, "{sep}({hold}, CAST({atoms} AS BIGINT))");
+                }
+                let sql = format!(
+                    "WITH used (id, atoms) AS (VALUES {values}) \
+                     UPDATE holds SET remaining_atoms = holds.remaining_atoms - used.atoms \
+                     FROM used WHERE holds.id = used.id"
+                );
+                diesel::sql_query(sql).execute(conn)?;
+            }
+        }
         Ok(())
     }
+}
+
+/// A returned id.
+#[derive(diesel::QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// Writes journal lines: one statement with a fixed text on PostgreSQL, multi-row `INSERT`s on
+/// SQLite.
+pub(crate) fn insert_lines(conn: &mut DbConn, rows: &[NewTransferRow]) -> Result<(), LedgerError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        DbConn::Postgres(pg) => {
+            Columns::new(
+                "INSERT INTO transfers (currency_id, from_account_id, to_account_id, amount_atoms, \
+                 kind, memo, hold_id, created_at_us) SELECT * FROM unnest(?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(Column::BigInt(rows.iter().map(|r| r.currency_id).collect()))
+            .bind(Column::BigInt(
+                rows.iter().map(|r| r.from_account_id).collect(),
+            ))
+            .bind(Column::BigInt(
+                rows.iter().map(|r| r.to_account_id).collect(),
+            ))
+            .bind(Column::BigInt(
+                rows.iter().map(|r| r.amount_atoms).collect(),
+            ))
+            .bind(Column::Text(
+                rows.iter().map(|r| r.kind.to_owned()).collect(),
+            ))
+            .bind(Column::NullableText(
+                rows.iter().map(|r| r.memo.map(str::to_owned)).collect(),
+            ))
+            .bind(Column::NullableBigInt(
+                rows.iter().map(|r| r.hold_id).collect(),
+            ))
+            .bind(Column::BigInt(
+                rows.iter().map(|r| r.created_at_us).collect(),
+            ))
+            .execute(pg)?;
+        }
+        DbConn::Sqlite(_) => {
+            scrip_store::insert_rows!(conn, transfers::table, rows)?;
+        }
+    }
+    Ok(())
 }
 
 /// The invariants of one account after the batch (DESIGN.md, invariants 2 and 3).

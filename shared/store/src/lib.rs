@@ -4,11 +4,13 @@
 //! Queries are written once against [`DbConn`]; the few places where the backends differ
 //! (how a write transaction begins, which errors mean "try again") live here and nowhere else.
 
+pub mod bulk;
 mod pool;
 pub mod schema;
 mod transaction;
 mod url;
 
+pub use bulk::{Column, Columns};
 pub use pool::{DbPool, PooledConn, connect, connect_and_migrate, run_migrations};
 pub use transaction::{is_retryable, write_transaction};
 pub use url::{Backend, DatabaseUrl};
