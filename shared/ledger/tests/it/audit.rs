@@ -2,7 +2,8 @@
 
 use diesel::prelude::*;
 use scrip_ledger::Violation;
-use scrip_store::schema::{accounts, holds};
+use scrip_store::Backend;
+use scrip_store::schema::{accounts, holds, transfers};
 
 use crate::support::{BACKENDS, Economy};
 
@@ -56,5 +57,38 @@ fn audit_catches_edits_behind_the_ledgers_back() {
             .execute(&mut conn)
             .expect("no holds");
         e.assert_audit_clean();
+    }
+}
+
+/// PostgreSQL does not check some references of the exchange's write path with a foreign key
+/// (migration `writer_references`); the audit does. SQLite keeps the key.
+#[test]
+fn a_reference_no_key_checks_is_audited() {
+    for backend in BACKENDS {
+        let e = Economy::new(backend, 1, 2, &[("BREAD", 0, 2, 100_000, None)]);
+        e.ledger.transfer(&e.pay(0, 0, 1, 2_500)).expect("issue");
+        e.assert_audit_clean();
+        let mut conn = e.db.pool.get().expect("conn");
+        let transfer: i64 = transfers::table
+            .select(transfers::id)
+            .first(&mut conn)
+            .expect("a journal line");
+        let tampered = diesel::update(transfers::table.find(transfer))
+            .set(transfers::hold_id.eq(Some(999_999_i64)))
+            .execute(&mut conn);
+        match backend {
+            Backend::Sqlite => assert!(tampered.is_err(), "SQLite's foreign key refuses it"),
+            Backend::Postgres => {
+                tampered.expect("no key on PostgreSQL");
+                let report = e.ledger.audit().expect("audit");
+                assert_eq!(
+                    report.violations,
+                    vec![Violation::DanglingReference {
+                        reference: "transfers.hold_id",
+                        row: transfer
+                    }]
+                );
+            }
+        }
     }
 }
