@@ -353,11 +353,11 @@ fn update_orders(conn: &mut DbConn, changes: &Changes, now_us: i64) -> Result<()
              WHERE orders.id = u.id",
         )
         .replanned()
-        .bind(Column::BigInt(updated.iter().map(|(id, _)| db_id(*id)).collect()))
-        .bind(Column::BigInt(updated.iter().map(|(_, u)| u.quantity_lots).collect()))
-        .bind(Column::BigInt(updated.iter().map(|(_, u)| u.filled_lots).collect()))
+        .bind(Column::BigInt(updated.keys().map(|id| db_id(*id)).collect()))
+        .bind(Column::BigInt(updated.values().map(|u| u.quantity_lots).collect()))
+        .bind(Column::BigInt(updated.values().map(|u| u.filled_lots).collect()))
         .bind(Column::Text(
-            updated.iter().map(|(_, u)| u.status.as_str().to_owned()).collect(),
+            updated.values().map(|u| u.status.as_str().to_owned()).collect(),
         ))
         .bind(Column::BigInt(vec![now_us; updated.len()]))
         .execute(pg)?;

@@ -13,6 +13,9 @@
 //! for the session, but also for the plans of foreign key checks, which then cost twice as
 //! much.)
 //!
+//! An `UPDATE ... FROM unnest(...)` applies one array row per target row: callers pass each
+//! id once (their rows come from maps keyed by id).
+//!
 //! SQLite keeps multi-row `VALUES` (it parses in-process, so there is nothing to save).
 
 use diesel::pg::Pg;
