@@ -282,9 +282,7 @@ fn insert_orders(conn: &mut DbConn, rows: &[NewOrderRow]) -> Result<(), Exchange
     if rows.is_empty() {
         return Ok(());
     }
-    let text = |f: fn(&NewOrderRow) -> &'static str| {
-        Column::Text(rows.iter().map(|r| f(r).to_owned()).collect())
-    };
+    let text = |f: fn(&NewOrderRow) -> &'static str| Column::Text(rows.iter().map(f).collect());
     let big = |f: fn(&NewOrderRow) -> i64| Column::BigInt(rows.iter().map(f).collect());
     Columns::new(
         "INSERT INTO orders (id, market_id, owner_id, side, order_type, price_ticks, quantity_lots, \
@@ -302,9 +300,7 @@ fn insert_orders(conn: &mut DbConn, rows: &[NewOrderRow]) -> Result<(), Exchange
     .bind(text(|r| r.status))
     .bind(text(|r| r.time_in_force))
     .bind(Column::Integer(rows.iter().map(|r| r.post_only).collect()))
-    .bind(Column::NullableText(
-        rows.iter().map(|r| r.client_order_id.map(str::to_owned)).collect(),
-    ))
+    .bind(Column::NullableText(rows.iter().map(|r| r.client_order_id).collect()))
     .bind(Column::NullableBigInt(rows.iter().map(|r| r.hold_id).collect()))
     .bind(big(|r| r.created_at_us))
     .bind(big(|r| r.updated_at_us))
@@ -330,7 +326,7 @@ fn insert_trades(conn: &mut DbConn, rows: &[NewTradeRow]) -> Result<(), Exchange
     .bind(big(|r| r.market_id))
     .bind(big(|r| r.taker_order_id))
     .bind(big(|r| r.maker_order_id))
-    .bind(Column::Text(rows.iter().map(|r| r.taker_side.to_owned()).collect()))
+    .bind(Column::Text(rows.iter().map(|r| r.taker_side).collect()))
     .bind(big(|r| r.price_ticks))
     .bind(big(|r| r.quantity_lots))
     .bind(big(|r| r.buyer_fee_atoms))
@@ -356,9 +352,7 @@ fn update_orders(conn: &mut DbConn, changes: &Changes, now_us: i64) -> Result<()
         .bind(Column::BigInt(updated.keys().map(|id| db_id(*id)).collect()))
         .bind(Column::BigInt(updated.values().map(|u| u.quantity_lots).collect()))
         .bind(Column::BigInt(updated.values().map(|u| u.filled_lots).collect()))
-        .bind(Column::Text(
-            updated.values().map(|u| u.status.as_str().to_owned()).collect(),
-        ))
+        .bind(Column::Text(updated.values().map(|u| u.status.as_str()).collect()))
         .bind(Column::BigInt(vec![now_us; updated.len()]))
         .execute(pg)?;
         return Ok(());

@@ -226,12 +226,21 @@ fn lock_accounts(
     Ok((locked, opened))
 }
 
-const SELECT_ACCOUNTS_PG: &str = "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, \
-     floor_atoms, ceiling_atoms FROM accounts \
-     WHERE (principal_id, currency_id) IN (SELECT * FROM unnest(?, ?)) ORDER BY id";
-const SELECT_ACCOUNTS_PG_FOR_UPDATE: &str = "SELECT id, principal_id, currency_id, balance_atoms, \
-     held_atoms, floor_atoms, ceiling_atoms FROM accounts \
-     WHERE (principal_id, currency_id) IN (SELECT * FROM unnest(?, ?)) ORDER BY id FOR UPDATE";
+/// The start of every read of accounts by `(principal, currency)`; the keys follow.
+macro_rules! select_accounts_where_key_in {
+    () => {
+        "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, floor_atoms, ceiling_atoms \
+         FROM accounts WHERE (principal_id, currency_id) IN "
+    };
+}
+const SELECT_ACCOUNTS_PG: &str = concat!(
+    select_accounts_where_key_in!(),
+    "(SELECT * FROM unnest(?, ?)) ORDER BY id"
+);
+const SELECT_ACCOUNTS_PG_FOR_UPDATE: &str = concat!(
+    select_accounts_where_key_in!(),
+    "(SELECT * FROM unnest(?, ?)) ORDER BY id FOR UPDATE"
+);
 
 /// The accounts of `keys` that exist, in ascending id order; with `lock`, locked until commit
 /// (`FOR UPDATE` on PostgreSQL; SQLite's write transaction already excludes other writers).
@@ -260,10 +269,7 @@ pub(crate) fn select_accounts(
         DbConn::Sqlite(_) => {
             // Only integers from typed ids are inlined here, never text from a request. No
             // `FOR UPDATE`: SQLite's write transaction already excludes other writers.
-            let mut sql = String::from(
-                "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, floor_atoms, ceiling_atoms \
-                 FROM accounts WHERE (principal_id, currency_id) IN (",
-            );
+            let mut sql = String::from(concat!(select_accounts_where_key_in!(), "("));
             for (i, (principal, currency)) in keys.iter().enumerate() {
                 let sep = if i == 0 { "" } else { ", " };
                 let _ = write!(sql, "{sep}({}, {})", principal.get(), currency.get());

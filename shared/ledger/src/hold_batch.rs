@@ -398,7 +398,7 @@ impl HoldBatch {
                 .bind(Column::BigInt(holds.iter().map(|h| account_ids[&h.key]).collect()))
                 .bind(Column::BigInt(holds.iter().map(|h| h.amount_atoms).collect()))
                 .bind(Column::BigInt(holds.iter().map(|h| h.remaining_atoms).collect()))
-                .bind(Column::Text(holds.iter().map(|h| h.reason.clone()).collect()))
+                .bind(Column::Text(holds.iter().map(|h| h.reason.as_str()).collect()))
                 .bind(Column::BigInt(vec![now; holds.len()]))
                 .load::<Id>(pg)?
                 .into_iter()
@@ -505,12 +505,8 @@ pub(crate) fn insert_lines(conn: &mut DbConn, rows: &[NewTransferRow]) -> Result
             .bind(Column::BigInt(
                 rows.iter().map(|r| r.amount_atoms).collect(),
             ))
-            .bind(Column::Text(
-                rows.iter().map(|r| r.kind.to_owned()).collect(),
-            ))
-            .bind(Column::NullableText(
-                rows.iter().map(|r| r.memo.map(str::to_owned)).collect(),
-            ))
+            .bind(Column::Text(rows.iter().map(|r| r.kind).collect()))
+            .bind(Column::NullableText(rows.iter().map(|r| r.memo).collect()))
             .bind(Column::NullableBigInt(
                 rows.iter().map(|r| r.hold_id).collect(),
             ))

@@ -25,12 +25,13 @@ use diesel::{QueryResult, RunQueryDsl};
 
 /// One column of a batch, as an array bound to one parameter.
 #[derive(Debug, Clone)]
-pub enum Column {
+/// Text is borrowed from the caller's rows: nothing is copied per row on the write path.
+pub enum Column<'a> {
     BigInt(Vec<i64>),
     NullableBigInt(Vec<Option<i64>>),
     Integer(Vec<i32>),
-    Text(Vec<String>),
-    NullableText(Vec<Option<String>>),
+    Text(Vec<&'a str>),
+    NullableText(Vec<Option<&'a str>>),
 }
 
 /// A statement with a fixed text whose `?` marks are bound, in order, to the given columns.
@@ -43,13 +44,13 @@ pub enum Column {
 ///     .execute(pg)?;
 /// ```
 #[derive(Debug, Clone)]
-pub struct Columns {
+pub struct Columns<'a> {
     sql: &'static str,
-    columns: Vec<Column>,
+    columns: Vec<Column<'a>>,
     replanned: bool,
 }
 
-impl Columns {
+impl<'a> Columns<'a> {
     /// `sql` is a constant (it names the prepared statement); only arrays are bound into it.
     pub fn new(sql: &'static str) -> Self {
         Self {
@@ -66,13 +67,13 @@ impl Columns {
         self
     }
 
-    pub fn bind(mut self, column: Column) -> Self {
+    pub fn bind(mut self, column: Column<'a>) -> Self {
         self.columns.push(column);
         self
     }
 }
 
-impl QueryFragment<Pg> for Columns {
+impl QueryFragment<Pg> for Columns<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         if self.replanned {
             out.unsafe_to_cache_prepared();
@@ -112,14 +113,14 @@ impl QueryFragment<Pg> for Columns {
 
 /// No static id: diesel's statement cache then keys the prepared statement by its text, which
 /// is the same for every batch.
-impl QueryId for Columns {
+impl QueryId for Columns<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 /// Rows are read by name, like `sql_query`'s.
-impl Query for Columns {
+impl Query for Columns<'_> {
     type SqlType = Untyped;
 }
 
-impl RunQueryDsl<diesel::PgConnection> for Columns {}
+impl RunQueryDsl<diesel::PgConnection> for Columns<'_> {}
