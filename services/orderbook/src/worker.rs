@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -22,7 +23,7 @@ use scrip_domain::PrincipalId;
 use scrip_ledger::{BatchRules, HoldBatch, LedgerError, StoredResponse, idempotency};
 use scrip_matching::Side;
 use scrip_store::{Backend, DatabaseUrl, DbPool, is_retryable, write_transaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::ExchangeError;
 use crate::feed::Feed;
@@ -58,7 +59,10 @@ struct Job {
 pub struct MarketHandle {
     pub spec: MarketSpec,
     pub feed: Arc<Feed>,
-    queue: mpsc::Sender<Job>,
+    /// A bounded std channel: async handlers only ever `try_send` (a full queue is an
+    /// immediate 503), and the writer thread blocks on it with a timeout, waking on the first
+    /// command instead of polling.
+    queue: mpsc::SyncSender<Job>,
 }
 
 impl std::fmt::Debug for Job {
@@ -86,7 +90,7 @@ impl MarketHandle {
     pub fn submit_blocking(&self, command: Command) -> Answer {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .blocking_send(Job { command, reply })
+            .send(Job { command, reply })
             .map_err(|_| ExchangeError::MarketUnavailable)?;
         answer
             .blocking_recv()
@@ -122,14 +126,14 @@ fn feed(context: &WorkerContext, spec: &MarketSpec) -> Result<Arc<Feed>, Exchang
 /// are refused at once (`MarketUnavailable`) because no writer is behind the queue.
 pub fn replica(context: &WorkerContext, spec: MarketSpec) -> Result<MarketHandle, ExchangeError> {
     let feed = feed(context, &spec)?;
-    let (queue, _) = mpsc::channel(1);
+    let (queue, _) = mpsc::sync_channel(1);
     Ok(MarketHandle { spec, feed, queue })
 }
 
 /// Starts the writer thread of one market.
 pub fn spawn(context: WorkerContext, spec: MarketSpec) -> Result<MarketHandle, ExchangeError> {
     let feed = feed(&context, &spec)?;
-    let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+    let (queue, jobs) = mpsc::sync_channel(QUEUE_DEPTH);
     let worker = Worker {
         context,
         spec: spec.clone(),
@@ -160,28 +164,28 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
         let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
         loop {
             if self.state.is_none() && !self.take_ownership() {
                 // Not ours (yet): refuse what comes in, and try again shortly.
                 let deadline = Instant::now() + TAKEOVER_INTERVAL;
                 while let Some(wait) = deadline.checked_duration_since(Instant::now()) {
-                    match recv_timeout(&mut jobs, wait) {
-                        Received::Job(job) => {
+                    match jobs.recv_timeout(wait) {
+                        Ok(job) => {
                             let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
                         }
-                        Received::Timeout => break,
-                        Received::Closed => return,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
                 continue;
             }
             // Idle, wait in slices and check the lock between them: a lock session that died
             // while nothing happened means another process may own the market now.
-            let first = match recv_timeout(&mut jobs, OWNERSHIP_CHECK_INTERVAL) {
-                Received::Job(job) => job,
-                Received::Timeout => {
+            let first = match jobs.recv_timeout(OWNERSHIP_CHECK_INTERVAL) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
                     if !self.lock_alive() {
                         tracing::error!(market = self.spec.id, "market lock lost while idle");
                         self.state = None;
@@ -190,7 +194,7 @@ impl Worker {
                     }
                     continue;
                 }
-                Received::Closed => return,
+                Err(RecvTimeoutError::Disconnected) => return,
             };
             batch.push(first);
             while batch.len() < MAX_BATCH {
@@ -575,27 +579,5 @@ fn still_owner(
         Ok(())
     } else {
         Err(ExchangeError::MarketUnavailable)
-    }
-}
-
-enum Received {
-    Job(Job),
-    Timeout,
-    Closed,
-}
-
-/// Waits up to `wait` for a job on a blocking thread.
-fn recv_timeout(jobs: &mut mpsc::Receiver<Job>, wait: Duration) -> Received {
-    let deadline = Instant::now() + wait;
-    loop {
-        match jobs.try_recv() {
-            Ok(job) => return Received::Job(job),
-            Err(mpsc::error::TryRecvError::Disconnected) => return Received::Closed,
-            Err(mpsc::error::TryRecvError::Empty) => {}
-        }
-        if Instant::now() >= deadline {
-            return Received::Timeout;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
