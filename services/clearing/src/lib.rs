@@ -13,7 +13,7 @@ use scrip_auth::Caller;
 use scrip_auth::access::{is_operator, is_owner};
 use scrip_auth::guard::resolve;
 use scrip_domain::{PrincipalId, PrincipalKind, RegistryId, UnitCode};
-use scrip_http::{ApiError, PageQuery, Problem, blocking, rfc3339_from_us};
+use scrip_http::{ApiError, OptionalJson, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{Ledger, LedgerError};
 use scrip_store::DbConn;
 use scrip_telemetry::Metrics;
@@ -305,11 +305,11 @@ pub async fn get_graph(
 #[post("/api/v1/clearing/runs")]
 pub async fn create_run(
     caller: Caller,
-    body: Option<web::Json<NewRun>>,
+    body: OptionalJson<NewRun>,
     ledger: web::Data<Ledger>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body = body.0.unwrap_or_default();
     let unit = unit(body.unit.as_deref())?;
     let view = blocking(move || {
         require_operator(&mut *ledger.conn()?, &caller)?;

@@ -439,12 +439,15 @@ pub async fn list_orders(
     let statuses: Option<Vec<&'static str>> = match query.status.as_deref() {
         None => None,
         Some("open") => Some(vec!["open", "partially_filled"]),
+        // A status of the API that no stored order has: a refused order is answered with its
+        // error and never recorded. Filtering by it is valid and finds nothing.
+        Some("rejected") => Some(vec!["rejected"]),
         Some(raw) => Some(vec![
             OrderStatus::parse(raw)
                 .ok_or_else(|| {
                     ApiError::unprocessable(
                         "bad_status",
-                        "status is open, partially_filled, filled, cancelled or expired",
+                        "status is open, partially_filled, filled, cancelled, rejected or expired",
                     )
                 })?
                 .as_str(),

@@ -462,7 +462,7 @@ pub fn start(
                     let route = request
                         .match_pattern()
                         .unwrap_or_else(|| "unmatched".into());
-                    let (method, status) = (request.method().as_str(), response.status());
+                    let (method, status) = (method_label(request.method()), response.status());
                     recorded.record("http.status_code", status.as_u16());
                     metrics
                         .http_requests
@@ -484,6 +484,24 @@ pub fn start(
     .run();
     let handle = server.handle();
     Ok((server, Running { addr, handle }))
+}
+
+/// The request's method as a metrics label: the standard methods by name, any other as
+/// `other`. HTTP lets a client invent methods, and each new label value is a new series kept
+/// for the life of the process.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Audits the ledger now and every [`AUDIT_INTERVAL`], exporting the result as metrics.

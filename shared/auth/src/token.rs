@@ -125,7 +125,7 @@ impl TokenVerifier {
             return Ok((id, handle));
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| format!("invalid token: {e}"))?;
+            .map_err(|e| refusal(e.kind()).to_owned())?;
         let id = data
             .claims
             .sub
@@ -145,6 +145,22 @@ impl TokenVerifier {
     fn remembered(&self, token: &str) -> Option<(PrincipalId, Handle, u64)> {
         let verified = self.verified.lock().ok()?;
         verified.get(token).cloned()
+    }
+}
+
+/// Why a token is refused, in words for the client. The library's own messages name its
+/// internals (its parsers, the algorithms it knows), which tell a prober more than a client
+/// needs.
+fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::ExpiredSignature => "the token has expired; log in again",
+        ErrorKind::ImmatureSignature => "the token is not valid yet",
+        ErrorKind::InvalidSignature => "the token's signature does not verify",
+        ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => {
+            "the token was not issued for this service"
+        }
+        _ => "not a valid access token",
     }
 }
 

@@ -2,8 +2,14 @@
 //! not JSON at all is 400, JSON of the wrong shape (unknown field, a number where a decimal
 //! string belongs) is 422, a body over the limit is 413.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{HttpRequest, web};
+use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::ApiError;
@@ -48,6 +54,32 @@ fn query_error(error: QueryPayloadError) -> ApiError {
 
 fn path_error(error: PathError) -> ApiError {
     ApiError::not_found("not_found", format!("no such resource: {error}"))
+}
+
+/// A JSON body the client may leave out entirely: no body at all is `None`, and a body that is
+/// there must be valid, with the same errors as [`web::Json`]. (`Option<web::Json<T>>` turns
+/// every body it cannot read into `None`, so a typo in a field would silently run the
+/// request with its defaults.)
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = request.headers();
+        // HTTP/1.1: a request with neither header has no body.
+        let no_body = !headers.contains_key(TRANSFER_ENCODING)
+            && headers
+                .get(CONTENT_LENGTH)
+                .is_none_or(|length| length.as_bytes() == b"0");
+        if no_body {
+            return Box::pin(std::future::ready(Ok(OptionalJson(None))));
+        }
+        let body = web::Json::<T>::from_request(request, payload);
+        Box::pin(async move { Ok(OptionalJson(Some(body.await?.into_inner()))) })
+    }
 }
 
 /// For PATCH bodies: tells "absent" (`None`) from "null" (`Some(None)`).

@@ -13,7 +13,7 @@ mod time;
 
 pub use blocking::blocking;
 pub use error::{ApiError, Problem};
-pub use extract::{configure_extractors, double_option};
+pub use extract::{OptionalJson, configure_extractors, double_option};
 pub use idempotency::{
     IDEMPOTENCY_HEADER, REPLAYED_HEADER, idempotency_key, idempotent_response, request_hash,
 };

@@ -247,8 +247,53 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
     .expect("task")
     .expect("release");
 
-    // A dry run reports the optimum and changes nothing.
+    // A body the server cannot read is refused: never run with the defaults, which apply.
     let before = app.transfer_count().await;
+    let runs_before = app.get("/api/v1/clearing/runs", Some(&olga)).await.1["items"].clone();
+    for (content_type, body, status, code) in [
+        (
+            "application/json",
+            r#"{"unit":"EUR","dry_run":"yes"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "application/json",
+            r#"{"unit":"EUR","dry_run":true,"x":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "application/json",
+            r#"{"unit":"EUR","dry_run":true"#,
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "text/plain",
+            r#"{"unit":"EUR","dry_run":true}"#,
+            StatusCode::BAD_REQUEST,
+            "unsupported_media_type",
+        ),
+    ] {
+        let answer = app
+            .post_raw(
+                "/api/v1/clearing/runs",
+                Some(&olga),
+                content_type,
+                body.into(),
+            )
+            .await;
+        assert_problem(&answer, status, code);
+    }
+    assert_eq!(app.transfer_count().await, before);
+    assert_eq!(
+        app.get("/api/v1/clearing/runs", Some(&olga)).await.1["items"],
+        runs_before,
+        "no run was recorded"
+    );
+
+    // A dry run reports the optimum and changes nothing.
     let dry = run(&app, &olga, true).await;
     assert_eq!(
         (

@@ -129,6 +129,21 @@ async fn system_endpoints_answer(backend: Backend) {
         (StatusCode::OK, json!({"status": "ok"}))
     );
     assert_eq!(app.get("/readyz", None).await.0, StatusCode::OK);
+    // Methods a client makes up are counted as `other`: each would be a series of its own.
+    for made_up in ["BREW", "BREW2", "WHEN"] {
+        let method = reqwest::Method::from_bytes(made_up.as_bytes()).expect("a method token");
+        let answer = app
+            .client
+            .request(method, format!("{}/api/v1/transfers", app.base))
+            .send()
+            .await
+            .expect("sent");
+        assert!(
+            answer.status().is_client_error(),
+            "{made_up}: {}",
+            answer.status()
+        );
+    }
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -140,6 +155,11 @@ async fn system_endpoints_answer(backend: Backend) {
         .expect("text");
     assert!(metrics.contains("scrip_http_requests_total{method=\"POST\",route=\"/api/v1/transfers\",status=\"201\"} 1"), "{metrics}");
     assert!(metrics.contains("scrip_http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    assert!(
+        !metrics.contains("BREW") && !metrics.contains("WHEN"),
+        "{metrics}"
+    );
     assert!(metrics.contains("scrip_ledger_transfers_total 1"));
     assert!(metrics.contains("scrip_ledger_audit_ok 1"));
     let docs = app

@@ -227,6 +227,16 @@ async fn a_trade_settles_both_sides_and_the_fees_exactly(backend: Backend) {
         .get("/api/v1/orders?market=BREAD-GROC", Some(&m.alice))
         .await;
     assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
+    // `rejected` is a status of the API; a refused order is answered, never stored.
+    let (status, rejected) = app
+        .get("/api/v1/orders?status=rejected", Some(&m.alice))
+        .await;
+    assert_eq!((status, &rejected["items"]), (StatusCode::OK, &json!([])));
+    assert_problem(
+        &app.get("/api/v1/orders?status=gone", Some(&m.alice)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_status",
+    );
     assert_eq!(book(&app).await["asks"], json!([]));
     assert_no_funds_locked(&app).await;
 }

@@ -195,18 +195,42 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
     );
 
     let before = app.transfer_count().await;
-    for (what, token) in [
-        ("expired", expired.as_str()),
-        ("wrong audience", &wrong_audience),
-        ("wrong issuer", &wrong_issuer),
-        ("wrong key", &wrong_key),
-        ("alg none", &alg_none),
-        ("tampered payload", &tampered),
-        ("garbage", "not.a.token"),
-        ("empty", ""),
+    // Each refusal says why in the service's words, never the token library's internals.
+    for (what, token, detail) in [
+        (
+            "expired",
+            expired.as_str(),
+            "the token has expired; log in again",
+        ),
+        (
+            "wrong audience",
+            &wrong_audience,
+            "the token was not issued for this service",
+        ),
+        (
+            "wrong issuer",
+            &wrong_issuer,
+            "the token was not issued for this service",
+        ),
+        (
+            "wrong key",
+            &wrong_key,
+            "the token's signature does not verify",
+        ),
+        ("alg none", &alg_none, "not a valid access token"),
+        (
+            "tampered payload",
+            &tampered,
+            "the token's signature does not verify",
+        ),
+        ("garbage", "not.a.token", "not a valid access token"),
+        ("empty", "", ""),
     ] {
         let me = app.get("/api/v1/me", Some(token)).await;
         assert_problem(&me, StatusCode::UNAUTHORIZED, "unauthorized");
+        if !detail.is_empty() {
+            assert_eq!(me.1["detail"], detail, "{what}");
+        }
         let pay = app
             .pay(
                 token,
