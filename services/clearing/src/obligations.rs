@@ -7,7 +7,7 @@ use scrip_auth::Caller;
 use scrip_auth::access::{is_owner, memberships_of};
 use scrip_auth::guard::resolve;
 use scrip_domain::{Amount, PrincipalKind, RegistryId, Scale, UnitCode};
-use scrip_http::{ApiError, Problem, blocking, rfc3339_from_us};
+use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{Ledger, principal_by_handle};
 use scrip_store::DbConn;
 use scrip_store::schema::obligations;
@@ -49,12 +49,19 @@ pub struct ObligationView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ObligationList {
     pub items: Vec<ObligationView>,
+    pub next_cursor: Option<String>,
 }
 
+/// `?status=&limit=&cursor=` (the paging fields spelled out: a flattened [`PageQuery`] would
+/// read `limit` as text from a query string).
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct StatusQuery {
     /// `proposed` or `accepted`; default both.
     pub status: Option<String>,
+    /// Items per page: 1 to 500, default 50.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 type Row = (i64, i64, i64, String, i64, i64, Option<String>, String, i64);
@@ -276,7 +283,13 @@ pub async fn list(
     query: web::Query<StatusQuery>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query.into_inner().status;
+    let StatusQuery {
+        status,
+        limit,
+        cursor,
+    } = query.into_inner();
+    let paging = PageQuery { limit, cursor };
+    let (limit, before) = (paging.limit()?, paging.before_id()?);
     if status
         .as_deref()
         .is_some_and(|s| s != "proposed" && s != "accepted")
@@ -299,20 +312,28 @@ pub async fn list(
                     .or(obligations::creditor_id.eq_any(mine)),
             )
             .order(obligations::id.desc())
-            .limit(500)
+            .limit(limit + 1)
             .select(columns())
             .into_boxed();
         if let Some(status) = status {
             query = query.filter(obligations::status.eq(status));
         }
+        if let Some(before) = before {
+            query = query.filter(obligations::id.lt(before));
+        }
         let rows: Vec<Row> = query
             .load(&mut *conn)
             .map_err(scrip_ledger::LedgerError::from)?;
-        let items = rows
+        let page = Page::from_overfetch(rows, limit, |row| row.0);
+        let items = page
+            .items
             .into_iter()
             .map(|row| view(&mut conn, row))
             .collect::<Result<_, _>>()?;
-        Ok(ObligationList { items })
+        Ok(ObligationList {
+            items,
+            next_cursor: page.next_cursor,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(list))

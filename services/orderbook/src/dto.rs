@@ -119,12 +119,6 @@ pub struct DepthQuery {
     pub depth: Option<u32>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct LimitQuery {
-    /// 1 to 500 (default 50).
-    pub limit: Option<u32>,
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TradeView {
     pub id: String,

@@ -13,8 +13,8 @@ use scrip_store::DbConn;
 
 use crate::candles::{Interval, aggregate};
 use crate::dto::{
-    Candle, CandleList, CandlesQuery, DepthQuery, LimitQuery, MarketList, MarketView, NewMarket,
-    NewOrder, OrderChange, OrderPage, OrderView, OrdersQuery, TradeList, TradeView,
+    Candle, CandleList, CandlesQuery, DepthQuery, MarketList, MarketView, NewMarket, NewOrder,
+    OrderChange, OrderPage, OrderView, OrdersQuery, TradeList, TradeView,
 };
 use crate::feed::BookView;
 use crate::spec::MarketSpec;
@@ -28,7 +28,6 @@ use crate::{Exchange, ExchangeError, MarketHandle};
 const DEFAULT_DEPTH: u32 = 20;
 const MAX_DEPTH: u32 = 500;
 const DEFAULT_CANDLES: u32 = 100;
-const DEFAULT_TRADES: u32 = 50;
 const MAX_CLIENT_ORDER_ID_LEN: usize = 64;
 
 fn market_view(market: &MarketHandle) -> MarketView {
@@ -76,16 +75,28 @@ fn order_views(
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/markets", tag = "exchange",
+    get, path = "/api/v1/markets", tag = "exchange", params(PageQuery),
     responses((status = 200, body = MarketList))
 )]
 #[get("/api/v1/markets")]
-pub async fn list_markets(exchange: web::Data<Exchange>) -> HttpResponse {
-    let items = exchange.markets().iter().map(|m| market_view(m)).collect();
-    HttpResponse::Ok().json(MarketList {
-        items,
-        next_cursor: None,
-    })
+pub async fn list_markets(
+    query: web::Query<PageQuery>,
+    exchange: web::Data<Exchange>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit()?;
+    let after = query.after_id()?;
+    // Oldest first: a market's place in the list never changes as markets are added.
+    let markets: Vec<_> = exchange
+        .markets()
+        .into_iter()
+        .filter(|m| after.is_none_or(|after| m.spec.id > after))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX) + 1)
+        .collect();
+    let page = Page::from_overfetch(markets, limit, |m| m.spec.id);
+    Ok(HttpResponse::Ok().json(MarketList {
+        items: page.items.iter().map(|m| market_view(m)).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 fn step(raw: &str, scale: scrip_domain::Scale, what: &str) -> Result<i64, ApiError> {
@@ -178,22 +189,29 @@ fn limit_of(limit: Option<u32>, default: u32) -> Result<i64, ApiError> {
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/markets/{symbol}/trades", tag = "exchange", params(LimitQuery),
+    get, path = "/api/v1/markets/{symbol}/trades", tag = "exchange", params(PageQuery),
     responses((status = 200, body = TradeList), (status = 404, body = Problem, description = "unknown_market"))
 )]
 #[get("/api/v1/markets/{symbol}/trades")]
 pub async fn trades(
     symbol: web::Path<String>,
-    query: web::Query<LimitQuery>,
+    query: web::Query<PageQuery>,
     exchange: web::Data<Exchange>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
     let market = exchange.market(&symbol)?;
-    let limit = limit_of(query.limit, DEFAULT_TRADES)?;
+    let limit = query.limit()?;
+    let before = query.before_id()?;
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
         let spec = &market.spec;
-        let items = store::recent_trades(&mut conn, spec.id, limit)?
+        let page = Page::from_overfetch(
+            store::recent_trades(&mut conn, spec.id, before, limit + 1)?,
+            limit,
+            |t| t.id,
+        );
+        let items = page
+            .items
             .into_iter()
             .map(|t| TradeView {
                 id: t.id.to_string(),
@@ -205,7 +223,7 @@ pub async fn trades(
             .collect();
         Ok(TradeList {
             items,
-            next_cursor: None,
+            next_cursor: page.next_cursor,
         })
     })
     .await?;

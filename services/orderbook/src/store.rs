@@ -549,18 +549,23 @@ pub fn fills_of(
     Ok(fills)
 }
 
-/// The market's newest trades, newest first.
+/// The market's trades newest first, below the trade id `before` when given.
 pub fn recent_trades(
     conn: &mut DbConn,
     market: MarketId,
+    before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<StoredTrade>, ExchangeError> {
-    Ok(trades::table
+    let mut query = trades::table
         .filter(trades::market_id.eq(market))
         .order(trades::id.desc())
         .limit(limit)
         .select(trade_columns())
-        .load(conn)?)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(trades::id.lt(before));
+    }
+    Ok(query.load(conn)?)
 }
 
 /// The market's trades since `from_us`, oldest first: `(price_ticks, quantity_lots, at_us)`.

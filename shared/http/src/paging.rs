@@ -25,8 +25,17 @@ impl PageQuery {
         }
     }
 
-    /// The id to continue after (lists are newest first, so: below this id).
+    /// The id to continue after in a list newest first: the next page is below this id.
     pub fn before_id(&self) -> Result<Option<i64>, ApiError> {
+        self.cursor_id()
+    }
+
+    /// The id to continue after in a list oldest first: the next page is above this id.
+    pub fn after_id(&self) -> Result<Option<i64>, ApiError> {
+        self.cursor_id()
+    }
+
+    fn cursor_id(&self) -> Result<Option<i64>, ApiError> {
         self.cursor
             .as_deref()
             .map(|c| {

@@ -473,6 +473,30 @@ async fn obligations_are_proposed_accepted_and_cleared(backend: Backend) {
     assert_eq!(mine["items"][0]["remaining"], "0.00000000");
     let (_, none) = app.get("/api/v1/obligations", Some(&eve)).await;
     assert_eq!(none["items"], json!([]));
+    assert_eq!(none["next_cursor"], json!(null));
+    // Listed a page at a time, newest first, filter kept across pages.
+    for amount in ["1", "2", "3"] {
+        let more = json!({"debtor": "shopb", "creditor": "shopa", "amount": amount});
+        let (status, body) = app.post("/api/v1/obligations", Some(&anna), more).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let amounts = |items: Vec<Value>| -> Vec<String> {
+        items
+            .iter()
+            .map(|o| o["amount"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        amounts(app.all_pages("/api/v1/obligations", Some(&bert), 2).await),
+        ["3.00000000", "2.00000000", "1.00000000", "30.00000000"]
+    );
+    assert_eq!(
+        amounts(
+            app.all_pages("/api/v1/obligations?status=proposed", Some(&anna), 1)
+                .await
+        ),
+        ["3.00000000", "2.00000000", "1.00000000"]
+    );
     let s = |v: &str| v.to_owned();
     assert_eq!(
         app.balances(&bert, Some("shopb")).await,

@@ -185,6 +185,7 @@ async fn a_trade_settles_both_sides_and_the_fees_exactly(backend: Backend) {
     assert_eq!(markets["items"][0]["fee_bps"], 25);
     let (_, trades) = app.get("/api/v1/markets/BREAD-GROC/trades", None).await;
     assert_eq!(trades["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(trades["next_cursor"], json!(null));
     assert_eq!(trades["items"][0]["taker_side"], "buy");
     assert_eq!(trades["items"][0]["price"], "2.00");
     let (status, candles) = app
@@ -468,6 +469,14 @@ async fn markets_are_opened_by_owners_and_operators_only(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["tick_size"], "0.05");
     assert_eq!(body["lot_size"], "1.00");
+    // Markets are listed oldest first, a page at a time.
+    let symbols: Vec<Value> = app
+        .all_pages("/api/v1/markets", None, 1)
+        .await
+        .iter()
+        .map(|m| m["symbol"].clone())
+        .collect();
+    assert_eq!(symbols, [json!("BREAD-GROC"), json!("GROC-BREAD")]);
     let (status, body) = app
         .post(
             "/api/v1/orders",
@@ -665,6 +674,15 @@ async fn concurrent_takers_never_double_fill_a_maker(backend: Backend) {
         wallet(&app, &m.alice, None).await["BREAD"],
         money("90.00", "0.00")
     );
+    // The market's trades, paged two at a time, are the whole list once each, newest first.
+    let (_, all) = app
+        .get("/api/v1/markets/BREAD-GROC/trades?limit=500", None)
+        .await;
+    let paged = app
+        .all_pages("/api/v1/markets/BREAD-GROC/trades", None, 2)
+        .await;
+    assert_eq!(json!(paged), all["items"]);
+    assert_eq!(paged.len() as i64, fills);
     assert_no_funds_locked(&app).await;
 }
 

@@ -128,6 +128,37 @@ impl TestApp {
         self.request(Method::GET, path, token, None).await
     }
 
+    /// Every item of a paged list, read `limit` at a time through the cursors (`path` may
+    /// already carry a query). Checks each page's size and that the walk ends.
+    pub async fn all_pages(&self, path: &str, token: Option<&str>, limit: usize) -> Vec<Value> {
+        let join = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1_000 {
+            let page_path = match &cursor {
+                Some(cursor) => format!("{path}{join}limit={limit}&cursor={cursor}"),
+                None => format!("{path}{join}limit={limit}"),
+            };
+            let (status, page) = self.get(&page_path, token).await;
+            assert_eq!(status, StatusCode::OK, "{page_path}: {page}");
+            let page_items = page["items"].as_array().expect("items");
+            assert!(page_items.len() <= limit, "{page_path}: {page}");
+            items.extend(page_items.iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => {
+                    assert_eq!(
+                        page_items.len(),
+                        limit,
+                        "only a full page says there is more"
+                    );
+                    cursor = Some(next.to_owned());
+                }
+                None => return items,
+            }
+        }
+        panic!("{path}: the cursors never end");
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
         self.request(Method::POST, path, token, Some(body)).await
     }
