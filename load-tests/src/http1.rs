@@ -1,26 +1,39 @@
 //! A minimal HTTP/1.1 client for the measured requests only (set-up uses reqwest).
 //!
 //! The load generator shares the machine's two cores with the server and the database it
-//! measures, so every cycle it spends is taken from them. A general client (reqwest over
-//! hyper) spent about 45 % of a core at 4,500 requests/s; this one writes a request with one
-//! `write` on a kept-alive connection and reads the answer's status line, `Content-Length`
-//! and body, nothing more. It speaks exactly what Scrip answers: `Content-Length` bodies or
-//! `chunked` ones, keep-alive unless told `Connection: close`.
+//! measures, so every cycle it spends is taken from them. This client writes a request with
+//! one `write` on a kept-alive connection and reads the answer's status line and its
+//! `Content-Length` or chunked body, nothing more. What it does not expect (an interim 1xx
+//! answer, a body delimited by closing the connection, bytes after the answer) is an error,
+//! and the connection is not reused.
+//!
+//! A request is never sent twice: the measured POSTs are not idempotent, so a connection
+//! that fails is an error in the results. Connections idle longer than the server's
+//! keep-alive could have closed are dropped instead of reused.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::Failure;
 
+/// Idle connections kept for reuse; more are closed.
+const MAX_IDLE: usize = 1_024;
+/// How long a connection may sit idle and still be reused: under actix-web's default
+/// keep-alive (5 s), after which the server may close it while a request is on its way.
+const DEFAULT_MAX_IDLE_FOR: Duration = Duration::from_secs(2);
+
 /// Kept-alive connections to one server, taken by one request at a time.
 #[derive(Debug)]
 pub struct Http1 {
     address: SocketAddr,
     host: String,
-    idle: Mutex<Vec<TcpStream>>,
+    max_idle_for: Duration,
+    /// Each with the moment it was put back.
+    idle: Mutex<Vec<(TcpStream, Instant)>>,
 }
 
 /// An answer: its status code and its body.
@@ -49,6 +62,7 @@ impl Http1 {
         Ok(Self {
             address,
             host,
+            max_idle_for: DEFAULT_MAX_IDLE_FOR,
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -72,59 +86,51 @@ impl Http1 {
         request.extend_from_slice(b"\r\n\r\n");
         request.extend_from_slice(body.as_bytes());
 
-        let reused = self.idle.lock().map_err(|_| "poisoned")?.pop();
-        if let Some(mut stream) = reused {
-            match exchange(&mut stream, &request).await {
-                Ok((answer, keep)) => {
-                    self.put_back(stream, keep);
-                    return Ok(answer);
-                }
-                // The server closed this idle connection before reading the request (a
-                // kept-alive connection it timed out): nothing was processed, send it anew.
-                Err(Exchange::ClosedBeforeAnswer) => {}
-                Err(Exchange::Failed(error)) => return Err(error),
+        let mut stream = match self.take_idle()? {
+            Some(stream) => stream,
+            None => {
+                let stream = TcpStream::connect(self.address).await?;
+                stream.set_nodelay(true)?;
+                stream
             }
+        };
+        let (answer, reusable) = exchange(&mut stream, &request).await?;
+        if reusable {
+            self.put_back(stream);
         }
-        let mut stream = TcpStream::connect(self.address).await?;
-        stream.set_nodelay(true)?;
-        match exchange(&mut stream, &request).await {
-            Ok((answer, keep)) => {
-                self.put_back(stream, keep);
-                Ok(answer)
-            }
-            Err(Exchange::ClosedBeforeAnswer) => Err("connection closed before an answer".into()),
-            Err(Exchange::Failed(error)) => Err(error),
-        }
+        Ok(answer)
     }
 
-    fn put_back(&self, stream: TcpStream, keep_alive: bool) {
-        if keep_alive && let Ok(mut idle) = self.idle.lock() {
-            idle.push(stream);
+    /// The most recently used idle connection that is fresh enough; older ones are closed.
+    fn take_idle(&self) -> Result<Option<TcpStream>, Failure> {
+        let mut idle = self.idle.lock().map_err(|_| "connection pool poisoned")?;
+        while let Some((stream, since)) = idle.pop() {
+            if since.elapsed() < self.max_idle_for {
+                return Ok(Some(stream));
+            }
         }
+        Ok(None)
     }
-}
 
-enum Exchange {
-    ClosedBeforeAnswer,
-    Failed(Failure),
-}
-
-impl<E: Into<Failure>> From<E> for Exchange {
-    fn from(error: E) -> Self {
-        Exchange::Failed(error.into())
+    fn put_back(&self, stream: TcpStream) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push((stream, Instant::now()));
+        }
     }
 }
 
 /// Writes the request and reads one answer; also whether the connection may be reused.
-async fn exchange(stream: &mut TcpStream, request: &[u8]) -> Result<(Answer, bool), Exchange> {
+async fn exchange(stream: &mut TcpStream, request: &[u8]) -> Result<(Answer, bool), Failure> {
     stream.write_all(request).await?;
     let mut buffer: Vec<u8> = Vec::with_capacity(1024);
     let head_end = loop {
         if stream.read_buf(&mut buffer).await? == 0 {
             return Err(if buffer.is_empty() {
-                Exchange::ClosedBeforeAnswer
+                "connection closed before an answer".into()
             } else {
-                Exchange::Failed("connection closed in the answer's head".into())
+                "connection closed in the answer's head".into()
             });
         }
         if let Some(at) = find(&buffer, b"\r\n\r\n") {
@@ -138,6 +144,9 @@ async fn exchange(stream: &mut TcpStream, request: &[u8]) -> Result<(Answer, boo
         .and_then(|line| line.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .ok_or("answer without a status line")?;
+    if status < 200 {
+        return Err(format!("interim answer {status}: not expected from the server").into());
+    }
     let (mut length, mut chunked, mut keep_alive) = (None, false, true);
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
@@ -152,25 +161,29 @@ async fn exchange(stream: &mut TcpStream, request: &[u8]) -> Result<(Answer, boo
             keep_alive = !value.eq_ignore_ascii_case("close");
         }
     }
-    let mut body = buffer.split_off(head_end);
-    if chunked {
-        body = read_chunked(stream, body).await?;
-    } else {
-        let length = length.unwrap_or(0);
+    let pending = buffer.split_off(head_end);
+    let body = if chunked {
+        read_chunked(stream, pending).await?
+    } else if let Some(length) = length {
+        let mut body = pending;
         while body.len() < length {
             if stream.read_buf(&mut body).await? == 0 {
                 return Err("connection closed in the answer's body".into());
             }
         }
         if body.len() > length {
-            return Err("more bytes than the answer's Content-Length".into());
+            return Err("bytes after the answer's body".into());
         }
-    }
+        body
+    } else {
+        return Err("answer without Content-Length or chunked body".into());
+    };
     Ok((Answer { status, body }, keep_alive))
 }
 
-/// Reads a chunked body to its last chunk; `pending` holds what was already read.
-async fn read_chunked(stream: &mut TcpStream, mut pending: Vec<u8>) -> Result<Vec<u8>, Exchange> {
+/// Reads a chunked body to its last chunk; `pending` holds what was already read. Chunk
+/// extensions are ignored; trailers and bytes after the body are errors.
+async fn read_chunked(stream: &mut TcpStream, mut pending: Vec<u8>) -> Result<Vec<u8>, Failure> {
     let mut body = Vec::new();
     loop {
         let Some(line_end) = find(&pending, b"\r\n") else {
@@ -182,16 +195,23 @@ async fn read_chunked(stream: &mut TcpStream, mut pending: Vec<u8>) -> Result<Ve
         let size_text = std::str::from_utf8(&pending[..line_end]).map_err(|_| "bad chunk size")?;
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|_| "bad chunk size")?;
-        // The chunk, then its CRLF (the last, empty chunk: the final CRLF, no trailers).
-        let needed = line_end + 2 + size + 2;
+        // The chunk, then its CRLF (after the last, empty chunk: the body's final CRLF).
+        let data = line_end + 2;
+        let needed = data + size + 2;
         while pending.len() < needed {
             if stream.read_buf(&mut pending).await? == 0 {
                 return Err("connection closed in a chunk".into());
             }
         }
-        body.extend_from_slice(&pending[line_end + 2..line_end + 2 + size]);
+        if &pending[data + size..needed] != b"\r\n" {
+            return Err("a chunk not followed by CRLF (or trailers)".into());
+        }
+        body.extend_from_slice(&pending[data..data + size]);
         pending.drain(..needed);
         if size == 0 {
+            if !pending.is_empty() {
+                return Err("bytes after the answer's body".into());
+            }
             return Ok(body);
         }
     }
@@ -205,6 +225,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::TcpListener;
 
@@ -287,7 +309,66 @@ mod tests {
         // The third answer closed its connection: the fourth request opens another.
         let fourth = http.post("/a", "Bearer x", "{}").await.expect("an answer");
         assert_eq!((fourth.status, fourth.body.len()), (204, 0));
+        // A client that wrongly kept reading or reusing would hang here, not fail.
+        let connections = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the server finished")
+            .expect("the server");
+        assert_eq!(connections, 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_too_long_is_not_reused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        // Answers one request on each of two connections, keeping both open.
+        let server = tokio::spawn(async move {
+            let mut open = Vec::new();
+            for _ in 0..2 {
+                let (mut socket, _) = listener.accept().await.expect("a connection");
+                let mut chunk = [0_u8; 4096];
+                let n = socket.read(&mut chunk).await.expect("a read");
+                assert!(n > 0 && super::find(&chunk[..n], b"\r\n\r\n{}").is_some());
+                socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .await
+                    .expect("a write");
+                open.push(socket);
+            }
+            open.len()
+        });
+        let mut http = Http1::new(&url).expect("a client");
+        http.max_idle_for = Duration::from_millis(50);
+        assert_eq!(
+            http.post("/a", "Bearer x", "{}")
+                .await
+                .expect("first")
+                .status,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Reusing the first connection would wait forever for an answer: the server no
+        // longer reads it.
+        let second =
+            tokio::time::timeout(Duration::from_secs(10), http.post("/a", "Bearer x", "{}"))
+                .await
+                .expect("answered on a new connection")
+                .expect("second");
+        assert_eq!(second.status, 200);
         assert_eq!(server.await.expect("the server"), 2);
+    }
+
+    #[tokio::test]
+    async fn answers_the_client_does_not_expect_are_errors() {
+        for answer in [
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
+        ] {
+            let (url, _server) = serve(vec![answer]).await;
+            let http = Http1::new(&url).expect("a client");
+            assert!(http.post("/a", "Bearer x", "{}").await.is_err(), "{answer}");
+        }
     }
 
     #[tokio::test]

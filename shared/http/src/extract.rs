@@ -91,3 +91,57 @@ where
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::FromRequest as _;
+    use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    use actix_web::test::TestRequest;
+    use serde::Deserialize;
+
+    use super::OptionalJson;
+
+    #[derive(Debug, Default, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        dry_run: bool,
+    }
+
+    async fn extract(request: TestRequest) -> Result<Option<Body>, actix_web::Error> {
+        let (request, mut payload) = request.to_http_parts();
+        OptionalJson::<Body>::from_request(&request, &mut payload)
+            .await
+            .map(|body| body.0)
+    }
+
+    #[actix_web::test]
+    async fn no_body_is_none_and_a_body_must_be_valid() {
+        assert_eq!(extract(TestRequest::post()).await.ok(), Some(None));
+        let empty = TestRequest::post()
+            .insert_header((CONTENT_TYPE, "application/json"))
+            .insert_header((CONTENT_LENGTH, "0"));
+        assert_eq!(extract(empty).await.ok(), Some(None));
+        let json = |body: &'static str| {
+            TestRequest::post()
+                .insert_header((CONTENT_TYPE, "application/json"))
+                .set_payload(body)
+        };
+        assert_eq!(
+            extract(json(r#"{"dry_run":true}"#)).await.ok(),
+            Some(Some(Body { dry_run: true }))
+        );
+        for bad in [
+            r#"{"dry_run":"yes"}"#,
+            r#"{"dry_run":true,"x":1}"#,
+            "{",
+            "null",
+        ] {
+            assert!(extract(json(bad)).await.is_err(), "{bad}");
+        }
+        let not_json = TestRequest::post()
+            .insert_header((CONTENT_TYPE, "text/plain"))
+            .set_payload(r#"{"dry_run":true}"#);
+        assert!(extract(not_json).await.is_err());
+    }
+}
