@@ -30,12 +30,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(set_participation)
         .service(obligations::propose)
         .service(obligations::accept)
+        .service(obligations::reject)
+        .service(obligations::withdraw)
         .service(obligations::list);
 }
 
 #[derive(OpenApi, Debug)]
 #[openapi(
-    paths(get_graph, create_run, list_runs, get_run, set_participation, obligations::propose, obligations::accept, obligations::list),
+    paths(get_graph, create_run, list_runs, get_run, set_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list),
     components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, SettlementView, RunPage, Participation, obligations::NewObligation, obligations::ObligationView, obligations::ObligationList)),
     tags((name = "clearing", description = "Optimal set-off of debts among businesses"))
 )]

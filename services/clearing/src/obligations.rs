@@ -1,5 +1,7 @@
 //! Obligations: debts recorded outside the ledger. The creditor's owner records one
-//! (`proposed`); the debtor's owner accepts it; only accepted obligations are cleared.
+//! (`proposed`); the debtor's owner accepts it, or rejects it; the creditor's owner may
+//! withdraw it while it is proposed. Only accepted obligations are cleared; a rejected or
+//! withdrawn one is closed for good and kept, so both sides see what happened.
 
 use actix_web::{HttpResponse, get, post, web};
 use diesel::prelude::*;
@@ -13,6 +15,9 @@ use scrip_store::DbConn;
 use scrip_store::schema::obligations;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+
+/// An obligation's statuses, as the API shows them.
+const STATUSES: [&str; 4] = ["proposed", "accepted", "rejected", "withdrawn"];
 
 /// Obligation amounts are in the unit of account with this many decimals.
 const UNIT_SCALE: i64 = 8;
@@ -41,7 +46,7 @@ pub struct ObligationView {
     /// What is left after clearing runs.
     pub remaining: String,
     pub memo: Option<String>,
-    /// `proposed` or `accepted`.
+    /// `proposed`, `accepted`, `rejected` (by the debtor) or `withdrawn` (by the creditor).
     pub status: String,
     pub created_at: String,
 }
@@ -56,7 +61,7 @@ pub struct ObligationList {
 /// read `limit` as text from a query string).
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct StatusQuery {
-    /// `proposed` or `accepted`; default both.
+    /// `proposed`, `accepted`, `rejected` or `withdrawn`; default all.
     pub status: Option<String>,
     /// Items per page: 1 to 500, default 50.
     pub limit: Option<u32>,
@@ -64,7 +69,18 @@ pub struct StatusQuery {
     pub cursor: Option<String>,
 }
 
-type Row = (i64, i64, i64, String, i64, i64, Option<String>, String, i64);
+type Row = (
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+);
 
 fn columns() -> (
     obligations::id,
@@ -76,6 +92,7 @@ fn columns() -> (
     obligations::memo,
     obligations::status,
     obligations::created_at_us,
+    obligations::closed,
 ) {
     (
         obligations::id,
@@ -87,6 +104,7 @@ fn columns() -> (
         obligations::memo,
         obligations::status,
         obligations::created_at_us,
+        obligations::closed,
     )
 }
 
@@ -104,7 +122,7 @@ fn unit_scale() -> Scale {
 }
 
 fn view(conn: &mut DbConn, row: Row) -> Result<ObligationView, ApiError> {
-    let (id, debtor, creditor, unit, amount, remaining, memo, status, created_at_us) = row;
+    let (id, debtor, creditor, unit, amount, remaining, memo, status, created_at_us, closed) = row;
     let names = crate::run::handles(conn, [debtor, creditor].map(scrip_domain::PrincipalId::new))?;
     let name = |id: i64| {
         names
@@ -120,7 +138,8 @@ fn view(conn: &mut DbConn, row: Row) -> Result<ObligationView, ApiError> {
         amount: Amount::from_atoms(amount, unit_scale()).to_string(),
         remaining: Amount::from_atoms(remaining, unit_scale()).to_string(),
         memo,
-        status,
+        // A closed obligation was proposed and never accepted: its closing word is its status.
+        status: closed.unwrap_or(status),
         created_at: rfc3339_from_us(created_at_us),
     })
 }
@@ -211,6 +230,29 @@ pub async fn propose(
     Ok(HttpResponse::Created().json(view))
 }
 
+/// What the owner of one side may do with a proposed obligation.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Accept,
+    Reject,
+    Withdraw,
+}
+
+impl Decision {
+    /// Accepting and rejecting are the debtor's; withdrawing is the creditor's.
+    fn by_debtor(self) -> bool {
+        !matches!(self, Decision::Withdraw)
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Decision::Accept => "accepts",
+            Decision::Reject => "rejects",
+            Decision::Withdraw => "withdraws",
+        }
+    }
+}
+
 #[utoipa::path(
     post, path = "/api/v1/obligations/{id}/accept", tag = "clearing",
     security(("bearer" = [])),
@@ -219,7 +261,7 @@ pub async fn propose(
         (status = 200, body = ObligationView),
         (status = 403, body = Problem, description = "not_owner (of the debtor)"),
         (status = 404, body = Problem, description = "unknown, or not one of the caller's businesses'"),
-        (status = 409, body = Problem, description = "already_accepted"),
+        (status = 409, body = Problem, description = "already_accepted, obligation_closed"),
     )
 )]
 #[post("/api/v1/obligations/{id}/accept")]
@@ -227,6 +269,58 @@ pub async fn accept(
     caller: Caller,
     path: web::Path<String>,
     ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    decide(caller, &path, ledger, Decision::Accept).await
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/obligations/{id}/reject", tag = "clearing",
+    security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = ObligationView, description = "status `rejected`: closed, never cleared"),
+        (status = 403, body = Problem, description = "not_owner (of the debtor)"),
+        (status = 404, body = Problem, description = "unknown, or not one of the caller's businesses'"),
+        (status = 409, body = Problem, description = "already_accepted, obligation_closed"),
+    )
+)]
+#[post("/api/v1/obligations/{id}/reject")]
+pub async fn reject(
+    caller: Caller,
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    decide(caller, &path, ledger, Decision::Reject).await
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/obligations/{id}/withdraw", tag = "clearing",
+    security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = ObligationView, description = "status `withdrawn`: closed, never cleared"),
+        (status = 403, body = Problem, description = "not_owner (of the creditor)"),
+        (status = 404, body = Problem, description = "unknown, or not one of the caller's businesses'"),
+        (status = 409, body = Problem, description = "already_accepted, obligation_closed"),
+    )
+)]
+#[post("/api/v1/obligations/{id}/withdraw")]
+pub async fn withdraw(
+    caller: Caller,
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    decide(caller, &path, ledger, Decision::Withdraw).await
+}
+
+/// Applies a decision to a proposed obligation, if the caller owns the side that takes it.
+/// The change is conditional on the obligation still being proposed and open, so of two
+/// concurrent decisions exactly one wins; the other gets a conflict.
+async fn decide(
+    caller: Caller,
+    path: &str,
+    ledger: web::Data<Ledger>,
+    decision: Decision,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::not_found("not_found", "no such obligation");
     let id = path.parse::<i64>().map_err(|_| not_found())?;
@@ -237,35 +331,65 @@ pub async fn accept(
             scrip_domain::PrincipalId::new(row.1),
             scrip_domain::PrincipalId::new(row.2),
         );
-        if !is_owner(&mut conn, debtor, caller.id)? {
-            return Err(if is_owner(&mut conn, creditor, caller.id)? {
+        let (side, decider, other) = if decision.by_debtor() {
+            ("debtor", debtor, creditor)
+        } else {
+            ("creditor", creditor, debtor)
+        };
+        if !is_owner(&mut conn, decider, caller.id)? {
+            return Err(if is_owner(&mut conn, other, caller.id)? {
                 ApiError::forbidden(
                     "not_owner",
-                    "only an owner of the debtor accepts an obligation",
+                    format!(
+                        "only an owner of the {side} {} an obligation",
+                        decision.verb()
+                    ),
                 )
             } else {
                 not_found()
             });
         }
-        let changed = diesel::update(
+        let now = scrip_http::now_us();
+        let open = || {
             obligations::table
                 .find(id)
-                .filter(obligations::status.eq("proposed")),
-        )
-        .set((
-            obligations::status.eq("accepted"),
-            obligations::accepted_at_us.eq(Some(scrip_http::now_us())),
-        ))
-        .execute(&mut *conn)
-        .map_err(scrip_ledger::LedgerError::from)?;
-        if changed == 0 {
-            return Err(ApiError::conflict(
-                "already_accepted",
-                "the obligation was already accepted",
-            ));
+                .filter(obligations::status.eq("proposed"))
+                .filter(obligations::closed.is_null())
+        };
+        let changed = match decision {
+            Decision::Accept => diesel::update(open())
+                .set((
+                    obligations::status.eq("accepted"),
+                    obligations::accepted_at_us.eq(Some(now)),
+                ))
+                .execute(&mut *conn),
+            Decision::Reject | Decision::Withdraw => {
+                let closed = if decision.by_debtor() {
+                    "rejected"
+                } else {
+                    "withdrawn"
+                };
+                diesel::update(open())
+                    .set((
+                        obligations::closed.eq(Some(closed)),
+                        obligations::closed_at_us.eq(Some(now)),
+                    ))
+                    .execute(&mut *conn)
+            }
         }
+        .map_err(scrip_ledger::LedgerError::from)?;
         let row =
             load(&mut conn, id)?.ok_or_else(|| ApiError::Internal("obligation vanished".into()))?;
+        if changed == 0 {
+            return Err(match &row.9 {
+                Some(closed) => {
+                    ApiError::conflict("obligation_closed", format!("the obligation was {closed}"))
+                }
+                None => {
+                    ApiError::conflict("already_accepted", "the obligation was already accepted")
+                }
+            });
+        }
         view(&mut conn, row)
     })
     .await?;
@@ -290,13 +414,10 @@ pub async fn list(
     } = query.into_inner();
     let paging = PageQuery { limit, cursor };
     let (limit, before) = (paging.limit()?, paging.before_id()?);
-    if status
-        .as_deref()
-        .is_some_and(|s| s != "proposed" && s != "accepted")
-    {
+    if status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
         return Err(ApiError::unprocessable(
             "bad_status",
-            "status is proposed or accepted",
+            "status is proposed, accepted, rejected or withdrawn",
         ));
     }
     let list = blocking(move || {
@@ -315,9 +436,14 @@ pub async fn list(
             .limit(limit + 1)
             .select(columns())
             .into_boxed();
-        if let Some(status) = status {
-            query = query.filter(obligations::status.eq(status));
-        }
+        query = match status.as_deref() {
+            None => query,
+            Some("proposed") => query
+                .filter(obligations::status.eq("proposed"))
+                .filter(obligations::closed.is_null()),
+            Some("accepted") => query.filter(obligations::status.eq("accepted")),
+            Some(closed) => query.filter(obligations::closed.eq(closed.to_owned())),
+        };
         if let Some(before) = before {
             query = query.filter(obligations::id.lt(before));
         }

@@ -157,6 +157,8 @@ diesel::table! {
         status -> Text,
         created_at_us -> BigInt,
         accepted_at_us -> Nullable<BigInt>,
+        closed -> Nullable<Text>,
+        closed_at_us -> Nullable<BigInt>,
     }
 }
 

@@ -9,6 +9,7 @@ use crate::app::{TestApp, assert_problem};
 crate::on_both_backends!(
     a_run_that_fails_midway_applies_nothing,
     obligations_are_proposed_accepted_and_cleared,
+    a_proposed_obligation_can_be_rejected_or_withdrawn,
     a_ring_of_businesses_is_cleared_optimally_and_exactly,
     scheduled_runs_clear_and_export_metrics
 );
@@ -387,8 +388,16 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
     app.assert_audit_clean().await;
 }
 
-async fn obligations_are_proposed_accepted_and_cleared(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+/// Tokens of the owners of `shopa` (anna) and `shopb` (bert), of a stranger (eve) and of an
+/// operator (olga).
+struct Parties {
+    anna: String,
+    bert: String,
+    eve: String,
+    olga: String,
+}
+
+async fn parties(app: &TestApp) -> Parties {
     let anna = app.user("anna").await;
     let bert = app.user("bert").await;
     let eve = app.user("eve").await;
@@ -396,6 +405,22 @@ async fn obligations_are_proposed_accepted_and_cleared(backend: Backend) {
     app.shop(&bert, "shopb", "BBB").await;
     let olga = app.user("olga").await;
     app.grant_operator("olga").await;
+    Parties {
+        anna,
+        bert,
+        eve,
+        olga,
+    }
+}
+
+async fn obligations_are_proposed_accepted_and_cleared(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let Parties {
+        anna,
+        bert,
+        eve,
+        olga,
+    } = parties(&app).await;
     // shopa owes shopb 50 through its currency; shopb owes shopa 30 by invoice.
     app.pay(
         &anna,
@@ -571,5 +596,147 @@ async fn a_run_that_fails_midway_applies_nothing(backend: Backend) {
         "90",
         "and a later run works"
     );
+    app.assert_audit_clean().await;
+}
+
+async fn a_proposed_obligation_can_be_rejected_or_withdrawn(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let Parties {
+        anna,
+        bert,
+        eve,
+        olga,
+    } = parties(&app).await;
+    // shopa (anna's) says shopb (bert's) owes it.
+    let mut ids = Vec::new();
+    for amount in ["10", "20", "30"] {
+        let invoice = json!({"debtor": "shopb", "creditor": "shopa", "amount": amount});
+        let (status, body) = app.post("/api/v1/obligations", Some(&anna), invoice).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let decide = |id: &str, verb: &str, token: &str| {
+        let (path, token) = (format!("/api/v1/obligations/{id}/{verb}"), token.to_owned());
+        let app = &app;
+        async move { app.post(&path, Some(&token), json!({})).await }
+    };
+
+    // The debtor rejects, the creditor withdraws; anyone else sees nothing.
+    assert_problem(
+        &decide(&ids[0], "reject", &anna).await,
+        StatusCode::FORBIDDEN,
+        "not_owner",
+    );
+    assert_problem(
+        &decide(&ids[0], "withdraw", &bert).await,
+        StatusCode::FORBIDDEN,
+        "not_owner",
+    );
+    assert_problem(
+        &decide(&ids[0], "reject", &eve).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &decide("999999", "withdraw", &anna).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (status, rejected) = decide(&ids[0], "reject", &bert).await;
+    assert_eq!(
+        (status, rejected["status"].as_str()),
+        (StatusCode::OK, Some("rejected"))
+    );
+    let (status, withdrawn) = decide(&ids[1], "withdraw", &anna).await;
+    assert_eq!(
+        (status, withdrawn["status"].as_str()),
+        (StatusCode::OK, Some("withdrawn"))
+    );
+
+    // Closed for good; and an accepted obligation can no longer be declined.
+    for (id, verb, token) in [
+        (&ids[0], "accept", &bert),
+        (&ids[0], "withdraw", &anna),
+        (&ids[1], "accept", &bert),
+        (&ids[1], "reject", &bert),
+    ] {
+        assert_problem(
+            &decide(id, verb, token).await,
+            StatusCode::CONFLICT,
+            "obligation_closed",
+        );
+    }
+    let (status, _) = decide(&ids[2], "accept", &bert).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_problem(
+        &decide(&ids[2], "reject", &bert).await,
+        StatusCode::CONFLICT,
+        "already_accepted",
+    );
+    assert_problem(
+        &decide(&ids[2], "withdraw", &anna).await,
+        StatusCode::CONFLICT,
+        "already_accepted",
+    );
+
+    // Both sides still see every one, by status.
+    let statuses = |items: Vec<Value>| -> Vec<String> {
+        items
+            .iter()
+            .map(|o| o["status"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    for token in [&anna, &bert] {
+        assert_eq!(
+            statuses(app.all_pages("/api/v1/obligations", Some(token), 2).await),
+            ["accepted", "withdrawn", "rejected"]
+        );
+    }
+    for (status, id) in [
+        ("rejected", &ids[0]),
+        ("withdrawn", &ids[1]),
+        ("accepted", &ids[2]),
+    ] {
+        let (_, page) = app
+            .get(&format!("/api/v1/obligations?status={status}"), Some(&bert))
+            .await;
+        assert_eq!(
+            page["items"].as_array().map(Vec::len),
+            Some(1),
+            "{status}: {page}"
+        );
+        assert_eq!(page["items"][0]["id"].as_str(), Some(id.as_str()));
+    }
+    let (_, proposed) = app
+        .get("/api/v1/obligations?status=proposed", Some(&bert))
+        .await;
+    assert_eq!(proposed["items"], json!([]));
+    assert_problem(
+        &app.get("/api/v1/obligations?status=nope", Some(&bert))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_status",
+    );
+
+    // Only the accepted one is a debt the clearing house sees.
+    let (_, graph) = app
+        .get("/api/v1/clearing/graph?unit=EUR", Some(&olga))
+        .await;
+    let obligations: Vec<&Value> = graph["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter(|e| e["source"] == "obligation")
+        .collect();
+    assert_eq!(obligations.len(), 1, "{graph}");
+    assert_eq!(
+        (
+            obligations[0]["debtor"].as_str(),
+            obligations[0]["creditor"].as_str()
+        ),
+        (Some("shopb"), Some("shopa"))
+    );
+    let amount = obligations[0]["amount"].as_str().expect("amount");
+    assert!(amount == "30" || amount.starts_with("30."), "{amount}");
     app.assert_audit_clean().await;
 }
