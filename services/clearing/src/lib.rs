@@ -20,7 +20,7 @@ use scrip_telemetry::Metrics;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::run::{RunError, RunRecord};
+use crate::run::{Ran, RunError, RunRecord, Trigger};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get_graph)
@@ -140,22 +140,20 @@ pub fn run_now(
     metrics: &Metrics,
     unit: &UnitCode,
     dry_run: bool,
-    requested_by: Option<PrincipalId>,
-) -> Result<RunRecord, ApiError> {
+    trigger: Trigger,
+) -> Result<Ran, ApiError> {
     let started = std::time::Instant::now();
     let mut conflict = None;
-    let outcome = ledger.write(
-        |conn| match run::execute(conn, unit, dry_run, requested_by) {
-            Ok(record) => Ok(record),
-            Err(RunError::Conflict(why)) => {
-                conflict = Some(why);
-                // Any refusal rolls the whole run back; the caller is told which one.
-                Err(LedgerError::InsufficientFunds)
-            }
-            Err(RunError::Ledger(e)) => Err(e),
-        },
-    );
-    let record = match (outcome, conflict) {
+    let outcome = ledger.write(|conn| match run::execute(conn, unit, dry_run, trigger) {
+        Ok(record) => Ok(record),
+        Err(RunError::Conflict(why)) => {
+            conflict = Some(why);
+            // Any refusal rolls the whole run back; the caller is told which one.
+            Err(LedgerError::InsufficientFunds)
+        }
+        Err(RunError::Ledger(e)) => Err(e),
+    });
+    let ran = match (outcome, conflict) {
         (Err(_), Some(why)) => {
             tracing::warn!(%why, "clearing run refused; nothing applied");
             return Err(ApiError::conflict(
@@ -165,11 +163,24 @@ pub fn run_now(
         }
         (other, _) => other?,
     };
-    let kind = if dry_run { "dry_run" } else { "applied" };
-    metrics.clearing_runs.with_label_values(&[kind]).inc();
     metrics
         .clearing_duration
         .observe(started.elapsed().as_secs_f64());
+    let record = match ran {
+        Ran::Recorded(record) => record,
+        Ran::NothingToClear { gross_before } => {
+            metrics.clearing_runs.with_label_values(&["empty"]).inc();
+            let gross_units = gross_before.parse::<f64>().unwrap_or_default();
+            metrics.clearing_gross_before.set(gross_units);
+            metrics.clearing_cleared.set(0.0);
+            metrics.clearing_gross_after.set(gross_units);
+            metrics.clearing_participants.set(0);
+            tracing::debug!(%gross_before, "scheduled clearing run: nothing to clear");
+            return Ok(Ran::NothingToClear { gross_before });
+        }
+    };
+    let kind = if dry_run { "dry_run" } else { "applied" };
+    metrics.clearing_runs.with_label_values(&[kind]).inc();
     if !dry_run {
         let units = |v: &str| v.parse::<f64>().unwrap_or_default();
         metrics
@@ -180,7 +191,7 @@ pub fn run_now(
         metrics.clearing_participants.set(record.participants);
     }
     tracing::info!(run = record.id, cleared = %record.cleared, dry_run, "clearing run");
-    Ok(record)
+    Ok(Ran::Recorded(record))
 }
 
 /// Runs clearing in `unit` every `interval` until the process stops.
@@ -197,7 +208,7 @@ pub fn spawn_schedule(
             ticks.tick().await;
             let (ledger, metrics, unit) = (ledger.clone(), metrics.clone(), unit.clone());
             match tokio::task::spawn_blocking(move || {
-                run_now(&ledger, &metrics, &unit, false, None)
+                run_now(&ledger, &metrics, &unit, false, Trigger::Schedule)
             })
             .await
             {
@@ -315,7 +326,18 @@ pub async fn create_run(
     let unit = unit(body.unit.as_deref())?;
     let view = blocking(move || {
         require_operator(&mut *ledger.conn()?, &caller)?;
-        let record = run_now(&ledger, &metrics, &unit, body.dry_run, Some(caller.id))?;
+        let Ran::Recorded(record) = run_now(
+            &ledger,
+            &metrics,
+            &unit,
+            body.dry_run,
+            Trigger::Operator(caller.id),
+        )?
+        else {
+            return Err(ApiError::Internal(
+                "an operator's run is always recorded".into(),
+            ));
+        };
         run_view(&mut *ledger.conn()?, &record)
     })
     .await?;

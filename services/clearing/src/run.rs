@@ -158,13 +158,37 @@ impl From<LedgerError> for RunError {
     }
 }
 
+/// Who started a run, and so whether a run that clears nothing is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// An operator's request: always recorded, and answered with the record.
+    Operator(PrincipalId),
+    /// The schedule: recorded only when it clears something, so the history of runs is not
+    /// buried under an empty run every interval. The metrics count every run.
+    Schedule,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub enum Ran {
+    Recorded(RunRecord),
+    /// A scheduled run found nothing to clear and left no record: the gross debt it saw.
+    NothingToClear {
+        gross_before: String,
+    },
+}
+
 /// Computes the optimal set-off in `unit` and, unless `dry_run`, applies it: all of it or none.
 pub fn execute(
     conn: &mut DbConn,
     unit: &UnitCode,
     dry_run: bool,
-    requested_by: Option<PrincipalId>,
-) -> Result<RunRecord, RunError> {
+    trigger: Trigger,
+) -> Result<Ran, RunError> {
+    let requested_by = match trigger {
+        Trigger::Operator(operator) => Some(operator),
+        Trigger::Schedule => None,
+    };
     let started_at_us = now_us();
     let graph = load_graph(conn, unit)?;
     let (parties, obligations) = graph.to_obligations();
@@ -189,6 +213,11 @@ pub fn execute(
                 .saturating_mul(edge.source.atoms_per_granule()),
         })
         .collect();
+    if planned.is_empty() && trigger == Trigger::Schedule {
+        return Ok(Ran::NothingToClear {
+            gross_before: graph.value(set_off.gross_before),
+        });
+    }
     let run_id: i64 = diesel::insert_into(clearing_runs::table)
         .values((
             clearing_runs::unit.eq(unit.as_str()),
@@ -270,7 +299,7 @@ pub fn execute(
         .set(clearing_runs::finished_at_us.eq(finished_at_us))
         .execute(conn)
         .map_err(LedgerError::from)?;
-    Ok(RunRecord {
+    Ok(Ran::Recorded(RunRecord {
         id: run_id,
         unit: unit.to_string(),
         dry_run,
@@ -283,7 +312,7 @@ pub fn execute(
         cleared: graph.value(set_off.total_cleared),
         gross_after: graph.value(set_off.gross_after()),
         settlements: planned.into_iter().map(|p| p.settlement).collect(),
-    })
+    }))
 }
 
 type RunRow = (

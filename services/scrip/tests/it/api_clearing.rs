@@ -108,6 +108,10 @@ async fn scheduled_runs_clear_and_export_metrics(backend: Backend) {
         Some(json!(false)),
         "the schedule ran and applied the set-off"
     );
+    // Later scheduled runs find nothing left to clear: counted, not recorded.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let (_, runs) = app.get("/api/v1/clearing/runs", Some(&olga)).await;
+    assert_eq!(runs["items"].as_array().map(Vec::len), Some(1), "{runs}");
     let url = format!("{}/metrics", app.base);
     let metrics = app
         .client
@@ -123,11 +127,17 @@ async fn scheduled_runs_clear_and_export_metrics(backend: Backend) {
         "{metrics}"
     );
     assert!(
-        metrics.contains("scrip_clearing_gross_before 120"),
+        metrics.contains("scrip_clearing_runs_total{kind=\"empty\"}"),
+        "{metrics}"
+    );
+    // The gauges show the latest run: an empty one after the cycle was cleared (30 of the
+    // 120 is not in a cycle).
+    assert!(
+        metrics.contains("scrip_clearing_gross_before 30"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("scrip_clearing_participants 3"),
+        metrics.contains("scrip_clearing_participants 0"),
         "{metrics}"
     );
     app.assert_audit_clean().await;
