@@ -221,7 +221,7 @@ pub fn spawn_schedule(
 }
 
 fn run_view(conn: &mut DbConn, run: &RunRecord) -> Result<RunView, ApiError> {
-    let names = run::handles(
+    let names = scrip_ledger::handles(
         conn,
         run.settlements.iter().flat_map(|s| [s.debtor, s.creditor]),
     )?;
@@ -272,7 +272,7 @@ pub async fn get_graph(
             *net.entry(e.creditor).or_default() += i128::from(e.granules);
             *net.entry(e.debtor).or_default() -= i128::from(e.granules);
         }
-        let names = run::handles(&mut conn, net.keys().copied())?;
+        let names = scrip_ledger::handles(&mut conn, net.keys().copied())?;
         let signed = |v: i128| {
             let magnitude = graph.value(v.unsigned_abs());
             if v < 0 {

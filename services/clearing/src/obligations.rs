@@ -123,7 +123,8 @@ fn unit_scale() -> Scale {
 
 fn view(conn: &mut DbConn, row: Row) -> Result<ObligationView, ApiError> {
     let (id, debtor, creditor, unit, amount, remaining, memo, status, created_at_us, closed) = row;
-    let names = crate::run::handles(conn, [debtor, creditor].map(scrip_domain::PrincipalId::new))?;
+    let names =
+        scrip_ledger::handles(conn, [debtor, creditor].map(scrip_domain::PrincipalId::new))?;
     let name = |id: i64| {
         names
             .get(&scrip_domain::PrincipalId::new(id))

@@ -1,7 +1,7 @@
 //! Loading the graph from the ledger, and clearing runs: solve, then apply every set-off as a
 //! ledger transfer (holder pays the issuer back in its own currency) in one transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use diesel::prelude::*;
 use scrip_domain::{CurrencyId, Par, PrincipalId, PrincipalKind, Scale, UnitCode};
@@ -415,21 +415,6 @@ pub fn load_runs(
         });
     }
     Ok(runs)
-}
-
-/// Handles of principals by id, for rendering.
-pub fn handles(
-    conn: &mut DbConn,
-    ids: impl IntoIterator<Item = PrincipalId>,
-) -> Result<HashMap<PrincipalId, String>, LedgerError> {
-    let ids: Vec<i64> = ids.into_iter().map(PrincipalId::get).collect();
-    Ok(principals::table
-        .filter(principals::id.eq_any(ids))
-        .select((principals::id, principals::handle))
-        .load::<(i64, String)>(conn)?
-        .into_iter()
-        .map(|(id, handle)| (PrincipalId::new(id), handle))
-        .collect())
 }
 
 /// Opts a business in or out of clearing.

@@ -8,7 +8,7 @@ use scrip_domain::{
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{
     Currency, Ledger, LimitsChange, NewCurrency, Principal, create_principal, currencies_of_issuer,
-    currencies_page, currency_stats, set_limits,
+    currencies_page, currencies_stats, set_limits,
 };
 use scrip_store::DbConn;
 
@@ -36,31 +36,51 @@ fn check_name(name: &str) -> Result<String, ApiError> {
 
 /// The view of a currency that every endpoint returns.
 pub fn currency_view(conn: &mut DbConn, currency: &Currency) -> Result<CurrencyView, ApiError> {
-    let stats = currency_stats(conn, currency)?;
-    let issuer = scrip_ledger::principal_by_id(conn, currency.issuer_id)?;
-    Ok(CurrencyView {
-        code: currency.code.to_string(),
-        name: currency.name.clone(),
-        issuer: issuer.handle.to_string(),
-        scale: currency.scale.decimals(),
-        credit_limit: currency.credit_limit.to_string(),
-        max_balance: currency.max_balance.map(|m| m.to_string()),
-        unit: currency.unit.to_string(),
-        par: currency.par.to_string(),
-        outstanding: stats.outstanding.to_string(),
-        holders: stats.holders,
-        created_at: rfc3339_from_us(currency.created_at_us),
-    })
+    currency_views(conn, std::slice::from_ref(currency))?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("a currency without its view".into()))
+}
+
+/// The views of a list of currencies in three queries whatever its length (their stats, then
+/// their issuers' handles), in the list's order.
+pub fn currency_views(
+    conn: &mut DbConn,
+    currencies: &[Currency],
+) -> Result<Vec<CurrencyView>, ApiError> {
+    let stats = currencies_stats(conn, currencies)?;
+    let issuers = scrip_ledger::handles(conn, currencies.iter().map(|c| c.issuer_id))?;
+    currencies
+        .iter()
+        .map(|currency| {
+            let stats = stats
+                .get(&currency.id)
+                .ok_or_else(|| ApiError::Internal("a currency without its stats".into()))?;
+            let issuer = issuers
+                .get(&currency.issuer_id)
+                .ok_or_else(|| ApiError::Internal("a currency without its issuer".into()))?;
+            Ok(CurrencyView {
+                code: currency.code.to_string(),
+                name: currency.name.clone(),
+                issuer: issuer.clone(),
+                scale: currency.scale.decimals(),
+                credit_limit: currency.credit_limit.to_string(),
+                max_balance: currency.max_balance.map(|m| m.to_string()),
+                unit: currency.unit.to_string(),
+                par: currency.par.to_string(),
+                outstanding: stats.outstanding.to_string(),
+                holders: stats.holders,
+                created_at: rfc3339_from_us(currency.created_at_us),
+            })
+        })
+        .collect()
 }
 
 pub fn currencies_of_business(
     conn: &mut DbConn,
     business: &Principal,
 ) -> Result<Vec<CurrencyView>, ApiError> {
-    currencies_of_issuer(conn, business.id)?
-        .iter()
-        .map(|c| currency_view(conn, c))
-        .collect()
+    let currencies = currencies_of_issuer(conn, business.id)?;
+    currency_views(conn, &currencies)
 }
 
 fn business_view(
@@ -353,11 +373,7 @@ pub async fn list_currencies(
             Page::from_overfetch(currencies_page(&mut conn, before, limit + 1)?, limit, |c| {
                 c.id.get()
             });
-        let items = page
-            .items
-            .iter()
-            .map(|c| currency_view(&mut conn, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = currency_views(&mut conn, &page.items)?;
         Ok(Page {
             items,
             next_cursor: page.next_cursor,

@@ -148,27 +148,43 @@ pub struct CurrencyStats {
     pub holders: i64,
 }
 
-pub fn currency_stats(
+/// The stats of each currency, in two queries whatever their number: the issuers' balances,
+/// then the holders counted per currency.
+pub fn currencies_stats(
     conn: &mut DbConn,
-    currency: &Currency,
-) -> Result<CurrencyStats, LedgerError> {
-    let issuer_balance: i64 = accounts::table
-        .filter(accounts::currency_id.eq(currency.id.get()))
-        .filter(accounts::principal_id.eq(currency.issuer_id.get()))
-        .select(accounts::balance_atoms)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0);
-    let holders: i64 = accounts::table
-        .filter(accounts::currency_id.eq(currency.id.get()))
-        .filter(accounts::principal_id.ne(currency.issuer_id.get()))
+    currencies: &[Currency],
+) -> Result<HashMap<CurrencyId, CurrencyStats>, LedgerError> {
+    let ids: Vec<i64> = currencies.iter().map(|c| c.id.get()).collect();
+    let issuer_balances: HashMap<i64, i64> = accounts::table
+        .inner_join(currencies::table)
+        .filter(accounts::currency_id.eq_any(&ids))
+        .filter(accounts::principal_id.eq(currencies::issuer_id))
+        .select((accounts::currency_id, accounts::balance_atoms))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let holders: HashMap<i64, i64> = accounts::table
+        .inner_join(currencies::table)
+        .filter(accounts::currency_id.eq_any(&ids))
+        .filter(accounts::principal_id.ne(currencies::issuer_id))
         .filter(accounts::balance_atoms.gt(0))
-        .count()
-        .get_result(conn)?;
-    Ok(CurrencyStats {
-        outstanding: Amount::from_atoms(-issuer_balance.min(0), currency.scale),
-        holders,
-    })
+        .group_by(accounts::currency_id)
+        .select((accounts::currency_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(currencies
+        .iter()
+        .map(|currency| {
+            let id = currency.id.get();
+            let issuer_balance = issuer_balances.get(&id).copied().unwrap_or(0);
+            let stats = CurrencyStats {
+                outstanding: Amount::from_atoms(-issuer_balance.min(0), currency.scale),
+                holders: holders.get(&id).copied().unwrap_or(0),
+            };
+            (currency.id, stats)
+        })
+        .collect())
 }
 
 /// A page of currencies, newest first.

@@ -36,11 +36,13 @@ pub use error::LedgerError;
 pub use hold_batch::{BatchRules, CommittedHolds, HoldBatch, HoldRef};
 pub use idempotency::{IdempotencyKey, Idempotent, StoredResponse};
 pub use journal::{
-    CurrencyStats, Holding, JournalEntry, currencies_of_issuer, currencies_page, currency_stats,
+    CurrencyStats, Holding, JournalEntry, currencies_of_issuer, currencies_page, currencies_stats,
     holdings, journal_entry, journal_page,
 };
 pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
-pub use principals::{REGISTRY_HANDLE, create_principal, principal_by_handle, principal_by_id};
+pub use principals::{
+    REGISTRY_HANDLE, create_principal, handles, principal_by_handle, principal_by_id,
+};
 pub use transfer::{TransferRequest, account, place_hold, release_hold, settle_hold};
 
 /// Moves money from `request.from`'s available balance to `request.to` inside the caller's

@@ -1,5 +1,7 @@
 //! Principals: the owners of accounts.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use scrip_domain::{Handle, PrincipalId, PrincipalKind};
@@ -53,4 +55,19 @@ pub fn principal_by_id(conn: &mut DbConn, id: PrincipalId) -> Result<Principal, 
         .optional()?
         .ok_or(LedgerError::UnknownPrincipal)?
         .try_into()
+}
+
+/// Handles of principals by id, in one query, for rendering lists.
+pub fn handles(
+    conn: &mut DbConn,
+    ids: impl IntoIterator<Item = PrincipalId>,
+) -> Result<HashMap<PrincipalId, String>, LedgerError> {
+    let ids: Vec<i64> = ids.into_iter().map(PrincipalId::get).collect();
+    Ok(principals::table
+        .filter(principals::id.eq_any(ids))
+        .select((principals::id, principals::handle))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .map(|(id, handle)| (PrincipalId::new(id), handle))
+        .collect())
 }

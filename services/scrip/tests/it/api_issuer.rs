@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 use scrip_store::Backend;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::app::{TestApp, assert_problem};
 
@@ -95,6 +95,43 @@ async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
     let (_, list) = app.get("/api/v1/currencies?limit=1", None).await;
     assert_eq!(list["items"][0]["code"], "BREAD");
     assert_eq!(list["next_cursor"], json!(null));
+    // A list shows each currency's own figures (computed for the whole page at once), the
+    // same as its single view.
+    let gus = app.user("gus").await;
+    app.shop(&gus, "cakes", "CAKE").await;
+    for (to, amount) in [("carl", "5"), ("rosa", "7")] {
+        let (status, body) = app
+            .pay(
+                &gus,
+                json!({"from": "cakes", "to": to, "currency": "CAKE", "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let listed = app.all_pages("/api/v1/currencies", None, 50).await;
+    let figures: Vec<(Value, Value, Value, Value)> = listed
+        .iter()
+        .map(|c| {
+            (
+                c["code"].clone(),
+                c["issuer"].clone(),
+                c["outstanding"].clone(),
+                c["holders"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        figures,
+        [
+            (json!("CAKE"), json!("cakes"), json!("12.00"), json!(2)),
+            (json!("BREAD"), json!("bakery"), json!("60.00"), json!(1)),
+        ]
+    );
+    for item in &listed {
+        let code = item["code"].as_str().expect("code");
+        let (_, single) = app.get(&format!("/api/v1/currencies/{code}"), None).await;
+        assert_eq!(&single, item);
+    }
 
     // Limits: lowering under what is issued or held is refused, raising and removing work.
     let below = app
