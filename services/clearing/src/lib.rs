@@ -170,11 +170,7 @@ pub fn run_now(
         Ran::Recorded(record) => record,
         Ran::NothingToClear { gross_before } => {
             metrics.clearing_runs.with_label_values(&["empty"]).inc();
-            let gross_units = gross_before.parse::<f64>().unwrap_or_default();
-            metrics.clearing_gross_before.set(gross_units);
-            metrics.clearing_cleared.set(0.0);
-            metrics.clearing_gross_after.set(gross_units);
-            metrics.clearing_participants.set(0);
+            set_gauges(metrics, &gross_before, "0", &gross_before, 0);
             tracing::debug!(%gross_before, "scheduled clearing run: nothing to clear");
             return Ok(Ran::NothingToClear { gross_before });
         }
@@ -182,16 +178,33 @@ pub fn run_now(
     let kind = if dry_run { "dry_run" } else { "applied" };
     metrics.clearing_runs.with_label_values(&[kind]).inc();
     if !dry_run {
-        let units = |v: &str| v.parse::<f64>().unwrap_or_default();
-        metrics
-            .clearing_gross_before
-            .set(units(&record.gross_before));
-        metrics.clearing_cleared.set(units(&record.cleared));
-        metrics.clearing_gross_after.set(units(&record.gross_after));
-        metrics.clearing_participants.set(record.participants);
+        set_gauges(
+            metrics,
+            &record.gross_before,
+            &record.cleared,
+            &record.gross_after,
+            record.participants,
+        );
     }
     tracing::info!(run = record.id, cleared = %record.cleared, dry_run, "clearing run");
     Ok(Ran::Recorded(record))
+}
+
+/// The gauges show the latest run that was not a dry run: the gross debt it found, what it
+/// cleared, what is left, and how many businesses took part. Amounts are decimal strings in
+/// the run's unit.
+fn set_gauges(
+    metrics: &Metrics,
+    gross_before: &str,
+    cleared: &str,
+    gross_after: &str,
+    participants: i64,
+) {
+    let units = |v: &str| v.parse::<f64>().unwrap_or_default();
+    metrics.clearing_gross_before.set(units(gross_before));
+    metrics.clearing_cleared.set(units(cleared));
+    metrics.clearing_gross_after.set(units(gross_after));
+    metrics.clearing_participants.set(participants);
 }
 
 /// Runs clearing in `unit` every `interval` until the process stops.

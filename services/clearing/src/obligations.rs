@@ -357,13 +357,15 @@ async fn decide(
                 .filter(obligations::status.eq("proposed"))
                 .filter(obligations::closed.is_null())
         };
-        let changed = match decision {
+        // The changed row comes back with the update; none when it was no longer open.
+        let changed: Option<Row> = match decision {
             Decision::Accept => diesel::update(open())
                 .set((
                     obligations::status.eq("accepted"),
                     obligations::accepted_at_us.eq(Some(now)),
                 ))
-                .execute(&mut *conn),
+                .returning(columns())
+                .get_result(&mut *conn),
             Decision::Reject | Decision::Withdraw => {
                 let closed = if decision.by_debtor() {
                     "rejected"
@@ -375,13 +377,16 @@ async fn decide(
                         obligations::closed.eq(Some(closed)),
                         obligations::closed_at_us.eq(Some(now)),
                     ))
-                    .execute(&mut *conn)
+                    .returning(columns())
+                    .get_result(&mut *conn)
             }
         }
+        .optional()
         .map_err(scrip_ledger::LedgerError::from)?;
-        let row =
-            load(&mut conn, id)?.ok_or_else(|| ApiError::Internal("obligation vanished".into()))?;
-        if changed == 0 {
+        let Some(row) = changed else {
+            // Not open any more: say why.
+            let row = load(&mut conn, id)?
+                .ok_or_else(|| ApiError::Internal("obligation vanished".into()))?;
             return Err(match &row.9 {
                 Some(closed) => {
                     ApiError::conflict("obligation_closed", format!("the obligation was {closed}"))
@@ -390,7 +395,7 @@ async fn decide(
                     ApiError::conflict("already_accepted", "the obligation was already accepted")
                 }
             });
-        }
+        };
         view(&mut conn, row)
     })
     .await?;

@@ -23,9 +23,9 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
-/// One column of a batch, as an array bound to one parameter.
+/// One column of a batch, as an array bound to one parameter. Text is borrowed from the
+/// caller's rows: nothing is copied per row on the write path.
 #[derive(Debug, Clone)]
-/// Text is borrowed from the caller's rows: nothing is copied per row on the write path.
 pub enum Column<'a> {
     BigInt(Vec<i64>),
     NullableBigInt(Vec<Option<i64>>),
