@@ -158,6 +158,26 @@ impl From<LedgerError> for RunError {
     }
 }
 
+/// The atoms a set-off of `granules` moves. The solver never clears more granules than an
+/// edge carries (its atoms divided by `atoms_per_granule`), so this fits; if it did not, the
+/// run is refused as a bug instead of settling a clamped amount.
+fn settlement_atoms(granules: u64, atoms_per_granule: i64) -> Result<i64, LedgerError> {
+    i64::try_from(granules)
+        .ok()
+        .and_then(|g| g.checked_mul(atoms_per_granule))
+        .filter(|atoms| *atoms > 0)
+        .ok_or_else(|| {
+            tracing::error!(
+                granules,
+                atoms_per_granule,
+                "a set-off does not fit its edge"
+            );
+            LedgerError::Invariant(format!(
+                "a set-off of {granules} granules of {atoms_per_granule} atoms does not fit"
+            ))
+        })
+}
+
 /// Who started a run, and so whether a run that clears nothing is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -199,20 +219,19 @@ pub fn execute(
         .iter()
         .zip(&set_off.cleared)
         .filter(|&(_, &granules)| granules > 0)
-        .map(|(edge, &granules)| Planned {
-            settlement: Settlement {
-                debtor: edge.debtor,
-                creditor: edge.creditor,
-                amount: graph.value(u128::from(granules)),
-                source: edge.source.name().into(),
-            },
-            source: edge.source,
-            // granules <= the edge's atoms / atoms_per_granule, so this cannot overflow.
-            atoms: i64::try_from(granules)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(edge.source.atoms_per_granule()),
+        .map(|(edge, &granules)| {
+            Ok(Planned {
+                settlement: Settlement {
+                    debtor: edge.debtor,
+                    creditor: edge.creditor,
+                    amount: graph.value(u128::from(granules)),
+                    source: edge.source.name().into(),
+                },
+                source: edge.source,
+                atoms: settlement_atoms(granules, edge.source.atoms_per_granule())?,
+            })
         })
-        .collect();
+        .collect::<Result<_, LedgerError>>()?;
     if planned.is_empty() && trigger == Trigger::Schedule {
         return Ok(Ran::NothingToClear {
             gross_before: graph.value(set_off.gross_before),

@@ -34,6 +34,9 @@ pub enum ExchangeError {
         principal: scrip_domain::PrincipalId,
         currency: scrip_domain::CurrencyId,
     },
+    /// The book and the ledger's plan disagree (a bug): the batch is refused whole.
+    #[error("internal error in the market's writer: {0}")]
+    Invariant(String),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -59,6 +62,7 @@ impl ExchangeError {
             Self::WouldCross => "would_cross",
             Self::MarketUnavailable => "market_unavailable",
             Self::ReceiverAtCeiling { .. } => "max_balance_exceeded",
+            Self::Invariant(_) => "internal",
             Self::Ledger(ledger) => ledger.code(),
         }
     }
@@ -80,6 +84,7 @@ impl From<ExchangeError> for ApiError {
             E::UnknownMarket(_) | E::UnknownOrder => Self::not_found(code, detail),
             E::MarketExists(_) | E::OrderClosed => Self::conflict(code, detail),
             E::MarketUnavailable => Self::Unavailable(detail),
+            E::Invariant(_) => Self::Internal(detail),
             E::Ledger(ledger) => ledger.into(),
         }
     }

@@ -13,6 +13,8 @@ pub struct ExchangeMetrics {
     pub batch_size: Histogram,
     /// Resting orders per market.
     pub resting_orders: IntGaugeVec,
+    /// Batches refused because the book and the ledger's plan disagreed (a bug; alert on it).
+    pub broken_batches: IntCounter,
 }
 
 impl ExchangeMetrics {
@@ -25,6 +27,11 @@ impl ExchangeMetrics {
         )
         .expect("metric");
         let trades = IntCounter::new("exchange_trades_total", "Trades settled").expect("metric");
+        let broken_batches = IntCounter::new(
+            "exchange_broken_batches_total",
+            "Batches refused because the order book and the ledger's plan disagreed",
+        )
+        .expect("metric");
         let batch_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "exchange_batch_duration_seconds",
@@ -56,6 +63,7 @@ impl ExchangeMetrics {
             Box::new(batch_seconds.clone()),
             Box::new(batch_size.clone()),
             Box::new(resting_orders.clone()),
+            Box::new(broken_batches.clone()),
         ] {
             metrics.register(collector);
         }
@@ -65,6 +73,7 @@ impl ExchangeMetrics {
             batch_seconds,
             batch_size,
             resting_orders,
+            broken_batches,
         }
     }
 }

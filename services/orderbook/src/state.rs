@@ -281,7 +281,8 @@ struct Taker {
     hold: HoldRef,
     hold_remaining_atoms: i64,
     fills: Vec<Fill>,
-    rested: bool,
+    /// The price it rests at, once the engine has rested it.
+    rested_at: Option<Ticks>,
 }
 
 /// One market: the engine's book plus what the ledger needs to know of each resting order.
@@ -411,7 +412,9 @@ impl MarketState {
         }
     }
 
-    /// Applies one command. A refusal (`Err`) leaves the state and the batch unchanged.
+    /// Applies one command. A refusal (`Err`) leaves the state and the batch unchanged, except
+    /// [`ExchangeError::Invariant`]: the book and the ledger's plan disagree, and both must be
+    /// thrown away (the worker refuses the batch and rebuilds the market from the database).
     pub fn apply(
         &mut self,
         command: Command,
@@ -524,7 +527,7 @@ impl MarketState {
             hold,
             hold_remaining_atoms: hold_atoms,
             fills: Vec::new(),
-            rested: false,
+            rested_at: None,
         };
         let new = NewOrder {
             id,
@@ -540,11 +543,8 @@ impl MarketState {
         let submitted = self.book.submit(new, &mut events);
         if let Err(e) = submitted {
             self.events = events;
-            batch.release(hold, order.owner, hold_currency, hold_atoms);
             // Unreachable with validated input; the batch must not commit the hold.
-            return Err(ExchangeError::BadOrder(format!(
-                "the engine refused the order: {e:?}"
-            )));
+            return Err(broken(format!("the engine refused order {id}: {e:?}")));
         }
         for event in &events {
             match *event {
@@ -565,41 +565,40 @@ impl MarketState {
                     now_us,
                     batch,
                     changes,
-                ),
+                )?,
                 Event::Rested {
                     price,
                     quantity,
                     side,
                     ..
                 } => {
-                    taker.rested = true;
+                    taker.rested_at = Some(price);
                     // A buy that traded below its limit keeps only what the rest needs.
-                    let needed_atoms = match side {
-                        Side::Buy => self.spec.notional_atoms(price, quantity).unwrap_or(0),
-                        Side::Sell => self.spec.base_atoms(quantity),
-                    };
+                    let needed_atoms = self.hold_needed(side, price, quantity)?;
                     let excess_atoms = taker.hold_remaining_atoms - needed_atoms;
-                    batch.release(hold, order.owner, hold_currency, excess_atoms);
+                    batch
+                        .release(hold, order.owner, hold_currency, excess_atoms)
+                        .map_err(|e| broken(format!("order {id} releasing its excess: {e}")))?;
                     taker.hold_remaining_atoms = needed_atoms;
                     changes.touch(side, price);
                 }
                 Event::Cancelled { id: cancelled, .. } if cancelled != id => {
                     // Self-trade prevention removed one of the owner's resting orders.
-                    self.remove_resting(cancelled, OrderStatus::Cancelled, now_us, batch, changes);
+                    self.remove_resting(cancelled, OrderStatus::Cancelled, now_us, batch, changes)?;
                 }
                 Event::Accepted { .. } | Event::Cancelled { .. } | Event::Reduced { .. } => {}
             }
         }
         self.events = events;
         let record = &mut taker.record;
-        if taker.rested {
+        if let Some(price_ticks) = taker.rested_at {
             record.status = OrderStatus::resting(record.filled_lots);
             self.resting.insert(
                 id,
                 Resting {
                     owner: record.owner,
                     side: record.side,
-                    price_ticks: limit.unwrap_or_default(),
+                    price_ticks,
                     quantity_lots: record.quantity_lots,
                     filled_lots: record.filled_lots,
                     hold,
@@ -607,12 +606,14 @@ impl MarketState {
                 },
             );
         } else {
-            batch.release(
-                hold,
-                record.owner,
-                hold_currency,
-                taker.hold_remaining_atoms,
-            );
+            batch
+                .release(
+                    hold,
+                    record.owner,
+                    hold_currency,
+                    taker.hold_remaining_atoms,
+                )
+                .map_err(|e| broken(format!("order {id} releasing its hold: {e}")))?;
             record.status = if record.filled_lots == record.quantity_lots {
                 OrderStatus::Filled
             } else {
@@ -640,15 +641,19 @@ impl MarketState {
         now_us: i64,
         batch: &mut HoldBatch,
         changes: &mut Changes,
-    ) {
+    ) -> Result<(), ExchangeError> {
         let spec = &self.spec;
         let trade_id = self.next_trade_id;
         self.next_trade_id += 1;
         // Bounded: the maker's notional at its own price was checked when it was entered.
-        let quote_atoms = spec.notional_atoms(price, quantity).unwrap_or(0);
+        let quote_atoms = spec
+            .notional_atoms(price, quantity)
+            .ok_or_else(|| broken(format!("trade {trade_id}: its notional overflows")))?;
         let base_atoms = spec.base_atoms(quantity);
         let Some(maker) = self.resting.get_mut(&maker_id) else {
-            return;
+            return Err(broken(format!(
+                "trade {trade_id}: maker {maker_id} is in the engine's book but not resting"
+            )));
         };
         let taker_owner = taker.record.owner;
         let (buyer, buyer_hold, seller, seller_hold) = match taker_side {
@@ -666,40 +671,48 @@ impl MarketState {
         let buyer_fee_atoms = fee_of(buyer, base_atoms);
         let seller_fee_atoms = fee_of(seller, quote_atoms);
         let memo = format!("trade {trade_id}");
-        batch.pay_from_hold(
-            seller_hold,
-            seller,
-            buyer,
-            spec.base,
-            base_atoms,
-            TransferKind::Trade,
-            memo.clone(),
-        );
-        batch.pay_from_hold(
-            buyer_hold,
-            buyer,
-            seller,
-            spec.quote,
-            quote_atoms,
-            TransferKind::Trade,
-            memo.clone(),
-        );
-        batch.pay(
-            buyer,
-            self.registry,
-            spec.base,
-            buyer_fee_atoms,
-            TransferKind::Fee,
-            memo.clone(),
-        );
-        batch.pay(
-            seller,
-            self.registry,
-            spec.quote,
-            seller_fee_atoms,
-            TransferKind::Fee,
-            memo,
-        );
+        let planned = batch
+            .pay_from_hold(
+                seller_hold,
+                seller,
+                buyer,
+                spec.base,
+                base_atoms,
+                TransferKind::Trade,
+                memo.clone(),
+            )
+            .and_then(|()| {
+                batch.pay_from_hold(
+                    buyer_hold,
+                    buyer,
+                    seller,
+                    spec.quote,
+                    quote_atoms,
+                    TransferKind::Trade,
+                    memo.clone(),
+                )
+            })
+            .and_then(|()| {
+                batch.pay(
+                    buyer,
+                    self.registry,
+                    spec.base,
+                    buyer_fee_atoms,
+                    TransferKind::Fee,
+                    memo.clone(),
+                )
+            })
+            .and_then(|()| {
+                batch.pay(
+                    seller,
+                    self.registry,
+                    spec.quote,
+                    seller_fee_atoms,
+                    TransferKind::Fee,
+                    memo.clone(),
+                )
+            });
+        planned.map_err(|e| broken(format!("{memo}: the ledger refused its settlement: {e}")))?;
         let (taker_spent, maker_spent, taker_fee) = match taker_side {
             Side::Buy => (quote_atoms, base_atoms, buyer_fee_atoms),
             Side::Sell => (base_atoms, quote_atoms, seller_fee_atoms),
@@ -714,6 +727,9 @@ impl MarketState {
         });
         maker.hold_remaining_atoms -= maker_spent;
         maker.filled_lots += quantity;
+        if maker.hold_remaining_atoms < 0 || taker.hold_remaining_atoms < 0 {
+            return Err(broken(format!("{memo}: a hold paid out more than it had")));
+        }
         let maker_side = maker.side;
         changes.trades.push(TradeRecord {
             id: trade_id,
@@ -728,7 +744,7 @@ impl MarketState {
         });
         changes.touch(maker_side, price);
         if maker_remaining == 0 {
-            self.remove_resting(maker_id, OrderStatus::Filled, now_us, batch, changes);
+            self.remove_resting(maker_id, OrderStatus::Filled, now_us, batch, changes)?;
         } else {
             let update = OrderUpdate {
                 quantity_lots: maker.quantity_lots,
@@ -737,6 +753,7 @@ impl MarketState {
             };
             changes.update(maker_id, update, now_us);
         }
+        Ok(())
     }
 
     /// Takes an order that left the book out of the bookkeeping and releases what it held.
@@ -747,12 +764,16 @@ impl MarketState {
         now_us: i64,
         batch: &mut HoldBatch,
         changes: &mut Changes,
-    ) {
+    ) -> Result<(), ExchangeError> {
         let Some(r) = self.resting.remove(&id) else {
-            return;
+            return Err(broken(format!(
+                "order {id} left the engine's book but was not resting"
+            )));
         };
         let currency = self.hold_currency(r.side);
-        batch.release(r.hold, r.owner, currency, r.hold_remaining_atoms);
+        batch
+            .release(r.hold, r.owner, currency, r.hold_remaining_atoms)
+            .map_err(|e| broken(format!("order {id} releasing its hold: {e}")))?;
         changes.touch(r.side, r.price_ticks);
         let update = OrderUpdate {
             quantity_lots: r.quantity_lots,
@@ -760,6 +781,19 @@ impl MarketState {
             status,
         };
         changes.update(id, update, now_us);
+        Ok(())
+    }
+
+    /// What a resting order of `quantity` at `price` must keep held.
+    fn hold_needed(&self, side: Side, price: Ticks, quantity: Lots) -> Result<i64, ExchangeError> {
+        match side {
+            Side::Buy => self.spec.notional_atoms(price, quantity).ok_or_else(|| {
+                broken(format!(
+                    "the notional of {quantity} lots at {price} overflows"
+                ))
+            }),
+            Side::Sell => Ok(self.spec.base_atoms(quantity)),
+        }
     }
 
     fn hold_currency(&self, side: Side) -> scrip_domain::CurrencyId {
@@ -791,8 +825,7 @@ impl MarketState {
         self.book
             .cancel(id, &mut self.events)
             .map_err(|_| ExchangeError::UnknownOrder)?;
-        self.remove_resting(id, OrderStatus::Cancelled, now_us, batch, changes);
-        Ok(())
+        self.remove_resting(id, OrderStatus::Cancelled, now_us, batch, changes)
     }
 
     fn reduce(
@@ -820,20 +853,16 @@ impl MarketState {
         self.book
             .reduce(id, new_remaining, &mut self.events)
             .map_err(|_| ExchangeError::NotAReduction)?;
-        let needed_atoms = match r.side {
-            Side::Buy => self
-                .spec
-                .notional_atoms(r.price_ticks, new_remaining)
-                .unwrap_or(0),
-            Side::Sell => self.spec.base_atoms(new_remaining),
-        };
+        let needed_atoms = self.hold_needed(r.side, r.price_ticks, new_remaining)?;
         let currency = self.hold_currency(r.side);
-        batch.release(
-            r.hold,
-            owner,
-            currency,
-            r.hold_remaining_atoms - needed_atoms,
-        );
+        batch
+            .release(
+                r.hold,
+                owner,
+                currency,
+                r.hold_remaining_atoms - needed_atoms,
+            )
+            .map_err(|e| broken(format!("order {id} releasing what a reduction frees: {e}")))?;
         let update = OrderUpdate {
             quantity_lots,
             filled_lots: r.filled_lots,
@@ -860,6 +889,13 @@ impl MarketState {
     }
 }
 
+/// A state the engine and the ledger's rules make impossible: logged here, refused by the
+/// worker with the whole batch.
+fn broken(detail: String) -> ExchangeError {
+    tracing::error!(%detail, "order book invariant broken");
+    ExchangeError::Invariant(detail)
+}
+
 /// A market order never rests: fill-or-kill stays so, anything else is immediate-or-cancel.
 fn market_time_in_force(requested: TimeInForce) -> TimeInForce {
     match requested {
@@ -872,3 +908,6 @@ fn market_time_in_force(requested: TimeInForce) -> TimeInForce {
 fn owner_key(owner: PrincipalId) -> u64 {
     owner.get().unsigned_abs()
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,16 +13,17 @@
 //! that cannot get the lock answers `market_unavailable` and keeps trying, taking the market
 //! over within seconds of its owner's death (PostgreSQL drops a dead session's locks).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use scrip_domain::PrincipalId;
+use scrip_ledger::retry::{Retry, retry_transient};
 use scrip_ledger::{BatchRules, HoldBatch, LedgerError, StoredResponse, idempotency};
 use scrip_matching::Side;
-use scrip_store::{Backend, DatabaseUrl, DbPool, is_retryable, write_transaction};
+use scrip_store::{Backend, DatabaseUrl, DbPool, write_transaction};
 use tokio::sync::oneshot;
 
 use crate::ExchangeError;
@@ -38,8 +39,9 @@ pub const MAX_BATCH: usize = 512;
 /// are refused at once (503) instead of queueing for seconds: a client can retry or back off,
 /// while everyone already queued keeps a bounded latency.
 const QUEUE_DEPTH: usize = 2_048;
-/// Attempts of a batch that hit a transient conflict (deadlock, serialization, busy).
-const MAX_ATTEMPTS: u32 = 8;
+/// Rounds of cancelling makers that cannot receive, per batch, before its commands are tried
+/// one by one instead.
+const MAX_CEILING_ROUNDS: u32 = 4;
 /// How often an idle owner checks that it still holds the market's lock.
 const OWNERSHIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a process that does not own a market tries to take it over.
@@ -293,117 +295,136 @@ impl Worker {
         Ok(state)
     }
 
+    /// Commits `batch`, answering every job. A batch that fails is rolled back and the market
+    /// rebuilt; then either the makers that refused it are cancelled and it is tried again
+    /// (at most [`MAX_CEILING_ROUNDS`] times per batch), or its commands are tried one by one.
+    /// A loop over a queue of pending batches, each with the rounds it has had; every step
+    /// makes a batch smaller or uses up a round, so it always ends.
     fn process(&mut self, batch: &mut Vec<Job>) {
-        let started = Instant::now();
-        let mut attempt = 1;
-        let outcome = loop {
-            match self.try_batch(batch) {
-                Err(ExchangeError::Ledger(LedgerError::Store(e)))
-                    if is_retryable(&e) && attempt < MAX_ATTEMPTS =>
-                {
-                    self.rebuild();
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(u64::from(attempt)));
+        let mut pending: VecDeque<(Vec<Job>, u32)> = VecDeque::from([(std::mem::take(batch), 0)]);
+        while let Some((mut jobs, ceiling_rounds)) = pending.pop_front() {
+            let started = Instant::now();
+            match self.commit_retrying(&jobs) {
+                Ok((answers, changes)) => {
+                    let elapsed_s = started.elapsed().as_secs_f64();
+                    self.context.metrics.batch_seconds.observe(elapsed_s);
+                    self.answer(jobs, answers, &changes);
                 }
-                other => break other,
-            }
-        };
-        let metrics = self.context.metrics.clone();
-        match outcome {
-            Ok((answers, changes)) => {
-                metrics
-                    .batch_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                metrics.batch_size.observe(batch.len() as f64);
-                metrics.trades.inc_by(changes.trades.len() as u64);
-                self.publish(&changes);
-                for (job, answer) in batch.drain(..).zip(answers) {
-                    let outcome = match &answer {
-                        Ok(_) => "accepted",
-                        Err(e) => e.code(),
-                    };
-                    metrics.commands.with_label_values(&[outcome]).inc();
-                    let _ = job.reply.send(answer);
-                }
-            }
-            Err(ExchangeError::MarketUnavailable) => {
-                // Ownership lost (the lock's session died): another process may own the market
-                // now. Stop writing; the run loop tries to take it back.
-                tracing::error!(
-                    market = self.spec.id,
-                    "market ownership lost; refusing its orders"
-                );
-                self.state = None;
-                self.lock_conn = None;
-                self.feed.disown();
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
-                }
-            }
-            Err(error) => {
-                self.rebuild();
-                if let ExchangeError::ReceiverAtCeiling {
-                    principal,
-                    currency,
-                } = error
-                    && self.cancel_makers_at_ceiling(batch, principal, currency)
-                {
-                    // The makers that could not be paid are gone: the batch can settle now.
-                    self.process(batch);
-                } else if batch.len() == 1 {
-                    tracing::warn!(market = self.spec.id, %error, "command failed");
-                    metrics.commands.with_label_values(&[error.code()]).inc();
-                    if let Some(job) = batch.pop() {
-                        let _ = job.reply.send(Err(error));
+                Err(ExchangeError::MarketUnavailable) => {
+                    // Ownership lost (the lock's session died): another process may own the
+                    // market now. Stop writing; the run loop tries to take it back.
+                    tracing::error!(
+                        market = self.spec.id,
+                        "market ownership lost; refusing its orders"
+                    );
+                    self.state = None;
+                    self.lock_conn = None;
+                    self.feed.disown();
+                    let waiting = pending.drain(..).flat_map(|(jobs, _)| jobs);
+                    for job in waiting.chain(jobs) {
+                        let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
                     }
-                } else {
-                    // Isolate the command that broke the batch: each alone.
-                    tracing::warn!(market = self.spec.id, %error, size = batch.len(), "batch failed; retrying one by one");
-                    let jobs = std::mem::take(batch);
-                    for job in jobs {
-                        let mut single = vec![job];
-                        self.process(&mut single);
+                }
+                Err(error) => {
+                    if matches!(error, ExchangeError::Invariant(_)) {
+                        self.context.metrics.broken_batches.inc();
+                    }
+                    self.rebuild();
+                    if let ExchangeError::ReceiverAtCeiling {
+                        principal,
+                        currency,
+                    } = error
+                        && ceiling_rounds < MAX_CEILING_ROUNDS
+                        && let Some(cancels) = self.makers_at_ceiling(&jobs, principal, currency)
+                    {
+                        // Cancel the makers that could not be paid, then the batch can settle.
+                        pending.push_front((jobs, ceiling_rounds + 1));
+                        pending.push_front((cancels, MAX_CEILING_ROUNDS));
+                    } else if jobs.len() == 1 {
+                        tracing::warn!(market = self.spec.id, %error, "command failed");
+                        self.context
+                            .metrics
+                            .commands
+                            .with_label_values(&[error.code()])
+                            .inc();
+                        if let Some(job) = jobs.pop() {
+                            let _ = job.reply.send(Err(error));
+                        }
+                    } else {
+                        // Isolate the command that broke the batch: each alone, in order.
+                        tracing::warn!(market = self.spec.id, %error, size = jobs.len(), "batch failed; retrying one by one");
+                        for job in jobs.into_iter().rev() {
+                            pending.push_front((vec![job], 0));
+                        }
                     }
                 }
             }
         }
     }
 
+    /// One batch, retried on transient conflicts under the ledger's one retry policy, with
+    /// the market rebuilt from the database before each retry.
+    fn commit_retrying(&mut self, jobs: &[Job]) -> Result<(Vec<Answer>, Changes), ExchangeError> {
+        retry_transient(
+            Retry::MARKET,
+            |error: &ExchangeError| matches!(error, ExchangeError::Ledger(e) if e.is_transient()),
+            |attempt| {
+                if attempt > 1 {
+                    self.rebuild();
+                }
+                self.try_batch(jobs)
+            },
+        )
+    }
+
+    /// Answers the jobs of a committed batch and publishes what it changed.
+    fn answer(&self, jobs: Vec<Job>, answers: Vec<Answer>, changes: &Changes) {
+        let metrics = &self.context.metrics;
+        metrics.batch_size.observe(jobs.len() as f64);
+        metrics.trades.inc_by(changes.trades.len() as u64);
+        self.publish(changes);
+        for (job, answer) in jobs.into_iter().zip(answers) {
+            let outcome = match &answer {
+                Ok(_) => "accepted",
+                Err(e) => e.code(),
+            };
+            metrics.commands.with_label_values(&[outcome]).inc();
+            let _ = job.reply.send(answer);
+        }
+    }
+
     /// A resting order whose owner cannot receive what it would get (its account sits at the
     /// currency's maximum balance) would refuse every taker that reaches it. Such orders are
-    /// cancelled, as self-trade prevention cancels, so the market keeps working. Returns
-    /// whether any was cancelled; not when the refused principal is a taker of the batch (then
-    /// its own order is the one to refuse). Runs on the state rebuilt after the failed batch.
-    fn cancel_makers_at_ceiling(
-        &mut self,
+    /// cancelled, as self-trade prevention cancels, so the market keeps working. Returns the
+    /// cancellations to run, if any; none when the refused principal is a taker of the batch
+    /// (then its own order is the one to refuse). Runs on the state rebuilt after the failure.
+    fn makers_at_ceiling(
+        &self,
         batch: &[Job],
         principal: PrincipalId,
         currency: scrip_domain::CurrencyId,
-    ) -> bool {
+    ) -> Option<Vec<Job>> {
         let is_taker = batch
             .iter()
             .any(|job| matches!(&job.command, Command::Place(order) if order.owner == principal));
-        let Some(state) = self.state.as_ref() else {
-            return false;
-        };
-        let orders = state.resting_receiving(principal, currency);
+        let orders = self.state.as_ref()?.resting_receiving(principal, currency);
         if is_taker || orders.is_empty() {
-            return false;
+            return None;
         }
         tracing::warn!(market = self.spec.id, %principal, count = orders.len(), "cancelling orders whose owner cannot receive more");
-        let mut cancels: Vec<Job> = orders
-            .into_iter()
-            .map(|order| Job {
-                command: Command::Cancel {
-                    owner: principal,
-                    order,
-                },
-                // Nobody waits for these answers.
-                reply: oneshot::channel().0,
-            })
-            .collect();
-        self.process(&mut cancels);
-        true
+        Some(
+            orders
+                .into_iter()
+                .map(|order| Job {
+                    command: Command::Cancel {
+                        owner: principal,
+                        order,
+                    },
+                    // Nobody waits for these answers.
+                    reply: oneshot::channel().0,
+                })
+                .collect(),
+        )
     }
 
     /// One transaction for the whole batch; the state is only trusted if it commits.
@@ -436,6 +457,10 @@ impl Worker {
                     })?,
                     command => state.apply(command.clone(), now_us, &mut holds, &mut changes),
                 };
+                // The book and the plan disagree: refuse the whole batch (rolled back).
+                if let Err(broken @ ExchangeError::Invariant(_)) = answer {
+                    return Err(broken);
+                }
                 answers.push(answer);
             }
             let committed = match holds.commit(conn) {
@@ -538,10 +563,13 @@ impl Replies {
         let answer = apply(state);
         if let Ok(Reply::Placed { order, fills }) = &answer {
             let view = crate::view::order_view(spec, &spec.symbol(), order, fills);
-            let stored = StoredResponse {
-                status: 201,
-                body: serde_json::to_string(&view).unwrap_or_default(),
-            };
+            let body = serde_json::to_string(&view).map_err(|e| {
+                ExchangeError::Invariant(format!(
+                    "cannot store the answer to order {}: {e}",
+                    order.id
+                ))
+            })?;
+            let stored = StoredResponse { status: 201, body };
             idempotency::remember(
                 conn,
                 request.scope,

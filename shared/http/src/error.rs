@@ -13,7 +13,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use scrip_ledger::LedgerError;
+use scrip_ledger::{ErrorClass, LedgerError};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -155,26 +155,16 @@ impl ResponseError for ApiError {
 }
 
 impl From<LedgerError> for ApiError {
+    /// The ledger's own code and class decide the answer: one table (`LedgerError::code`).
     fn from(error: LedgerError) -> Self {
-        use LedgerError as L;
+        let code = error.code();
         let detail = error.to_string();
-        match error {
-            L::BadAmount(_) | L::ScaleMismatch { .. } => Self::unprocessable("bad_amount", detail),
-            L::BadInput(_) => Self::unprocessable("invalid_request", detail),
-            L::SameAccount => Self::unprocessable("same_account", detail),
-            L::UnknownCurrency | L::UnknownPrincipal => Self::not_found("unknown_account", detail),
-            L::UnknownHold | L::UnknownTransfer => Self::not_found("not_found", detail),
-            L::HandleTaken => Self::conflict("handle_taken", detail),
-            L::CodeTaken => Self::conflict("code_taken", detail),
-            L::InsufficientFunds | L::CreditLimitExceeded => {
-                Self::unprocessable("insufficient_funds", detail)
-            }
-            L::MaxBalanceExceeded => Self::unprocessable("max_balance_exceeded", detail),
-            L::HoldExceeded => Self::unprocessable("hold_exceeded", detail),
-            L::LimitBelowPosition => Self::unprocessable("limit_below_position", detail),
-            L::IdempotencyConflict => Self::conflict("idempotency_conflict", detail),
-            L::Pool(_) | L::Unavailable(_) => Self::Unavailable(detail),
-            L::Store(_) => Self::Internal(detail),
+        match error.class() {
+            ErrorClass::Unprocessable => Self::unprocessable(code, detail),
+            ErrorClass::NotFound => Self::not_found(code, detail),
+            ErrorClass::Conflict => Self::conflict(code, detail),
+            ErrorClass::Unavailable => Self::Unavailable(detail),
+            ErrorClass::Internal => Self::Internal(detail),
         }
     }
 }

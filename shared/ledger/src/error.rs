@@ -5,8 +5,8 @@ use thiserror::Error;
 /// failures of the database itself. Transient conflicts (serialization failures, deadlocks,
 /// a busy SQLite file) are retried inside the ledger and never appear here.
 ///
-/// Services map these to HTTP once (API.md codes): `InsufficientFunds` and
-/// `CreditLimitExceeded` are both `insufficient_funds`, `Unknown*` are `unknown_account`...
+/// [`LedgerError::code`] is the one table of codes (API.md's words) and
+/// [`LedgerError::class`] the kind of answer; `scrip-http` maps them to HTTP once.
 #[derive(Debug, Error)]
 pub enum LedgerError {
     #[error("bad amount: {0}")]
@@ -45,6 +45,11 @@ pub enum LedgerError {
     Store(#[from] diesel::result::Error),
     #[error("database error: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// A state the rules make impossible was found (a plan refused where it was written
+    /// although it was made from the same numbers, say): a bug, logged, and the unit of work
+    /// is refused whole.
+    #[error("internal invariant broken: {0}")]
+    Invariant(String),
     /// The group-commit writer could not apply a batch, or has stopped.
     #[error("the ledger is unavailable: {0}")]
     Unavailable(String),
@@ -59,32 +64,72 @@ impl From<DomainError> for LedgerError {
     }
 }
 
+/// How a refusal is answered: one HTTP status class per kind (`scrip-http` maps each once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// A rule refused well-formed input (422).
+    Unprocessable,
+    /// No such thing, or not the caller's to see (404).
+    NotFound,
+    /// Taken names, reused keys (409).
+    Conflict,
+    /// The database or a writer cannot take work now; retry (503).
+    Unavailable,
+    /// A bug or a failing database (500).
+    Internal,
+}
+
 impl LedgerError {
-    /// A short stable name for logs and metric labels.
+    /// The stable code of API.md: the same word in problem documents, logs and metric labels.
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadAmount(_) | Self::ScaleMismatch { .. } => "bad_amount",
-            Self::BadInput(_) => "bad_input",
+            Self::BadInput(_) => "invalid_request",
             Self::SameAccount => "same_account",
-            Self::UnknownCurrency => "unknown_currency",
-            Self::UnknownPrincipal => "unknown_principal",
-            Self::UnknownHold => "unknown_hold",
-            Self::UnknownTransfer => "unknown_transfer",
+            Self::UnknownCurrency | Self::UnknownPrincipal => "unknown_account",
+            Self::UnknownHold | Self::UnknownTransfer => "not_found",
             Self::HandleTaken => "handle_taken",
             Self::CodeTaken => "code_taken",
-            Self::InsufficientFunds => "insufficient_funds",
-            Self::CreditLimitExceeded => "credit_limit_exceeded",
+            // The issuer's refusal says why in its detail; the code is the same.
+            Self::InsufficientFunds | Self::CreditLimitExceeded => "insufficient_funds",
             Self::MaxBalanceExceeded => "max_balance_exceeded",
             Self::HoldExceeded => "hold_exceeded",
             Self::LimitBelowPosition => "limit_below_position",
             Self::IdempotencyConflict => "idempotency_conflict",
-            Self::Store(_) | Self::Pool(_) => "store",
-            Self::Unavailable(_) => "unavailable",
+            Self::Store(_) | Self::Invariant(_) => "internal",
+            Self::Pool(_) | Self::Unavailable(_) => "unavailable",
         }
     }
 
-    /// True for refusals by a business rule, false for infrastructure failures (5xx).
+    /// The kind of answer the refusal gets.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::UnknownCurrency
+            | Self::UnknownPrincipal
+            | Self::UnknownHold
+            | Self::UnknownTransfer => ErrorClass::NotFound,
+            Self::HandleTaken | Self::CodeTaken | Self::IdempotencyConflict => ErrorClass::Conflict,
+            Self::Pool(_) | Self::Unavailable(_) => ErrorClass::Unavailable,
+            Self::Store(_) | Self::Invariant(_) => ErrorClass::Internal,
+            Self::BadAmount(_)
+            | Self::BadInput(_)
+            | Self::ScaleMismatch { .. }
+            | Self::SameAccount
+            | Self::InsufficientFunds
+            | Self::CreditLimitExceeded
+            | Self::MaxBalanceExceeded
+            | Self::HoldExceeded
+            | Self::LimitBelowPosition => ErrorClass::Unprocessable,
+        }
+    }
+
+    /// A serialization failure, deadlock or busy database: the unit of work may be retried.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(e) if scrip_store::is_retryable(e))
+    }
+
+    /// True for refusals by a business rule, false for infrastructure failures and bugs (5xx).
     pub fn is_business_rule(&self) -> bool {
-        !matches!(self, Self::Store(_) | Self::Pool(_) | Self::Unavailable(_))
+        !matches!(self.class(), ErrorClass::Unavailable | ErrorClass::Internal)
     }
 }

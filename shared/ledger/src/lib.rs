@@ -1,11 +1,13 @@
-//! The ledger: the only code in Scrip that writes balances.
+//! The ledger: the only code in Scrip that decides and writes balances.
 //!
-//! Two layers:
-//! - functions on `&mut DbConn` ([`transfer`], [`place_hold`], [`settle_hold`], ...) that run
-//!   inside the caller's transaction, so a trade settlement or a clearing run can compose many
-//!   of them into one atomic unit;
+//! - [`rules`]: the one pure module that decides whether money may move (floors, ceilings,
+//!   holds), for every kind of movement;
+//! - plans as values ([`Plan`]): payments ([`transfer_many`]) and the exchange's holds and
+//!   settlements ([`HoldBatch`]) are planned in memory from positions read once;
+//! - one set-based writer (`writer.rs`) writes every plan, checking it again with the same
+//!   rules against the locked numbers;
 //! - [`Ledger`], a handle on the pool that runs such work in a write transaction and retries it
-//!   when the database reports a transient conflict. Callers never see those conflicts.
+//!   when the database reports a transient conflict ([`retry`]). Callers never see those.
 //!
 //! Every function either applies its whole effect or returns an error having changed nothing.
 
@@ -18,13 +20,14 @@ mod hold_batch;
 pub mod idempotency;
 mod journal;
 mod model;
+mod plan;
 mod principals;
+pub mod retry;
+pub mod rules;
 mod transfer;
+mod writer;
 
-use std::time::Duration;
-
-use rand::Rng;
-use scrip_store::{DbConn, DbPool, is_retryable, write_transaction};
+use scrip_store::{DbConn, DbPool, write_transaction};
 
 pub use audit::{AuditReport, Violation, audit};
 pub use batch::transfer_many;
@@ -32,35 +35,30 @@ pub use committer::{Committer, MAX_BATCH};
 pub use currencies::{
     LimitsChange, NewCurrency, create_currency, currency_by_code, currency_by_id, set_limits,
 };
-pub use error::LedgerError;
-pub use hold_batch::{BatchRules, CommittedHolds, HoldBatch, HoldRef};
+pub use error::{ErrorClass, LedgerError};
+pub use hold_batch::{BatchRules, CommittedHolds, HoldBatch};
 pub use idempotency::{IdempotencyKey, Idempotent, StoredResponse};
 pub use journal::{
     CurrencyStats, Holding, JournalEntry, currencies_of_issuer, currencies_page, currencies_stats,
     holdings, journal_entry, journal_page,
 };
-pub use model::{Account, Currency, Hold, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
+pub use model::{Account, Currency, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
+pub use plan::{HoldRef, Key, Plan};
 pub use principals::{
     REGISTRY_HANDLE, create_principal, handles, principal_by_handle, principal_by_id,
 };
-pub use transfer::{TransferRequest, account, place_hold, release_hold, settle_hold};
+pub use rules::{Change, CurrencyRules, Position};
+pub use transfer::{TransferRequest, account, currency_rules};
 
 /// Moves money from `request.from`'s available balance to `request.to` inside the caller's
 /// transaction; a refusal changes nothing. The one-element case of [`transfer_many`].
 pub fn transfer(conn: &mut DbConn, request: &TransferRequest) -> Result<Transfer, LedgerError> {
-    transfer_many(conn, std::slice::from_ref(request))?
-        .pop()
-        .unwrap_or(Err(LedgerError::UnknownTransfer))
+    let mut results = transfer_many(conn, std::slice::from_ref(request))?;
+    assert_eq!(results.len(), 1, "one result per request");
+    results.remove(0)
 }
 
 use scrip_domain::PrincipalId;
-
-/// How often a transaction is tried before a transient conflict is reported as a failure.
-/// Conflicts are rare (accounts are locked in ascending id order); this bound exists so a
-/// pathological case fails loudly instead of spinning forever.
-const MAX_ATTEMPTS: u32 = 64;
-const BACKOFF_STEP_US: u64 = 200;
-const BACKOFF_MAX_US: u64 = 20_000;
 
 /// A handle on the ledger's database. Cheap to clone; every method blocks (call it from a
 /// blocking thread, never from an async executor thread).
@@ -91,17 +89,9 @@ impl Ledger {
         mut work: impl FnMut(&mut DbConn) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         let mut conn = self.pool.get()?;
-        let mut attempt = 1;
-        loop {
-            match write_transaction(&mut conn, &mut work) {
-                Err(LedgerError::Store(e)) if is_retryable(&e) && attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %e, "transient conflict, retrying");
-                    backoff(attempt);
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        retry::retry_transient(retry::Retry::LEDGER, LedgerError::is_transient, |_| {
+            write_transaction(&mut conn, &mut work)
+        })
     }
 
     /// Runs read-only `work` on a pooled connection.
@@ -162,11 +152,4 @@ impl Ledger {
     pub fn audit(&self) -> Result<AuditReport, LedgerError> {
         self.read(audit)
     }
-}
-
-/// Sleeps a growing, jittered time so that retrying writers do not collide again in lockstep.
-fn backoff(attempt: u32) {
-    let ceiling_us = (BACKOFF_STEP_US * u64::from(attempt)).min(BACKOFF_MAX_US);
-    let sleep_us = rand::rng().random_range(ceiling_us / 2..=ceiling_us);
-    std::thread::sleep(Duration::from_micros(sleep_us));
 }

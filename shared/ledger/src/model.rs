@@ -4,7 +4,7 @@ use scrip_domain::{
     AccountId, Amount, CurrencyCode, CurrencyId, Handle, HoldId, Par, PrincipalId, PrincipalKind,
     Scale, TransferId, UnitCode,
 };
-use scrip_store::schema::{accounts, currencies, holds, principals, transfers};
+use scrip_store::schema::{accounts, currencies, principals, transfers};
 
 use diesel::prelude::*;
 
@@ -231,42 +231,6 @@ pub(crate) struct NewTransferRow<'a> {
     pub memo: Option<&'a str>,
     pub hold_id: Option<i64>,
     pub created_at_us: i64,
-}
-
-/// Funds reserved on an account until released or settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hold {
-    pub id: HoldId,
-    pub account_id: AccountId,
-    pub amount: Amount,
-    pub remaining: Amount,
-    /// What the funds are reserved for, e.g. `order 42`.
-    pub reason: String,
-    pub created_at_us: i64,
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = holds)]
-pub(crate) struct HoldRow {
-    pub id: i64,
-    pub account_id: i64,
-    pub amount_atoms: i64,
-    pub remaining_atoms: i64,
-    pub reason: String,
-    pub created_at_us: i64,
-}
-
-impl HoldRow {
-    pub(crate) fn into_hold(self, scale: Scale) -> Hold {
-        Hold {
-            id: HoldId::new(self.id),
-            account_id: AccountId::new(self.account_id),
-            amount: Amount::from_atoms(self.amount_atoms, scale),
-            remaining: Amount::from_atoms(self.remaining_atoms, scale),
-            reason: self.reason,
-            created_at_us: self.created_at_us,
-        }
-    }
 }
 
 /// A stored row that no longer parses means someone wrote the database behind the ledger's back.

@@ -225,8 +225,8 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
 
     // Funds held (by open orders) are not cleared: shopb can offer only 5 of its 50 AAA.
     let ledger = scrip_ledger::Ledger::new(app.db.pool.clone());
-    let hold = {
-        let ledger = ledger.clone();
+    // The hold is placed and released through a HoldBatch, the exchange's path.
+    let hold_plan = |ledger: scrip_ledger::Ledger, release: Option<scrip_domain::HoldId>| {
         tokio::task::spawn_blocking(move || {
             ledger.write(|conn| {
                 let shopb = scrip_ledger::principal_by_handle(
@@ -237,26 +237,30 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
                     conn,
                     &scrip_domain::CurrencyCode::parse("AAA").expect("c"),
                 )?;
-                scrip_ledger::place_hold(
-                    conn,
-                    shopb.id,
-                    aaa.id,
-                    scrip_domain::Amount::from_atoms(4_500, aaa.scale),
-                    "order",
-                )
+                let rules = scrip_ledger::BatchRules::load(conn, &[aaa.id])?;
+                let mut batch = scrip_ledger::HoldBatch::lock(conn, &rules, [(shopb.id, aaa.id)])?;
+                match release {
+                    None => drop(batch.place_hold(shopb.id, aaa.id, 4_500, "order".into())?),
+                    Some(hold) => batch.release(
+                        scrip_ledger::HoldRef::Existing(hold),
+                        shopb.id,
+                        aaa.id,
+                        4_500,
+                    )?,
+                }
+                Ok(batch.commit(conn)?.new_hold_ids)
             })
         })
+    };
+    let hold = hold_plan(ledger.clone(), None)
         .await
         .expect("task")
-        .expect("hold")
-    };
+        .expect("hold")[0];
     assert_eq!(run(&app, &olga, true).await["cleared"], "15");
-    tokio::task::spawn_blocking(move || {
-        ledger.write(|conn| scrip_ledger::release_hold(conn, hold.id, None))
-    })
-    .await
-    .expect("task")
-    .expect("release");
+    hold_plan(ledger, Some(hold))
+        .await
+        .expect("task")
+        .expect("release");
 
     // A body the server cannot read is refused: never run with the defaults, which apply.
     let before = app.transfer_count().await;

@@ -1,17 +1,21 @@
-//! Random sequences of issue / pay / redeem / hold / release / settle, checked after every
-//! step against a simple reference model: balances, holds and the zero sum must match, and a
-//! refused operation must change nothing.
+//! Random sequences of issue / pay / redeem / hold / release / settle / trade fills / clearing
+//! set-offs, through the code that ships (payments through `transfer_many`, holds, fills and
+//! cancels through `HoldBatch`, the exchange's path), checked after every step against a
+//! simple reference model: balances, holds and the zero sum must match, and a refused
+//! operation must change nothing.
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
 use scrip_domain::HoldId;
-use scrip_ledger::{LedgerError, TransferKind, place_hold, release_hold, settle_hold};
+use scrip_ledger::{HoldRef, LedgerError, TransferKind};
 use scrip_store::Backend;
 
 use crate::support::Economy;
 
 const PRINCIPALS: usize = 5; // 0 and 1 are issuers, 2..5 customers
+/// The principal that collects trade fees in the model (the registry's role).
+const FEE_COLLECTOR: usize = 4;
 /// `(code, issuer, scale, credit limit atoms, max balance atoms)`
 const CURRENCIES: [(&str, usize, i64, i64, Option<i64>); 2] = [
     ("AAA", 0, 2, 5_000, Some(3_000)),
@@ -42,6 +46,18 @@ enum Op {
     },
     /// Several payments in one transaction; later ones see the effect of earlier ones.
     PayBatch(Vec<(usize, usize, usize, i64)>),
+    /// A clearing run's set-offs: holders pay issuers back, one transaction.
+    SetOff(Vec<(usize, usize, i64)>),
+    /// A trade fill as an order book settles it, in one plan: the owner of hold `a` pays
+    /// `a_atoms` out of it to the owner of hold `b`, who pays `b_atoms` out of hold `b` back,
+    /// and the first pays a fee of `fee_atoms` out of what it received.
+    Fill {
+        a: usize,
+        b: usize,
+        a_atoms: i64,
+        b_atoms: i64,
+        fee_atoms: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,8 +71,12 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(hold, atoms)| Op::Release { hold, atoms }),
         2 => (0..8_usize, 0..PRINCIPALS, atoms.clone())
             .prop_map(|(hold, to, atoms)| Op::Settle { hold, to, atoms }),
-        2 => proptest::collection::vec((0..2_usize, 0..PRINCIPALS, 0..PRINCIPALS, atoms), 1..12)
+        2 => proptest::collection::vec((0..2_usize, 0..PRINCIPALS, 0..PRINCIPALS, atoms.clone()), 1..12)
             .prop_map(Op::PayBatch),
+        1 => proptest::collection::vec((0..2_usize, 0..PRINCIPALS, atoms.clone()), 1..6)
+            .prop_map(Op::SetOff),
+        3 => (0..8_usize, 0..8_usize, 1_i64..1_500, 1_i64..1_500, 0_i64..40)
+            .prop_map(|(a, b, a_atoms, b_atoms, fee_atoms)| Op::Fill { a, b, a_atoms, b_atoms, fee_atoms }),
     ]
 }
 
@@ -143,15 +163,110 @@ impl Model {
     }
 }
 
+impl Model {
+    /// A fill's expected outcome (see [`Op::Fill`]), applied to the model when accepted. The
+    /// ceiling is checked on each account's net receipt over the fill, as the rules say.
+    fn fill(&mut self, a: usize, b: usize, a_atoms: i64, b_atoms: i64, fee_atoms: i64) -> Expected {
+        let (a_owner, a_currency, a_left) = self.holds[a];
+        let (b_owner, b_currency, b_left) = self.holds[b];
+        let mut refusals = Vec::new();
+        if a_atoms > a_left || b_atoms > b_left {
+            refusals.push("hold_exceeded");
+        }
+        let mut net: HashMap<(usize, usize), i64> = HashMap::new();
+        *net.entry((a_owner, a_currency)).or_default() -= a_atoms;
+        *net.entry((b_owner, a_currency)).or_default() += a_atoms;
+        *net.entry((b_owner, b_currency)).or_default() -= b_atoms;
+        *net.entry((a_owner, b_currency)).or_default() += b_atoms - fee_atoms;
+        *net.entry((FEE_COLLECTOR, b_currency)).or_default() += fee_atoms;
+        for (&(who, currency), &delta) in &net {
+            if delta > 0 && !self.receive_ok(who, currency, delta) {
+                refusals.push("max_balance");
+            }
+        }
+        if !refusals.is_empty() {
+            return Err(refusals);
+        }
+        for (&key, &delta) in &net {
+            *self.balance.entry(key).or_default() += delta;
+        }
+        *self.held.entry((a_owner, a_currency)).or_default() -= a_atoms;
+        *self.held.entry((b_owner, b_currency)).or_default() -= b_atoms;
+        self.holds[a].2 -= a_atoms;
+        self.holds[b].2 -= b_atoms;
+        Ok(())
+    }
+}
+
+/// Runs one fill through a `HoldBatch`, as an order book's writer does.
+fn fill_in_ledger(
+    e: &Economy,
+    holds: (HoldId, HoldId),
+    legs: [(usize, usize); 2],
+    atoms: (i64, i64, i64),
+) -> Result<(), LedgerError> {
+    let [(a_owner, a_currency), (b_owner, b_currency)] = legs;
+    let (a_atoms, b_atoms, fee_atoms) = atoms;
+    let p = |who: usize| e.principals[who];
+    let c = |currency: usize| e.currency(currency).id;
+    e.hold_batch(a_owner, a_currency, |batch| {
+        let memo = || "model fill".to_owned();
+        batch.pay_from_hold(
+            HoldRef::Existing(holds.0),
+            p(a_owner),
+            p(b_owner),
+            c(a_currency),
+            a_atoms,
+            TransferKind::Trade,
+            memo(),
+        )?;
+        batch.pay_from_hold(
+            HoldRef::Existing(holds.1),
+            p(b_owner),
+            p(a_owner),
+            c(b_currency),
+            b_atoms,
+            TransferKind::Trade,
+            memo(),
+        )?;
+        batch.pay(
+            p(a_owner),
+            p(FEE_COLLECTOR),
+            c(b_currency),
+            fee_atoms,
+            TransferKind::Fee,
+            memo(),
+        )
+    })
+    .map(drop)
+}
+
 fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
     let e = Economy::new(backend, 2, PRINCIPALS - 2, &CURRENCIES);
     let mut model = Model::default();
     let mut hold_ids: Vec<HoldId> = Vec::new();
     for op in ops {
-        if let Op::PayBatch(payments) = op {
+        let batch: Option<Vec<(usize, usize, usize, i64)>> = match op {
+            Op::PayBatch(payments) => Some(payments.clone()),
+            Op::SetOff(set_offs) => Some(
+                set_offs
+                    .iter()
+                    .map(|&(c, from, atoms)| (c, from, CURRENCIES[c].1, atoms))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        if let Some(payments) = &batch {
+            let kind = match op {
+                Op::SetOff(_) => TransferKind::Clearing,
+                _ => TransferKind::Payment,
+            };
             let requests: Vec<_> = payments
                 .iter()
-                .map(|&(c, from, to, atoms)| e.pay(c, from, to, atoms))
+                .map(|&(c, from, to, atoms)| scrip_ledger::TransferRequest {
+                    kind,
+                    ..e.pay(c, from, to, atoms)
+                })
                 .collect();
             let results = e
                 .ledger
@@ -170,7 +285,39 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
             }
         }
         let (expected, actual): (Expected, Result<(), LedgerError>) = match *op {
-            Op::PayBatch(_) => (Ok(()), Ok(())),
+            Op::PayBatch(_) | Op::SetOff(_) => (Ok(()), Ok(())),
+            Op::Fill {
+                a,
+                b,
+                a_atoms,
+                b_atoms,
+                fee_atoms,
+            } => {
+                if hold_ids.is_empty() {
+                    continue;
+                }
+                let (a, b) = (a % hold_ids.len(), b % hold_ids.len());
+                let (a_owner, a_currency, _) = model.holds[a];
+                let (b_owner, b_currency, _) = model.holds[b];
+                // A fill trades two currencies between two owners, neither of them the
+                // fee collector; the fee comes out of what was received.
+                if a_owner == b_owner
+                    || a_currency == b_currency
+                    || a_owner == FEE_COLLECTOR
+                    || b_owner == FEE_COLLECTOR
+                {
+                    continue;
+                }
+                let fee_atoms = fee_atoms.min(b_atoms);
+                let expected = model.fill(a, b, a_atoms, b_atoms, fee_atoms);
+                let actual = fill_in_ledger(
+                    &e,
+                    (hold_ids[a], hold_ids[b]),
+                    [(a_owner, a_currency), (b_owner, b_currency)],
+                    (a_atoms, b_atoms, fee_atoms),
+                );
+                (expected, actual)
+            }
             Op::Pay {
                 currency,
                 from,
@@ -196,17 +343,9 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
                     model.holds.push((who, currency, atoms));
                     Ok(())
                 };
-                let actual = e.ledger.write(|c| {
-                    place_hold(
-                        c,
-                        e.principals[who],
-                        e.currency(currency).id,
-                        e.amount(currency, atoms),
-                        "model",
-                    )
-                });
+                let actual = e.hold(who, currency, atoms);
                 if let Ok(hold) = &actual {
-                    hold_ids.push(hold.id);
+                    hold_ids.push(*hold);
                 }
                 (expected, actual.map(drop))
             }
@@ -224,13 +363,7 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
                     *model.held.entry((who, currency)).or_default() -= take;
                     Ok(())
                 };
-                let amount = atoms.map(|a| e.amount(currency, a));
-                (
-                    expected,
-                    e.ledger
-                        .write(|c| release_hold(c, hold_ids[index], amount))
-                        .map(drop),
-                )
+                (expected, e.release(hold_ids[index], who, currency, take))
             }
             Op::Settle { hold, to, atoms } => {
                 if hold_ids.is_empty() {
@@ -238,12 +371,19 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
                 let index = hold % hold_ids.len();
                 let (who, currency, remaining) = model.holds[index];
-                let expected = if atoms <= 0 {
-                    Err(vec!["bad_amount"])
+                let expected = if atoms == 0 {
+                    // Nothing to pay: the batch skips it.
+                    Ok(())
+                } else if atoms < 0 {
+                    Err(vec!["bad_amount", "same_account"])
                 } else if who == to {
                     Err(vec!["same_account"])
                 } else if atoms > remaining {
-                    Err(vec!["hold_exceeded"])
+                    let mut refusals = vec!["hold_exceeded"];
+                    if !model.receive_ok(to, currency, atoms) {
+                        refusals.push("max_balance");
+                    }
+                    Err(refusals)
                 } else {
                     let paid = model.pay(currency, who, to, atoms, true);
                     if paid.is_ok() {
@@ -251,17 +391,10 @@ fn run_case(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     paid
                 };
-                let actual = e.ledger.write(|c| {
-                    settle_hold(
-                        c,
-                        hold_ids[index],
-                        e.principals[to],
-                        e.amount(currency, atoms),
-                        TransferKind::Trade,
-                        None,
-                    )
-                });
-                (expected, actual.map(drop))
+                (
+                    expected,
+                    e.settle(hold_ids[index], who, to, currency, atoms),
+                )
             }
         };
         match (&expected, &actual) {

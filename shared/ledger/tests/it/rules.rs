@@ -4,8 +4,7 @@ use scrip_domain::{
     Amount, AmountError, CurrencyId, Handle, HoldId, PrincipalId, PrincipalKind, Scale,
 };
 use scrip_ledger::{
-    LedgerError, LimitsChange, NewCurrency, TransferKind, create_currency, create_principal,
-    place_hold, release_hold, set_limits, settle_hold,
+    LedgerError, LimitsChange, NewCurrency, create_currency, create_principal, set_limits,
 };
 use scrip_store::Backend;
 
@@ -147,18 +146,7 @@ fn refusals_are_typed_and_change_nothing() {
         );
 
         // Held funds cannot be spent twice.
-        let hold = e
-            .ledger
-            .write(|c| {
-                place_hold(
-                    c,
-                    e.principals[ALICE],
-                    bread.id,
-                    e.amount(BREAD, 6_000),
-                    "order 1",
-                )
-            })
-            .expect("hold 60.00 of 100.00");
+        let hold = e.hold(ALICE, BREAD, 6_000).expect("hold 60.00 of 100.00");
         assert_eq!(e.position(ALICE, bread.id), (10_000, 6_000));
         refused(
             &e,
@@ -169,53 +157,38 @@ fn refusals_are_typed_and_change_nothing() {
         refused(
             &e,
             "holding held funds",
-            |e| {
-                e.ledger.write(|c| {
-                    place_hold(
-                        c,
-                        e.principals[ALICE],
-                        bread.id,
-                        e.amount(BREAD, 4_001),
-                        "order 2",
-                    )
-                })
-            },
+            |e| e.hold(ALICE, BREAD, 4_001),
             |err| matches!(err, LedgerError::InsufficientFunds),
         );
         refused(
             &e,
             "releasing more than the hold",
-            |e| {
-                e.ledger
-                    .write(|c| release_hold(c, hold.id, Some(e.amount(BREAD, 6_001))))
-            },
+            |e| e.release(hold, ALICE, BREAD, 6_001),
             |err| matches!(err, LedgerError::HoldExceeded),
         );
         refused(
             &e,
             "settling more than the hold",
-            |e| {
-                e.ledger.write(|c| {
-                    settle_hold(
-                        c,
-                        hold.id,
-                        e.principals[BOB],
-                        e.amount(BREAD, 6_001),
-                        TransferKind::Trade,
-                        None,
-                    )
-                })
-            },
+            |e| e.settle(hold, ALICE, BOB, BREAD, 6_001),
             |err| matches!(err, LedgerError::HoldExceeded),
         );
         refused(
             &e,
             "unknown hold",
-            |e| {
-                e.ledger
-                    .write(|c| release_hold(c, HoldId::new(987_654), None))
-            },
+            |e| e.release(HoldId::new(987_654), ALICE, BREAD, 1),
             |err| matches!(err, LedgerError::UnknownHold),
+        );
+        refused(
+            &e,
+            "a hold on someone else's account",
+            |e| e.release(hold, BOB, BREAD, 1),
+            |err| matches!(err, LedgerError::UnknownHold),
+        );
+        refused(
+            &e,
+            "settling a hold to its own owner",
+            |e| e.settle(hold, ALICE, ALICE, BREAD, 1),
+            |err| matches!(err, LedgerError::SameAccount),
         );
         // Settling a hold into an account at its maximum is refused and the hold stays whole.
         e.ledger
@@ -224,18 +197,7 @@ fn refusals_are_typed_and_change_nothing() {
         refused(
             &e,
             "settling above max balance",
-            |e| {
-                e.ledger.write(|c| {
-                    settle_hold(
-                        c,
-                        hold.id,
-                        e.principals[BOB],
-                        e.amount(BREAD, 1),
-                        TransferKind::Trade,
-                        None,
-                    )
-                })
-            },
+            |e| e.settle(hold, ALICE, BOB, BREAD, 1),
             |err| matches!(err, LedgerError::MaxBalanceExceeded),
         );
 
@@ -320,41 +282,25 @@ fn issue_pay_redeem_hold_and_settle_move_exact_amounts() {
         assert_eq!(e.position(BOB, bread), (3_025, 0));
 
         // Bob reserves 20.00, 15.00 settle to the other shop, the rest is released.
-        let hold = e
+        let hold = e.hold(BOB, BREAD, 2_000).expect("hold");
+        e.settle(hold, BOB, SHOP1, BREAD, 1_500).expect("settle");
+        let fill = e
             .ledger
-            .write(|c| {
-                place_hold(
-                    c,
-                    e.principals[BOB],
-                    bread,
-                    e.amount(BREAD, 2_000),
-                    "order 7",
-                )
-            })
-            .expect("hold");
-        let transfer = e
-            .ledger
-            .write(|c| {
-                settle_hold(
-                    c,
-                    hold.id,
-                    e.principals[SHOP1],
-                    e.amount(BREAD, 1_500),
-                    TransferKind::Trade,
-                    Some("fill"),
-                )
-            })
-            .expect("settle");
+            .read(|c| scrip_ledger::journal_page(c, e.principals[SHOP1], None, None, 1))
+            .expect("statement");
+        assert_eq!(fill.len(), 1);
         assert_eq!(
-            (transfer.amount.atoms(), transfer.hold_id),
-            (1_500, Some(hold.id))
+            (fill[0].transfer.amount.atoms(), fill[0].transfer.hold_id),
+            (1_500, Some(hold))
         );
         assert_eq!(e.position(BOB, bread), (1_525, 500));
-        let released = e
-            .ledger
-            .write(|c| release_hold(c, hold.id, None))
-            .expect("release");
-        assert_eq!(released.remaining.atoms(), 0);
+        e.release(hold, BOB, BREAD, 500).expect("release the rest");
+        refused(
+            &e,
+            "releasing an emptied hold",
+            |e| e.release(hold, BOB, BREAD, 1),
+            |err| matches!(err, LedgerError::HoldExceeded),
+        );
         assert_eq!(e.position(BOB, bread), (1_525, 0));
         assert_eq!(e.position(SHOP1, bread), (1_500, 0));
 

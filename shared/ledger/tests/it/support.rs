@@ -1,11 +1,12 @@
 //! A small economy for the tests: issuers with currencies and some customers.
 
+use scrip_domain::HoldId;
 use scrip_domain::{
     Amount, CurrencyCode, CurrencyId, Handle, Par, PrincipalId, PrincipalKind, Scale, UnitCode,
 };
 use scrip_ledger::{
-    Account, Currency, Ledger, NewCurrency, TransferKind, TransferRequest, create_currency,
-    create_principal, holdings,
+    Account, BatchRules, Currency, HoldBatch, HoldRef, Ledger, LedgerError, NewCurrency,
+    TransferKind, TransferRequest, create_currency, create_principal, holdings,
 };
 use scrip_store::Backend;
 use scrip_store::test_support::TestDb;
@@ -117,6 +118,74 @@ impl Economy {
         (0..self.principals.len())
             .flat_map(|p| self.accounts(p))
             .collect()
+    }
+
+    /// Runs `plan` on a [`HoldBatch`] over `who`'s account in `currency` and commits it, in one
+    /// write transaction: the exchange's path to the ledger, one command at a time.
+    pub fn hold_batch<T>(
+        &self,
+        who: usize,
+        currency: usize,
+        mut plan: impl FnMut(&mut HoldBatch) -> Result<T, LedgerError>,
+    ) -> Result<(T, Vec<HoldId>), LedgerError> {
+        let (principal, currency) = (self.principals[who], self.currencies[currency].id);
+        self.ledger.write(|conn| {
+            let all: Vec<_> = self.currencies.iter().map(|c| c.id).collect();
+            let rules = BatchRules::load(conn, &all)?;
+            let mut batch = HoldBatch::lock(conn, &rules, [(principal, currency)])?;
+            let value = plan(&mut batch)?;
+            let committed = batch.commit(conn)?;
+            Ok((value, committed.new_hold_ids))
+        })
+    }
+
+    /// Reserves `atoms` of `who`'s available `currency` for an order.
+    pub fn hold(&self, who: usize, currency: usize, atoms: i64) -> Result<HoldId, LedgerError> {
+        let (principal, id) = (self.principals[who], self.currencies[currency].id);
+        let (_, ids) = self.hold_batch(who, currency, |batch| {
+            batch.place_hold(principal, id, atoms, "order".into())
+        })?;
+        Ok(ids[0])
+    }
+
+    /// Gives `atoms` of `who`'s hold back.
+    pub fn release(
+        &self,
+        hold: HoldId,
+        who: usize,
+        currency: usize,
+        atoms: i64,
+    ) -> Result<(), LedgerError> {
+        let (principal, id) = (self.principals[who], self.currencies[currency].id);
+        self.hold_batch(who, currency, |batch| {
+            batch.release(HoldRef::Existing(hold), principal, id, atoms)
+        })
+        .map(drop)
+    }
+
+    /// Pays `atoms` out of `who`'s hold to `to`, as a trade fill settles.
+    pub fn settle(
+        &self,
+        hold: HoldId,
+        who: usize,
+        to: usize,
+        currency: usize,
+        atoms: i64,
+    ) -> Result<(), LedgerError> {
+        let (from, id) = (self.principals[who], self.currencies[currency].id);
+        let to = self.principals[to];
+        self.hold_batch(who, currency, |batch| {
+            batch.pay_from_hold(
+                HoldRef::Existing(hold),
+                from,
+                to,
+                id,
+                atoms,
+                TransferKind::Trade,
+                "fill".into(),
+            )
+        })
+        .map(drop)
     }
 
     pub fn assert_audit_clean(&self) {

@@ -95,3 +95,31 @@ fn migrations_are_idempotent_on_both_backends() {
         run_migrations(&mut conn).expect("second run of the migrations is a no-op");
     }
 }
+
+/// The migration folders of both backends, by name.
+fn migration_names(backend: &str) -> BTreeSet<String> {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../migrations")
+        .join(backend);
+    std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("read {}: {e}", folder.display()))
+        .map(|entry| {
+            entry
+                .expect("a migration folder")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn both_backends_have_the_same_migration_names() {
+    let sqlite = migration_names("sqlite");
+    let postgres = migration_names("postgres");
+    assert!(!sqlite.is_empty());
+    assert_eq!(
+        sqlite, postgres,
+        "each migration needs a folder of the same name in migrations/sqlite and migrations/postgres"
+    );
+}
