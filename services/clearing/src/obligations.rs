@@ -4,7 +4,6 @@
 //! withdrawn one is closed for good and kept, so both sides see what happened.
 
 use actix_web::{HttpResponse, get, post, web};
-use diesel::prelude::*;
 use scrip_auth::Caller;
 use scrip_auth::access::{is_owner, memberships_of};
 use scrip_auth::guard::resolve;
@@ -12,136 +11,30 @@ use scrip_domain::{Amount, PrincipalKind, RegistryId, Scale, UnitCode};
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{Ledger, principal_by_handle};
 use scrip_store::DbConn;
-use scrip_store::schema::obligations;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
-/// An obligation's statuses, as the API shows them.
-const STATUSES: [&str; 4] = ["proposed", "accepted", "rejected", "withdrawn"];
+use crate::dto::{NewObligation, ObligationList, ObligationView, StatusQuery};
+use crate::store::{self, Obligation, ObligationStatus};
 
 /// Obligation amounts are in the unit of account with this many decimals.
 const UNIT_SCALE: i64 = 8;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewObligation {
-    /// The business that owes.
-    pub debtor: String,
-    /// The business that is owed; the caller must be one of its owners.
-    pub creditor: String,
-    /// Decimal string in the unit of account (at most 8 decimals).
-    pub amount: String,
-    /// Unit of account, default `EUR`.
-    pub unit: Option<String>,
-    pub memo: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ObligationView {
-    pub id: String,
-    pub debtor: String,
-    pub creditor: String,
-    pub unit: String,
-    pub amount: String,
-    /// What is left after clearing runs.
-    pub remaining: String,
-    pub memo: Option<String>,
-    /// `proposed`, `accepted`, `rejected` (by the debtor) or `withdrawn` (by the creditor).
-    pub status: String,
-    pub created_at: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ObligationList {
-    pub items: Vec<ObligationView>,
-    pub next_cursor: Option<String>,
-}
-
-/// `?status=&limit=&cursor=` (the paging fields spelled out: a flattened [`PageQuery`] would
-/// read `limit` as text from a query string).
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct StatusQuery {
-    /// `proposed`, `accepted`, `rejected` or `withdrawn`; default all.
-    pub status: Option<String>,
-    /// Items per page: 1 to 500, default 50.
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-type Row = (
-    i64,
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    String,
-    i64,
-    Option<String>,
-);
-
-fn columns() -> (
-    obligations::id,
-    obligations::debtor_id,
-    obligations::creditor_id,
-    obligations::unit,
-    obligations::amount_atoms,
-    obligations::remaining_atoms,
-    obligations::memo,
-    obligations::status,
-    obligations::created_at_us,
-    obligations::closed,
-) {
-    (
-        obligations::id,
-        obligations::debtor_id,
-        obligations::creditor_id,
-        obligations::unit,
-        obligations::amount_atoms,
-        obligations::remaining_atoms,
-        obligations::memo,
-        obligations::status,
-        obligations::created_at_us,
-        obligations::closed,
-    )
-}
-
-fn load(conn: &mut DbConn, id: i64) -> Result<Option<Row>, ApiError> {
-    Ok(obligations::table
-        .find(id)
-        .select(columns())
-        .first(conn)
-        .optional()
-        .map_err(scrip_ledger::LedgerError::from)?)
-}
 
 fn unit_scale() -> Scale {
     Scale::new(UNIT_SCALE).unwrap_or_else(|_| unreachable!("8 is a valid scale"))
 }
 
-fn view(conn: &mut DbConn, row: Row) -> Result<ObligationView, ApiError> {
-    let (id, debtor, creditor, unit, amount, remaining, memo, status, created_at_us, closed) = row;
-    let names =
-        scrip_ledger::handles(conn, [debtor, creditor].map(scrip_domain::PrincipalId::new))?;
-    let name = |id: i64| {
-        names
-            .get(&scrip_domain::PrincipalId::new(id))
-            .cloned()
-            .unwrap_or_default()
-    };
+fn view(conn: &mut DbConn, obligation: Obligation) -> Result<ObligationView, ApiError> {
+    let names = scrip_ledger::handles(conn, [obligation.debtor, obligation.creditor])?;
+    let name = |id| names.get(&id).cloned().unwrap_or_default();
     Ok(ObligationView {
-        id: id.to_string(),
-        debtor: name(debtor),
-        creditor: name(creditor),
-        unit,
-        amount: Amount::from_atoms(amount, unit_scale()).to_string(),
-        remaining: Amount::from_atoms(remaining, unit_scale()).to_string(),
-        memo,
-        // A closed obligation was proposed and never accepted: its closing word is its status.
-        status: closed.unwrap_or(status),
-        created_at: rfc3339_from_us(created_at_us),
+        id: obligation.id.to_string(),
+        debtor: name(obligation.debtor),
+        creditor: name(obligation.creditor),
+        unit: obligation.unit,
+        amount: Amount::from_atoms(obligation.amount_atoms, unit_scale()).to_string(),
+        remaining: Amount::from_atoms(obligation.remaining_atoms, unit_scale()).to_string(),
+        memo: obligation.memo,
+        status: obligation.status.as_str().to_owned(),
+        created_at: rfc3339_from_us(obligation.created_at_us),
     })
 }
 
@@ -209,23 +102,15 @@ pub async fn propose(
                 "a business cannot owe itself",
             ));
         }
-        let id: i64 = diesel::insert_into(obligations::table)
-            .values((
-                obligations::debtor_id.eq(debtor.id.get()),
-                obligations::creditor_id.eq(creditor.id.get()),
-                obligations::unit.eq(unit.as_str()),
-                obligations::amount_atoms.eq(amount.atoms()),
-                obligations::remaining_atoms.eq(amount.atoms()),
-                obligations::memo.eq(memo),
-                obligations::status.eq("proposed"),
-                obligations::created_at_us.eq(scrip_http::now_us()),
-            ))
-            .returning(obligations::id)
-            .get_result(&mut *conn)
-            .map_err(scrip_ledger::LedgerError::from)?;
-        let row =
-            load(&mut conn, id)?.ok_or_else(|| ApiError::Internal("obligation vanished".into()))?;
-        view(&mut conn, row)
+        let new = store::NewObligation {
+            debtor: debtor.id,
+            creditor: creditor.id,
+            unit: unit.as_str(),
+            amount_atoms: amount.atoms(),
+            memo: memo.as_deref(),
+        };
+        let obligation = store::insert(&mut conn, &new)?;
+        view(&mut conn, obligation)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -243,6 +128,15 @@ impl Decision {
     /// Accepting and rejecting are the debtor's; withdrawing is the creditor's.
     fn by_debtor(self) -> bool {
         !matches!(self, Decision::Withdraw)
+    }
+
+    /// The status the decision leads to.
+    fn outcome(self) -> ObligationStatus {
+        match self {
+            Decision::Accept => ObligationStatus::Accepted,
+            Decision::Reject => ObligationStatus::Rejected,
+            Decision::Withdraw => ObligationStatus::Withdrawn,
+        }
     }
 
     fn verb(self) -> &'static str {
@@ -327,11 +221,8 @@ async fn decide(
     let id = path.parse::<i64>().map_err(|_| not_found())?;
     let view = blocking(move || {
         let mut conn = ledger.conn()?;
-        let row = load(&mut conn, id)?.ok_or_else(not_found)?;
-        let (debtor, creditor) = (
-            scrip_domain::PrincipalId::new(row.1),
-            scrip_domain::PrincipalId::new(row.2),
-        );
+        let obligation = store::load(&mut conn, id)?.ok_or_else(not_found)?;
+        let (debtor, creditor) = (obligation.debtor, obligation.creditor);
         let (side, decider, other) = if decision.by_debtor() {
             ("debtor", debtor, creditor)
         } else {
@@ -350,53 +241,22 @@ async fn decide(
                 not_found()
             });
         }
-        let now = scrip_http::now_us();
-        let open = || {
-            obligations::table
-                .find(id)
-                .filter(obligations::status.eq("proposed"))
-                .filter(obligations::closed.is_null())
-        };
-        // The changed row comes back with the update; none when it was no longer open.
-        let changed: Option<Row> = match decision {
-            Decision::Accept => diesel::update(open())
-                .set((
-                    obligations::status.eq("accepted"),
-                    obligations::accepted_at_us.eq(Some(now)),
-                ))
-                .returning(columns())
-                .get_result(&mut *conn),
-            Decision::Reject | Decision::Withdraw => {
-                let closed = if decision.by_debtor() {
-                    "rejected"
-                } else {
-                    "withdrawn"
-                };
-                diesel::update(open())
-                    .set((
-                        obligations::closed.eq(Some(closed)),
-                        obligations::closed_at_us.eq(Some(now)),
-                    ))
-                    .returning(columns())
-                    .get_result(&mut *conn)
-            }
-        }
-        .optional()
-        .map_err(scrip_ledger::LedgerError::from)?;
-        let Some(row) = changed else {
-            // Not open any more: say why.
-            let row = load(&mut conn, id)?
+        let decided = store::decide(&mut conn, id, decision.outcome(), scrip_http::now_us())?;
+        let Some(obligation) = decided else {
+            // Not proposed any more: say why.
+            let current = store::load(&mut conn, id)?
                 .ok_or_else(|| ApiError::Internal("obligation vanished".into()))?;
-            return Err(match &row.9 {
-                Some(closed) => {
-                    ApiError::conflict("obligation_closed", format!("the obligation was {closed}"))
-                }
-                None => {
+            return Err(match current.status {
+                ObligationStatus::Accepted => {
                     ApiError::conflict("already_accepted", "the obligation was already accepted")
                 }
+                closed => ApiError::conflict(
+                    "obligation_closed",
+                    format!("the obligation was {}", closed.as_str()),
+                ),
             });
         };
-        view(&mut conn, row)
+        view(&mut conn, obligation)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -420,43 +280,23 @@ pub async fn list(
     } = query.into_inner();
     let paging = PageQuery { limit, cursor };
     let (limit, before) = (paging.limit()?, paging.before_id()?);
-    if status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
-        return Err(ApiError::unprocessable(
-            "bad_status",
-            "status is proposed, accepted, rejected or withdrawn",
-        ));
-    }
+    let status = match status.as_deref() {
+        None => None,
+        Some(raw) => Some(ObligationStatus::parse(raw).ok_or_else(|| {
+            ApiError::unprocessable(
+                "bad_status",
+                "status is proposed, accepted, rejected or withdrawn",
+            )
+        })?),
+    };
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
         let mut mine = Vec::new();
         for (handle, _) in memberships_of(&mut conn, caller.id)? {
-            mine.push(principal_by_handle(&mut conn, &handle)?.id.get());
+            mine.push(principal_by_handle(&mut conn, &handle)?.id);
         }
-        let mut query = obligations::table
-            .filter(
-                obligations::debtor_id
-                    .eq_any(mine.clone())
-                    .or(obligations::creditor_id.eq_any(mine)),
-            )
-            .order(obligations::id.desc())
-            .limit(limit + 1)
-            .select(columns())
-            .into_boxed();
-        query = match status.as_deref() {
-            None => query,
-            Some("proposed") => query
-                .filter(obligations::status.eq("proposed"))
-                .filter(obligations::closed.is_null()),
-            Some("accepted") => query.filter(obligations::status.eq("accepted")),
-            Some(closed) => query.filter(obligations::closed.eq(closed.to_owned())),
-        };
-        if let Some(before) = before {
-            query = query.filter(obligations::id.lt(before));
-        }
-        let rows: Vec<Row> = query
-            .load(&mut *conn)
-            .map_err(scrip_ledger::LedgerError::from)?;
-        let page = Page::from_overfetch(rows, limit, |row| row.0);
+        let rows = store::list(&mut conn, &mine, status, before, limit + 1)?;
+        let page = Page::from_overfetch(rows, limit, |obligation| obligation.id);
         let items = page
             .items
             .into_iter()

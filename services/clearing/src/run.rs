@@ -1,7 +1,7 @@
 //! Loading the graph from the ledger, and clearing runs: solve, then apply every set-off as a
 //! ledger transfer (holder pays the issuer back in its own currency) in one transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use scrip_domain::{CurrencyId, Par, PrincipalId, PrincipalKind, Scale, UnitCode};
@@ -9,11 +9,11 @@ use scrip_http::now_us;
 use scrip_ledger::{LedgerError, TransferKind, TransferRequest, transfer_many};
 use scrip_store::DbConn;
 use scrip_store::schema::{
-    accounts, clearing_opt_outs, clearing_runs, clearing_settlements, currencies, obligations,
-    principals,
+    accounts, clearing_opt_outs, clearing_runs, clearing_settlements, currencies, principals,
 };
 
 use crate::graph::{Graph, Holding, OpenObligation, Source, build};
+use crate::store;
 
 /// Businesses that take part: every business that has not opted out.
 fn participants(conn: &mut DbConn) -> Result<HashSet<i64>, LedgerError> {
@@ -64,26 +64,15 @@ pub fn load_graph(conn: &mut DbConn, unit: &UnitCode) -> Result<Graph, LedgerErr
             });
         }
     }
-    let open: Vec<OpenObligation> = obligations::table
-        .filter(obligations::unit.eq(unit.as_str()))
-        .filter(obligations::status.eq("accepted"))
-        .filter(obligations::remaining_atoms.gt(0))
-        .order(obligations::id)
-        .select((
-            obligations::id,
-            obligations::debtor_id,
-            obligations::creditor_id,
-            obligations::remaining_atoms,
-        ))
-        .load::<(i64, i64, i64, i64)>(conn)?
+    let open: Vec<OpenObligation> = store::open_accepted(conn, unit.as_str())?
         .into_iter()
         .filter(|(_, debtor, creditor, _)| {
-            taking_part.contains(debtor) && taking_part.contains(creditor)
+            taking_part.contains(&debtor.get()) && taking_part.contains(&creditor.get())
         })
         .map(|(id, debtor, creditor, remaining_atoms)| OpenObligation {
             id,
-            debtor: PrincipalId::new(debtor),
-            creditor: PrincipalId::new(creditor),
+            debtor,
+            creditor,
             remaining_atoms,
         })
         .collect();
@@ -92,15 +81,7 @@ pub fn load_graph(conn: &mut DbConn, unit: &UnitCode) -> Result<Graph, LedgerErr
 
 /// Lowers an obligation's remaining amount; a conflict when it no longer has that much left.
 fn reduce_obligation(conn: &mut DbConn, id: i64, atoms: i64) -> Result<(), RunError> {
-    let changed = diesel::update(
-        obligations::table
-            .find(id)
-            .filter(obligations::remaining_atoms.ge(atoms)),
-    )
-    .set(obligations::remaining_atoms.eq(obligations::remaining_atoms - atoms))
-    .execute(conn)
-    .map_err(LedgerError::from)?;
-    if changed == 1 {
+    if store::reduce(conn, id, atoms)? {
         Ok(())
     } else {
         Err(RunError::Conflict(format!(
@@ -109,14 +90,44 @@ fn reduce_obligation(conn: &mut DbConn, id: i64, atoms: i64) -> Result<(), RunEr
     }
 }
 
-/// One set-off of a run, as recorded: `debtor`'s debt to `creditor` fell by `amount`.
+/// What a settlement set off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementSource {
+    /// The creditor held the debtor's currency and paid it back.
+    Holding,
+    /// An accepted obligation was reduced.
+    Obligation,
+}
+
+impl SettlementSource {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Holding => "holding",
+            Self::Obligation => "obligation",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Holding, Self::Obligation]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+
+    fn of(source: &Source) -> Self {
+        match source {
+            Source::Holding { .. } => Self::Holding,
+            Source::Obligation { .. } => Self::Obligation,
+        }
+    }
+}
+
+/// One set-off of a run, as recorded: `debtor`'s debt to `creditor` fell by `granules`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
     pub debtor: PrincipalId,
     pub creditor: PrincipalId,
-    pub amount: String,
-    /// `holding` or `obligation`.
-    pub source: String,
+    pub granules: i64,
+    pub source: SettlementSource,
 }
 
 /// A set-off about to be applied: the settlement, the edge it clears and by how many atoms.
@@ -137,10 +148,35 @@ pub struct RunRecord {
     pub participants: i64,
     pub edges: i64,
     pub cycles: i64,
-    pub gross_before: String,
-    pub cleared: String,
-    pub gross_after: String,
+    /// The value of one granule in 10^-16 of the unit: every amount of the run is a whole
+    /// number of granules.
+    pub granule_value_e16: i64,
+    pub gross_before_granules: i64,
+    pub cleared_granules: i64,
+    pub gross_after_granules: i64,
     pub settlements: Vec<Settlement>,
+}
+
+impl RunRecord {
+    /// The exact value of `granules` of this run, as a decimal string in its unit.
+    pub fn value(&self, granules: i64) -> String {
+        // Both are stored non-negative (CHECK constraints), and their product fits a u128.
+        let granules = u128::try_from(granules).expect("granules are never negative");
+        let granule = u128::try_from(self.granule_value_e16).expect("a granule is positive");
+        crate::graph::format_value(granules * granule)
+    }
+}
+
+/// A count the database stores as `BIGINT`; one that does not fit refuses the run as a bug
+/// instead of recording a clamped figure.
+fn stored_count(
+    what: &str,
+    count: impl TryInto<i64> + Copy + std::fmt::Display,
+) -> Result<i64, LedgerError> {
+    count.try_into().map_err(|_| {
+        tracing::error!(what, %count, "a clearing figure does not fit a BIGINT");
+        LedgerError::Invariant(format!("the run's {what} ({count}) does not fit"))
+    })
 }
 
 /// Why a run could not be applied.
@@ -224,8 +260,8 @@ pub fn execute(
                 settlement: Settlement {
                     debtor: edge.debtor,
                     creditor: edge.creditor,
-                    amount: graph.value(u128::from(granules)),
-                    source: edge.source.name().into(),
+                    granules: stored_count("granules of a settlement", granules)?,
+                    source: SettlementSource::of(&edge.source),
                 },
                 source: edge.source,
                 atoms: settlement_atoms(granules, edge.source.atoms_per_granule())?,
@@ -237,19 +273,34 @@ pub fn execute(
             gross_before: graph.value(set_off.gross_before),
         });
     }
+    let mut record = RunRecord {
+        id: 0,
+        unit: unit.to_string(),
+        dry_run,
+        started_at_us,
+        finished_at_us: started_at_us,
+        participants: stored_count("participants", set_off.parties_in_cycles)?,
+        edges: stored_count("edges", graph.edges.len())?,
+        cycles: stored_count("cycles", set_off.cycles)?,
+        granule_value_e16: stored_count("granule", graph.granule_value)?,
+        gross_before_granules: stored_count("gross debt", set_off.gross_before)?,
+        cleared_granules: stored_count("cleared debt", set_off.total_cleared)?,
+        gross_after_granules: stored_count("gross debt after", set_off.gross_after())?,
+        settlements: Vec::new(),
+    };
     let run_id: i64 = diesel::insert_into(clearing_runs::table)
         .values((
             clearing_runs::unit.eq(unit.as_str()),
             clearing_runs::dry_run.eq(i32::from(dry_run)),
             clearing_runs::started_at_us.eq(started_at_us),
             clearing_runs::finished_at_us.eq(started_at_us),
-            clearing_runs::participants
-                .eq(i64::try_from(set_off.parties_in_cycles).unwrap_or(i64::MAX)),
-            clearing_runs::edges.eq(i64::try_from(graph.edges.len()).unwrap_or(i64::MAX)),
-            clearing_runs::cycles.eq(i64::try_from(set_off.cycles).unwrap_or(i64::MAX)),
-            clearing_runs::gross_before.eq(graph.value(set_off.gross_before)),
-            clearing_runs::cleared.eq(graph.value(set_off.total_cleared)),
-            clearing_runs::gross_after.eq(graph.value(set_off.gross_after())),
+            clearing_runs::participants.eq(record.participants),
+            clearing_runs::edges.eq(record.edges),
+            clearing_runs::cycles.eq(record.cycles),
+            clearing_runs::granule_value_e16.eq(record.granule_value_e16),
+            clearing_runs::gross_before_granules.eq(record.gross_before_granules),
+            clearing_runs::cleared_granules.eq(record.cleared_granules),
+            clearing_runs::gross_after_granules.eq(record.gross_after_granules),
             clearing_runs::requested_by.eq(requested_by.map(PrincipalId::get)),
         ))
         .returning(clearing_runs::id)
@@ -287,7 +338,9 @@ pub fn execute(
                     let p = &planned[slot];
                     return Err(RunError::Conflict(format!(
                         "the set-off of {} between principals {} and {} was refused: {e}",
-                        p.settlement.amount, p.settlement.creditor, p.settlement.debtor
+                        record.value(p.settlement.granules),
+                        p.settlement.creditor,
+                        p.settlement.debtor
                     )));
                 }
                 Err(e) => return Err(e.into()),
@@ -304,8 +357,8 @@ pub fn execute(
                 clearing_settlements::run_id.eq(run_id),
                 clearing_settlements::debtor_id.eq(p.settlement.debtor.get()),
                 clearing_settlements::creditor_id.eq(p.settlement.creditor.get()),
-                clearing_settlements::amount.eq(&p.settlement.amount),
-                clearing_settlements::source.eq(p.source.name()),
+                clearing_settlements::granules.eq(p.settlement.granules),
+                clearing_settlements::source.eq(p.settlement.source.as_str()),
                 clearing_settlements::currency_id.eq(currency),
                 clearing_settlements::transfer_id.eq(*transfer_id),
                 clearing_settlements::obligation_id.eq(obligation),
@@ -318,35 +371,38 @@ pub fn execute(
         .set(clearing_runs::finished_at_us.eq(finished_at_us))
         .execute(conn)
         .map_err(LedgerError::from)?;
-    Ok(Ran::Recorded(RunRecord {
-        id: run_id,
-        unit: unit.to_string(),
-        dry_run,
-        started_at_us,
-        finished_at_us,
-        participants: i64::try_from(set_off.parties_in_cycles).unwrap_or(i64::MAX),
-        edges: i64::try_from(graph.edges.len()).unwrap_or(i64::MAX),
-        cycles: i64::try_from(set_off.cycles).unwrap_or(i64::MAX),
-        gross_before: graph.value(set_off.gross_before),
-        cleared: graph.value(set_off.total_cleared),
-        gross_after: graph.value(set_off.gross_after()),
-        settlements: planned.into_iter().map(|p| p.settlement).collect(),
-    }))
+    record.id = run_id;
+    record.finished_at_us = finished_at_us;
+    record.settlements = planned.into_iter().map(|p| p.settlement).collect();
+    Ok(Ran::Recorded(record))
 }
 
-type RunRow = (
-    i64,
-    String,
-    i32,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    String,
-    String,
-    String,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = clearing_runs)]
+struct RunRow {
+    id: i64,
+    unit: String,
+    dry_run: i32,
+    started_at_us: i64,
+    finished_at_us: i64,
+    participants: i64,
+    edges: i64,
+    cycles: i64,
+    granule_value_e16: i64,
+    gross_before_granules: i64,
+    cleared_granules: i64,
+    gross_after_granules: i64,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = clearing_settlements)]
+struct SettlementRow {
+    run_id: i64,
+    debtor_id: i64,
+    creditor_id: i64,
+    granules: i64,
+    source: String,
+}
 
 /// A recorded run with its settlements, or `None`.
 pub fn load_run(conn: &mut DbConn, id: i64) -> Result<Option<RunRecord>, LedgerError> {
@@ -354,7 +410,7 @@ pub fn load_run(conn: &mut DbConn, id: i64) -> Result<Option<RunRecord>, LedgerE
     Ok(runs.into_iter().next())
 }
 
-/// Runs newest first (`id < before`), with settlements.
+/// Runs newest first (`id < before`), with settlements: two queries whatever the page size.
 pub fn load_runs(
     conn: &mut DbConn,
     only: Option<i64>,
@@ -362,19 +418,7 @@ pub fn load_runs(
     limit: i64,
 ) -> Result<Vec<RunRecord>, LedgerError> {
     let mut query = clearing_runs::table
-        .select((
-            clearing_runs::id,
-            clearing_runs::unit,
-            clearing_runs::dry_run,
-            clearing_runs::started_at_us,
-            clearing_runs::finished_at_us,
-            clearing_runs::participants,
-            clearing_runs::edges,
-            clearing_runs::cycles,
-            clearing_runs::gross_before,
-            clearing_runs::cleared,
-            clearing_runs::gross_after,
-        ))
+        .select(RunRow::as_select())
         .order(clearing_runs::id.desc())
         .limit(limit)
         .into_boxed();
@@ -385,55 +429,42 @@ pub fn load_runs(
         query = query.filter(clearing_runs::id.lt(before));
     }
     let rows: Vec<RunRow> = query.load(conn)?;
-    let mut runs = Vec::with_capacity(rows.len());
-    for (
-        id,
-        unit,
-        dry_run,
-        started_at_us,
-        finished_at_us,
-        participants,
-        edges,
-        cycles,
-        gross_before,
-        cleared,
-        gross_after,
-    ) in rows
-    {
-        let settlements: Vec<(i64, i64, String, String)> = clearing_settlements::table
-            .filter(clearing_settlements::run_id.eq(id))
-            .order(clearing_settlements::id)
-            .select((
-                clearing_settlements::debtor_id,
-                clearing_settlements::creditor_id,
-                clearing_settlements::amount,
-                clearing_settlements::source,
-            ))
-            .load(conn)?;
-        runs.push(RunRecord {
-            id,
-            unit,
-            dry_run: dry_run != 0,
-            started_at_us,
-            finished_at_us,
-            participants,
-            edges,
-            cycles,
-            gross_before,
-            cleared,
-            gross_after,
-            settlements: settlements
-                .into_iter()
-                .map(|(debtor, creditor, amount, source)| Settlement {
-                    debtor: PrincipalId::new(debtor),
-                    creditor: PrincipalId::new(creditor),
-                    amount,
-                    source,
-                })
-                .collect(),
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut settlements: HashMap<i64, Vec<Settlement>> = HashMap::new();
+    let settlement_rows: Vec<SettlementRow> = clearing_settlements::table
+        .filter(clearing_settlements::run_id.eq_any(ids))
+        .order(clearing_settlements::id)
+        .select(SettlementRow::as_select())
+        .load(conn)?;
+    for row in settlement_rows {
+        let source = SettlementSource::parse(&row.source).ok_or_else(|| {
+            LedgerError::Invariant(format!("unknown settlement source {:?}", row.source))
+        })?;
+        settlements.entry(row.run_id).or_default().push(Settlement {
+            debtor: PrincipalId::new(row.debtor_id),
+            creditor: PrincipalId::new(row.creditor_id),
+            granules: row.granules,
+            source,
         });
     }
-    Ok(runs)
+    Ok(rows
+        .into_iter()
+        .map(|row| RunRecord {
+            settlements: settlements.remove(&row.id).unwrap_or_default(),
+            id: row.id,
+            unit: row.unit,
+            dry_run: row.dry_run != 0,
+            started_at_us: row.started_at_us,
+            finished_at_us: row.finished_at_us,
+            participants: row.participants,
+            edges: row.edges,
+            cycles: row.cycles,
+            granule_value_e16: row.granule_value_e16,
+            gross_before_granules: row.gross_before_granules,
+            cleared_granules: row.cleared_granules,
+            gross_after_granules: row.gross_after_granules,
+        })
+        .collect())
 }
 
 /// Opts a business in or out of clearing.

@@ -124,10 +124,11 @@ diesel::table! {
         participants -> BigInt,
         edges -> BigInt,
         cycles -> BigInt,
-        gross_before -> Text,
-        cleared -> Text,
-        gross_after -> Text,
         requested_by -> Nullable<BigInt>,
+        granule_value_e16 -> BigInt,
+        gross_before_granules -> BigInt,
+        cleared_granules -> BigInt,
+        gross_after_granules -> BigInt,
     }
 }
 
@@ -137,11 +138,11 @@ diesel::table! {
         run_id -> BigInt,
         debtor_id -> BigInt,
         creditor_id -> BigInt,
-        amount -> Text,
         source -> Text,
         currency_id -> Nullable<BigInt>,
         transfer_id -> Nullable<BigInt>,
         obligation_id -> Nullable<BigInt>,
+        granules -> BigInt,
     }
 }
 

@@ -140,6 +140,21 @@ fn reap_stale_databases(admin: &mut PgConnection) {
     }
 }
 
+/// Reverts the newest applied migration: for tests that check how a data migration converts
+/// rows written under the schema before it.
+pub fn revert_last_migration(conn: &mut crate::DbConn) -> Result<(), crate::StoreError> {
+    use diesel_migrations::MigrationHarness;
+    let reverted = match conn {
+        crate::DbConn::Postgres(pg) => pg
+            .revert_last_migration(crate::pool::POSTGRES_MIGRATIONS)
+            .map(drop),
+        crate::DbConn::Sqlite(sqlite) => sqlite
+            .revert_last_migration(crate::pool::SQLITE_MIGRATIONS)
+            .map(drop),
+    };
+    reverted.map_err(|e| crate::StoreError::Migrate(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

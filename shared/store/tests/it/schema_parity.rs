@@ -123,3 +123,63 @@ fn both_backends_have_the_same_migration_names() {
         "each migration needs a folder of the same name in migrations/sqlite and migrations/postgres"
     );
 }
+
+#[derive(QueryableByName, Debug, PartialEq, Eq)]
+struct Granules {
+    #[diesel(sql_type = BigInt)]
+    granule_value_e16: i64,
+    #[diesel(sql_type = BigInt)]
+    gross_before_granules: i64,
+    #[diesel(sql_type = BigInt)]
+    cleared_granules: i64,
+    #[diesel(sql_type = BigInt)]
+    gross_after_granules: i64,
+    #[diesel(sql_type = BigInt)]
+    settlement_granules: i64,
+}
+
+/// Runs recorded with decimal strings are converted exactly to granules of 10^-8 of the unit.
+#[test]
+fn clearing_amounts_recorded_as_text_become_exact_granules() {
+    for db in [TestDb::sqlite(), TestDb::postgres()] {
+        let mut conn = db.pool.get().expect("conn");
+        scrip_store::test_support::revert_last_migration(&mut conn).expect("revert");
+        diesel::sql_query(
+            "INSERT INTO principals (id, handle, kind, created_at_us) VALUES (101, 'shopa', 'business', 0), \
+             (102, 'shopb', 'business', 0)",
+        )
+        .execute(&mut conn)
+        .expect("principals");
+        diesel::sql_query(
+            "INSERT INTO clearing_runs (id, unit, dry_run, started_at_us, finished_at_us, participants, \
+             edges, cycles, gross_before, cleared, gross_after) \
+             VALUES (1, 'EUR', 0, 0, 0, 2, 2, 1, '1234.5', '15', '1219.50000001')",
+        )
+        .execute(&mut conn)
+        .expect("a run as text");
+        diesel::sql_query(
+            "INSERT INTO clearing_settlements (run_id, debtor_id, creditor_id, amount, source) \
+             VALUES (1, 101, 102, '7.25', 'obligation')",
+        )
+        .execute(&mut conn)
+        .expect("a settlement as text");
+        run_migrations(&mut conn).expect("migrate forward");
+        let converted: Vec<Granules> = diesel::sql_query(
+            "SELECT r.granule_value_e16, r.gross_before_granules, r.cleared_granules, \
+             r.gross_after_granules, s.granules AS settlement_granules \
+             FROM clearing_runs r JOIN clearing_settlements s ON s.run_id = r.id",
+        )
+        .load(&mut conn)
+        .expect("read back");
+        assert_eq!(
+            converted,
+            vec![Granules {
+                granule_value_e16: 100_000_000,
+                gross_before_granules: 123_450_000_000,
+                cleared_granules: 1_500_000_000,
+                gross_after_granules: 121_950_000_001,
+                settlement_granules: 725_000_000,
+            }]
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! HTTP handlers of the clearing house: the graph, runs and participation. Obligations have
+//! their own module.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use scrip_auth::Caller;
+use scrip_auth::access::{is_operator, is_owner};
+use scrip_auth::guard::resolve;
+use scrip_domain::{PrincipalId, PrincipalKind, RegistryId, UnitCode};
+use scrip_http::{ApiError, OptionalJson, PageQuery, Problem, blocking, rfc3339_from_us};
+use scrip_ledger::Ledger;
+use scrip_store::DbConn;
+use scrip_telemetry::Metrics;
+
+use crate::dto::{
+    EdgeView, GraphView, NewRun, NodeView, Participation, RunPage, RunView, SettlementView,
+    UnitQuery,
+};
+use crate::run::{self, Ran, RunRecord, Trigger};
+use crate::run_now;
+
+fn unit(raw: Option<&str>) -> Result<UnitCode, ApiError> {
+    UnitCode::parse(raw.unwrap_or("EUR"))
+        .map_err(|e| ApiError::unprocessable("bad_unit", e.to_string()))
+}
+
+fn require_operator(conn: &mut DbConn, caller: &Caller) -> Result<(), ApiError> {
+    if is_operator(conn, caller.id)? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "not_operator",
+            "only registry operators may do this",
+        ))
+    }
+}
+
+fn run_view(conn: &mut DbConn, run: &RunRecord) -> Result<RunView, ApiError> {
+    let names = scrip_ledger::handles(
+        conn,
+        run.settlements.iter().flat_map(|s| [s.debtor, s.creditor]),
+    )?;
+    let name = |p: &PrincipalId| names.get(p).cloned().unwrap_or_default();
+    Ok(RunView {
+        id: run.id.to_string(),
+        unit: run.unit.clone(),
+        dry_run: run.dry_run,
+        started_at: rfc3339_from_us(run.started_at_us),
+        finished_at: rfc3339_from_us(run.finished_at_us),
+        participants: run.participants,
+        edges: run.edges,
+        gross_before: run.value(run.gross_before_granules),
+        cleared: run.value(run.cleared_granules),
+        gross_after: run.value(run.gross_after_granules),
+        cycles: run.cycles,
+        settlements: run
+            .settlements
+            .iter()
+            .map(|s| SettlementView {
+                debtor: name(&s.debtor),
+                creditor: name(&s.creditor),
+                amount: run.value(s.granules),
+                source: s.source.as_str().to_owned(),
+            })
+            .collect(),
+    })
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/clearing/graph", tag = "clearing", params(UnitQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = GraphView), (status = 403, body = Problem, description = "not_operator"))
+)]
+#[get("/api/v1/clearing/graph")]
+pub async fn get_graph(
+    caller: Caller,
+    query: web::Query<UnitQuery>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let unit = unit(query.unit.as_deref())?;
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        require_operator(&mut conn, &caller)?;
+        let graph = run::load_graph(&mut conn, &unit)?;
+        let mut net: std::collections::BTreeMap<PrincipalId, i128> = Default::default();
+        for e in &graph.edges {
+            *net.entry(e.creditor).or_default() += i128::from(e.granules);
+            *net.entry(e.debtor).or_default() -= i128::from(e.granules);
+        }
+        let names = scrip_ledger::handles(&mut conn, net.keys().copied())?;
+        let signed = |v: i128| {
+            let magnitude = graph.value(v.unsigned_abs());
+            if v < 0 {
+                format!("-{magnitude}")
+            } else {
+                magnitude
+            }
+        };
+        Ok(GraphView {
+            unit: unit.to_string(),
+            nodes: net
+                .iter()
+                .map(|(p, &v)| NodeView {
+                    handle: names.get(p).cloned().unwrap_or_default(),
+                    net: signed(v),
+                })
+                .collect(),
+            edges: graph
+                .edges
+                .iter()
+                .map(|e| EdgeView {
+                    debtor: names.get(&e.debtor).cloned().unwrap_or_default(),
+                    creditor: names.get(&e.creditor).cloned().unwrap_or_default(),
+                    amount: graph.value(u128::from(e.granules)),
+                    source: e.source.name().into(),
+                })
+                .collect(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/clearing/runs", tag = "clearing", request_body = NewRun,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = RunView),
+        (status = 403, body = Problem, description = "not_operator"),
+        (status = 409, body = Problem, description = "clearing_conflict: balances moved during the run; nothing applied"),
+    )
+)]
+#[post("/api/v1/clearing/runs")]
+pub async fn create_run(
+    caller: Caller,
+    body: OptionalJson<NewRun>,
+    ledger: web::Data<Ledger>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0.unwrap_or_default();
+    let unit = unit(body.unit.as_deref())?;
+    let view = blocking(move || {
+        require_operator(&mut *ledger.conn()?, &caller)?;
+        let Ran::Recorded(record) = run_now(
+            &ledger,
+            &metrics,
+            &unit,
+            body.dry_run,
+            Trigger::Operator(caller.id),
+        )?
+        else {
+            return Err(ApiError::Internal(
+                "an operator's run is always recorded".into(),
+            ));
+        };
+        run_view(&mut *ledger.conn()?, &record)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/clearing/runs", tag = "clearing", params(PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = RunPage), (status = 403, body = Problem, description = "not_operator"))
+)]
+#[get("/api/v1/clearing/runs")]
+pub async fn list_runs(
+    caller: Caller,
+    query: web::Query<PageQuery>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit()?;
+    let before = query.before_id()?;
+    let page = blocking(move || {
+        let mut conn = ledger.conn()?;
+        // Runs name who owed whom: registry operators only, like the graph.
+        require_operator(&mut conn, &caller)?;
+        let runs = run::load_runs(&mut conn, None, before, limit + 1)?;
+        let page = scrip_http::Page::from_overfetch(runs, limit, |r| r.id);
+        let items = page
+            .items
+            .iter()
+            .map(|r| run_view(&mut conn, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RunPage {
+            items,
+            next_cursor: page.next_cursor,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/clearing/runs/{id}", tag = "clearing",
+    security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = RunView), (status = 404, body = Problem))
+)]
+#[get("/api/v1/clearing/runs/{id}")]
+pub async fn get_run(
+    caller: Caller,
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::not_found("not_found", "no such clearing run");
+    let id = path.parse::<i64>().map_err(|_| not_found())?;
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        require_operator(&mut conn, &caller)?;
+        let run = run::load_run(&mut conn, id)?.ok_or_else(not_found)?;
+        run_view(&mut conn, &run)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    put, path = "/api/v1/businesses/{handle}/clearing", tag = "clearing", request_body = Participation,
+    security(("bearer" = [])),
+    params(("handle" = String, Path)),
+    responses((status = 200, body = Participation), (status = 403, body = Problem, description = "not_owner"), (status = 404, body = Problem))
+)]
+#[put("/api/v1/businesses/{handle}/clearing")]
+pub async fn set_participation(
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Participation>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let enabled = body.enabled;
+    blocking(move || {
+        let mut conn = ledger.conn()?;
+        let business = resolve(&mut conn, &path, &registry)?;
+        if business.kind != PrincipalKind::Business {
+            return Err(ApiError::not_found("not_found", "no such business"));
+        }
+        if !is_owner(&mut conn, business.id, caller.id)? {
+            return Err(ApiError::forbidden(
+                "not_owner",
+                format!("only an owner of {} may do this", business.handle),
+            ));
+        }
+        drop(conn);
+        ledger.write(|conn| run::set_participation(conn, business.id, enabled))?;
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(Participation { enabled }))
+}
