@@ -1,9 +1,9 @@
-// Scrip's shared page helpers: the API client, exact decimal arithmetic, form errors, and a
-// tiny DOM builder. Every page script uses these; none of them touches the token (it lives in
+// Scrip's shared page helpers (an ES module): the API client, exact decimal arithmetic
+// (re-exported from money.js), form errors, and a tiny DOM builder. Every page script uses these; none of them touches the token (it lives in
 // an HttpOnly cookie), and every change carries the CSRF header the API asks of cookie callers.
-"use strict";
+import { Dec } from "/assets/money.js";
 
-const Scrip = (() => {
+export const Scrip = (() => {
   const me = JSON.parse(document.getElementById("scrip-me").textContent || "null");
 
   /** Calls the API; resolves to {ok, status, data} where data is the JSON body or problem. */
@@ -48,39 +48,6 @@ const Scrip = (() => {
     } while (cursor && items.length < max);
     return items;
   }
-
-  // Exact decimals as BigInt atoms: money is never a float here.
-  const Dec = {
-    /** "12.5" at scale 2 -> 1250n; null when not a plain decimal or too many decimals. */
-    parse(text, scale) {
-      const m = /^\s*(-?)(\d*)(?:\.(\d*))?\s*$/.exec(String(text));
-      if (!m || (m[2] === "" && (m[3] || "") === "")) return null;
-      const frac = (m[3] || "").replace(/0+$/, "");
-      if (frac.length > scale) return null;
-      const atoms = BigInt((m[2] || "0") + frac.padEnd(scale, "0"));
-      return m[1] ? -atoms : atoms;
-    },
-    /** Decimals a string is written with ("1.50" -> 2). */
-    places(text) {
-      const i = String(text).indexOf(".");
-      return i < 0 ? 0 : String(text).length - i - 1;
-    },
-    format(atoms, scale) {
-      const negative = atoms < 0n;
-      let digits = (negative ? -atoms : atoms).toString().padStart(scale + 1, "0");
-      const whole = digits.slice(0, digits.length - scale);
-      const frac = scale ? "." + digits.slice(digits.length - scale) : "";
-      return (negative ? "-" : "") + whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + frac;
-    },
-    /** A decimal string with thousands separators, for display only. */
-    pretty(text) {
-      if (text === null || text === undefined) return "–";
-      const scale = Dec.places(text);
-      const atoms = Dec.parse(text, scale);
-      return atoms === null ? String(text) : Dec.format(atoms, scale);
-    },
-    toNumber(text) { return Number(text); },
-  };
 
   const currencyCache = new Map();
   /** The currency's public record ({code, scale, ...}), fetched once per page. */

@@ -1,7 +1,7 @@
 // Clearing dashboard: the debt graph as a picture (cycles, which clearing can set off, in
 // amber), every run's gross before/after and cleared over time, run details, dry run and run
 // buttons for operators, and system health read from /metrics.
-"use strict";
+import { Scrip } from "/assets/app.js";
 (() => {
   const { api, get, Dec, el, svg, rows, toast, when } = Scrip;
   const unitInput = document.getElementById("unit");
@@ -46,10 +46,10 @@
     const size = new Map();
     for (const c of comp.values()) size.set(c, (size.get(c) || 0) + 1);
     const onCycle = (e) => comp.get(e.debtor) === comp.get(e.creditor) && size.get(comp.get(e.debtor)) > 1;
-    const gross = graph.edges.reduce((s, e) => s + Number(e.amount), 0);
+    const gross = Dec.sum(graph.edges.map((e) => e.amount));
     const cyclic = graph.edges.filter(onCycle).length;
     document.getElementById("graph-summary").textContent =
-      `${names.length} businesses · ${graph.edges.length} debts · gross ${gross.toLocaleString()} ${graph.unit} · ${cyclic} on cycles`;
+      `${names.length} businesses · ${graph.edges.length} debts · gross ${Dec.pretty(gross)} ${graph.unit} · ${cyclic} on cycles`;
     rows(document.querySelector("#edges tbody"), graph.edges, (e) => el("tr", {},
       el("td", {}, e.debtor), el("td", {}, e.creditor), el("td", {}, `${Dec.pretty(e.amount)} ${graph.unit}`), el("td", {}, e.source)),
       "No debts between businesses.");
@@ -62,7 +62,8 @@
       const a = -Math.PI / 2 + i * 2 * Math.PI / names.length;
       return [n, { x: W / 2 + R * Math.cos(a), y: H / 2 + R * Math.sin(a) }];
     }));
-    const max = Math.max(...graph.edges.map((e) => Number(e.amount)), 1);
+    // Line widths scale with amounts (pixels are floats; the amounts are not).
+    const max = graph.edges.reduce((m, e) => (Dec.compare(e.amount, m) > 0 ? e.amount : m), "0");
     const arrows = graph.edges.map((e) => {
       const a = pos.get(e.debtor), b = pos.get(e.creditor);
       if (!a || !b) return null;
@@ -77,7 +78,7 @@
       return svg("g", { class: "edge " + cls },
         svg("title", {}, `${e.debtor} owes ${e.creditor} ${e.amount} ${graph.unit} (${e.source})`),
         svg("path", { d: `M${a.x} ${a.y} Q${cx} ${cy} ${ex} ${ey}`, fill: "none", stroke: colour,
-          "stroke-width": 1.5 + 4 * Number(e.amount) / max, "marker-end": `url(#arrow-${cls})`, "stroke-dasharray": e.source === "obligation" ? "6 4" : "none" }),
+          "stroke-width": 1.5 + 4 * Dec.ratio(e.amount, max), "marker-end": `url(#arrow-${cls})`, "stroke-dasharray": e.source === "obligation" ? "6 4" : "none" }),
         svg("text", { x: cx, y: cy, "text-anchor": "middle" }, Dec.pretty(e.amount)));
     });
     const marker = (name, colour) => svg("marker", { id: "arrow-" + name, viewBox: "0 0 10 10", refX: 8, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" },
@@ -104,23 +105,26 @@
       el("td", {}, String(r.participants)),
       el("td", {}, Dec.pretty(r.gross_before)), el("td", { class: "cleared" }, Dec.pretty(r.cleared)),
       el("td", {}, Dec.pretty(r.gross_after)), el("td", {}, String(r.cycles))), "No runs yet.");
-    drawRuns(runs.slice(0, 20).reverse());
+    // Runs of other units would share no scale with these: the chart shows the page's unit.
+    drawRuns(runs.filter((r) => r.unit === unit()).slice(0, 20).reverse());
   }
 
   function drawRuns(runs) {
     const chart = document.getElementById("runs-chart");
     const W = 640, H = 200, pad = 28;
     if (!runs.length) { chart.replaceChildren(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no runs yet")); return; }
-    const max = Math.max(...runs.map((r) => Number(r.gross_before)), 1);
+    // One scale for the runs shown: they are all of the unit the page shows (bar heights are
+    // pixels; the amounts stay exact).
+    const max = runs.reduce((m, r) => (Dec.compare(r.gross_before, m) > 0 ? r.gross_before : m), "0");
     const slot = (W - 2 * pad) / Math.max(runs.length, 8);
     const bar = (i, k, value, colour, label) => {
-      const h = Number(value) / max * (H - 2 * pad);
+      const h = Dec.ratio(value, max) * (H - 2 * pad);
       return svg("rect", { x: pad + i * slot + k * slot * 0.28 + slot * 0.08, y: H - pad - h, width: slot * 0.26, height: Math.max(h, 0.5), fill: colour },
         svg("title", {}, `${label}: ${value}`));
     };
     chart.replaceChildren(
       svg("line", { x1: pad, x2: W - pad, y1: H - pad, y2: H - pad, stroke: "#cbd5e1" }),
-      svg("text", { x: 2, y: pad }, max.toLocaleString()),
+      svg("text", { x: 2, y: pad }, Dec.pretty(max)),
       ...runs.flatMap((r, i) => [
         bar(i, 0, r.gross_before, "#94a3b8", `run #${r.id} gross before`),
         bar(i, 1, r.gross_after, "#0f766e", `run #${r.id} gross after`),
@@ -158,38 +162,23 @@
   }
   document.getElementById("run")?.addEventListener("click", () => run(false));
   document.getElementById("dry-run")?.addEventListener("click", () => run(true));
-  unitInput.addEventListener("change", loadGraph);
+  unitInput.addEventListener("change", () => { loadGraph(); loadRuns(); });
 
-  // Health: counters from /metrics, turned into rates between two reads.
+  // Health: the audit and the counters (GET /api/v1/system/health), turned into rates
+  // between two reads. Rates are counts per second, not amounts.
   let previous = null;
-  function sumOf(text, name) {
-    let sum = 0, found = false;
-    for (const line of text.split("\n")) {
-      if (line.startsWith(name + " ") || line.startsWith(name + "{")) {
-        sum += Number(line.slice(line.lastIndexOf(" ") + 1));
-        found = true;
-      }
-    }
-    return found ? sum : null;
-  }
   async function loadHealth() {
-    let text;
-    try {
-      const response = await fetch("/metrics", { credentials: "same-origin" });
-      text = await response.text();
-    } catch (_) { return; }
-    const audit = sumOf(text, "scrip_ledger_audit_ok");
+    let health;
+    try { health = await get("/api/v1/system/health"); } catch (_) { return; }
     const auditCell = document.getElementById("health-audit");
-    auditCell.textContent = audit === null ? "not yet run" : audit === 1 ? "clean" : "FAILING";
-    auditCell.className = audit === 1 ? "ok" : audit === null ? "" : "bad";
-    const now = { t: performance.now(),
-      requests: sumOf(text, "scrip_http_requests_total"), orders: sumOf(text, "scrip_exchange_commands_total"),
-      trades: sumOf(text, "scrip_exchange_trades_total"), transfers: sumOf(text, "scrip_ledger_transfers_total") };
+    auditCell.textContent = { clean: "clean", failing: "FAILING", not_run: "not yet run" }[health.audit] || health.audit;
+    auditCell.className = health.audit === "clean" ? "ok" : health.audit === "failing" ? "bad" : "";
+    const now = { t: performance.now(), ...health.counters };
     if (previous) {
       const dt = (now.t - previous.t) / 1000;
       for (const key of ["requests", "orders", "trades", "transfers"]) {
         const cell = document.getElementById("health-" + key);
-        cell.textContent = now[key] === null ? "–" : ((now[key] - previous[key]) / dt).toFixed(1);
+        cell.textContent = now[key] === null || previous[key] === null ? "–" : ((now[key] - previous[key]) / dt).toFixed(1);
       }
     }
     previous = now;

@@ -1,5 +1,5 @@
 // Market list: last price, change and volume over the last 24 hours (from hourly candles).
-"use strict";
+import { Scrip } from "/assets/app.js";
 (() => {
   const { get, Dec, el, rows } = Scrip;
   const tbody = document.querySelector("#markets tbody");
@@ -8,10 +8,10 @@
     try {
       const { items } = await get(`/api/v1/markets/${encodeURIComponent(symbol)}/candles?interval=1h&limit=24`);
       if (!items.length) return null;
-      const open = Number(items[0].open);
-      const close = Number(items[items.length - 1].close);
-      const volume = items.reduce((sum, c) => sum + Number(c.volume), 0);
-      return { change: open ? (close - open) / open * 100 : 0, volume };
+      const open = items[0].open, close = items[items.length - 1].close;
+      // Exact volume; the change is a ratio (a percentage, not an amount).
+      const volume = Dec.sum(items.map((c) => c.volume));
+      return { change: Dec.ratio(Dec.sub(close, open), open) * 100, volume };
     } catch (_) { return null; }
   }
 
@@ -27,7 +27,7 @@
           el("td", { class: "last" }, m.last_price ? Dec.pretty(m.last_price) + " " + m.quote : "–"),
           el("td", { class: change === null ? "" : change >= 0 ? "up" : "down" },
             change === null ? "–" : (change >= 0 ? "+" : "") + change.toFixed(2) + " %"),
-          el("td", {}, s ? s.volume.toLocaleString() + " " + m.base : "–"),
+          el("td", {}, s ? Dec.pretty(s.volume) + " " + m.base : "–"),
           el("td", {}, (m.fee_bps / 100).toFixed(2) + " %"));
       }, "No markets yet. A shop owner opens one from the Shop console.");
     } catch (problem) {

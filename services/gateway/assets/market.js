@@ -2,7 +2,8 @@
 // a gapless sequence; any gap or dropped connection resyncs from a fresh snapshot), trades,
 // candles, the order form with its cost and fee worked out exactly before placing, the
 // caller's open orders and fills.
-"use strict";
+import { Scrip } from "/assets/app.js";
+import { previewOrder } from "/assets/money.js";
 (() => {
   const { api, get, Dec, el, svg, rows, onSubmit, showProblem, toast, time, idempotencyKey, throttle } = Scrip;
   const symbol = document.getElementById("market-symbol").dataset.symbol;
@@ -24,12 +25,12 @@
   // ---- the book -------------------------------------------------------------------------
   function sortedLevels(side) {
     const levels = [...book[side].entries()].map(([price, quantity]) => ({ price, quantity }));
-    levels.sort((a, b) => side === "bids" ? Number(b.price) - Number(a.price) : Number(a.price) - Number(b.price));
+    levels.sort((a, b) => side === "bids" ? Dec.compare(b.price, a.price) : Dec.compare(a.price, b.price));
     return levels;
   }
   function applyLevels(side, levels) {
     for (const { price, quantity } of levels) {
-      if (Number(quantity) === 0) book[side].delete(price);
+      if (Dec.isZero(quantity)) book[side].delete(price);
       else book[side].set(price, quantity);
     }
   }
@@ -38,12 +39,13 @@
     const depth = 12;
     const bids = sortedLevels("bids").slice(0, depth);
     const asks = sortedLevels("asks").slice(0, depth);
-    const max = Math.max(1, ...bids.map((l) => Number(l.quantity)), ...asks.map((l) => Number(l.quantity)));
+    const levels = [...bids, ...asks];
+    const max = levels.reduce((m, l) => (Dec.compare(l.quantity, m) > 0 ? l.quantity : m), "0");
     const row = (side) => (l) => {
       const tr = el("tr", { class: side + (changed.has(side + l.price) ? " flash" : ""), dataset: { price: l.price } },
         el("td", {}, Dec.pretty(l.price)), el("td", {}, Dec.pretty(l.quantity)),
-        el("td", {}, (Number(l.price) * Number(l.quantity)).toLocaleString(undefined, { maximumFractionDigits: quoteScale })));
-      tr.style.setProperty("--depth", (Number(l.quantity) / max * 100).toFixed(1) + "%");
+        el("td", {}, Dec.format(Dec.notional(Dec.parse(l.price, quoteScale), Dec.parse(l.quantity, baseScale), baseScale), quoteScale)));
+      tr.style.setProperty("--depth", (Dec.ratio(l.quantity, max) * 100).toFixed(1) + "%");
       tr.addEventListener("click", () => { const p = document.getElementById("order-price"); if (p) { p.value = l.price; preview(); } });
       return tr;
     };
@@ -51,10 +53,11 @@
     document.getElementById("bids").replaceChildren(...bids.map(row("bid")));
     const bestBid = bids[0], bestAsk = asks[0];
     document.getElementById("spread").textContent = bestBid && bestAsk
-      ? `spread ${Dec.pretty(String((Number(bestAsk.price) - Number(bestBid.price)).toFixed(quoteScale)))}`
+      ? `spread ${Dec.pretty(Dec.sub(bestAsk.price, bestBid.price))}`
       : bids.length || asks.length ? "one-sided book" : "empty book: be the first to quote";
     changed.clear();
     renderDepth();
+    preview();
   }
 
   function renderDepth() {
@@ -191,8 +194,8 @@
       line.replaceChildren("Available: ",
         el("strong", { id: "available-base" }, `${Dec.pretty(available.base)} ${market.base}`), " · ",
         el("strong", { id: "available-quote" }, `${Dec.pretty(available.quote)} ${market.quote}`),
-        b && Number(b.held) ? ` (${Dec.pretty(b.held)} ${market.base} held)` : "",
-        q && Number(q.held) ? ` (${Dec.pretty(q.held)} ${market.quote} held)` : "");
+        b && !Dec.isZero(b.held) ? ` (${Dec.pretty(b.held)} ${market.base} held)` : "",
+        q && !Dec.isZero(q.held) ? ` (${Dec.pretty(q.held)} ${market.quote} held)` : "");
     } catch (_) { /* shown on next refresh */ }
   }
   async function loadOrders() {
@@ -227,42 +230,65 @@
   // ---- the order form --------------------------------------------------------------------
   const form = document.getElementById("order-form");
   function side() { return form.elements.side.value; }
-  /** Worst price a market order of `quantity` would reach now, from the live book. */
-  function sweepPrice(quantity) {
-    let left = quantity;
-    for (const l of sortedLevels(side() === "buy" ? "asks" : "bids")) {
-      left -= Number(l.quantity);
-      if (left <= 0) return l.price;
-    }
-    return null;
-  }
+  /** What the order would do now against the live book, by the server's rules (money.js):
+   *  each fill at the maker's price, each fill's fee on what this side receives, rounded down;
+   *  the registry pays none. */
   function preview() {
     if (!form || !market) return;
     const out = document.getElementById("order-preview");
     const isMarket = form.elements.type.value === "market";
     document.getElementById("price-field").hidden = isMarket;
     form.elements.time_in_force.disabled = isMarket;
-    const qText = form.elements.quantity.value.trim();
-    const qty = Dec.parse(qText, baseScale);
-    let priceText = form.elements.price.value.trim();
-    if (isMarket) priceText = qty ? sweepPrice(Number(qText)) : null;
-    const price = priceText ? Dec.parse(priceText, quoteScale) : null;
+    const qty = Dec.parse(form.elements.quantity.value.trim(), baseScale);
+    const priceText = form.elements.price.value.trim();
+    const price = isMarket ? null : Dec.parse(priceText, quoteScale);
     if (!qty || qty <= 0n || (!isMarket && (!price || price <= 0n))) {
-      out.textContent = isMarket && qty && !priceText ? "Not enough on the book to fill that now." : "Enter a price and quantity to see the cost and fee.";
+      out.textContent = "Enter a price and quantity to see the cost and fee.";
       return;
     }
-    if (isMarket && !price) { out.textContent = "Not enough on the book to fill that now."; return; }
-    const baseUnit = 10n ** BigInt(baseScale);
-    const notional = price * qty / baseUnit; // quote atoms: tick x lot is always whole atoms
-    const fee = (amount) => amount * BigInt(market.fee_bps) / 10000n;
-    const approx = isMarket ? "at most " : "";
-    if (side() === "buy") {
-      out.textContent = `You pay ${approx}${Dec.format(notional, quoteScale)} ${market.quote} (held until filled) and receive ` +
-        `${Dec.format(qty - fee(qty), baseScale)} ${market.base} after a fee of ${Dec.format(fee(qty), baseScale)} ${market.base}.`;
-    } else {
-      out.textContent = `You sell ${Dec.format(qty, baseScale)} ${market.base} (held until filled) and receive ${approx ? "about " : ""}` +
-        `${Dec.format(notional - fee(notional), quoteScale)} ${market.quote} after a fee of ${Dec.format(fee(notional), quoteScale)} ${market.quote}.`;
+    const buying = side() === "buy";
+    // The registry pays no fee to itself (as the server settles it).
+    const feeBps = Scrip.me && Scrip.me.handle === "registry" ? 0 : market.fee_bps;
+    // A market order is immediate-or-cancel (fill-or-kill is not offered for it here).
+    const tif = isMarket ? "ioc" : form.elements.time_in_force.value;
+    const p = previewOrder({
+      side: side(), priceAtoms: price, quantityAtoms: qty,
+      levels: sortedLevels(buying ? "asks" : "bids"), baseScale, quoteScale,
+      feeBps,
+      rests: !isMarket && tif === "gtc",
+    });
+    const pays = buying ? [quoteScale, market.quote] : [baseScale, market.base];
+    const gets = buying ? [baseScale, market.base] : [quoteScale, market.quote];
+    const amount = (atoms, [scale, code]) => `${Dec.format(atoms, scale)} ${code}`;
+    const parts = [];
+    if (p.filledAtoms > 0n) {
+      parts.push(`Trades ${amount(p.filledAtoms, [baseScale, market.base])} now: you pay ${amount(p.spentAtoms, pays)} ` +
+        `and receive ${amount(p.receivedAtoms - p.feeAtoms, gets)} after a fee of ${amount(p.feeAtoms, gets)}.`);
     }
+    if (p.restingAtoms > 0n) {
+      // Filled later at its own price, the resting part brings this (fees per fill may round
+      // a few atoms lower).
+      const restQuote = Dec.notional(price, p.restingAtoms, baseScale);
+      const restGets = buying ? p.restingAtoms : restQuote;
+      const restFee = Dec.fee(restGets, feeBps);
+      parts.push(`${p.filledAtoms > 0n ? "The rest" : "The order"}, ${amount(p.restingAtoms, [baseScale, market.base])}, ` +
+        `rests in the book holding ${amount(p.heldAtoms, pays)} until it fills or you cancel it; filled at ` +
+        `${Dec.format(price, quoteScale)} you receive ${amount(restGets - restFee, gets)} after a fee of ${amount(restFee, gets)}.`);
+    }
+    const unfilled = qty - p.filledAtoms - p.restingAtoms;
+    if (unfilled > 0n) {
+      parts.push(p.filledAtoms > 0n
+        ? `The other ${amount(unfilled, [baseScale, market.base])} find no match now and expire.`
+        : "Nothing on the book matches that now: the order would expire unfilled.");
+    }
+    if (tif === "fok" && unfilled > 0n) {
+      parts.splice(0, parts.length, "Fill-or-kill: the book cannot fill all of it now, so nothing would trade.");
+    }
+    if (!isMarket && form.elements.post_only?.checked && p.filledAtoms > 0n) {
+      out.textContent = "Post-only: this price would trade on arrival, so the order would be refused.";
+      return;
+    }
+    out.textContent = parts.join(" ") + (p.filledAtoms > 0n ? " Prices can move before the order arrives." : "");
   }
   if (form) {
     form.addEventListener("input", preview);

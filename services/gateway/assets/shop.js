@@ -1,6 +1,6 @@
 // Shop console: open a business, issue its currency, set its limits, pay out, see redemptions,
 // outstanding and holders, open a market for it, manage members.
-"use strict";
+import { Scrip } from "/assets/app.js";
 (() => {
   const { api, get, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey } = Scrip;
   const select = document.getElementById("business");

@@ -1,5 +1,5 @@
 // Wallet: balances, paying by handle, payment request links with a QR code, history and CSV.
-"use strict";
+import { Scrip } from "/assets/app.js";
 (() => {
   const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey, download } = Scrip;
   const holderSelect = document.getElementById("holder");

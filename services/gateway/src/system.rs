@@ -12,7 +12,10 @@ use serde_json::json;
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn configure_system(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics);
+    cfg.service(healthz)
+        .service(readyz)
+        .service(metrics)
+        .service(system_health);
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "{\"status\":\"ok\"}")))]
@@ -73,6 +76,44 @@ pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())
+}
+
+/// Event counts since the process started; a client turns two reads into rates.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct HealthCounters {
+    pub requests: Option<u64>,
+    pub orders: Option<u64>,
+    pub trades: Option<u64>,
+    pub transfers: Option<u64>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SystemHealth {
+    /// The last invariant audit: `clean`, `failing` or `not_run`.
+    pub audit: &'static str,
+    /// Counters of this process (`null` for a service it does not run).
+    pub counters: HealthCounters,
+}
+
+/// What the clearing dashboard shows of the system: the audit's verdict and this process's
+/// counters, as JSON (the same figures `/metrics` exports, without parsing its text).
+#[utoipa::path(get, path = "/api/v1/system/health", tag = "system", responses((status = 200, body = SystemHealth)))]
+#[get("/api/v1/system/health")]
+pub async fn system_health(registry: web::Data<Metrics>) -> HttpResponse {
+    let counter = |name| registry.counter_total(name);
+    HttpResponse::Ok().json(SystemHealth {
+        audit: match registry.audit_clean() {
+            Some(true) => "clean",
+            Some(false) => "failing",
+            None => "not_run",
+        },
+        counters: HealthCounters {
+            requests: counter("scrip_http_requests_total"),
+            orders: counter("scrip_exchange_commands_total"),
+            trades: counter("scrip_exchange_trades_total"),
+            transfers: counter("scrip_ledger_transfers_total"),
+        },
+    })
 }
 
 /// Unknown routes get a problem+json 404 like every other error.

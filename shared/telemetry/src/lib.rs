@@ -155,6 +155,30 @@ impl Metrics {
         }
     }
 
+    /// A counter family's total over all its labels, by its full name (with the `scrip_`
+    /// prefix); `None` when no such counter is registered. Counters count events, so the
+    /// float Prometheus keeps them in holds a whole number.
+    pub fn counter_total(&self, name: &str) -> Option<u64> {
+        let families = self.registry.gather();
+        let family = families.iter().find(|f| f.name() == name)?;
+        let total: f64 = family
+            .metric
+            .iter()
+            .filter_map(|m| m.counter.as_ref().map(|c| c.value()))
+            .sum();
+        // Whole and non-negative by construction; `as` would saturate, never wrap.
+        Some(total.max(0.0).round() as u64)
+    }
+
+    /// The last audit's verdict: `Some(true)` clean, `Some(false)` failing, `None` not run yet.
+    pub fn audit_clean(&self) -> Option<bool> {
+        match self.audit_ok.get() {
+            1 => Some(true),
+            0 if self.audit_violations.get() > 0 => Some(false),
+            _ => None,
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

@@ -17,6 +17,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/app.js"),
     ),
     (
+        "money.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/money.js"),
+    ),
+    (
         "wallet.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/wallet.js"),

@@ -162,6 +162,17 @@ async fn system_endpoints_answer(backend: Backend) {
     );
     assert!(metrics.contains("scrip_ledger_transfers_total 1"));
     assert!(metrics.contains("scrip_ledger_audit_ok 1"));
+    // The dashboard's JSON view of the same figures.
+    let (status, health) = app.get("/api/v1/system/health", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["audit"], "clean");
+    assert_eq!(health["counters"]["transfers"], 1);
+    assert!(
+        health["counters"]["requests"]
+            .as_u64()
+            .is_some_and(|n| n > 1),
+        "{health}"
+    );
     let docs = app
         .client
         .get(format!("{}/api/docs/", app.base))

@@ -374,10 +374,14 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     let buyer = driver.browser().await;
     buyer.log_in(&app, "dave", "/exchange/BREAD-GROCER").await;
     buyer.wait_text("#asks", "2.00").await;
-    buyer.fill("#order-price", "2.00").await;
+    // He bids up to 2.10; the preview tells the truth: it trades at the resting 2.00.
+    buyer.fill("#order-price", "2.10").await;
     buyer.fill("#order-quantity", "10").await;
     buyer
-        .wait_text("#order-preview", "You pay 20.00 GROCER")
+        .wait_text(
+            "#order-preview",
+            "Trades 10.00 BREAD now: you pay 20.00 GROCER and receive 9.98 BREAD after a fee of 0.02 BREAD.",
+        )
         .await;
     buyer.click("#order-submit").await;
 
