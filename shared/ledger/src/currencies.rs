@@ -4,11 +4,12 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use scrip_domain::{Amount, CurrencyCode, CurrencyId, Par, PrincipalId, Scale, UnitCode};
 use scrip_store::DbConn;
-use scrip_store::schema::{accounts, currencies};
+use scrip_store::schema::currencies;
 
 use crate::model::{CurrencyRow, MAX_AMOUNT_ATOMS, now_us};
 use crate::principals::principal_by_id;
-use crate::{Currency, LedgerError};
+use crate::rules::{self, CurrencyRules, Position};
+use crate::{Currency, LedgerError, writer};
 
 #[derive(Debug, Clone)]
 pub struct NewCurrency {
@@ -67,15 +68,7 @@ pub fn create_currency(conn: &mut DbConn, new: &NewCurrency) -> Result<Currency,
             other => other.into(),
         })?;
     let currency = Currency::try_from(row)?;
-    diesel::insert_into(accounts::table)
-        .values((
-            accounts::principal_id.eq(new.issuer.get()),
-            accounts::currency_id.eq(currency.id.get()),
-            accounts::floor_atoms.eq(-credit_limit_atoms),
-            accounts::ceiling_atoms.eq(None::<i64>),
-            accounts::created_at_us.eq(now),
-        ))
-        .execute(conn)?;
+    writer::open_issuer_account(conn, new.issuer, currency.id, credit_limit_atoms)?;
     Ok(currency)
 }
 
@@ -131,20 +124,16 @@ fn apply_limits(
 ) -> Result<Currency, LedgerError> {
     crate::transfer::lock_currency(conn, currency_id)?;
     let currency = currency_by_id(conn, currency_id)?;
+    let rules = CurrencyRules {
+        id: currency.id,
+        scale: currency.scale,
+        issuer: currency.issuer_id,
+    };
     if let Some(limit) = change.credit_limit {
         let atoms = check_limit(limit, currency.scale)?;
-        // The same conditional-update rule as spending: what is held stays covered.
-        let moved = diesel::update(
-            accounts::table
-                .filter(accounts::currency_id.eq(currency_id.get()))
-                .filter(accounts::principal_id.eq(currency.issuer_id.get()))
-                .filter((accounts::balance_atoms - accounts::held_atoms).ge(-atoms)),
-        )
-        .set(accounts::floor_atoms.eq(-atoms))
-        .execute(conn)?;
-        if moved != 1 {
-            return Err(LedgerError::LimitBelowPosition);
-        }
+        let issuer = writer::lock_issuer_account(conn, &rules)?;
+        rules::check_limits(&issuer.position, -atoms, None)?;
+        writer::set_floor(conn, issuer.account_id, -atoms)?;
         diesel::update(currencies::table.find(currency_id.get()))
             .set(currencies::credit_limit_atoms.eq(atoms))
             .execute(conn)?;
@@ -153,21 +142,17 @@ fn apply_limits(
         let atoms = max_balance
             .map(|m| check_limit(m, currency.scale))
             .transpose()?;
-        let holders = accounts::table
-            .filter(accounts::currency_id.eq(currency_id.get()))
-            .filter(accounts::principal_id.ne(currency.issuer_id.get()));
-        if let Some(ceiling) = atoms {
-            let over: i64 = holders
-                .filter(accounts::balance_atoms.gt(ceiling))
-                .count()
-                .get_result(conn)?;
-            if over > 0 {
-                return Err(LedgerError::LimitBelowPosition);
-            }
+        if let Some(highest) = writer::highest_holder_balance(conn, &rules)? {
+            rules::check_limits(
+                &Position {
+                    balance_atoms: highest,
+                    ..Position::empty(None)
+                },
+                0,
+                atoms,
+            )?;
         }
-        diesel::update(holders)
-            .set(accounts::ceiling_atoms.eq(atoms))
-            .execute(conn)?;
+        writer::set_holder_ceilings(conn, &rules, atoms)?;
         diesel::update(currencies::table.find(currency_id.get()))
             .set(currencies::max_balance_atoms.eq(atoms))
             .execute(conn)?;

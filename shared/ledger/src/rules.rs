@@ -185,6 +185,26 @@ pub fn hold(position: &mut Position, atoms: i64) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Whether an account may take a new floor and ceiling. Limits only ever move to where the
+/// account already is (the invariants hold at every moment): a floor may not leave what is
+/// held uncovered, and a ceiling may not be below the balance.
+pub fn check_limits(
+    position: &Position,
+    floor_atoms: i64,
+    ceiling_atoms: Option<i64>,
+) -> Result<(), LedgerError> {
+    let moved = Position {
+        floor_atoms,
+        ceiling_atoms,
+        ..*position
+    };
+    let over_ceiling = ceiling_atoms.is_some_and(|ceiling| position.balance_atoms > ceiling);
+    if moved.available_atoms() < 0 || over_ceiling {
+        return Err(LedgerError::LimitBelowPosition);
+    }
+    Ok(())
+}
+
 /// What is left of a hold after `atoms` of it are released or paid out; refused when less is
 /// left than that.
 pub fn consume_hold(remaining_atoms: i64, atoms: i64) -> Result<i64, LedgerError> {
@@ -299,6 +319,24 @@ mod tests {
         ));
         assert_eq!(consume_hold(70, 70).ok(), Some(0));
         assert!(consume_hold(70, 71).is_err());
+    }
+
+    #[test]
+    fn limits_only_move_to_where_the_account_already_is() {
+        // The bakery has issued 300.00 and holds 50.00 of its own for an order.
+        let bakery = Position {
+            held_atoms: 5_000,
+            ..issuer(-30_000, 50_000)
+        };
+        check_limits(&bakery, -35_000, None).expect("exactly what is issued and held");
+        assert!(matches!(
+            check_limits(&bakery, -34_999, None),
+            Err(LedgerError::LimitBelowPosition)
+        ));
+        let carl = holder(700, 0, Some(1_000));
+        check_limits(&carl, 0, Some(700)).expect("down to the balance");
+        assert!(check_limits(&carl, 0, Some(699)).is_err());
+        check_limits(&carl, 0, None).expect("no maximum");
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //!    was made), then write each account's net change in one `UPDATE`, new holds in one
 //!    `INSERT`, the holds drawn on in one conditional `UPDATE` and the journal in one `INSERT`.
 //!
-//! Opening accounts, and closing the ones a plan opened but did not use, happen here too: no
-//! other code writes `accounts` or `transfers`, except currency creation and limit changes,
-//! which set an account's floor and ceiling (`currencies.rs`).
+//! Opening accounts (the issuer's with its currency, holders' on first receipt), closing the
+//! ones a plan opened but did not use, and setting floors and ceilings when limits change
+//! (after `rules::check_limits`) happen here too: no other code writes `accounts` or
+//! `transfers`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -201,6 +202,86 @@ fn close_unused(
     if !unused.is_empty() {
         diesel::delete(accounts::table.filter(accounts::id.eq_any(unused))).execute(conn)?;
     }
+    Ok(())
+}
+
+/// Opens the issuer's account of a new currency: its floor is minus the credit limit.
+pub(crate) fn open_issuer_account(
+    conn: &mut DbConn,
+    issuer: PrincipalId,
+    currency: CurrencyId,
+    credit_limit_atoms: i64,
+) -> Result<(), LedgerError> {
+    diesel::insert_into(accounts::table)
+        .values((
+            accounts::principal_id.eq(issuer.get()),
+            accounts::currency_id.eq(currency.get()),
+            accounts::floor_atoms.eq(-credit_limit_atoms),
+            accounts::ceiling_atoms.eq(None::<i64>),
+            accounts::created_at_us.eq(now_us()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The issuer's account of a currency, locked, for a change of its credit limit.
+pub(crate) fn lock_issuer_account(
+    conn: &mut DbConn,
+    rules: &CurrencyRules,
+) -> Result<LockedAccount, LedgerError> {
+    let key = (rules.issuer, rules.id);
+    let keys = BTreeSet::from([key]);
+    let rules_of = HashMap::from([(rules.id, *rules)]);
+    select_accounts(conn, &keys, &rules_of, true)?
+        .remove(&key)
+        .ok_or_else(|| LedgerError::Invariant("a currency without its issuer's account".into()))
+}
+
+/// Sets the issuer's floor (a credit limit the rules accepted for its locked position).
+pub(crate) fn set_floor(
+    conn: &mut DbConn,
+    account_id: i64,
+    floor_atoms: i64,
+) -> Result<(), LedgerError> {
+    diesel::update(accounts::table.find(account_id))
+        .set(accounts::floor_atoms.eq(floor_atoms))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The highest balance any holder (not the issuer) has of the currency, with the holders'
+/// accounts locked on PostgreSQL so none rises past a new ceiling before it is set.
+pub(crate) fn highest_holder_balance(
+    conn: &mut DbConn,
+    rules: &CurrencyRules,
+) -> Result<Option<i64>, LedgerError> {
+    let holders = accounts::table
+        .filter(accounts::currency_id.eq(rules.id.get()))
+        .filter(accounts::principal_id.ne(rules.issuer.get()));
+    let balances: Vec<i64> = match conn {
+        DbConn::Postgres(pg) => holders
+            .select(accounts::balance_atoms)
+            .order(accounts::id)
+            .for_update()
+            .load(pg)?,
+        DbConn::Sqlite(sqlite) => holders.select(accounts::balance_atoms).load(sqlite)?,
+    };
+    Ok(balances.into_iter().max())
+}
+
+/// Sets every holder's ceiling (a maximum balance the rules accepted).
+pub(crate) fn set_holder_ceilings(
+    conn: &mut DbConn,
+    rules: &CurrencyRules,
+    ceiling_atoms: Option<i64>,
+) -> Result<(), LedgerError> {
+    diesel::update(
+        accounts::table
+            .filter(accounts::currency_id.eq(rules.id.get()))
+            .filter(accounts::principal_id.ne(rules.issuer.get())),
+    )
+    .set(accounts::ceiling_atoms.eq(ceiling_atoms))
+    .execute(conn)?;
     Ok(())
 }
 
