@@ -133,9 +133,10 @@ impl MarketSpec {
         i64::try_from(atoms).ok().filter(|a| *a <= MAX_AMOUNT_ATOMS)
     }
 
-    /// Base atoms of `lots` (bounded by [`Self::quantity_lots`]).
-    pub fn base_atoms(&self, lots: Lots) -> i64 {
-        lots.saturating_mul(self.lot_size_atoms)
+    /// Base atoms of `lots`; `None` beyond what the ledger can hold.
+    pub fn base_atoms(&self, lots: Lots) -> Option<i64> {
+        lots.checked_mul(self.lot_size_atoms)
+            .filter(|a| (0..=MAX_AMOUNT_ATOMS).contains(a))
     }
 
     /// The fee on `received_atoms`: `fee_bps` of it, rounded down to the atom.

@@ -479,7 +479,10 @@ impl MarketState {
                 .ok_or_else(too_large)?;
         }
         let (hold_currency, hold_atoms) = match order.side {
-            Side::Sell => (spec.base, spec.base_atoms(order.quantity_lots)),
+            Side::Sell => (
+                spec.base,
+                spec.base_atoms(order.quantity_lots).ok_or_else(too_large)?,
+            ),
             Side::Buy => (
                 spec.quote,
                 limit
@@ -649,7 +652,9 @@ impl MarketState {
         let quote_atoms = spec
             .notional_atoms(price, quantity)
             .ok_or_else(|| broken(format!("trade {trade_id}: its notional overflows")))?;
-        let base_atoms = spec.base_atoms(quantity);
+        let base_atoms = spec
+            .base_atoms(quantity)
+            .ok_or_else(|| broken(format!("trade {trade_id}: its quantity overflows")))?;
         let Some(maker) = self.resting.get_mut(&maker_id) else {
             return Err(broken(format!(
                 "trade {trade_id}: maker {maker_id} is in the engine's book but not resting"
@@ -792,7 +797,10 @@ impl MarketState {
                     "the notional of {quantity} lots at {price} overflows"
                 ))
             }),
-            Side::Sell => Ok(self.spec.base_atoms(quantity)),
+            Side::Sell => self
+                .spec
+                .base_atoms(quantity)
+                .ok_or_else(|| broken(format!("{quantity} lots overflow"))),
         }
     }
 
