@@ -24,7 +24,7 @@ trap cleanup EXIT
 command -v nginx >/dev/null || { echo "nginx is missing: apt-get install nginx-light" >&2; exit 1; }
 cargo build --release --locked -p scrip -p scrip-load
 BIN="${CARGO_TARGET_DIR:-target}/release"
-LIMITS=(SCRIP_SIGNUP_PER_MINUTE=1000000 SCRIP_LOGIN_PER_MINUTE=1000000 SCRIP_PAYMENTS_PER_MINUTE=10000000 RUST_LOG=warn)
+LIMITS=(SCRIP_SIGNUP_PER_MINUTE=1000000 SCRIP_LOGIN_PER_MINUTE=1000000 SCRIP_LOGIN_PER_ADDRESS_PER_MINUTE=1000000 SCRIP_PAYMENTS_PER_MINUTE=10000000 RUST_LOG=warn)
 
 wait_ready() {
   for _ in $(seq 1 100); do

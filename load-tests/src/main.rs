@@ -13,7 +13,8 @@
 //! `--watchers N` also keeps N WebSocket clients on the market's stream and checks that each
 //! sees a gapless sequence. Latency percentiles are printed per kind of request.
 //! Run the server with raised sign-up and payment limits:
-//! `SCRIP_SIGNUP_PER_MINUTE=100000 SCRIP_LOGIN_PER_MINUTE=100000 SCRIP_PAYMENTS_PER_MINUTE=1000000`.
+//! `SCRIP_SIGNUP_PER_MINUTE=100000 SCRIP_LOGIN_PER_MINUTE=100000
+//! SCRIP_LOGIN_PER_ADDRESS_PER_MINUTE=100000 SCRIP_PAYMENTS_PER_MINUTE=1000000`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,8 +14,13 @@ use utoipa::ToSchema;
 #[derive(Debug)]
 pub struct GatewayContext {
     pub tokens: TokenIssuer,
+    /// Logins per client address and handle: guessing one user's password.
     pub login_limiter: RateLimiter,
+    /// Logins per client address, whatever the handle: one client trying many handles.
+    pub login_address_limiter: RateLimiter,
     pub signup_limiter: RateLimiter,
+    /// The bounded pool every password hash runs on.
+    pub hasher: password::Hasher,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -171,8 +176,8 @@ pub(crate) async fn create_user(
         Some("") | None => None,
         Some(name) => Some(name.to_owned()),
     };
+    let hash = gateway.hasher.hash(body.password).await?;
     blocking(move || {
-        let hash = password::hash(&body.password).map_err(ApiError::Internal)?;
         let user = ledger.write(|conn| {
             let user =
                 create_principal(conn, &handle, PrincipalKind::User, display_name.as_deref())?;
@@ -203,34 +208,35 @@ pub(crate) async fn check_password(
         Ok(handle) => format!("{}|{handle}", client_ip(request)),
         Err(_) => client_ip(request),
     };
+    gateway
+        .login_address_limiter
+        .check(&client_ip(request))
+        .await?;
     gateway.login_limiter.check(&limit_key).await?;
-    blocking(move || {
-        let refused = || ApiError::Unauthorized {
+    let handle = Handle::parse_local(&body.handle, &registry).ok();
+    let lookup = handle.clone();
+    let found = blocking(move || match &lookup {
+        Some(handle) => Ok(credentials_of(&mut *ledger.conn()?, handle)?),
+        None => Ok(None),
+    })
+    .await?;
+    let (principal, stored) = found.unzip();
+    // An unknown handle spends the same hashing time as a wrong password.
+    let matches = gateway.hasher.verify(stored, body.password).await?;
+    let (Some(handle), Some(principal), true) = (handle, principal, matches) else {
+        return Err(ApiError::Unauthorized {
             code: "bad_credentials",
             detail: "the handle or password is wrong".into(),
-        };
-        let handle = Handle::parse_local(&body.handle, &registry).ok();
-        let found = match &handle {
-            Some(handle) => credentials_of(&mut *ledger.conn()?, handle)?,
-            None => None,
-        };
-        let (Some(handle), Some((principal, hash))) = (handle, found) else {
-            password::verify_against_nothing(&body.password);
-            return Err(refused());
-        };
-        if !password::verify(&hash, &body.password) {
-            return Err(refused());
-        }
-        Ok(LoginResponse {
-            access_token: gateway
-                .tokens
-                .issue(principal, &handle)
-                .map_err(ApiError::Internal)?,
-            token_type: "Bearer".into(),
-            expires_in: gateway.tokens.ttl_s(),
-        })
+        });
+    };
+    Ok(LoginResponse {
+        access_token: gateway
+            .tokens
+            .issue(principal, &handle)
+            .map_err(ApiError::Internal)?,
+        token_type: "Bearer".into(),
+        expires_in: gateway.tokens.ttl_s(),
     })
-    .await
 }
 
 /// Who `id` is: handle, address, registry roles and business memberships.

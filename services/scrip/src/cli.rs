@@ -95,6 +95,14 @@ pub struct Config {
         global = true
     )]
     pub login_per_minute: u32,
+    /// Login attempts allowed per minute per client address, whatever the handle.
+    #[arg(
+        long,
+        env = "SCRIP_LOGIN_PER_ADDRESS_PER_MINUTE",
+        default_value_t = 100,
+        global = true
+    )]
+    pub login_per_address_per_minute: u32,
     /// Sign-ups allowed per minute per client address.
     #[arg(
         long,

@@ -161,6 +161,7 @@ pub struct Settings {
     pub token_ttl_s: u64,
     pub policy: IssuerPolicy,
     pub login_per_minute: u32,
+    pub login_per_address_per_minute: u32,
     pub signup_per_minute: u32,
     pub payments_per_minute: u32,
     pub services: Services,
@@ -216,6 +217,7 @@ impl Settings {
                 max_credit_limit_units: config.max_credit_limit,
             },
             login_per_minute: config.login_per_minute,
+            login_per_address_per_minute: config.login_per_address_per_minute,
             signup_per_minute: config.signup_per_minute,
             payments_per_minute: config.payments_per_minute,
             services,
@@ -285,7 +287,10 @@ fn build_state(
         (Some(pair), true) => Some(web::Data::new(GatewayContext {
             tokens: TokenIssuer::new(pair, settings.token_ttl_s)?,
             login_limiter: backplane.limiter("login", settings.login_per_minute),
+            login_address_limiter: backplane
+                .limiter("login_address", settings.login_per_address_per_minute),
             signup_limiter: backplane.limiter("signup", settings.signup_per_minute),
+            hasher: scrip_auth::password::Hasher::for_this_machine()?,
         })),
         (None, true) => {
             return Err("the gateway needs the token signing key (--jwt-private-key-file)".into());

@@ -1,5 +1,11 @@
 //! Password hashing with argon2id (the crate's default parameters: 19 MiB, 2 passes).
-//! Both functions take tens of milliseconds by design: call them on a blocking thread.
+//! Each hash takes tens of milliseconds and 19 MiB by design, so the server never runs them on
+//! a pool that grows with demand: [`Hasher`] runs them on a fixed set of threads behind a
+//! bounded queue, and refuses at once (`overloaded`) when the queue is full. Memory for
+//! hashing is then bounded by the thread count (each thread's allocator arena keeps at most
+//! one hash's blocks), however many clients log in at once.
+
+use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -35,6 +41,114 @@ pub fn verify_against_nothing(password: &str) {
     let _ = verify(dummy, password);
 }
 
+/// Why the [`Hasher`] did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing thread is busy and the queue is full: retry shortly.
+    #[error("too many logins and sign-ups at once; try again in a moment")]
+    Overloaded,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+impl From<HashError> for scrip_http::ApiError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Overloaded => Self::Overloaded {
+                detail: error.to_string(),
+                retry_after_s: 1,
+            },
+            HashError::Failed(why) => Self::Internal(why),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed pool of hashing threads behind a bounded queue (see the module documentation).
+/// Cloning shares the pool.
+#[derive(Clone, Debug)]
+pub struct Hasher {
+    queue: mpsc::SyncSender<Job>,
+}
+
+impl Hasher {
+    /// `threads` hashing threads (at least one) and room for `queue_depth` waiting requests.
+    pub fn start(threads: usize, queue_depth: usize) -> Result<Self, String> {
+        let (queue, jobs) = mpsc::sync_channel::<Job>(queue_depth);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for index in 0..threads.max(1) {
+            let jobs = Arc::clone(&jobs);
+            std::thread::Builder::new()
+                .name(format!("password-hash-{index}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take the next job, never while hashing.
+                        let next = jobs
+                            .lock()
+                            .map_err(drop)
+                            .and_then(|r| r.recv().map_err(drop));
+                        match next {
+                            Ok(job) => job(),
+                            Err(()) => return,
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start a hashing thread: {e}"))?;
+        }
+        Ok(Self { queue })
+    }
+
+    /// One thread per core, and a queue of eight per thread.
+    pub fn for_this_machine() -> Result<Self, String> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::start(cores, 8 * cores)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => answer
+                .await
+                .map_err(|_| HashError::Failed("the hashing thread stopped".into())),
+            Err(mpsc::TrySendError::Full(_)) => Err(HashError::Overloaded),
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                Err(HashError::Failed("the hashing threads stopped".into()))
+            }
+        }
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        self.run(move || hash(&password))
+            .await?
+            .map_err(HashError::Failed)
+    }
+
+    /// Checks `password` against `stored`; with no stored hash (an unknown handle) it spends
+    /// the same time and answers false, so the two cannot be told apart.
+    pub async fn verify(
+        &self,
+        stored: Option<String>,
+        password: String,
+    ) -> Result<bool, HashError> {
+        self.run(move || match stored {
+            Some(stored) => verify(&stored, &password),
+            None => {
+                verify_against_nothing(&password);
+                false
+            }
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -46,5 +160,37 @@ mod tests {
         assert!(super::verify(&a, "correct horse battery"));
         assert!(!super::verify(&a, "wrong horse battery"));
         assert!(!super::verify("garbage", "x"));
+    }
+
+    #[test]
+    fn a_full_hasher_refuses_at_once_instead_of_queueing() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        // One thread, room for one waiting request: the third of three at once is refused.
+        let hasher = super::Hasher::start(1, 1).expect("hasher");
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let busy = hasher.clone();
+        let first = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime")
+                .block_on(busy.run(move || {
+                    let _ = started.send(());
+                    blocked.recv().is_ok()
+                }))
+        });
+        // The first job occupies the only thread; a second fills the queue.
+        running.recv().expect("the first job runs");
+        assert!(hasher.queue.try_send(Box::new(|| ())).is_ok());
+        let refused = runtime.block_on(hasher.verify(None, "password123".into()));
+        assert_eq!(refused, Err(super::HashError::Overloaded));
+        release.send(()).expect("release");
+        assert_eq!(first.join().expect("first"), Ok(true));
+        let hashed = runtime
+            .block_on(hasher.hash("correct horse battery".into()))
+            .expect("a free hasher hashes");
+        assert!(super::verify(&hashed, "correct horse battery"));
     }
 }

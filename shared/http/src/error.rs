@@ -36,6 +36,10 @@ pub enum ApiError {
     RateLimited { retry_after_s: u64 },
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
+    /// Refused at once because a bounded resource is full (503 with `Retry-After`): the
+    /// server keeps doing what it can instead of queueing without bound.
+    #[error("{detail}")]
+    Overloaded { detail: String, retry_after_s: u64 },
     /// A bug or an infrastructure failure; the cause is logged, never shown to the client.
     #[error("internal error")]
     Internal(String),
@@ -97,6 +101,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded { .. } => "overloaded",
             Self::Internal(_) => "internal",
         }
     }
@@ -125,7 +130,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -147,7 +152,7 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let Self::RateLimited { retry_after_s } = self {
+        if let Self::RateLimited { retry_after_s } | Self::Overloaded { retry_after_s, .. } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
         }
         response.body(serde_json::to_string(&problem).unwrap_or_default())

@@ -12,7 +12,8 @@ use crate::app::{Limits, TestApp, assert_problem};
 crate::on_both_backends!(
     sign_up_log_in_and_see_yourself,
     every_bad_token_is_401_and_changes_nothing,
-    logins_are_rate_limited
+    logins_are_rate_limited,
+    one_address_trying_many_handles_is_rate_limited
 );
 
 async fn sign_up_log_in_and_see_yourself(backend: Backend) {
@@ -250,6 +251,37 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
         .expect("sent");
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.transfer_count().await, before, "nothing changed");
+}
+
+/// One client trying many handles runs out of its address's budget (each made-up handle
+/// would otherwise get a budget of its own, and a full password hash each).
+async fn one_address_trying_many_handles_is_rate_limited(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Limits {
+            login_per_address_per_minute: 3,
+            ..Limits::default()
+        },
+    )
+    .await;
+    for attempt in 0..3 {
+        let wrong = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"handle": format!("nobody{attempt}"), "password": "guess guess guess"}),
+            )
+            .await;
+        assert_problem(&wrong, StatusCode::UNAUTHORIZED, "bad_credentials");
+    }
+    let limited = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"handle": "nobody-else", "password": "guess guess guess"}),
+        )
+        .await;
+    assert_problem(&limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }
 
 async fn logins_are_rate_limited(backend: Backend) {

@@ -24,6 +24,7 @@ pub struct TestApp {
 #[derive(Clone, Copy)]
 pub struct Limits {
     pub login_per_minute: u32,
+    pub login_per_address_per_minute: u32,
     pub payments_per_minute: u32,
     pub services: Services,
     pub clearing_interval_s: u64,
@@ -35,6 +36,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             login_per_minute: 10_000,
+            login_per_address_per_minute: 10_000,
             payments_per_minute: 100_000,
             services: Services::all(),
             clearing_interval_s: 0,
@@ -65,6 +67,7 @@ impl TestApp {
                 max_credit_limit_units: 1_000_000,
             },
             login_per_minute: limits.login_per_minute,
+            login_per_address_per_minute: limits.login_per_address_per_minute,
             signup_per_minute: 100_000,
             payments_per_minute: limits.payments_per_minute,
             services: limits.services,

@@ -65,6 +65,7 @@ impl Topology {
                 self.dir.join("keys/jwt-ed25519-public.pem"),
             )
             .env("SCRIP_LOGIN_PER_MINUTE", "10000")
+            .env("SCRIP_LOGIN_PER_ADDRESS_PER_MINUTE", "10000")
             .env("SCRIP_SIGNUP_PER_MINUTE", "10000")
             .env("SCRIP_PAYMENTS_PER_MINUTE", "100000")
             .env("RUST_LOG", "info");
