@@ -266,8 +266,8 @@ import { previewOrder } from "/assets/money.js";
         `and receive ${amount(p.receivedAtoms - p.feeAtoms, gets)} after a fee of ${amount(p.feeAtoms, gets)}.`);
     }
     if (p.restingAtoms > 0n) {
-      // Filled later at its own price, the resting part brings this (fees per fill may round
-      // a few atoms lower).
+      // Filled later at its own price, the resting part brings this (its fee can be one atom
+      // more when part of the order traded on arrival: the fee steps on the order's total).
       const restQuote = Dec.notional(price, p.restingAtoms, baseScale);
       const restGets = buying ? p.restingAtoms : restQuote;
       const restFee = Dec.fee(restGets, feeBps);

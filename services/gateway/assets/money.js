@@ -1,8 +1,8 @@
 // Exact money for every page: decimal strings in, BigInt atoms inside, decimal strings out.
 // No float ever holds an amount (charts scale pixels with floats, never amounts). The order
 // preview follows the server's own rules (services/orderbook/src/state.rs): a taker trades at
-// each maker's price, each fill's fee is `fee_bps` of what that side receives rounded down to
-// the atom, and the registry pays no fee.
+// each maker's price, an order's fee is `fee_bps` of all it receives, rounded down once to the
+// atom (charged fill by fill as steps of that total), and the registry pays no fee.
 
 const BPS_PER_UNIT = 10000n;
 
@@ -84,13 +84,12 @@ export const Dec = {
  * limit order) or expires (IOC, market). Returns exact atoms:
  * `{filledAtoms, spentAtoms, receivedAtoms, feeAtoms, restingAtoms, heldAtoms}` where
  * spent and held are in what the order pays (quote for a buy, base for a sell), received and
- * fee in what it gets. Per-level fees are rounded down per level; the server rounds per
- * maker order, so with several orders on one level the fee can be a few atoms lower.
+ * fee in what it gets; the fee is on the total received, exactly as the server charges it.
  *
  * `levels` is the opposite side, best first: `[{price, quantity}]` decimal strings.
  */
 export function previewOrder({ side, priceAtoms, quantityAtoms, levels, baseScale, quoteScale, feeBps, rests }) {
-  let left = quantityAtoms, filled = 0n, quote = 0n, fees = 0n;
+  let left = quantityAtoms, filled = 0n, quote = 0n;
   for (const level of levels) {
     if (left === 0n) break;
     const price = Dec.parse(level.price, quoteScale);
@@ -100,12 +99,12 @@ export function previewOrder({ side, priceAtoms, quantityAtoms, levels, baseScal
     const take = available < left ? available : left;
     const notional = Dec.notional(price, take, baseScale);
     quote += notional;
-    fees += Dec.fee(side === "buy" ? take : notional, feeBps);
     filled += take;
     left -= take;
   }
   const restingAtoms = rests && priceAtoms !== null ? left : 0n;
   const restingCost = side === "buy" ? Dec.notional(priceAtoms ?? 0n, restingAtoms, baseScale) : restingAtoms;
+  const fees = Dec.fee(side === "buy" ? filled : quote, feeBps);
   return {
     filledAtoms: filled,
     spentAtoms: side === "buy" ? quote : filled,

@@ -139,6 +139,13 @@ impl MarketSpec {
             .filter(|a| (0..=MAX_AMOUNT_ATOMS).contains(a))
     }
 
+    /// The fee of a fill that takes an order's running total received from `before_atoms` to
+    /// `after_atoms`: the step in the fee on the total, so the fees of an order's fills add
+    /// up to the fee on all it received, rounded down once.
+    pub fn fee_step(&self, before_atoms: i64, after_atoms: i64) -> i64 {
+        self.fee_atoms(after_atoms) - self.fee_atoms(before_atoms)
+    }
+
     /// The fee on `received_atoms`: `fee_bps` of it, rounded down to the atom.
     pub fn fee_atoms(&self, received_atoms: i64) -> i64 {
         let fee = i128::from(received_atoms) * i128::from(self.fee_bps) / BPS_PER_UNIT;

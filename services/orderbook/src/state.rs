@@ -281,6 +281,9 @@ struct Taker {
     hold: HoldRef,
     hold_remaining_atoms: i64,
     fills: Vec<Fill>,
+    /// What it has received so far in this command (base for a buy, quote for a sell): its
+    /// fees are charged on the running total, so splitting never lowers them.
+    received_atoms: i64,
     /// The price it rests at, once the engine has rested it.
     rested_at: Option<Ticks>,
 }
@@ -530,6 +533,7 @@ impl MarketState {
             hold,
             hold_remaining_atoms: hold_atoms,
             fills: Vec::new(),
+            received_atoms: 0,
             rested_at: None,
         };
         let new = NewOrder {
@@ -665,16 +669,38 @@ impl MarketState {
             Side::Buy => (taker_owner, taker.hold, maker.owner, maker.hold),
             Side::Sell => (maker.owner, maker.hold, taker_owner, taker.hold),
         };
-        // The registry pays no fee to itself.
-        let fee_of = |payer: PrincipalId, atoms: i64| {
-            if payer == self.registry {
-                0
-            } else {
-                spec.fee_atoms(atoms)
-            }
+        // Each side's fee is charged on what its order has received in all, rounded down once:
+        // the fee of a fill is the step in the fee on the running total, so an order split
+        // over many fills pays what one fill would (never less). A maker always receives at its
+        // own price, so its running total follows from its filled quantity (fills it took on
+        // arrival count at that price too: the steps never add up to less than one fill's
+        // fee). The registry pays no fee to itself.
+        let overflow = || broken(format!("trade {trade_id}: a running total overflows"));
+        let (maker_before, maker_after) = match maker.side {
+            Side::Sell => (
+                spec.notional_atoms(price, maker.filled_lots),
+                spec.notional_atoms(price, maker.filled_lots + quantity),
+            ),
+            Side::Buy => (
+                spec.base_atoms(maker.filled_lots),
+                spec.base_atoms(maker.filled_lots + quantity),
+            ),
         };
-        let buyer_fee_atoms = fee_of(buyer, base_atoms);
-        let seller_fee_atoms = fee_of(seller, quote_atoms);
+        let maker_fee = spec.fee_step(
+            maker_before.ok_or_else(overflow)?,
+            maker_after.ok_or_else(overflow)?,
+        );
+        let taker_gets = match taker_side {
+            Side::Buy => base_atoms,
+            Side::Sell => quote_atoms,
+        };
+        let taker_fee = spec.fee_step(taker.received_atoms, taker.received_atoms + taker_gets);
+        taker.received_atoms += taker_gets;
+        let exempt = |payer: PrincipalId, fee: i64| if payer == self.registry { 0 } else { fee };
+        let (buyer_fee_atoms, seller_fee_atoms) = match taker_side {
+            Side::Buy => (exempt(buyer, taker_fee), exempt(seller, maker_fee)),
+            Side::Sell => (exempt(buyer, maker_fee), exempt(seller, taker_fee)),
+        };
         let memo = format!("trade {trade_id}");
         let planned = batch
             .pay_from_hold(

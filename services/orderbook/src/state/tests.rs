@@ -290,3 +290,88 @@ fn a_maker_at_its_ceiling_refuses_the_batch_where_it_is_written() {
     assert!(market.resting_receiving(CARLA, GROCER).is_empty());
     assert!(market.resting(ask.id).is_none());
 }
+
+#[test]
+fn splitting_an_order_over_many_fills_never_lowers_its_fee() {
+    let mut market = market();
+    let mut batch = batch();
+    let mut changes = Changes::default();
+    // Twenty-five resting offers of 1.00 BREAD at 2.50: 0.25 % of each fill, rounded down on
+    // its own, would be nothing on either side.
+    for at in 0..25 {
+        place(
+            &mut market,
+            &mut batch,
+            &mut changes,
+            limit(CARLA, Side::Sell, 250, 1),
+            at,
+        );
+    }
+    let (bid, fills) = place(
+        &mut market,
+        &mut batch,
+        &mut changes,
+        limit(DEV, Side::Buy, 250, 25),
+        99,
+    );
+    assert_eq!(bid.status, OrderStatus::Filled);
+    assert_eq!(fills.len(), 25);
+    // Dev received 25.00 BREAD in all: the fee is 0.25 % of that, 0.06, as in one fill.
+    let taker_fees: i64 = fills.iter().map(|f| f.fee_atoms).sum();
+    assert_eq!(taker_fees, 6);
+    assert_eq!(change(&batch, DEV, BREAD), (2_500 - 6, 0));
+    // Each maker received 2.50 GROCER: its own fee on that rounds to nothing.
+    assert_eq!(change(&batch, CARLA, GROCER), (6_250, 0));
+    assert_eq!(change(&batch, REGISTRY, BREAD), (6, 0));
+}
+
+#[test]
+fn a_maker_filled_in_parts_pays_the_fee_on_its_total() {
+    let mut market = market();
+    let mut batch = batch();
+    let mut changes = Changes::default();
+    // Carla offers 3.00 BREAD at 1.33; Dev takes it one lot at a time. Each fill brings her
+    // 1.33 GROCER (fee 0.0033, nothing on its own); all three 3.99 (fee 0.009975 -> 0.00).
+    place(
+        &mut market,
+        &mut batch,
+        &mut changes,
+        limit(CARLA, Side::Sell, 133, 3),
+        1,
+    );
+    for at in 2..5 {
+        place(
+            &mut market,
+            &mut batch,
+            &mut changes,
+            limit(DEV, Side::Buy, 133, 1),
+            at,
+        );
+    }
+    let seller_fees: i64 = changes.trades.iter().map(|t| t.seller_fee_atoms).sum();
+    let one_fill = market.spec.fee_atoms(399);
+    assert_eq!(seller_fees, one_fill);
+    // And with a larger order the running total does charge what one fill would.
+    let mut market = self::market();
+    let mut batch = self::batch();
+    let mut changes = Changes::default();
+    place(
+        &mut market,
+        &mut batch,
+        &mut changes,
+        limit(CARLA, Side::Sell, 250, 40),
+        1,
+    );
+    for at in 2..42 {
+        place(
+            &mut market,
+            &mut batch,
+            &mut changes,
+            limit(DEV, Side::Buy, 250, 1),
+            at,
+        );
+    }
+    let seller_fees: i64 = changes.trades.iter().map(|t| t.seller_fee_atoms).sum();
+    assert_eq!(seller_fees, market.spec.fee_atoms(10_000));
+    assert_eq!(seller_fees, 25);
+}
