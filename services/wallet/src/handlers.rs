@@ -102,6 +102,7 @@ fn prepare(
     let currency = scrip_auth::guard::currency(conn, &body.currency, "unknown_account")?;
     let payer = act_as(conn, caller, body.from.as_deref(), registry)?;
     let payee = resolve(conn, &body.to, registry)?;
+    scrip_ledger::rules::may_be_paid(payee.kind)?;
     let amount = Amount::parse_positive(&body.amount, currency.scale)
         .map_err(|e| ApiError::unprocessable("bad_amount", e.to_string()))?;
     let memo = scrip_http::memo(body.memo.as_deref())?;
@@ -129,7 +130,7 @@ fn prepare(
         (status = 403, body = Problem, description = "not_owner"),
         (status = 404, body = Problem, description = "unknown_account"),
         (status = 409, body = Problem, description = "idempotency_conflict"),
-        (status = 422, body = Problem, description = "bad_amount, insufficient_funds, max_balance_exceeded"),
+        (status = 422, body = Problem, description = "bad_amount, insufficient_funds, max_balance_exceeded, not_payable (the registry's fee accounts)"),
         (status = 429, body = Problem, description = "rate_limited"),
     )
 )]
@@ -186,10 +187,10 @@ pub async fn create_transfer(
                         let transfer = scrip_ledger::transfer(conn, &payment.request)?;
                         let view =
                             transfer_view(&transfer, &payment.from, &payment.to, &payment.code);
-                        Ok(StoredResponse {
-                            status: 201,
-                            body: serde_json::to_string(&view).unwrap_or_default(),
-                        })
+                        let body = serde_json::to_string(&view).map_err(|e| {
+                            LedgerError::Invariant(format!("cannot store a payment's answer: {e}"))
+                        })?;
+                        Ok(StoredResponse { status: 201, body })
                     });
                     if matches!(outcome, Ok(Idempotent::Fresh(_))) {
                         wallet.metrics.transfers.inc();

@@ -242,6 +242,9 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
         .select(AccountRow::as_select())
         .order(accounts::id)
         .load(conn)?;
+    let registry: std::collections::HashSet<i64> = crate::writer::registry_principals(conn)?
+        .into_iter()
+        .collect();
     let journal = journal_positions(conn, &accounts)?;
     let held_by_holds: HashMap<i64, i128> = holds::table
         .filter(holds::remaining_atoms.gt(0))
@@ -267,6 +270,7 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
         let holds_atoms = held_by_holds.get(&account.id).copied().unwrap_or(0);
         check_account(
             account,
+            registry.contains(&account.principal_id),
             policies.get(&account.currency_id),
             journal_atoms,
             holds_atoms,
@@ -338,6 +342,7 @@ fn journal_positions(conn: &mut DbConn, accounts: &[AccountRow]) -> Result<Journ
 
 fn check_account(
     account: &AccountRow,
+    is_registry: bool,
     policy: Option<&CurrencyPolicy>,
     journal_atoms: i128,
     holds_atoms: i128,
@@ -361,7 +366,12 @@ fn check_account(
         let expected_ceiling = if is_issuer {
             None
         } else {
-            policy.max_balance_atoms
+            let kind = if is_registry {
+                scrip_domain::PrincipalKind::Registry
+            } else {
+                scrip_domain::PrincipalKind::User
+            };
+            crate::rules::holder_ceiling(kind, policy.max_balance_atoms)
         };
         if account.ceiling_atoms != expected_ceiling {
             violations.push(Violation::WrongCeiling {

@@ -35,6 +35,8 @@ pub enum LedgerError {
     CreditLimitExceeded,
     #[error("the receiving account would exceed the currency's maximum balance")]
     MaxBalanceExceeded,
+    #[error("the registry's accounts only collect fees: they cannot be paid")]
+    FeeAccount,
     #[error("the hold has less remaining than that")]
     HoldExceeded,
     #[error("the new limit would leave an existing balance outside it")]
@@ -93,6 +95,7 @@ impl LedgerError {
             // The issuer's refusal says why in its detail; the code is the same.
             Self::InsufficientFunds | Self::CreditLimitExceeded => "insufficient_funds",
             Self::MaxBalanceExceeded => "max_balance_exceeded",
+            Self::FeeAccount => "not_payable",
             Self::HoldExceeded => "hold_exceeded",
             Self::LimitBelowPosition => "limit_below_position",
             Self::IdempotencyConflict => "idempotency_conflict",
@@ -118,6 +121,7 @@ impl LedgerError {
             | Self::InsufficientFunds
             | Self::CreditLimitExceeded
             | Self::MaxBalanceExceeded
+            | Self::FeeAccount
             | Self::HoldExceeded
             | Self::LimitBelowPosition => ErrorClass::Unprocessable,
         }

@@ -22,7 +22,7 @@
 //! - **holds**: an account never holds less than zero, and a hold never pays out more than it
 //!   has left.
 
-use scrip_domain::{Amount, AmountError, CurrencyId, PrincipalId, Scale};
+use scrip_domain::{Amount, AmountError, CurrencyId, PrincipalId, PrincipalKind, Scale};
 
 use crate::LedgerError;
 use crate::model::MAX_AMOUNT_ATOMS;
@@ -203,6 +203,24 @@ pub fn check_limits(
         return Err(LedgerError::LimitBelowPosition);
     }
     Ok(())
+}
+
+/// The ceiling of a holder's account: the currency's maximum balance, except for the
+/// registry's own accounts, which collect fees and have none (a maximum there would let anyone
+/// who fills it refuse every fee, and so every trade, of the market).
+pub fn holder_ceiling(holder: PrincipalKind, max_balance_atoms: Option<i64>) -> Option<i64> {
+    match holder {
+        PrincipalKind::Registry => None,
+        PrincipalKind::User | PrincipalKind::Business => max_balance_atoms,
+    }
+}
+
+/// Who may be paid by a payment: anyone but the registry, whose accounts only collect fees.
+pub fn may_be_paid(payee: PrincipalKind) -> Result<(), LedgerError> {
+    match payee {
+        PrincipalKind::Registry => Err(LedgerError::FeeAccount),
+        PrincipalKind::User | PrincipalKind::Business => Ok(()),
+    }
 }
 
 /// What is left of a hold after `atoms` of it are released or paid out; refused when less is

@@ -22,8 +22,8 @@ use std::fmt::Write as _;
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use scrip_domain::{CurrencyId, HoldId, PrincipalId, TransferId};
-use scrip_store::schema::{accounts, holds, transfers};
+use scrip_domain::{CurrencyId, HoldId, PrincipalId, PrincipalKind, TransferId};
+use scrip_store::schema::{accounts, holds, principals, transfers};
 use scrip_store::{Column, Columns, DbConn};
 
 use crate::LedgerError;
@@ -249,15 +249,25 @@ pub(crate) fn set_floor(
     Ok(())
 }
 
-/// The highest balance any holder (not the issuer) has of the currency, with the holders'
-/// accounts locked on PostgreSQL so none rises past a new ceiling before it is set.
+/// The registry's own principals, whose accounts take no ceiling (`rules::holder_ceiling`).
+pub(crate) fn registry_principals(conn: &mut DbConn) -> Result<Vec<i64>, LedgerError> {
+    Ok(principals::table
+        .filter(principals::kind.eq(PrincipalKind::Registry.as_str()))
+        .select(principals::id)
+        .load(conn)?)
+}
+
+/// The highest balance any holder (not the issuer, not the registry) has of the currency,
+/// with those accounts locked on PostgreSQL so none rises past a new ceiling before it is set.
 pub(crate) fn highest_holder_balance(
     conn: &mut DbConn,
     rules: &CurrencyRules,
 ) -> Result<Option<i64>, LedgerError> {
+    let registry = registry_principals(conn)?;
     let holders = accounts::table
         .filter(accounts::currency_id.eq(rules.id.get()))
-        .filter(accounts::principal_id.ne(rules.issuer.get()));
+        .filter(accounts::principal_id.ne(rules.issuer.get()))
+        .filter(accounts::principal_id.ne_all(registry));
     let balances: Vec<i64> = match conn {
         DbConn::Postgres(pg) => holders
             .select(accounts::balance_atoms)
@@ -275,10 +285,12 @@ pub(crate) fn set_holder_ceilings(
     rules: &CurrencyRules,
     ceiling_atoms: Option<i64>,
 ) -> Result<(), LedgerError> {
+    let registry = registry_principals(conn)?;
     diesel::update(
         accounts::table
             .filter(accounts::currency_id.eq(rules.id.get()))
-            .filter(accounts::principal_id.ne(rules.issuer.get())),
+            .filter(accounts::principal_id.ne(rules.issuer.get()))
+            .filter(accounts::principal_id.ne_all(registry)),
     )
     .set(accounts::ceiling_atoms.eq(ceiling_atoms))
     .execute(conn)?;
@@ -382,11 +394,11 @@ fn open_account(
         return Ok((row, false));
     }
     // Checked first: on PostgreSQL a foreign-key violation would abort the whole transaction.
-    principal_by_id(conn, principal)?;
+    let holder = principal_by_id(conn, principal)?;
     // The ceiling is read under a share lock on the currency row, which `set_limits` locks
     // for update: a limit change and a first receipt cannot interleave, so a new account never
     // carries a stale maximum balance.
-    let ceiling_atoms = current_max_balance(conn, rules.id)?;
+    let ceiling_atoms = rules::holder_ceiling(holder.kind, current_max_balance(conn, rules.id)?);
     // In a savepoint: a concurrent first receipt by the same principal wins the unique key,
     // and on PostgreSQL a failed statement would otherwise abort the whole transaction.
     let empty = Position::empty(ceiling_atoms);

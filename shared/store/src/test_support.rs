@@ -140,19 +140,41 @@ fn reap_stale_databases(admin: &mut PgConnection) {
     }
 }
 
-/// Reverts the newest applied migration: for tests that check how a data migration converts
-/// rows written under the schema before it.
-pub fn revert_last_migration(conn: &mut crate::DbConn) -> Result<(), crate::StoreError> {
+/// Reverts every applied migration newer than `version` (a migration folder's date and
+/// number, `2026-12-01-000007`): for tests that check how a data migration converts rows
+/// written under the schema before it.
+pub fn revert_migrations_after(
+    conn: &mut crate::DbConn,
+    version: &str,
+) -> Result<(), crate::StoreError> {
     use diesel_migrations::MigrationHarness;
-    let reverted = match conn {
-        crate::DbConn::Postgres(pg) => pg
-            .revert_last_migration(crate::pool::POSTGRES_MIGRATIONS)
-            .map(drop),
-        crate::DbConn::Sqlite(sqlite) => sqlite
-            .revert_last_migration(crate::pool::SQLITE_MIGRATIONS)
-            .map(drop),
-    };
-    reverted.map_err(|e| crate::StoreError::Migrate(e.to_string()))
+    let digits = |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
+    let target = digits(version);
+    let failed =
+        |e: Box<dyn std::error::Error + Send + Sync>| crate::StoreError::Migrate(e.to_string());
+    loop {
+        let newest = match conn {
+            crate::DbConn::Postgres(pg) => pg.applied_migrations(),
+            crate::DbConn::Sqlite(sqlite) => sqlite.applied_migrations(),
+        }
+        .map_err(failed)?
+        .into_iter()
+        .map(|v| digits(&v.to_string()))
+        .max();
+        match newest {
+            Some(newest) if newest > target => {}
+            _ => return Ok(()),
+        }
+        match conn {
+            crate::DbConn::Postgres(pg) => pg
+                .revert_last_migration(crate::pool::POSTGRES_MIGRATIONS)
+                .map(drop),
+            crate::DbConn::Sqlite(sqlite) => sqlite
+                .revert_last_migration(crate::pool::SQLITE_MIGRATIONS)
+                .map(drop),
+        }
+        .map_err(failed)?;
+    }
 }
 
 #[cfg(test)]

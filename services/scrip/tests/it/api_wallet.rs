@@ -199,6 +199,12 @@ async fn payment_refusals_are_exact_and_change_nothing(backend: Backend) {
             StatusCode::UNPROCESSABLE_ENTITY,
             "bad_memo",
         ),
+        // The registry's accounts only collect fees.
+        (
+            json!({"to": "registry", "currency": "BREAD", "amount": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_payable",
+        ),
     ];
     for (body, status, code) in cases {
         let answer = app.pay(&carl, body.clone()).await;

@@ -364,3 +364,40 @@ fn a_refused_first_payment_opens_no_account() {
         e.assert_audit_clean();
     }
 }
+
+/// The registry's fee accounts take no maximum balance: fees above a currency's maximum are
+/// collected, and a maximum set later leaves them alone; the audit agrees.
+#[test]
+fn the_registrys_fee_accounts_have_no_ceiling() {
+    for backend in BACKENDS {
+        let e = economy(backend);
+        let registry = e
+            .ledger
+            .read(|c| {
+                scrip_ledger::principal_by_handle(c, &Handle::parse("registry").expect("handle"))
+            })
+            .expect("the registry principal");
+        let bread = e.currency(BREAD).id;
+        let fee = |atoms| scrip_ledger::TransferRequest {
+            currency: bread,
+            from: e.principals[SHOP0],
+            to: registry.id,
+            amount: e.amount(BREAD, atoms),
+            kind: scrip_ledger::TransferKind::Fee,
+            memo: None,
+        };
+        // 600.00 is above BREAD's maximum balance of 500.00.
+        e.ledger
+            .transfer(&fee(60_000))
+            .expect("fees above the maximum");
+        let change = LimitsChange {
+            max_balance: Some(Some(e.amount(BREAD, 20_000))),
+            ..Default::default()
+        };
+        e.ledger
+            .write(|c| set_limits(c, bread, &change))
+            .expect("a lower maximum does not count the registry");
+        e.ledger.transfer(&fee(1)).expect("still collects");
+        e.assert_audit_clean();
+    }
+}

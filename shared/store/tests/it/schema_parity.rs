@@ -143,7 +143,9 @@ struct Granules {
 fn clearing_amounts_recorded_as_text_become_exact_granules() {
     for db in [TestDb::sqlite(), TestDb::postgres()] {
         let mut conn = db.pool.get().expect("conn");
-        scrip_store::test_support::revert_last_migration(&mut conn).expect("revert");
+        // The schema as it was before `clearing_granules`.
+        scrip_store::test_support::revert_migrations_after(&mut conn, "2026-11-23-000006")
+            .expect("revert");
         diesel::sql_query(
             "INSERT INTO principals (id, handle, kind, created_at_us) VALUES (101, 'shopa', 'business', 0), \
              (102, 'shopb', 'business', 0)",
