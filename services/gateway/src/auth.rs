@@ -151,7 +151,7 @@ pub(crate) async fn create_user(
     gateway: &GatewayContext,
 ) -> Result<Registered, ApiError> {
     gateway.signup_limiter.check(&client_ip(request)).await?;
-    let handle = Handle::parse(&body.handle)
+    let handle = Handle::parse_new(&body.handle)
         .map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
     let length = body.password.chars().count();
     if length < MIN_PASSWORD_CHARS {
@@ -167,7 +167,9 @@ pub(crate) async fn create_user(
         ));
     }
     let display_name = match body.display_name.as_deref().map(str::trim) {
-        Some(name) if name.chars().count() > 100 || name.chars().any(char::is_control) => {
+        Some(name)
+            if name.chars().count() > 100 || name.chars().any(scrip_domain::is_invisible) =>
+        {
             return Err(ApiError::unprocessable(
                 "bad_name",
                 "a display name is at most 100 printable characters",

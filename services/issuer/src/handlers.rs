@@ -24,7 +24,7 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     let trimmed = name.trim();
     if trimmed.is_empty()
         || trimmed.chars().count() > MAX_NAME_CHARS
-        || trimmed.chars().any(char::is_control)
+        || trimmed.chars().any(scrip_domain::is_invisible)
     {
         return Err(ApiError::unprocessable(
             "bad_name",
@@ -141,7 +141,7 @@ pub async fn create_business(
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
-    let handle = Handle::parse(&body.handle)
+    let handle = Handle::parse_new(&body.handle)
         .map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
     let name = check_name(&body.name)?;
     let view = blocking(move || {
@@ -293,7 +293,7 @@ pub async fn create_currency(
     policy: web::Data<IssuerPolicy>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let code = CurrencyCode::parse(&body.code)
+    let code = CurrencyCode::parse_new(&body.code)
         .map_err(|e| ApiError::unprocessable("bad_currency_code", e.to_string()))?;
     let scale =
         Scale::new(body.scale).map_err(|e| ApiError::unprocessable("bad_scale", e.to_string()))?;

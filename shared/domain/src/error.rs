@@ -24,6 +24,12 @@ pub enum DomainError {
         "a handle is 3 to 32 characters of a-z, 0-9, '_', '.', '-' starting with a letter or digit"
     )]
     BadHandle,
+    #[error(
+        "a new handle ends with a letter or digit, has no two '_', '.' or '-' in a row, and does not start with 'registry'"
+    )]
+    LookAlikeHandle,
+    #[error("that code is reserved: it names a national or a well-known currency")]
+    ReservedCurrencyCode,
     #[error("an address is handle@registry")]
     BadAddress,
     #[error("a registry id is 1 to 63 characters of a-z, 0-9, '_', '.', '-'")]

@@ -13,4 +13,4 @@ mod names;
 pub use amount::{Amount, MAX_SCALE, Par, Scale};
 pub use error::{AmountError, DomainError};
 pub use ids::{AccountId, CurrencyId, HoldId, PrincipalId, TransferId};
-pub use names::{Address, CurrencyCode, Handle, PrincipalKind, RegistryId, UnitCode};
+pub use names::{Address, CurrencyCode, Handle, PrincipalKind, RegistryId, UnitCode, is_invisible};

@@ -29,6 +29,21 @@ impl Handle {
         }
     }
 
+    /// The stricter rules for a handle being taken (sign-up, a new business): it may not end
+    /// with punctuation, double it, or start with `registry`, so a new name cannot pass for
+    /// an existing one (`bakery.`, `registry-fees`). Existing handles keep parsing as before.
+    pub fn parse_new(raw: &str) -> Result<Self, DomainError> {
+        let handle = Self::parse(raw)?;
+        let bytes = raw.as_bytes();
+        let punct = |c: &u8| matches!(c, b'_' | b'.' | b'-');
+        let ends_well = bytes.last().is_some_and(|c| !punct(c));
+        let doubled = bytes.windows(2).any(|w| punct(&w[0]) && punct(&w[1]));
+        if !ends_well || doubled || raw.starts_with("registry") {
+            return Err(DomainError::LookAlikeHandle);
+        }
+        Ok(handle)
+    }
+
     /// Accepts a bare handle or a full address of `registry`, as the API does wherever a
     /// handle is expected. An address of another registry is refused rather than ignored.
     pub fn parse_local(raw: &str, registry: &RegistryId) -> Result<Self, DomainError> {
@@ -137,6 +152,47 @@ impl CurrencyCode {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The stricter rule for a code being taken: not an ISO 4217 code or a well-known
+    /// currency's ticker, which a store currency must not pass for.
+    pub fn parse_new(raw: &str) -> Result<Self, DomainError> {
+        let code = Self::parse(raw)?;
+        if RESERVED_CODES.contains(&raw) {
+            return Err(DomainError::ReservedCurrencyCode);
+        }
+        Ok(code)
+    }
+}
+
+/// ISO 4217 codes (current and common historic ones, and the X-codes for metals and
+/// special units) and the tickers of well-known crypto-currencies.
+const RESERVED_CODES: &[&str] = &[
+    "ADA", "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD",
+    "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BNB", "BOB", "BOV", "BRL", "BSD", "BTC", "BTN",
+    "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU",
+    "CRC", "CUC", "CUP", "CVE", "CZK", "DAI", "DEM", "DJF", "DKK", "DOGE", "DOP", "DOT", "DZD",
+    "EGP", "ERN", "ETB", "ETH", "EUR", "FJD", "FKP", "FRF", "GBP", "GEL", "GHS", "GIP", "GMD",
+    "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK",
+    "ITL", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT",
+    "LAK", "LBP", "LKR", "LRD", "LSL", "LTC", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT",
+    "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK",
+    "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD",
+    "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL", "SOL", "SOS",
+    "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD",
+    "TWD", "TZS", "UAH", "UGX", "USD", "USDC", "USDT", "USN", "UYI", "UYU", "UYW", "UZS", "VED",
+    "VES", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XDR",
+    "XLM", "XMR", "XOF", "XPD", "XPF", "XPT", "XRP", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR",
+    "ZMW", "ZWL",
+];
+
+/// A character that changes how text around it reads without showing itself: bidirectional
+/// controls (U+202E turns `gpj.exe` into `exe.jpg`), zero-width characters, the soft hyphen.
+/// Names and memos refuse them along with control characters.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 impl fmt::Display for CurrencyCode {
@@ -178,6 +234,34 @@ impl PrincipalKind {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn new_names_cannot_pass_for_others() {
+        use super::{CurrencyCode, Handle, is_invisible};
+        for bad in [
+            "bakery.",
+            "bakery-",
+            "ba..kery",
+            "registry",
+            "registry-fees",
+            "registry2",
+        ] {
+            assert!(Handle::parse_new(bad).is_err(), "{bad}");
+        }
+        for good in ["bakery", "rosas.bakery", "bake-r2", "reg1stry"] {
+            assert!(Handle::parse_new(good).is_ok(), "{good}");
+        }
+        assert!(
+            Handle::parse("bakery.").is_ok(),
+            "existing handles still parse"
+        );
+        for bad in ["USD", "EUR", "BTC", "USDT"] {
+            assert!(CurrencyCode::parse_new(bad).is_err(), "{bad}");
+        }
+        assert!(CurrencyCode::parse_new("BREAD").is_ok());
+        assert!(is_invisible('\u{202E}') && is_invisible('\u{200B}') && is_invisible('\n'));
+        assert!(!is_invisible('é') && !is_invisible('€') && !is_invisible(' '));
+    }
+
     use super::*;
 
     #[test]

@@ -34,7 +34,9 @@ pub enum ApiError {
     Unprocessable { code: &'static str, detail: String },
     #[error("too many requests; try again in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
-    #[error("the service is unavailable: {0}")]
+    /// The database, a writer or a market cannot take the request now. The cause (which may
+    /// name hosts, ports and drivers) is logged, never sent.
+    #[error("the service is unavailable right now; try again shortly")]
     Unavailable(String),
     /// Refused at once because a bounded resource is full (503 with `Retry-After`): the
     /// server keeps doing what it can instead of queueing without bound.
@@ -155,6 +157,9 @@ impl ResponseError for ApiError {
         if let Self::RateLimited { retry_after_s } | Self::Overloaded { retry_after_s, .. } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
         }
+        if let Self::Unavailable(_) = self {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
         response.body(serde_json::to_string(&problem).unwrap_or_default())
     }
 }
@@ -171,5 +176,31 @@ impl From<LedgerError> for ApiError {
             ErrorClass::Unavailable => Self::Unavailable(detail),
             ErrorClass::Internal => Self::Internal(detail),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use actix_web::body::MessageBody;
+
+    use super::ApiError;
+
+    #[test]
+    fn an_unavailable_answer_never_carries_its_cause() {
+        let cause = "could not connect to server: Connection refused, host 10.0.0.7 port 5432";
+        let response = ApiError::Unavailable(cause.into()).error_response();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(
+            response.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        let body = response.into_body().try_into_bytes().expect("a body");
+        let text = String::from_utf8(body.to_vec()).expect("utf-8");
+        assert!(text.contains("\"code\":\"unavailable\""), "{text}");
+        assert!(
+            !text.contains("5432") && !text.contains("10.0.0.7"),
+            "{text}"
+        );
     }
 }

@@ -9,7 +9,7 @@ pub fn memo(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(memo) = raw.map(str::trim).filter(|m| !m.is_empty()) else {
         return Ok(None);
     };
-    if memo.chars().count() > MAX_MEMO_CHARS || memo.chars().any(char::is_control) {
+    if memo.chars().count() > MAX_MEMO_CHARS || memo.chars().any(scrip_domain::is_invisible) {
         return Err(ApiError::unprocessable(
             "bad_memo",
             "a memo is at most 200 printable characters",

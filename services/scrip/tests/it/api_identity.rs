@@ -36,14 +36,25 @@ async fn sign_up_log_in_and_see_yourself(backend: Backend) {
         )
         .await;
     assert_problem(&taken, StatusCode::CONFLICT, "handle_taken");
-    let reserved = app
+    // Reserved names and look-alikes of existing ones are refused.
+    for look_alike in ["registry", "registry-fees", "carol.", "car..ol"] {
+        let reserved = app
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"handle": look_alike, "password": "another long one"}),
+            )
+            .await;
+        assert_problem(&reserved, StatusCode::UNPROCESSABLE_ENTITY, "bad_handle");
+    }
+    let invisible = app
         .post(
             "/api/v1/auth/register",
             None,
-            json!({"handle": "registry", "password": "another long one"}),
+            json!({"handle": "mallory", "password": "another long one", "display_name": "Bob\u{202E}gnp.exe"}),
         )
         .await;
-    assert_problem(&reserved, StatusCode::CONFLICT, "handle_taken");
+    assert_problem(&invisible, StatusCode::UNPROCESSABLE_ENTITY, "bad_name");
     let weak = app
         .post(
             "/api/v1/auth/register",
