@@ -473,14 +473,20 @@ pub fn set_participation(
     business: PrincipalId,
     enabled: bool,
 ) -> Result<(), LedgerError> {
-    diesel::delete(clearing_opt_outs::table.find(business.get())).execute(conn)?;
-    if !enabled {
-        diesel::insert_into(clearing_opt_outs::table)
-            .values((
-                clearing_opt_outs::business_id.eq(business.get()),
-                clearing_opt_outs::created_at_us.eq(now_us()),
-            ))
-            .execute(conn)?;
+    if enabled {
+        diesel::delete(clearing_opt_outs::table.find(business.get())).execute(conn)?;
+        return Ok(());
     }
+    // Idempotent under concurrency: a second opt-out finds the row and leaves it.
+    let opt_out = diesel::insert_into(clearing_opt_outs::table)
+        .values((
+            clearing_opt_outs::business_id.eq(business.get()),
+            clearing_opt_outs::created_at_us.eq(now_us()),
+        ))
+        .on_conflict_do_nothing();
+    match conn {
+        DbConn::Postgres(pg) => opt_out.execute(pg)?,
+        DbConn::Sqlite(sqlite) => opt_out.execute(sqlite)?,
+    };
     Ok(())
 }

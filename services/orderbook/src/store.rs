@@ -100,7 +100,16 @@ pub fn create_market(
             markets::created_at_us.eq(now_us),
         ))
         .returning(markets::id)
-        .get_result(conn)?;
+        .get_result(conn)
+        .map_err(|e| match e {
+            // Two concurrent creations of one pair both passed the check: the constraint
+            // decides, and the loser is told the market exists.
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => ExchangeError::MarketExists(symbol.clone()),
+            other => other.into(),
+        })?;
     let mut created = spec.clone();
     created.id = id;
     Ok(created)

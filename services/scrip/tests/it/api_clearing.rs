@@ -11,7 +11,8 @@ crate::on_both_backends!(
     obligations_are_proposed_accepted_and_cleared,
     a_proposed_obligation_can_be_rejected_or_withdrawn,
     a_ring_of_businesses_is_cleared_optimally_and_exactly,
-    scheduled_runs_clear_and_export_metrics
+    scheduled_runs_clear_and_export_metrics,
+    concurrent_opt_outs_all_succeed
 );
 
 /// `(business, owner, currency)` of the ring: shopa owes shopb, shopb owes shopc, shopc owes shopa.
@@ -753,4 +754,23 @@ async fn a_proposed_obligation_can_be_rejected_or_withdrawn(backend: Backend) {
     let amount = obligations[0]["amount"].as_str().expect("amount");
     assert!(amount == "30" || amount.starts_with("30."), "{amount}");
     app.assert_audit_clean().await;
+}
+
+/// Opting out is idempotent, also when the requests race (one row, every answer 200).
+async fn concurrent_opt_outs_all_succeed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    let opt_out = || {
+        app.request(
+            reqwest::Method::PUT,
+            "/api/v1/businesses/bakery/clearing",
+            Some(&rosa),
+            Some(json!({"enabled": false})),
+        )
+    };
+    let answers = futures_util::future::join_all((0..8).map(|_| opt_out())).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
 }

@@ -23,6 +23,7 @@ crate::on_both_backends!(
     the_stream_replayed_from_its_snapshot_equals_the_rest_book,
     an_order_with_an_idempotency_key_is_placed_once,
     a_maker_that_cannot_receive_is_cancelled_not_a_wall,
+    concurrent_openings_of_one_market_get_one_market_and_conflicts,
 );
 
 /// Tokens of the people in the market scenarios.
@@ -1172,4 +1173,25 @@ async fn a_gateway_instance_streams_the_owners_book_through_redis() {
         .expect("json");
     assert_eq!(ready["redis"], "ok", "{ready}");
     assert_no_funds_locked(&app).await;
+}
+
+/// Many owners' requests to open the same pair at once: exactly one market, every other
+/// answer 409 `market_exists`, never a 500 (the check races; the constraint decides).
+async fn concurrent_openings_of_one_market_get_one_market_and_conflicts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.shop(&rosa, "grocer", "GROC").await;
+    let body = json!({"base": "GROC", "quote": "BREAD", "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0});
+    let attempts = (0..8).map(|_| app.post("/api/v1/markets", Some(&rosa), body.clone()));
+    let answers = futures_util::future::join_all(attempts).await;
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{answers:?}");
+    for (status, problem) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*status, StatusCode::CONFLICT, "{problem}");
+        assert_eq!(problem["code"], "market_exists", "{problem}");
+    }
 }
