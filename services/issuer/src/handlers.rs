@@ -115,6 +115,21 @@ fn not_a_business(raw: &str) -> ApiError {
     ApiError::not_found("not_found", format!("no business named {raw:?}"))
 }
 
+/// Locks the business's principal row until commit (PostgreSQL; SQLite's write transaction
+/// already excludes other writers).
+fn lock_business(conn: &mut DbConn, business: &Principal) -> Result<(), scrip_ledger::LedgerError> {
+    if matches!(conn, DbConn::Postgres(_)) {
+        use diesel::RunQueryDsl;
+        // Only an integer from a typed id is inlined.
+        diesel::sql_query(format!(
+            "SELECT id FROM principals WHERE id = {} FOR UPDATE",
+            business.id.get()
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
 fn require_owner(conn: &mut DbConn, business: &Principal, caller: &Caller) -> Result<(), ApiError> {
     match role_in(conn, business.id, caller.id)? {
         Some(Role::Owner) => Ok(()),
@@ -211,6 +226,16 @@ pub async fn add_member(
         }
         drop(conn);
         ledger.write(|conn| {
+            // Membership changes of one business are serialized on its row, and the caller's
+            // ownership is checked again under that lock: two owners demoting each other at
+            // once cannot leave the business with none (write skew).
+            lock_business(conn, &business)?;
+            if role_in(conn, business.id, caller.id)? != Some(Role::Owner) {
+                return Ok(Err(ApiError::forbidden(
+                    "not_owner",
+                    format!("only an owner of {} may do this", business.handle),
+                )));
+            }
             let demoting_owner =
                 role == Role::Worker && role_in(conn, business.id, member.id)? == Some(Role::Owner);
             if demoting_owner && members_with_role(conn, business.id, Role::Owner)?.len() == 1 {

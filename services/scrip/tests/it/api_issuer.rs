@@ -8,7 +8,8 @@ use crate::app::{TestApp, assert_problem};
 
 crate::on_both_backends!(
     a_shop_owner_creates_a_business_and_its_currency,
-    only_owners_govern_a_business
+    only_owners_govern_a_business,
+    two_owners_demoting_each_other_at_once_leave_one_owner
 );
 
 async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
@@ -309,4 +310,51 @@ async fn only_owners_govern_a_business(backend: Backend) {
     assert_problem(&user_is_not_business, StatusCode::NOT_FOUND, "not_found");
     let no_currency = app.get("/api/v1/currencies/NOPE", None).await;
     assert_problem(&no_currency, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn set_role(app: &TestApp, by: &str, who: &str, role: &str) -> (StatusCode, Value) {
+    app.post(
+        "/api/v1/businesses/bakery/members",
+        Some(by),
+        json!({"handle": who, "role": role}),
+    )
+    .await
+}
+
+/// Two owners demote each other at the same moment, round after round: one wins, the other
+/// is refused (it is no longer an owner), and the business always keeps an owner.
+async fn two_owners_demoting_each_other_at_once_leave_one_owner(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rosa = app.user("rosa").await;
+    let otto = app.user("otto").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    let (status, body) = set_role(&app, &rosa, "otto", "owner").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for round in 0..10 {
+        let (a, b) = tokio::join!(
+            set_role(&app, &rosa, "otto", "worker"),
+            set_role(&app, &otto, "rosa", "worker")
+        );
+        let rosa_won = a.0 == StatusCode::CREATED;
+        let otto_won = b.0 == StatusCode::CREATED;
+        assert!(rosa_won != otto_won, "round {round}: {a:?} {b:?}");
+        let (owner, other) = if rosa_won {
+            (&rosa, "otto")
+        } else {
+            (&otto, "rosa")
+        };
+        let (status, list) = app
+            .get("/api/v1/businesses/bakery/members", Some(owner))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let owners = list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|m| m["role"] == "owner")
+            .count();
+        assert_eq!(owners, 1, "round {round}: {list}");
+        let (status, body) = set_role(&app, owner, other, "owner").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
 }
