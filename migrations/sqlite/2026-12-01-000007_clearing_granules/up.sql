@@ -9,6 +9,10 @@ ALTER TABLE clearing_runs ADD COLUMN cleared_granules BIGINT NOT NULL DEFAULT 0
     CHECK (cleared_granules >= 0);
 ALTER TABLE clearing_runs ADD COLUMN gross_after_granules BIGINT NOT NULL DEFAULT 0
     CHECK (gross_after_granules >= 0);
+-- A recorded figure with more than 8 decimals cannot convert at 10^-8: rather than lose its
+-- digits, the migration stops here (the CHECK on granule_value_e16 refuses the 0).
+UPDATE clearing_runs SET granule_value_e16 = 0
+WHERE (instr(gross_before, '.') > 0 AND length(gross_before) - instr(gross_before, '.') > 8) OR (instr(cleared, '.') > 0 AND length(cleared) - instr(cleared, '.') > 8) OR (instr(gross_after, '.') > 0 AND length(gross_after) - instr(gross_after, '.') > 8);
 UPDATE clearing_runs SET
     gross_before_granules = CASE WHEN instr(gross_before, '.') = 0
         THEN CAST(gross_before AS INTEGER) * 100000000
@@ -31,6 +35,7 @@ ALTER TABLE clearing_runs DROP COLUMN gross_after;
 
 ALTER TABLE clearing_settlements ADD COLUMN granules BIGINT NOT NULL DEFAULT 0
     CHECK (granules >= 0);
+UPDATE clearing_settlements SET granules = -1 WHERE (instr(amount, '.') > 0 AND length(amount) - instr(amount, '.') > 8);
 UPDATE clearing_settlements SET granules = CASE WHEN instr(amount, '.') = 0
     THEN CAST(amount AS INTEGER) * 100000000
     ELSE CAST(substr(amount, 1, instr(amount, '.') - 1) AS INTEGER) * 100000000

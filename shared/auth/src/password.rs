@@ -114,9 +114,19 @@ pub fn verify(stored_hash: &str, password: &str) -> bool {
 /// Spends the same time as a real verification, so a login for an unknown handle cannot be
 /// told apart from a wrong password by its timing.
 pub fn verify_against_nothing(password: &str) {
+    if let Ok(dummy) = dummy_hash() {
+        let _ = verify(dummy, password);
+    }
+}
+
+/// A real hash of a password nobody has, made once.
+fn dummy_hash() -> Result<&'static str, String> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash("not-a-real-password").unwrap_or_default());
-    let _ = verify(dummy, password);
+    if let Some(dummy) = DUMMY.get() {
+        return Ok(dummy);
+    }
+    let made = hash("not-a-real-password")?;
+    Ok(DUMMY.get_or_init(|| made))
 }
 
 /// Why the [`Hasher`] did not answer.
@@ -153,6 +163,10 @@ pub struct Hasher {
 impl Hasher {
     /// `threads` hashing threads (at least one) and room for `queue_depth` waiting requests.
     pub fn start(threads: usize, queue_depth: usize) -> Result<Self, String> {
+        // The stand-in hash that unknown handles are checked against, made now: made lazily,
+        // the first unknown handle would cost two hashes, and a failure would make unknown
+        // handles answer faster than wrong passwords.
+        dummy_hash()?;
         let (queue, jobs) = mpsc::sync_channel::<Job>(queue_depth);
         let jobs = Arc::new(Mutex::new(jobs));
         for index in 0..threads.max(1) {
@@ -167,7 +181,15 @@ impl Hasher {
                             .map_err(drop)
                             .and_then(|r| r.recv().map_err(drop));
                         match next {
-                            Ok(job) => job(),
+                            // A job that panics loses its answer (its caller is told the
+                            // hashing failed), never this thread: the pool keeps its size.
+                            Ok(job) => {
+                                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                                    .is_err()
+                                {
+                                    tracing::error!("a password hashing job panicked");
+                                }
+                            }
                             Err(()) => return,
                         }
                     }

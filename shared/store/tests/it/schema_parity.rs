@@ -185,3 +185,25 @@ fn clearing_amounts_recorded_as_text_become_exact_granules() {
         );
     }
 }
+
+/// A recorded figure with more decimals than the conversion keeps stops the migration rather
+/// than losing digits.
+#[test]
+fn a_clearing_figure_that_would_lose_digits_stops_the_migration() {
+    for db in [TestDb::sqlite(), TestDb::postgres()] {
+        let mut conn = db.pool.get().expect("conn");
+        scrip_store::test_support::revert_migrations_after(&mut conn, "2026-11-23-000006")
+            .expect("revert");
+        diesel::sql_query(
+            "INSERT INTO clearing_runs (id, unit, dry_run, started_at_us, finished_at_us, participants, \
+             edges, cycles, gross_before, cleared, gross_after) \
+             VALUES (1, 'EUR', 1, 0, 0, 2, 2, 1, '1.000000001', '0', '1.000000001')",
+        )
+        .execute(&mut conn)
+        .expect("a run as text");
+        assert!(
+            run_migrations(&mut conn).is_err(),
+            "the migration must refuse"
+        );
+    }
+}
