@@ -198,6 +198,8 @@ import { previewOrder } from "/assets/money.js";
         q && !Dec.isZero(q.held) ? ` (${Dec.pretty(q.held)} ${market.quote} held)` : "");
     } catch (_) { /* shown on next refresh */ }
   }
+  /** The caller's open orders here: the preview never trades against them. */
+  let mine = [];
   async function loadOrders() {
     if (!signedIn || !market) return;
     try {
@@ -205,6 +207,8 @@ import { previewOrder } from "/assets/money.js";
         get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&status=open&limit=100`),
         get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&limit=50`),
       ]);
+      mine = open.items;
+      preview();
       rows(document.querySelector("#open-orders tbody"), open.items, (o) => el("tr", { dataset: { order: o.id } },
         el("td", {}, time(o.created_at)),
         el("td", { class: o.side === "buy" ? "buy" : "sell" }, o.side),
@@ -251,9 +255,19 @@ import { previewOrder } from "/assets/money.js";
     const feeBps = Scrip.me && Scrip.me.handle === "registry" ? 0 : market.fee_bps;
     // A market order is immediate-or-cancel (fill-or-kill is not offered for it here).
     const tif = isMarket ? "ioc" : form.elements.time_in_force.value;
+    // The caller's own orders on the other side are cancelled by self-trade prevention, not
+    // traded against: the preview walks the book without them.
+    const ownSide = buying ? "sell" : "buy";
+    const own = mine.filter((o) => o.side === ownSide && o.price);
+    const levels = sortedLevels(buying ? "asks" : "bids").map((l) => {
+      const ownAtoms = own.filter((o) => Dec.compare(o.price, l.price) === 0)
+        .reduce((sum, o) => sum + (Dec.parse(o.remaining, baseScale) ?? 0n), 0n);
+      const left = (Dec.parse(l.quantity, baseScale) ?? 0n) - ownAtoms;
+      return { price: l.price, quantity: Dec.format(left > 0n ? left : 0n, baseScale).replace(/,/g, "") };
+    });
     const p = previewOrder({
       side: side(), priceAtoms: price, quantityAtoms: qty,
-      levels: sortedLevels(buying ? "asks" : "bids"), baseScale, quoteScale,
+      levels, baseScale, quoteScale,
       feeBps,
       rests: !isMarket && tif === "gtc",
     });
@@ -288,6 +302,9 @@ import { previewOrder } from "/assets/money.js";
       out.textContent = "Post-only: this price would trade on arrival, so the order would be refused.";
       return;
     }
+    const crossesOwn = own.some((o) => price === null || (buying
+      ? Dec.parse(o.price, quoteScale) <= price : Dec.parse(o.price, quoteScale) >= price));
+    if (crossesOwn) parts.push("Your own orders it would meet are cancelled instead (no trading with yourself).");
     out.textContent = parts.join(" ") + (p.filledAtoms > 0n ? " Prices can move before the order arrives." : "");
   }
   if (form) {
