@@ -5,11 +5,11 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use scrip_auth::Caller;
-use scrip_auth::access::{is_owner, memberships_of};
+use scrip_auth::access::is_owner;
 use scrip_auth::guard::resolve;
 use scrip_domain::{Amount, PrincipalKind, RegistryId, Scale, UnitCode};
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
-use scrip_ledger::{Ledger, principal_by_handle};
+use scrip_ledger::Ledger;
 use scrip_store::DbConn;
 
 use crate::dto::{NewObligation, ObligationList, ObligationView, StatusQuery};
@@ -291,11 +291,7 @@ pub async fn list(
     };
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
-        let mut mine = Vec::new();
-        for (handle, _) in memberships_of(&mut conn, caller.id)? {
-            mine.push(principal_by_handle(&mut conn, &handle)?.id);
-        }
-        let rows = store::list(&mut conn, &mine, status, before, limit + 1)?;
+        let rows = store::list_for_member(&mut conn, caller.id, status, before, limit + 1)?;
         let page = Page::from_overfetch(rows, limit, |obligation| obligation.id);
         let items = page
             .items

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use scrip_domain::PrincipalId;
 use scrip_ledger::LedgerError;
 use scrip_store::DbConn;
-use scrip_store::schema::obligations;
+use scrip_store::schema::{memberships, obligations};
 
 /// Where an obligation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,20 +210,26 @@ pub fn decide(
     changed.optional()?.map(Obligation::try_from).transpose()
 }
 
-/// The obligations of `parties` (as debtor or creditor), newest first below `before`.
-pub fn list(
+/// The obligations of the businesses `member` belongs to (as debtor or creditor), newest
+/// first below `before`. The businesses are a subquery, never a list of ids in the statement
+/// (SQLite limits those; a person can be a member of very many businesses).
+pub fn list_for_member(
     conn: &mut DbConn,
-    parties: &[PrincipalId],
+    member: PrincipalId,
     status: Option<ObligationStatus>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Obligation>, LedgerError> {
-    let ids: Vec<i64> = parties.iter().map(|p| p.get()).collect();
+    let businesses = || {
+        memberships::table
+            .filter(memberships::member_id.eq(member.get()))
+            .select(memberships::business_id)
+    };
     let mut query = obligations::table
         .filter(
             obligations::debtor_id
-                .eq_any(ids.clone())
-                .or(obligations::creditor_id.eq_any(ids)),
+                .eq_any(businesses())
+                .or(obligations::creditor_id.eq_any(businesses())),
         )
         .order(obligations::id.desc())
         .limit(limit)

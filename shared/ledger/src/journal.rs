@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, PrincipalId, Scale, TransferId};
-use scrip_store::DbConn;
 use scrip_store::schema::{accounts, currencies, principals, transfers};
+use scrip_store::{Backend, DbConn};
 
 use crate::model::{AccountRow, TransferRow};
 use crate::{Account, Currency, LedgerError, Transfer};
@@ -55,27 +55,48 @@ pub fn journal_page(
     before: Option<TransferId>,
     limit: i64,
 ) -> Result<Vec<JournalEntry>, LedgerError> {
-    let mut own = accounts::table
-        .filter(accounts::principal_id.eq(principal.get()))
-        .select(accounts::id)
-        .into_boxed();
-    if let Some(currency) = currency {
-        own = own.filter(accounts::currency_id.eq(currency.get()));
-    }
-    let own_ids: Vec<i64> = own.load(conn)?;
-    if own_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut query = transfers::table
-        .filter(
-            transfers::from_account_id
-                .eq_any(own_ids.clone())
-                .or(transfers::to_account_id.eq_any(own_ids)),
-        )
-        .order(transfers::id.desc())
-        .limit(limit)
-        .select(TransferRow::as_select())
-        .into_boxed();
+    // The principal's accounts. `currency_id = ? OR ?`: the second is true when no currency was asked for, so the
+    // accounts query has one shape whether or not a currency is given.
+    let any_currency = currency.is_none();
+    let wanted = currency.map_or(0, CurrencyId::get);
+    let own = || {
+        accounts::table
+            .filter(accounts::principal_id.eq(principal.get()))
+            .filter(
+                accounts::currency_id
+                    .eq(wanted)
+                    .or(any_currency.into_sql::<diesel::sql_types::Bool>()),
+            )
+            .select(accounts::id)
+    };
+    let mut query = match conn.backend() {
+        // PostgreSQL binds the ids as one array (`= ANY($1)`), which its indexes serve.
+        Backend::Postgres => {
+            let ids: Vec<i64> = own().load(conn)?;
+            transfers::table
+                .filter(
+                    transfers::from_account_id
+                        .eq_any(ids.clone())
+                        .or(transfers::to_account_id.eq_any(ids)),
+                )
+                .order(transfers::id.desc())
+                .limit(limit)
+                .select(TransferRow::as_select())
+                .into_boxed()
+        }
+        // SQLite would bind one variable per id, and refuses more than 32,766: a holder of
+        // very many currencies could no longer read its history. A subquery has no such limit.
+        Backend::Sqlite => transfers::table
+            .filter(
+                transfers::from_account_id
+                    .eq_any(own())
+                    .or(transfers::to_account_id.eq_any(own())),
+            )
+            .order(transfers::id.desc())
+            .limit(limit)
+            .select(TransferRow::as_select())
+            .into_boxed(),
+    };
     if let Some(before) = before {
         query = query.filter(transfers::id.lt(before.get()));
     }

@@ -401,3 +401,37 @@ fn the_registrys_fee_accounts_have_no_ceiling() {
         e.assert_audit_clean();
     }
 }
+
+/// A holder of more currencies than SQLite accepts variables in one statement (32,766) still
+/// reads its history: the statement selects its accounts with a subquery, not a list of ids.
+#[test]
+fn a_holder_of_very_many_currencies_reads_its_history_on_sqlite() {
+    use diesel::RunQueryDsl;
+    let e = economy(Backend::Sqlite);
+    let alice = e.principals[ALICE];
+    let shop = e.principals[SHOP1].get();
+    e.ledger
+        .write(|c| {
+            diesel::sql_query(format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 33000) \
+                 INSERT INTO currencies (code, name, issuer_id, scale, credit_limit_atoms, \
+                 max_balance_atoms, unit, par, created_at_us) \
+                 SELECT 'Z' || i, 'many', {shop}, 0, 0, NULL, 'EUR', '1', 0 FROM n"
+            ))
+            .execute(c)?;
+            diesel::sql_query(format!(
+                "INSERT INTO accounts (principal_id, currency_id, balance_atoms, held_atoms, \
+                 floor_atoms, ceiling_atoms, created_at_us) \
+                 SELECT {}, id, 0, 0, 0, NULL, 0 FROM currencies WHERE name = 'many'",
+                alice.get()
+            ))
+            .execute(c)?;
+            Ok(())
+        })
+        .expect("33,000 empty accounts");
+    let history = e
+        .ledger
+        .read(|c| scrip_ledger::journal_page(c, alice, None, None, 50))
+        .expect("the history of a holder of 33,000 currencies");
+    assert_eq!(history.len(), 1, "the issue of 100.00 BREAD in the set-up");
+}
