@@ -107,12 +107,24 @@ fn lcm(a: u128, b: u128) -> Option<u128> {
     (a / gcd(a, b)).checked_mul(b)
 }
 
-/// The granule: the lcm of the atom values, taken greedily from the value held most to the
-/// least and skipping any that would exceed [`MAX_GRANULE_VALUE`]. Returns the granule and the
-/// atom values that were left out.
+/// Atom values that divide this are decimal (par and scale of at most 8 decimals each): any
+/// set of them has an lcm no larger than it, so they always clear together.
+const DECIMAL_VALUES: u128 = 10_u128.pow(VALUE_DECIMALS);
+
+/// The granule: the lcm of the atom values. Decimal atom values come first (all of them fit
+/// together), then the others greedily from the value held most to the least, skipping any
+/// that would exceed [`MAX_GRANULE_VALUE`]. So one odd currency, however much of it is held,
+/// can never push the ordinary ones out of a run. Returns the granule and the atom values
+/// that were left out.
 fn granule(values: &[(u128, u128)]) -> (u128, Vec<u128>) {
     let mut by_weight = values.to_vec();
-    by_weight.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let decimal = |value: u128| DECIMAL_VALUES.is_multiple_of(value);
+    by_weight.sort_unstable_by(|a, b| {
+        decimal(b.0)
+            .cmp(&decimal(a.0))
+            .then(b.1.cmp(&a.1))
+            .then(a.0.cmp(&b.0))
+    });
     let mut granule_value: u128 = 1;
     let mut excluded = Vec::new();
     for (atom_value, _) in by_weight {
@@ -283,6 +295,25 @@ mod tests {
         let odd = Holding {
             par: Par::parse("1.00000001").expect("par"),
             ..holding(3, 1, 1, 2, "1")
+        };
+        let g = build(
+            &[
+                holding(1, 2, 5_000, 2, "1"),
+                holding(2, 1, 7_000, 2, "1"),
+                odd,
+            ],
+            &[],
+        );
+        assert_eq!(g.value(1), "0.01", "the cent granule survives");
+        assert_eq!(g.edges.len(), 2, "the odd currency is left out");
+    }
+
+    #[test]
+    fn an_odd_par_held_most_still_cannot_switch_clearing_off() {
+        // The odd currency is held far more than the ordinary ones: it still sits out.
+        let odd = Holding {
+            par: Par::parse("1.00000001").expect("par"),
+            ..holding(3, 1, 900_000_000_000, 8, "1")
         };
         let g = build(
             &[
