@@ -455,26 +455,42 @@ pub struct QrQuery {
 /// Longest text a QR code is drawn for (a payment link is far shorter).
 const MAX_QR_TEXT_CHARS: usize = 1_024;
 
+/// QR codes rendered at once at most; more are refused (503) rather than queued.
+const MAX_QR_RENDERS: usize = 4;
+
 /// `GET /qr.svg?text=...`: the text as a QR code, for payment request links shown at the till.
+/// Rendered on the blocking pool (never on the async threads every request shares), a few at
+/// a time, and cached by the browser for a day.
 #[get("/qr.svg")]
-pub async fn qr_code(query: web::Query<QrQuery>) -> HttpResponse {
-    if query.text.is_empty() || query.text.chars().count() > MAX_QR_TEXT_CHARS {
-        return HttpResponse::UnprocessableEntity()
-            .content_type("text/plain; charset=utf-8")
-            .body("text must be 1 to 1024 characters");
+pub async fn qr_code(query: web::Query<QrQuery>) -> Result<HttpResponse, ApiError> {
+    static RENDERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let text = query.into_inner().text;
+    if text.is_empty() || text.chars().count() > MAX_QR_TEXT_CHARS {
+        return Err(ApiError::unprocessable(
+            "bad_text",
+            "text must be 1 to 1024 characters",
+        ));
     }
-    match qrcode::QrCode::new(query.text.as_bytes()) {
-        Ok(code) => HttpResponse::Ok()
-            .content_type("image/svg+xml")
-            .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
-            .body(
-                code.render::<qrcode::render::svg::Color<'_>>()
-                    .min_dimensions(220, 220)
-                    .quiet_zone(true)
-                    .build(),
-            ),
-        Err(error) => HttpResponse::UnprocessableEntity()
-            .content_type("text/plain; charset=utf-8")
-            .body(error.to_string()),
-    }
+    let renders = RENDERS.get_or_init(|| tokio::sync::Semaphore::new(MAX_QR_RENDERS));
+    let Ok(_permit) = renders.try_acquire() else {
+        return Err(ApiError::Overloaded {
+            detail: "too many QR codes are being drawn; try again in a moment".into(),
+            retry_after_s: 1,
+        });
+    };
+    let svg = blocking(move || {
+        let code = qrcode::QrCode::new(text.as_bytes()).map_err(|_| {
+            ApiError::unprocessable("bad_text", "that text is too long for a QR code")
+        })?;
+        Ok(code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(220, 220)
+            .quiet_zone(true)
+            .build())
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(svg))
 }

@@ -682,6 +682,8 @@ async fn pages_need_a_session_and_the_cookie_never_moves_money_alone(backend: Ba
             .await
             .expect("qr");
         assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let problem: serde_json::Value = refused.json().await.expect("problem+json");
+        assert_eq!(problem["code"], "bad_text", "{problem}");
     }
     app.assert_audit_clean().await;
 }
