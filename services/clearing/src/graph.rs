@@ -290,20 +290,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_odd_par_sits_out_instead_of_coarsening_everything() {
+    /// Two ordinary cent holdings and one of an odd par (`1.00000001`), held `odd_atoms` at
+    /// `odd_scale`.
+    fn with_an_odd_par(odd_atoms: i64, odd_scale: i64) -> Graph {
         let odd = Holding {
             par: Par::parse("1.00000001").expect("par"),
-            ..holding(3, 1, 1, 2, "1")
+            ..holding(3, 1, odd_atoms, odd_scale, "1")
         };
-        let g = build(
+        build(
             &[
                 holding(1, 2, 5_000, 2, "1"),
                 holding(2, 1, 7_000, 2, "1"),
                 odd,
             ],
             &[],
-        );
+        )
+    }
+
+    #[test]
+    fn an_odd_par_sits_out_instead_of_coarsening_everything() {
+        let g = with_an_odd_par(1, 2);
         assert_eq!(g.value(1), "0.01", "the cent granule survives");
         assert_eq!(g.edges.len(), 2, "the odd currency is left out");
     }
@@ -311,18 +317,7 @@ mod tests {
     #[test]
     fn an_odd_par_held_most_still_cannot_switch_clearing_off() {
         // The odd currency is held far more than the ordinary ones: it still sits out.
-        let odd = Holding {
-            par: Par::parse("1.00000001").expect("par"),
-            ..holding(3, 1, 900_000_000_000, 8, "1")
-        };
-        let g = build(
-            &[
-                holding(1, 2, 5_000, 2, "1"),
-                holding(2, 1, 7_000, 2, "1"),
-                odd,
-            ],
-            &[],
-        );
+        let g = with_an_odd_par(900_000_000_000, 8);
         assert_eq!(g.value(1), "0.01", "the cent granule survives");
         assert_eq!(g.edges.len(), 2, "the odd currency is left out");
     }

@@ -118,16 +118,11 @@ fn not_a_business(raw: &str) -> ApiError {
 /// Locks the business's principal row until commit (PostgreSQL; SQLite's write transaction
 /// already excludes other writers).
 fn lock_business(conn: &mut DbConn, business: &Principal) -> Result<(), scrip_ledger::LedgerError> {
-    if matches!(conn, DbConn::Postgres(_)) {
-        use diesel::RunQueryDsl;
-        // Only an integer from a typed id is inlined.
-        diesel::sql_query(format!(
-            "SELECT id FROM principals WHERE id = {} FOR UPDATE",
-            business.id.get()
-        ))
-        .execute(conn)?;
-    }
-    Ok(())
+    Ok(scrip_store::lock_row(
+        conn,
+        "principals",
+        business.id.get(),
+    )?)
 }
 
 fn require_owner(conn: &mut DbConn, business: &Principal, caller: &Caller) -> Result<(), ApiError> {

@@ -40,14 +40,7 @@ pub fn currency_rules(conn: &mut DbConn, id: CurrencyId) -> Result<CurrencyRules
 /// Locks the currency row for a policy change (PostgreSQL): a first receipt reads the
 /// ceiling under a share lock, so a limit change and a new account cannot interleave.
 pub(crate) fn lock_currency(conn: &mut DbConn, currency: CurrencyId) -> Result<(), LedgerError> {
-    if matches!(conn, DbConn::Postgres(_)) {
-        diesel::sql_query(format!(
-            "SELECT id FROM currencies WHERE id = {} FOR UPDATE",
-            currency.get()
-        ))
-        .execute(conn)?;
-    }
-    Ok(())
+    Ok(scrip_store::lock_row(conn, "currencies", currency.get())?)
 }
 
 /// One principal's account in one currency, if it was ever opened.

@@ -60,6 +60,19 @@ pub enum StoreError {
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+/// Locks one row of `table` until commit on PostgreSQL (`SELECT ... FOR UPDATE`); SQLite's
+/// write transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
+pub fn lock_row(conn: &mut DbConn, table: &'static str, id: i64) -> diesel::QueryResult<()> {
+    if matches!(conn, DbConn::Postgres(_)) {
+        // Only a table name from the code and an integer are inlined.
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(format!("SELECT id FROM {table} WHERE id = {id} FOR UPDATE")),
+            conn,
+        )?;
+    }
+    Ok(())
+}
+
 /// Rows per multi-row `INSERT` (SQLite allows at most 32,766 bound parameters per statement,
 /// and no table here has more than 16 columns).
 pub const INSERT_CHUNK_ROWS: usize = 1_000;

@@ -325,53 +325,44 @@ fn splitting_an_order_over_many_fills_never_lowers_its_fee() {
     assert_eq!(change(&batch, REGISTRY, BREAD), (6, 0));
 }
 
-#[test]
-fn a_maker_filled_in_parts_pays_the_fee_on_its_total() {
+/// Carla offers `lots` at `price_ticks`; Dev takes them one lot at a time. Returns the fees
+/// Carla paid over all fills and the fee on her whole receipt in one fill.
+fn maker_fees_filled_lot_by_lot(price_ticks: Ticks, lots: Lots) -> (i64, i64) {
     let mut market = market();
     let mut batch = batch();
     let mut changes = Changes::default();
-    // Carla offers 3.00 BREAD at 1.33; Dev takes it one lot at a time. Each fill brings her
-    // 1.33 GROCER (fee 0.0033, nothing on its own); all three 3.99 (fee 0.009975 -> 0.00).
     place(
         &mut market,
         &mut batch,
         &mut changes,
-        limit(CARLA, Side::Sell, 133, 3),
-        1,
+        limit(CARLA, Side::Sell, price_ticks, lots),
+        0,
     );
-    for at in 2..5 {
+    for at in 1..=lots {
         place(
             &mut market,
             &mut batch,
             &mut changes,
-            limit(DEV, Side::Buy, 133, 1),
+            limit(DEV, Side::Buy, price_ticks, 1),
             at,
         );
     }
-    let seller_fees: i64 = changes.trades.iter().map(|t| t.seller_fee_atoms).sum();
-    let one_fill = market.spec.fee_atoms(399);
-    assert_eq!(seller_fees, one_fill);
-    // And with a larger order the running total does charge what one fill would.
-    let mut market = self::market();
-    let mut batch = self::batch();
-    let mut changes = Changes::default();
-    place(
-        &mut market,
-        &mut batch,
-        &mut changes,
-        limit(CARLA, Side::Sell, 250, 40),
-        1,
-    );
-    for at in 2..42 {
-        place(
-            &mut market,
-            &mut batch,
-            &mut changes,
-            limit(DEV, Side::Buy, 250, 1),
-            at,
-        );
-    }
-    let seller_fees: i64 = changes.trades.iter().map(|t| t.seller_fee_atoms).sum();
-    assert_eq!(seller_fees, market.spec.fee_atoms(10_000));
-    assert_eq!(seller_fees, 25);
+    let paid: i64 = changes.trades.iter().map(|t| t.seller_fee_atoms).sum();
+    let received = market
+        .spec
+        .notional_atoms(price_ticks, lots)
+        .expect("a small notional");
+    (paid, market.spec.fee_atoms(received))
+}
+
+#[test]
+fn a_maker_filled_in_parts_pays_the_fee_on_its_total() {
+    // 3.00 BREAD at 1.33: each fill brings Carla 1.33 GROCER (fee 0.0033, nothing on its
+    // own); all three 3.99 (fee 0.009975 -> 0.00).
+    let (paid, one_fill) = maker_fees_filled_lot_by_lot(133, 3);
+    assert_eq!(paid, one_fill);
+    // 40.00 BREAD at 2.50: the running total charges what one fill would, 0.25 GROCER.
+    let (paid, one_fill) = maker_fees_filled_lot_by_lot(250, 40);
+    assert_eq!(paid, one_fill);
+    assert_eq!(paid, 25);
 }
