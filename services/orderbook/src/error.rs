@@ -17,6 +17,10 @@ pub enum ExchangeError {
     UnknownMarket(String),
     #[error("the market {0} already exists")]
     MarketExists(String),
+    #[error(
+        "{issuer} already trades in {max} markets, the most a business may open; an operator can open more"
+    )]
+    MarketLimit { issuer: String, max: i64 },
     #[error("no such order")]
     UnknownOrder,
     #[error("the order is no longer open")]
@@ -57,6 +61,7 @@ impl ExchangeError {
             Self::BadOrder(_) => "invalid_request",
             Self::UnknownMarket(_) => "unknown_market",
             Self::MarketExists(_) => "market_exists",
+            Self::MarketLimit { .. } => "market_limit",
             Self::UnknownOrder => "not_found",
             Self::OrderClosed => "order_closed",
             Self::WouldCross => "would_cross",
@@ -82,7 +87,9 @@ impl From<ExchangeError> for ApiError {
             | E::WouldCross
             | E::ReceiverAtCeiling { .. } => Self::unprocessable(code, detail),
             E::UnknownMarket(_) | E::UnknownOrder => Self::not_found(code, detail),
-            E::MarketExists(_) | E::OrderClosed => Self::conflict(code, detail),
+            E::MarketExists(_) | E::MarketLimit { .. } | E::OrderClosed => {
+                Self::conflict(code, detail)
+            }
             E::MarketUnavailable => Self::Unavailable(detail),
             E::Invariant(_) => Self::Internal(detail),
             E::Ledger(ledger) => ledger.into(),

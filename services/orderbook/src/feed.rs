@@ -501,11 +501,11 @@ impl Feed {
         self.lock().last_price_ticks
     }
 
-    /// The full book and a receiver of every message after it.
-    pub fn subscribe(&self) -> (BookView, broadcast::Receiver<Arc<str>>) {
+    /// The book's best `depth` levels a side and a receiver of every message after it.
+    pub fn subscribe(&self, depth: usize) -> (BookView, broadcast::Receiver<Arc<str>>) {
         let levels = self.lock();
         let receiver = self.sender.subscribe();
-        (self.view(&levels, usize::MAX), receiver)
+        (self.view(&levels, depth), receiver)
     }
 }
 

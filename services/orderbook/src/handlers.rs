@@ -11,6 +11,7 @@ use scrip_ledger::Ledger;
 use scrip_matching::{OrderId, Side};
 use scrip_store::DbConn;
 
+use crate::MarketOpener;
 use crate::candles::{Interval, aggregate};
 use crate::dto::{
     Candle, CandleList, CandlesQuery, DepthQuery, MarketList, MarketView, NewMarket, NewOrder,
@@ -26,7 +27,7 @@ use crate::view::order_view;
 use crate::{Exchange, ExchangeError, MarketHandle};
 
 const DEFAULT_DEPTH: u32 = 20;
-const MAX_DEPTH: u32 = 500;
+pub(crate) const MAX_DEPTH: u32 = 500;
 const DEFAULT_CANDLES: u32 = 100;
 const MAX_CLIENT_ORDER_ID_LEN: usize = 64;
 
@@ -112,7 +113,7 @@ fn step(raw: &str, scale: scrip_domain::Scale, what: &str) -> Result<i64, ApiErr
         (status = 201, body = MarketView),
         (status = 403, body = Problem, description = "not_owner: neither an operator nor an owner of either issuer"),
         (status = 404, body = Problem, description = "unknown_currency"),
-        (status = 409, body = Problem, description = "market_exists"),
+        (status = 409, body = Problem, description = "market_exists; market_limit: the issuer already trades in the most markets a business may open"),
         (status = 422, body = Problem, description = "bad_market"),
     )
 )]
@@ -131,22 +132,33 @@ pub async fn create_market(
         };
         let base = currency(&mut conn, &body.base)?;
         let quote = currency(&mut conn, &body.quote)?;
-        let allowed = is_operator(&mut conn, caller.id)?
-            || is_owner(&mut conn, base.issuer_id, caller.id)?
-            || is_owner(&mut conn, quote.issuer_id, caller.id)?;
-        if !allowed {
+        let mut owned_issuer = None;
+        for issuer in [base.issuer_id, quote.issuer_id] {
+            if owned_issuer.is_none() && is_owner(&mut conn, issuer, caller.id)? {
+                owned_issuer = Some(issuer);
+            }
+        }
+        let opener = if is_operator(&mut conn, caller.id)? {
+            MarketOpener::Operator
+        } else if let Some(issuer) = owned_issuer {
+            let handle = scrip_ledger::principal_by_id(&mut conn, issuer)?.handle;
+            MarketOpener::OwnerOf {
+                issuer,
+                handle: handle.to_string(),
+            }
+        } else {
             return Err(ApiError::forbidden(
                 "not_owner",
                 "only an operator or an owner of the issuer of the base or quote currency may open a market",
             ));
-        }
+        };
         let market = exchange_for_work.open_market(
             &mut conn,
             (&base, &quote),
             step(&body.tick_size, quote.scale, "tick_size")?,
             step(&body.lot_size, base.scale, "lot_size")?,
             body.fee_bps,
-            caller.id,
+            (caller.id, opener),
         )?;
         Ok(market)
     })
@@ -154,8 +166,21 @@ pub async fn create_market(
     Ok(HttpResponse::Created().json(market_view(&market)))
 }
 
-fn depth_of(query: &DepthQuery) -> Result<usize, ApiError> {
-    match query.depth.unwrap_or(DEFAULT_DEPTH) {
+/// The market of `symbol`; one this process does not serve yet (another process opened it a
+/// moment ago) is looked up in the database rather than answered 404.
+pub(crate) async fn market_named(
+    exchange: &web::Data<Exchange>,
+    symbol: &str,
+) -> Result<std::sync::Arc<crate::MarketHandle>, ApiError> {
+    if let Ok(market) = exchange.market(symbol) {
+        return Ok(market);
+    }
+    let (exchange, symbol) = (exchange.clone(), symbol.to_owned());
+    blocking(move || Ok(exchange.market_or_discover(&symbol)?)).await
+}
+
+pub(crate) fn depth_of(depth: u32) -> Result<usize, ApiError> {
+    match depth {
         d @ 1..=MAX_DEPTH => Ok(d as usize),
         _ => Err(ApiError::unprocessable(
             "bad_depth",
@@ -174,8 +199,8 @@ pub async fn book(
     query: web::Query<DepthQuery>,
     exchange: web::Data<Exchange>,
 ) -> Result<HttpResponse, ApiError> {
-    let market = exchange.market(&symbol)?;
-    let depth = depth_of(&query)?;
+    let market = market_named(&exchange, &symbol).await?;
+    let depth = depth_of(query.depth.unwrap_or(DEFAULT_DEPTH))?;
     market.feed.caught_up(crate::stream::REPLICA_CATCH_UP).await;
     Ok(HttpResponse::Ok().json(market.feed.snapshot(depth)))
 }
@@ -199,7 +224,7 @@ pub async fn trades(
     exchange: web::Data<Exchange>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
-    let market = exchange.market(&symbol)?;
+    let market = market_named(&exchange, &symbol).await?;
     let limit = query.limit()?;
     let before = query.before_id()?;
     let list = blocking(move || {
@@ -245,7 +270,7 @@ pub async fn candles(
     exchange: web::Data<Exchange>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
-    let market = exchange.market(&symbol)?;
+    let market = market_named(&exchange, &symbol).await?;
     let interval = Interval::parse(query.interval.as_deref().unwrap_or("1m")).ok_or_else(|| {
         ApiError::unprocessable("bad_interval", "interval is one of 1m, 5m, 1h, 1d")
     })?;
@@ -362,7 +387,7 @@ pub async fn place_order(
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
-    let market = exchange.market(&body.market)?;
+    let market = market_named(&exchange, &body.market).await?;
     let key = idempotency_key(&request)?;
     let idempotency = match key {
         None => None,

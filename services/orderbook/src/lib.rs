@@ -12,6 +12,7 @@ mod error;
 mod feed;
 mod handlers;
 mod metrics;
+mod ownership;
 mod replica;
 pub mod spec;
 pub mod state;
@@ -27,12 +28,30 @@ pub use dto::{MarketView, NewMarket, NewOrder, OrderView};
 pub use error::ExchangeError;
 pub use feed::{BookView, Level, StreamMessage};
 pub use metrics::ExchangeMetrics;
+pub use stream::{StreamGate, StreamLimits};
 pub use worker::{MAX_BATCH, MarketHandle, WorkerContext};
 
 use actix_web::web;
 use scrip_ledger::LedgerError;
 use spec::{MarketId, MarketSpec};
 use utoipa::OpenApi;
+
+/// Most markets trading the currencies of one issuer, unless an operator opens them: every
+/// market is a writer thread and a stream, and anyone may issue a currency.
+pub const MAX_MARKETS_PER_ISSUER: i64 = 16;
+
+/// Who a new market counts against.
+#[derive(Clone, Debug)]
+pub enum MarketOpener {
+    /// An operator: no limit.
+    Operator,
+    /// An owner of this issuer (of the base or the quote currency): at most
+    /// [`MAX_MARKETS_PER_ISSUER`] markets trade its currencies.
+    OwnerOf {
+        issuer: scrip_domain::PrincipalId,
+        handle: String,
+    },
+}
 
 /// Every market this process serves, each with its writer thread.
 #[derive(Debug)]
@@ -41,6 +60,8 @@ pub struct Exchange {
     markets: RwLock<Markets>,
     /// Held while a market is being started.
     starting: Mutex<()>,
+    /// The one session on which this process's writers hold their markets' locks.
+    locks: Arc<ownership::MarketLocks>,
     /// Whether this process may write markets (order-book service) or only follows them
     /// (a gateway serving market data).
     writes: bool,
@@ -67,6 +88,7 @@ impl Exchange {
 
     fn with_markets(context: WorkerContext, writes: bool) -> Result<Self, ExchangeError> {
         let exchange = Self {
+            locks: Arc::new(ownership::MarketLocks::new(context.database_url.clone())),
             context,
             markets: RwLock::new(Markets::default()),
             starting: Mutex::new(()),
@@ -101,7 +123,7 @@ impl Exchange {
             return Ok(existing);
         }
         let handle = Arc::new(if self.writes {
-            worker::spawn(self.context.clone(), spec.clone())?
+            worker::spawn(self.context.clone(), Arc::clone(&self.locks), spec.clone())?
         } else {
             worker::replica(&self.context, spec.clone())?
         });
@@ -120,7 +142,7 @@ impl Exchange {
         tick_size_atoms: i64,
         lot_size_atoms: i64,
         fee_bps: u32,
-        created_by: scrip_domain::PrincipalId,
+        (created_by, opener): (scrip_domain::PrincipalId, MarketOpener),
     ) -> Result<Arc<MarketHandle>, ExchangeError> {
         if base.id == quote.id {
             return Err(ExchangeError::BadMarket(
@@ -136,9 +158,36 @@ impl Exchange {
             fee_bps,
         )?;
         let spec = scrip_store::write_transaction(conn, |conn| {
+            if let MarketOpener::OwnerOf { issuer, handle } = &opener {
+                // Under the issuer's row lock, so concurrent opens cannot pass the count together.
+                scrip_store::lock_row(conn, "principals", issuer.get())?;
+                if store::markets_of_issuer(conn, *issuer)? >= MAX_MARKETS_PER_ISSUER {
+                    return Err(ExchangeError::MarketLimit {
+                        issuer: handle.clone(),
+                        max: MAX_MARKETS_PER_ISSUER,
+                    });
+                }
+            }
             store::create_market(conn, &spec, created_by, scrip_http::now_us())
         })?;
         self.serve(spec)
+    }
+
+    /// [`Self::market`], and for a symbol not served here yet, a look in the database: a
+    /// market another process opened a moment ago is served at once instead of answering
+    /// 404 until the next discovery. Blocking on a miss: call it from a blocking thread.
+    pub fn market_or_discover(&self, symbol: &str) -> Result<Arc<MarketHandle>, ExchangeError> {
+        if let Ok(market) = self.market(symbol) {
+            return Ok(market);
+        }
+        let spec = {
+            let mut conn = self.context.pool.get().map_err(LedgerError::from)?;
+            store::market_by_symbol(&mut conn, symbol)?
+        };
+        match spec {
+            Some(spec) => self.serve(spec),
+            None => Err(ExchangeError::UnknownMarket(symbol.to_owned())),
+        }
     }
 
     pub fn market(&self, symbol: &str) -> Result<Arc<MarketHandle>, ExchangeError> {

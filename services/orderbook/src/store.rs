@@ -69,6 +69,35 @@ pub fn all_markets(conn: &mut DbConn) -> Result<Vec<MarketSpec>, ExchangeError> 
     rows.iter().map(|row| spec_of(conn, row)).collect()
 }
 
+/// The market of this symbol, if one was opened (by any process).
+pub fn market_by_symbol(
+    conn: &mut DbConn,
+    symbol: &str,
+) -> Result<Option<MarketSpec>, ExchangeError> {
+    let row: Option<MarketRow> = markets::table
+        .filter(markets::symbol.eq(symbol))
+        .select(MarketRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(|row| spec_of(conn, &row)).transpose()
+}
+
+/// How many markets trade a currency issued by `issuer` (as base or quote).
+pub fn markets_of_issuer(conn: &mut DbConn, issuer: PrincipalId) -> Result<i64, ExchangeError> {
+    use scrip_store::schema::currencies;
+    let issued = currencies::table
+        .filter(currencies::issuer_id.eq(issuer.get()))
+        .select(currencies::id);
+    Ok(markets::table
+        .filter(
+            markets::base_currency_id
+                .eq_any(issued)
+                .or(markets::quote_currency_id.eq_any(issued)),
+        )
+        .count()
+        .get_result(conn)?)
+}
+
 /// Inserts a market checked by [`MarketSpec::new`]; `MarketExists` when the pair is taken.
 pub fn create_market(
     conn: &mut DbConn,

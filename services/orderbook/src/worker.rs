@@ -8,27 +8,28 @@
 //! A batch that fails is rolled back and the market is rebuilt from the database; its
 //! commands are then retried one by one, so one bad command cannot fail its neighbours.
 //!
-//! Ownership: on PostgreSQL the worker holds a session advisory lock on the market on a
-//! dedicated connection, so at most one process in a deployment writes a market. A process
-//! that cannot get the lock answers `market_unavailable` and keeps trying, taking the market
-//! over within seconds of its owner's death (PostgreSQL drops a dead session's locks).
+//! Ownership: on PostgreSQL the worker holds an advisory lock on the market, on the one lock
+//! session its process shares ([`MarketLocks`]), so at most one process in a deployment writes
+//! a market. A process that cannot get the lock answers `market_unavailable` and keeps trying,
+//! taking the market over within seconds of its owner's death.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::RunQueryDsl;
 use scrip_domain::PrincipalId;
 use scrip_ledger::retry::{Retry, retry_transient};
 use scrip_ledger::{BatchRules, HoldBatch, LedgerError, StoredResponse, idempotency};
 use scrip_matching::Side;
-use scrip_store::{Backend, DatabaseUrl, DbPool, write_transaction};
+use scrip_store::{DatabaseUrl, DbPool, write_transaction};
 use tokio::sync::oneshot;
 
 use crate::ExchangeError;
 use crate::feed::Feed;
 use crate::metrics::ExchangeMetrics;
+use crate::ownership::{ADVISORY_LOCK_SPACE, Held, MarketLocks};
 use crate::spec::MarketSpec;
 use crate::state::{Changes, Command, IdempotentRequest, MarketState, PlaceOrder, Reply};
 use crate::store;
@@ -46,8 +47,6 @@ const MAX_CEILING_ROUNDS: u32 = 4;
 const OWNERSHIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a process that does not own a market tries to take it over.
 const TAKEOVER_INTERVAL: Duration = Duration::from_secs(1);
-/// Namespace of the exchange's advisory locks (the first key of the two-key form).
-const ADVISORY_LOCK_SPACE: i32 = 0x5C_1F;
 
 type Answer = Result<Reply, ExchangeError>;
 
@@ -133,7 +132,11 @@ pub fn replica(context: &WorkerContext, spec: MarketSpec) -> Result<MarketHandle
 }
 
 /// Starts the writer thread of one market.
-pub fn spawn(context: WorkerContext, spec: MarketSpec) -> Result<MarketHandle, ExchangeError> {
+pub fn spawn(
+    context: WorkerContext,
+    locks: Arc<MarketLocks>,
+    spec: MarketSpec,
+) -> Result<MarketHandle, ExchangeError> {
     let feed = feed(&context, &spec)?;
     let (queue, jobs) = mpsc::sync_channel(QUEUE_DEPTH);
     let worker = Worker {
@@ -141,7 +144,8 @@ pub fn spawn(context: WorkerContext, spec: MarketSpec) -> Result<MarketHandle, E
         spec: spec.clone(),
         feed: Arc::clone(&feed),
         state: None,
-        lock_conn: None,
+        locks,
+        held: None,
         rules: None,
         next_ids: (0, 0),
     };
@@ -158,8 +162,10 @@ struct Worker {
     feed: Arc<Feed>,
     /// `None` while this process does not own the market.
     state: Option<MarketState>,
-    /// PostgreSQL: the session that holds the market's advisory lock, and its backend pid.
-    lock_conn: Option<(PgConnection, i32)>,
+    /// PostgreSQL: the process's lock session, and the market's lock while this worker
+    /// holds it.
+    locks: Arc<MarketLocks>,
+    held: Option<Held>,
     /// The market's two currencies as the ledger needs them, read once.
     rules: Option<BatchRules>,
     next_ids: (u64, i64),
@@ -191,7 +197,7 @@ impl Worker {
                     if !self.lock_alive() {
                         tracing::error!(market = self.spec.id, "market lock lost while idle");
                         self.state = None;
-                        self.lock_conn = None;
+                        self.held = None;
                         self.feed.disown();
                     }
                     continue;
@@ -211,9 +217,9 @@ impl Worker {
 
     /// Takes the market if no other process has it, and loads its book.
     fn take_ownership(&mut self) -> bool {
-        if self.context.database_url.backend() == Backend::Postgres && self.lock_conn.is_none() {
-            match self.try_lock() {
-                Ok(Some(conn)) => self.lock_conn = Some(conn),
+        if self.locks.needed() && self.held.is_none() {
+            match self.locks.try_lock(self.spec.id) {
+                Ok(Some(held)) => self.held = Some(held),
                 Ok(None) => return false,
                 Err(error) => {
                     tracing::warn!(market = self.spec.id, %error, "cannot try the market lock");
@@ -230,6 +236,7 @@ impl Worker {
             }
             Err(error) => {
                 tracing::error!(market = self.spec.id, %error, "cannot load the market");
+                self.give_up_lock();
                 false
             }
         }
@@ -237,36 +244,18 @@ impl Worker {
 
     /// Whether the session holding the market's lock still answers (a session-level advisory
     /// lock lives exactly as long as its session). Always true without a lock (SQLite).
-    fn lock_alive(&mut self) -> bool {
-        match self.lock_conn.as_mut() {
-            Some((conn, _)) => diesel::sql_query("SELECT 1").execute(conn).is_ok(),
-            None => self.context.database_url.backend() != Backend::Postgres,
+    fn lock_alive(&self) -> bool {
+        match self.held {
+            Some(held) => self.locks.still_held(held),
+            None => !self.locks.needed(),
         }
     }
 
-    fn try_lock(&self) -> Result<Option<(PgConnection, i32)>, String> {
-        #[derive(diesel::QueryableByName)]
-        struct Locked {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            locked: bool,
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            pid: i32,
+    /// Lets another process take the market (this one cannot serve it now).
+    fn give_up_lock(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.locks.release(self.spec.id, held);
         }
-        let mut conn = PgConnection::establish(self.context.database_url.as_str())
-            .map_err(|e| e.to_string())?;
-        // Only integers are inlined.
-        let sql = format!(
-            "SELECT pg_try_advisory_lock({ADVISORY_LOCK_SPACE}, {}) AS locked, pg_backend_pid() AS pid",
-            self.spec.id
-        );
-        let rows: Vec<Locked> = diesel::sql_query(sql)
-            .load(&mut conn)
-            .map_err(|e| e.to_string())?;
-        Ok(rows
-            .first()
-            .filter(|r| r.locked)
-            .map(|r| r.pid)
-            .map(|pid| (conn, pid)))
     }
 
     fn load(&mut self) -> Result<MarketState, ExchangeError> {
@@ -318,7 +307,7 @@ impl Worker {
                         "market ownership lost; refusing its orders"
                     );
                     self.state = None;
-                    self.lock_conn = None;
+                    self.held = None;
                     self.feed.disown();
                     let waiting = pending.drain(..).flat_map(|(jobs, _)| jobs);
                     for job in waiting.chain(jobs) {
@@ -434,7 +423,7 @@ impl Worker {
         };
         let mut conn = self.context.pool.get().map_err(LedgerError::from)?;
         let spec = &self.spec;
-        let owner_pid = self.lock_conn.as_ref().map(|(_, pid)| *pid);
+        let owner_pid = self.held.map(|held| held.pid);
         write_transaction(&mut conn, |conn| {
             if let Some(pid) = owner_pid {
                 still_owner(conn, spec.id, pid)?;
@@ -497,7 +486,7 @@ impl Worker {
             Err(error) => {
                 tracing::error!(market = self.spec.id, %error, "cannot rebuild the market");
                 // Give up ownership: the next command retries the load.
-                self.lock_conn = None;
+                self.give_up_lock();
                 self.feed.disown();
             }
         }

@@ -47,15 +47,16 @@ pub struct Config {
     /// Redis for production (market data fan-out, shared rate limits); unset: in-process.
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<String>,
-    /// Addresses of the load balancers in front of Scrip, comma-separated: their
+    /// Addresses or networks (CIDR) of the load balancers in front of Scrip, comma-separated: their
     /// `X-Forwarded-For` names the client for rate limits (ignored from anyone else).
     #[arg(
         long,
         env = "SCRIP_TRUSTED_PROXIES",
         value_delimiter = ',',
+        value_parser = scrip_http::TrustedProxies::parse_entry,
         global = true
     )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Prefix of Scrip's keys and channels in Redis, so deployments can share one Redis.
     #[arg(
         long,
@@ -135,6 +136,22 @@ pub struct Config {
         global = true
     )]
     pub clearing_unit: String,
+    /// Market data streams (WebSockets) open at once in this process.
+    #[arg(
+        long,
+        env = "SCRIP_MAX_STREAMS",
+        default_value_t = 4_096,
+        global = true
+    )]
+    pub max_streams: usize,
+    /// Market data streams open at once from one client address.
+    #[arg(
+        long,
+        env = "SCRIP_MAX_STREAMS_PER_ADDRESS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub max_streams_per_address: usize,
     /// Database connections per process.
     #[arg(long, env = "SCRIP_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,

@@ -187,7 +187,7 @@ pub fn seed_exchange(
             tick_atoms,
             lot_atoms,
             fee_bps,
-            opener.id,
+            (opener.id, scrip_orderbook::MarketOpener::Operator),
         )?);
     }
     let mut orders = Vec::new();

@@ -174,7 +174,9 @@ pub struct Settings {
     /// Prefix of this deployment's keys and channels in Redis.
     pub redis_prefix: String,
     /// Load balancers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bounds on the market data streams.
+    pub streams: scrip_orderbook::StreamLimits,
 }
 
 /// Where the token keys come from.
@@ -227,6 +229,11 @@ impl Settings {
             redis_url: config.redis_url.clone(),
             redis_prefix: config.redis_prefix.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            streams: scrip_orderbook::StreamLimits {
+                total: config.max_streams,
+                per_address: config.max_streams_per_address,
+                ..scrip_orderbook::StreamLimits::default()
+            },
         })
     }
 }
@@ -241,6 +248,7 @@ struct State {
     wallet: web::Data<WalletContext>,
     /// The markets this process writes (order-book service only).
     exchange: Option<web::Data<Exchange>>,
+    streams: web::Data<Arc<scrip_orderbook::StreamGate>>,
     policy: web::Data<IssuerPolicy>,
     metrics: web::Data<Metrics>,
     openapi: utoipa::openapi::OpenApi,
@@ -333,6 +341,7 @@ fn build_state(
     };
     Ok(State {
         exchange,
+        streams: web::Data::new(scrip_orderbook::StreamGate::new(settings.streams)),
         registry: web::Data::new(settings.registry.clone()),
         verifier: web::Data::new(TokenVerifier::new(&public_pem)?),
         gateway,
@@ -408,6 +417,7 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     }
     if let Some(exchange) = &state.exchange {
         cfg.app_data(exchange.clone());
+        cfg.app_data(state.streams.clone());
         if state.services.orderbook {
             scrip_orderbook::configure(cfg);
         } else {

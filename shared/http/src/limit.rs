@@ -153,10 +153,27 @@ impl RateLimiter {
     }
 }
 
-/// Proxies whose `X-Forwarded-For` is believed (the load balancer in front of the services).
-/// Register it as app data; without it, the peer address is the client.
+/// Proxies whose `X-Forwarded-For` is believed (the load balancer in front of the services),
+/// as addresses or networks (`10.0.0.7`, `10.42.0.0/16`). Register it as app data; without
+/// it, the peer address is the client.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub Vec<std::net::IpAddr>);
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    fn trusts(&self, address: &std::net::IpAddr) -> bool {
+        self.0.iter().any(|network| network.contains(address))
+    }
+
+    /// One entry of `SCRIP_TRUSTED_PROXIES`: an address or a network in CIDR notation.
+    pub fn parse_entry(raw: &str) -> Result<ipnet::IpNet, String> {
+        let raw = raw.trim();
+        raw.parse::<ipnet::IpNet>()
+            .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                format!("{raw:?} is neither an address (10.0.0.7) nor a network (10.42.0.0/16)")
+            })
+    }
+}
 
 /// The client's address, the key for limits on anonymous endpoints (login, sign-up). Behind a
 /// trusted proxy it is the last address in `X-Forwarded-For` that is not itself a trusted
@@ -164,12 +181,11 @@ pub struct TrustedProxies(pub Vec<std::net::IpAddr>);
 /// choose its own key.
 pub fn client_ip(request: &HttpRequest) -> String {
     let peer = request.peer_addr().map(|a| a.ip());
-    let trusted = request
-        .app_data::<actix_web::web::Data<TrustedProxies>>()
-        .map(|t| t.0.clone())
-        .unwrap_or_default();
+    let Some(trusted) = request.app_data::<actix_web::web::Data<TrustedProxies>>() else {
+        return peer.map(|ip| ip.to_string()).unwrap_or_default();
+    };
     if let Some(peer) = peer
-        && trusted.contains(&peer)
+        && trusted.trusts(&peer)
     {
         let forwarded = request
             .headers()
@@ -178,7 +194,7 @@ pub fn client_ip(request: &HttpRequest) -> String {
             .flat_map(|v| v.split(','))
             .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
             .collect::<Vec<_>>();
-        if let Some(client) = forwarded.iter().rev().find(|a| !trusted.contains(a)) {
+        if let Some(client) = forwarded.iter().rev().find(|a| !trusted.trusts(a)) {
             return client.to_string();
         }
     }
@@ -206,7 +222,7 @@ mod tests {
     fn forwarded_addresses_count_only_from_trusted_proxies() {
         use actix_web::test::TestRequest;
         let proxy: std::net::SocketAddr = "10.0.0.2:4000".parse().expect("addr");
-        let trusted = actix_web::web::Data::new(TrustedProxies(vec![proxy.ip()]));
+        let trusted = actix_web::web::Data::new(TrustedProxies(vec![proxy.ip().into()]));
         let through_proxy = TestRequest::default()
             .peer_addr(proxy)
             .insert_header(("x-forwarded-for", "6.6.6.6, 203.0.113.9"))
@@ -229,6 +245,23 @@ mod tests {
             .insert_header(("x-forwarded-for", "203.0.113.9"))
             .to_http_request();
         assert_eq!(client_ip(&untrusted), "10.0.0.2");
+    }
+
+    /// A network of proxies (a cluster's pod range) is trusted as a whole, and every proxy of
+    /// it on the way is skipped.
+    #[test]
+    fn trusted_proxies_may_be_networks() {
+        let network = TrustedProxies::parse_entry("10.42.0.0/16").expect("network");
+        let single = TrustedProxies::parse_entry(" 192.0.2.1 ").expect("address");
+        assert!(TrustedProxies::parse_entry("10.42.0.0/33").is_err());
+        assert!(TrustedProxies::parse_entry("proxy").is_err());
+        let trusted = actix_web::web::Data::new(TrustedProxies(vec![network, single]));
+        let hop = actix_web::test::TestRequest::default()
+            .peer_addr("10.42.7.9:443".parse().expect("addr"))
+            .insert_header(("x-forwarded-for", "203.0.113.9, 10.42.1.1"))
+            .app_data(trusted)
+            .to_http_request();
+        assert_eq!(client_ip(&hop), "203.0.113.9");
     }
 
     /// Two instances sharing one Redis share one budget per key. Needs Redis at

@@ -124,7 +124,14 @@ fn world(db: &TestDb) -> (Exchange, Vec<PrincipalId>, PrincipalId) {
     };
     let (a, b) = (currency(&mut conn, "AAA"), currency(&mut conn, "BBB"));
     exchange
-        .open_market(&mut conn, (&a, &b), 1, 100, 250, owners[0])
+        .open_market(
+            &mut conn,
+            (&a, &b),
+            1,
+            100,
+            250,
+            (owners[0], scrip_orderbook::MarketOpener::Operator),
+        )
         .expect("market");
     (exchange, owners, registry.id)
 }

@@ -24,6 +24,8 @@ crate::on_both_backends!(
     an_order_with_an_idempotency_key_is_placed_once,
     a_maker_that_cannot_receive_is_cancelled_not_a_wall,
     concurrent_openings_of_one_market_get_one_market_and_conflicts,
+    an_issuer_opens_a_bounded_number_of_markets,
+    streams_are_bounded_and_idle_ones_are_closed,
 );
 
 /// Tokens of the people in the market scenarios.
@@ -1194,4 +1196,201 @@ async fn concurrent_openings_of_one_market_get_one_market_and_conflicts(backend:
         assert_eq!(*status, StatusCode::CONFLICT, "{problem}");
         assert_eq!(problem["code"], "market_exists", "{problem}");
     }
+}
+
+/// `bakery` (owned by rosa) issuing `count` currencies B0, B1, ..., and the pairs among them
+/// in a fixed order.
+async fn bakery_with_currencies(app: &TestApp, count: usize) -> (String, Vec<(String, String)>) {
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    let codes: Vec<String> = (0..count).map(|i| format!("B{i}")).collect();
+    for code in &codes {
+        let (status, body) = app
+            .post(
+                "/api/v1/currencies",
+                Some(&rosa),
+                json!({"issuer": "bakery", "code": code, "name": format!("{code} money"), "scale": 2, "credit_limit": "1000.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let mut pairs = Vec::new();
+    for (i, base) in codes.iter().enumerate() {
+        for quote in &codes[i + 1..] {
+            pairs.push((base.clone(), quote.clone()));
+        }
+    }
+    (rosa, pairs)
+}
+
+fn new_market(base: &str, quote: &str) -> Value {
+    json!({"base": base, "quote": quote, "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0})
+}
+
+/// Every market is a writer thread and a stream and anyone may issue a currency, so the
+/// markets trading one issuer's currencies are capped, unless an operator opens them.
+async fn an_issuer_opens_a_bounded_number_of_markets(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, pairs) = bakery_with_currencies(&app, 7).await;
+    let max = usize::try_from(scrip_orderbook::MAX_MARKETS_PER_ISSUER).expect("small");
+    for (base, quote) in &pairs[..max] {
+        let (status, body) = app
+            .post("/api/v1/markets", Some(&rosa), new_market(base, quote))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (base, quote) = &pairs[max];
+    let refused = app
+        .post("/api/v1/markets", Some(&rosa), new_market(base, quote))
+        .await;
+    assert_problem(&refused, StatusCode::CONFLICT, "market_limit");
+    assert!(
+        refused.1["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("bakery") && d.contains(&max.to_string())),
+        "{refused:?}"
+    );
+    let olga = app.user("olga").await;
+    app.grant_operator("olga").await;
+    let (status, body) = app
+        .post("/api/v1/markets", Some(&olga), new_market(base, quote))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "an operator may open more: {body}"
+    );
+}
+
+/// PostgreSQL only: a process holds the locks of all the markets it writes on one session,
+/// so opening markets never uses up the database's connections (one session per market let
+/// ~90 markets exhaust `max_connections` for everyone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_markets_of_a_process_are_locked_on_one_session() {
+    #[derive(QueryableByName, Debug)]
+    struct Locks {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        locks: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        sessions: i64,
+    }
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let (rosa, pairs) = bakery_with_currencies(&app, 5).await;
+    for (base, quote) in &pairs {
+        let (status, body) = app
+            .post("/api/v1/markets", Some(&rosa), new_market(base, quote))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // Every market takes its lock when its writer starts; wait until all have.
+    let pool = app.db.pool.clone();
+    let mut seen = None;
+    for _ in 0..50 {
+        let pool = pool.clone();
+        let locks = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().expect("conn");
+            diesel::sql_query(
+                "SELECT COUNT(*) AS locks, COUNT(DISTINCT pid) AS sessions FROM pg_locks \
+                 WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .get_result::<Locks>(&mut conn)
+            .expect("pg_locks")
+        })
+        .await
+        .expect("task");
+        if locks.locks == i64::try_from(pairs.len()).expect("small") {
+            seen = Some(locks);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let locks = seen.expect("every market's writer takes its lock");
+    assert_eq!(locks.sessions, 1, "{locks:?}");
+}
+
+/// Streams are anonymous, so they are bounded: per client address (429 beyond), a snapshot of
+/// at most `depth` levels a side, and a client that answers nothing, not even the server's
+/// pings, is closed after the idle timeout, giving its place back.
+async fn streams_are_bounded_and_idle_ones_are_closed(backend: Backend) {
+    let limits = crate::app::Limits {
+        streams: scrip_orderbook::StreamLimits {
+            total: 100,
+            per_address: 2,
+            ping_interval: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(1),
+        },
+        ..crate::app::Limits::default()
+    };
+    let app = TestApp::spawn_with(backend, limits).await;
+    let m = market(&app).await;
+    for price in ["2.00", "2.10"] {
+        order(
+            &app,
+            &m.alice,
+            json!({"side": "sell", "type": "limit", "price": price, "quantity": "1.00"}),
+        )
+        .await;
+    }
+    assert_problem(
+        &app.get("/api/v1/markets/BREAD-GROC/stream?depth=0", None)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_depth",
+    );
+    let url = format!(
+        "{}/api/v1/markets/BREAD-GROC/stream?depth=1",
+        app.base.replacen("http", "ws", 1)
+    );
+    let connect = || tokio_tungstenite::connect_async(url.clone());
+    let mut listening = connect().await.expect("first stream").0;
+    let snapshot = next_message(&mut listening).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(
+        snapshot["asks"].as_array().map(Vec::len),
+        Some(1),
+        "{snapshot}"
+    );
+    assert_eq!(snapshot["asks"][0]["price"], "2.00");
+    let mut silent = connect().await.expect("second stream").0;
+    match connect().await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        }
+        other => panic!("a third stream from one address is refused: {other:?}"),
+    }
+    // The listening client answers the pings (tungstenite does as it reads) and stays open
+    // well past the idle timeout; the silent one is closed meanwhile.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2_500);
+    let mut pings = 0;
+    while let Ok(message) = tokio::time::timeout_at(deadline, listening.next()).await {
+        match message
+            .expect("the listening stream stays open")
+            .expect("frame")
+        {
+            tokio_tungstenite::tungstenite::Message::Ping(_) => pings += 1,
+            tokio_tungstenite::tungstenite::Message::Close(frame) => {
+                panic!("closed a client that answers pings: {frame:?}")
+            }
+            _ => {}
+        }
+    }
+    assert!(pings >= 5, "pinged every 200 ms: {pings}");
+    let mut third = connect()
+        .await
+        .expect("the silent stream's place is free again")
+        .0;
+    assert_eq!(next_message(&mut third).await["type"], "snapshot");
+    let mut closed = false;
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(5), silent.next()).await
+    {
+        if matches!(
+            message,
+            Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_)
+        ) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the silent stream was closed");
 }

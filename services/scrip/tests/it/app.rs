@@ -30,6 +30,9 @@ pub struct Limits {
     pub clearing_interval_s: u64,
     /// Use the Redis at `SCRIP_TEST_REDIS_URL` for the bus and rate limits.
     pub redis: bool,
+    pub streams: scrip_orderbook::StreamLimits,
+    /// Believe `X-Forwarded-For` from 127.0.0.1 (a proxy on this machine).
+    pub behind_local_proxy: bool,
 }
 
 impl Default for Limits {
@@ -41,6 +44,8 @@ impl Default for Limits {
             services: Services::all(),
             clearing_interval_s: 0,
             redis: false,
+            streams: scrip_orderbook::StreamLimits::default(),
+            behind_local_proxy: false,
         }
     }
 }
@@ -75,8 +80,13 @@ impl TestApp {
             clearing_interval_s: limits.clearing_interval_s,
             clearing_unit: scrip_domain::UnitCode::parse("EUR").expect("unit"),
             redis_url: limits.redis.then(redis_url),
+            trusted_proxies: if limits.behind_local_proxy {
+                vec![std::net::IpAddr::from([127, 0, 0, 1]).into()]
+            } else {
+                Vec::new()
+            },
+            streams: limits.streams,
             // Tests share one Redis: each app is a deployment of its own.
-            trusted_proxies: Vec::new(),
             redis_prefix: format!("scrip-it:{}:{}:", std::process::id(), rand_suffix()),
         };
         let running = serve(settings.clone()).await;

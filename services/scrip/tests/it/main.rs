@@ -9,6 +9,7 @@ mod api_wallet;
 mod app;
 mod commands;
 mod openapi;
+mod proxy;
 mod topology;
 mod web;
 
