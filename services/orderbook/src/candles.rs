@@ -1,6 +1,25 @@
-//! OHLCV candles from trades (pure): trades are bucketed by interval start.
+//! OHLCV candles from trades: trades are bucketed by interval start (by the database), and
+//! each market keeps its candles between requests ([`CandleCache`]).
+//!
+//! Candles are public and a window of 500 days may cover every trade a market ever had, so a
+//! request must not read them all: the database aggregates (one row per interval, never the
+//! trades), a bucket that can no longer change is read once and kept, and the few recent
+//! buckets that still change are read again at most once per [`RECENT_TTL`], however many
+//! clients ask. Memory is bounded: per market, four intervals of at most [`MAX_CANDLES`].
 
-use scrip_matching::{Lots, Ticks};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use scrip_matching::Ticks;
+
+/// Most intervals a request may cover (and a cache keeps).
+pub const MAX_CANDLES: i64 = 500;
+/// How long the still-changing buckets are served from the cache.
+pub const RECENT_TTL: Duration = Duration::from_secs(1);
+/// A trade is stamped when its batch starts and visible when it commits; a bucket that ended
+/// longer ago than this cannot gain a trade any more (batches, retries included, take far
+/// less).
+const SETTLE_MARGIN_US: i64 = 30_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interval {
@@ -30,6 +49,22 @@ impl Interval {
         }
     }
 
+    const ALL: [Self; 4] = [
+        Self::OneMinute,
+        Self::FiveMinutes,
+        Self::OneHour,
+        Self::OneDay,
+    ];
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|&i| i == self).unwrap_or(0)
+    }
+
+    /// The start of the interval that contains `at_us`.
+    pub const fn start_of(self, at_us: i64) -> i64 {
+        at_us - at_us.rem_euclid(self.length_us())
+    }
+
     pub const fn length_us(self) -> i64 {
         const MINUTE_US: i64 = 60_000_000;
         match self {
@@ -54,36 +89,137 @@ pub struct Bucket {
     pub trades: u64,
 }
 
-/// Buckets `(price, quantity, at_us)` trades given oldest first; empty intervals are skipped.
-pub fn aggregate(trades: &[(Ticks, Lots, i64)], interval: Interval) -> Vec<Bucket> {
-    let mut buckets: Vec<Bucket> = Vec::new();
-    for &(price, quantity, at_us) in trades {
-        let start_us = at_us - at_us.rem_euclid(interval.length_us());
-        match buckets.last_mut() {
-            Some(bucket) if bucket.start_us == start_us => {
-                bucket.high = bucket.high.max(price);
-                bucket.low = bucket.low.min(price);
-                bucket.close = price;
-                bucket.volume += i128::from(quantity);
-                bucket.trades += 1;
-            }
-            _ => buckets.push(Bucket {
-                start_us,
-                open: price,
-                high: price,
-                low: price,
-                close: price,
-                volume: i128::from(quantity),
-                trades: 1,
-            }),
+/// Reads the buckets of trades stamped in `[from_us, to_us)` (`None`: no end), oldest first,
+/// aggregated by the database.
+pub trait BucketSource {
+    type Error;
+    fn buckets(
+        &mut self,
+        interval: Interval,
+        from_us: i64,
+        to_us: Option<i64>,
+    ) -> Result<Vec<Bucket>, Self::Error>;
+}
+
+/// One market's candles between requests, per interval.
+#[derive(Debug, Default)]
+pub struct CandleCache {
+    /// One lock per interval: concurrent requests for one interval wait for the first one's
+    /// read instead of each reading (so a burst costs one query), other intervals go on.
+    intervals: [Mutex<Option<Cached>>; 4],
+}
+
+#[derive(Debug)]
+struct Cached {
+    /// Buckets that start before `settled_until_us`: final.
+    settled: Vec<Bucket>,
+    settled_until_us: i64,
+    /// Buckets from `settled_until_us` on, as read at `read_at`.
+    recent: Vec<Bucket>,
+    read_at: Instant,
+}
+
+impl CandleCache {
+    /// The non-empty buckets of the `limit` intervals up to the one containing `now_us`.
+    pub fn candles<S: BucketSource>(
+        &self,
+        source: &mut S,
+        interval: Interval,
+        now_us: i64,
+        limit: i64,
+    ) -> Result<Vec<Bucket>, S::Error> {
+        assert!(
+            (1..=MAX_CANDLES).contains(&limit),
+            "limit checked by the caller"
+        );
+        let length_us = interval.length_us();
+        let current_start_us = interval.start_of(now_us);
+        let window_start_us = current_start_us - (MAX_CANDLES - 1) * length_us;
+        let settled_until_us = interval.start_of(now_us - SETTLE_MARGIN_US);
+        let mut slot = self.intervals[interval.index()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let fresh = slot.as_ref().is_some_and(|cached| {
+            cached.settled_until_us == settled_until_us && cached.read_at.elapsed() < RECENT_TTL
+        });
+        if !fresh {
+            *slot = Some(Self::refresh(
+                source,
+                interval,
+                slot.take(),
+                (window_start_us, settled_until_us),
+            )?);
         }
+        let cached = slot.as_ref().expect("just filled");
+        let from_us = current_start_us - (limit - 1) * length_us;
+        Ok(cached
+            .settled
+            .iter()
+            .chain(&cached.recent)
+            .filter(|b| b.start_us >= from_us)
+            .copied()
+            .collect())
     }
-    buckets
+
+    /// Reads what is not known yet: the newly settled buckets (all of the window the first
+    /// time) and the recent ones.
+    fn refresh<S: BucketSource>(
+        source: &mut S,
+        interval: Interval,
+        previous: Option<Cached>,
+        (window_start_us, settled_until_us): (i64, i64),
+    ) -> Result<Cached, S::Error> {
+        let (mut settled, known_until_us) = match previous {
+            Some(p) if p.settled_until_us <= settled_until_us => (p.settled, p.settled_until_us),
+            _ => (Vec::new(), window_start_us),
+        };
+        let known_until_us = known_until_us.max(window_start_us);
+        if known_until_us < settled_until_us {
+            settled.extend(source.buckets(interval, known_until_us, Some(settled_until_us))?);
+        }
+        settled.retain(|b| b.start_us >= window_start_us);
+        let recent = source.buckets(interval, settled_until_us, None)?;
+        Ok(Cached {
+            settled,
+            settled_until_us,
+            recent,
+            read_at: Instant::now(),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scrip_matching::Lots;
+
+    /// The model the database's aggregation must equal: buckets `(price, quantity, at_us)`
+    /// trades given oldest first; empty intervals are skipped.
+    pub fn aggregate(trades: &[(Ticks, Lots, i64)], interval: Interval) -> Vec<Bucket> {
+        let mut buckets: Vec<Bucket> = Vec::new();
+        for &(price, quantity, at_us) in trades {
+            let start_us = interval.start_of(at_us);
+            match buckets.last_mut() {
+                Some(bucket) if bucket.start_us == start_us => {
+                    bucket.high = bucket.high.max(price);
+                    bucket.low = bucket.low.min(price);
+                    bucket.close = price;
+                    bucket.volume += i128::from(quantity);
+                    bucket.trades += 1;
+                }
+                _ => buckets.push(Bucket {
+                    start_us,
+                    open: price,
+                    high: price,
+                    low: price,
+                    close: price,
+                    volume: i128::from(quantity),
+                    trades: 1,
+                }),
+            }
+        }
+        buckets
+    }
 
     #[test]
     fn buckets_open_high_low_close_volume() {
@@ -112,5 +248,83 @@ mod tests {
         assert_eq!(buckets[1].start_us, minute);
         assert_eq!(buckets[2].start_us, 3 * minute);
         assert_eq!(buckets[2].volume, 1);
+    }
+
+    /// Trades in memory, aggregated as the database would; counts its reads.
+    struct Trades {
+        trades: Vec<(Ticks, Lots, i64)>,
+        reads: usize,
+    }
+
+    impl BucketSource for Trades {
+        type Error = ();
+        fn buckets(
+            &mut self,
+            interval: Interval,
+            from_us: i64,
+            to_us: Option<i64>,
+        ) -> Result<Vec<Bucket>, ()> {
+            self.reads += 1;
+            let inside: Vec<_> = self
+                .trades
+                .iter()
+                .copied()
+                .filter(|&(_, _, at)| at >= from_us && to_us.is_none_or(|to| at < to))
+                .collect();
+            Ok(aggregate(&inside, interval))
+        }
+    }
+
+    #[test]
+    fn cached_candles_equal_the_trades_aggregated_afresh() {
+        let minute = Interval::OneMinute.length_us();
+        let mut source = Trades {
+            trades: (0..600)
+                .map(|i| (100 + i % 7, 1 + i % 3, i * minute / 2))
+                .collect(),
+            reads: 0,
+        };
+        let cache = CandleCache::default();
+        // Time goes on and trades keep coming; each answer equals a fresh aggregation.
+        for step in 0..40 {
+            let now_us = 300 * minute + step * 17 * minute / 10;
+            source.trades.push((120 + step, 2, now_us - 1));
+            for limit in [1, 3, 100, MAX_CANDLES] {
+                let cached = cache
+                    .candles(&mut source, Interval::OneMinute, now_us, limit)
+                    .expect("candles");
+                let from_us = Interval::OneMinute.start_of(now_us) - (limit - 1) * minute;
+                let mut afresh = Trades {
+                    trades: source.trades.clone(),
+                    reads: 0,
+                };
+                let expected = afresh
+                    .buckets(Interval::OneMinute, from_us, None)
+                    .expect("buckets");
+                assert_eq!(cached, expected, "step {step}, limit {limit}");
+                // Force the next answer to read the recent buckets again.
+                if let Some(c) = cache.intervals[0].lock().expect("lock").as_mut() {
+                    c.read_at -= RECENT_TTL;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_burst_of_requests_reads_the_database_once() {
+        let hour = Interval::OneHour.length_us();
+        let mut source = Trades {
+            trades: (0..10_000).map(|i| (50, 1, i * hour / 100)).collect(),
+            reads: 0,
+        };
+        let cache = CandleCache::default();
+        let now_us = 100 * hour + 5;
+        for _ in 0..64 {
+            cache
+                .candles(&mut source, Interval::OneHour, now_us, MAX_CANDLES)
+                .expect("candles");
+        }
+        // One read of the settled window and one of the recent buckets.
+        assert_eq!(source.reads, 2);
     }
 }

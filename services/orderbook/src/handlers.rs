@@ -12,7 +12,7 @@ use scrip_matching::{OrderId, Side};
 use scrip_store::DbConn;
 
 use crate::MarketOpener;
-use crate::candles::{Interval, aggregate};
+use crate::candles::{BucketSource, Interval, MAX_CANDLES};
 use crate::dto::{
     Candle, CandleList, CandlesQuery, DepthQuery, MarketList, MarketView, NewMarket, NewOrder,
     OrderChange, OrderPage, OrderView, OrdersQuery, TradeList, TradeView,
@@ -255,6 +255,29 @@ pub async fn trades(
     Ok(HttpResponse::Ok().json(list))
 }
 
+/// A market's trades as the candle cache reads them.
+struct Trades<'a> {
+    conn: &'a mut DbConn,
+    market: crate::spec::MarketId,
+}
+
+impl BucketSource for Trades<'_> {
+    type Error = ExchangeError;
+    fn buckets(
+        &mut self,
+        interval: Interval,
+        from_us: i64,
+        to_us: Option<i64>,
+    ) -> Result<Vec<crate::candles::Bucket>, ExchangeError> {
+        store::candle_buckets(
+            self.conn,
+            self.market,
+            interval.length_us(),
+            (from_us, to_us),
+        )
+    }
+}
+
 #[utoipa::path(
     get, path = "/api/v1/markets/{symbol}/candles", tag = "exchange", params(CandlesQuery),
     responses(
@@ -274,15 +297,17 @@ pub async fn candles(
     let interval = Interval::parse(query.interval.as_deref().unwrap_or("1m")).ok_or_else(|| {
         ApiError::unprocessable("bad_interval", "interval is one of 1m, 5m, 1h, 1d")
     })?;
-    let limit = limit_of(query.limit, DEFAULT_CANDLES)?;
+    let limit = limit_of(query.limit, DEFAULT_CANDLES)?.min(MAX_CANDLES);
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
         let spec = &market.spec;
-        let now_us = scrip_http::now_us();
-        let current_start = now_us - now_us.rem_euclid(interval.length_us());
-        let from_us = current_start - (limit - 1) * interval.length_us();
-        let recent = store::trades_since(&mut conn, spec.id, from_us)?;
-        let items = aggregate(&recent, interval)
+        let mut source = Trades {
+            conn: &mut conn,
+            market: spec.id,
+        };
+        let items = market
+            .candles
+            .candles(&mut source, interval, scrip_http::now_us(), limit)?
             .into_iter()
             .map(|b| Candle {
                 start: rfc3339_from_us(b.start_us),

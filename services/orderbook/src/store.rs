@@ -12,6 +12,7 @@ use scrip_store::schema::{currencies, holds, markets, orders, trades};
 use scrip_store::{Column, Columns, DbConn};
 
 use crate::ExchangeError;
+use crate::candles::Bucket;
 use crate::spec::{MarketId, MarketSpec};
 use crate::state::{
     Changes, Fill, OpenOrder, OrderRecord, OrderStatus, OrderType, Resting, parse_side, parse_tif,
@@ -606,22 +607,59 @@ pub fn recent_trades(
     Ok(query.load(conn)?)
 }
 
-/// The market's trades since `from_us`, oldest first: `(price_ticks, quantity_lots, at_us)`.
-pub fn trades_since(
+/// The market's trades stamped in `[from_us, to_us)` (`None`: no end), aggregated by the
+/// database into one row per interval of `length_us`, oldest first: what a candle needs, never
+/// the trades themselves. Open and close are the prices of the first and last trade by id.
+pub fn candle_buckets(
     conn: &mut DbConn,
     market: MarketId,
-    from_us: i64,
-) -> Result<Vec<(i64, i64, i64)>, ExchangeError> {
-    Ok(trades::table
-        .filter(trades::market_id.eq(market))
-        .filter(trades::created_at_us.ge(from_us))
-        .order(trades::id)
-        .select((
-            trades::price_ticks,
-            trades::quantity_lots,
-            trades::created_at_us,
-        ))
-        .load(conn)?)
+    length_us: i64,
+    (from_us, to_us): (i64, Option<i64>),
+) -> Result<Vec<Bucket>, ExchangeError> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        start_us: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        open: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        high: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        low: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        close: i64,
+        /// Text: a sum of lots may pass 64 bits.
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        volume: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        trades: i64,
+    }
+    assert!(
+        length_us > 0 && from_us >= 0,
+        "intervals and times are positive"
+    );
+    let until = to_us.map_or(String::new(), |to| format!(" AND created_at_us < {to}"));
+    // Only integers are inlined. Integer division floors for the positive times stored.
+    let sql = format!(
+        "SELECT g.start_us, o.price_ticks AS open, g.high, g.low, c.price_ticks AS close,          g.volume, g.trades FROM (           SELECT (created_at_us / {length_us}) * {length_us} AS start_us,            MAX(price_ticks) AS high, MIN(price_ticks) AS low,            CAST(SUM(quantity_lots) AS TEXT) AS volume, COUNT(*) AS trades,            MIN(id) AS first_id, MAX(id) AS last_id            FROM trades WHERE market_id = {market} AND created_at_us >= {from_us}{until}            GROUP BY (created_at_us / {length_us}) * {length_us}         ) g JOIN trades o ON o.id = g.first_id JOIN trades c ON c.id = g.last_id          ORDER BY g.start_us"
+    );
+    let rows: Vec<Row> = diesel::sql_query(sql).load(conn)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Bucket {
+                start_us: r.start_us,
+                open: r.open,
+                high: r.high,
+                low: r.low,
+                close: r.close,
+                volume: r
+                    .volume
+                    .parse()
+                    .map_err(|_| corrupt("trades.quantity_lots"))?,
+                trades: u64::try_from(r.trades).map_err(|_| corrupt("trades"))?,
+            })
+        })
+        .collect()
 }
 
 /// The last trade price of the market, if it ever traded.

@@ -60,6 +60,8 @@ struct Job {
 pub struct MarketHandle {
     pub spec: MarketSpec,
     pub feed: Arc<Feed>,
+    /// Its candles between requests.
+    pub candles: crate::candles::CandleCache,
     /// A bounded std channel: async handlers only ever `try_send` (a full queue is an
     /// immediate 503), and the writer thread blocks on it with a timeout, waking on the first
     /// command instead of polling.
@@ -128,7 +130,12 @@ fn feed(context: &WorkerContext, spec: &MarketSpec) -> Result<Arc<Feed>, Exchang
 pub fn replica(context: &WorkerContext, spec: MarketSpec) -> Result<MarketHandle, ExchangeError> {
     let feed = feed(context, &spec)?;
     let (queue, _) = mpsc::sync_channel(1);
-    Ok(MarketHandle { spec, feed, queue })
+    Ok(MarketHandle {
+        spec,
+        feed,
+        candles: Default::default(),
+        queue,
+    })
 }
 
 /// Starts the writer thread of one market.
@@ -153,7 +160,12 @@ pub fn spawn(
         .name(format!("market-{}", spec.id))
         .spawn(move || worker.run(jobs))
         .map_err(|e| ExchangeError::Ledger(LedgerError::Unavailable(e.to_string())))?;
-    Ok(MarketHandle { spec, feed, queue })
+    Ok(MarketHandle {
+        spec,
+        feed,
+        candles: Default::default(),
+        queue,
+    })
 }
 
 struct Worker {

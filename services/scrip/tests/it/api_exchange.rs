@@ -26,6 +26,7 @@ crate::on_both_backends!(
     concurrent_openings_of_one_market_get_one_market_and_conflicts,
     an_issuer_opens_a_bounded_number_of_markets,
     streams_are_bounded_and_idle_ones_are_closed,
+    candles_are_the_trades_aggregated,
 );
 
 /// Tokens of the people in the market scenarios.
@@ -1393,4 +1394,151 @@ async fn streams_are_bounded_and_idle_ones_are_closed(backend: Backend) {
         }
     }
     assert!(closed, "the silent stream was closed");
+}
+
+/// The database aggregates candles (no request reads a window's trades): trades spread over
+/// several hours by rewriting their times give the candles a model computes from the trades
+/// list, for every interval.
+async fn candles_are_the_trades_aggregated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let m = market(&app).await;
+    for (price, quantity) in [
+        ("2.00", "1.00"),
+        ("2.05", "2.00"),
+        ("1.95", "1.00"),
+        ("2.10", "3.00"),
+        ("2.02", "1.00"),
+        ("1.99", "2.00"),
+    ] {
+        order(
+            &app,
+            &m.alice,
+            json!({"side": "sell", "type": "limit", "price": price, "quantity": quantity}),
+        )
+        .await;
+        let bid = order(
+            &app,
+            &m.bob,
+            json!({"side": "buy", "type": "limit", "price": price, "quantity": quantity}),
+        )
+        .await;
+        assert_eq!(bid["status"], "filled", "{bid}");
+    }
+    // Trade n happened n * 25 minutes before the current minute began, oldest id first.
+    let minute_us: i64 = 60_000_000;
+    let now_us = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_micros(),
+    )
+    .expect("time");
+    let base_us = now_us - now_us.rem_euclid(minute_us);
+    let pool = app.db.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().expect("conn");
+        let ids: Vec<i64> = diesel::sql_query("SELECT id FROM trades ORDER BY id")
+            .load::<TradeId>(&mut conn)
+            .expect("ids")
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        let count = i64::try_from(ids.len()).expect("small");
+        for (n, id) in ids.into_iter().enumerate() {
+            let n = i64::try_from(n).expect("small");
+            let at_us = base_us - (count - n) * 25 * minute_us + 7;
+            diesel::sql_query(format!(
+                "UPDATE trades SET created_at_us = {at_us} WHERE id = {id}"
+            ))
+            .execute(&mut conn)
+            .expect("update");
+        }
+    })
+    .await
+    .expect("task");
+    let (_, trades) = app.get("/api/v1/markets/BREAD-GROC/trades", None).await;
+    let mut trades: Vec<(String, f64, i64)> = trades["items"]
+        .as_array()
+        .expect("trades")
+        .iter()
+        .map(|t| {
+            let at = chrono::DateTime::parse_from_rfc3339(t["created_at"].as_str().expect("at"))
+                .expect("rfc3339")
+                .timestamp_micros();
+            (
+                t["price"].as_str().expect("price").to_owned(),
+                t["quantity"].as_str().expect("qty").parse().expect("qty"),
+                at,
+            )
+        })
+        .collect();
+    trades.reverse();
+    assert_eq!(trades.len(), 6);
+    for (interval, length_us) in [
+        ("1m", minute_us),
+        ("5m", 5 * minute_us),
+        ("1h", 60 * minute_us),
+        ("1d", 1440 * minute_us),
+    ] {
+        // The model: (start, open, high, low, close, volume, trades) per non-empty interval.
+        let mut model: Vec<(i64, String, String, String, String, f64, u64)> = Vec::new();
+        for (price, quantity, at_us) in &trades {
+            let start = at_us - at_us.rem_euclid(length_us);
+            match model.last_mut() {
+                Some(c) if c.0 == start => {
+                    if price > &c.2 {
+                        c.2 = price.clone();
+                    }
+                    if price < &c.3 {
+                        c.3 = price.clone();
+                    }
+                    c.4 = price.clone();
+                    c.5 += quantity;
+                    c.6 += 1;
+                }
+                _ => model.push((
+                    start,
+                    price.clone(),
+                    price.clone(),
+                    price.clone(),
+                    price.clone(),
+                    *quantity,
+                    1,
+                )),
+            }
+        }
+        let (status, candles) = app
+            .get(
+                &format!("/api/v1/markets/BREAD-GROC/candles?interval={interval}&limit=500"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{candles}");
+        let got: Vec<(i64, String, String, String, String, f64, u64)> = candles["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|c| {
+                let text = |k: &str| c[k].as_str().expect("field").to_owned();
+                (
+                    chrono::DateTime::parse_from_rfc3339(&text("start"))
+                        .expect("start")
+                        .timestamp_micros(),
+                    text("open"),
+                    text("high"),
+                    text("low"),
+                    text("close"),
+                    text("volume").parse().expect("volume"),
+                    c["trades"].as_u64().expect("count"),
+                )
+            })
+            .collect();
+        assert_eq!(got, model, "interval {interval}");
+    }
+}
+
+#[derive(QueryableByName)]
+struct TradeId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
 }
