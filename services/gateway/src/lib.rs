@@ -7,7 +7,7 @@ mod system;
 
 pub use auth::{GatewayContext, LoginResponse, Me, NewUser, Registered};
 pub use pages::configure_web;
-pub use system::{configure_system, not_found};
+pub use system::{configure_metrics, configure_system, not_found};
 
 use actix_web::web;
 use utoipa::OpenApi;

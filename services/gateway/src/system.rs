@@ -11,11 +11,18 @@ use serde_json::json;
 /// How long `/readyz` waits for Redis before calling it down.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-pub fn configure_system(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz)
-        .service(readyz)
-        .service(metrics)
-        .service(system_health);
+/// `/healthz`, `/readyz` and the public health summary; `/metrics` too unless it is served on
+/// an internal address of its own ([`configure_metrics`]).
+pub fn configure_system(cfg: &mut web::ServiceConfig, with_metrics: bool) {
+    cfg.service(healthz).service(readyz).service(system_health);
+    if with_metrics {
+        cfg.service(metrics);
+    }
+}
+
+/// What the internal metrics address serves: `/metrics`, and `/healthz` for probes.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz).service(metrics);
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "{\"status\":\"ok\"}")))]

@@ -136,6 +136,10 @@ pub struct Config {
         global = true
     )]
     pub clearing_unit: String,
+    /// Serve `/metrics` only on this internal address (for Prometheus), not on `--listen`
+    /// where the proxy makes it public; unset: on `--listen` (embedded mode).
+    #[arg(long, env = "SCRIP_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Market data streams (WebSockets) open at once in this process.
     #[arg(
         long,

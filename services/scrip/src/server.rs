@@ -177,6 +177,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Bounds on the market data streams.
     pub streams: scrip_orderbook::StreamLimits,
+    /// Where `/metrics` is served instead of `listen` (an internal address); `None`: `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where the token keys come from.
@@ -229,6 +231,7 @@ impl Settings {
             redis_url: config.redis_url.clone(),
             redis_prefix: config.redis_prefix.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            metrics_listen: config.metrics_listen,
             streams: scrip_orderbook::StreamLimits {
                 total: config.max_streams,
                 per_address: config.max_streams_per_address,
@@ -248,6 +251,8 @@ struct State {
     wallet: web::Data<WalletContext>,
     /// The markets this process writes (order-book service only).
     exchange: Option<web::Data<Exchange>>,
+    /// Whether `/metrics` is served beside the API (no internal address for it).
+    metrics_public: bool,
     streams: web::Data<Arc<scrip_orderbook::StreamGate>>,
     policy: web::Data<IssuerPolicy>,
     metrics: web::Data<Metrics>,
@@ -341,6 +346,7 @@ fn build_state(
     };
     Ok(State {
         exchange,
+        metrics_public: settings.metrics_listen.is_none(),
         streams: web::Data::new(scrip_orderbook::StreamGate::new(settings.streams)),
         registry: web::Data::new(settings.registry.clone()),
         verifier: web::Data::new(TokenVerifier::new(&public_pem)?),
@@ -397,7 +403,7 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
         .app_data(state.bus.clone())
         .app_data(state.trusted_proxies.clone());
     configure_extractors(cfg);
-    scrip_gateway::configure_system(cfg);
+    scrip_gateway::configure_system(cfg, state.metrics_public);
     if let Some(gateway) = &state.gateway {
         cfg.app_data(gateway.clone());
         scrip_gateway::configure(cfg);
@@ -431,6 +437,8 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
 pub struct Running {
     pub addr: SocketAddr,
     pub handle: ServerHandle,
+    /// The internal `/metrics` server, when it has an address of its own.
+    pub metrics: Option<(SocketAddr, ServerHandle)>,
 }
 
 /// Builds the server on an already bound listener (port 0 in tests).
@@ -453,6 +461,7 @@ pub fn start(
         );
     }
     let addr = listener.local_addr()?;
+    let metrics_registry = state.metrics.clone();
     let server = HttpServer::new(move || {
         let state = state.clone();
         let metrics = state.metrics.clone();
@@ -498,7 +507,39 @@ pub fn start(
     .shutdown_timeout(10)
     .run();
     let handle = server.handle();
-    Ok((server, Running { addr, handle }))
+    let metrics = match settings.metrics_listen {
+        Some(address) => Some(serve_metrics(address, metrics_registry)?),
+        None => None,
+    };
+    Ok((
+        server,
+        Running {
+            addr,
+            handle,
+            metrics,
+        },
+    ))
+}
+
+/// `/metrics` on an internal address of its own, one worker: Prometheus is its only client.
+fn serve_metrics(
+    address: SocketAddr,
+    metrics: web::Data<Metrics>,
+) -> Result<(SocketAddr, ServerHandle), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(address)
+        .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?;
+    let bound = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .configure(scrip_gateway::configure_metrics)
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((bound, handle))
 }
 
 /// The request's method as a metrics label: the standard methods by name, any other as

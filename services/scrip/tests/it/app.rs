@@ -33,6 +33,8 @@ pub struct Limits {
     pub streams: scrip_orderbook::StreamLimits,
     /// Believe `X-Forwarded-For` from 127.0.0.1 (a proxy on this machine).
     pub behind_local_proxy: bool,
+    /// Serve `/metrics` on an internal port of its own ([`TestApp::metrics_base`]).
+    pub metrics_apart: bool,
 }
 
 impl Default for Limits {
@@ -46,6 +48,7 @@ impl Default for Limits {
             redis: false,
             streams: scrip_orderbook::StreamLimits::default(),
             behind_local_proxy: false,
+            metrics_apart: false,
         }
     }
 }
@@ -86,6 +89,9 @@ impl TestApp {
                 Vec::new()
             },
             streams: limits.streams,
+            metrics_listen: limits
+                .metrics_apart
+                .then(|| "127.0.0.1:0".parse().expect("addr")),
             // Tests share one Redis: each app is a deployment of its own.
             redis_prefix: format!("scrip-it:{}:{}:", std::process::id(), rand_suffix()),
         };
@@ -98,6 +104,14 @@ impl TestApp {
             settings,
             running,
         }
+    }
+
+    /// The internal metrics address, when the app serves `/metrics` apart.
+    pub fn metrics_base(&self) -> Option<String> {
+        self.running
+            .metrics
+            .as_ref()
+            .map(|(addr, _)| format!("http://{addr}"))
     }
 
     /// Another process of the same deployment (same database, keys and Redis) serving only

@@ -257,3 +257,33 @@ fn the_shipped_deployments_trust_their_proxy() {
         .expect("k8s/config.yaml sets SCRIP_TRUSTED_PROXIES");
     scrip_http::TrustedProxies::parse_entry(entry.trim().trim_matches('"')).expect("a network");
 }
+
+/// With an internal metrics address (as the shipped deployments configure), `/metrics` is
+/// not served where the proxy sends the public, only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_kept_off_the_public_address() {
+    let limits = Limits {
+        metrics_apart: true,
+        ..Limits::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, limits).await;
+    let (status, _) = app.get("/metrics", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let internal = app.metrics_base().expect("a metrics address");
+    let text = app
+        .client
+        .get(format!("{internal}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("scrip_http_requests_total"), "{text}");
+    for shipped in ["docker-compose.yml", "k8s/config.yaml"] {
+        assert!(
+            deploy_file(shipped).contains("SCRIP_METRICS_LISTEN"),
+            "{shipped} keeps metrics internal"
+        );
+    }
+}
