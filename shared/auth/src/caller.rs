@@ -1,10 +1,10 @@
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::{FutureExt as _, LocalBoxFuture, ready};
 use scrip_domain::{Handle, PrincipalId};
-use scrip_http::ApiError;
+use scrip_http::{ApiError, blocking};
+use scrip_ledger::{Ledger, LedgerError};
 
 use crate::TokenVerifier;
 
@@ -26,14 +26,53 @@ pub struct Caller {
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
+        let (caller, verifier) = match authenticate(request) {
+            Ok(found) => found,
+            Err(refused) => return ready(Err(refused)).boxed_local(),
+        };
+        if verifier.known_live(caller.id, &caller.handle) {
+            return ready(Ok(caller)).boxed_local();
+        }
+        let ledger = request.app_data::<web::Data<Ledger>>().cloned();
+        async move {
+            let ledger = ledger.ok_or_else(|| ApiError::Internal("no ledger configured".into()))?;
+            confirm_live(ledger, &verifier, caller).await
+        }
+        .boxed_local()
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
+/// A well-signed token is only as good as the principal it names: one that does not exist
+/// (a database restored or recreated under the same keys), or exists under another handle, is
+/// refused like any bad token, before a handler can write for it. Read once per principal.
+async fn confirm_live(
+    ledger: web::Data<Ledger>,
+    verifier: &TokenVerifier,
+    caller: Caller,
+) -> Result<Caller, ApiError> {
+    let id = caller.id;
+    let stored = blocking(move || {
+        let mut conn = ledger.conn()?;
+        match scrip_ledger::principal_by_id(&mut conn, id) {
+            Ok(principal) => Ok(Some(principal.handle)),
+            Err(LedgerError::UnknownPrincipal) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    })
+    .await?;
+    if stored.as_ref() != Some(&caller.handle) {
+        return Err(ApiError::unauthorized(
+            "the account this token names does not exist here; log in again",
+        ));
+    }
+    verifier.confirm_live(caller.id, caller.handle.clone());
+    Ok(caller)
+}
+
+fn authenticate(request: &HttpRequest) -> Result<(Caller, web::Data<TokenVerifier>), ApiError> {
     let verifier = request
         .app_data::<web::Data<TokenVerifier>>()
         .ok_or_else(|| ApiError::Internal("no token verifier configured".into()))?;
@@ -48,7 +87,7 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
             ),
         ));
     }
-    Ok(Caller { id, handle })
+    Ok((Caller { id, handle }, verifier.clone()))
 }
 
 /// The token and whether it came from the session cookie rather than the header.

@@ -18,6 +18,9 @@ struct Claims {
     iss: String,
     aud: String,
     iat: u64,
+    /// Not before: refused until then (checked; equal to `iat` in the tokens issued here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
     exp: u64,
 }
 
@@ -65,6 +68,7 @@ impl TokenIssuer {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             iat,
+            nbf: Some(iat),
             exp: iat + self.ttl_s,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
@@ -82,12 +86,15 @@ type Verified = HashMap<String, (PrincipalId, Handle, u64)>;
 /// under a flood of distinct valid tokens, not an eviction policy worth more).
 const VERIFIED_CAPACITY: usize = 16_384;
 
-/// Checks access tokens: signature (EdDSA only), expiry, issuer and audience.
+/// Checks access tokens: signature (EdDSA only), expiry, not-before, issuer and audience.
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
     verified: Arc<Mutex<Verified>>,
+    /// Principals seen to exist under the handle their token names. Principals are never
+    /// deleted or renamed, so a pair once seen stays true; bounded like `verified`.
+    live: Arc<Mutex<std::collections::HashSet<(PrincipalId, Handle)>>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -108,11 +115,30 @@ impl TokenVerifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
+        validation.validate_nbf = true;
         Ok(Self {
             key,
             validation,
             verified: Arc::default(),
+            live: Arc::default(),
         })
+    }
+
+    /// Whether this principal was already seen to exist under this handle.
+    pub fn known_live(&self, id: PrincipalId, handle: &Handle) -> bool {
+        self.live
+            .lock()
+            .is_ok_and(|live| live.contains(&(id, handle.clone())))
+    }
+
+    /// Records that the principal exists under this handle (read from the database).
+    pub fn confirm_live(&self, id: PrincipalId, handle: Handle) {
+        if let Ok(mut live) = self.live.lock() {
+            if live.len() >= VERIFIED_CAPACITY {
+                live.clear();
+            }
+            live.insert((id, handle));
+        }
     }
 
     /// The principal the token speaks for, or why it is not accepted.

@@ -138,6 +138,8 @@ struct Claims<'a> {
     iss: &'a str,
     aud: &'a str,
     iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
     exp: u64,
 }
 
@@ -173,6 +175,7 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
         iss,
         aud,
         iat: now(),
+        nbf: None,
         exp,
     };
 
@@ -206,6 +209,29 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
         parts[2]
     );
 
+    // Well signed, but for no principal here, for another's handle, or not valid yet.
+    let nobody = sign(
+        &private_pem,
+        &Claims {
+            sub: "999999",
+            ..good("scrip-gateway", "scrip-api", now() + 600)
+        },
+    );
+    let other_handle = sign(
+        &private_pem,
+        &Claims {
+            handle: "victim",
+            ..good("scrip-gateway", "scrip-api", now() + 600)
+        },
+    );
+    let not_yet = sign(
+        &private_pem,
+        &Claims {
+            nbf: Some(now() + 600),
+            ..good("scrip-gateway", "scrip-api", now() + 1_200)
+        },
+    );
+
     let before = app.transfer_count().await;
     // Each refusal says why in the service's words, never the token library's internals.
     for (what, token, detail) in [
@@ -236,6 +262,17 @@ async fn every_bad_token_is_401_and_changes_nothing(backend: Backend) {
             "the token's signature does not verify",
         ),
         ("garbage", "not.a.token", "not a valid access token"),
+        (
+            "no such principal",
+            &nobody,
+            "the account this token names does not exist here; log in again",
+        ),
+        (
+            "another principal's handle",
+            &other_handle,
+            "the account this token names does not exist here; log in again",
+        ),
+        ("not valid yet", &not_yet, "the token is not valid yet"),
         ("empty", "", ""),
     ] {
         let me = app.get("/api/v1/me", Some(token)).await;
