@@ -291,7 +291,7 @@ pub async fn list(
     };
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
-        let rows = store::list_for_member(&mut conn, caller.id, status, before, limit + 1)?;
+        let rows = store::list_for_owner(&mut conn, caller.id, status, before, limit + 1)?;
         let page = Page::from_overfetch(rows, limit, |obligation| obligation.id);
         let items = page
             .items

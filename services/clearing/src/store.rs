@@ -210,19 +210,21 @@ pub fn decide(
     changed.optional()?.map(Obligation::try_from).transpose()
 }
 
-/// The obligations of the businesses `member` belongs to (as debtor or creditor), newest
-/// first below `before`. The businesses are a subquery, never a list of ids in the statement
-/// (SQLite limits those; a person can be a member of very many businesses).
-pub fn list_for_member(
+/// The obligations of the businesses `owner` owns (as debtor or creditor; a worker sees none:
+/// invoices are the owners' business), newest first below `before`. The businesses are a
+/// subquery, never a list of ids in the statement (SQLite limits those; a person can own very
+/// many businesses).
+pub fn list_for_owner(
     conn: &mut DbConn,
-    member: PrincipalId,
+    owner: PrincipalId,
     status: Option<ObligationStatus>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Obligation>, LedgerError> {
     let businesses = || {
         memberships::table
-            .filter(memberships::member_id.eq(member.get()))
+            .filter(memberships::member_id.eq(owner.get()))
+            .filter(memberships::role.eq(scrip_auth::access::Role::Owner.as_str()))
             .select(memberships::business_id)
     };
     let mut query = obligations::table
