@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use scrip_auth::Caller;
 use scrip_auth::access::{is_operator, is_owner};
-use scrip_auth::guard::act_as;
+use scrip_auth::guard::{act_as, view_as};
 use scrip_domain::{Amount, PrincipalId, RegistryId};
 use scrip_http::{
     ApiError, Page, PageQuery, Problem, REPLAYED_HEADER, blocking, idempotency_key,
@@ -529,7 +529,7 @@ pub async fn list_orders(
     let before = paging.before_id()?;
     let page = blocking(move || {
         let mut conn = ledger.conn()?;
-        let owner = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let owner = view_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
         let orders = store::orders_page(
             &mut conn,
             owner.id,

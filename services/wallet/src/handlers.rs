@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use scrip_auth::Caller;
 use scrip_auth::access::is_owner;
-use scrip_auth::guard::{act_as, resolve};
+use scrip_auth::guard::{act_as, resolve, view_as};
 use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, PrincipalId, RegistryId, TransferId};
 use scrip_http::{
     ApiError, Page, PageQuery, Problem, RateLimiter, blocking, idempotency_key,
@@ -45,7 +45,7 @@ pub async fn list_accounts(
 ) -> Result<HttpResponse, ApiError> {
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
-        let holder = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let holder = view_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
         let items = holdings(&mut conn, holder.id)?
             .into_iter()
             .map(|h| AccountView {
@@ -236,7 +236,7 @@ pub async fn list_transfers(
     let before = paging.before_id()?.map(TransferId::new);
     let page = blocking(move || {
         let mut conn = ledger.conn()?;
-        let holder = act_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let holder = view_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
         let currency: Option<CurrencyId> = match query.currency.as_deref() {
             None => None,
             Some(raw) => Some(scrip_auth::guard::currency(&mut conn, raw, "unknown_account")?.id),

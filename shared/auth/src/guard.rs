@@ -40,8 +40,11 @@ pub fn currency(
     })
 }
 
-/// The principal the caller acts as: itself when `holder` is absent or names the caller, a
-/// business the caller owns, or (for operators) the registry. Anything else is 403 `not_owner`.
+/// The principal whose money the caller moves (pays from, trades for): itself when `holder`
+/// is absent or names the caller, or a business the caller owns. Nobody moves the registry's
+/// funds (the fees it collected) through the API, operators included: an operator's one
+/// login must not be able to pay the registry's revenue to itself; that takes a role of its
+/// own and a second person (the approvals of the governance issue). 403 `not_owner` otherwise.
 pub fn act_as(
     conn: &mut DbConn,
     caller: &Caller,
@@ -52,17 +55,38 @@ pub fn act_as(
     if principal.id == caller.id {
         return Ok(principal);
     }
-    let allowed = match principal.kind {
-        PrincipalKind::Business => is_owner(conn, principal.id, caller.id)?,
-        PrincipalKind::Registry => is_operator(conn, caller.id)?,
-        PrincipalKind::User => false,
-    };
-    if allowed {
-        Ok(principal)
-    } else {
-        Err(ApiError::forbidden(
+    match principal.kind {
+        PrincipalKind::Business if is_owner(conn, principal.id, caller.id)? => Ok(principal),
+        PrincipalKind::Registry => Err(ApiError::forbidden(
             "not_owner",
-            format!("{} may not act for {}", caller.handle, principal.handle),
-        ))
+            "the registry's funds cannot be moved through the API, not even by an operator",
+        )),
+        _ => Err(may_not_act(caller, &principal)),
     }
+}
+
+/// The principal whose accounts, history or orders the caller reads: whoever it may act as
+/// ([`act_as`]), and for operators the registry too (read only).
+pub fn view_as(
+    conn: &mut DbConn,
+    caller: &Caller,
+    holder: Option<&str>,
+    registry: &RegistryId,
+) -> Result<Principal, ApiError> {
+    let principal = resolve(conn, holder.unwrap_or(caller.handle.as_str()), registry)?;
+    if principal.kind == PrincipalKind::Registry {
+        return if is_operator(conn, caller.id)? {
+            Ok(principal)
+        } else {
+            Err(may_not_act(caller, &principal))
+        };
+    }
+    act_as(conn, caller, holder, registry)
+}
+
+fn may_not_act(caller: &Caller, principal: &Principal) -> ApiError {
+    ApiError::forbidden(
+        "not_owner",
+        format!("{} may not act for {}", caller.handle, principal.handle),
+    )
 }

@@ -177,6 +177,26 @@ async fn a_trade_settles_both_sides_and_the_fees_exactly(backend: Backend) {
     let registry = wallet(&app, &m.rosa, Some("registry")).await;
     assert_eq!(registry["BREAD"], money("0.01", "0.00"));
     assert_eq!(registry["GROC"], money("0.02", "0.00"));
+    // Read only: an operator cannot pay the registry's fees to anyone, nor trade with them.
+    let payout = app
+        .pay(
+            &m.rosa,
+            json!({"from": "registry", "to": "rosa", "currency": "GROC", "amount": "0.02"}),
+        )
+        .await;
+    assert_problem(&payout, StatusCode::FORBIDDEN, "not_owner");
+    let trade = app
+        .post(
+            "/api/v1/orders",
+            Some(&m.rosa),
+            json!({"market": "BREAD-GROC", "holder": "registry", "side": "sell", "type": "limit", "price": "2.00", "quantity": "1.00"}),
+        )
+        .await;
+    assert_problem(&trade, StatusCode::FORBIDDEN, "not_owner");
+    assert_eq!(
+        wallet(&app, &m.rosa, Some("registry")).await["GROC"],
+        money("0.02", "0.00")
+    );
 
     let book_now = book(&app).await;
     assert_eq!(
