@@ -84,8 +84,23 @@ import { Scrip } from "/assets/app.js";
     const list = document.getElementById("members-list");
     try {
       const { items } = await get(`/api/v1/businesses/${encodeURIComponent(business())}/members`);
-      list.replaceChildren(...items.map((m) => el("li", {}, el("strong", {}, m.handle), " · ", m.role)));
+      list.replaceChildren(...items.map(memberItem));
     } catch (problem) { list.replaceChildren(el("li", { class: "muted" }, problem.detail || "")); }
+  }
+
+  // A member, or an invitation waiting for the person to accept, which an owner may withdraw.
+  function memberItem(m) {
+    if (m.status !== "invited") return el("li", {}, el("strong", {}, m.handle), " · ", m.role);
+    const withdraw = el("button", { type: "button", class: "link" }, "Withdraw");
+    withdraw.addEventListener("click", async () => {
+      const path = `/api/v1/businesses/${encodeURIComponent(business())}/members/${encodeURIComponent(m.handle)}`;
+      const r = await api("DELETE", path);
+      if (!r.ok) return toast(r.data.detail || "Could not withdraw the invitation.");
+      toast(`The invitation of ${m.handle} is withdrawn.`);
+      await loadMembers();
+    });
+    return el("li", {}, el("strong", {}, m.handle), " · ", m.role, " · ",
+      el("span", { class: "muted" }, `invited by ${m.invited_by}, not accepted yet`), " ", withdraw);
   }
 
   // Opening a business: it joins the selector and becomes the one shown.
@@ -152,7 +167,9 @@ import { Scrip } from "/assets/app.js";
     const r = await api("POST", `/api/v1/businesses/${encodeURIComponent(business())}/members`,
       { handle: data.handle || "", role: data.role || "worker" });
     if (!r.ok) return showProblem(memberForm, r.data, "handle");
-    toast(`${r.data.handle} is now a ${r.data.role} of ${r.data.business}.`);
+    toast(r.data.status === "invited"
+      ? `${r.data.handle} is invited as ${r.data.role}: they become one when they accept.`
+      : `${r.data.handle} is now a ${r.data.role} of ${r.data.business}.`);
     memberForm.reset();
     await loadMembers();
   });

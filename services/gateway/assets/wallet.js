@@ -7,6 +7,23 @@ import { Scrip } from "/assets/app.js";
   const holderQuery = () => "holder=" + encodeURIComponent(holder());
   const params = new URLSearchParams(location.search);
 
+  // Invitations to a business: accepting makes the caller a member, declining drops it.
+  for (const button of document.querySelectorAll("#invitations [data-answer]")) {
+    button.addEventListener("click", async () => {
+      const business = button.closest("li").dataset.business;
+      const path = `/api/v1/businesses/${encodeURIComponent(business)}/members/${encodeURIComponent(Scrip.me.handle)}`;
+      const accept = button.dataset.answer === "accept";
+      const r = await api(accept ? "POST" : "DELETE", accept ? path + "/accept" : path);
+      if (!r.ok) return toast(r.data.detail || "That did not work; try again.");
+      toast(accept ? `You are now a ${r.data.role} of ${business}.` : `You declined ${business}'s invitation.`);
+      const card = document.getElementById("invitations");
+      button.closest("li").remove();
+      if (!card.querySelector("li")) card.hidden = true;
+      // An owner acts for the business from this page: show it in "Acting as".
+      if (accept && r.data.role === "owner") setTimeout(() => location.reload(), 1500);
+    });
+  }
+
   async function loadCurrencyCodes() {
     try {
       const list = await get("/api/v1/currencies?limit=500");

@@ -69,6 +69,19 @@ pub struct Me {
     pub display_name: Option<String>,
     pub roles: Vec<String>,
     pub businesses: Vec<Membership>,
+    /// Memberships offered to the caller and not yet accepted (`POST
+    /// /api/v1/businesses/{handle}/members/{me}/accept` accepts, `DELETE` of the same member
+    /// path declines).
+    pub invitations: Vec<InvitationView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvitationView {
+    /// The business inviting.
+    pub handle: String,
+    pub role: String,
+    pub invited_by: String,
+    pub invited_at: String,
 }
 
 #[utoipa::path(
@@ -261,5 +274,17 @@ pub(crate) fn profile(
                 role: role.as_str().into(),
             })
             .collect(),
+        invitations: scrip_auth::invitations::pending(
+            conn,
+            scrip_auth::invitations::Pending::ForMember(id),
+        )?
+        .into_iter()
+        .map(|invitation| InvitationView {
+            handle: invitation.business.to_string(),
+            role: invitation.role.as_str().into(),
+            invited_by: invitation.invited_by.to_string(),
+            invited_at: scrip_http::rfc3339_from_us(invitation.created_at_us),
+        })
+        .collect(),
     })
 }

@@ -22,7 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi, Debug)]
 #[openapi(
     paths(auth::register, auth::login, auth::me, system::healthz, system::readyz, system::metrics, system::system_health),
-    components(schemas(auth::NewUser, auth::Registered, auth::Credentials, auth::LoginResponse, auth::Me, auth::Membership, scrip_http::Problem)),
+    components(schemas(auth::NewUser, auth::Registered, auth::Credentials, auth::LoginResponse, auth::Me, auth::Membership, auth::InvitationView, scrip_http::Problem)),
     tags(
         (name = "identity", description = "Sign-up, login, who am I"),
         (name = "system", description = "Health and metrics"),

@@ -35,9 +35,17 @@ pub struct MemberView {
     pub business: String,
     pub handle: String,
     pub role: String,
+    /// `active` (a member), `invited` (waiting for the person to accept), or after a
+    /// `DELETE`: `removed` (a membership ended) or `withdrawn` (an invitation taken back or
+    /// declined).
+    pub status: String,
+    /// Who invited them (invitations only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<String>,
 }
 
-/// `GET /businesses/{handle}/members`: owners first, then workers, each by handle.
+/// `GET /businesses/{handle}/members`: owners first, then workers, each by handle, then the
+/// invitations waiting, oldest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MemberList {
     pub items: Vec<MemberView>,

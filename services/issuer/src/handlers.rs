@@ -13,10 +13,7 @@ use scrip_ledger::{
 use scrip_store::DbConn;
 
 use crate::IssuerPolicy;
-use crate::dto::{
-    BusinessView, CurrencyView, LimitsPatch, MemberList, MemberView, NewBusiness, NewCurrencyBody,
-    NewMember,
-};
+use crate::dto::{BusinessView, CurrencyView, LimitsPatch, NewBusiness, NewCurrencyBody};
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -102,7 +99,11 @@ fn business_view(
 }
 
 /// The business named by `raw`, if it is one; 404 otherwise.
-fn business(conn: &mut DbConn, raw: &str, registry: &RegistryId) -> Result<Principal, ApiError> {
+pub(crate) fn business(
+    conn: &mut DbConn,
+    raw: &str,
+    registry: &RegistryId,
+) -> Result<Principal, ApiError> {
     let principal = resolve(conn, raw, registry).map_err(|_| not_a_business(raw))?;
     if principal.kind == PrincipalKind::Business {
         Ok(principal)
@@ -117,7 +118,10 @@ fn not_a_business(raw: &str) -> ApiError {
 
 /// Locks the business's principal row until commit (PostgreSQL; SQLite's write transaction
 /// already excludes other writers).
-fn lock_business(conn: &mut DbConn, business: &Principal) -> Result<(), scrip_ledger::LedgerError> {
+pub(crate) fn lock_business(
+    conn: &mut DbConn,
+    business: &Principal,
+) -> Result<(), scrip_ledger::LedgerError> {
     Ok(scrip_store::lock_row(
         conn,
         "principals",
@@ -125,7 +129,11 @@ fn lock_business(conn: &mut DbConn, business: &Principal) -> Result<(), scrip_le
     )?)
 }
 
-fn require_owner(conn: &mut DbConn, business: &Principal, caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn require_owner(
+    conn: &mut DbConn,
+    business: &Principal,
+    caller: &Caller,
+) -> Result<(), ApiError> {
     match role_in(conn, business.id, caller.id)? {
         Some(Role::Owner) => Ok(()),
         _ => Err(ApiError::forbidden(
@@ -185,108 +193,6 @@ pub async fn get_business(
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
-}
-
-#[utoipa::path(
-    post, path = "/api/v1/businesses/{handle}/members", tag = "issuer", request_body = NewMember,
-    security(("bearer" = [])),
-    params(("handle" = String, Path)),
-    responses(
-        (status = 201, body = MemberView),
-        (status = 403, body = Problem, description = "not_owner"),
-        (status = 404, body = Problem, description = "unknown business or member"),
-        (status = 422, body = Problem, description = "bad_role"),
-    )
-)]
-#[post("/api/v1/businesses/{handle}/members")]
-pub async fn add_member(
-    caller: Caller,
-    path: web::Path<String>,
-    body: web::Json<NewMember>,
-    ledger: web::Data<Ledger>,
-    registry: web::Data<RegistryId>,
-) -> Result<HttpResponse, ApiError> {
-    let role = Role::parse(&body.role)
-        .ok_or_else(|| ApiError::unprocessable("bad_role", "role is \"owner\" or \"worker\""))?;
-    let view = blocking(move || {
-        let mut conn = ledger.conn()?;
-        let business = business(&mut conn, &path, &registry)?;
-        require_owner(&mut conn, &business, &caller)?;
-        let member = resolve(&mut conn, &body.handle, &registry)?;
-        if member.kind != PrincipalKind::User {
-            return Err(ApiError::unprocessable(
-                "not_a_person",
-                "members are people, not businesses",
-            ));
-        }
-        drop(conn);
-        ledger.write(|conn| {
-            // Membership changes of one business are serialized on its row, and the caller's
-            // ownership is checked again under that lock: two owners demoting each other at
-            // once cannot leave the business with none (write skew).
-            lock_business(conn, &business)?;
-            if role_in(conn, business.id, caller.id)? != Some(Role::Owner) {
-                return Ok(Err(ApiError::forbidden(
-                    "not_owner",
-                    format!("only an owner of {} may do this", business.handle),
-                )));
-            }
-            let demoting_owner =
-                role == Role::Worker && role_in(conn, business.id, member.id)? == Some(Role::Owner);
-            if demoting_owner && members_with_role(conn, business.id, Role::Owner)?.len() == 1 {
-                return Ok(Err(ApiError::unprocessable(
-                    "last_owner",
-                    "a business keeps at least one owner",
-                )));
-            }
-            set_member(conn, business.id, member.id, role)?;
-            Ok(Ok(()))
-        })??;
-        Ok(MemberView {
-            business: business.handle.to_string(),
-            handle: member.handle.to_string(),
-            role: role.as_str().to_owned(),
-        })
-    })
-    .await?;
-    Ok(HttpResponse::Created().json(view))
-}
-
-#[utoipa::path(
-    get, path = "/api/v1/businesses/{handle}/members", tag = "issuer",
-    security(("bearer" = [])),
-    params(("handle" = String, Path)),
-    responses(
-        (status = 200, body = MemberList),
-        (status = 403, body = Problem, description = "not_owner"),
-        (status = 404, body = Problem, description = "unknown business"),
-    )
-)]
-#[get("/api/v1/businesses/{handle}/members")]
-pub async fn list_members(
-    caller: Caller,
-    path: web::Path<String>,
-    ledger: web::Data<Ledger>,
-    registry: web::Data<RegistryId>,
-) -> Result<HttpResponse, ApiError> {
-    let list = blocking(move || {
-        let mut conn = ledger.conn()?;
-        let business = business(&mut conn, &path, &registry)?;
-        require_owner(&mut conn, &business, &caller)?;
-        let mut items = Vec::new();
-        for role in [Role::Owner, Role::Worker] {
-            for handle in members_with_role(&mut conn, business.id, role)? {
-                items.push(MemberView {
-                    business: business.handle.to_string(),
-                    handle: handle.to_string(),
-                    role: role.as_str().to_owned(),
-                });
-            }
-        }
-        Ok(MemberList { items })
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(list))
 }
 
 fn parse_limit(raw: &str, scale: Scale, field: &str) -> Result<Amount, ApiError> {

@@ -4,6 +4,7 @@
 
 mod dto;
 mod handlers;
+mod members;
 mod policy;
 
 pub use dto::{BusinessView, CurrencyView};
@@ -17,8 +18,10 @@ use utoipa::OpenApi;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(handlers::create_business)
         .service(handlers::get_business)
-        .service(handlers::add_member)
-        .service(handlers::list_members)
+        .service(members::add_member)
+        .service(members::accept_invitation)
+        .service(members::remove)
+        .service(members::list_members)
         .service(handlers::create_currency)
         .service(handlers::list_currencies)
         .service(handlers::get_currency)
@@ -30,8 +33,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         handlers::create_business,
         handlers::get_business,
-        handlers::add_member,
-        handlers::list_members,
+        members::add_member,
+        members::accept_invitation,
+        members::remove,
+        members::list_members,
         handlers::create_currency,
         handlers::list_currencies,
         handlers::get_currency,

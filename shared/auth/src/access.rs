@@ -132,6 +132,15 @@ pub fn set_member(
     Ok(())
 }
 
+/// Ends a membership; whether there was one.
+pub fn remove_member(
+    conn: &mut DbConn,
+    business: PrincipalId,
+    member: PrincipalId,
+) -> Result<bool, LedgerError> {
+    Ok(diesel::delete(memberships::table.find((business.get(), member.get()))).execute(conn)? > 0)
+}
+
 /// The member's role in the business, if any.
 pub fn role_in(
     conn: &mut DbConn,

@@ -4,11 +4,13 @@
 //! - [`TokenIssuer`] / [`TokenVerifier`]: EdDSA-signed JWT access tokens with `exp`, `iss` and
 //!   `aud` checked; only the gateway holds the private key, every service can verify;
 //! - [`Caller`]: the actix extractor that makes "who is calling" part of a handler's signature;
-//! - [`access`]: credentials, registry roles and business memberships in the database.
+//! - [`access`]: credentials, registry roles and business memberships in the database;
+//! - [`invitations`]: memberships offered and not yet accepted.
 
 pub mod access;
 mod caller;
 pub mod guard;
+pub mod invitations;
 mod keys;
 pub mod password;
 mod token;

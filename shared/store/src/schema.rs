@@ -167,10 +167,21 @@ diesel::joinable!(clearing_settlements -> clearing_runs (run_id));
 diesel::joinable!(credentials -> principals (principal_id));
 diesel::joinable!(principal_roles -> principals (principal_id));
 
+diesel::table! {
+    invitations (business_id, member_id) {
+        business_id -> BigInt,
+        member_id -> BigInt,
+        role -> Text,
+        invited_by -> BigInt,
+        created_at_us -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     principals,
     credentials,
     memberships,
+    invitations,
     principal_roles,
     currencies,
     accounts,

@@ -512,14 +512,8 @@ async fn obligations_are_proposed_accepted_and_cleared(backend: Backend) {
         .await;
     assert_eq!(mine["items"][0]["remaining"], "0.00000000");
     // A worker of shopa sees none of its obligations: they are the owners' business.
-    let (status, body) = app
-        .post(
-            "/api/v1/businesses/shopa/members",
-            Some(&anna),
-            json!({"handle": "eve", "role": "worker"}),
-        )
+    app.add_member((&anna, "shopa"), ("eve", &eve), "worker")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let (_, none) = app.get("/api/v1/obligations", Some(&eve)).await;
     assert_eq!(none["items"], json!([]));
     assert_eq!(none["next_cursor"], json!(null));

@@ -9,7 +9,8 @@ use crate::app::{TestApp, assert_problem};
 crate::on_both_backends!(
     a_shop_owner_creates_a_business_and_its_currency,
     only_owners_govern_a_business,
-    two_owners_demoting_each_other_at_once_leave_one_owner
+    two_owners_demoting_each_other_at_once_leave_one_owner,
+    membership_needs_the_persons_consent,
 );
 
 async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
@@ -219,7 +220,7 @@ async fn only_owners_govern_a_business(backend: Backend) {
     let peek = app.get("/api/v1/accounts?holder=bakery", Some(&eve)).await;
     assert_problem(&peek, StatusCode::FORBIDDEN, "not_owner");
 
-    // A worker belongs to the business but is not an owner.
+    // A worker belongs to the business but is not an owner; it becomes one by accepting.
     let (status, member) = app
         .post(
             "/api/v1/businesses/bakery/members",
@@ -230,9 +231,28 @@ async fn only_owners_govern_a_business(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{member}");
     assert_eq!(
         member,
-        json!({"business": "bakery", "handle": "walt", "role": "worker"})
+        json!({"business": "bakery", "handle": "walt", "role": "worker", "status": "invited", "invited_by": "rosa"})
     );
     let (_, me) = app.get("/api/v1/me", Some(&walt)).await;
+    assert_eq!(me["businesses"], json!([]), "not a member before accepting");
+    assert_eq!(me["invitations"][0]["handle"], "bakery");
+    assert_eq!(me["invitations"][0]["role"], "worker");
+    let accept = "/api/v1/businesses/bakery/members/walt/accept";
+    assert_problem(
+        &app.post(accept, Some(&eve), json!({})).await,
+        StatusCode::FORBIDDEN,
+        "not_invited",
+    );
+    let (status, accepted) = app.post(accept, Some(&walt), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    assert_eq!(accepted["status"], "active");
+    assert_problem(
+        &app.post(accept, Some(&walt), json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, me) = app.get("/api/v1/me", Some(&walt)).await;
+    assert_eq!(me["invitations"], json!([]));
     assert_eq!(
         me["businesses"],
         json!([{"handle": "bakery", "role": "worker"}])
@@ -328,8 +348,8 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner(backend: Backend
     let rosa = app.user("rosa").await;
     let otto = app.user("otto").await;
     app.shop(&rosa, "bakery", "BREAD").await;
-    let (status, body) = set_role(&app, &rosa, "otto", "owner").await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.add_member((&rosa, "bakery"), ("otto", &otto), "owner")
+        .await;
     for round in 0..10 {
         let (a, b) = tokio::join!(
             set_role(&app, &rosa, "otto", "worker"),
@@ -357,4 +377,105 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner(backend: Backend
         let (status, body) = set_role(&app, owner, other, "owner").await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
+}
+
+/// A business cannot name anyone its partner without their consent: an invitation changes
+/// nothing the public sees until it is accepted; the person may decline, an owner withdraw;
+/// members leave or are removed, and the last owner stays.
+async fn membership_needs_the_persons_consent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rosa = app.user("rosa").await;
+    let otto = app.user("otto").await;
+    let walt = app.user("walt").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    let (status, invited) = set_role(&app, &rosa, "otto", "owner").await;
+    assert_eq!(status, StatusCode::CREATED, "{invited}");
+    assert_eq!(invited["status"], "invited");
+    let (_, profile) = app.get("/api/v1/businesses/bakery", None).await;
+    assert_eq!(
+        profile["owners"],
+        json!(["rosa"]),
+        "not a partner before accepting"
+    );
+    let (_, list) = app
+        .get("/api/v1/businesses/bakery/members", Some(&rosa))
+        .await;
+    assert_eq!(
+        list["items"][1],
+        json!({"business": "bakery", "handle": "otto", "role": "owner", "status": "invited", "invited_by": "rosa"})
+    );
+    // Not yet a member: otto cannot act for the business.
+    let pay = app
+        .pay(
+            &otto,
+            json!({"from": "bakery", "to": "otto", "currency": "BREAD", "amount": "1"}),
+        )
+        .await;
+    assert_problem(&pay, StatusCode::FORBIDDEN, "not_owner");
+    // otto declines; the invitation is gone.
+    let (status, declined) = app
+        .delete("/api/v1/businesses/bakery/members/otto", Some(&otto))
+        .await;
+    assert_eq!(
+        (status, declined["status"].as_str()),
+        (StatusCode::OK, Some("withdrawn")),
+        "{declined}"
+    );
+    assert_problem(
+        &app.post(
+            "/api/v1/businesses/bakery/members/otto/accept",
+            Some(&otto),
+            json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    // An owner withdraws an invitation; a stranger can do neither.
+    set_role(&app, &rosa, "walt", "worker").await;
+    assert_problem(
+        &app.delete("/api/v1/businesses/bakery/members/walt", Some(&otto))
+            .await,
+        StatusCode::FORBIDDEN,
+        "not_owner",
+    );
+    let (status, _) = app
+        .delete("/api/v1/businesses/bakery/members/walt", Some(&rosa))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, me) = app.get("/api/v1/me", Some(&walt)).await;
+    assert_eq!(me["invitations"], json!([]));
+    // Members leave, or are removed; the last owner cannot leave.
+    app.add_member((&rosa, "bakery"), ("walt", &walt), "worker")
+        .await;
+    app.add_member((&rosa, "bakery"), ("otto", &otto), "owner")
+        .await;
+    let (_, profile) = app.get("/api/v1/businesses/bakery", None).await;
+    assert_eq!(profile["owners"], json!(["otto", "rosa"]));
+    let (status, left) = app
+        .delete("/api/v1/businesses/bakery/members/walt", Some(&walt))
+        .await;
+    assert_eq!(
+        (status, left["status"].as_str()),
+        (StatusCode::OK, Some("removed")),
+        "{left}"
+    );
+    let (status, _) = app
+        .delete("/api/v1/businesses/bakery/members/otto", Some(&rosa))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_problem(
+        &app.delete("/api/v1/businesses/bakery/members/rosa", Some(&rosa))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "last_owner",
+    );
+    assert_problem(
+        &app.delete("/api/v1/businesses/bakery/members/walt", Some(&rosa))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, me) = app.get("/api/v1/me", Some(&otto)).await;
+    assert_eq!(me["businesses"], json!([]));
 }

@@ -262,6 +262,33 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
+    /// `owner` invites `member` (with token `member_token`) to `business` in `role`, and the
+    /// member accepts.
+    pub async fn add_member(
+        &self,
+        (owner, business): (&str, &str),
+        (member, member_token): (&str, &str),
+        role: &str,
+    ) {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/businesses/{business}/members"),
+                Some(owner),
+                json!({"handle": member, "role": role}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["status"], "invited", "{body}");
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/businesses/{business}/members/{member}/accept"),
+                Some(member_token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     pub async fn pay(&self, token: &str, body: Value) -> (StatusCode, Value) {
         self.post("/api/v1/transfers", Some(token), body).await
     }

@@ -1,0 +1,276 @@
+//! A business's people: owners and workers, who become members only by accepting an owner's
+//! invitation (a business cannot name anyone its partner without their consent), and leave
+//! or are removed, while the business always keeps an owner.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use scrip_auth::Caller;
+use scrip_auth::access::{Role, members_with_role, remove_member, role_in, set_member};
+use scrip_auth::guard::resolve;
+use scrip_auth::invitations::{self, MAX_PENDING_PER_BUSINESS, Pending};
+use scrip_domain::{PrincipalKind, RegistryId};
+use scrip_http::{ApiError, Problem, blocking};
+use scrip_ledger::{Ledger, Principal};
+use scrip_store::DbConn;
+
+use crate::dto::{MemberList, MemberView, NewMember};
+use crate::handlers::{business, lock_business, require_owner};
+
+fn view(business: &Principal, member: &Principal, role: Role, status: &str) -> MemberView {
+    MemberView {
+        business: business.handle.to_string(),
+        handle: member.handle.to_string(),
+        role: role.as_str().to_owned(),
+        status: status.to_owned(),
+        invited_by: None,
+    }
+}
+
+fn person(conn: &mut DbConn, raw: &str, registry: &RegistryId) -> Result<Principal, ApiError> {
+    let member = resolve(conn, raw, registry)?;
+    if member.kind == PrincipalKind::User {
+        Ok(member)
+    } else {
+        Err(ApiError::unprocessable(
+            "not_a_person",
+            "members are people, not businesses",
+        ))
+    }
+}
+
+/// Refuses `change` when it would leave the business without an owner.
+fn keeps_an_owner(
+    conn: &mut DbConn,
+    business: &Principal,
+    member: &Principal,
+) -> Result<(), ApiError> {
+    let is_owner = role_in(conn, business.id, member.id)? == Some(Role::Owner);
+    if is_owner && members_with_role(conn, business.id, Role::Owner)?.len() == 1 {
+        return Err(ApiError::unprocessable(
+            "last_owner",
+            "a business keeps at least one owner",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/businesses/{handle}/members", tag = "issuer", request_body = NewMember,
+    security(("bearer" = [])),
+    params(("handle" = String, Path)),
+    responses(
+        (status = 201, body = MemberView, description = "a member's role changed (`status: active`), or a person invited (`status: invited`): they become a member when they accept"),
+        (status = 403, body = Problem, description = "not_owner"),
+        (status = 404, body = Problem, description = "unknown business or member"),
+        (status = 409, body = Problem, description = "too_many_invitations"),
+        (status = 422, body = Problem, description = "bad_role, not_a_person, last_owner"),
+    )
+)]
+#[post("/api/v1/businesses/{handle}/members")]
+pub async fn add_member(
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<NewMember>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::unprocessable("bad_role", "role is \"owner\" or \"worker\""))?;
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let business = business(&mut conn, &path, &registry)?;
+        require_owner(&mut conn, &business, &caller)?;
+        let member = person(&mut conn, &body.handle, &registry)?;
+        drop(conn);
+        ledger.write(|conn| {
+            // Membership changes of one business are serialized on its row, and the caller's
+            // ownership is checked again under that lock: two owners demoting each other at
+            // once cannot leave the business with none (write skew).
+            lock_business(conn, &business)?;
+            Ok(change_or_invite(conn, (&business, &member), role, &caller))
+        })?
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Under the business's lock: a member's new role, or an invitation for anyone else.
+fn change_or_invite(
+    conn: &mut DbConn,
+    (business, member): (&Principal, &Principal),
+    role: Role,
+    caller: &Caller,
+) -> Result<MemberView, ApiError> {
+    require_owner(conn, business, caller)?;
+    if role_in(conn, business.id, member.id)?.is_some() {
+        if role == Role::Worker {
+            keeps_an_owner(conn, business, member)?;
+        }
+        set_member(conn, business.id, member.id, role)?;
+        return Ok(view(business, member, role, "active"));
+    }
+    let pending = invitations::pending_count(conn, business.id)?;
+    let renewing = invitations::take(conn, business.id, member.id)?.is_some();
+    if !renewing && pending >= MAX_PENDING_PER_BUSINESS {
+        return Err(ApiError::conflict(
+            "too_many_invitations",
+            format!(
+                "{} already has {MAX_PENDING_PER_BUSINESS} invitations waiting; withdraw some first",
+                business.handle
+            ),
+        ));
+    }
+    invitations::invite(conn, (business.id, member.id), role, caller.id)?;
+    let mut invited = view(business, member, role, "invited");
+    invited.invited_by = Some(caller.handle.to_string());
+    Ok(invited)
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/businesses/{handle}/members/{member}/accept", tag = "issuer",
+    security(("bearer" = [])),
+    params(("handle" = String, Path), ("member" = String, Path, description = "the caller's own handle")),
+    responses(
+        (status = 200, body = MemberView, description = "the caller is now a member in the role offered"),
+        (status = 403, body = Problem, description = "not_invited: only the person invited accepts"),
+        (status = 404, body = Problem, description = "no such business, or no invitation waiting"),
+    )
+)]
+#[post("/api/v1/businesses/{handle}/members/{member}/accept")]
+pub async fn accept_invitation(
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let view = blocking(move || {
+        let (business_raw, member_raw) = path.into_inner();
+        let mut conn = ledger.conn()?;
+        let business = business(&mut conn, &business_raw, &registry)?;
+        let member = person(&mut conn, &member_raw, &registry)?;
+        if member.id != caller.id {
+            return Err(ApiError::forbidden(
+                "not_invited",
+                "only the person invited may accept an invitation",
+            ));
+        }
+        drop(conn);
+        ledger.write(|conn| {
+            lock_business(conn, &business)?;
+            let Some(role) = invitations::take(conn, business.id, member.id)? else {
+                return Ok(Err(ApiError::not_found(
+                    "not_found",
+                    format!("no invitation from {} is waiting for you", business.handle),
+                )));
+            };
+            set_member(conn, business.id, member.id, role)?;
+            Ok(Ok(view(&business, &member, role, "active")))
+        })?
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/businesses/{handle}/members/{member}", tag = "issuer",
+    security(("bearer" = [])),
+    params(("handle" = String, Path), ("member" = String, Path)),
+    responses(
+        (status = 200, body = MemberView, description = "`removed`: the membership ended (an owner removed them, or they left); `withdrawn`: the invitation was taken back or declined"),
+        (status = 403, body = Problem, description = "not_owner: only owners, or the member themself"),
+        (status = 404, body = Problem, description = "no such business, member or invitation"),
+        (status = 422, body = Problem, description = "last_owner"),
+    )
+)]
+#[delete("/api/v1/businesses/{handle}/members/{member}")]
+pub async fn remove(
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let view = blocking(move || {
+        let (business_raw, member_raw) = path.into_inner();
+        let mut conn = ledger.conn()?;
+        let business = business(&mut conn, &business_raw, &registry)?;
+        let member = person(&mut conn, &member_raw, &registry)?;
+        drop(conn);
+        ledger.write(|conn| {
+            lock_business(conn, &business)?;
+            Ok(end_membership(conn, &business, &member, &caller))
+        })?
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Under the business's lock: withdraws or declines an invitation, or ends a membership.
+fn end_membership(
+    conn: &mut DbConn,
+    business: &Principal,
+    member: &Principal,
+    caller: &Caller,
+) -> Result<MemberView, ApiError> {
+    if member.id != caller.id {
+        require_owner(conn, business, caller)?;
+    }
+    if let Some(role) = invitations::take(conn, business.id, member.id)? {
+        return Ok(view(business, member, role, "withdrawn"));
+    }
+    let Some(role) = role_in(conn, business.id, member.id)? else {
+        return Err(ApiError::not_found(
+            "not_found",
+            format!("{} is not a member of {}", member.handle, business.handle),
+        ));
+    };
+    keeps_an_owner(conn, business, member)?;
+    remove_member(conn, business.id, member.id)?;
+    Ok(view(business, member, role, "removed"))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/businesses/{handle}/members", tag = "issuer",
+    security(("bearer" = [])),
+    params(("handle" = String, Path)),
+    responses(
+        (status = 200, body = MemberList),
+        (status = 403, body = Problem, description = "not_owner"),
+        (status = 404, body = Problem, description = "unknown business"),
+    )
+)]
+#[get("/api/v1/businesses/{handle}/members")]
+pub async fn list_members(
+    caller: Caller,
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let list = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let business = business(&mut conn, &path, &registry)?;
+        require_owner(&mut conn, &business, &caller)?;
+        let mut items = Vec::new();
+        for role in [Role::Owner, Role::Worker] {
+            for handle in members_with_role(&mut conn, business.id, role)? {
+                items.push(MemberView {
+                    business: business.handle.to_string(),
+                    handle: handle.to_string(),
+                    role: role.as_str().to_owned(),
+                    status: "active".into(),
+                    invited_by: None,
+                });
+            }
+        }
+        for invitation in invitations::pending(&mut conn, Pending::OfBusiness(business.id))? {
+            items.push(MemberView {
+                business: business.handle.to_string(),
+                handle: invitation.member.to_string(),
+                role: invitation.role.as_str().to_owned(),
+                status: "invited".into(),
+                invited_by: Some(invitation.invited_by.to_string()),
+            });
+        }
+        Ok(MemberList { items })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
