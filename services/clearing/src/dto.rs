@@ -23,6 +23,9 @@ pub struct EdgeView {
     pub amount: String,
     /// `holding` (the creditor holds the debtor's currency) or `obligation`.
     pub source: String,
+    /// An obligation between businesses that shared an owner when it was proposed: one
+    /// person's say-so, shown apart from debts between independent businesses.
+    pub related: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -104,6 +107,9 @@ pub struct ObligationView {
     /// `proposed`, `accepted`, `rejected` (by the debtor) or `withdrawn` (by the creditor).
     pub status: String,
     pub created_at: String,
+    /// Debtor and creditor shared an owner when it was proposed (shown apart: one person's
+    /// say-so).
+    pub related: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

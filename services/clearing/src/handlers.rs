@@ -81,6 +81,7 @@ pub async fn get_graph(
         let mut conn = ledger.conn()?;
         require_operator(&mut conn, &caller)?;
         let graph = run::load_graph(&mut conn, &unit)?;
+        let related = crate::store::related_open(&mut conn, unit.as_str())?;
         let mut net: std::collections::BTreeMap<PrincipalId, i128> = Default::default();
         for e in &graph.edges {
             *net.entry(e.creditor).or_default() += i128::from(e.granules);
@@ -112,6 +113,7 @@ pub async fn get_graph(
                     creditor: names.get(&e.creditor).cloned().unwrap_or_default(),
                     amount: graph.value(u128::from(e.granules)),
                     source: e.source.name().into(),
+                    related: matches!(e.source, crate::graph::Source::Obligation { id, .. } if related.contains(&id)),
                 })
                 .collect(),
         })

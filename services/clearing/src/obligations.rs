@@ -5,7 +5,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use scrip_auth::Caller;
-use scrip_auth::access::is_owner;
+use scrip_auth::access::{is_owner, share_an_owner};
 use scrip_auth::guard::resolve;
 use scrip_domain::{Amount, PrincipalKind, RegistryId, Scale, UnitCode};
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
@@ -35,6 +35,7 @@ fn view(conn: &mut DbConn, obligation: Obligation) -> Result<ObligationView, Api
         memo: obligation.memo,
         status: obligation.status.as_str().to_owned(),
         created_at: rfc3339_from_us(obligation.created_at_us),
+        related: obligation.related,
     })
 }
 
@@ -74,10 +75,10 @@ pub async fn propose(
     let body = body.into_inner();
     let amount = Amount::parse_positive(&body.amount, unit_scale())
         .map_err(|e| ApiError::unprocessable("bad_amount", e.to_string()))?;
-    if amount.atoms() > scrip_ledger::MAX_AMOUNT_ATOMS {
+    if amount.atoms() > MAX_OBLIGATION_UNITS * unit_scale().atoms_per_unit() {
         return Err(ApiError::unprocessable(
             "bad_amount",
-            "the amount is too large",
+            format!("an obligation is at most {MAX_OBLIGATION_UNITS} units of account"),
         ));
     }
     let unit = UnitCode::parse(body.unit.as_deref().unwrap_or("EUR"))
@@ -102,18 +103,63 @@ pub async fn propose(
                 "a business cannot owe itself",
             ));
         }
+        let related = share_an_owner(&mut conn, debtor.id, creditor.id)?;
         let new = store::NewObligation {
             debtor: debtor.id,
             creditor: creditor.id,
             unit: unit.as_str(),
             amount_atoms: amount.atoms(),
             memo: memo.as_deref(),
+            related,
         };
-        let obligation = store::insert(&mut conn, &new)?;
-        view(&mut conn, obligation)
+        drop(conn);
+        let obligation = ledger.write(|conn| {
+            // Counted under the debtor's row lock, so concurrent proposals cannot pass together.
+            scrip_store::lock_row(conn, "principals", debtor.id.get())?;
+            Ok(match within_proposal_caps(conn, &debtor, &creditor)? {
+                Ok(()) => Ok(store::insert(conn, &new)?),
+                Err(refused) => Err(refused),
+            })
+        })??;
+        view(&mut *ledger.conn()?, obligation)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
+}
+
+/// The largest obligation, in units of account: the registry's default largest credit line.
+/// No invoice between two businesses is bigger, and one cannot blow up the clearing figures.
+pub const MAX_OBLIGATION_UNITS: i64 = 1_000_000;
+/// Proposals that may wait for one debtor's answer, from one creditor and from all: a
+/// business cannot bury another in proposals (2,000 in 4.5 s were sent in the review).
+pub const MAX_OPEN_PROPOSALS_PER_PAIR: i64 = 20;
+pub const MAX_OPEN_PROPOSALS_PER_DEBTOR: i64 = 200;
+
+fn within_proposal_caps(
+    conn: &mut DbConn,
+    debtor: &scrip_ledger::Principal,
+    creditor: &scrip_ledger::Principal,
+) -> Result<Result<(), ApiError>, scrip_ledger::LedgerError> {
+    let (all, from_creditor) = store::open_proposals(conn, debtor.id, creditor.id)?;
+    Ok(if from_creditor >= MAX_OPEN_PROPOSALS_PER_PAIR {
+        Err(ApiError::conflict(
+            "too_many_proposals",
+            format!(
+                "{} already has {MAX_OPEN_PROPOSALS_PER_PAIR} proposals from {} waiting for an answer",
+                debtor.handle, creditor.handle
+            ),
+        ))
+    } else if all >= MAX_OPEN_PROPOSALS_PER_DEBTOR {
+        Err(ApiError::conflict(
+            "too_many_proposals",
+            format!(
+                "{} already has {MAX_OPEN_PROPOSALS_PER_DEBTOR} proposals waiting for an answer",
+                debtor.handle
+            ),
+        ))
+    } else {
+        Ok(())
+    })
 }
 
 /// What the owner of one side may do with a proposed obligation.

@@ -78,6 +78,7 @@ struct ObligationRow {
     status: String,
     created_at_us: i64,
     closed: Option<String>,
+    related: i32,
 }
 
 /// The columns of [`ObligationRow`], in its order (a tuple: `RETURNING` on diesel's
@@ -93,6 +94,7 @@ type Columns = (
     obligations::status,
     obligations::created_at_us,
     obligations::closed,
+    obligations::related,
 );
 
 const COLUMNS: Columns = (
@@ -106,6 +108,7 @@ const COLUMNS: Columns = (
     obligations::status,
     obligations::created_at_us,
     obligations::closed,
+    obligations::related,
 );
 
 /// A debt recorded outside the ledger, in atoms of its unit of account (8 decimals).
@@ -120,6 +123,9 @@ pub struct Obligation {
     pub memo: Option<String>,
     pub status: ObligationStatus,
     pub created_at_us: i64,
+    /// Debtor and creditor shared an owner when it was proposed: shown apart, since one
+    /// person can record any sum between their own businesses.
+    pub related: bool,
 }
 
 impl TryFrom<ObligationRow> for Obligation {
@@ -135,6 +141,7 @@ impl TryFrom<ObligationRow> for Obligation {
             remaining_atoms: row.remaining_atoms,
             memo: row.memo,
             created_at_us: row.created_at_us,
+            related: row.related != 0,
         })
     }
 }
@@ -147,6 +154,7 @@ pub struct NewObligation<'a> {
     pub unit: &'a str,
     pub amount_atoms: i64,
     pub memo: Option<&'a str>,
+    pub related: bool,
 }
 
 pub fn load(conn: &mut DbConn, id: i64) -> Result<Option<Obligation>, LedgerError> {
@@ -170,12 +178,48 @@ pub fn insert(conn: &mut DbConn, new: &NewObligation<'_>) -> Result<Obligation, 
             obligations::amount_atoms.eq(new.amount_atoms),
             obligations::remaining_atoms.eq(new.amount_atoms),
             obligations::memo.eq(new.memo),
+            obligations::related.eq(i32::from(new.related)),
             obligations::status.eq(status),
             obligations::created_at_us.eq(scrip_http::now_us()),
         ))
         .returning(COLUMNS)
         .get_result(conn)?;
     row.try_into()
+}
+
+/// How many proposals wait for `debtor`'s answer: in all, and from `creditor`.
+pub fn open_proposals(
+    conn: &mut DbConn,
+    debtor: PrincipalId,
+    creditor: PrincipalId,
+) -> Result<(i64, i64), LedgerError> {
+    let waiting = || {
+        obligations::table
+            .filter(obligations::debtor_id.eq(debtor.get()))
+            .filter(obligations::status.eq(ObligationStatus::Proposed.stored().0))
+            .filter(obligations::closed.is_null())
+    };
+    let all = waiting().count().get_result(conn)?;
+    let from_creditor = waiting()
+        .filter(obligations::creditor_id.eq(creditor.get()))
+        .count()
+        .get_result(conn)?;
+    Ok((all, from_creditor))
+}
+
+/// The ids of the accepted, open obligations in `unit` between businesses that shared an owner.
+pub fn related_open(
+    conn: &mut DbConn,
+    unit: &str,
+) -> Result<std::collections::HashSet<i64>, LedgerError> {
+    let ids: Vec<i64> = obligations::table
+        .filter(obligations::unit.eq(unit))
+        .filter(obligations::status.eq(ObligationStatus::Accepted.stored().0))
+        .filter(obligations::remaining_atoms.gt(0))
+        .filter(obligations::related.eq(1))
+        .select(obligations::id)
+        .load(conn)?;
+    Ok(ids.into_iter().collect())
 }
 
 /// Moves a proposed, open obligation to `decided` (accepted, rejected or withdrawn). A

@@ -48,10 +48,15 @@ import { Scrip } from "/assets/app.js";
     const onCycle = (e) => comp.get(e.debtor) === comp.get(e.creditor) && size.get(comp.get(e.debtor)) > 1;
     const gross = Dec.sum(graph.edges.map((e) => e.amount));
     const cyclic = graph.edges.filter(onCycle).length;
+    // Debts between businesses with a common owner are one person's say-so: shown apart.
+    const related = graph.edges.filter((e) => e.related);
+    const relatedNote = related.length
+      ? ` · of which ${Dec.pretty(Dec.sum(related.map((e) => e.amount)))} ${graph.unit} between businesses with a common owner`
+      : "";
     document.getElementById("graph-summary").textContent =
-      `${names.length} businesses · ${graph.edges.length} debts · gross ${Dec.pretty(gross)} ${graph.unit} · ${cyclic} on cycles`;
+      `${names.length} businesses · ${graph.edges.length} debts · gross ${Dec.pretty(gross)} ${graph.unit} · ${cyclic} on cycles${relatedNote}`;
     rows(document.querySelector("#edges tbody"), graph.edges, (e) => el("tr", {},
-      el("td", {}, e.debtor), el("td", {}, e.creditor), el("td", {}, `${Dec.pretty(e.amount)} ${graph.unit}`), el("td", {}, e.source)),
+      el("td", {}, e.debtor), el("td", {}, e.creditor), el("td", {}, `${Dec.pretty(e.amount)} ${graph.unit}`), el("td", {}, e.related ? `${e.source} (common owner)` : e.source)),
       "No debts between businesses.");
     const W = 640, H = 420, R = Math.min(W, H) / 2 - 60;
     if (!names.length) {

@@ -164,6 +164,29 @@ pub fn is_owner(
     Ok(role_in(conn, business, member)? == Some(Role::Owner))
 }
 
+/// Whether some person owns both businesses (then what passes between them is one person's
+/// say-so: obligations are shown apart, and a shop's owner cannot rate it).
+pub fn share_an_owner(
+    conn: &mut DbConn,
+    first: PrincipalId,
+    second: PrincipalId,
+) -> Result<bool, LedgerError> {
+    let (a, b) = diesel::alias!(memberships as a, memberships as b);
+    let shared: i64 = a
+        .inner_join(
+            b.on(b
+                .field(memberships::member_id)
+                .eq(a.field(memberships::member_id))),
+        )
+        .filter(a.field(memberships::business_id).eq(first.get()))
+        .filter(b.field(memberships::business_id).eq(second.get()))
+        .filter(a.field(memberships::role).eq(Role::Owner.as_str()))
+        .filter(b.field(memberships::role).eq(Role::Owner.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(shared > 0)
+}
+
 /// The businesses a principal belongs to, with its role, by handle.
 pub fn memberships_of(
     conn: &mut DbConn,

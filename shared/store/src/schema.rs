@@ -160,6 +160,7 @@ diesel::table! {
         accepted_at_us -> Nullable<BigInt>,
         closed -> Nullable<Text>,
         closed_at_us -> Nullable<BigInt>,
+        related -> Integer,
     }
 }
 

@@ -12,7 +12,8 @@ crate::on_both_backends!(
     a_proposed_obligation_can_be_rejected_or_withdrawn,
     a_ring_of_businesses_is_cleared_optimally_and_exactly,
     scheduled_runs_clear_and_export_metrics,
-    concurrent_opt_outs_all_succeed
+    concurrent_opt_outs_all_succeed,
+    obligations_are_bounded_and_self_dealing_is_shown_apart,
 );
 
 /// `(business, owner, currency)` of the ring: shopa owes shopb, shopb owes shopc, shopc owes shopa.
@@ -776,4 +777,68 @@ async fn concurrent_opt_outs_all_succeed(backend: Backend) {
     for (status, body) in &answers {
         assert_eq!(*status, StatusCode::OK, "{body}");
     }
+}
+
+/// One business cannot bury another in proposals, no invoice is bigger than the largest
+/// credit line, and debts between businesses with a common owner are marked (one person's
+/// say-so), in the obligation and in the clearing graph.
+async fn obligations_are_bounded_and_self_dealing_is_shown_apart(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let Parties {
+        anna, bert, olga, ..
+    } = parties(&app).await;
+    let huge = json!({"debtor": "shopb", "creditor": "shopa", "amount": "1000000.00000001"});
+    assert_problem(
+        &app.post("/api/v1/obligations", Some(&anna), huge).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_amount",
+    );
+    for n in 0..20 {
+        let body = json!({"debtor": "shopb", "creditor": "shopa", "amount": format!("{}", n + 1)});
+        let (status, created) = app.post("/api/v1/obligations", Some(&anna), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["related"], false);
+    }
+    let one_more = json!({"debtor": "shopb", "creditor": "shopa", "amount": "1"});
+    let refused = app.post("/api/v1/obligations", Some(&anna), one_more).await;
+    assert_problem(&refused, StatusCode::CONFLICT, "too_many_proposals");
+    // An answer makes room again.
+    let (_, waiting) = app
+        .get("/api/v1/obligations?status=proposed", Some(&bert))
+        .await;
+    let id = waiting["items"][0]["id"].as_str().expect("id").to_owned();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/obligations/{id}/reject"),
+            Some(&bert),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = json!({"debtor": "shopb", "creditor": "shopa", "amount": "1"});
+    let (status, body) = app.post("/api/v1/obligations", Some(&anna), again).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // anna's second business owes her first: marked, and shown apart in the graph.
+    app.shop(&anna, "shopc", "CCC").await;
+    let own = json!({"debtor": "shopc", "creditor": "shopa", "amount": "900000"});
+    let (status, created) = app.post("/api/v1/obligations", Some(&anna), own).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["related"], true);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/obligations/{id}/accept"),
+            Some(&anna),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, graph) = app.get("/api/v1/clearing/graph", Some(&olga)).await;
+    let edges = graph["edges"].as_array().expect("edges");
+    assert_eq!(edges.len(), 1, "{graph}");
+    assert_eq!(
+        (edges[0]["debtor"].as_str(), edges[0]["related"].as_bool()),
+        (Some("shopc"), Some(true))
+    );
 }
