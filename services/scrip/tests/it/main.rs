@@ -8,6 +8,7 @@ mod api_issuer;
 mod api_wallet;
 mod app;
 mod commands;
+mod faults;
 mod openapi;
 mod proxy;
 mod topology;
