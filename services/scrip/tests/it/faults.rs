@@ -1,10 +1,12 @@
-//! The fault harness: a bank workload over HTTP against the real `scrip serve` binary on
+//! The fault harness: a bank and an exchange workload over HTTP against the real `scrip serve` binary on
 //! PostgreSQL while a nemesis keeps breaking it, then a checker of what survived.
 //!
-//! - **Workload**: clients pay random amounts between accounts, each payment with its own
-//!   `Idempotency-Key` (and the key as its memo, so the checker can find it). Every answer is
-//!   recorded as acknowledged (201), refused (a 4xx: nothing happened) or unknown (a 5xx, a
-//!   time-out or a dropped connection: it may or may not have happened).
+//! - **Workload**: bank clients pay random amounts of FAULT between six people, exchange
+//!   clients place limit orders on GOODS-WARE around one price (so they trade) and cancel
+//!   some; every payment and order has its own `Idempotency-Key` (and the key as its memo or
+//!   `client_order_id`, so the checker can find it). Every answer is recorded as acknowledged
+//!   (201), refused (a 4xx: nothing happened) or unknown (a 5xx, a time-out or a dropped
+//!   connection: it may or may not have happened).
 //! - **Nemesis**: kills the server with SIGKILL and starts it again; through a TCP proxy
 //!   between the server and PostgreSQL (and another before Redis) it drops every connection
 //!   (what a database restart looks like from the server), pauses all traffic (what SIGSTOP of
@@ -13,8 +15,10 @@
 //! - **Checker**: once healed, every unknown outcome is resolved by replaying its key (the
 //!   stored answer if it happened, the payment now if not); then every acknowledged payment is
 //!   there exactly once with the id it was acknowledged with, no refused one is, no key is
-//!   there twice, every balance equals the model's, and `scrip audit` (every currency sums to
-//!   zero, every account within its limits, nothing held for nothing) is clean.
+//!   there twice, every FAULT balance equals the model's; every acknowledged order is on the
+//!   books exactly once; once every open order is cancelled nothing stays held and no GOODS
+//!   or WARE was made or lost; and `scrip audit` (every currency sums to zero, every account
+//!   within its limits, holds consistent) is clean.
 //!
 //! `SCRIP_FAULTS_SECONDS` sets how long the workload runs (default 15 in CI; the README's
 //! RELIABILITY figures come from a long run).
@@ -266,6 +270,49 @@ impl Harness {
         panic!("{path} never answered");
     }
 
+    async fn register(&self, handle: &str) -> String {
+        let body = json!({"handle": handle, "password": "correct horse battery"});
+        self.must(
+            reqwest::Method::POST,
+            "/api/v1/auth/register",
+            None,
+            body.clone(),
+            None,
+        )
+        .await;
+        let login = self
+            .must(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                body,
+                None,
+            )
+            .await;
+        login["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// A setup step (before the nemesis starts: nothing breaks it).
+    async fn post_ok(&self, path: &str, token: &str, body: Value) -> Value {
+        self.must(reqwest::Method::POST, path, Some(token), body, None)
+            .await
+    }
+
+    /// Cancels an order, retrying until the answer is definite (a cancel may be repeated).
+    async fn cancel(&self, id: &str, token: &str) {
+        let path = format!("/api/v1/orders/{id}");
+        for _ in 0..100 {
+            match self
+                .call(reqwest::Method::DELETE, &path, Some(token), None, None)
+                .await
+            {
+                Outcome::Done(_) | Outcome::Refused(..) => return,
+                Outcome::Unknown => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        panic!("cannot cancel order {id}");
+    }
+
     async fn get(&self, path: &str, token: &str) -> Value {
         for _ in 0..100 {
             if let Outcome::Done(answer) = self
@@ -313,17 +360,45 @@ impl Payment {
         json!({
             "to": people[self.to],
             "currency": "FAULT",
-            "amount": format!("{}.{:02}", self.cents / 100, self.cents % 100),
+            "amount": cents(self.cents),
             "memo": self.key,
         })
     }
 }
 
+/// One order the exchange workload tried (its key is also its `client_order_id`).
+#[derive(Debug, Clone)]
+struct Order {
+    key: String,
+    owner: usize,
+    body: Value,
+    /// The acknowledged order id, `None` when refused, unknown until resolved.
+    result: Option<Option<String>>,
+}
+
+fn cents(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
 const PEOPLE: usize = 6;
+/// What each person gets of each currency at the start, in cents.
 const FUNDING_CENTS: i64 = 20_000;
+/// Bank clients pay FAULT to each other; exchange clients trade GOODS for WARE.
+const BANK_CLIENTS: u64 = 3;
+const EXCHANGE_CLIENTS: u64 = 2;
+
+/// The people, their tokens, and the running system.
+struct World {
+    harness: Arc<Harness>,
+    server: Mutex<Option<Server>>,
+    postgres: ChaosProxy,
+    redis: ChaosProxy,
+    people: Vec<String>,
+    tokens: Vec<String>,
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payments_survive_kills_dropped_and_paused_connections_exactly_once() {
+async fn payments_and_orders_survive_kills_dropped_and_paused_connections_exactly_once() {
     let seconds: u64 = std::env::var("SCRIP_FAULTS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -331,142 +406,234 @@ async fn payments_survive_kills_dropped_and_paused_connections_exactly_once() {
     let db = tokio::task::spawn_blocking(|| TestDb::new(Backend::Postgres))
         .await
         .expect("test db");
-    let database = db.url.as_str().to_owned();
-    let database_name = database
-        .rsplit('/')
-        .next()
-        .and_then(|tail| tail.split('?').next())
-        .expect("database name")
-        .to_owned();
-    let postgres = ChaosProxy::start("127.0.0.1:5432").await;
-    let redis = ChaosProxy::start("127.0.0.1:6379").await;
-    let dir = std::env::temp_dir().join(format!("scrip-faults-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let port = free_port();
-    let harness = Arc::new(Harness {
-        dir: dir.clone(),
-        database_url: database.clone(),
-        proxied_url: format!(
-            "postgres://postgres@127.0.0.1:{}/{database_name}?sslmode=disable",
-            postgres.port
-        ),
-        redis_url: format!("redis://127.0.0.1:{}", redis.port),
-        port,
-        base: format!("http://127.0.0.1:{port}"),
-        client: Client::new(),
-        starts: AtomicU64::new(0),
-    });
-    let server = Arc::new(Mutex::new(Some(harness.start().await)));
-
-    // A shop funds six people with 200.00 FAULT each.
-    let register = |handle: String| {
-        let harness = Arc::clone(&harness);
-        async move {
-            let body = json!({"handle": handle, "password": "correct horse battery"});
-            harness
-                .must(
-                    reqwest::Method::POST,
-                    "/api/v1/auth/register",
-                    None,
-                    body.clone(),
-                    None,
-                )
-                .await;
-            let login = harness
-                .must(
-                    reqwest::Method::POST,
-                    "/api/v1/auth/login",
-                    None,
-                    body,
-                    None,
-                )
-                .await;
-            login["access_token"].as_str().expect("token").to_owned()
-        }
-    };
-    let owner = register("fault-owner".into()).await;
-    harness
-        .must(
-            reqwest::Method::POST,
-            "/api/v1/businesses",
-            Some(&owner),
-            json!({"handle": "faultshop", "name": "Fault shop"}),
-            None,
-        )
-        .await;
-    harness.must(reqwest::Method::POST, "/api/v1/currencies", Some(&owner), json!({"issuer": "faultshop", "code": "FAULT", "name": "Fault money", "scale": 2, "credit_limit": "100000.00"}), None).await;
-    let people: Vec<String> = (0..PEOPLE).map(|i| format!("fault{i}")).collect();
-    let mut tokens = Vec::new();
-    for person in &people {
-        tokens.push(register(person.clone()).await);
-        let body =
-            json!({"from": "faultshop", "to": person, "currency": "FAULT", "amount": "200.00"});
-        harness
-            .must(
-                reqwest::Method::POST,
-                "/api/v1/transfers",
-                Some(&owner),
-                body,
-                Some(&format!("fund-{person}")),
-            )
-            .await;
-    }
-    let tokens = Arc::new(tokens);
-    let people = Arc::new(people);
-
-    // The workload: four clients paying at random until the time is up.
+    let world = Arc::new(World::start(db.url.as_str()).await);
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut clients = Vec::new();
-    for client in 0..4_u64 {
-        let (harness, tokens, people) = (
-            Arc::clone(&harness),
-            Arc::clone(&tokens),
-            Arc::clone(&people),
-        );
-        clients.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(0x5C21_0000 + client);
-            let mut tried = Vec::new();
-            let mut n = 0;
-            while Instant::now() < deadline {
-                let from = rng.random_range(0..PEOPLE);
-                let to = (from + rng.random_range(1..PEOPLE)) % PEOPLE;
-                let mut payment = Payment {
-                    key: format!("fault-{client}-{n}"),
-                    from,
-                    to,
-                    cents: rng.random_range(1..=3_000),
-                    result: None,
-                };
-                n += 1;
-                let body = payment.body(&people);
-                payment.result = match harness
-                    .call(
+    let bank: Vec<_> = (0..BANK_CLIENTS)
+        .map(|client| tokio::spawn(bank_client(Arc::clone(&world), client, deadline)))
+        .collect();
+    let exchange: Vec<_> = (0..EXCHANGE_CLIENTS)
+        .map(|client| tokio::spawn(exchange_client(Arc::clone(&world), client, deadline)))
+        .collect();
+    let faults = nemesis(&world, deadline).await;
+    let mut payments = Vec::new();
+    for client in bank {
+        payments.extend(client.await.expect("bank client"));
+    }
+    let mut orders = Vec::new();
+    for client in exchange {
+        orders.extend(client.await.expect("exchange client"));
+    }
+
+    // Healed: resolve every unknown outcome by replaying its key, then check.
+    let unknown = payments.iter().filter(|p| p.result.is_none()).count()
+        + orders.iter().filter(|o| o.result.is_none()).count();
+    world.resolve_payments(&mut payments).await;
+    world.resolve_orders(&mut orders).await;
+    let mut anomalies = world.check_payments(&payments).await;
+    anomalies.extend(world.check_orders(&orders).await);
+    if !world.harness.audit_clean() {
+        anomalies.push("scrip audit failed".into());
+    }
+    println!(
+        "fault harness: {seconds} s, {} payments ({} applied), {} orders ({} placed), {unknown} outcomes unknown then resolved, faults {faults:?}, anomalies {}",
+        payments.len(),
+        payments
+            .iter()
+            .filter(|p| matches!(p.result, Some(Some(_))))
+            .count(),
+        orders.len(),
+        orders
+            .iter()
+            .filter(|o| matches!(o.result, Some(Some(_))))
+            .count(),
+        anomalies.len()
+    );
+    assert!(anomalies.is_empty(), "{anomalies:#?}");
+    assert!(
+        faults.values().sum::<u32>() > 0,
+        "the nemesis did something"
+    );
+    drop(world.server.lock().await.take());
+    let _ = std::fs::remove_dir_all(&world.harness.dir);
+}
+
+impl World {
+    /// The server behind its proxies; a shop issuing FAULT and two issuing GOODS and WARE,
+    /// each funding six people with 200.00; the market GOODS-WARE (no fee).
+    async fn start(database: &str) -> Self {
+        let database_name = database
+            .rsplit('/')
+            .next()
+            .and_then(|tail| tail.split('?').next())
+            .expect("database name")
+            .to_owned();
+        let postgres = ChaosProxy::start("127.0.0.1:5432").await;
+        let redis = ChaosProxy::start("127.0.0.1:6379").await;
+        let dir = std::env::temp_dir().join(format!("scrip-faults-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let port = free_port();
+        let harness = Arc::new(Harness {
+            dir,
+            database_url: database.to_owned(),
+            proxied_url: format!(
+                "postgres://postgres@127.0.0.1:{}/{database_name}?sslmode=disable",
+                postgres.port
+            ),
+            redis_url: format!("redis://127.0.0.1:{}", redis.port),
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            client: Client::new(),
+            starts: AtomicU64::new(0),
+        });
+        let server = Mutex::new(Some(harness.start().await));
+        let owner = harness.register("fault-owner").await;
+        for (shop, code) in [
+            ("faultshop", "FAULT"),
+            ("goodshop", "GOODS"),
+            ("wareshop", "WARE"),
+        ] {
+            harness
+                .post_ok(
+                    "/api/v1/businesses",
+                    &owner,
+                    json!({"handle": shop, "name": shop}),
+                )
+                .await;
+            harness.post_ok("/api/v1/currencies", &owner, json!({"issuer": shop, "code": code, "name": code, "scale": 2, "credit_limit": "100000.00"})).await;
+        }
+        harness.post_ok("/api/v1/markets", &owner, json!({"base": "GOODS", "quote": "WARE", "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0})).await;
+        let people: Vec<String> = (0..PEOPLE).map(|i| format!("fault{i}")).collect();
+        let mut tokens = Vec::new();
+        for person in &people {
+            tokens.push(harness.register(person).await);
+            for (shop, code) in [
+                ("faultshop", "FAULT"),
+                ("goodshop", "GOODS"),
+                ("wareshop", "WARE"),
+            ] {
+                let body = json!({"from": shop, "to": person, "currency": code, "amount": cents(FUNDING_CENTS)});
+                let key = format!("fund-{person}-{code}");
+                harness
+                    .must(
                         reqwest::Method::POST,
                         "/api/v1/transfers",
-                        Some(&tokens[from]),
-                        Some(&body),
-                        Some(&payment.key),
+                        Some(&owner),
+                        body,
+                        Some(&key),
                     )
-                    .await
-                {
-                    Outcome::Done(answer) => {
-                        Some(Some(answer["id"].as_str().expect("id").to_owned()))
-                    }
-                    Outcome::Refused(status, answer) => {
-                        // Only a lack of funds refuses these payments; anything else is a bug.
-                        assert_eq!(answer["code"], "insufficient_funds", "{status}: {answer}");
-                        Some(None)
-                    }
-                    Outcome::Unknown => None,
-                };
-                tried.push(payment);
+                    .await;
             }
-            tried
-        }));
+        }
+        Self {
+            harness,
+            server,
+            postgres,
+            redis,
+            people,
+            tokens,
+        }
     }
+}
 
-    // The nemesis: a fault every second or so, healed before the next one.
+/// Pays random amounts between random people until `deadline`.
+async fn bank_client(world: Arc<World>, client: u64, deadline: Instant) -> Vec<Payment> {
+    let mut rng = StdRng::seed_from_u64(0x5C21_0000 + client);
+    let mut tried = Vec::new();
+    while Instant::now() < deadline {
+        let from = rng.random_range(0..PEOPLE);
+        let mut payment = Payment {
+            key: format!("pay-{client}-{}", tried.len()),
+            from,
+            to: (from + rng.random_range(1..PEOPLE)) % PEOPLE,
+            cents: rng.random_range(1..=3_000),
+            result: None,
+        };
+        let body = payment.body(&world.people);
+        let outcome = world
+            .harness
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/transfers",
+                Some(&world.tokens[from]),
+                Some(&body),
+                Some(&payment.key),
+            )
+            .await;
+        payment.result = definite(outcome, "insufficient_funds");
+        tried.push(payment);
+    }
+    tried
+}
+
+/// Places limit orders around 1.00 (some trade, some rest) and cancels some of its own,
+/// until `deadline`.
+async fn exchange_client(world: Arc<World>, client: u64, deadline: Instant) -> Vec<Order> {
+    let mut rng = StdRng::seed_from_u64(0xE8C4_0000 + client);
+    let mut tried: Vec<Order> = Vec::new();
+    while Instant::now() < deadline {
+        let owner = rng.random_range(0..PEOPLE);
+        if rng.random_range(0..4) == 0
+            && let Some(Some(id)) = tried
+                .iter()
+                .rev()
+                .find(|o| o.owner == owner)
+                .and_then(|o| o.result.clone())
+        {
+            // A cancel is safe to repeat: its outcome needs no resolving.
+            let path = format!("/api/v1/orders/{id}");
+            let _ = world
+                .harness
+                .call(
+                    reqwest::Method::DELETE,
+                    &path,
+                    Some(&world.tokens[owner]),
+                    None,
+                    None,
+                )
+                .await;
+            continue;
+        }
+        let key = format!("order-{client}-{}", tried.len());
+        let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+        let price = cents(rng.random_range(90..=110));
+        let body = json!({"market": "GOODS-WARE", "side": side, "type": "limit", "price": price, "quantity": format!("{}.00", rng.random_range(1..=5)), "client_order_id": key});
+        let outcome = world
+            .harness
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/orders",
+                Some(&world.tokens[owner]),
+                Some(&body),
+                Some(&key),
+            )
+            .await;
+        let result = definite(outcome, "insufficient_funds");
+        tried.push(Order {
+            key,
+            owner,
+            body,
+            result,
+        });
+    }
+    tried
+}
+
+/// A definite outcome: the created id, or `None` for the one refusal the workload expects
+/// (a lack of funds; anything else refused is a bug); unknown stays unknown.
+fn definite(outcome: Outcome, expected_refusal: &str) -> Option<Option<String>> {
+    match outcome {
+        Outcome::Done(answer) => Some(Some(answer["id"].as_str().expect("id").to_owned())),
+        Outcome::Refused(status, answer) => {
+            assert_eq!(answer["code"], expected_refusal, "{status}: {answer}");
+            Some(None)
+        }
+        Outcome::Unknown => None,
+    }
+}
+
+/// A fault every second or so, each healed before the next, until `deadline`.
+async fn nemesis(world: &World, deadline: Instant) -> BTreeMap<&'static str, u32> {
     let mut faults: BTreeMap<&'static str, u32> = BTreeMap::new();
     let mut rng = StdRng::seed_from_u64(0xFA17);
     while Instant::now() < deadline {
@@ -476,70 +643,120 @@ async fn payments_survive_kills_dropped_and_paused_connections_exactly_once() {
         *faults.entry(fault).or_default() += 1;
         match fault {
             "kill" => {
-                let mut running = server.lock().await;
+                let mut running = world.server.lock().await;
                 drop(running.take()); // SIGKILL: no drain, in-flight work lost.
-                *running = Some(harness.start().await);
+                *running = Some(world.harness.start().await);
             }
-            "drop-db" => postgres.drop_connections(),
+            "drop-db" => world.postgres.drop_connections(),
             "pause-db" => {
-                postgres.set(|f| f.paused = true);
+                world.postgres.set(|f| f.paused = true);
                 tokio::time::sleep(Duration::from_millis(1_500)).await;
-                postgres.set(|f| f.paused = false);
+                world.postgres.set(|f| f.paused = false);
             }
             "slow-db" => {
-                postgres.set(|f| f.latency_ms = 50);
+                world.postgres.set(|f| f.latency_ms = 50);
                 tokio::time::sleep(Duration::from_millis(1_500)).await;
-                postgres.set(|f| f.latency_ms = 0);
+                world.postgres.set(|f| f.latency_ms = 0);
             }
-            _ => redis.drop_connections(),
+            _ => world.redis.drop_connections(),
         }
     }
-    let mut payments = Vec::new();
-    for client in clients {
-        payments.extend(client.await.expect("client"));
-    }
+    faults
+}
 
-    // Healed: resolve every unknown outcome by replaying its key with the same body.
-    let unknown = payments.iter().filter(|p| p.result.is_none()).count();
-    for payment in payments.iter_mut().filter(|p| p.result.is_none()) {
-        let body = payment.body(&people);
-        let answer = loop {
-            match harness
+impl World {
+    /// Replays (same key, same body) until the answer is definite.
+    async fn replay(&self, path: &str, owner: usize, body: &Value, key: &str) -> Option<String> {
+        loop {
+            let outcome = self
+                .harness
                 .call(
                     reqwest::Method::POST,
-                    "/api/v1/transfers",
-                    Some(&tokens[payment.from]),
-                    Some(&body),
-                    Some(&payment.key),
+                    path,
+                    Some(&self.tokens[owner]),
+                    Some(body),
+                    Some(key),
                 )
-                .await
-            {
-                Outcome::Unknown => tokio::time::sleep(Duration::from_millis(200)).await,
-                other => break other,
+                .await;
+            if let Some(result) = definite(outcome, "insufficient_funds") {
+                return result;
             }
-        };
-        payment.result = Some(match answer {
-            Outcome::Done(answer) => Some(answer["id"].as_str().expect("id").to_owned()),
-            Outcome::Refused(status, answer) => {
-                assert_eq!(answer["code"], "insufficient_funds", "{status}: {answer}");
-                None
-            }
-            Outcome::Unknown => unreachable!(),
-        });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
-    // The checker: what the ledger holds against what was acknowledged.
-    let mut anomalies = Vec::new();
-    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
-    for (i, person) in people.iter().enumerate() {
+    async fn resolve_payments(&self, payments: &mut [Payment]) {
+        for payment in payments.iter_mut().filter(|p| p.result.is_none()) {
+            let body = payment.body(&self.people);
+            payment.result = Some(
+                self.replay("/api/v1/transfers", payment.from, &body, &payment.key)
+                    .await,
+            );
+        }
+    }
+
+    async fn resolve_orders(&self, orders: &mut [Order]) {
+        for order in orders.iter_mut().filter(|o| o.result.is_none()) {
+            order.result = Some(
+                self.replay("/api/v1/orders", order.owner, &order.body, &order.key)
+                    .await,
+            );
+        }
+    }
+
+    /// Every item of a paged list.
+    async fn all(&self, path: &str, owner: usize) -> Vec<Value> {
+        let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let path = match &cursor {
-                Some(c) => format!("/api/v1/transfers?limit=500&cursor={c}"),
-                None => "/api/v1/transfers?limit=500".to_owned(),
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let page_path = match &cursor {
+                Some(c) => format!("{path}{separator}limit=500&cursor={c}"),
+                None => format!("{path}{separator}limit=500"),
             };
-            let page = harness.get(&path, &tokens[i]).await;
-            for t in page["items"].as_array().expect("items") {
+            let page = self.harness.get(&page_path, &self.tokens[owner]).await;
+            items.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
+    /// Cents of `currency` each person holds (balance, held).
+    async fn holdings(&self, currency: &str) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        for owner in 0..PEOPLE {
+            let accounts = self
+                .harness
+                .get("/api/v1/accounts", &self.tokens[owner])
+                .await;
+            let account = accounts["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .find(|a| a["currency"] == currency)
+                .cloned();
+            let field = |name: &str| {
+                account
+                    .as_ref()
+                    .and_then(|a| a[name].as_str())
+                    .unwrap_or("0.00")
+                    .replace('.', "")
+                    .parse::<i64>()
+                    .expect("cents")
+            };
+            out.push((field("balance"), field("held")));
+        }
+        out
+    }
+
+    /// Every acknowledged payment exactly once with its id, no refused one, and every FAULT
+    /// balance equal to the model's.
+    async fn check_payments(&self, payments: &[Payment]) -> Vec<String> {
+        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        for (owner, person) in self.people.iter().enumerate() {
+            for t in self.all("/api/v1/transfers?currency=FAULT", owner).await {
                 if t["from"] == person.as_str()
                     && let Some(memo) = t["memo"].as_str()
                 {
@@ -548,67 +765,92 @@ async fn payments_survive_kills_dropped_and_paused_connections_exactly_once() {
                         .push(t["id"].as_str().unwrap_or_default().to_owned());
                 }
             }
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => break,
+        }
+        let mut anomalies = Vec::new();
+        let mut model = [FUNDING_CENTS; PEOPLE];
+        for payment in payments {
+            let found = seen.remove(&payment.key).unwrap_or_default();
+            match payment.result.as_ref().expect("resolved") {
+                Some(id) if found == [id.clone()] => {
+                    model[payment.from] -= payment.cents;
+                    model[payment.to] += payment.cents;
+                }
+                Some(id) => anomalies.push(format!(
+                    "{} acknowledged as {id}, in the ledger {found:?}",
+                    payment.key
+                )),
+                None if !found.is_empty() => {
+                    anomalies.push(format!("{} refused, in the ledger {found:?}", payment.key))
+                }
+                None => {}
             }
         }
-    }
-    let mut model = [FUNDING_CENTS; PEOPLE];
-    for payment in &payments {
-        let found = seen.get(&payment.key).cloned().unwrap_or_default();
-        match payment.result.as_ref().expect("resolved") {
-            Some(id) if found == [id.clone()] => {
-                model[payment.from] -= payment.cents;
-                model[payment.to] += payment.cents;
+        anomalies.extend(
+            seen.keys()
+                .filter(|k| k.starts_with("pay-"))
+                .map(|k| format!("{k} in the ledger, never sent")),
+        );
+        for (owner, (balance, _)) in self.holdings("FAULT").await.into_iter().enumerate() {
+            if balance != model[owner] {
+                anomalies.push(format!(
+                    "{} holds {balance} FAULT cents, the model {}",
+                    self.people[owner], model[owner]
+                ));
             }
-            Some(id) => anomalies.push(format!(
-                "{} acknowledged as {id}, in the ledger {found:?}",
-                payment.key
-            )),
-            None if !found.is_empty() => {
-                anomalies.push(format!("{} refused, in the ledger {found:?}", payment.key))
+        }
+        anomalies
+    }
+
+    /// Every acknowledged order exactly once with its id, no refused one; once every open
+    /// order is cancelled nothing stays held, and no GOODS or WARE was made or lost.
+    async fn check_orders(&self, orders: &[Order]) -> Vec<String> {
+        let mut anomalies = Vec::new();
+        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        for owner in 0..PEOPLE {
+            for order in self.all("/api/v1/orders", owner).await {
+                if let Some(key) = order["client_order_id"].as_str() {
+                    seen.entry(key.to_owned())
+                        .or_default()
+                        .push(order["id"].as_str().unwrap_or_default().to_owned());
+                }
+                if matches!(order["status"].as_str(), Some("open" | "partially_filled")) {
+                    let id = order["id"].as_str().unwrap_or_default();
+                    self.harness.cancel(id, &self.tokens[owner]).await;
+                }
             }
-            None => {}
         }
-    }
-    for (i, token) in tokens.iter().enumerate() {
-        let accounts = harness.get("/api/v1/accounts", token).await;
-        let balance = accounts["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .find(|a| a["currency"] == "FAULT")
-            .and_then(|a| a["balance"].as_str())
-            .unwrap_or("0.00")
-            .replace('.', "")
-            .parse::<i64>()
-            .expect("cents");
-        if balance != model[i] {
-            anomalies.push(format!(
-                "{} holds {balance} cents, the model {}",
-                people[i], model[i]
-            ));
+        for order in orders {
+            let found = seen.get(&order.key).cloned().unwrap_or_default();
+            match order.result.as_ref().expect("resolved") {
+                Some(id) if found == [id.clone()] => {}
+                Some(id) => anomalies.push(format!(
+                    "{} acknowledged as {id}, on the books {found:?}",
+                    order.key
+                )),
+                None if !found.is_empty() => {
+                    anomalies.push(format!("{} refused, on the books {found:?}", order.key))
+                }
+                None => {}
+            }
         }
+        for currency in ["GOODS", "WARE"] {
+            let holdings = self.holdings(currency).await;
+            let total: i64 = holdings.iter().map(|(balance, _)| balance).sum();
+            if total != FUNDING_CENTS * PEOPLE as i64 {
+                anomalies.push(format!(
+                    "{currency}: people hold {total} cents in all, funded {}",
+                    FUNDING_CENTS * PEOPLE as i64
+                ));
+            }
+            for (owner, (_, held)) in holdings.into_iter().enumerate() {
+                if held != 0 {
+                    anomalies.push(format!(
+                        "{} has {held} {currency} cents held with no open order",
+                        self.people[owner]
+                    ));
+                }
+            }
+        }
+        anomalies
     }
-    if !harness.audit_clean() {
-        anomalies.push("scrip audit failed".into());
-    }
-    let acknowledged = payments
-        .iter()
-        .filter(|p| matches!(p.result, Some(Some(_))))
-        .count();
-    println!(
-        "fault harness: {seconds} s, {} payments ({acknowledged} applied, {} refused, {unknown} unknown then resolved), faults {faults:?}, anomalies {}",
-        payments.len(),
-        payments.len() - acknowledged,
-        anomalies.len()
-    );
-    assert!(anomalies.is_empty(), "{anomalies:#?}");
-    assert!(
-        faults.values().sum::<u32>() > 0,
-        "the nemesis did something"
-    );
-    drop(server.lock().await.take());
-    let _ = std::fs::remove_dir_all(&dir);
 }
