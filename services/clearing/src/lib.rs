@@ -47,6 +47,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct ClearingApi;
 
 /// Runs clearing now in one write transaction (blocking) and exports the result as metrics.
+/// Runs tried on a fresh graph when a set-off is refused, before the run is given up.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
 /// Used by the API and by the schedule.
 pub fn run_now(
     ledger: &Ledger,
@@ -56,25 +59,35 @@ pub fn run_now(
     trigger: Trigger,
 ) -> Result<Ran, ApiError> {
     let started = std::time::Instant::now();
-    let mut conflict = None;
-    let outcome = ledger.write(|conn| match run::execute(conn, unit, dry_run, trigger) {
-        Ok(record) => Ok(record),
-        Err(RunError::Conflict(why)) => {
-            conflict = Some(why);
-            // Any refusal rolls the whole run back; the caller is told which one.
-            Err(LedgerError::InsufficientFunds)
+    // A set-off is refused when a balance moved between reading the graph and settling it
+    // (a holder spent what it held): the run is rolled back and tried again on the graph as
+    // it is now, so one holder timing its payments cannot keep every run refused.
+    let mut attempt = 0;
+    let ran = loop {
+        attempt += 1;
+        let mut conflict = None;
+        let outcome = ledger.write(|conn| match run::execute(conn, unit, dry_run, trigger) {
+            Ok(record) => Ok(record),
+            Err(RunError::Conflict(why)) => {
+                conflict = Some(why);
+                // Any refusal rolls the whole run back; the caller is told which one.
+                Err(LedgerError::InsufficientFunds)
+            }
+            Err(RunError::Ledger(e)) => Err(e),
+        });
+        match (outcome, conflict) {
+            (Err(_), Some(why)) if attempt < CONFLICT_ATTEMPTS => {
+                tracing::info!(%why, attempt, "clearing run refused; trying again");
+            }
+            (Err(_), Some(why)) => {
+                tracing::warn!(%why, "clearing run refused; nothing applied");
+                return Err(ApiError::conflict(
+                    "clearing_conflict",
+                    format!("{why}; nothing was applied"),
+                ));
+            }
+            (other, _) => break other?,
         }
-        Err(RunError::Ledger(e)) => Err(e),
-    });
-    let ran = match (outcome, conflict) {
-        (Err(_), Some(why)) => {
-            tracing::warn!(%why, "clearing run refused; nothing applied");
-            return Err(ApiError::conflict(
-                "clearing_conflict",
-                format!("{why}; nothing was applied"),
-            ));
-        }
-        (other, _) => other?,
     };
     metrics
         .clearing_duration
