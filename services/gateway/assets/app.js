@@ -184,5 +184,10 @@ export const Scrip = (() => {
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
-  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, when, time, idempotencyKey, throttle, download };
+  /** "an owner", "a worker": a noun with its indefinite article. */
+  function article(noun) {
+    return (/^[aeiou]/i.test(noun) ? "an " : "a ") + noun;
+  }
+
+  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, when, time, idempotencyKey, throttle, download, article };
 })();

@@ -93,7 +93,7 @@ import { Scrip } from "/assets/app.js";
     if (m.status !== "invited") return el("li", {}, el("strong", {}, m.handle), " · ", m.role);
     const withdraw = el("button", { type: "button", class: "link" }, "Withdraw");
     withdraw.addEventListener("click", async () => {
-      const path = `/api/v1/businesses/${encodeURIComponent(business())}/members/${encodeURIComponent(m.handle)}`;
+      const path = `/api/v1/businesses/${encodeURIComponent(business())}/invitations/${encodeURIComponent(m.handle)}`;
       const r = await api("DELETE", path);
       if (!r.ok) return toast(r.data.detail || "Could not withdraw the invitation.");
       toast(`The invitation of ${m.handle} is withdrawn.`);
@@ -169,7 +169,7 @@ import { Scrip } from "/assets/app.js";
     if (!r.ok) return showProblem(memberForm, r.data, "handle");
     toast(r.data.status === "invited"
       ? `${r.data.handle} is invited as ${r.data.role}: they become one when they accept.`
-      : `${r.data.handle} is now a ${r.data.role} of ${r.data.business}.`);
+      : `${r.data.handle} is now ${Scrip.article(r.data.role)} of ${r.data.business}.`);
     memberForm.reset();
     await loadMembers();
   });

@@ -11,11 +11,11 @@ import { Scrip } from "/assets/app.js";
   for (const button of document.querySelectorAll("#invitations [data-answer]")) {
     button.addEventListener("click", async () => {
       const business = button.closest("li").dataset.business;
-      const path = `/api/v1/businesses/${encodeURIComponent(business)}/members/${encodeURIComponent(Scrip.me.handle)}`;
+      const path = `/api/v1/businesses/${encodeURIComponent(business)}/invitations/${encodeURIComponent(Scrip.me.handle)}`;
       const accept = button.dataset.answer === "accept";
       const r = await api(accept ? "POST" : "DELETE", accept ? path + "/accept" : path);
       if (!r.ok) return toast(r.data.detail || "That did not work; try again.");
-      toast(accept ? `You are now a ${r.data.role} of ${business}.` : `You declined ${business}'s invitation.`);
+      toast(accept ? `You are now ${Scrip.article(r.data.role)} of ${business}.` : `You declined ${business}'s invitation.`);
       const card = document.getElementById("invitations");
       button.closest("li").remove();
       if (!card.querySelector("li")) card.hidden = true;

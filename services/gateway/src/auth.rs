@@ -70,8 +70,8 @@ pub struct Me {
     pub roles: Vec<String>,
     pub businesses: Vec<Membership>,
     /// Memberships offered to the caller and not yet accepted (`POST
-    /// /api/v1/businesses/{handle}/members/{me}/accept` accepts, `DELETE` of the same member
-    /// path declines).
+    /// /api/v1/businesses/{handle}/invitations/{me}/accept` accepts, `DELETE
+    /// /api/v1/businesses/{handle}/invitations/{me}` declines).
     pub invitations: Vec<InvitationView>,
 }
 

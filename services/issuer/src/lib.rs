@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(handlers::get_business)
         .service(members::add_member)
         .service(members::accept_invitation)
+        .service(members::withdraw_invitation)
         .service(members::remove)
         .service(members::list_members)
         .service(handlers::create_currency)
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         handlers::get_business,
         members::add_member,
         members::accept_invitation,
+        members::withdraw_invitation,
         members::remove,
         members::list_members,
         handlers::create_currency,

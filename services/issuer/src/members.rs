@@ -1,6 +1,6 @@
-//! A business's people: owners and workers, who become members only by accepting an owner's
-//! invitation (a business cannot name anyone its partner without their consent), and leave
-//! or are removed, while the business always keeps an owner.
+//! A business's people: owners and workers, who become members (and workers owners) only by
+//! accepting an owner's invitation (a business cannot name anyone its partner without their
+//! consent), and leave or are removed, while the business always keeps an owner.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use scrip_auth::Caller;
@@ -101,7 +101,12 @@ fn change_or_invite(
     caller: &Caller,
 ) -> Result<MemberView, ApiError> {
     require_owner(conn, business, caller)?;
-    if role_in(conn, business.id, member.id)?.is_some() {
+    let current = role_in(conn, business.id, member.id)?;
+    // Becoming an owner (a partner, shown on the public profile) takes the person's consent,
+    // as becoming a member does; a demotion is the owners' call (their approvals are the
+    // governance issue's).
+    let needs_consent = current.is_none() || (current == Some(Role::Worker) && role == Role::Owner);
+    if !needs_consent {
         if role == Role::Worker {
             keeps_an_owner(conn, business, member)?;
         }
@@ -126,7 +131,7 @@ fn change_or_invite(
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/businesses/{handle}/members/{member}/accept", tag = "issuer",
+    post, path = "/api/v1/businesses/{handle}/invitations/{member}/accept", tag = "issuer",
     security(("bearer" = [])),
     params(("handle" = String, Path), ("member" = String, Path, description = "the caller's own handle")),
     responses(
@@ -135,37 +140,75 @@ fn change_or_invite(
         (status = 404, body = Problem, description = "no such business, or no invitation waiting"),
     )
 )]
-#[post("/api/v1/businesses/{handle}/members/{member}/accept")]
+#[post("/api/v1/businesses/{handle}/invitations/{member}/accept")]
 pub async fn accept_invitation(
     caller: Caller,
     path: web::Path<(String, String)>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = blocking(move || {
-        let (business_raw, member_raw) = path.into_inner();
-        let mut conn = ledger.conn()?;
-        let business = business(&mut conn, &business_raw, &registry)?;
-        let member = person(&mut conn, &member_raw, &registry)?;
-        if member.id != caller.id {
-            return Err(ApiError::forbidden(
-                "not_invited",
-                "only the person invited may accept an invitation",
-            ));
-        }
-        drop(conn);
-        ledger.write(|conn| {
-            lock_business(conn, &business)?;
+    let view = under_business_lock(
+        &ledger,
+        &registry,
+        path.into_inner(),
+        move |conn, business, member| {
+            if member.id != caller.id {
+                return Err(ApiError::forbidden(
+                    "not_invited",
+                    "only the person invited may accept an invitation",
+                ));
+            }
             let Some(role) = invitations::take(conn, business.id, member.id)? else {
-                return Ok(Err(ApiError::not_found(
+                return Err(ApiError::not_found(
                     "not_found",
                     format!("no invitation from {} is waiting for you", business.handle),
-                )));
+                ));
             };
             set_member(conn, business.id, member.id, role)?;
-            Ok(Ok(view(&business, &member, role, "active")))
-        })?
-    })
+            Ok(view(business, member, role, "active"))
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/businesses/{handle}/invitations/{member}", tag = "issuer",
+    security(("bearer" = [])),
+    params(("handle" = String, Path), ("member" = String, Path)),
+    responses(
+        (status = 200, body = MemberView, description = "`withdrawn`: an owner took the invitation back, or the person declined it"),
+        (status = 403, body = Problem, description = "not_owner: only owners, or the person invited"),
+        (status = 404, body = Problem, description = "no such business, person or invitation"),
+    )
+)]
+#[delete("/api/v1/businesses/{handle}/invitations/{member}")]
+pub async fn withdraw_invitation(
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let view = under_business_lock(
+        &ledger,
+        &registry,
+        path.into_inner(),
+        move |conn, business, member| {
+            if member.id != caller.id {
+                require_owner(conn, business, &caller)?;
+            }
+            match invitations::take(conn, business.id, member.id)? {
+                Some(role) => Ok(view(business, member, role, "withdrawn")),
+                None => Err(ApiError::not_found(
+                    "not_found",
+                    format!(
+                        "{} has no invitation waiting for {}",
+                        business.handle, member.handle
+                    ),
+                )),
+            }
+        },
+    )
     .await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -175,9 +218,9 @@ pub async fn accept_invitation(
     security(("bearer" = [])),
     params(("handle" = String, Path), ("member" = String, Path)),
     responses(
-        (status = 200, body = MemberView, description = "`removed`: the membership ended (an owner removed them, or they left); `withdrawn`: the invitation was taken back or declined"),
+        (status = 200, body = MemberView, description = "`removed`: the membership ended (an owner removed them, or they left)"),
         (status = 403, body = Problem, description = "not_owner: only owners, or the member themself"),
-        (status = 404, body = Problem, description = "no such business, member or invitation"),
+        (status = 404, body = Problem, description = "no such business, or not a member (an invitation is withdrawn at /invitations)"),
         (status = 422, body = Problem, description = "last_owner"),
     )
 )]
@@ -188,43 +231,51 @@ pub async fn remove(
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = blocking(move || {
-        let (business_raw, member_raw) = path.into_inner();
+    let view = under_business_lock(
+        &ledger,
+        &registry,
+        path.into_inner(),
+        move |conn, business, member| {
+            if member.id != caller.id {
+                require_owner(conn, business, &caller)?;
+            }
+            let Some(role) = role_in(conn, business.id, member.id)? else {
+                return Err(ApiError::not_found(
+                    "not_found",
+                    format!("{} is not a member of {}", member.handle, business.handle),
+                ));
+            };
+            keeps_an_owner(conn, business, member)?;
+            remove_member(conn, business.id, member.id)?;
+            Ok(view(business, member, role, "removed"))
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Runs `change` on the business and the person named in `path` in one write transaction,
+/// under the business's row lock (membership changes of one business are serialized).
+async fn under_business_lock(
+    ledger: &web::Data<Ledger>,
+    registry: &web::Data<RegistryId>,
+    (business_raw, member_raw): (String, String),
+    change: impl Fn(&mut DbConn, &Principal, &Principal) -> Result<MemberView, ApiError>
+    + Send
+    + 'static,
+) -> Result<MemberView, ApiError> {
+    let (ledger, registry) = (ledger.clone(), registry.clone());
+    blocking(move || {
         let mut conn = ledger.conn()?;
         let business = business(&mut conn, &business_raw, &registry)?;
         let member = person(&mut conn, &member_raw, &registry)?;
         drop(conn);
         ledger.write(|conn| {
             lock_business(conn, &business)?;
-            Ok(end_membership(conn, &business, &member, &caller))
+            Ok(change(conn, &business, &member))
         })?
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(view))
-}
-
-/// Under the business's lock: withdraws or declines an invitation, or ends a membership.
-fn end_membership(
-    conn: &mut DbConn,
-    business: &Principal,
-    member: &Principal,
-    caller: &Caller,
-) -> Result<MemberView, ApiError> {
-    if member.id != caller.id {
-        require_owner(conn, business, caller)?;
-    }
-    if let Some(role) = invitations::take(conn, business.id, member.id)? {
-        return Ok(view(business, member, role, "withdrawn"));
-    }
-    let Some(role) = role_in(conn, business.id, member.id)? else {
-        return Err(ApiError::not_found(
-            "not_found",
-            format!("{} is not a member of {}", member.handle, business.handle),
-        ));
-    };
-    keeps_an_owner(conn, business, member)?;
-    remove_member(conn, business.id, member.id)?;
-    Ok(view(business, member, role, "removed"))
+    .await
 }
 
 #[utoipa::path(

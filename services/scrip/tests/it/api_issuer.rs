@@ -237,7 +237,7 @@ async fn only_owners_govern_a_business(backend: Backend) {
     assert_eq!(me["businesses"], json!([]), "not a member before accepting");
     assert_eq!(me["invitations"][0]["handle"], "bakery");
     assert_eq!(me["invitations"][0]["role"], "worker");
-    let accept = "/api/v1/businesses/bakery/members/walt/accept";
+    let accept = "/api/v1/businesses/bakery/invitations/walt/accept";
     assert_problem(
         &app.post(accept, Some(&eve), json!({})).await,
         StatusCode::FORBIDDEN,
@@ -291,13 +291,28 @@ async fn only_owners_govern_a_business(backend: Backend) {
         .await;
     assert_problem(&abdicate, StatusCode::UNPROCESSABLE_ENTITY, "last_owner");
 
-    // Promoted to owner, the same requests go through.
-    app.post(
-        "/api/v1/businesses/bakery/members",
-        Some(&rosa),
-        json!({"handle": "walt", "role": "owner"}),
-    )
-    .await;
+    // Promoted to owner (which walt accepts: an owner is a partner), the same requests go
+    // through.
+    let (status, promoted) = app
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&rosa),
+            json!({"handle": "walt", "role": "owner"}),
+        )
+        .await;
+    assert_eq!(
+        (status, promoted["status"].as_str()),
+        (StatusCode::CREATED, Some("invited")),
+        "{promoted}"
+    );
+    let (_, me) = app.get("/api/v1/me", Some(&walt)).await;
+    assert_eq!(
+        me["businesses"],
+        json!([{"handle": "bakery", "role": "worker"}]),
+        "a worker until accepting"
+    );
+    let (status, _) = app.post(accept, Some(&walt), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = app
         .pay(
             &walt,
@@ -376,6 +391,10 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner(backend: Backend
         assert_eq!(owners, 1, "round {round}: {list}");
         let (status, body) = set_role(&app, owner, other, "owner").await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        let other_token = if rosa_won { &otto } else { &rosa };
+        let accept = format!("/api/v1/businesses/bakery/invitations/{other}/accept");
+        let (status, body) = app.post(&accept, Some(other_token), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 }
 
@@ -414,7 +433,7 @@ async fn membership_needs_the_persons_consent(backend: Backend) {
     assert_problem(&pay, StatusCode::FORBIDDEN, "not_owner");
     // otto declines; the invitation is gone.
     let (status, declined) = app
-        .delete("/api/v1/businesses/bakery/members/otto", Some(&otto))
+        .delete("/api/v1/businesses/bakery/invitations/otto", Some(&otto))
         .await;
     assert_eq!(
         (status, declined["status"].as_str()),
@@ -423,7 +442,7 @@ async fn membership_needs_the_persons_consent(backend: Backend) {
     );
     assert_problem(
         &app.post(
-            "/api/v1/businesses/bakery/members/otto/accept",
+            "/api/v1/businesses/bakery/invitations/otto/accept",
             Some(&otto),
             json!({}),
         )
@@ -434,13 +453,13 @@ async fn membership_needs_the_persons_consent(backend: Backend) {
     // An owner withdraws an invitation; a stranger can do neither.
     set_role(&app, &rosa, "walt", "worker").await;
     assert_problem(
-        &app.delete("/api/v1/businesses/bakery/members/walt", Some(&otto))
+        &app.delete("/api/v1/businesses/bakery/invitations/walt", Some(&otto))
             .await,
         StatusCode::FORBIDDEN,
         "not_owner",
     );
     let (status, _) = app
-        .delete("/api/v1/businesses/bakery/members/walt", Some(&rosa))
+        .delete("/api/v1/businesses/bakery/invitations/walt", Some(&rosa))
         .await;
     assert_eq!(status, StatusCode::OK);
     let (_, me) = app.get("/api/v1/me", Some(&walt)).await;
@@ -448,6 +467,13 @@ async fn membership_needs_the_persons_consent(backend: Backend) {
     // Members leave, or are removed; the last owner cannot leave.
     app.add_member((&rosa, "bakery"), ("walt", &walt), "worker")
         .await;
+    // A withdrawal that comes after the acceptance (a stale page) removes nobody.
+    assert_problem(
+        &app.delete("/api/v1/businesses/bakery/invitations/walt", Some(&rosa))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     app.add_member((&rosa, "bakery"), ("otto", &otto), "owner")
         .await;
     let (_, profile) = app.get("/api/v1/businesses/bakery", None).await;

@@ -281,7 +281,7 @@ impl TestApp {
         assert_eq!(body["status"], "invited", "{body}");
         let (status, body) = self
             .post(
-                &format!("/api/v1/businesses/{business}/members/{member}/accept"),
+                &format!("/api/v1/businesses/{business}/invitations/{member}/accept"),
                 Some(member_token),
                 json!({}),
             )
