@@ -11,7 +11,9 @@
 //!   between the server and PostgreSQL (and another before Redis) it drops every connection
 //!   (what a database restart looks like from the server), pauses all traffic (what SIGSTOP of
 //!   the database looks like) and adds latency. The real PostgreSQL is shared with the other
-//!   tests running at the same time, so it is never restarted or stopped itself.
+//!   tests running at the same time, so by default it is never restarted or stopped itself;
+//!   with `SCRIP_FAULTS_REAL_POSTGRES=1` (a run on a machine of its own) the nemesis also
+//!   restarts it (`pg_ctlcluster restart`) and stops it (SIGSTOP of every postgres process).
 //! - **Checker**: once healed, every unknown outcome is resolved by replaying its key (the
 //!   stored answer if it happened, the payment now if not); then every acknowledged payment is
 //!   there exactly once with the id it was acknowledged with, no refused one is, no key is
@@ -636,10 +638,13 @@ fn definite(outcome: Outcome, expected_refusal: &str) -> Option<Option<String>> 
 async fn nemesis(world: &World, deadline: Instant) -> BTreeMap<&'static str, u32> {
     let mut faults: BTreeMap<&'static str, u32> = BTreeMap::new();
     let mut rng = StdRng::seed_from_u64(0xFA17);
+    let mut kinds = vec!["kill", "drop-db", "pause-db", "slow-db", "drop-redis"];
+    if real_postgres_faults() {
+        kinds.extend(["restart-postgres", "stop-postgres"]);
+    }
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(rng.random_range(700..1_500))).await;
-        let fault =
-            ["kill", "drop-db", "pause-db", "slow-db", "drop-redis"][rng.random_range(0..5)];
+        let fault = kinds[rng.random_range(0..kinds.len())];
         *faults.entry(fault).or_default() += 1;
         match fault {
             "kill" => {
@@ -658,10 +663,53 @@ async fn nemesis(world: &World, deadline: Instant) -> BTreeMap<&'static str, u32
                 tokio::time::sleep(Duration::from_millis(1_500)).await;
                 world.postgres.set(|f| f.latency_ms = 0);
             }
+            "restart-postgres" => postgres_cluster("restart").await,
+            "stop-postgres" => {
+                signal_postgres("-STOP").await;
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                signal_postgres("-CONT").await;
+            }
             _ => world.redis.drop_connections(),
         }
     }
     faults
+}
+
+/// `SCRIP_FAULTS_REAL_POSTGRES=1`: the nemesis also restarts the real PostgreSQL and stops
+/// it (SIGSTOP of every postgres process) for 1.5 s. Only for a run on a machine of its own:
+/// every other user of that PostgreSQL (the tests beside this one) breaks with it.
+fn real_postgres_faults() -> bool {
+    std::env::var("SCRIP_FAULTS_REAL_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+async fn postgres_cluster(action: &'static str) {
+    tokio::task::spawn_blocking(move || {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .expect("a Debian PostgreSQL cluster")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .next()
+            .expect("a version");
+        let status = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version, "main", action])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("pg_ctlcluster runs");
+        assert!(status.success(), "pg_ctlcluster {action}");
+    })
+    .await
+    .expect("pg_ctlcluster task");
+}
+
+async fn signal_postgres(signal: &'static str) {
+    tokio::task::spawn_blocking(move || {
+        let _ = Command::new("pkill")
+            .args([signal, "-x", "postgres"])
+            .status();
+    })
+    .await
+    .expect("pkill task");
 }
 
 impl World {
