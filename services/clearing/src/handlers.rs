@@ -227,7 +227,7 @@ pub async fn get_run(
 pub async fn set_participation(
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<Participation>,
+    body: scrip_http::Json<Participation>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {

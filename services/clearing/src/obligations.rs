@@ -68,7 +68,7 @@ fn business(
 #[post("/api/v1/obligations")]
 pub async fn propose(
     caller: Caller,
-    body: web::Json<NewObligation>,
+    body: scrip_http::Json<NewObligation>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {

@@ -97,11 +97,13 @@ export const Scrip = (() => {
     for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
   }
 
-  /** Puts the API's message next to the field its code is about, else under the form. */
+  /** Puts the API's message next to the field it names (problem.field) or its code is about,
+   *  else under the form. */
   function showProblem(form, problem, fallbackField) {
     const code = (problem && problem.code) || "";
     const message = (problem && (problem.detail || problem.title)) || "Something went wrong.";
-    let input = form.querySelector(`[data-errors~="${CSS.escape(code)}"]`);
+    const named = problem && problem.field ? form.querySelector(`[name="${CSS.escape(problem.field)}"]`) : null;
+    let input = named && named.closest(".field") ? named : form.querySelector(`[data-errors~="${CSS.escape(code)}"]`);
     if (!input && fallbackField) input = form.querySelector(`[name="${fallbackField}"]`);
     const slot = input ? input.closest(".field").querySelector(".error") : form.querySelector(".form-error");
     if (input) {

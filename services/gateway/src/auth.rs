@@ -96,7 +96,7 @@ pub struct InvitationView {
 #[post("/api/v1/auth/register")]
 pub async fn register(
     request: HttpRequest,
-    body: web::Json<NewUser>,
+    body: scrip_http::Json<NewUser>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
     gateway: web::Data<GatewayContext>,
@@ -123,7 +123,7 @@ pub async fn register(
 #[post("/api/v1/auth/login")]
 pub async fn login(
     request: HttpRequest,
-    body: web::Json<Credentials>,
+    body: scrip_http::Json<Credentials>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
     gateway: web::Data<GatewayContext>,

@@ -155,7 +155,7 @@ pub(crate) fn require_owner(
 #[post("/api/v1/businesses")]
 pub async fn create_business(
     caller: Caller,
-    body: web::Json<NewBusiness>,
+    body: scrip_http::Json<NewBusiness>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
@@ -213,7 +213,7 @@ fn parse_limit(raw: &str, scale: Scale, field: &str) -> Result<Amount, ApiError>
 #[post("/api/v1/currencies")]
 pub async fn create_currency(
     caller: Caller,
-    body: web::Json<NewCurrencyBody>,
+    body: scrip_http::Json<NewCurrencyBody>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
     policy: web::Data<IssuerPolicy>,
@@ -346,7 +346,7 @@ fn find_currency(conn: &mut DbConn, raw: &str) -> Result<Currency, ApiError> {
 pub async fn patch_currency(
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<LimitsPatch>,
+    body: scrip_http::Json<LimitsPatch>,
     ledger: web::Data<Ledger>,
     policy: web::Data<IssuerPolicy>,
 ) -> Result<HttpResponse, ApiError> {

@@ -69,7 +69,7 @@ fn keeps_an_owner(
 pub async fn add_member(
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<NewMember>,
+    body: scrip_http::Json<NewMember>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {

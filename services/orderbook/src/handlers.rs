@@ -120,7 +120,7 @@ fn step(raw: &str, scale: scrip_domain::Scale, what: &str) -> Result<i64, ApiErr
 #[post("/api/v1/markets")]
 pub async fn create_market(
     caller: Caller,
-    body: web::Json<NewMarket>,
+    body: scrip_http::Json<NewMarket>,
     ledger: web::Data<Ledger>,
     exchange: web::Data<Exchange>,
 ) -> Result<HttpResponse, ApiError> {
@@ -407,7 +407,7 @@ fn parse_order(
 pub async fn place_order(
     request: HttpRequest,
     caller: Caller,
-    body: web::Json<NewOrder>,
+    body: scrip_http::Json<NewOrder>,
     ledger: web::Data<Ledger>,
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
@@ -633,7 +633,7 @@ async fn change(
 pub async fn change_order(
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<OrderChange>,
+    body: scrip_http::Json<OrderChange>,
     ledger: web::Data<Ledger>,
     exchange: web::Data<Exchange>,
 ) -> Result<HttpResponse, ApiError> {

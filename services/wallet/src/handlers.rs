@@ -138,7 +138,7 @@ fn prepare(
 pub async fn create_transfer(
     caller: Caller,
     request: HttpRequest,
-    body: web::Json<NewTransfer>,
+    body: scrip_http::Json<NewTransfer>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
     wallet: web::Data<WalletContext>,

@@ -32,6 +32,10 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: usize },
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
+    /// A body field of the wrong type or value, unknown or missing (422 `invalid_request`,
+    /// with the field's path in the problem's `field`).
+    #[error("{detail}")]
+    InvalidField { field: String, detail: String },
     #[error("too many requests; try again in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     /// The database, a writer or a market cannot take the request now. The cause (which may
@@ -56,6 +60,14 @@ impl ApiError {
     }
 
     /// A missing, expired, forged or misdirected token.
+    /// A body whose `field` is of the wrong type or value, unknown or missing.
+    pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::Unauthorized {
             code: "unauthorized",
@@ -100,6 +112,7 @@ impl ApiError {
             | Self::Conflict { code, .. }
             | Self::Unprocessable { code, .. }
             | Self::Unauthorized { code, .. } => code,
+            Self::InvalidField { .. } => "invalid_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
@@ -119,6 +132,9 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine-readable error code, e.g. `insufficient_funds`.
     pub code: String,
+    /// The request field the problem is about (`fee_bps`, `nested.amount`), when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ResponseError for ApiError {
@@ -130,7 +146,9 @@ impl ResponseError for ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable { .. } | Self::InvalidField { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,6 +166,10 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail: self.to_string(),
             code: self.code().to_owned(),
+            field: match self {
+                Self::InvalidField { field, .. } => Some(field.clone()),
+                _ => None,
+            },
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));

@@ -18,13 +18,16 @@ use crate::ApiError;
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_JSON_BYTES)
-            .error_handler(|error, _req: &HttpRequest| json_error(error).into()),
-    )
-    .app_data(web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()))
-    .app_data(web::PathConfig::default().error_handler(|error, _req| path_error(error).into()));
+    cfg.app_data(web::PayloadConfig::new(MAX_JSON_BYTES))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(MAX_JSON_BYTES)
+                .error_handler(|error, _req: &HttpRequest| json_error(error).into()),
+        )
+        .app_data(
+            web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()),
+        )
+        .app_data(web::PathConfig::default().error_handler(|error, _req| path_error(error).into()));
 }
 
 fn json_error(error: JsonPayloadError) -> ApiError {
@@ -57,7 +60,7 @@ fn path_error(error: PathError) -> ApiError {
 }
 
 /// A JSON body the client may leave out entirely: no body at all is `None`, and a body that is
-/// there must be valid, with the same errors as [`web::Json`]. (`Option<web::Json<T>>` turns
+/// there must be valid, with the same errors as [`crate::Json`]. (`Option<web::Json<T>>` turns
 /// every body it cannot read into `None`, so a typo in a field would silently run the
 /// request with its defaults.)
 #[derive(Debug)]
@@ -77,7 +80,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         if no_body {
             return Box::pin(std::future::ready(Ok(OptionalJson(None))));
         }
-        let body = web::Json::<T>::from_request(request, payload);
+        let body = crate::Json::<T>::from_request(request, payload);
         Box::pin(async move { Ok(OptionalJson(Some(body.await?.into_inner()))) })
     }
 }

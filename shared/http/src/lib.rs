@@ -3,6 +3,7 @@
 //! idempotency keys, rate limits, and the bridge from async handlers to blocking diesel.
 
 mod blocking;
+mod body;
 mod error;
 mod extract;
 mod idempotency;
@@ -12,6 +13,7 @@ mod text;
 mod time;
 
 pub use blocking::blocking;
+pub use body::Json;
 pub use error::{ApiError, Problem};
 pub use extract::{OptionalJson, configure_extractors, double_option};
 pub use idempotency::{

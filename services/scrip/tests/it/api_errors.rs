@@ -50,11 +50,35 @@ async fn malformed_input_is_a_clear_4xx(backend: Backend) {
         )
         .await;
     assert_problem(&too_big, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    // Said in our words, under the field it is about; never the parser's text.
     let wrong_type = app.post("/api/v1/currencies", Some(&rosa), json!({"issuer": "bakery", "code": "X1", "name": "x", "scale": "2", "credit_limit": "1"})).await;
-    assert_problem(
+    assert_field(
         &wrong_type,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
+        "scale",
+        "scale must be a whole number, not \"2\"",
+    );
+    let bad_fee = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "BREAD", "quote": "BREAD", "tick_size": "0.01", "lot_size": "1", "fee_bps": -1}),
+        )
+        .await;
+    assert_field(
+        &bad_fee,
+        "fee_bps",
+        "fee_bps must be a whole number, 0 or more, not -1",
+    );
+    let unknown = app
+        .pay(
+            &rosa,
+            json!({"to": "carl", "currency": "BREAD", "amount": "1", "act_as": "bakery"}),
+        )
+        .await;
+    assert_field(
+        &unknown,
+        "act_as",
+        "act_as is not a field of this request; it takes ",
     );
     let number_limit = app
         .post(
@@ -183,5 +207,18 @@ async fn system_endpoints_answer(backend: Backend) {
     assert!(
         docs.text().await.expect("html").contains("swagger"),
         "the API reference page is served offline"
+    );
+}
+
+/// A 422 `invalid_request` about `field`, whose detail starts with `detail` and carries no
+/// parser position.
+#[track_caller]
+fn assert_field(answer: &(StatusCode, serde_json::Value), field: &str, detail: &str) {
+    assert_problem(answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_eq!(answer.1["field"], field, "{}", answer.1);
+    let said = answer.1["detail"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with(detail) && !said.contains(" line "),
+        "{said}"
     );
 }
