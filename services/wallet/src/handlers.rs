@@ -81,9 +81,24 @@ fn transfer_view(
     }
 }
 
-fn entry_view(entry: &JournalEntry) -> TransferView {
-    transfer_view(&entry.transfer, &entry.from, &entry.to, &entry.code)
+/// A journal entry as `viewers` (the holder whose history it is) see it. The other side of a
+/// trade is never shown: both parties see "exchange" there, as API.md asks (a trader learns
+/// nothing of who took or made its order).
+fn entry_view(entry: &JournalEntry, viewers: &[PrincipalId]) -> TransferView {
+    let mut view = transfer_view(&entry.transfer, &entry.from, &entry.to, &entry.code);
+    if entry.transfer.kind == TransferKind::Trade {
+        if !viewers.contains(&entry.from_principal) {
+            view.from = TRADE_COUNTERPARTY.into();
+        }
+        if !viewers.contains(&entry.to_principal) {
+            view.to = TRADE_COUNTERPARTY.into();
+        }
+    }
+    view
 }
+
+/// What a trade's other side is shown as.
+const TRADE_COUNTERPARTY: &str = "exchange";
 
 /// A payment request checked against the database: everything but the balances.
 struct Payment {
@@ -244,7 +259,11 @@ pub async fn list_transfers(
         let entries = journal_page(&mut conn, holder.id, currency, before, limit + 1)?;
         let page = Page::from_overfetch(entries, limit, |e| e.transfer.id.get());
         Ok(TransferPage {
-            items: page.items.iter().map(entry_view).collect(),
+            items: page
+                .items
+                .iter()
+                .map(|entry| entry_view(entry, &[holder.id]))
+                .collect(),
             next_cursor: page.next_cursor,
         })
     })
@@ -269,14 +288,16 @@ pub async fn get_transfer(
     let view = blocking(move || {
         let mut conn = ledger.conn()?;
         let entry = journal_entry(&mut conn, TransferId::new(id))?.ok_or_else(not_found)?;
-        let mut visible = false;
+        let mut viewers = Vec::new();
         for party in [entry.from_principal, entry.to_principal] {
-            visible = visible || party == caller.id || is_owner(&mut conn, party, caller.id)?;
+            if party == caller.id || is_owner(&mut conn, party, caller.id)? {
+                viewers.push(party);
+            }
         }
-        if visible {
-            Ok(entry_view(&entry))
-        } else {
+        if viewers.is_empty() {
             Err(not_found())
+        } else {
+            Ok(entry_view(&entry, &viewers))
         }
     })
     .await?;

@@ -172,6 +172,31 @@ async fn a_trade_settles_both_sides_and_the_fees_exactly(backend: Backend) {
     // 25 bps of the 8.00 GROC alice receives: 0.02.
     assert_eq!(alice_wallet["GROC"], money("7.98", "0.00"));
 
+    // Neither trader is shown the other: the other side of a trade is "the exchange".
+    for (token, me, other) in [(&m.bob, "bob", "alice"), (&m.alice, "alice", "bob")] {
+        let (_, history) = app.get("/api/v1/transfers", Some(token)).await;
+        let trades: Vec<&Value> = history["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|t| t["kind"] == "trade")
+            .collect();
+        assert!(!trades.is_empty(), "{history}");
+        for t in trades {
+            let sides = [t["from"].as_str(), t["to"].as_str()];
+            assert!(
+                sides.contains(&Some(me)) && sides.contains(&Some("exchange")),
+                "{t}"
+            );
+            assert!(!sides.contains(&Some(other)), "{t}");
+            let id = t["id"].as_str().expect("id");
+            let (_, one) = app
+                .get(&format!("/api/v1/transfers/{id}"), Some(token))
+                .await;
+            assert_eq!((&one["from"], &one["to"]), (&t["from"], &t["to"]), "{one}");
+        }
+    }
+
     // The fees are in the registry's accounts, which operators may read.
     app.grant_operator("rosa").await;
     let registry = wallet(&app, &m.rosa, Some("registry")).await;
