@@ -167,7 +167,7 @@ import { Scrip } from "/assets/app.js";
   }
   document.getElementById("run")?.addEventListener("click", () => run(false));
   document.getElementById("dry-run")?.addEventListener("click", () => run(true));
-  unitInput.addEventListener("change", () => { loadGraph(); loadRuns(); });
+  unitInput?.addEventListener("change", () => { loadGraph(); loadRuns(); });
 
   // Health: the audit and the counters (GET /api/v1/system/health), turned into rates
   // between two reads. Rates are counts per second, not amounts.
@@ -189,8 +189,11 @@ import { Scrip } from "/assets/app.js";
     previous = now;
   }
 
-  loadGraph();
-  loadRuns();
+  // Only operators see the web of debts and the runs (the page has no such cards for others).
+  if (document.getElementById("graph")) {
+    loadGraph();
+    loadRuns();
+  }
   // Two quick reads give the first rates; then every five seconds.
   loadHealth().then(() => setTimeout(loadHealth, 1000));
   setInterval(() => { if (!document.hidden) loadHealth(); }, 5000);

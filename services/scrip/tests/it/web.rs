@@ -601,6 +601,19 @@ async fn pages_need_a_session_and_the_cookie_never_moves_money_alone(backend: Ba
         html.contains(r#"<option value="olives">olives (business)</option>"#),
         "{html}"
     );
+    // Someone who is not an operator is told what clearing is, not shown empty charts and
+    // an error.
+    let clearing = client
+        .get(format!("{}/clearing", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(clearing.contains("What clearing does"), "{clearing}");
+    assert!(!clearing.contains(r#"id="graph""#), "{clearing}");
     let me = client
         .get(format!("{}/api/v1/me", app.base))
         .header("cookie", &cookie)
