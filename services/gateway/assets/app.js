@@ -6,8 +6,21 @@ import { Dec } from "/assets/money.js";
 export const Scrip = (() => {
   const me = JSON.parse(document.getElementById("scrip-me").textContent || "null");
 
+  // The session lasts while the page is used: the access token lives 15 minutes, and before
+  // it runs out (or when a call finds it expired) the refresh cookie buys the next one. One
+  // refresh at a time, shared by every call waiting on it.
+  let refreshing = null;
+  function refreshSession() {
+    refreshing ??= fetch("/api/v1/auth/refresh", { method: "POST", headers: { "x-scrip-csrf": "1" }, credentials: "same-origin" })
+      // 409: another tab refreshed a moment ago; its new cookie is ours too.
+      .then((r) => r.ok || r.status === 409, () => false)
+      .finally(() => { setTimeout(() => { refreshing = null; }, 0); });
+    return refreshing;
+  }
+  if (me) setInterval(() => { if (!document.hidden) refreshSession(); }, 10 * 60 * 1000);
+
   /** Calls the API; resolves to {ok, status, data} where data is the JSON body or problem. */
-  async function api(method, path, body, extraHeaders) {
+  async function api(method, path, body, extraHeaders, retried) {
     const headers = { "x-scrip-csrf": "1", ...(extraHeaders || {}) };
     if (body !== undefined) headers["content-type"] = "application/json";
     let response;
@@ -22,9 +35,12 @@ export const Scrip = (() => {
     let data = null;
     const text = await response.text();
     if (text) { try { data = JSON.parse(text); } catch (_) { data = { detail: text }; } }
-    if (response.status === 401 && me) {
-      // The session expired: log in again and come back here.
-      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    if (response.status === 401 && me && !retried) {
+      // The access token ran out: refresh the session and send the same request once more
+      // (an Idempotency-Key in extraHeaders goes with it); only a session that really ended
+      // sends the user to log in, saying so.
+      if (await refreshSession()) return api(method, path, body, extraHeaders, true);
+      location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname + location.search);
     }
     return { ok: response.ok, status: response.status, data };
   }

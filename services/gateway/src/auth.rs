@@ -3,7 +3,7 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use scrip_auth::access::{credentials_of, memberships_of, roles_of, store_credentials};
 use scrip_auth::password::{self, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
-use scrip_auth::{Caller, TokenIssuer};
+use scrip_auth::{Caller, TokenIssuer, sessions};
 use scrip_domain::{Handle, PrincipalKind, RegistryId};
 use scrip_http::{ApiError, Problem, RateLimiter, blocking, client_ip};
 use scrip_ledger::{Ledger, create_principal, principal_by_id};
@@ -53,6 +53,16 @@ pub struct LoginResponse {
     pub token_type: String,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// Buys the next access token (and the next refresh token) at `POST /api/v1/auth/refresh`,
+    /// once; the session lasts at most 30 days from the login.
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    /// Optional for the pages, whose refresh token is in the `scrip_refresh` cookie.
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -230,8 +240,9 @@ pub(crate) async fn check_password(
     gateway.login_limiter.check(&limit_key).await?;
     let handle = Handle::parse_local(&body.handle, &registry).ok();
     let lookup = handle.clone();
+    let reader = Arc::clone(&ledger);
     let found = blocking(move || match &lookup {
-        Some(handle) => Ok(credentials_of(&mut *ledger.conn()?, handle)?),
+        Some(handle) => Ok(credentials_of(&mut *reader.conn()?, handle)?),
         None => Ok(None),
     })
     .await?;
@@ -244,14 +255,109 @@ pub(crate) async fn check_password(
             detail: "the handle or password is wrong".into(),
         });
     };
+    let first_refresh = blocking(move || {
+        Ok(ledger.write(|conn| sessions::open(conn, principal, scrip_http::now_us()))?)
+    })
+    .await?;
+    tokens_for(&gateway, principal, &handle, &first_refresh)
+}
+
+fn tokens_for(
+    gateway: &GatewayContext,
+    principal: scrip_domain::PrincipalId,
+    handle: &Handle,
+    refresh_token: &sessions::RefreshToken,
+) -> Result<LoginResponse, ApiError> {
     Ok(LoginResponse {
         access_token: gateway
             .tokens
-            .issue(principal, &handle)
+            .issue(principal, handle)
             .map_err(ApiError::Internal)?,
         token_type: "Bearer".into(),
         expires_in: gateway.tokens.ttl_s(),
+        refresh_token: refresh_token.as_str().to_owned(),
     })
+}
+
+/// Spends a refresh token for a new access token and refresh token (rotation); shared by the
+/// API and the pages' cookie.
+pub(crate) async fn refresh_session(
+    ledger: Arc<Ledger>,
+    gateway: Arc<GatewayContext>,
+    token: sessions::RefreshToken,
+) -> Result<LoginResponse, ApiError> {
+    let rotated = blocking(move || {
+        let rotated = ledger.write(|conn| {
+            let now_us = scrip_http::now_us();
+            Ok(match sessions::rotate(conn, &token, now_us)? {
+                Ok((principal, next)) => Ok((principal_by_id(conn, principal)?, next)),
+                Err(refused) => Err(refused),
+            })
+        })?;
+        Ok(rotated)
+    })
+    .await?;
+    match rotated {
+        Ok((principal, next)) => tokens_for(&gateway, principal.id, &principal.handle, &next),
+        Err(sessions::Refused::Raced) => Err(ApiError::conflict(
+            "refresh_raced",
+            "this session was refreshed a moment ago (in another tab?); send the request again",
+        )),
+        Err(sessions::Refused::Reused) => Err(ApiError::unauthorized(
+            "this refresh token was used before, so it may have been copied: the session is ended; log in again",
+        )),
+        Err(sessions::Refused::Unknown | sessions::Refused::Ended) => Err(ApiError::unauthorized(
+            "the session has ended; log in again",
+        )),
+    }
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/auth/refresh", tag = "identity", request_body = RefreshBody,
+    responses(
+        (status = 200, body = LoginResponse, description = "a new access token and refresh token; the one sent is spent"),
+        (status = 401, body = Problem, description = "the session ended (logout, older than 30 days), or the token was used twice (then the session is revoked)"),
+        (status = 409, body = Problem, description = "refresh_raced: refreshed a moment ago by the same browser; retry the request"),
+    )
+)]
+#[post("/api/v1/auth/refresh")]
+pub async fn refresh(
+    request: HttpRequest,
+    body: scrip_http::OptionalJson<RefreshBody>,
+    ledger: web::Data<Ledger>,
+    gateway: web::Data<GatewayContext>,
+) -> Result<HttpResponse, ApiError> {
+    let from_body = body.0.and_then(|b| b.refresh_token);
+    let from_cookie = from_body.is_none();
+    let raw = match from_body {
+        Some(raw) => raw,
+        None => {
+            // A cookie alone never authorises a change (see CSRF_HEADER).
+            if !request.headers().contains_key(scrip_auth::CSRF_HEADER) {
+                return Err(ApiError::forbidden(
+                    "csrf_check_failed",
+                    "a refresh by the session cookie must carry the x-scrip-csrf header",
+                ));
+            }
+            request
+                .cookie(scrip_auth::REFRESH_COOKIE)
+                .map(|c| c.value().to_owned())
+                .ok_or_else(|| {
+                    ApiError::unauthorized("send {\"refresh_token\": ...}; log in again")
+                })?
+        }
+    };
+    let token = sessions::RefreshToken::from_client(&raw);
+    let response =
+        refresh_session(ledger.into_inner(), gateway.clone().into_inner(), token).await?;
+    let mut answer = HttpResponse::Ok();
+    if from_cookie {
+        let ttl_s = gateway.tokens.ttl_s();
+        for cookie in crate::pages::session_cookies(&request, &response, ttl_s) {
+            answer.cookie(cookie);
+        }
+    }
+    Ok(answer.json(response))
 }
 
 /// Who `id` is: handle, address, registry roles and business memberships.

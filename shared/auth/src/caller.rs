@@ -10,6 +10,9 @@ use crate::TokenVerifier;
 
 /// Name of the cookie the web pages keep the token in (HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "scrip_session";
+/// Name of the cookie holding the page session's refresh token (HttpOnly, SameSite=Strict,
+/// sent only to `/api/v1/auth`).
+pub const REFRESH_COOKIE: &str = "scrip_refresh";
 
 /// Header the web pages' scripts send with every state-changing request. A cookie alone never
 /// authorises a change: another site can make a browser send the cookie (old browsers ignore

@@ -13,8 +13,9 @@ pub mod guard;
 pub mod invitations;
 mod keys;
 pub mod password;
+pub mod sessions;
 mod token;
 
-pub use caller::{CSRF_HEADER, Caller, SESSION_COOKIE};
+pub use caller::{CSRF_HEADER, Caller, REFRESH_COOKIE, SESSION_COOKIE};
 pub use keys::{KeyError, KeyPair, load_or_create_keys, load_public_key};
 pub use token::{AUDIENCE, ISSUER, TokenIssuer, TokenVerifier};

@@ -178,7 +178,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        principal_id -> BigInt,
+        created_at_us -> BigInt,
+        expires_at_us -> BigInt,
+        revoked_at_us -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> BigInt,
+        issued_at_us -> BigInt,
+        used_at_us -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    sessions,
+    refresh_tokens,
     principals,
     credentials,
     memberships,

@@ -12,7 +12,7 @@ use scrip_http::{ApiError, blocking};
 use scrip_ledger::Ledger;
 use serde::Deserialize;
 
-use super::session::{cleared_cookie, local_target, same_origin, session_cookie, viewer};
+use super::session::{cleared_cookies, local_target, same_origin, session_cookies, viewer};
 use crate::auth::{Credentials, NewUser, check_password, create_user, profile};
 use crate::{GatewayContext, Me};
 
@@ -125,12 +125,14 @@ fn redirect(location: &str) -> HttpResponse {
 }
 
 /// A redirect that also sets (or clears) the session cookie.
-fn redirect_with(location: &str, cookie: actix_web::cookie::Cookie<'static>) -> HttpResponse {
+fn redirect_with(location: &str, cookies: &[actix_web::cookie::Cookie<'static>]) -> HttpResponse {
     let mut response = redirect(location);
-    match response.add_cookie(&cookie) {
-        Ok(()) => response,
-        Err(error) => failure(&ApiError::Internal(error.to_string())),
+    for cookie in cookies {
+        if let Err(error) = response.add_cookie(cookie) {
+            return failure(&ApiError::Internal(error.to_string()));
+        }
     }
+    response
 }
 
 /// The login page for a request that needs a session, coming back here afterwards.
@@ -201,16 +203,19 @@ struct LoginPage {
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// Set when a page's session ended under it.
+    expired: Option<String>,
 }
 
 #[get("/login")]
 pub async fn login_page(request: HttpRequest, query: web::Query<NextQuery>) -> HttpResponse {
     let next = local_target(query.next.as_deref());
+    let expired = query.expired.is_some();
     public_page(&request, "login", "Log in", |nav| LoginPage {
         nav,
         handle: String::new(),
         next,
-        error: None,
+        error: expired.then(|| "Your session ended; log in again to go on where you were.".into()),
     })
     .await
 }
@@ -250,7 +255,7 @@ pub async fn login_form(
     )
     .await;
     match checked {
-        Ok(login) => redirect_with(&next, session_cookie(&request, login.access_token, ttl_s)),
+        Ok(login) => redirect_with(&next, &session_cookies(&request, &login, ttl_s)),
         Err(error) => {
             let status = actix_web::ResponseError::status_code(&error);
             let message = error.to_string();
@@ -351,7 +356,7 @@ pub async fn signup_form(
     match signed_up {
         Ok(login) => redirect_with(
             &next,
-            session_cookie(&request, login.access_token, gateway.tokens.ttl_s()),
+            &session_cookies(&request, &login, gateway.tokens.ttl_s()),
         ),
         Err(error) => {
             let status = actix_web::ResponseError::status_code(&error);
@@ -381,12 +386,33 @@ pub async fn signup_form(
     }
 }
 
-#[post("/logout")]
-pub async fn logout(request: HttpRequest) -> HttpResponse {
+/// The page's Log out: ends the session (its refresh token is sent to `/api/v1/auth` only,
+/// hence the path) and removes both cookies. `/logout` (older pages) only removes them.
+#[post("/api/v1/auth/logout")]
+pub async fn logout(request: HttpRequest, ledger: web::Data<Ledger>) -> HttpResponse {
     if let Err(error) = same_origin(&request) {
         return failure(&error);
     }
-    redirect_with("/login", cleared_cookie())
+    if let Some(cookie) = request.cookie(scrip_auth::REFRESH_COOKIE) {
+        let token = scrip_auth::sessions::RefreshToken::from_client(cookie.value());
+        let ended = blocking(move || {
+            Ok(ledger
+                .write(|conn| scrip_auth::sessions::end(conn, &token, scrip_http::now_us()))?)
+        })
+        .await;
+        if let Err(error) = ended {
+            return failure(&error);
+        }
+    }
+    redirect_with("/login", &cleared_cookies())
+}
+
+#[post("/logout")]
+pub async fn logout_cookies_only(request: HttpRequest) -> HttpResponse {
+    if let Err(error) = same_origin(&request) {
+        return failure(&error);
+    }
+    redirect_with("/login", &cleared_cookies())
 }
 
 #[derive(Template)]

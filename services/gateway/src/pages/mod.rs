@@ -12,6 +12,8 @@ mod assets;
 mod handlers;
 mod session;
 
+pub(crate) use session::session_cookies;
+
 use actix_web::web;
 
 /// Mounts the pages, their form handlers and their assets.
@@ -24,6 +26,7 @@ pub fn configure_web(cfg: &mut web::ServiceConfig) {
         .service(handlers::signup_page)
         .service(handlers::signup_form)
         .service(handlers::logout)
+        .service(handlers::logout_cookies_only)
         .service(handlers::wallet)
         .service(handlers::exchange)
         .service(handlers::market)

@@ -4,7 +4,7 @@
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
 use actix_web::http::header;
 use actix_web::{HttpRequest, web};
-use scrip_auth::{Caller, SESSION_COOKIE, TokenVerifier};
+use scrip_auth::{Caller, REFRESH_COOKIE, SESSION_COOKIE, TokenVerifier};
 use scrip_http::ApiError;
 
 /// The signed-in user of a page request, from the session cookie only (pages never read the
@@ -27,15 +27,44 @@ pub fn session_cookie(request: &HttpRequest, token: String, ttl_s: u64) -> Cooki
         .finish()
 }
 
-/// A cookie that removes the session.
-pub fn cleared_cookie() -> Cookie<'static> {
-    let mut cookie = Cookie::build(SESSION_COOKIE, "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
-    cookie.make_removal();
-    cookie
+/// Where the refresh cookie is sent: the refresh endpoint (and logout reads it there too).
+const REFRESH_PATH: &str = "/api/v1/auth";
+
+/// The page session's two cookies: the access token for everything, and the refresh token
+/// for `/api/v1/auth` only, living as long as the session may (30 days).
+pub fn session_cookies(
+    request: &HttpRequest,
+    login: &crate::LoginResponse,
+    ttl_s: u64,
+) -> [Cookie<'static>; 2] {
+    let refresh_max_s = scrip_auth::sessions::SESSION_LIFETIME_US / 1_000_000;
+    [
+        session_cookie(request, login.access_token.clone(), ttl_s),
+        Cookie::build(REFRESH_COOKIE, login.refresh_token.clone())
+            .path(REFRESH_PATH)
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(request.connection_info().scheme() == "https")
+            .max_age(Duration::seconds(refresh_max_s))
+            .finish(),
+    ]
+}
+
+/// The cookies that remove the session.
+pub fn cleared_cookies() -> [Cookie<'static>; 2] {
+    let cleared = |name: &'static str, path: &'static str| {
+        let mut cookie = Cookie::build(name, "")
+            .path(path)
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .finish();
+        cookie.make_removal();
+        cookie
+    };
+    [
+        cleared(SESSION_COOKIE, "/"),
+        cleared(REFRESH_COOKIE, REFRESH_PATH),
+    ]
 }
 
 /// Refuses a form post sent from another site: browsers send `Origin` on every cross-site POST,

@@ -13,7 +13,9 @@ crate::on_both_backends!(
     sign_up_log_in_and_see_yourself,
     every_bad_token_is_401_and_changes_nothing,
     logins_are_rate_limited,
-    one_address_trying_many_handles_is_rate_limited
+    one_address_trying_many_handles_is_rate_limited,
+    refresh_tokens_rotate_and_a_copy_ends_the_session,
+    the_page_session_renews_itself_and_log_out_ends_it,
 );
 
 async fn sign_up_log_in_and_see_yourself(backend: Backend) {
@@ -365,4 +367,165 @@ async fn logins_are_rate_limited(backend: Backend) {
         )
         .await;
     assert_problem(&limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
+
+/// Sessions last: a login's refresh token buys the next access token and refresh token,
+/// once; a refresh token seen again (a copy) ends the whole session, except for the same
+/// browser's tabs racing in one instant; a session ends 30 days after its login at the latest.
+async fn refresh_tokens_rotate_and_a_copy_ends_the_session(backend: Backend) {
+    use scrip_auth::sessions::{self, Refused, SESSION_LIFETIME_US};
+    let app = TestApp::spawn(backend).await;
+    app.user("rosa").await;
+    let (status, login) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"handle": "rosa", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let first = login["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
+    let (status, renewed) = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let access = renewed["access_token"].as_str().expect("access");
+    let (status, me) = app.get("/api/v1/me", Some(access)).await;
+    assert_eq!(
+        (status, me["handle"].as_str()),
+        (StatusCode::OK, Some("rosa"))
+    );
+    assert_ne!(renewed["refresh_token"], first.as_str(), "rotated");
+    // The same token again at once: another tab of the same browser, not a copy.
+    let raced = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first}),
+        )
+        .await;
+    assert_problem(&raced, StatusCode::CONFLICT, "refresh_raced");
+    let unknown = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": "made-up"}),
+        )
+        .await;
+    assert_problem(&unknown, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // The rules at other times, on the store itself.
+    let pool = app.db.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().expect("conn");
+        let rosa = scrip_ledger::principal_by_handle(
+            &mut conn,
+            &scrip_domain::Handle::parse("rosa").expect("handle"),
+        )
+        .expect("rosa")
+        .id;
+        let t0 = 1_000_000_000_000_000;
+        let a = sessions::open(&mut conn, rosa, t0).expect("open");
+        let (who, b) = sessions::rotate(&mut conn, &a, t0 + 1_000_000)
+            .expect("db")
+            .expect("rotated");
+        assert_eq!(who, rosa);
+        assert_eq!(
+            sessions::rotate(&mut conn, &a, t0 + 2_000_000).expect("db"),
+            Err(Refused::Raced)
+        );
+        // Seen again later: a copy. The session ends, its newest token with it.
+        assert_eq!(
+            sessions::rotate(&mut conn, &a, t0 + 60_000_000).expect("db"),
+            Err(Refused::Reused)
+        );
+        assert_eq!(
+            sessions::rotate(&mut conn, &b, t0 + 61_000_000).expect("db"),
+            Err(Refused::Ended)
+        );
+        let old = sessions::open(&mut conn, rosa, t0).expect("open");
+        assert_eq!(
+            sessions::rotate(&mut conn, &old, t0 + SESSION_LIFETIME_US).expect("db"),
+            Err(Refused::Ended),
+            "30 days after the login at the latest"
+        );
+    })
+    .await
+    .expect("store checks");
+}
+
+/// The pages' session: the form login sets the refresh cookie (sent to /api/v1/auth only),
+/// a refresh by that cookie needs the CSRF header and renews both cookies, and Log out ends
+/// the session so its refresh token buys nothing more.
+async fn the_page_session_renews_itself_and_log_out_ends_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.user("olive").await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = client
+        .post(format!("{}/login", app.base))
+        .form(&[("handle", "olive"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie_of = |response: &reqwest::Response, name: &str| -> String {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+            .to_owned()
+    };
+    let refresh_cookie = cookie_of(&login, "scrip_refresh");
+    assert!(
+        refresh_cookie.contains("Path=/api/v1/auth") && refresh_cookie.contains("HttpOnly"),
+        "{refresh_cookie}"
+    );
+    let pair = |cookie: &str| cookie.split(';').next().expect("pair").to_owned();
+    let refresh = |cookie: String, csrf: bool| {
+        let mut request = client
+            .post(format!("{}/api/v1/auth/refresh", app.base))
+            .header("cookie", cookie);
+        if csrf {
+            request = request.header("x-scrip-csrf", "1");
+        }
+        request.send()
+    };
+    let forged = refresh(pair(&refresh_cookie), false)
+        .await
+        .expect("refresh");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let renewed = refresh(pair(&refresh_cookie), true).await.expect("refresh");
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let session = pair(&cookie_of(&renewed, "scrip_session"));
+    let next_refresh = pair(&cookie_of(&renewed, "scrip_refresh"));
+    let me = client
+        .get(format!("{}/api/v1/me", app.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
+    let logout = client
+        .post(format!("{}/api/v1/auth/logout", app.base))
+        .header("cookie", &next_refresh)
+        .form(&[("x", "")])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    let after = refresh(next_refresh, true).await.expect("refresh");
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "logged out");
 }
