@@ -366,8 +366,20 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
             "receive 19.96 GROCER after a fee of 0.04 GROCER",
         )
         .await;
+    // Her access token runs out while she fills the form in (the cookie is gone): the page
+    // refreshes the session by its refresh cookie and sends the order once more; she stays.
+    seller
+        .client
+        .delete_cookie("scrip_session")
+        .await
+        .expect("delete the session cookie");
     seller.click("#order-submit").await;
     seller.wait_text("#open-orders tbody", "sell").await;
+    assert_eq!(
+        seller.path().await,
+        "/exchange/BREAD-GROCER",
+        "still on the page"
+    );
     seller.wait_text("#asks", "2.00").await;
 
     // The second customer sees the offer live and takes it.
