@@ -163,6 +163,24 @@ impl Browser {
             .to_owned()
     }
 
+    /// How many elements match `css`, and how many of them end beyond what can be seen: the
+    /// page's width, or the right edge of the table's scrolling box.
+    async fn offscreen(&self, css: &str) -> (u64, u64) {
+        let counts = self
+            .client
+            .execute(
+                "const all = [...document.querySelectorAll(arguments[0])]; \
+                 const edge = e => Math.min(document.documentElement.clientWidth, \
+                   e.closest('.scroll') ? e.closest('.scroll').getBoundingClientRect().right : Infinity); \
+                 return [all.length, all.filter(e => e.getBoundingClientRect().right > edge(e) + 1).length]",
+                vec![json!(css)],
+            )
+            .await
+            .expect("layout");
+        let count = |i: usize| counts[i].as_u64().unwrap_or(u64::MAX);
+        (count(0), count(1))
+    }
+
     /// Writes the page as `docs/screenshots/{name}.png` (shown in the README).
     async fn screenshot(&self, name: &str) {
         self.screenshot_at(name, 1280).await;
@@ -460,6 +478,24 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
         .expect("layout");
     assert_eq!(too_wide, json!([]), "no sideways scrolling on a phone");
     buyer.screenshot_at("market-phone", 390).await;
+    // Key columns and buttons stay on screen on a phone, even inside tables that scroll: an
+    // open order's Cancel button, and History's Amount.
+    buyer
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone size");
+    buyer.open(&app, "/exchange/BREAD-GROCER").await;
+    buyer.wait_text("#open-orders tbody", "1.50").await;
+    assert_eq!(buyer.offscreen("#open-orders tbody button").await, (1, 0));
+    buyer.open(&app, "/wallet").await;
+    buyer.wait_text("#history tbody", "BREAD").await;
+    let (amounts, cut_off) = buyer.offscreen("#history tbody td:nth-child(4)").await;
+    buyer.screenshot_at("wallet-phone", 390).await;
+    assert!(
+        amounts > 0 && cut_off == 0,
+        "{cut_off} of {amounts} amounts off-screen"
+    );
     seller.close().await;
     buyer.close().await;
 
