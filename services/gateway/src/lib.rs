@@ -6,8 +6,8 @@ mod pages;
 mod system;
 
 pub use auth::{GatewayContext, LoginResponse, Me, NewUser, Registered};
-pub use pages::configure_web;
-pub use system::{configure_metrics, configure_system, not_found};
+pub use pages::{configure_web, not_found};
+pub use system::{configure_metrics, configure_system};
 
 use actix_web::web;
 use utoipa::OpenApi;

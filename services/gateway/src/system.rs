@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, web};
 use diesel::RunQueryDsl;
 use scrip_bus::Bus;
-use scrip_http::{ApiError, blocking};
+use scrip_http::blocking;
 use scrip_ledger::{Ledger, LedgerError};
 use scrip_telemetry::Metrics;
 use serde_json::json;
@@ -121,9 +121,4 @@ pub async fn system_health(registry: web::Data<Metrics>) -> HttpResponse {
             transfers: counter("scrip_ledger_transfers_total"),
         },
     })
-}
-
-/// Unknown routes get a problem+json 404 like every other error.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("not_found", "no such endpoint"))
 }

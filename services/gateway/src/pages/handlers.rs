@@ -118,6 +118,30 @@ fn failure(error: &ApiError) -> HttpResponse {
     render(status, &page)
 }
 
+/// What an unknown path answers: a browser asking for a page gets a page that says so, in the
+/// site's frame; an API client (or any path under `/api/`) gets problem+json.
+pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    let wants_page = !request.path().starts_with("/api/")
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    let error = if wants_page {
+        ApiError::not_found(
+            "not_found",
+            format!("There is no page at {}.", request.path()),
+        )
+    } else {
+        ApiError::not_found("not_found", "no such endpoint")
+    };
+    if wants_page {
+        failure(&error)
+    } else {
+        actix_web::ResponseError::error_response(&error)
+    }
+}
+
 fn redirect(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))

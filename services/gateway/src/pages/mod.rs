@@ -12,6 +12,7 @@ mod assets;
 mod handlers;
 mod session;
 
+pub use handlers::not_found;
 pub(crate) use session::session_cookies;
 
 use actix_web::web;

@@ -634,6 +634,34 @@ async fn pages_need_a_session_and_the_cookie_never_moves_money_alone(backend: Ba
         .await
         .expect("asset");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // An unknown page is a page saying so for a browser, problem+json for everyone else.
+    for (path, accept, html) in [
+        ("/no-such-page", "text/html,application/xhtml+xml", true),
+        ("/no-such-page", "application/json", false),
+        ("/api/v1/no-such-thing", "text/html", false),
+    ] {
+        let response = client
+            .get(format!("{}{path}", app.base))
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .to_owned();
+        let body = response.text().await.expect("body");
+        if html {
+            assert!(kind.starts_with("text/html"), "{kind}");
+            assert!(
+                body.contains("Not found") && body.contains("There is no page at /no-such-page."),
+                "{body}"
+            );
+        } else {
+            assert_eq!(kind, "application/problem+json", "{path}");
+        }
+    }
 
     // With the session cookie: pages render for the user, reads work through the API.
     let cookie = form_login(&app, "olive").await;
