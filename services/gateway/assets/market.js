@@ -5,7 +5,7 @@
 import { Scrip } from "/assets/app.js";
 import { previewOrder } from "/assets/money.js";
 (() => {
-  const { api, get, Dec, el, svg, rows, onSubmit, showProblem, toast, time, idempotencyKey, throttle } = Scrip;
+  const { api, get, Dec, el, svg, rows, onSubmit, showProblem, toast, time, when, idempotencyKey, throttle } = Scrip;
   const symbol = document.getElementById("market-symbol").dataset.symbol;
   const path = "/api/v1/markets/" + encodeURIComponent(symbol);
   const signedIn = !!Scrip.me;
@@ -217,11 +217,14 @@ import { previewOrder } from "/assets/money.js";
         el("td", {}, o.status.replace("_", " ")),
         el("td", {}, el("button", { type: "button", class: "small secondary", "aria-label": `Cancel ${o.side} ${o.remaining} at ${o.price}`, onclick: () => cancel(o.id) }, "Cancel"))),
         "No open orders.");
-      const fills = recent.items.flatMap((o) => o.fills.map((f) => ({ ...f, side: o.side, order: o.id })));
+      // Newest first, each with when it happened and what it was worth.
+      const fills = recent.items.flatMap((o) => o.fills.map((f) => ({ ...f, side: o.side })))
+        .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
       rows(document.querySelector("#fills tbody"), fills, (f) => el("tr", { dataset: { trade: f.trade_id } },
-        el("td", {}, f.order),
+        el("td", {}, when(f.created_at)),
         el("td", { class: f.side === "buy" ? "buy" : "sell" }, f.side),
         el("td", {}, Dec.pretty(f.price)), el("td", {}, Dec.pretty(f.quantity)),
+        el("td", {}, `${Dec.pretty(f.total)} ${market.quote}`),
         el("td", {}, `${Dec.pretty(f.fee)} ${f.fee_currency || ""}`)), "No fills yet.");
     } catch (_) { /* shown on next refresh */ }
   }

@@ -4,18 +4,16 @@
 //! Candles are public and a window of 500 days may cover every trade a market ever had, so a
 //! request must not read them all: the database aggregates (one row per interval, never the
 //! trades), a bucket that can no longer change is read once and kept, and the few recent
-//! buckets that still change are read again at most once per [`RECENT_TTL`], however many
-//! clients ask. Memory is bounded: per market, four intervals of at most [`MAX_CANDLES`].
+//! buckets that still change are read again only when the market's data moved on (its feed's
+//! sequence), however many clients ask. Memory is bounded: per market, four intervals of at
+//! most [`MAX_CANDLES`].
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use scrip_matching::Ticks;
 
 /// Most intervals a request may cover (and a cache keeps).
 pub const MAX_CANDLES: i64 = 500;
-/// How long the still-changing buckets are served from the cache.
-pub const RECENT_TTL: Duration = Duration::from_secs(1);
 /// A trade is stamped when its batch starts and visible when it commits; a bucket that ended
 /// longer ago than this cannot gain a trade any more (batches, retries included, take far
 /// less).
@@ -114,19 +112,21 @@ struct Cached {
     /// Buckets that start before `settled_until_us`: final.
     settled: Vec<Bucket>,
     settled_until_us: i64,
-    /// Buckets from `settled_until_us` on, as read at `read_at`.
+    /// Buckets from `settled_until_us` on, as read when the market's feed was at `sequence`.
     recent: Vec<Bucket>,
-    read_at: Instant,
+    sequence: u64,
 }
 
 impl CandleCache {
-    /// The non-empty buckets of the `limit` intervals up to the one containing `now_us`.
+    /// The non-empty buckets of the `limit` intervals up to the one containing `now_us`;
+    /// `sequence` is the market feed's now (a trade moves it on, so the recent buckets are
+    /// read again).
     pub fn candles<S: BucketSource>(
         &self,
         source: &mut S,
-        interval: Interval,
+        (interval, limit): (Interval, i64),
         now_us: i64,
-        limit: i64,
+        sequence: u64,
     ) -> Result<Vec<Bucket>, S::Error> {
         assert!(
             (1..=MAX_CANDLES).contains(&limit),
@@ -140,7 +140,7 @@ impl CandleCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let fresh = slot.as_ref().is_some_and(|cached| {
-            cached.settled_until_us == settled_until_us && cached.read_at.elapsed() < RECENT_TTL
+            cached.settled_until_us == settled_until_us && cached.sequence == sequence
         });
         if !fresh {
             *slot = Some(Self::refresh(
@@ -148,6 +148,7 @@ impl CandleCache {
                 interval,
                 slot.take(),
                 (window_start_us, settled_until_us),
+                sequence,
             )?);
         }
         let cached = slot.as_ref().expect("just filled");
@@ -168,6 +169,7 @@ impl CandleCache {
         interval: Interval,
         previous: Option<Cached>,
         (window_start_us, settled_until_us): (i64, i64),
+        sequence: u64,
     ) -> Result<Cached, S::Error> {
         let (mut settled, known_until_us) = match previous {
             Some(p) if p.settled_until_us <= settled_until_us => (p.settled, p.settled_until_us),
@@ -183,7 +185,7 @@ impl CandleCache {
             settled,
             settled_until_us,
             recent,
-            read_at: Instant::now(),
+            sequence,
         })
     }
 }
@@ -290,8 +292,10 @@ mod tests {
             let now_us = 300 * minute + step * 17 * minute / 10;
             source.trades.push((120 + step, 2, now_us - 1));
             for limit in [1, 3, 100, MAX_CANDLES] {
+                // Each step's trade moves the feed on.
+                let sequence = u64::try_from(step).expect("small");
                 let cached = cache
-                    .candles(&mut source, Interval::OneMinute, now_us, limit)
+                    .candles(&mut source, (Interval::OneMinute, limit), now_us, sequence)
                     .expect("candles");
                 let from_us = Interval::OneMinute.start_of(now_us) - (limit - 1) * minute;
                 let mut afresh = Trades {
@@ -302,10 +306,6 @@ mod tests {
                     .buckets(Interval::OneMinute, from_us, None)
                     .expect("buckets");
                 assert_eq!(cached, expected, "step {step}, limit {limit}");
-                // Force the next answer to read the recent buckets again.
-                if let Some(c) = cache.intervals[0].lock().expect("lock").as_mut() {
-                    c.read_at -= RECENT_TTL;
-                }
             }
         }
     }
@@ -321,10 +321,17 @@ mod tests {
         let now_us = 100 * hour + 5;
         for _ in 0..64 {
             cache
-                .candles(&mut source, Interval::OneHour, now_us, MAX_CANDLES)
+                .candles(&mut source, (Interval::OneHour, MAX_CANDLES), now_us, 7)
                 .expect("candles");
         }
         // One read of the settled window and one of the recent buckets.
         assert_eq!(source.reads, 2);
+        // A trade moves the feed on: the next request sees it, reading only the recent ones.
+        source.trades.push((60, 4, now_us - 1));
+        let after = cache
+            .candles(&mut source, (Interval::OneHour, 1), now_us, 8)
+            .expect("candles");
+        assert_eq!(source.reads, 3);
+        assert_eq!((after.len(), after[0].close, after[0].volume), (1, 60, 4));
     }
 }

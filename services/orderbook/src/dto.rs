@@ -72,6 +72,9 @@ pub struct FillView {
     pub fee: String,
     /// What the fee is in: base for a buy, quote for a sell.
     pub fee_currency: String,
+    /// What the fill was worth in the quote currency (price x quantity).
+    pub total: String,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

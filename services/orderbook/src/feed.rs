@@ -497,6 +497,12 @@ impl Feed {
         self.view(&levels, depth)
     }
 
+    /// The sequence of the last message (it moves on with every change of the book and
+    /// every trade).
+    pub fn sequence(&self) -> u64 {
+        self.lock().sequence
+    }
+
     pub fn last_price_ticks(&self) -> Option<Ticks> {
         self.lock().last_price_ticks
     }

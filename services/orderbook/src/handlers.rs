@@ -307,7 +307,12 @@ pub async fn candles(
         };
         let items = market
             .candles
-            .candles(&mut source, interval, scrip_http::now_us(), limit)?
+            .candles(
+                &mut source,
+                (interval, limit),
+                scrip_http::now_us(),
+                market.feed.sequence(),
+            )?
             .into_iter()
             .map(|b| Candle {
                 start: rfc3339_from_us(b.start_us),

@@ -202,6 +202,8 @@ pub struct Fill {
     pub quantity_lots: Lots,
     /// In the currency the order received.
     pub fee_atoms: i64,
+    /// When the trade happened (its batch's time).
+    pub at_us: i64,
 }
 
 /// The answer to one command.
@@ -755,6 +757,7 @@ impl MarketState {
             price_ticks: price,
             quantity_lots: quantity,
             fee_atoms: taker_fee,
+            at_us: now_us,
         });
         maker.hold_remaining_atoms -= maker_spent;
         maker.filled_lots += quantity;

@@ -582,6 +582,7 @@ pub fn fills_of(
                 price_ticks: trade.price_ticks,
                 quantity_lots: trade.quantity_lots,
                 fee_atoms,
+                at_us: trade.created_at_us,
             });
         }
     }

@@ -26,6 +26,14 @@ pub fn fill_view(spec: &MarketSpec, side: Side, fill: &Fill) -> FillView {
         quantity: spec.quantity(fill.quantity_lots).to_string(),
         fee: fee.to_string(),
         fee_currency: fee_currency.to_string(),
+        // The trade settled exactly this much quote, so it fits.
+        total: Amount::from_atoms(
+            spec.notional_atoms(fill.price_ticks, fill.quantity_lots)
+                .unwrap_or(i64::MAX),
+            spec.quote_scale,
+        )
+        .to_string(),
+        created_at: rfc3339_from_us(fill.at_us),
     }
 }
 

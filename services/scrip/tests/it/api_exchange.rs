@@ -159,6 +159,13 @@ async fn a_trade_settles_both_sides_and_the_fees_exactly(backend: Backend) {
     // 25 bps of the 4.00 BREAD bob receives, rounded down: 0.01.
     assert_eq!(fill["fee"], "0.01");
     assert_eq!(fill["fee_currency"], "BREAD");
+    assert_eq!(fill["total"], "8.00", "4.00 at 2.00, in GROC");
+    assert!(
+        fill["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{fill}"
+    );
 
     let bob_wallet = wallet(&app, &m.bob, None).await;
     assert_eq!(

@@ -423,6 +423,10 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     seller.wait_text("#available-quote", "19.96 GROCER").await;
     seller.wait_text("#available-base", "40.00 BREAD").await;
     seller.wait_text("#fills tbody", "0.04").await;
+    // A fill says what it was worth, not a raw order id.
+    seller.wait_text("#fills tbody", "20.00 GROCER").await;
+    // The candles show the trade (one price, 2.00: the chart's scale runs from 1 to 3).
+    seller.wait_text("#candles", "3").await;
     buyer.wait_text("#available-base", "9.98 BREAD").await;
     buyer.wait_text("#available-quote", "80.00 GROCER").await;
     seller
