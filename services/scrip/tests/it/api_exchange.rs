@@ -1027,8 +1027,9 @@ async fn an_order_with_an_idempotency_key_is_placed_once(backend: Backend) {
 }
 
 /// PostgreSQL only (SQLite has no advisory locks): when the session holding a market's lock
-/// dies, the writer notices inside its next batch, refuses instead of writing from a book
-/// another process may now own, then takes the market back and goes on.
+/// dies and another process takes the lock, the writer notices inside its next batch and
+/// refuses instead of writing from a book the other process now owns; once the other lets go,
+/// it takes the market back and goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_lost_its_market_lock_stops_writing() {
     let app = TestApp::spawn(Backend::Postgres).await;
@@ -1040,15 +1041,34 @@ async fn a_writer_that_lost_its_market_lock_stops_writing() {
     )
     .await;
     let before = book(&app).await;
-    let pool = app.db.pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().expect("conn");
-        diesel::sql_query(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .execute(&mut conn)
-        .expect("terminate");
+    // The lock session dies and another process (here, the test) takes the market's lock
+    // before this one can take it back.
+    let url = app.db.url.as_str().to_owned();
+    let rival = tokio::task::spawn_blocking(move || {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let mut rival = diesel::PgConnection::establish(&url).expect("rival session");
+        for _ in 0..50 {
+            diesel::sql_query(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid <> pg_backend_pid() \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .execute(&mut rival)
+            .expect("terminate");
+            let taken = diesel::sql_query(
+                "SELECT pg_try_advisory_lock(23583, (SELECT id FROM markets WHERE symbol = 'BREAD-GROC')::int) AS locked",
+            )
+            .get_result::<Locked>(&mut rival)
+            .expect("lock");
+            if taken.locked {
+                return rival;
+            }
+        }
+        panic!("the rival never got the market's lock");
     })
     .await
     .expect("task");
@@ -1057,6 +1077,8 @@ async fn a_writer_that_lost_its_market_lock_stops_writing() {
         .post("/api/v1/orders", Some(&m.alice), body.clone())
         .await;
     assert_problem(&first, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    // The rival stops (its session ends, so does its lock): the market is served again.
+    drop(rival);
     let mut placed = None;
     for _ in 0..50 {
         let answer = app
