@@ -333,12 +333,7 @@ pub async fn refresh(
         Some(raw) => raw,
         None => {
             // A cookie alone never authorises a change (see CSRF_HEADER).
-            if !request.headers().contains_key(scrip_auth::CSRF_HEADER) {
-                return Err(ApiError::forbidden(
-                    "csrf_check_failed",
-                    "a refresh by the session cookie must carry the x-scrip-csrf header",
-                ));
-            }
+            scrip_auth::require_csrf_header(&request)?;
             request
                 .cookie(scrip_auth::REFRESH_COOKIE)
                 .map(|c| c.value().to_owned())

@@ -7,7 +7,7 @@ use scrip_auth::Caller;
 use scrip_auth::access::{Role, members_with_role, remove_member, role_in, set_member};
 use scrip_auth::guard::resolve;
 use scrip_auth::invitations::{self, MAX_PENDING_PER_BUSINESS, Pending};
-use scrip_domain::{PrincipalKind, RegistryId};
+use scrip_domain::{Handle, PrincipalKind, RegistryId};
 use scrip_http::{ApiError, Problem, blocking};
 use scrip_ledger::{Ledger, Principal};
 use scrip_store::DbConn;
@@ -15,10 +15,10 @@ use scrip_store::DbConn;
 use crate::dto::{MemberList, MemberView, NewMember};
 use crate::handlers::{business, lock_business, require_owner};
 
-fn view(business: &Principal, member: &Principal, role: Role, status: &str) -> MemberView {
+fn view(business: &Handle, member: &Handle, role: Role, status: &str) -> MemberView {
     MemberView {
-        business: business.handle.to_string(),
-        handle: member.handle.to_string(),
+        business: business.to_string(),
+        handle: member.to_string(),
         role: role.as_str().to_owned(),
         status: status.to_owned(),
         invited_by: None,
@@ -111,7 +111,7 @@ fn change_or_invite(
             keeps_an_owner(conn, business, member)?;
         }
         set_member(conn, business.id, member.id, role)?;
-        return Ok(view(business, member, role, "active"));
+        return Ok(view(&business.handle, &member.handle, role, "active"));
     }
     let pending = invitations::pending_count(conn, business.id)?;
     let renewing = invitations::take(conn, business.id, member.id)?.is_some();
@@ -125,7 +125,7 @@ fn change_or_invite(
         ));
     }
     invitations::invite(conn, (business.id, member.id), role, caller.id)?;
-    let mut invited = view(business, member, role, "invited");
+    let mut invited = view(&business.handle, &member.handle, role, "invited");
     invited.invited_by = Some(caller.handle.to_string());
     Ok(invited)
 }
@@ -165,7 +165,7 @@ pub async fn accept_invitation(
                 ));
             };
             set_member(conn, business.id, member.id, role)?;
-            Ok(view(business, member, role, "active"))
+            Ok(view(&business.handle, &member.handle, role, "active"))
         },
     )
     .await?;
@@ -198,7 +198,7 @@ pub async fn withdraw_invitation(
                 require_owner(conn, business, &caller)?;
             }
             match invitations::take(conn, business.id, member.id)? {
-                Some(role) => Ok(view(business, member, role, "withdrawn")),
+                Some(role) => Ok(view(&business.handle, &member.handle, role, "withdrawn")),
                 None => Err(ApiError::not_found(
                     "not_found",
                     format!(
@@ -247,7 +247,7 @@ pub async fn remove(
             };
             keeps_an_owner(conn, business, member)?;
             remove_member(conn, business.id, member.id)?;
-            Ok(view(business, member, role, "removed"))
+            Ok(view(&business.handle, &member.handle, role, "removed"))
         },
     )
     .await?;
@@ -302,23 +302,18 @@ pub async fn list_members(
         let mut items = Vec::new();
         for role in [Role::Owner, Role::Worker] {
             for handle in members_with_role(&mut conn, business.id, role)? {
-                items.push(MemberView {
-                    business: business.handle.to_string(),
-                    handle: handle.to_string(),
-                    role: role.as_str().to_owned(),
-                    status: "active".into(),
-                    invited_by: None,
-                });
+                items.push(view(&business.handle, &handle, role, "active"));
             }
         }
         for invitation in invitations::pending(&mut conn, Pending::OfBusiness(business.id))? {
-            items.push(MemberView {
-                business: business.handle.to_string(),
-                handle: invitation.member.to_string(),
-                role: invitation.role.as_str().to_owned(),
-                status: "invited".into(),
-                invited_by: Some(invitation.invited_by.to_string()),
-            });
+            let mut invited = view(
+                &business.handle,
+                &invitation.member,
+                invitation.role,
+                "invited",
+            );
+            invited.invited_by = Some(invitation.invited_by.to_string());
+            items.push(invited);
         }
         Ok(MemberList { items })
     })

@@ -75,6 +75,20 @@ async fn confirm_live(
     Ok(caller)
 }
 
+/// A change authorised by a cookie must carry [`CSRF_HEADER`] (403 `csrf_check_failed`).
+pub fn require_csrf_header(request: &HttpRequest) -> Result<(), ApiError> {
+    if request.headers().contains_key(CSRF_HEADER) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "csrf_check_failed",
+            format!(
+                "a request authorised by the session cookie must carry the {CSRF_HEADER} header"
+            ),
+        ))
+    }
+}
+
 fn authenticate(request: &HttpRequest) -> Result<(Caller, web::Data<TokenVerifier>), ApiError> {
     let verifier = request
         .app_data::<web::Data<TokenVerifier>>()
@@ -82,13 +96,8 @@ fn authenticate(request: &HttpRequest) -> Result<(Caller, web::Data<TokenVerifie
     let (token, from_cookie) = bearer_token(request)
         .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <access_token>"))?;
     let (id, handle) = verifier.verify(&token).map_err(ApiError::unauthorized)?;
-    if from_cookie && !request.method().is_safe() && !request.headers().contains_key(CSRF_HEADER) {
-        return Err(ApiError::forbidden(
-            "csrf_check_failed",
-            format!(
-                "a request authorised by the session cookie must carry the {CSRF_HEADER} header"
-            ),
-        ));
+    if from_cookie && !request.method().is_safe() {
+        require_csrf_header(request)?;
     }
     Ok((Caller { id, handle }, verifier.clone()))
 }

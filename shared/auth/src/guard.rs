@@ -52,6 +52,15 @@ pub fn act_as(
     registry: &RegistryId,
 ) -> Result<Principal, ApiError> {
     let principal = resolve(conn, holder.unwrap_or(caller.handle.as_str()), registry)?;
+    may_move(conn, caller, principal)
+}
+
+/// [`act_as`] for a principal already resolved.
+fn may_move(
+    conn: &mut DbConn,
+    caller: &Caller,
+    principal: Principal,
+) -> Result<Principal, ApiError> {
     if principal.id == caller.id {
         return Ok(principal);
     }
@@ -81,7 +90,7 @@ pub fn view_as(
             Err(may_not_act(caller, &principal))
         };
     }
-    act_as(conn, caller, holder, registry)
+    may_move(conn, caller, principal)
 }
 
 fn may_not_act(caller: &Caller, principal: &Principal) -> ApiError {

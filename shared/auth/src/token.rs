@@ -94,7 +94,7 @@ pub struct TokenVerifier {
     verified: Arc<Mutex<Verified>>,
     /// Principals seen to exist under the handle their token names. Principals are never
     /// deleted or renamed, so a pair once seen stays true; bounded like `verified`.
-    live: Arc<Mutex<std::collections::HashSet<(PrincipalId, Handle)>>>,
+    live: Arc<Mutex<HashMap<PrincipalId, Handle>>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -128,7 +128,7 @@ impl TokenVerifier {
     pub fn known_live(&self, id: PrincipalId, handle: &Handle) -> bool {
         self.live
             .lock()
-            .is_ok_and(|live| live.contains(&(id, handle.clone())))
+            .is_ok_and(|live| live.get(&id) == Some(handle))
     }
 
     /// Records that the principal exists under this handle (read from the database).
@@ -137,7 +137,7 @@ impl TokenVerifier {
             if live.len() >= VERIFIED_CAPACITY {
                 live.clear();
             }
-            live.insert((id, handle));
+            live.insert(id, handle);
         }
     }
 

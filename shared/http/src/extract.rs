@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
@@ -18,37 +18,13 @@ use crate::ApiError;
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
+    // Bodies are read by `crate::Json` as bytes under this limit, then parsed with the path
+    // of any error (see `body.rs`).
     cfg.app_data(web::PayloadConfig::new(MAX_JSON_BYTES))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(MAX_JSON_BYTES)
-                .error_handler(|error, _req: &HttpRequest| json_error(error).into()),
-        )
         .app_data(
             web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()),
         )
         .app_data(web::PathConfig::default().error_handler(|error, _req| path_error(error).into()));
-}
-
-fn json_error(error: JsonPayloadError) -> ApiError {
-    match error {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge {
-                limit_bytes: MAX_JSON_BYTES,
-            }
-        }
-        JsonPayloadError::ContentType => ApiError::bad_request(
-            "unsupported_media_type",
-            "send the body as application/json",
-        ),
-        JsonPayloadError::Deserialize(error) => match error.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::unprocessable("invalid_request", error.to_string())
-            }
-            _ => ApiError::bad_request("malformed_json", error.to_string()),
-        },
-        other => ApiError::bad_request("malformed_json", other.to_string()),
-    }
 }
 
 fn query_error(error: QueryPayloadError) -> ApiError {
