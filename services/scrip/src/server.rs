@@ -355,6 +355,7 @@ fn build_state(
             committer: Committer::start(ledger.clone()),
             payment_limiter: backplane.limiter("payments", settings.payments_per_minute),
             metrics: metrics.clone(),
+            notifier: scrip_notify::Notifier::new(Arc::clone(&backplane.bus)),
         }),
         policy: web::Data::new(settings.policy),
         metrics: web::Data::new(metrics),
@@ -376,6 +377,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(scrip_wallet::WalletApi::openapi());
     doc.merge(scrip_clearing::ClearingApi::openapi());
     doc.merge(scrip_orderbook::ExchangeApi::openapi());
+    doc.merge(scrip_notify::NotifyApi::openapi());
     doc.info.title = "Scrip API".into();
     doc.info.version = "1".into();
     doc.info.description =
@@ -401,12 +403,14 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
         .app_data(state.policy.clone())
         .app_data(state.metrics.clone())
         .app_data(state.bus.clone())
+        .app_data(state.streams.clone())
         .app_data(state.trusted_proxies.clone());
     configure_extractors(cfg);
     scrip_gateway::configure_system(cfg, state.metrics_public);
     if let Some(gateway) = &state.gateway {
         cfg.app_data(gateway.clone());
         scrip_gateway::configure(cfg);
+        cfg.service(scrip_notify::me_stream);
         scrip_gateway::configure_web(cfg);
         cfg.service(
             SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", state.openapi.clone()),
@@ -423,7 +427,6 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     }
     if let Some(exchange) = &state.exchange {
         cfg.app_data(exchange.clone());
-        cfg.app_data(state.streams.clone());
         if state.services.orderbook {
             scrip_orderbook::configure(cfg);
         } else {

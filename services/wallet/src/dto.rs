@@ -66,3 +66,79 @@ pub struct TransferPage {
     pub items: Vec<TransferView>,
     pub next_cursor: Option<String>,
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPaymentRequest {
+    /// Who is to be paid: the caller, or a business it owns or works for.
+    pub to: String,
+    pub currency: String,
+    /// Decimal string with at most the currency's scale of decimals.
+    pub amount: String,
+    pub memo: Option<String>,
+    /// Seconds until the request can no longer be paid: 30 to 2,592,000 (30 days); default
+    /// 900 (a till's sale).
+    pub expires_in_s: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentRequestView {
+    pub id: String,
+    pub to: String,
+    pub currency: String,
+    pub amount: String,
+    pub memo: Option<String>,
+    /// `open`, `paid` or `expired`.
+    pub status: String,
+    /// The page that pays this request (what its QR code holds).
+    pub url: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// When it was paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<String>,
+    /// The transfer that paid it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    /// Who paid it: shown to the requester (the recipient and its members) only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_by: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    /// Who pays: the caller (default) or a business it owns.
+    pub from: Option<String>,
+    /// Currencies the payer is willing to pay with, in order of preference. Until paying with
+    /// conversion lands, only the request's own currency can pay it.
+    pub pay_with: Option<Vec<String>>,
+    /// The most the payer will spend of each currency.
+    pub max_spend: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// A payment: what the recipient received and what it cost the payer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentView {
+    /// The transfer that carried it.
+    pub id: String,
+    pub request_id: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub currency: String,
+    pub amount: String,
+    /// What the payer spent, per currency.
+    pub spent: std::collections::BTreeMap<String, String>,
+    /// Trades made to convert (none for a payment in the recipient's own currency).
+    pub trades: Vec<PaymentTrade>,
+    pub memo: Option<String>,
+    pub created_at: String,
+}
+
+/// One trade a payment made to convert.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentTrade {
+    pub market: String,
+    pub price: String,
+    pub quantity: String,
+}

@@ -19,12 +19,14 @@ use crate::dto::{
 };
 
 /// What the wallet needs besides the ledger: the group-commit writer, the payment rate
-/// limit, and the metrics it counts payments in. Registered as app data by the binary.
+/// limit, the metrics it counts payments in, and where it tells recipients they were paid.
+/// Registered as app data by the binary.
 #[derive(Debug)]
 pub struct WalletContext {
     pub committer: Committer,
     pub payment_limiter: RateLimiter,
     pub metrics: Metrics,
+    pub notifier: scrip_notify::Notifier,
 }
 
 #[utoipa::path(
@@ -179,6 +181,7 @@ pub async fn create_transfer(
                 .await;
             count(&wallet.metrics, &transfer);
             let view = transfer_view(&transfer?, &payment.from, &payment.to, &payment.code);
+            announce(&wallet, payment.request.to, &view);
             return Ok(HttpResponse::Created().json(view));
         }
         Some(key) => {
@@ -197,7 +200,8 @@ pub async fn create_transfer(
                 Idempotent::Replayed(stored)
             } else {
                 let payment = prepared.await?;
-                blocking(move || {
+                let payee = payment.request.to;
+                let outcome = blocking(move || {
                     let outcome = ledger.idempotent(scope, &key, &hash, |conn| {
                         let transfer = scrip_ledger::transfer(conn, &payment.request)?;
                         let view =
@@ -207,17 +211,36 @@ pub async fn create_transfer(
                         })?;
                         Ok(StoredResponse { status: 201, body })
                     });
-                    if matches!(outcome, Ok(Idempotent::Fresh(_))) {
-                        wallet.metrics.transfers.inc();
-                    }
                     outcome.map_err(ApiError::from)
                 })
-                .await?
+                .await?;
+                if let Idempotent::Fresh(stored) = &outcome {
+                    wallet.metrics.transfers.inc();
+                    if let Ok(view) = serde_json::from_str::<TransferView>(&stored.body) {
+                        announce(&wallet, payee, &view);
+                    }
+                }
+                outcome
             }
         }
     };
     let replayed = matches!(outcome, Idempotent::Replayed(_));
     Ok(idempotent_response(outcome.response(), replayed))
+}
+
+/// Tells the payee's people they were paid.
+fn announce(wallet: &WalletContext, payee: PrincipalId, view: &TransferView) {
+    wallet.notifier.publish(
+        payee,
+        &view.to,
+        &scrip_notify::Event::PaymentReceived {
+            transfer_id: view.id.clone(),
+            from: view.from.clone(),
+            currency: view.currency.clone(),
+            amount: view.amount.clone(),
+            memo: view.memo.clone(),
+        },
+    );
 }
 
 fn count(metrics: &Metrics, outcome: &Result<Transfer, LedgerError>) {

@@ -1,9 +1,12 @@
 //! The wallet service: accounts, transfers and statements, the HTTP face of the ledger.
 //! Payments go through the ledger's group-commit writer ([`scrip_ledger::Committer`]); a payment
 //! with an `Idempotency-Key` runs in its own transaction with the key stored beside the effect.
+//! Payment requests ([`requests`]) are tracked: paid at most once, with a public status.
 
 mod dto;
 mod handlers;
+mod request_store;
+mod requests;
 
 pub use dto::{AccountView, NewTransfer, TransferView};
 pub use handlers::WalletContext;
@@ -16,13 +19,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(handlers::list_accounts)
         .service(handlers::create_transfer)
         .service(handlers::list_transfers)
-        .service(handlers::get_transfer);
+        .service(handlers::get_transfer)
+        .service(requests::create_request)
+        .service(requests::get_request)
+        .service(requests::pay_request);
 }
 
 #[derive(OpenApi, Debug)]
 #[openapi(
-    paths(handlers::list_accounts, handlers::create_transfer, handlers::list_transfers, handlers::get_transfer),
-    components(schemas(dto::AccountView, dto::AccountList, dto::NewTransfer, dto::TransferView, dto::TransferPage)),
+    paths(
+        handlers::list_accounts, handlers::create_transfer, handlers::list_transfers, handlers::get_transfer,
+        requests::create_request, requests::get_request, requests::pay_request,
+    ),
+    components(schemas(
+        dto::AccountView, dto::AccountList, dto::NewTransfer, dto::TransferView, dto::TransferPage,
+        dto::NewPaymentRequest, dto::PaymentRequestView, dto::PayRequest, dto::PaymentView, dto::PaymentTrade,
+    )),
     tags((name = "wallet", description = "Accounts, payments and statements"))
 )]
 pub struct WalletApi;

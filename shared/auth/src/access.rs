@@ -204,6 +204,24 @@ pub fn memberships_of(
         .collect())
 }
 
+/// The businesses a principal belongs to, with its role, by id, at most `limit` of them.
+pub fn business_roles(
+    conn: &mut DbConn,
+    member: PrincipalId,
+    limit: i64,
+) -> Result<Vec<(PrincipalId, Role)>, LedgerError> {
+    let rows: Vec<(i64, String)> = memberships::table
+        .filter(memberships::member_id.eq(member.get()))
+        .order(memberships::business_id)
+        .limit(limit)
+        .select((memberships::business_id, memberships::role))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, role)| Some((PrincipalId::new(id), Role::parse(&role)?)))
+        .collect())
+}
+
 /// The members of a business with a given role, by handle.
 pub fn members_with_role(
     conn: &mut DbConn,

@@ -115,3 +115,23 @@ fn bearer_token(request: &HttpRequest) -> Option<(String, bool)> {
         .cookie(SESSION_COOKIE)
         .map(|c| (c.value().to_owned(), true))
 }
+
+/// Refuses a form post or a WebSocket opened from another site: browsers send `Origin` on
+/// every cross-site POST and every WebSocket handshake, so an `Origin` that is not this host
+/// means a forged form (login CSRF, forced logout) or another site listening in.
+pub fn same_origin(request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = request.connection_info().host().to_owned();
+    let origin = origin.to_str().unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+    if origin_host == host {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "csrf_check_failed",
+            "this form was sent from another site",
+        ))
+    }
+}

@@ -16,6 +16,8 @@ pub mod password;
 pub mod sessions;
 mod token;
 
-pub use caller::{CSRF_HEADER, Caller, REFRESH_COOKIE, SESSION_COOKIE, require_csrf_header};
+pub use caller::{
+    CSRF_HEADER, Caller, REFRESH_COOKIE, SESSION_COOKIE, require_csrf_header, same_origin,
+};
 pub use keys::{KeyError, KeyPair, load_or_create_keys, load_public_key};
 pub use token::{AUDIENCE, ISSUER, TokenIssuer, TokenVerifier};

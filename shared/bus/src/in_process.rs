@@ -16,7 +16,8 @@ impl InProcessBus {
         Self::default()
     }
 
-    fn sender(&self, topic: &str) -> broadcast::Sender<Arc<str>> {
+    /// The topic's channel; a new one holds `buffer` messages per subscriber.
+    fn sender(&self, topic: &str, buffer: usize) -> broadcast::Sender<Arc<str>> {
         let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = topics.get(topic) {
             return sender.clone();
@@ -24,7 +25,7 @@ impl InProcessBus {
         // Topics nobody listens to any more are dropped here, so the map stays as small as
         // the set of live topics.
         topics.retain(|_, sender| sender.receiver_count() > 0);
-        let (sender, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        let (sender, _) = broadcast::channel(buffer);
         topics.insert(topic.to_owned(), sender.clone());
         sender
     }
@@ -45,7 +46,11 @@ impl Bus for InProcessBus {
     }
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Arc<str>> {
-        self.sender(topic).subscribe()
+        self.subscribe_with_buffer(topic, SUBSCRIBER_BUFFER)
+    }
+
+    fn subscribe_with_buffer(&self, topic: &str, buffer: usize) -> broadcast::Receiver<Arc<str>> {
+        self.sender(topic, buffer).subscribe()
     }
 
     fn ping(&self) -> BusFuture<'_, ()> {

@@ -46,6 +46,11 @@ pub trait Bus: Send + Sync + fmt::Debug + 'static {
     /// Messages published on `topic` from now on.
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Arc<str>>;
 
+    /// [`Bus::subscribe`] for a quiet topic (one user's events): a channel the topic's first
+    /// subscriber opens buffers `buffer` messages instead of [`SUBSCRIBER_BUFFER`], since a
+    /// channel's buffer is allocated whole and there may be thousands of such topics.
+    fn subscribe_with_buffer(&self, topic: &str, buffer: usize) -> broadcast::Receiver<Arc<str>>;
+
     /// Whether the bus's backend answers (for `/readyz`).
     fn ping(&self) -> BusFuture<'_, ()>;
 

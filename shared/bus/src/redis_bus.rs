@@ -77,6 +77,10 @@ impl Bus for RedisBus {
         self.local.subscribe(topic)
     }
 
+    fn subscribe_with_buffer(&self, topic: &str, buffer: usize) -> broadcast::Receiver<Arc<str>> {
+        self.local.subscribe_with_buffer(topic, buffer)
+    }
+
     fn ping(&self) -> BusFuture<'_, ()> {
         Box::pin(async move {
             let mut conn = self.client.get_multiplexed_async_connection().await?;

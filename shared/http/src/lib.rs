@@ -9,6 +9,7 @@ mod extract;
 mod idempotency;
 mod limit;
 mod paging;
+mod streams;
 mod text;
 mod time;
 
@@ -21,5 +22,6 @@ pub use idempotency::{
 };
 pub use limit::{RateLimiter, TrustedProxies, client_ip};
 pub use paging::{Page, PageQuery};
+pub use streams::{StreamGate, StreamLimits, StreamSlot};
 pub use text::memo;
 pub use time::{now_us, rfc3339_from_us};

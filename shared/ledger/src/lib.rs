@@ -128,13 +128,31 @@ impl Ledger {
         request_hash: &str,
         mut work: impl FnMut(&mut DbConn) -> Result<StoredResponse, LedgerError>,
     ) -> Result<Idempotent, LedgerError> {
+        let outcome: Result<Idempotent, std::convert::Infallible> =
+            self.idempotent_or_refused(scope, key, request_hash, |conn| work(conn).map(Ok))?;
+        Ok(outcome.unwrap_or_else(|never| match never {}))
+    }
+
+    /// [`Ledger::idempotent`] for work that may also refuse for a reason of its own (`R`, a
+    /// service's error): a refusal commits nothing and stores no key, like a ledger refusal.
+    pub fn idempotent_or_refused<R>(
+        &self,
+        scope: PrincipalId,
+        key: &IdempotencyKey,
+        request_hash: &str,
+        mut work: impl FnMut(&mut DbConn) -> Result<Result<StoredResponse, R>, LedgerError>,
+    ) -> Result<Result<Idempotent, R>, LedgerError> {
         self.write(|conn| {
             if let Some(stored) = idempotency::replay(conn, scope, key, request_hash)? {
-                return Ok(Idempotent::Replayed(stored));
+                return Ok(Ok(Idempotent::Replayed(stored)));
             }
-            let response = work(conn)?;
-            idempotency::remember(conn, scope, key, request_hash, &response)?;
-            Ok(Idempotent::Fresh(response))
+            match work(conn)? {
+                Ok(response) => {
+                    idempotency::remember(conn, scope, key, request_hash, &response)?;
+                    Ok(Ok(Idempotent::Fresh(response)))
+                }
+                Err(refused) => Ok(Err(refused)),
+            }
         })
     }
 

@@ -197,7 +197,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    payment_requests (id) {
+        id -> Text,
+        to_id -> BigInt,
+        currency_id -> BigInt,
+        amount_atoms -> BigInt,
+        memo -> Nullable<Text>,
+        created_by -> BigInt,
+        created_at_us -> BigInt,
+        expires_at_us -> BigInt,
+        paid_by -> Nullable<BigInt>,
+        transfer_id -> Nullable<BigInt>,
+        paid_at_us -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    payment_requests,
     sessions,
     refresh_tokens,
     principals,

@@ -12,9 +12,10 @@ use scrip_http::{ApiError, blocking};
 use scrip_ledger::Ledger;
 use serde::Deserialize;
 
-use super::session::{cleared_cookies, local_target, same_origin, session_cookies, viewer};
+use super::session::{cleared_cookies, local_target, session_cookies, viewer};
 use crate::auth::{Credentials, NewUser, check_password, create_user, profile};
 use crate::{GatewayContext, Me};
+use scrip_auth::same_origin;
 
 /// What every page's frame shows: the page, who is signed in and what they may open.
 #[derive(Debug)]

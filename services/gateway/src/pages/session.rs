@@ -2,10 +2,8 @@
 //! form posts (same origin, local redirect targets only).
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
-use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use scrip_auth::{Caller, REFRESH_COOKIE, SESSION_COOKIE, TokenVerifier};
-use scrip_http::ApiError;
 
 /// The signed-in user of a page request, from the session cookie only (pages never read the
 /// Authorization header, so a page is never rendered for a token pasted by a script).
@@ -65,25 +63,6 @@ pub fn cleared_cookies() -> [Cookie<'static>; 2] {
         cleared(SESSION_COOKIE, "/"),
         cleared(REFRESH_COOKIE, REFRESH_PATH),
     ]
-}
-
-/// Refuses a form post sent from another site: browsers send `Origin` on every cross-site POST,
-/// so an `Origin` that is not this host means a forged form (login CSRF, forced logout).
-pub fn same_origin(request: &HttpRequest) -> Result<(), ApiError> {
-    let Some(origin) = request.headers().get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let host = request.connection_info().host().to_owned();
-    let origin = origin.to_str().unwrap_or_default();
-    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-    if origin_host == host {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "csrf_check_failed",
-            "this form was sent from another site",
-        ))
-    }
 }
 
 /// Where to go after logging in: a path on this site, never another site (`//evil` or
