@@ -202,10 +202,73 @@ export const Scrip = (() => {
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
+  // The signed-in user's own events (payments received, requests paid, orders filled or
+  // ended), one WebSocket per page shared by every listener, reconnected after a drop. Events
+  // say "look again", never what to show: a listener re-reads what it displays.
+  const listeners = [];
+  let socket = null;
+  function openStream(delayMs) {
+    socket = new WebSocket(location.origin.replace(/^http/, "ws") + "/api/v1/me/stream");
+    socket.onmessage = (message) => {
+      let event;
+      try { event = JSON.parse(message.data); } catch (_) { return; }
+      for (const listener of listeners) listener(event);
+    };
+    socket.onopen = () => { delayMs = 1000; };
+    socket.onclose = () => {
+      // Its access cookie may have run out: refresh it first, then reconnect, backing off.
+      setTimeout(() => { refreshSession().then(() => openStream(Math.min(delayMs * 2, 30000))); }, delayMs);
+    };
+  }
+  /** Calls `listener(event)` for each of the user's events (and `lagged`, `hello`); returns
+   *  the function that stops it. */
+  function onEvent(listener) {
+    listeners.push(listener);
+    if (!socket && me) openStream(1000);
+    return () => { const at = listeners.indexOf(listener); if (at >= 0) listeners.splice(at, 1); };
+  }
+
+  /** Shows a payment request at a till: its QR code, link and status, kept live (the event
+   *  stream says when it was paid; a slow poll covers a stream that dropped). Calls
+   *  `onPaid(request)` once when it is paid. Returns a function that stops following it. */
+  function showRequest(request, { qr, link, status }, onPaid) {
+    qr.src = "/qr.svg?text=" + encodeURIComponent(request.url);
+    link.href = request.url;
+    link.textContent = request.url;
+    let done = false;
+    const render = (r) => {
+      if (done) return;
+      status.classList.toggle("paid", r.status === "paid");
+      // A code that can no longer be paid is not shown to the next customer.
+      qr.hidden = r.status !== "open";
+      if (r.status === "paid") {
+        stop();
+        status.textContent = `Paid${r.paid_by ? " by " + r.paid_by : ""}: ${Dec.pretty(r.amount)} ${r.currency}`;
+        onPaid(r);
+      } else if (r.status === "expired") {
+        stop();
+        status.textContent = "Expired unpaid. Make a new request.";
+      } else {
+        status.textContent = `Waiting for ${Dec.pretty(r.amount)} ${r.currency}…`;
+      }
+    };
+    const check = async () => {
+      const r = await api("GET", "/api/v1/payment-requests/" + encodeURIComponent(request.id));
+      if (r.ok) render(r.data);
+    };
+    const stopListening = onEvent((event) => {
+      if ((event.type === "payment_request_paid" && event.request_id === request.id) || event.type === "lagged") check();
+    });
+    const poll = setInterval(() => { if (!document.hidden) check(); }, 5000);
+    const stop = () => { done = true; clearInterval(poll); stopListening(); };
+    render(request);
+    return stop;
+  }
+
   /** "an owner", "a worker": a noun with its indefinite article. */
   function article(noun) {
     return (/^[aeiou]/i.test(noun) ? "an " : "a ") + noun;
   }
 
-  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, when, time, idempotencyKey, throttle, download, article };
+  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, when, time, idempotencyKey, throttle, download, article, onEvent, showRequest };
 })();

@@ -16,16 +16,53 @@ import { Scrip } from "/assets/app.js";
     } catch (_) { /* suggestions only */ }
   }
 
+  // A worker sees the till only; owners see everything.
+  const role = () => (select.selectedOptions[0] && select.selectedOptions[0].dataset.role) || "owner";
+
   async function load() {
     const has = !!business();
-    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card"]) show(id, has);
+    const owner = has && role() === "owner";
+    show("till-card", has);
+    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card"]) show(id, owner);
     if (!has) return;
     try {
       profile = await get("/api/v1/businesses/" + encodeURIComponent(business()));
     } catch (problem) { toast(problem.detail || "The business cannot be loaded."); return; }
+    renderTill();
+    if (!owner) return;
     renderCurrency();
     await Promise.all([loadIssuing(), loadActivity(), loadMembers()]);
   }
+
+  // The till: a tracked payment request for the business, its QR code, and "Paid" live.
+  const tillForm = document.getElementById("till-form");
+  let stopTill = () => {};
+  function renderTill() {
+    const currencies = (profile.currencies || []).map((c) => c.code);
+    document.getElementById("till-currency").replaceChildren(...currencies.map((code) => el("option", { value: code }, code)));
+    tillForm.hidden = false;
+    document.getElementById("till-request").hidden = true;
+    stopTill();
+  }
+  onSubmit(tillForm, async (data) => {
+    const body = { to: business(), currency: data.currency || "", amount: data.amount || "" };
+    if (data.memo) body.memo = data.memo;
+    if (!body.currency) return showProblem(tillForm, { detail: "The business has no currency to be paid in yet." });
+    const r = await api("POST", "/api/v1/payment-requests", body);
+    if (!r.ok) return showProblem(tillForm, r.data, "amount");
+    tillForm.hidden = true;
+    document.getElementById("till-request").hidden = false;
+    stopTill = Scrip.showRequest(r.data, {
+      qr: document.getElementById("till-qr"),
+      link: document.getElementById("till-link"),
+      status: document.getElementById("till-status"),
+    }, () => { if (role() === "owner") { loadActivity(); loadIssuing(); } });
+  });
+  document.getElementById("till-next").addEventListener("click", () => {
+    tillForm.reset();
+    renderTill();
+    tillForm.elements.amount.focus();
+  });
 
   function renderCurrency() {
     const details = document.getElementById("currency-details");

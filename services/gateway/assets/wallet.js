@@ -1,4 +1,5 @@
-// Wallet: balances, paying by handle, payment request links with a QR code, history and CSV.
+// Wallet: balances, paying by handle or a payment request, asking to be paid (a tracked
+// request with its QR code), history and CSV.
 import { Scrip } from "/assets/app.js";
 (() => {
   const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey, download } = Scrip;
@@ -95,60 +96,106 @@ import { Scrip } from "/assets/app.js";
     }
   });
 
-  // Paying.
+  // Paying: a person by handle, or the payment request a QR code opened here.
   const payForm = document.getElementById("pay-form");
+  const notice = document.getElementById("pay-request");
+  let request = null;
   onSubmit(payForm, async (data) => {
+    const from = holder() !== (Scrip.me && Scrip.me.handle) ? holder() : undefined;
+    if (request) return payRequest(from);
     const body = { to: data.to || "", currency: (data.currency || "").toUpperCase(), amount: data.amount || "" };
     if (data.memo) body.memo = data.memo;
-    if (holder() !== (Scrip.me && Scrip.me.handle)) body.from = holder();
+    if (from) body.from = from;
     if (!body.to) return showProblem(payForm, { code: "unknown_account", detail: "Say who to pay." });
     if (!body.amount) return showProblem(payForm, { code: "bad_amount", detail: "Enter an amount." });
     const r = await api("POST", "/api/v1/transfers", body, { "idempotency-key": idempotencyKey() });
     if (!r.ok) return showProblem(payForm, r.data, "amount");
     toast(`Paid ${Dec.pretty(r.data.amount)} ${r.data.currency} to ${r.data.to}`);
     payForm.reset();
-    document.getElementById("pay-request").hidden = true;
+    notice.hidden = true;
     await Promise.all([loadBalances(), loadHistory(false)]);
   });
 
-  // A payment request link opened here fills the form in.
+  async function payRequest(from) {
+    const r = await api("POST", `/api/v1/payment-requests/${encodeURIComponent(request.id)}/pay`, from ? { from } : {},
+      { "idempotency-key": request.key });
+    if (!r.ok) {
+      if (r.data && (r.data.code === "already_paid" || r.data.code === "request_expired")) await openRequest(request.id);
+      return showProblem(payForm, r.data, "amount");
+    }
+    toast(`Paid ${Dec.pretty(r.data.amount)} ${r.data.currency} to ${r.data.to}`);
+    await openRequest(request.id);
+    await Promise.all([loadBalances(), loadHistory(false)]);
+  }
+
+  // A payment request opened here (from its QR code, /pay/ID) fills the form in and pays it.
+  async function openRequest(id) {
+    const r = await api("GET", "/api/v1/payment-requests/" + encodeURIComponent(id));
+    if (!r.ok) {
+      notice.textContent = "This payment request does not exist. Ask for a new one.";
+      notice.hidden = false;
+      return;
+    }
+    const asked = r.data;
+    request = asked.status === "open" ? { id: asked.id, key: (request && request.key) || idempotencyKey() } : null;
+    payForm.elements.to.value = asked.to;
+    payForm.elements.currency.value = asked.currency;
+    payForm.elements.amount.value = asked.amount;
+    payForm.elements.memo.value = asked.memo || "";
+    for (const name of ["to", "currency", "amount", "memo"]) payForm.elements[name].readOnly = asked.status === "open" || asked.status === "paid";
+    const what = `${asked.to} asks for ${Dec.pretty(asked.amount)} ${asked.currency}` + (asked.memo ? ` for “${asked.memo}”` : "");
+    notice.textContent = {
+      open: `${what}. Check it and press Pay.`,
+      paid: `${what}: this request has been paid. Nothing more to pay.`,
+      expired: `${what}: this request expired unpaid. Ask for a new one.`,
+    }[asked.status];
+    notice.dataset.status = asked.status;
+    notice.hidden = false;
+    payForm.querySelector("button[type=submit]").disabled = asked.status !== "open";
+    if (asked.status === "open") payForm.querySelector("button[type=submit]").focus();
+  }
+  if (params.get("request")) openRequest(params.get("request"));
+
+  // An old-style link (before requests were tracked) still fills the form in.
   if (params.get("pay_to")) {
     payForm.elements.to.value = params.get("pay_to");
     payForm.elements.currency.value = params.get("currency") || "";
     payForm.elements.amount.value = params.get("amount") || "";
     payForm.elements.memo.value = params.get("memo") || "";
-    const notice = document.getElementById("pay-request");
     notice.textContent = `${params.get("pay_to")} asks you to pay ${params.get("amount") || ""} ${params.get("currency") || ""}` +
       (params.get("memo") ? ` for “${params.get("memo")}”` : "") + ". Check it and press Pay.";
     notice.hidden = false;
     payForm.querySelector("button[type=submit]").focus();
   }
 
-  // Asking to be paid: a link to this page with the form filled in, and its QR code.
+  // Asking to be paid: a tracked request, its QR code, and "Paid" when it is.
   const requestForm = document.getElementById("request-form");
+  let stopFollowing = () => {};
   onSubmit(requestForm, async (data) => {
-    const code = (data.currency || "").toUpperCase();
-    let currency;
-    try { currency = await Scrip.currency(code); }
-    catch (problem) { return showProblem(requestForm, problem, "currency"); }
-    const atoms = Dec.parse(data.amount || "", currency.scale);
-    if (atoms === null || atoms <= 0n) {
-      return showProblem(requestForm, { detail: `Enter a positive amount with at most ${currency.scale} decimals.` }, "amount");
-    }
-    const query = new URLSearchParams({ pay_to: holder(), currency: code, amount: data.amount });
-    if (data.memo) query.set("memo", data.memo);
-    const link = `${location.origin}/wallet?${query}`;
-    const a = document.getElementById("request-link");
-    a.href = link;
-    a.textContent = link;
-    document.getElementById("request-qr").src = "/qr.svg?text=" + encodeURIComponent(link);
+    const body = { to: holder(), currency: (data.currency || "").toUpperCase(), amount: data.amount || "" };
+    if (data.memo) body.memo = data.memo;
+    const r = await api("POST", "/api/v1/payment-requests", body);
+    if (!r.ok) return showProblem(requestForm, r.data, "amount");
+    stopFollowing();
     document.getElementById("request-result").hidden = false;
+    stopFollowing = Scrip.showRequest(r.data, {
+      qr: document.getElementById("request-qr"),
+      link: document.getElementById("request-link"),
+      status: document.getElementById("request-status"),
+    }, () => { loadBalances(); loadHistory(false); });
   });
 
   holderSelect.addEventListener("change", () => { loadBalances(); loadHistory(false); });
   loadCurrencyCodes();
   loadBalances();
   loadHistory(false);
-  // Money arrives while the page is open (a customer pays at the till): keep balances fresh.
-  setInterval(() => { if (!document.hidden) loadBalances(); }, 5000);
+  // Money arrives while the page is open (a customer pays at the till): the event stream says
+  // so; a slow poll covers a stream that dropped.
+  Scrip.onEvent((event) => {
+    if (["payment_received", "order_filled", "order_cancelled", "order_expired", "lagged"].includes(event.type)) {
+      loadBalances();
+      if (event.type === "payment_received") loadHistory(false);
+    }
+  });
+  setInterval(() => { if (!document.hidden) loadBalances(); }, 15000);
 })();

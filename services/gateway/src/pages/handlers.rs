@@ -216,6 +216,16 @@ pub async fn home(request: HttpRequest) -> HttpResponse {
     })
 }
 
+/// `/pay/{id}`: what a payment request's QR code opens. The wallet pays it; whoever is not
+/// signed in logs in (or signs up) first and comes back here.
+#[get("/pay/{id}")]
+pub async fn pay_request_page(request: HttpRequest, id: web::Path<String>) -> HttpResponse {
+    if viewer(&request).is_none() {
+        return login_first(&request);
+    }
+    redirect(&format!("/wallet?request={}", url_encode(&id)))
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {

@@ -29,6 +29,7 @@ pub fn configure_web(cfg: &mut web::ServiceConfig) {
         .service(handlers::logout)
         .service(handlers::logout_cookies_only)
         .service(handlers::wallet)
+        .service(handlers::pay_request_page)
         .service(handlers::exchange)
         .service(handlers::market)
         .service(handlers::shop)

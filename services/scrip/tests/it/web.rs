@@ -909,3 +909,104 @@ async fn login_and_signup_forms_refuse_bad_input_and_forged_posts(backend: Backe
             .contains("HttpOnly")
     );
 }
+
+/// The till as its people live it: a worker asks for a sale's amount, a customer scans the QR
+/// (here: opens its link), logs in and pays; the till shows "Paid" without a reload; a second
+/// customer opening the same code is told it is paid and cannot pay it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_request_is_paid_once_and_the_till_sees_it_live() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    let wendy = app.user("wendy").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.add_member((&rosa, "bakery"), ("wendy", &wendy), "worker")
+        .await;
+    for customer in ["carl", "dana"] {
+        app.user(customer).await;
+        let (status, body) = app
+            .pay(
+                &rosa,
+                json!({"from": "bakery", "to": customer, "currency": "BREAD", "amount": "20.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    // The worker's shop console is the till alone: no pay-out, limits or members.
+    let till = driver.browser().await;
+    till.log_in(&app, "wendy", "/shop").await;
+    till.wait_text("#till-title", "Till").await;
+    assert!(
+        till.find("#payout-card")
+            .await
+            .attr("hidden")
+            .await
+            .expect("attr")
+            .is_some(),
+        "a worker sees no pay-out"
+    );
+    till.fill("#till-amount", "4.50").await;
+    till.fill("#till-memo", "2 loaves").await;
+    till.click("#till-form button[type=submit]").await;
+    till.wait_text("#till-status", "Waiting for 4.50 BREAD")
+        .await;
+    let link = till
+        .find("#till-link")
+        .await
+        .attr("href")
+        .await
+        .expect("attr")
+        .expect("href");
+    let pay_path = link.trim_start_matches(&app.base).to_owned();
+    assert!(pay_path.starts_with("/pay/pr_"), "{link}");
+
+    // The customer opens the code, logs in, and lands on the filled-in payment.
+    let carl = driver.browser().await;
+    carl.open(&app, &pay_path).await;
+    carl.fill("#login-handle", "carl").await;
+    carl.fill("#login-password", "correct horse battery").await;
+    carl.click("#login-form button[type=submit]").await;
+    carl.wait_text("#pay-request", "bakery asks for 4.50 BREAD for “2 loaves”")
+        .await;
+    carl.screenshot("pay-request").await;
+    carl.click("#pay-form button[type=submit]").await;
+    carl.wait_text("#pay-request", "has been paid").await;
+
+    // The till sees it at once (the stream; a slow poll backs it up).
+    till.wait_text("#till-status", "Paid by carl: 4.50 BREAD")
+        .await;
+    till.screenshot("till-paid").await;
+
+    // The same code again: paid, nothing to pay.
+    let dana = driver.browser().await;
+    dana.log_in(&app, "dana", &pay_path).await;
+    dana.wait_text("#pay-request", "has been paid").await;
+    let button = dana.find("#pay-form button[type=submit]").await;
+    assert!(
+        !button.is_enabled().await.expect("enabled"),
+        "a paid request cannot be paid again"
+    );
+    assert_eq!(
+        available(
+            &app,
+            &app.login("carl", "correct horse battery").await,
+            "BREAD"
+        )
+        .await,
+        "15.50"
+    );
+    assert_eq!(
+        available(
+            &app,
+            &app.login("dana", "correct horse battery").await,
+            "BREAD"
+        )
+        .await,
+        "20.00"
+    );
+    for browser in [till, carl, dana] {
+        browser.close().await;
+    }
+    app.assert_audit_clean().await;
+}
