@@ -680,6 +680,7 @@ pub async fn cancel_order(
         Ok(Command::Cancel {
             owner: order.record.owner,
             order: order.record.id,
+            reason: crate::state::EndReason::Requested,
         })
     })
     .await

@@ -12,6 +12,7 @@ mod error;
 mod feed;
 mod handlers;
 mod metrics;
+mod notices;
 mod ownership;
 mod replica;
 pub mod spec;

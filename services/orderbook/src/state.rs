@@ -143,6 +143,7 @@ pub enum Command {
     Cancel {
         owner: PrincipalId,
         order: OrderId,
+        reason: EndReason,
     },
     /// Lowers the order's total quantity to `quantity_lots` (not below what is filled).
     Reduce {
@@ -169,6 +170,9 @@ pub struct OrderRecord {
     pub hold: Option<HoldRef>,
     pub created_at_us: i64,
     pub updated_at_us: i64,
+    /// Why it ended unfilled, once it has (kept apart from the row's other columns: written
+    /// from the batch's notices).
+    pub end_reason: Option<EndReason>,
 }
 
 /// What changes on an order that existed before the batch.
@@ -220,6 +224,84 @@ pub enum Reply {
     Replayed(scrip_ledger::StoredResponse),
 }
 
+/// Why an order left the book before it filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Its owner cancelled it.
+    Requested,
+    /// Self-trade prevention: its owner's new order would have traded with it.
+    SelfTrade,
+    /// Its owner's account cannot receive more of what it would get (the max balance).
+    MaxBalance,
+    /// The rest of an IOC or market order found nothing more at its price.
+    Unfilled,
+    /// A fill-or-kill order that could not fill in full.
+    NotFillable,
+    /// A post-only order that would have traded on arrival.
+    WouldCross,
+}
+
+impl EndReason {
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::Requested,
+            Self::SelfTrade,
+            Self::MaxBalance,
+            Self::Unfilled,
+            Self::NotFillable,
+            Self::WouldCross,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == raw)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::SelfTrade => "self_trade",
+            Self::MaxBalance => "max_balance",
+            Self::Unfilled => "unfilled",
+            Self::NotFillable => "not_fillable",
+            Self::WouldCross => "would_cross",
+        }
+    }
+
+    fn of(reason: scrip_matching::CancelReason) -> Self {
+        use scrip_matching::CancelReason as Engine;
+        match reason {
+            Engine::Requested => Self::Requested,
+            Engine::Unfilled => Self::Unfilled,
+            Engine::NotFillable => Self::NotFillable,
+            Engine::WouldCross => Self::WouldCross,
+            Engine::SelfTrade => Self::SelfTrade,
+        }
+    }
+}
+
+/// What an order's owner is told once the batch commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderNotice {
+    pub order: OrderId,
+    pub owner: PrincipalId,
+    pub side: Side,
+    pub what: Noticed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noticed {
+    /// It traded; its status and quantities after the fill.
+    Filled {
+        status: OrderStatus,
+        filled_lots: Lots,
+        remaining_lots: Lots,
+    },
+    /// It left the book unfilled (in part or whole): `Cancelled` or `Expired`, and why.
+    Ended {
+        status: OrderStatus,
+        reason: EndReason,
+    },
+}
+
 /// Everything a batch writes besides the ledger's part, and which book levels it touched.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -229,6 +311,8 @@ pub struct Changes {
     pub trades: Vec<TradeRecord>,
     /// `(is_bid, price)` of every level whose quantity may have changed.
     pub touched_levels: BTreeSet<(bool, Ticks)>,
+    /// What to tell the owners of the orders this batch filled or ended.
+    pub notices: Vec<OrderNotice>,
 }
 
 impl Changes {
@@ -288,6 +372,32 @@ struct Taker {
     received_atoms: i64,
     /// The price it rests at, once the engine has rested it.
     rested_at: Option<Ticks>,
+    /// Why the engine ended what it did not fill or rest, if it did.
+    ended: Option<EndReason>,
+}
+
+/// What the owner of a new order is told: that it traded, and that its rest expired.
+fn notice_taker(taker: &Taker, changes: &mut Changes) {
+    let record = &taker.record;
+    let notice = |what| OrderNotice {
+        order: record.id,
+        owner: record.owner,
+        side: record.side,
+        what,
+    };
+    if record.filled_lots > 0 {
+        changes.notices.push(notice(Noticed::Filled {
+            status: record.status,
+            filled_lots: record.filled_lots,
+            remaining_lots: record.quantity_lots - record.filled_lots,
+        }));
+    }
+    if let (OrderStatus::Expired, Some(reason)) = (record.status, record.end_reason) {
+        changes.notices.push(notice(Noticed::Ended {
+            status: OrderStatus::Expired,
+            reason,
+        }));
+    }
 }
 
 /// One market: the engine's book plus what the ledger needs to know of each resting order.
@@ -429,8 +539,12 @@ impl MarketState {
     ) -> Result<Reply, ExchangeError> {
         match command {
             Command::Place(order) => self.place(order, now_us, batch, changes),
-            Command::Cancel { owner, order } => {
-                self.cancel(owner, order, now_us, batch, changes)?;
+            Command::Cancel {
+                owner,
+                order,
+                reason,
+            } => {
+                self.cancel(owner, order, reason, now_us, batch, changes)?;
                 Ok(Reply::Changed { order })
             }
             Command::Reduce {
@@ -511,11 +625,22 @@ impl MarketState {
             hold: None,
             created_at_us: now_us,
             updated_at_us: now_us,
+            end_reason: None,
         };
         if hold_atoms == 0 {
             // A market buy with nothing to buy: it expires at once and reserves nothing.
             self.next_order_id += 1;
             record.status = OrderStatus::Expired;
+            record.end_reason = Some(EndReason::Unfilled);
+            changes.notices.push(OrderNotice {
+                order: id,
+                owner: record.owner,
+                side: record.side,
+                what: Noticed::Ended {
+                    status: OrderStatus::Expired,
+                    reason: EndReason::Unfilled,
+                },
+            });
             changes.insert(record.clone());
             return Ok(Reply::Placed {
                 order: record,
@@ -537,6 +662,7 @@ impl MarketState {
             fills: Vec::new(),
             received_atoms: 0,
             rested_at: None,
+            ended: None,
         };
         let new = NewOrder {
             id,
@@ -593,9 +719,11 @@ impl MarketState {
                 }
                 Event::Cancelled { id: cancelled, .. } if cancelled != id => {
                     // Self-trade prevention removed one of the owner's resting orders.
-                    self.remove_resting(cancelled, OrderStatus::Cancelled, now_us, batch, changes)?;
+                    let reason = Some(EndReason::SelfTrade);
+                    self.remove_resting(cancelled, reason, now_us, batch, changes)?;
                 }
-                Event::Accepted { .. } | Event::Cancelled { .. } | Event::Reduced { .. } => {}
+                Event::Cancelled { reason, .. } => taker.ended = Some(EndReason::of(reason)),
+                Event::Accepted { .. } | Event::Reduced { .. } => {}
             }
         }
         self.events = events;
@@ -626,9 +754,11 @@ impl MarketState {
             record.status = if record.filled_lots == record.quantity_lots {
                 OrderStatus::Filled
             } else {
+                record.end_reason = Some(taker.ended.unwrap_or(EndReason::Unfilled));
                 OrderStatus::Expired
             };
         }
+        notice_taker(&taker, changes);
         changes.insert(taker.record.clone());
         Ok(Reply::Placed {
             order: taker.record,
@@ -778,23 +908,34 @@ impl MarketState {
         });
         changes.touch(maker_side, price);
         if maker_remaining == 0 {
-            self.remove_resting(maker_id, OrderStatus::Filled, now_us, batch, changes)?;
+            self.remove_resting(maker_id, None, now_us, batch, changes)?;
         } else {
             let update = OrderUpdate {
                 quantity_lots: maker.quantity_lots,
                 filled_lots: maker.filled_lots,
                 status: OrderStatus::PartiallyFilled,
             };
+            changes.notices.push(OrderNotice {
+                order: maker_id,
+                owner: maker.owner,
+                side: maker.side,
+                what: Noticed::Filled {
+                    status: update.status,
+                    filled_lots: update.filled_lots,
+                    remaining_lots: update.quantity_lots - update.filled_lots,
+                },
+            });
             changes.update(maker_id, update, now_us);
         }
         Ok(())
     }
 
-    /// Takes an order that left the book out of the bookkeeping and releases what it held.
+    /// Takes an order that left the book out of the bookkeeping and releases what it held:
+    /// filled (no `reason`) or cancelled for `reason`.
     fn remove_resting(
         &mut self,
         id: OrderId,
-        status: OrderStatus,
+        reason: Option<EndReason>,
         now_us: i64,
         batch: &mut HoldBatch,
         changes: &mut Changes,
@@ -809,6 +950,29 @@ impl MarketState {
             .release(r.hold, r.owner, currency, r.hold_remaining_atoms)
             .map_err(|e| broken(format!("order {id} releasing its hold: {e}")))?;
         changes.touch(r.side, r.price_ticks);
+        let (status, what) = match reason {
+            None => (
+                OrderStatus::Filled,
+                Noticed::Filled {
+                    status: OrderStatus::Filled,
+                    filled_lots: r.filled_lots,
+                    remaining_lots: 0,
+                },
+            ),
+            Some(reason) => (
+                OrderStatus::Cancelled,
+                Noticed::Ended {
+                    status: OrderStatus::Cancelled,
+                    reason,
+                },
+            ),
+        };
+        changes.notices.push(OrderNotice {
+            order: id,
+            owner: r.owner,
+            side: r.side,
+            what,
+        });
         let update = OrderUpdate {
             quantity_lots: r.quantity_lots,
             filled_lots: r.filled_lots,
@@ -853,6 +1017,7 @@ impl MarketState {
         &mut self,
         owner: PrincipalId,
         id: OrderId,
+        reason: EndReason,
         now_us: i64,
         batch: &mut HoldBatch,
         changes: &mut Changes,
@@ -862,7 +1027,7 @@ impl MarketState {
         self.book
             .cancel(id, &mut self.events)
             .map_err(|_| ExchangeError::UnknownOrder)?;
-        self.remove_resting(id, OrderStatus::Cancelled, now_us, batch, changes)
+        self.remove_resting(id, Some(reason), now_us, batch, changes)
     }
 
     fn reduce(
@@ -884,7 +1049,7 @@ impl MarketState {
             if let Some(entry) = self.resting.get_mut(&id) {
                 entry.quantity_lots = quantity_lots;
             }
-            return self.cancel(owner, id, now_us, batch, changes);
+            return self.cancel(owner, id, EndReason::Requested, now_us, batch, changes);
         }
         self.events.clear();
         self.book

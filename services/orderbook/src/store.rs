@@ -15,8 +15,8 @@ use crate::ExchangeError;
 use crate::candles::Bucket;
 use crate::spec::{MarketId, MarketSpec};
 use crate::state::{
-    Changes, Fill, OpenOrder, OrderRecord, OrderStatus, OrderType, Resting, parse_side, parse_tif,
-    side_str, tif_str,
+    Changes, EndReason, Fill, Noticed, OpenOrder, OrderNotice, OrderRecord, OrderStatus, OrderType,
+    Resting, parse_side, parse_tif, side_str, tif_str,
 };
 
 #[derive(Queryable, Selectable, Debug)]
@@ -290,6 +290,7 @@ pub fn write_changes(
         .collect();
     insert_orders(conn, &inserts)?;
     update_orders(conn, changes, now_us)?;
+    record_end_reasons(conn, &changes.notices)?;
     let trade_rows: Vec<NewTradeRow> = changes
         .trades
         .iter()
@@ -419,6 +420,32 @@ fn update_orders(conn: &mut DbConn, changes: &Changes, now_us: i64) -> Result<()
     Ok(())
 }
 
+/// Writes why the batch's ended orders ended, in one statement (none when nothing ended).
+fn record_end_reasons(conn: &mut DbConn, notices: &[OrderNotice]) -> Result<(), ExchangeError> {
+    let mut values = String::new();
+    for notice in notices {
+        if let Noticed::Ended { reason, .. } = notice.what {
+            let sep = if values.is_empty() { "" } else { ", " };
+            // Only integers and the fixed reason words are inlined, never client text.
+            let _ = write!(
+                values,
+                "{sep}(CAST({} AS BIGINT), '{}')",
+                db_id(notice.order),
+                reason.as_str()
+            );
+        }
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH u (id, reason) AS (VALUES {values}) \
+         UPDATE orders SET end_reason = u.reason FROM u WHERE orders.id = u.id"
+    );
+    diesel::sql_query(sql).execute(conn)?;
+    Ok(())
+}
+
 /// A stored order as the API shows it.
 #[derive(Debug, Clone)]
 pub struct StoredOrder {
@@ -443,6 +470,7 @@ struct OrderRow {
     client_order_id: Option<String>,
     created_at_us: i64,
     updated_at_us: i64,
+    end_reason: Option<String>,
 }
 
 fn stored_order(row: OrderRow) -> Result<StoredOrder, ExchangeError> {
@@ -465,6 +493,8 @@ fn stored_order(row: OrderRow) -> Result<StoredOrder, ExchangeError> {
             hold: None,
             created_at_us: row.created_at_us,
             updated_at_us: row.updated_at_us,
+            // An unknown word (a newer version's) reads as no reason rather than failing.
+            end_reason: row.end_reason.as_deref().and_then(EndReason::parse),
         },
     })
 }

@@ -62,6 +62,7 @@ pub fn order_view(
         filled: spec.quantity(order.filled_lots).to_string(),
         remaining: spec.quantity(remaining).to_string(),
         status: order.status.as_str().to_owned(),
+        reason: order.end_reason.map(|r| r.as_str().to_owned()),
         time_in_force: tif_str(order.time_in_force).to_owned(),
         post_only: order.post_only,
         client_order_id: order.client_order_id.clone(),

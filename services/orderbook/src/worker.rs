@@ -110,6 +110,8 @@ pub struct WorkerContext {
     pub metrics: ExchangeMetrics,
     /// Carries market data between processes; `None` keeps it in this process.
     pub bus: Option<Arc<dyn scrip_bus::Bus>>,
+    /// Tells owners what happened to their orders; `None`: nobody is told.
+    pub notifier: Option<scrip_notify::Notifier>,
 }
 
 /// The market's feed, following the bus when there is one.
@@ -147,6 +149,10 @@ pub fn spawn(
     let feed = feed(&context, &spec)?;
     let (queue, jobs) = mpsc::sync_channel(QUEUE_DEPTH);
     let worker = Worker {
+        notices: context
+            .notifier
+            .clone()
+            .map(crate::notices::OrderNotifier::new),
         context,
         spec: spec.clone(),
         feed: Arc::clone(&feed),
@@ -181,6 +187,7 @@ struct Worker {
     /// The market's two currencies as the ledger needs them, read once.
     rules: Option<BatchRules>,
     next_ids: (u64, i64),
+    notices: Option<crate::notices::OrderNotifier>,
 }
 
 impl Worker {
@@ -379,7 +386,7 @@ impl Worker {
     }
 
     /// Answers the jobs of a committed batch and publishes what it changed.
-    fn answer(&self, jobs: Vec<Job>, answers: Vec<Answer>, changes: &Changes) {
+    fn answer(&mut self, jobs: Vec<Job>, answers: Vec<Answer>, changes: &Changes) {
         let metrics = &self.context.metrics;
         metrics.batch_size.observe(jobs.len() as f64);
         metrics.trades.inc_by(changes.trades.len() as u64);
@@ -391,6 +398,9 @@ impl Worker {
             };
             metrics.commands.with_label_values(&[outcome]).inc();
             let _ = job.reply.send(answer);
+        }
+        if let Some(notices) = &mut self.notices {
+            notices.publish(&self.context.pool, &self.spec, &changes.notices);
         }
     }
 
@@ -420,6 +430,7 @@ impl Worker {
                     command: Command::Cancel {
                         owner: principal,
                         order,
+                        reason: crate::state::EndReason::MaxBalance,
                     },
                     // Nobody waits for these answers.
                     reply: oneshot::channel().0,

@@ -331,6 +331,7 @@ fn build_state(
             registry: registry_principal.id,
             metrics: ExchangeMetrics::new(&metrics),
             bus: backplane.shared_bus(),
+            notifier: Some(scrip_notify::Notifier::new(Arc::clone(&backplane.bus))),
         };
         let exchange = if settings.services.orderbook {
             Exchange::start(context)?

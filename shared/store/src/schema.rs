@@ -267,6 +267,7 @@ diesel::table! {
         hold_id -> Nullable<BigInt>,
         created_at_us -> BigInt,
         updated_at_us -> BigInt,
+        end_reason -> Nullable<Text>,
     }
 }
 

@@ -195,6 +195,7 @@ fn a_resting_order_holds_its_funds_and_cancelling_releases_them() {
             Command::Cancel {
                 owner: DEV,
                 order: bid.id,
+                reason: EndReason::Requested,
             },
             2,
             &mut batch,
@@ -208,7 +209,8 @@ fn a_resting_order_holds_its_funds_and_cancelling_releases_them() {
         market.apply(
             Command::Cancel {
                 owner: CARLA,
-                order: bid.id
+                order: bid.id,
+                reason: EndReason::Requested,
             },
             3,
             &mut batch,
@@ -250,6 +252,19 @@ fn self_trade_prevention_cancels_the_resting_order_and_releases_its_hold() {
         .find(|o| o.id == bid.id)
         .expect("the bid is recorded");
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    // Its owner is told why it went.
+    assert_eq!(
+        changes.notices,
+        [OrderNotice {
+            order: bid.id,
+            owner: CARLA,
+            side: Side::Buy,
+            what: Noticed::Ended {
+                status: OrderStatus::Cancelled,
+                reason: EndReason::SelfTrade,
+            },
+        }]
+    );
     // The bid's GROCER hold is released; the ask holds its BREAD.
     assert_eq!(change(&batch, CARLA, GROCER), (0, 0));
     assert_eq!(change(&batch, CARLA, BREAD), (0, 1_000));

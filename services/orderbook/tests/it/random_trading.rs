@@ -115,6 +115,7 @@ fn world(db: &TestDb) -> (Exchange, Vec<PrincipalId>, PrincipalId) {
         registry: registry.id,
         metrics: ExchangeMetrics::new(&scrip_telemetry::Metrics::new()),
         bus: None,
+        notifier: None,
     })
     .expect("exchange");
     let mut conn = db.pool.get().expect("conn");
@@ -171,6 +172,7 @@ fn run(steps: &[Step]) -> Result<(i64, i64), TestCaseError> {
                 Some(&order) => Command::Cancel {
                     owner: owners[owner],
                     order,
+                    reason: scrip_orderbook::state::EndReason::Requested,
                 },
                 None => continue,
             },
@@ -224,6 +226,7 @@ fn run(steps: &[Step]) -> Result<(i64, i64), TestCaseError> {
         registry,
         metrics: ExchangeMetrics::new(&scrip_telemetry::Metrics::new()),
         bus: None,
+        notifier: None,
     })
     .expect("restart");
     let rebuilt = rebuilt.market("AAA-BBB").expect("market");
@@ -231,6 +234,7 @@ fn run(steps: &[Step]) -> Result<(i64, i64), TestCaseError> {
     let _ = rebuilt.submit_blocking(Command::Cancel {
         owner: registry,
         order: 0,
+        reason: scrip_orderbook::state::EndReason::Requested,
     });
     let again = rebuilt.feed.snapshot(usize::MAX);
     prop_assert_eq!((&shown.bids, &shown.asks), (&again.bids, &again.asks));

@@ -27,6 +27,7 @@ crate::on_both_backends!(
     an_issuer_opens_a_bounded_number_of_markets,
     streams_are_bounded_and_idle_ones_are_closed,
     candles_are_the_trades_aggregated,
+    orders_end_with_their_reason_and_owners_hear_it,
 );
 
 /// Tokens of the people in the market scenarios.
@@ -1615,4 +1616,133 @@ async fn candles_are_the_trades_aggregated(backend: Backend) {
 struct TradeId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     id: i64,
+}
+
+/// The next event about order `id` on `socket`.
+async fn event_about(socket: &mut crate::api_requests::Socket, id: &Value) -> Value {
+    loop {
+        let event = crate::api_requests::next_event(socket, Duration::from_secs(10))
+            .await
+            .expect("an event in time");
+        if event["order_id"] == *id {
+            return event;
+        }
+    }
+}
+
+async fn orders_end_with_their_reason_and_owners_hear_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let Market { rosa, alice, bob } = market(&app).await;
+    let (status, body) = app
+        .pay(
+            &rosa,
+            json!({"from": "grocer", "to": "alice", "currency": "GROC", "amount": "50.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut heard = crate::api_requests::me_stream(&app, &alice).await;
+    let hello = crate::api_requests::next_event(&mut heard, Duration::from_secs(10)).await;
+    assert_eq!(hello.expect("hello")["type"], "hello");
+
+    // Alice bids, then offers below her own bid: self-trade prevention cancels the bid, and
+    // both the order and her stream say so.
+    let bid = order(
+        &app,
+        &alice,
+        json!({"side": "buy", "type": "limit", "price": "1.00", "quantity": "10.00"}),
+    )
+    .await;
+    let ask = order(
+        &app,
+        &alice,
+        json!({"side": "sell", "type": "limit", "price": "0.90", "quantity": "5.00"}),
+    )
+    .await;
+    assert_eq!(ask["status"], "open", "{ask}");
+    let event = event_about(&mut heard, &bid["id"]).await;
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["reason"].as_str(),
+            event["market"].as_str()
+        ),
+        (
+            Some("order_cancelled"),
+            Some("self_trade"),
+            Some("BREAD-GROC")
+        ),
+        "{event}"
+    );
+    let (_, seen) = app
+        .get(
+            &format!("/api/v1/orders/{}", bid["id"].as_str().expect("id")),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(
+        (seen["status"].as_str(), seen["reason"].as_str()),
+        (Some("cancelled"), Some("self_trade")),
+        "{seen}"
+    );
+
+    // Bob takes part of her offer: she hears her order filled, with what is left.
+    let taken = order(&app, &bob, json!({"side": "buy", "type": "limit", "price": "0.95", "quantity": "2.00", "time_in_force": "ioc"})).await;
+    assert_eq!(taken["status"], "filled", "{taken}");
+    assert!(
+        taken.get("reason").is_none(),
+        "a filled order has no end reason: {taken}"
+    );
+    let event = event_about(&mut heard, &ask["id"]).await;
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["status"].as_str(),
+            event["filled"].as_str(),
+            event["remaining"].as_str()
+        ),
+        (
+            Some("order_filled"),
+            Some("partially_filled"),
+            Some("2.00"),
+            Some("3.00")
+        ),
+        "{event}"
+    );
+
+    // An IOC that finds nothing at its price expires, and says why.
+    let missed = order(&app, &bob, json!({"side": "buy", "type": "limit", "price": "0.80", "quantity": "1.00", "time_in_force": "ioc"})).await;
+    assert_eq!(
+        (missed["status"].as_str(), missed["reason"].as_str()),
+        (Some("expired"), Some("unfilled")),
+        "{missed}"
+    );
+
+    // Alice cancels the rest herself.
+    let ask_path = format!("/api/v1/orders/{}", ask["id"].as_str().expect("id"));
+    let (status, cancelled) = app.delete(&ask_path, Some(&alice)).await;
+    assert_eq!(
+        (status, cancelled["reason"].as_str()),
+        (StatusCode::OK, Some("requested")),
+        "{cancelled}"
+    );
+    let event = event_about(&mut heard, &ask["id"]).await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("order_cancelled"), Some("requested")),
+        "{event}"
+    );
+
+    // The history keeps every ended order with its reason.
+    let (_, history) = app
+        .get("/api/v1/orders?status=cancelled", Some(&alice))
+        .await;
+    let reasons: Vec<&str> = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|o| o["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["requested", "self_trade"], "{history}");
+    assert_no_funds_locked(&app).await;
+    app.assert_audit_clean().await;
 }

@@ -331,10 +331,10 @@ async fn a_request_is_paid_once_under_twenty_concurrent_payers(backend: Backend)
     app.assert_audit_clean().await;
 }
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn me_stream(app: &TestApp, token: &str) -> Socket {
+pub async fn me_stream(app: &TestApp, token: &str) -> Socket {
     let url = format!("{}/api/v1/me/stream", app.base.replacen("http", "ws", 1));
     let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert(
@@ -348,7 +348,7 @@ async fn me_stream(app: &TestApp, token: &str) -> Socket {
 }
 
 /// The next text message within `wait`, as JSON.
-async fn next_event(socket: &mut Socket, wait: Duration) -> Option<Value> {
+pub async fn next_event(socket: &mut Socket, wait: Duration) -> Option<Value> {
     loop {
         let message = tokio::time::timeout(wait, socket.next())
             .await

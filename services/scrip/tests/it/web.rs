@@ -359,12 +359,13 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     assert!(!amount_error.is_empty(), "insufficient funds is explained");
     assert_eq!(available(&app, &carol, "BREAD").await, "50.00");
     assert_eq!(available(&app, &dave, "BREAD").await, "0");
-    // A payment request link fills the form in for whoever opens it.
+    // A payment request: its QR code opens the page that pays it (the till test pays one).
     seller.fill("#request-currency", "BREAD").await;
     seller.fill("#request-amount", "2.50").await;
     seller.fill("#request-memo", "two loaves").await;
     seller.click("#request-form button[type=submit]").await;
-    seller.wait_text("#request-link", "pay_to=carol").await;
+    seller.wait_text("#request-link", "/pay/pr_").await;
+    seller.wait_text("#request-status", "Waiting for 2.50 BREAD").await;
     seller.screenshot("wallet").await;
 
     // The market list shows the new market.
