@@ -69,7 +69,9 @@ import { previewOrder } from "/assets/money.js";
     const b = cumulative(bids), a = cumulative(asks);
     const prices = [...b, ...a].map((x) => x.p);
     let lo = Math.min(...prices), hi = Math.max(...prices);
-    if (lo === hi) { lo -= 1; hi += 1; }
+    // One price only: show a tenth either side of it (never a negative price).
+    if (lo === hi) { const span = Math.max(lo / 10, 0.01); lo = Math.max(0, lo - span); hi += span; }
+    const label = (p) => p.toFixed(Math.min(quoteScale || 2, 8));
     const qmax = Math.max(...b.map((x) => x.q), ...a.map((x) => x.q), 1);
     const x = (p) => pad + (p - lo) / (hi - lo) * (W - 2 * pad);
     const y = (q) => H - pad - q / qmax * (H - 2 * pad);
@@ -82,7 +84,7 @@ import { previewOrder } from "/assets/money.js";
       svg("line", { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, stroke: "#cbd5e1" }),
       b.length ? svg("path", { d: steps(b) + ` V${y(0)} Z`, fill: "#bbf7d0", stroke: "#12805c", "stroke-width": 1.5 }) : null,
       a.length ? svg("path", { d: steps(a) + ` V${y(0)} Z`, fill: "#fecaca", stroke: "#c2352b", "stroke-width": 1.5 }) : null,
-      svg("text", { x: pad, y: H - 6 }, String(lo)), svg("text", { x: W - pad, y: H - 6, "text-anchor": "end" }, String(hi)),
+      svg("text", { x: pad, y: H - 6 }, label(lo)), svg("text", { x: W - pad, y: H - 6, "text-anchor": "end" }, label(hi)),
       svg("text", { x: pad, y: 14 }, "cumulative " + (market ? market.base : "")));
   }
 
@@ -226,7 +228,19 @@ import { previewOrder } from "/assets/money.js";
         el("td", {}, Dec.pretty(f.price)), el("td", {}, Dec.pretty(f.quantity)),
         el("td", {}, `${Dec.pretty(f.total)} ${market.quote}`),
         el("td", {}, `${Dec.pretty(f.fee)} ${f.fee_currency || ""}`)), "No fills yet.");
+      historyRows(recent.items);
     } catch (_) { /* shown on next refresh */ }
+  }
+  function historyRows(orders) {
+    const ended = orders.filter((o) => !["open", "partially_filled"].includes(o.status))
+      .sort((a, b) => (a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : 0));
+    rows(document.querySelector("#order-history tbody"), ended, (o) => el("tr", { dataset: { order: o.id } },
+      el("td", {}, when(o.updated_at)),
+      el("td", { class: o.side === "buy" ? "buy" : "sell" }, o.side),
+      el("td", {}, o.price ? Dec.pretty(o.price) : "market"),
+      el("td", {}, `${Dec.pretty(o.filled)} of ${Dec.pretty(o.quantity)}`),
+      el("td", {}, o.status.replace("_", " ")),
+      el("td", { class: "reason" }, o.reason ? why(o.reason) : "")), "No orders have ended here yet.");
   }
   async function cancel(id) {
     const r = await api("DELETE", "/api/v1/orders/" + encodeURIComponent(id));
@@ -324,12 +338,50 @@ import { previewOrder } from "/assets/money.js";
       const r = await api("POST", "/api/v1/orders", body, { "idempotency-key": idempotencyKey() });
       if (!r.ok) return showProblem(form, r.data, "quantity");
       const o = r.data;
-      toast(`${o.side === "buy" ? "Buy" : "Sell"} order ${o.status.replace("_", " ")}: ${o.filled} of ${o.quantity} ${market.base} filled`);
+      toast(`${o.side === "buy" ? "Buy" : "Sell"} order ${o.status.replace("_", " ")}: ${o.filled} of ${o.quantity} ${market.base} filled` +
+        (o.reason ? ` (${why(o.reason)})` : ""));
       form.elements.quantity.value = "";
       preview();
       refreshMine();
     });
   }
+
+  // ---- what happens to the user's orders while the page is open ---------------------------
+  /** Why an order ended, in words. */
+  function why(reason) {
+    return {
+      requested: "you cancelled it",
+      self_trade: "your own new order would have traded with it, and nobody trades with themselves",
+      max_balance: "you cannot hold more of what it would get (the currency's maximum balance)",
+      unfilled: "nothing more was on the book at its price",
+      not_fillable: "it could not fill in full (fill or kill)",
+      would_cross: "it would have traded on arrival (post-only)",
+    }[reason] || reason;
+  }
+  function notify(text) {
+    const notice = document.getElementById("order-notice");
+    if (!notice) return;
+    notice.textContent = text;
+    notice.hidden = false;
+  }
+  Scrip.onEvent((event) => {
+    if (event.type === "lagged") return refreshMine();
+    if (!market || event.market !== symbol) return;
+    // Named by what the user sees of it (side, quantity, price), never its raw id.
+    const known = mine.find((o) => o.id === event.order_id);
+    const which = known
+      ? `Your ${known.side} order of ${Dec.pretty(known.quantity)} ${market.base} at ${known.price ? Dec.pretty(known.price) : "market"}`
+      : `Your ${event.side ? event.side + " " : ""}order`;
+    if (event.type === "order_filled") {
+      toast(`${which} traded: ${Dec.pretty(event.filled)} ${market.base} filled, ${Dec.pretty(event.remaining)} left.`);
+    } else if (event.type === "order_cancelled" && event.reason !== "requested") {
+      // Kept on screen (not a toast another message could replace): the user did not ask.
+      notify(`${which} was cancelled: ${why(event.reason)}.`);
+    } else if (event.type === "order_expired" && event.reason !== "unfilled") {
+      notify(`${which} expired: ${why(event.reason)}.`);
+    }
+    if (event.type.startsWith("order_")) refreshMine();
+  });
 
   // ---- start -----------------------------------------------------------------------------
   async function start() {

@@ -365,7 +365,9 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     seller.fill("#request-memo", "two loaves").await;
     seller.click("#request-form button[type=submit]").await;
     seller.wait_text("#request-link", "/pay/pr_").await;
-    seller.wait_text("#request-status", "Waiting for 2.50 BREAD").await;
+    seller
+        .wait_text("#request-status", "Waiting for 2.50 BREAD")
+        .await;
     seller.screenshot("wallet").await;
 
     // The market list shows the new market.
@@ -1009,5 +1011,80 @@ async fn a_till_request_is_paid_once_and_the_till_sees_it_live() {
     for browser in [till, carl, dana] {
         browser.close().await;
     }
+    app.assert_audit_clean().await;
+}
+
+/// A trader's own orders as the market page tells them: self-trade prevention cancelling her
+/// resting bid is announced (not silent), and ended orders stay in her history with why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_orders_are_announced_and_kept_with_their_reason() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.shop(&rosa, "grocer", "GROCER").await;
+    let alice = app.user("alice").await;
+    for (from, currency) in [("bakery", "BREAD"), ("grocer", "GROCER")] {
+        let (status, body) = app
+            .pay(
+                &rosa,
+                json!({"from": from, "to": "alice", "currency": currency, "amount": "50.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app
+        .post("/api/v1/markets", Some(&rosa), json!({"base": "BREAD", "quote": "GROCER", "tick_size": "0.01", "lot_size": "1", "fee_bps": 20}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let place = |body: Value| {
+        let mut body = body;
+        body["market"] = json!("BREAD-GROCER");
+        app.post("/api/v1/orders", Some(&alice), body)
+    };
+    let (status, bid) =
+        place(json!({"side": "buy", "type": "limit", "price": "1.00", "quantity": "5"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{bid}");
+    let (status, missed) = place(json!({"side": "sell", "type": "limit", "price": "1.50", "quantity": "1", "time_in_force": "ioc"})).await;
+    assert_eq!(
+        (status, missed["reason"].as_str()),
+        (StatusCode::CREATED, Some("unfilled")),
+        "{missed}"
+    );
+
+    let trader = driver.browser().await;
+    trader.log_in(&app, "alice", "/exchange/BREAD-GROCER").await;
+    trader.wait_text("#stream-status", "live").await;
+    trader.wait_text("#open-orders tbody", "buy").await;
+    trader
+        .wait_text(
+            "#order-history tbody",
+            "nothing more was on the book at its price",
+        )
+        .await;
+    // She offers below her own bid: the bid goes, and the page says why.
+    trader.click("label[for=side-sell]").await;
+    trader.fill("#order-price", "0.90").await;
+    trader.fill("#order-quantity", "2").await;
+    trader.click("#order-submit").await;
+    trader
+        .wait_text("#order-notice", "nobody trades with themselves")
+        .await;
+    trader
+        .wait_text(
+            "#order-history tbody",
+            "your own new order would have traded with it",
+        )
+        .await;
+    trader.wait_text("#open-orders tbody", "sell").await;
+    trader.screenshot("order-history").await;
+    let (_, seen) = app
+        .get(
+            &format!("/api/v1/orders/{}", bid["id"].as_str().expect("id")),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(seen["reason"], "self_trade", "{seen}");
+    trader.close().await;
     app.assert_audit_clean().await;
 }
