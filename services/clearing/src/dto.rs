@@ -57,6 +57,8 @@ pub struct RunView {
     pub id: String,
     pub unit: String,
     pub dry_run: bool,
+    /// The operator's handle, or `schedule`.
+    pub started_by: String,
     pub started_at: String,
     pub finished_at: String,
     pub participants: i64,

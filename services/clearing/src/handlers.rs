@@ -23,6 +23,26 @@ fn unit(raw: Option<&str>) -> Result<UnitCode, ApiError> {
         .map_err(|e| ApiError::unprocessable("bad_unit", e.to_string()))
 }
 
+/// A run in a unit no currency is valued in could only ever clear nothing: refused, so the
+/// history never shows an "applied" run of a typo.
+fn require_unit_in_use(conn: &mut DbConn, unit: &UnitCode) -> Result<(), ApiError> {
+    use diesel::prelude::*;
+    use scrip_store::schema::currencies;
+    let in_use: i64 = currencies::table
+        .filter(currencies::unit.eq(unit.as_str()))
+        .count()
+        .get_result(conn)
+        .map_err(scrip_ledger::LedgerError::from)?;
+    if in_use > 0 {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "unknown_unit",
+            format!("no currency is valued in {unit}, so there is nothing to clear in it"),
+        ))
+    }
+}
+
 fn require_operator(conn: &mut DbConn, caller: &Caller) -> Result<(), ApiError> {
     if is_operator(conn, caller.id)? {
         Ok(())
@@ -34,16 +54,25 @@ fn require_operator(conn: &mut DbConn, caller: &Caller) -> Result<(), ApiError> 
     }
 }
 
+/// Who a scheduled run shows as started by.
+const SCHEDULE: &str = "schedule";
+
 fn run_view(conn: &mut DbConn, run: &RunRecord) -> Result<RunView, ApiError> {
     let names = scrip_ledger::handles(
         conn,
-        run.settlements.iter().flat_map(|s| [s.debtor, s.creditor]),
+        run.settlements
+            .iter()
+            .flat_map(|s| [s.debtor, s.creditor])
+            .chain(run.requested_by),
     )?;
     let name = |p: &PrincipalId| names.get(p).cloned().unwrap_or_default();
     Ok(RunView {
         id: run.id.to_string(),
         unit: run.unit.clone(),
         dry_run: run.dry_run,
+        started_by: run
+            .requested_by
+            .map_or_else(|| SCHEDULE.to_owned(), |operator| name(&operator)),
         started_at: rfc3339_from_us(run.started_at_us),
         finished_at: rfc3339_from_us(run.finished_at_us),
         participants: run.participants,
@@ -129,6 +158,7 @@ pub async fn get_graph(
         (status = 201, body = RunView),
         (status = 403, body = Problem, description = "not_operator"),
         (status = 409, body = Problem, description = "clearing_conflict: balances moved during the run; nothing applied"),
+        (status = 422, body = Problem, description = "bad_unit; unknown_unit: no currency is valued in that unit"),
     )
 )]
 #[post("/api/v1/clearing/runs")]
@@ -142,6 +172,7 @@ pub async fn create_run(
     let unit = unit(body.unit.as_deref())?;
     let view = blocking(move || {
         require_operator(&mut *ledger.conn()?, &caller)?;
+        require_unit_in_use(&mut *ledger.conn()?, &unit)?;
         let Ran::Recorded(record) = run_now(
             &ledger,
             &metrics,

@@ -155,6 +155,8 @@ pub struct RunRecord {
     pub cleared_granules: i64,
     pub gross_after_granules: i64,
     pub settlements: Vec<Settlement>,
+    /// The operator who started it; `None` for the schedule.
+    pub requested_by: Option<PrincipalId>,
 }
 
 impl RunRecord {
@@ -287,6 +289,7 @@ pub fn execute(
         cleared_granules: stored_count("cleared debt", set_off.total_cleared)?,
         gross_after_granules: stored_count("gross debt after", set_off.gross_after())?,
         settlements: Vec::new(),
+        requested_by,
     };
     let run_id: i64 = diesel::insert_into(clearing_runs::table)
         .values((
@@ -392,6 +395,7 @@ struct RunRow {
     gross_before_granules: i64,
     cleared_granules: i64,
     gross_after_granules: i64,
+    requested_by: Option<i64>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -463,6 +467,7 @@ pub fn load_runs(
             gross_before_granules: row.gross_before_granules,
             cleared_granules: row.cleared_granules,
             gross_after_granules: row.gross_after_granules,
+            requested_by: row.requested_by.map(PrincipalId::new),
         })
         .collect())
 }

@@ -5,7 +5,20 @@ import { Scrip } from "/assets/app.js";
 (() => {
   const { api, get, Dec, el, svg, rows, toast, when } = Scrip;
   const unitInput = document.getElementById("unit");
-  const unit = () => unitInput.value.trim().toUpperCase() || "EUR";
+  const unit = () => (unitInput && unitInput.value) || "EUR";
+
+  /** The unit picker offers the units currencies are valued in (a run in any other would
+   *  clear nothing, and the server refuses it). */
+  async function loadUnits() {
+    if (!unitInput) return;
+    let items;
+    try { ({ items } = await get("/api/v1/currencies?limit=500")); } catch (_) { return; }
+    const units = [...new Set(items.map((c) => c.unit))].sort();
+    if (!units.length) return;
+    const chosen = units.includes(unit()) ? unit() : units[0];
+    unitInput.replaceChildren(...units.map((u) => el("option", { value: u }, u)));
+    unitInput.value = chosen;
+  }
 
   function showError(message) {
     const p = document.getElementById("clearing-error");
@@ -106,7 +119,8 @@ import { Scrip } from "/assets/app.js";
     rows(document.querySelector("#runs tbody"), runs, (r) => el("tr", { dataset: { run: r.id }, tabindex: "0", class: "clickable",
       onclick: () => showRun(r.id), onkeydown: (ev) => { if (ev.key === "Enter") showRun(r.id); } },
       el("th", { scope: "row" }, el("a", { href: "#run-" + r.id, onclick: (ev) => { ev.preventDefault(); showRun(r.id); } }, "#" + r.id)),
-      el("td", {}, when(r.started_at)), el("td", {}, r.dry_run ? "dry run" : "applied"),
+      el("td", {}, when(r.started_at)), el("td", {}, kind(r)),
+      el("td", {}, r.unit), el("td", {}, r.started_by),
       el("td", {}, String(r.participants)),
       el("td", {}, Dec.pretty(r.gross_before)), el("td", { class: "cleared" }, Dec.pretty(r.cleared)),
       el("td", {}, Dec.pretty(r.gross_after)), el("td", {}, String(r.cycles))), "No runs yet.");
@@ -138,12 +152,18 @@ import { Scrip } from "/assets/app.js";
       ]));
   }
 
+  /** A run's kind in words: a run that cleared nothing applied nothing. */
+  function kind(r) {
+    if (r.dry_run) return "dry run";
+    return Dec.isZero(r.cleared) ? "nothing to clear" : "applied";
+  }
+
   async function showRun(id) {
     let run;
     try { run = await get("/api/v1/clearing/runs/" + encodeURIComponent(id)); }
     catch (problem) { showError(problem.detail); return; }
     document.getElementById("run-detail-title").textContent =
-      `Run #${run.id} (${run.dry_run ? "dry run" : "applied"}, ${run.unit}): cleared ${Dec.pretty(run.cleared)} of ${Dec.pretty(run.gross_before)}`;
+      `Run #${run.id} (${kind(run)}, ${run.unit}, started by ${run.started_by}): cleared ${Dec.pretty(run.cleared)} of ${Dec.pretty(run.gross_before)}`;
     rows(document.querySelector("#settlements tbody"), run.settlements, (s) => el("tr", {},
       el("td", {}, s.debtor), el("td", {}, s.creditor), el("td", {}, `${Dec.pretty(s.amount)} ${run.unit}`), el("td", {}, s.source)),
       "Nothing to set off: no cycle of debts.");
@@ -152,22 +172,74 @@ import { Scrip } from "/assets/app.js";
   }
   function show(id) { document.getElementById(id).hidden = false; }
 
-  async function run(dryRun) {
+  /** Posts a run; shows and returns it, or shows why not. */
+  async function post(dryRun) {
     showError("");
     const r = await api("POST", "/api/v1/clearing/runs", { unit: unit(), dry_run: dryRun });
-    if (!r.ok) { showError((r.data && r.data.detail) || "The run failed."); return; }
-    const result = document.getElementById("clearing-result");
-    result.textContent = `${dryRun ? "Dry run" : "Run"} #${r.data.id}: cleared ${Dec.pretty(r.data.cleared)} ${r.data.unit}; ` +
-      `gross debt ${Dec.pretty(r.data.gross_before)} → ${Dec.pretty(r.data.gross_after)} over ${r.data.cycles} cycle(s).` +
-      (dryRun ? " Nothing was changed." : " Every business's net position is unchanged.");
-    result.hidden = false;
-    toast(result.textContent);
-    await Promise.all([loadGraph(), loadRuns()]);
-    showRun(r.data.id);
+    if (!r.ok) { showError((r.data && r.data.detail) || "The run failed."); return null; }
+    return r.data;
   }
-  document.getElementById("run")?.addEventListener("click", () => run(false));
-  document.getElementById("dry-run")?.addEventListener("click", () => run(true));
-  unitInput?.addEventListener("change", () => { loadGraph(); loadRuns(); });
+  function summary(run) {
+    const saved = Dec.isZero(run.gross_before) ? "" : ` (${(100 * Dec.ratio(run.cleared, run.gross_before)).toFixed(1)} % less)`;
+    return `cleared ${Dec.pretty(run.cleared)} ${run.unit}; gross debt ${Dec.pretty(run.gross_before)} → ${Dec.pretty(run.gross_after)}${saved} ` +
+      `over ${run.cycles} cycle(s) among ${run.participants} businesses.`;
+  }
+  function report(text) {
+    const result = document.getElementById("clearing-result");
+    result.textContent = text;
+    result.hidden = false;
+    toast(text);
+  }
+  async function refresh(id) {
+    await Promise.all([loadGraph(), loadRuns()]);
+    if (id) showRun(id);
+  }
+
+  // A dry run changes nothing; "Run clearing" first shows the dry run's plan and applies only
+  // once the operator confirms it.
+  async function dryRun() {
+    const preview = await post(true);
+    if (!preview) return;
+    report(`Dry run #${preview.id}: ${summary(preview)} Nothing was changed.`);
+    await refresh(preview.id);
+  }
+  let planned = null;
+  async function proposeRun() {
+    const preview = await post(true);
+    if (!preview) return;
+    await refresh(preview.id);
+    const confirm = document.getElementById("confirm-run");
+    if (Dec.isZero(preview.cleared)) {
+      planned = null;
+      confirm.hidden = true;
+      report(`Nothing to clear in ${preview.unit}: no cycle of debts, so nothing would change. Nothing was applied.`);
+      return;
+    }
+    planned = preview;
+    document.getElementById("confirm-summary").textContent = `Clearing now: ${summary(preview)}`;
+    confirm.hidden = false;
+    document.getElementById("confirm-apply").focus();
+  }
+  async function applyRun() {
+    const confirm = document.getElementById("confirm-run");
+    confirm.hidden = true;
+    const applied = await post(false);
+    if (!applied) return;
+    const changed = planned && planned.cleared !== applied.cleared
+      ? ` Debts changed since the plan (it would have cleared ${Dec.pretty(planned.cleared)}).` : "";
+    planned = null;
+    report(`Run #${applied.id}: ${summary(applied)}${changed} Every business's net position is unchanged.`);
+    await refresh(applied.id);
+  }
+  document.getElementById("run")?.addEventListener("click", proposeRun);
+  document.getElementById("dry-run")?.addEventListener("click", dryRun);
+  document.getElementById("confirm-apply")?.addEventListener("click", applyRun);
+  document.getElementById("confirm-cancel")?.addEventListener("click", () => {
+    planned = null;
+    document.getElementById("confirm-run").hidden = true;
+    report("Nothing was applied.");
+  });
+  unitInput?.addEventListener("change", () => { document.getElementById("confirm-run").hidden = true; loadGraph(); loadRuns(); });
 
   // Health: the audit and the counters (GET /api/v1/system/health), turned into rates
   // between two reads. Rates are counts per second, not amounts.
@@ -191,8 +263,7 @@ import { Scrip } from "/assets/app.js";
 
   // Only operators see the web of debts and the runs (the page has no such cards for others).
   if (document.getElementById("graph")) {
-    loadGraph();
-    loadRuns();
+    loadUnits().then(() => { loadGraph(); loadRuns(); });
   }
   // Two quick reads give the first rates; then every five seconds.
   loadHealth().then(() => setTimeout(loadHealth, 1000));

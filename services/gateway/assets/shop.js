@@ -23,16 +23,60 @@ import { Scrip } from "/assets/app.js";
     const has = !!business();
     const owner = has && role() === "owner";
     show("till-card", has);
-    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card"]) show(id, owner);
+    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card", "holders-card"]) show(id, owner);
     if (!has) return;
     try {
       profile = await get("/api/v1/businesses/" + encodeURIComponent(business()));
     } catch (problem) { toast(problem.detail || "The business cannot be loaded."); return; }
+    document.getElementById("business-title").textContent = profile.name;
     renderTill();
     if (!owner) return;
     renderCurrency();
-    await Promise.all([loadIssuing(), loadActivity(), loadMembers()]);
+    await Promise.all([loadIssuing(), loadActivity(), loadMembers(), loadMarkets(), loadHolders(false)]);
   }
+
+  // A business may issue several currencies: one is shown at a time.
+  const pick = document.getElementById("currency-pick");
+  const current = () => (profile.currencies || []).find((c) => c.code === pick.value) || (profile.currencies || [])[0];
+  pick.addEventListener("change", () => { renderCurrency(); loadHolders(false); });
+  document.getElementById("add-currency").addEventListener("click", () => {
+    document.getElementById("currency-form").hidden = false;
+    document.getElementById("currency-code").focus();
+  });
+
+  async function loadMarkets() {
+    const list = document.getElementById("business-markets");
+    const own = (profile.currencies || []).map((c) => c.code);
+    try {
+      const { items } = await get("/api/v1/markets?limit=500");
+      const mine = items.filter((m) => own.includes(m.base) || own.includes(m.quote));
+      list.replaceChildren(...(mine.length ? mine.map((m) => el("li", {},
+        el("a", { href: "/exchange/" + encodeURIComponent(m.symbol) }, m.symbol),
+        el("span", { class: "muted" }, ` · last ${m.last_price ? Dec.pretty(m.last_price) : "no trade yet"} · fee ${(m.fee_bps / 100).toFixed(2)} %`)))
+        : [el("li", { class: "muted" }, "No market trades this business's currencies yet.")]));
+    } catch (_) { /* optional */ }
+  }
+
+  // Holders of the shown currency, a page at a time.
+  let holdersCursor = null;
+  async function loadHolders(more) {
+    const tbody = document.querySelector("#holders-table tbody");
+    const c = current();
+    const button = document.getElementById("holders-more");
+    if (!c) { rows(tbody, [], null, "No currency yet."); button.hidden = true; return; }
+    if (!more) holdersCursor = null;
+    try {
+      const page = await get(`/api/v1/currencies/${encodeURIComponent(c.code)}/holders?limit=20` +
+        (holdersCursor ? "&cursor=" + encodeURIComponent(holdersCursor) : ""));
+      const render = (h) => el("tr", {}, el("th", { scope: "row" }, h.holder),
+        el("td", {}, `${Dec.pretty(h.balance)} ${c.code}`), el("td", {}, Dec.pretty(h.held)));
+      if (more) tbody.append(...page.items.map(render));
+      else rows(tbody, page.items, render, `Nobody holds ${c.code} yet: pay some out.`);
+      holdersCursor = page.next_cursor;
+      button.hidden = !holdersCursor;
+    } catch (problem) { rows(tbody, [], null, problem.detail || "Holders cannot be loaded."); }
+  }
+  document.getElementById("holders-more").addEventListener("click", () => loadHolders(true));
 
   // The till: a tracked payment request for the business, its QR code, and "Paid" live.
   const tillForm = document.getElementById("till-form");
@@ -69,13 +113,21 @@ import { Scrip } from "/assets/app.js";
     const currencies = profile.currencies || [];
     document.getElementById("currency-form").hidden = currencies.length > 0;
     document.getElementById("limits-form").hidden = currencies.length === 0;
+    document.getElementById("add-currency").hidden = currencies.length === 0;
+    const shown = pick.value;
+    pick.replaceChildren(...currencies.map((c) => el("option", { value: c.code }, c.code)));
+    if (currencies.some((c) => c.code === shown)) pick.value = shown;
+    pick.hidden = currencies.length < 2;
+    pick.previousElementSibling.hidden = pick.hidden;
     const payout = document.getElementById("payout-currency");
+    const payoutShown = payout.value;
     payout.replaceChildren(...currencies.map((c) => el("option", { value: c.code }, c.code)));
+    if (currencies.some((c) => c.code === payoutShown)) payout.value = payoutShown;
     if (!currencies.length) {
       details.replaceChildren(el("p", { class: "muted" }, `${profile.name} has no currency yet. Create one to start paying out.`));
       return;
     }
-    const c = currencies[0];
+    const c = current();
     details.replaceChildren(el("dl", { class: "stats", id: "currency-stats" },
       el("dt", {}, "Code"), el("dd", {}, c.code),
       el("dt", {}, "Name"), el("dd", {}, c.name),
@@ -90,10 +142,13 @@ import { Scrip } from "/assets/app.js";
     document.getElementById("market-base").value ||= c.code;
   }
 
+  /** What the business's issuing accounts can still pay out, by currency. */
+  const issuing = {};
   async function loadIssuing() {
     try {
       const { items } = await get("/api/v1/accounts?holder=" + encodeURIComponent(business()));
       const own = (profile.currencies || []).map((c) => c.code);
+      for (const a of items) issuing[a.currency] = a.available;
       const line = document.getElementById("issuing-balance");
       line.replaceChildren(...items.filter((a) => own.includes(a.currency)).map((a) =>
         el("span", { class: "muted" }, `Issuing account: ${Dec.pretty(a.balance)} ${a.currency}, `,
@@ -164,11 +219,15 @@ import { Scrip } from "/assets/app.js";
     if (!r.ok) return showProblem(currencyForm, r.data, "code");
     toast(`${r.data.code} created: pay it out to your workers and customers.`);
     await Promise.all([load(), loadAllCurrencies()]);
+    // Show the new one.
+    pick.value = r.data.code;
+    renderCurrency();
+    loadHolders(false);
   });
 
   const limitsForm = document.getElementById("limits-form");
   onSubmit(limitsForm, async (data) => {
-    const code = profile.currencies[0].code;
+    const code = current().code;
     const body = { credit_limit: data.credit_limit || "", max_balance: data.max_balance || null };
     const r = await api("PATCH", "/api/v1/currencies/" + encodeURIComponent(code), body);
     if (!r.ok) return showProblem(limitsForm, r.data, "credit_limit");
@@ -176,11 +235,36 @@ import { Scrip } from "/assets/app.js";
     await load();
   });
 
+  // Paying out: a large pay-out (a tenth of the credit line or more) is confirmed first, and
+  // one that leaves little of the credit line says so.
   const payoutForm = document.getElementById("payout-form");
+  const payoutConfirm = document.getElementById("payout-confirm");
+  let confirmed = null;
+  payoutForm.addEventListener("input", () => { confirmed = null; payoutConfirm.hidden = true; });
+  function payoutWarning(body) {
+    const c = (profile.currencies || []).find((x) => x.code === body.currency);
+    if (!c || Dec.places(body.amount) > c.scale || Dec.parse(body.amount, c.scale) === null) return null;
+    const amount = Dec.parse(body.amount, c.scale), limit = Dec.parse(c.credit_limit, c.scale);
+    const left = issuing[c.code] !== undefined ? Dec.parse(issuing[c.code], c.scale) - amount : null;
+    const parts = [];
+    if (limit > 0n && amount * 10n >= limit) parts.push(`This pays out ${Dec.pretty(body.amount)} ${c.code} to ${body.to}, a tenth of the credit limit or more.`);
+    if (left !== null && left >= 0n && limit > 0n && left * 10n < limit) parts.push(`Afterwards only ${Dec.pretty(Dec.format(left, c.scale))} ${c.code} can still be paid out before the credit limit.`);
+    return parts.length ? parts.join(" ") + " Press Pay out again to confirm." : null;
+  }
   onSubmit(payoutForm, async (data) => {
     const body = { from: business(), to: data.to || "", currency: data.currency || "", amount: data.amount || "" };
     if (data.memo) body.memo = data.memo;
     if (!body.currency) return showProblem(payoutForm, { detail: "Create the business's currency first." });
+    const warning = payoutWarning(body);
+    const key = JSON.stringify(body);
+    if (warning && confirmed !== key) {
+      confirmed = key;
+      payoutConfirm.textContent = warning;
+      payoutConfirm.hidden = false;
+      return;
+    }
+    confirmed = null;
+    payoutConfirm.hidden = true;
     const r = await api("POST", "/api/v1/transfers", body, { "idempotency-key": idempotencyKey() });
     if (!r.ok) return showProblem(payoutForm, r.data, "amount");
     toast(`Paid ${Dec.pretty(r.data.amount)} ${r.data.currency} to ${r.data.to}`);
@@ -197,6 +281,7 @@ import { Scrip } from "/assets/app.js";
     if (!r.ok) return showProblem(marketForm, r.data, "base");
     marketForm.replaceChildren(el("p", { class: "notice" }, "Market open: ",
       el("a", { href: "/exchange/" + encodeURIComponent(r.data.symbol) }, r.data.symbol)));
+    loadMarkets();
   });
 
   const memberForm = document.getElementById("member-form");

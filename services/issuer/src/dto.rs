@@ -104,3 +104,18 @@ pub struct LimitsPatch {
     #[schema(value_type = Option<String>)]
     pub max_balance: Option<Option<String>>,
 }
+
+/// One holder of a currency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HolderView {
+    pub holder: String,
+    pub balance: String,
+    /// What open orders reserve of it.
+    pub held: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HolderPage {
+    pub items: Vec<HolderView>,
+    pub next_cursor: Option<String>,
+}

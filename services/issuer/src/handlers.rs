@@ -328,7 +328,7 @@ pub async fn get_currency(
     Ok(HttpResponse::Ok().json(view))
 }
 
-fn find_currency(conn: &mut DbConn, raw: &str) -> Result<Currency, ApiError> {
+pub(crate) fn find_currency(conn: &mut DbConn, raw: &str) -> Result<Currency, ApiError> {
     scrip_auth::guard::currency(conn, raw, "not_found")
 }
 

@@ -4,6 +4,7 @@
 
 mod dto;
 mod handlers;
+mod holders;
 mod members;
 mod policy;
 
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(members::list_members)
         .service(handlers::create_currency)
         .service(handlers::list_currencies)
+        .service(holders::list_holders)
         .service(handlers::get_currency)
         .service(handlers::patch_currency);
 }
@@ -43,10 +45,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         handlers::list_currencies,
         handlers::get_currency,
         handlers::patch_currency,
+        holders::list_holders,
     ),
     components(schemas(
         dto::NewBusiness,
         dto::BusinessView,
+        dto::HolderView,
+        dto::HolderPage,
         dto::NewMember,
         dto::MemberView,
         dto::MemberList,

@@ -292,6 +292,13 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
             StatusCode::BAD_REQUEST,
             "unsupported_media_type",
         ),
+        // A unit no currency is valued in could only clear nothing: not a run.
+        (
+            "application/json",
+            r#"{"unit":"USD","dry_run":false}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_unit",
+        ),
     ] {
         let answer = app
             .post_raw(
@@ -333,6 +340,10 @@ async fn a_ring_of_businesses_is_cleared_optimally_and_exactly(backend: Backend)
     // The real run moves exactly what API.md says and keeps every net position.
     let applied = run(&app, &olga, false).await;
     assert_eq!(applied["cleared"], "90");
+    assert_eq!(
+        applied["started_by"], "olga",
+        "every run says who started it"
+    );
     let amounts: Vec<&str> = applied["settlements"]
         .as_array()
         .expect("settlements")

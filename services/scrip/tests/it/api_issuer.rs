@@ -11,6 +11,7 @@ crate::on_both_backends!(
     only_owners_govern_a_business,
     two_owners_demoting_each_other_at_once_leave_one_owner,
     membership_needs_the_persons_consent,
+    a_business_lists_its_holders_largest_first,
 );
 
 async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
@@ -504,4 +505,69 @@ async fn membership_needs_the_persons_consent(backend: Backend) {
     );
     let (_, me) = app.get("/api/v1/me", Some(&otto)).await;
     assert_eq!(me["businesses"], json!([]));
+}
+
+async fn a_business_lists_its_holders_largest_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rosa = app.user("rosa").await;
+    let wendy = app.user("wendy").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.add_member((&rosa, "bakery"), ("wendy", &wendy), "worker")
+        .await;
+    let amounts = ["5.00", "30.00", "12.50", "30.00", "1.00"];
+    for (n, amount) in amounts.iter().enumerate() {
+        let handle = format!("cust{n}");
+        app.user(&handle).await;
+        let (status, body) = app
+            .pay(
+                &rosa,
+                json!({"from": "bakery", "to": handle, "currency": "BREAD", "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // Two at a time through the cursors: every holder once, largest first, ties by age.
+    let holders = app
+        .all_pages("/api/v1/currencies/BREAD/holders", Some(&rosa), 2)
+        .await;
+    let listed: Vec<(&str, &str)> = holders
+        .iter()
+        .map(|h| {
+            (
+                h["holder"].as_str().unwrap_or(""),
+                h["balance"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("cust1", "30.00"),
+            ("cust3", "30.00"),
+            ("cust2", "12.50"),
+            ("cust0", "5.00"),
+            ("cust4", "1.00")
+        ],
+        "the issuer's own account is not a holder"
+    );
+    // Customers are the business's to see: not its worker's, not a stranger's.
+    let stranger = app.user("dana").await;
+    for token in [&wendy, &stranger] {
+        let answer = app
+            .get("/api/v1/currencies/BREAD/holders", Some(token))
+            .await;
+        assert_problem(&answer, StatusCode::FORBIDDEN, "not_owner");
+    }
+    assert_problem(
+        &app.get("/api/v1/currencies/BREAD/holders?cursor=x", Some(&rosa))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_cursor",
+    );
+    assert_problem(
+        &app.get("/api/v1/currencies/NOPE/holders", Some(&rosa))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
 }

@@ -61,11 +61,11 @@ impl Driver {
 
     /// A fresh headless browser with its own profile (so its own cookies).
     async fn browser(&mut self) -> Browser {
-        let profile = std::env::temp_dir().join(format!(
-            "scrip-chrome-{}-{}",
-            std::process::id(),
-            self.profiles.len()
-        ));
+        // Unique in the process: browser tests run side by side, and two Chromiums on one
+        // profile directory make the second one quit.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = std::env::temp_dir().join(format!("scrip-chrome-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
         self.profiles.push(profile.clone());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -322,6 +322,18 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     owner.wait_text("#payout-amount-error", "").await;
     assert_eq!(available(&app, &carol, "BREAD").await, "0");
 
+    // A large pay-out is confirmed before it is sent.
+    owner.fill("#payout-amount", "150.00").await;
+    owner.click("#payout-form button[type=submit]").await;
+    owner
+        .wait_text("#payout-confirm", "a tenth of the credit limit or more")
+        .await;
+    assert_eq!(
+        available(&app, &carol, "BREAD").await,
+        "0",
+        "not sent unconfirmed"
+    );
+
     // She pays a customer 50 BREAD and opens a market for it against the grocer's credit.
     owner.fill("#payout-amount", "50.00").await;
     owner.click("#payout-form button[type=submit]").await;
@@ -330,6 +342,8 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     owner.fill("#market-quote", "GROCER").await;
     owner.click("#market-form button[type=submit]").await;
     owner.wait_text("#market-card", "Market open").await;
+    owner.wait_text("#business-markets", "BREAD-GROCER").await;
+    owner.wait_text("#holders-table", "carol").await;
     owner.screenshot("shop").await;
 
     // The customer logs in and sees the money; bad payments change nothing.
@@ -539,7 +553,21 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     owner
         .wait_text("#clearing-result", "Nothing was changed")
         .await;
+    // Running shows the plan first and moves nothing until she confirms it.
     owner.click("#run").await;
+    owner
+        .wait_text(
+            "#confirm-summary",
+            "cleared 60 EUR; gross debt 75 → 15 (80.0 % less)",
+        )
+        .await;
+    assert_eq!(
+        api_get(&app, "/api/v1/clearing/runs", &olga).await["items"][0]["dry_run"],
+        true,
+        "nothing applied before the confirmation"
+    );
+    owner.screenshot("clearing-confirm").await;
+    owner.click("#confirm-apply").await;
     owner
         .wait_text("#clearing-result", "cleared 60 EUR; gross debt 75 → 15")
         .await;
