@@ -17,3 +17,5 @@ CREATE TABLE payment_requests (
     paid_at_us BIGINT
 );
 CREATE INDEX payment_requests_to ON payment_requests (to_id, created_at_us);
+-- The open requests of a recipient, counted at every new one: only unpaid rows, by expiry.
+CREATE INDEX payment_requests_open ON payment_requests (to_id, expires_at_us) WHERE paid_by IS NULL;

@@ -150,9 +150,22 @@ import { Scrip } from "/assets/app.js";
       expired: `${what}: this request expired unpaid. Ask for a new one.`,
     }[asked.status];
     notice.dataset.status = asked.status;
+    if (asked.status !== "open") {
+      notice.append(" ", el("button", { type: "button", class: "link", id: "pay-someone-else", onclick: leaveRequest }, "Pay someone else"));
+    }
     notice.hidden = false;
     payForm.querySelector("button[type=submit]").disabled = asked.status !== "open";
     if (asked.status === "open") payForm.querySelector("button[type=submit]").focus();
+  }
+  /** Back to an ordinary payment form, the request left behind. */
+  function leaveRequest() {
+    request = null;
+    payForm.reset();
+    for (const name of ["to", "currency", "amount", "memo"]) payForm.elements[name].readOnly = false;
+    payForm.querySelector("button[type=submit]").disabled = false;
+    notice.hidden = true;
+    history.replaceState(null, "", location.pathname);
+    payForm.elements.to.focus();
   }
   if (params.get("request")) openRequest(params.get("request"));
 

@@ -255,23 +255,23 @@ pub(crate) async fn check_password(
             detail: "the handle or password is wrong".into(),
         });
     };
-    let first_refresh = blocking(move || {
+    let (session_id, first_refresh) = blocking(move || {
         Ok(ledger.write(|conn| sessions::open(conn, principal, scrip_http::now_us()))?)
     })
     .await?;
-    tokens_for(&gateway, principal, &handle, &first_refresh)
+    tokens_for(&gateway, (principal, &handle), session_id, &first_refresh)
 }
 
 fn tokens_for(
     gateway: &GatewayContext,
-    principal: scrip_domain::PrincipalId,
-    handle: &Handle,
+    (principal, handle): (scrip_domain::PrincipalId, &Handle),
+    session_id: i64,
     refresh_token: &sessions::RefreshToken,
 ) -> Result<LoginResponse, ApiError> {
     Ok(LoginResponse {
         access_token: gateway
             .tokens
-            .issue(principal, handle)
+            .issue(principal, handle, Some(session_id))
             .map_err(ApiError::Internal)?,
         token_type: "Bearer".into(),
         expires_in: gateway.tokens.ttl_s(),
@@ -290,7 +290,9 @@ pub(crate) async fn refresh_session(
         let rotated = ledger.write(|conn| {
             let now_us = scrip_http::now_us();
             Ok(match sessions::rotate(conn, &token, now_us)? {
-                Ok((principal, next)) => Ok((principal_by_id(conn, principal)?, next)),
+                Ok((principal, session, next)) => {
+                    Ok((principal_by_id(conn, principal)?, session, next))
+                }
                 Err(refused) => Err(refused),
             })
         })?;
@@ -298,7 +300,9 @@ pub(crate) async fn refresh_session(
     })
     .await?;
     match rotated {
-        Ok((principal, next)) => tokens_for(&gateway, principal.id, &principal.handle, &next),
+        Ok((principal, session, next)) => {
+            tokens_for(&gateway, (principal.id, &principal.handle), session, &next)
+        }
         Err(sessions::Refused::Raced) => Err(ApiError::conflict(
             "refresh_raced",
             "this session was refreshed a moment ago (in another tab?); send the request again",

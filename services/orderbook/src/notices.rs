@@ -1,7 +1,7 @@
 //! Tells order owners what a committed batch did to their orders (filled, cancelled and why,
 //! expired) over their own event stream ([`scrip_notify`]). Runs on the market's writer thread
 //! after the commit: the only I/O is reading the handles of owners it has not seen yet, once
-//! per batch, into a bounded cache (handles never change).
+//! per batch, into a bounded cache (handles never change), on an idle connection only.
 
 use std::collections::HashMap;
 
@@ -66,7 +66,13 @@ impl OrderNotifier {
         if self.handles.len() + unknown.len() > MAX_HANDLES {
             self.handles.clear();
         }
-        let mut conn = pool.get()?;
+        // Never wait for a connection on the market's writer thread: with the pool busy, this
+        // batch's notices are dropped (the orders themselves are committed and readable).
+        let Some(mut conn) = pool.try_get() else {
+            return Err(scrip_ledger::LedgerError::Unavailable(
+                "no idle database connection for the owners' handles".into(),
+            ));
+        };
         self.handles
             .extend(scrip_ledger::handles(&mut conn, unknown)?);
         Ok(())

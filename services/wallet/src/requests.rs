@@ -56,7 +56,12 @@ pub async fn create_request(
         let mut conn = ledger.conn()?;
         let now = now_us();
         let asked = prepare_request(&mut conn, &caller, &body, &registry, now)?;
-        if store::open_count(&mut conn, asked.to.id, now)? >= MAX_OPEN_PER_RECIPIENT {
+        let open = store::open_count(&mut conn, asked.to.id, now)?;
+        // The write takes a connection of its own: this one goes back first, so concurrent
+        // requests never hold one each while waiting for a second. (The cap is checked
+        // outside the write: concurrent creates may pass it by a few, which bounds as well.)
+        drop(conn);
+        if open >= MAX_OPEN_PER_RECIPIENT {
             return Err(ApiError::conflict(
                 "too_many_requests",
                 format!(
@@ -257,13 +262,15 @@ pub async fn pay_request(
         let scope = caller.id;
         let mut fresh = None;
         let mut work = |conn: &mut DbConn| {
-            Ok(
-                pay_in(conn, &caller, &id, &body, &registry)?.and_then(|paid| {
+            Ok(match pay_in(conn, &caller, &id, &body, &registry)? {
+                Ok(paid) => {
+                    // Written already: failing to store the answer must roll it all back.
                     let stored = stored_response(&paid.view)?;
                     fresh = Some(paid);
                     Ok(stored)
-                }),
-            )
+                }
+                Err(refused) => Err(refused),
+            })
         };
         let outcome = match &key {
             None => ledger.write(&mut work)?.map(Idempotent::Fresh),
@@ -280,9 +287,9 @@ pub async fn pay_request(
     Ok(idempotent_response(stored.response(), replayed))
 }
 
-fn stored_response(view: &PaymentView) -> Result<StoredResponse, ApiError> {
+fn stored_response(view: &PaymentView) -> Result<StoredResponse, LedgerError> {
     let body = serde_json::to_string(view)
-        .map_err(|e| ApiError::Internal(format!("cannot store a payment's answer: {e}")))?;
+        .map_err(|e| LedgerError::Invariant(format!("cannot store a payment's answer: {e}")))?;
     Ok(StoredResponse { status: 201, body })
 }
 

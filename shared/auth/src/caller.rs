@@ -6,7 +6,7 @@ use scrip_domain::{Handle, PrincipalId};
 use scrip_http::{ApiError, blocking};
 use scrip_ledger::{Ledger, LedgerError};
 
-use crate::TokenVerifier;
+use crate::{Subject, TokenVerifier};
 
 /// Name of the cookie the web pages keep the token in (HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "scrip_session";
@@ -25,6 +25,8 @@ pub const CSRF_HEADER: &str = "x-scrip-csrf";
 pub struct Caller {
     pub id: PrincipalId,
     pub handle: Handle,
+    /// The session its token was issued in (none for tokens from before sessions).
+    pub session_id: Option<i64>,
 }
 
 impl FromRequest for Caller {
@@ -32,47 +34,79 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (caller, verifier) = match authenticate(request) {
+        let (subject, verifier) = match authenticate(request) {
             Ok(found) => found,
             Err(refused) => return ready(Err(refused)).boxed_local(),
         };
-        if verifier.known_live(caller.id, &caller.handle) {
-            return ready(Ok(caller)).boxed_local();
+        let principal_known = verifier.known_live(subject.id, &subject.handle);
+        let session_known = subject
+            .session_id
+            .is_none_or(|session| verifier.session_known_live(session));
+        if principal_known && session_known {
+            return ready(Ok(caller_of(subject))).boxed_local();
         }
         let ledger = request.app_data::<web::Data<Ledger>>().cloned();
         async move {
             let ledger = ledger.ok_or_else(|| ApiError::Internal("no ledger configured".into()))?;
-            confirm_live(ledger, &verifier, caller).await
+            confirm_live(ledger, &verifier, subject, principal_known).await
         }
         .boxed_local()
     }
 }
 
-/// A well-signed token is only as good as the principal it names: one that does not exist
-/// (a database restored or recreated under the same keys), or exists under another handle, is
-/// refused like any bad token, before a handler can write for it. Read once per principal.
+fn caller_of(subject: Subject) -> Caller {
+    Caller {
+        id: subject.id,
+        handle: subject.handle,
+        session_id: subject.session_id,
+    }
+}
+
+/// A well-signed token is only as good as the principal it names and the session it was
+/// issued in: a principal that does not exist (a database restored or recreated under the
+/// same keys), or exists under another handle, is refused like any bad token, and so is a
+/// session that ended (logged out, or revoked for a reused refresh token). The principal is
+/// read once per principal, the session again every [`crate::SESSION_RECHECK`].
 async fn confirm_live(
     ledger: web::Data<Ledger>,
     verifier: &TokenVerifier,
-    caller: Caller,
+    subject: Subject,
+    principal_known: bool,
 ) -> Result<Caller, ApiError> {
-    let id = caller.id;
-    let stored = blocking(move || {
+    let (id, session) = (subject.id, subject.session_id);
+    let (stored, session_live) = blocking(move || {
         let mut conn = ledger.conn()?;
-        match scrip_ledger::principal_by_id(&mut conn, id) {
-            Ok(principal) => Ok(Some(principal.handle)),
-            Err(LedgerError::UnknownPrincipal) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        let stored = if principal_known {
+            None
+        } else {
+            match scrip_ledger::principal_by_id(&mut conn, id) {
+                Ok(principal) => Some(principal.handle),
+                Err(LedgerError::UnknownPrincipal) => None,
+                Err(other) => return Err(other.into()),
+            }
+        };
+        let live = match session {
+            Some(session) => crate::sessions::is_live(&mut conn, session, scrip_http::now_us())?,
+            None => true,
+        };
+        Ok::<_, ApiError>((stored, live))
     })
     .await?;
-    if stored.as_ref() != Some(&caller.handle) {
+    if !principal_known && stored.as_ref() != Some(&subject.handle) {
         return Err(ApiError::unauthorized(
             "the account this token names does not exist here; log in again",
         ));
     }
-    verifier.confirm_live(caller.id, caller.handle.clone());
-    Ok(caller)
+    if !session_live {
+        return Err(ApiError::unauthorized(
+            "this session has ended (you logged out, or it was revoked); log in again",
+        ));
+    }
+    verifier.confirm_live(subject.id, subject.handle.clone());
+    if let Some(session) = session {
+        verifier.confirm_session(session);
+    }
+    Ok(caller_of(subject))
 }
 
 /// A change authorised by a cookie must carry [`CSRF_HEADER`] (403 `csrf_check_failed`).
@@ -89,17 +123,17 @@ pub fn require_csrf_header(request: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<(Caller, web::Data<TokenVerifier>), ApiError> {
+fn authenticate(request: &HttpRequest) -> Result<(Subject, web::Data<TokenVerifier>), ApiError> {
     let verifier = request
         .app_data::<web::Data<TokenVerifier>>()
         .ok_or_else(|| ApiError::Internal("no token verifier configured".into()))?;
     let (token, from_cookie) = bearer_token(request)
         .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <access_token>"))?;
-    let (id, handle) = verifier.verify(&token).map_err(ApiError::unauthorized)?;
+    let subject = verifier.verify(&token).map_err(ApiError::unauthorized)?;
     if from_cookie && !request.method().is_safe() {
         require_csrf_header(request)?;
     }
-    Ok((Caller { id, handle }, verifier.clone()))
+    Ok((subject, verifier.clone()))
 }
 
 /// The token and whether it came from the session cookie rather than the header.

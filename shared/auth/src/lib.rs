@@ -20,4 +20,4 @@ pub use caller::{
     CSRF_HEADER, Caller, REFRESH_COOKIE, SESSION_COOKIE, require_csrf_header, same_origin,
 };
 pub use keys::{KeyError, KeyPair, load_or_create_keys, load_public_key};
-pub use token::{AUDIENCE, ISSUER, TokenIssuer, TokenVerifier};
+pub use token::{AUDIENCE, ISSUER, SESSION_RECHECK, Subject, TokenIssuer, TokenVerifier};

@@ -63,12 +63,13 @@ pub enum Refused {
     Ended,
 }
 
-/// Opens a session for `principal`; its first refresh token.
+/// Opens a session for `principal`; its id (which access tokens carry) and its first refresh
+/// token.
 pub fn open(
     conn: &mut DbConn,
     principal: PrincipalId,
     now_us: i64,
-) -> Result<RefreshToken, LedgerError> {
+) -> Result<(i64, RefreshToken), LedgerError> {
     let session: i64 = diesel::insert_into(sessions::table)
         .values((
             sessions::principal_id.eq(principal.get()),
@@ -77,7 +78,18 @@ pub fn open(
         ))
         .returning(sessions::id)
         .get_result(conn)?;
-    issue(conn, session, now_us)
+    Ok((session, issue(conn, session, now_us)?))
+}
+
+/// Whether access tokens of `session_id` still speak for its principal: neither revoked nor
+/// past its lifetime.
+pub fn is_live(conn: &mut DbConn, session_id: i64, now_us: i64) -> Result<bool, LedgerError> {
+    let found: Option<(i64, Option<i64>)> = sessions::table
+        .find(session_id)
+        .select((sessions::expires_at_us, sessions::revoked_at_us))
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some_and(|(expires_at_us, revoked)| revoked.is_none() && expires_at_us > now_us))
 }
 
 fn issue(conn: &mut DbConn, session: i64, now_us: i64) -> Result<RefreshToken, LedgerError> {
@@ -92,14 +104,14 @@ fn issue(conn: &mut DbConn, session: i64, now_us: i64) -> Result<RefreshToken, L
     Ok(token)
 }
 
-/// Spends `token` for its successor; the session's principal with it. Run it in a write
+/// Spends `token` for its successor; the session's principal and id with it. Run it in a write
 /// transaction: the token is marked used by a conditional update, so of two concurrent
 /// refreshes with one token exactly one gets a successor and the other revokes the session.
 pub fn rotate(
     conn: &mut DbConn,
     token: &RefreshToken,
     now_us: i64,
-) -> Result<Result<(PrincipalId, RefreshToken), Refused>, LedgerError> {
+) -> Result<Result<(PrincipalId, i64, RefreshToken), Refused>, LedgerError> {
     let found: Option<(i64, Option<i64>)> = refresh_tokens::table
         .find(token.hash())
         .select((refresh_tokens::session_id, refresh_tokens::used_at_us))
@@ -137,12 +149,18 @@ pub fn rotate(
     }
     Ok(Ok((
         PrincipalId::new(principal),
+        session,
         issue(conn, session, now_us)?,
     )))
 }
 
-/// Ends the session `token` belongs to (logout); nothing when it belongs to none.
-pub fn end(conn: &mut DbConn, token: &RefreshToken, now_us: i64) -> Result<(), LedgerError> {
+/// Ends the session `token` belongs to (logout), returning its id; nothing when it belongs to
+/// none.
+pub fn end(
+    conn: &mut DbConn,
+    token: &RefreshToken,
+    now_us: i64,
+) -> Result<Option<i64>, LedgerError> {
     let session: Option<i64> = refresh_tokens::table
         .find(token.hash())
         .select(refresh_tokens::session_id)
@@ -151,7 +169,7 @@ pub fn end(conn: &mut DbConn, token: &RefreshToken, now_us: i64) -> Result<(), L
     if let Some(session) = session {
         revoke(conn, session, now_us)?;
     }
-    Ok(())
+    Ok(session)
 }
 
 fn revoke(conn: &mut DbConn, session: i64, now_us: i64) -> Result<(), LedgerError> {

@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use scrip_domain::{Handle, PrincipalId};
@@ -22,6 +23,18 @@ struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nbf: Option<u64>,
     exp: u64,
+    /// The session the token was issued in (absent in tokens from before sessions): a token
+    /// of a session that ended (logout, reuse of its refresh token) is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<i64>,
+}
+
+/// What a valid token says: who it speaks for, and in which session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub id: PrincipalId,
+    pub handle: Handle,
+    pub session_id: Option<i64>,
 }
 
 fn now_s() -> u64 {
@@ -59,8 +72,13 @@ impl TokenIssuer {
         self.ttl_s
     }
 
-    /// A signed token for the principal, valid for the issuer's lifetime from now.
-    pub fn issue(&self, principal: PrincipalId, handle: &Handle) -> Result<String, String> {
+    /// A signed token for the principal in `session_id`, valid for the issuer's lifetime.
+    pub fn issue(
+        &self,
+        principal: PrincipalId,
+        handle: &Handle,
+        session_id: Option<i64>,
+    ) -> Result<String, String> {
         let iat = now_s();
         let claims = Claims {
             sub: principal.to_string(),
@@ -70,6 +88,7 @@ impl TokenIssuer {
             iat,
             nbf: Some(iat),
             exp: iat + self.ttl_s,
+            sid: session_id,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
             .map_err(|e| format!("cannot sign a token: {e}"))
@@ -80,7 +99,7 @@ impl TokenIssuer {
 /// the same token skip the Ed25519 verification (the largest CPU cost of a request).
 /// Keyed by the whole token: only a token that passed full verification is ever stored, and
 /// its expiry is checked again at every use.
-type Verified = HashMap<String, (PrincipalId, Handle, u64)>;
+type Verified = HashMap<String, (Subject, u64)>;
 
 /// Most tokens remembered; beyond this the memory is cleared and refilled (a bound on memory
 /// under a flood of distinct valid tokens, not an eviction policy worth more).
@@ -95,7 +114,14 @@ pub struct TokenVerifier {
     /// Principals seen to exist under the handle their token names. Principals are never
     /// deleted or renamed, so a pair once seen stays true; bounded like `verified`.
     live: Arc<Mutex<HashMap<PrincipalId, Handle>>>,
+    /// Sessions seen live, and when: a session can end (logout), so it is read again once
+    /// [`SESSION_RECHECK`] has passed; a logout in this process forgets it at once.
+    sessions: Arc<Mutex<HashMap<i64, Instant>>>,
 }
+
+/// Longest a token of an ended session still works in another process than the one that
+/// ended it (this one forgets it at once).
+pub const SESSION_RECHECK: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,7 +147,34 @@ impl TokenVerifier {
             validation,
             verified: Arc::default(),
             live: Arc::default(),
+            sessions: Arc::default(),
         })
+    }
+
+    /// Whether the session was seen live less than [`SESSION_RECHECK`] ago.
+    pub fn session_known_live(&self, session_id: i64) -> bool {
+        self.sessions.lock().is_ok_and(|sessions| {
+            sessions
+                .get(&session_id)
+                .is_some_and(|seen| seen.elapsed() < SESSION_RECHECK)
+        })
+    }
+
+    /// Records that the session is live now (read from the database).
+    pub fn confirm_session(&self, session_id: i64) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            if sessions.len() >= VERIFIED_CAPACITY {
+                sessions.clear();
+            }
+            sessions.insert(session_id, Instant::now());
+        }
+    }
+
+    /// Forgets a session this process ended, so its tokens are refused from now on.
+    pub fn forget_session(&self, session_id: i64) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(&session_id);
+        }
     }
 
     /// Whether this principal was already seen to exist under this handle.
@@ -142,13 +195,13 @@ impl TokenVerifier {
     }
 
     /// The principal the token speaks for, or why it is not accepted.
-    pub fn verify(&self, token: &str) -> Result<(PrincipalId, Handle), String> {
+    pub fn verify(&self, token: &str) -> Result<Subject, String> {
         let now = now_s();
         let leeway = self.validation.leeway;
-        if let Some((id, handle, exp)) = self.remembered(token)
+        if let Some((subject, exp)) = self.remembered(token)
             && exp + leeway > now
         {
-            return Ok((id, handle));
+            return Ok(subject);
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| refusal(e.kind()).to_owned())?;
@@ -158,17 +211,21 @@ impl TokenVerifier {
             .parse::<i64>()
             .map_err(|_| "invalid token subject".to_owned())?;
         let handle = Handle::parse(&data.claims.handle).map_err(|e| e.to_string())?;
-        let id = PrincipalId::new(id);
+        let subject = Subject {
+            id: PrincipalId::new(id),
+            handle,
+            session_id: data.claims.sid,
+        };
         if let Ok(mut verified) = self.verified.lock() {
             if verified.len() >= VERIFIED_CAPACITY {
                 verified.clear();
             }
-            verified.insert(token.to_owned(), (id, handle.clone(), data.claims.exp));
+            verified.insert(token.to_owned(), (subject.clone(), data.claims.exp));
         }
-        Ok((id, handle))
+        Ok(subject)
     }
 
-    fn remembered(&self, token: &str) -> Option<(PrincipalId, Handle, u64)> {
+    fn remembered(&self, token: &str) -> Option<(Subject, u64)> {
         let verified = self.verified.lock().ok()?;
         verified.get(token).cloned()
     }
@@ -207,10 +264,16 @@ mod tests {
         let issuer = TokenIssuer::new(&keys, 60).expect("issuer");
         let verifier = TokenVerifier::new(&keys.public_pem).expect("verifier");
         let handle = Handle::parse("alice").expect("handle");
-        let token = issuer.issue(PrincipalId::new(7), &handle).expect("signed");
+        let token = issuer
+            .issue(PrincipalId::new(7), &handle, Some(3))
+            .expect("signed");
         assert_eq!(
             verifier.verify(&token),
-            Ok((PrincipalId::new(7), handle.clone()))
+            Ok(Subject {
+                id: PrincipalId::new(7),
+                handle: handle.clone(),
+                session_id: Some(3),
+            })
         );
 
         let _ = std::fs::remove_dir_all(&dir);
@@ -227,8 +290,14 @@ mod tests {
         let issuer = TokenIssuer::new(&keys, 60).expect("issuer");
         let verifier = TokenVerifier::new(&keys.public_pem).expect("verifier");
         let handle = Handle::parse("alice").expect("handle");
-        let token = issuer.issue(PrincipalId::new(7), &handle).expect("signed");
-        let expected = Ok((PrincipalId::new(7), handle.clone()));
+        let token = issuer
+            .issue(PrincipalId::new(7), &handle, None)
+            .expect("signed");
+        let expected = Ok(Subject {
+            id: PrincipalId::new(7),
+            handle: handle.clone(),
+            session_id: None,
+        });
         assert_eq!(verifier.verify(&token), expected);
         assert_eq!(verifier.verify(&token), expected, "remembered");
         assert_eq!(
@@ -244,19 +313,20 @@ mod tests {
         assert!(verifier.verify(&tampered).is_err());
 
         // A remembered token past its expiry (and leeway) is verified again: refused here.
+        let subject = |id, handle| Subject {
+            id: PrincipalId::new(id),
+            handle,
+            session_id: None,
+        };
         verifier
             .verified
             .lock()
             .expect("lock")
-            .insert(token.clone(), (PrincipalId::new(7), handle, 1));
+            .insert(token.clone(), (subject(7, handle), 1));
         let fresh = TokenVerifier::new(&keys.public_pem).expect("verifier");
         fresh.verified.lock().expect("lock").insert(
             "not.a.token".into(),
-            (
-                PrincipalId::new(8),
-                Handle::parse("bob").expect("handle"),
-                1,
-            ),
+            (subject(8, Handle::parse("bob").expect("handle")), 1),
         );
         assert!(
             fresh.verify("not.a.token").is_err(),

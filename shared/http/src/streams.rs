@@ -17,6 +17,9 @@ pub struct StreamLimits {
     pub ping_interval: Duration,
     /// A stream whose client sent nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// How often a user's own stream checks again that it may carry what it carries (its
+    /// session, its memberships).
+    pub recheck_interval: Duration,
 }
 
 impl Default for StreamLimits {
@@ -29,6 +32,7 @@ impl Default for StreamLimits {
             per_address: 16,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            recheck_interval: Duration::from_secs(60),
         }
     }
 }

@@ -6,7 +6,10 @@
 //! `{"type": "lagged"}` when the client fell so far behind that some were lost: read the
 //! state again. Bounded like the market streams (the one [`StreamGate`] of the process), pinged
 //! every 20 s, closed after 60 s without a word from the client, and refused when opened from
-//! another site's page.
+//! another site's page. Every [`StreamLimits::recheck_interval`] the stream checks that it may still carry what it
+//! carries: it closes when the session ended (logout) or the caller's memberships changed (a
+//! worker removed stops hearing the business's payments), and the client reconnects with what
+//! it may hear now.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,12 +60,45 @@ pub async fn me_stream(
     let events = subscribe(bus.get_ref(), &ids);
     let (response, session, incoming) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
+    let ledger = ledger.clone();
     actix_web::rt::spawn(async move {
         let _slot = slot;
         let hello = serde_json::json!({"type": "hello", "holders": holders}).to_string();
-        relay(session, incoming, events, hello, limits).await;
+        let still_valid = move || {
+            let (ledger, caller, ids) = (ledger.clone(), caller.clone(), ids.clone());
+            async move { may_still_follow(&ledger, &caller, &ids).await }
+        };
+        relay(session, incoming, events, hello, limits, still_valid).await;
     });
     Ok(response)
+}
+
+/// Whether the caller's session is live and it still follows exactly `ids`.
+async fn may_still_follow(
+    ledger: &web::Data<Ledger>,
+    caller: &Caller,
+    ids: &[(PrincipalId, Audience)],
+) -> bool {
+    let session_live = match caller.session_id {
+        None => true,
+        Some(session) => {
+            let ledger = ledger.clone();
+            blocking(move || {
+                let mut conn = ledger.conn()?;
+                Ok(scrip_auth::sessions::is_live(
+                    &mut conn,
+                    session,
+                    scrip_http::now_us(),
+                )?)
+            })
+            .await
+            .unwrap_or(false)
+        }
+    };
+    session_live
+        && followed(ledger, caller)
+            .await
+            .is_ok_and(|(now, _)| now == ids)
 }
 
 /// The topics the caller hears, and the handles they are about.
@@ -118,17 +154,24 @@ async fn next_delivery(
     }
 }
 
-/// Sends `hello`, then every delivery, until the client goes or stays silent too long.
-async fn relay(
+/// Sends `hello`, then every delivery, until the client goes or stays silent too long, or
+/// `still_valid` says the stream may no longer carry what it carries.
+async fn relay<F, Fut>(
     mut session: Session,
     mut incoming: actix_ws::MessageStream,
     mut events: BoxStream<'static, Delivery>,
     hello: String,
     limits: StreamLimits,
-) {
+    still_valid: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let lagged = r#"{"type":"lagged"}"#;
     let mut heard_at = Instant::now();
     let mut pings = tokio::time::interval(limits.ping_interval);
+    let recheck = limits.recheck_interval;
+    let mut rechecks = tokio::time::interval_at(tokio::time::Instant::now() + recheck, recheck);
     if session.text(hello).await.is_err() {
         return;
     }
@@ -158,6 +201,11 @@ async fn relay(
             },
             _ = pings.tick() => {
                 if heard_at.elapsed() >= limits.idle_timeout || session.ping(b"").await.is_err() {
+                    break;
+                }
+            },
+            _ = rechecks.tick() => {
+                if !still_valid().await {
                     break;
                 }
             },

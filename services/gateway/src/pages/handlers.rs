@@ -424,7 +424,11 @@ pub async fn signup_form(
 /// The page's Log out: ends the session (its refresh token is sent to `/api/v1/auth` only,
 /// hence the path) and removes both cookies. `/logout` (older pages) only removes them.
 #[post("/api/v1/auth/logout")]
-pub async fn logout(request: HttpRequest, ledger: web::Data<Ledger>) -> HttpResponse {
+pub async fn logout(
+    request: HttpRequest,
+    ledger: web::Data<Ledger>,
+    verifier: web::Data<scrip_auth::TokenVerifier>,
+) -> HttpResponse {
     if let Err(error) = same_origin(&request) {
         return failure(&error);
     }
@@ -435,8 +439,11 @@ pub async fn logout(request: HttpRequest, ledger: web::Data<Ledger>) -> HttpResp
                 .write(|conn| scrip_auth::sessions::end(conn, &token, scrip_http::now_us()))?)
         })
         .await;
-        if let Err(error) = ended {
-            return failure(&error);
+        match ended {
+            // Its access tokens stop working here at once (elsewhere within seconds).
+            Ok(Some(session)) => verifier.forget_session(session),
+            Ok(None) => {}
+            Err(error) => return failure(&error),
         }
     }
     redirect_with("/login", &cleared_cookies())

@@ -10,8 +10,12 @@ use scrip_auth::{Caller, REFRESH_COOKIE, SESSION_COOKIE, TokenVerifier};
 pub fn viewer(request: &HttpRequest) -> Option<Caller> {
     let verifier = request.app_data::<web::Data<TokenVerifier>>()?;
     let token = request.cookie(SESSION_COOKIE)?;
-    let (id, handle) = verifier.verify(token.value()).ok()?;
-    Some(Caller { id, handle })
+    let subject = verifier.verify(token.value()).ok()?;
+    Some(Caller {
+        id: subject.id,
+        handle: subject.handle,
+        session_id: subject.session_id,
+    })
 }
 
 /// The session cookie carrying `token` for `ttl_s` seconds.

@@ -1395,6 +1395,7 @@ async fn streams_are_bounded_and_idle_ones_are_closed(backend: Backend) {
             per_address: 2,
             ping_interval: Duration::from_millis(200),
             idle_timeout: Duration::from_secs(1),
+            recheck_interval: Duration::from_secs(60),
         },
         ..crate::app::Limits::default()
     };

@@ -432,11 +432,12 @@ async fn refresh_tokens_rotate_and_a_copy_ends_the_session(backend: Backend) {
         .expect("rosa")
         .id;
         let t0 = 1_000_000_000_000_000;
-        let a = sessions::open(&mut conn, rosa, t0).expect("open");
-        let (who, b) = sessions::rotate(&mut conn, &a, t0 + 1_000_000)
+        let (session, a) = sessions::open(&mut conn, rosa, t0).expect("open");
+        let (who, same, b) = sessions::rotate(&mut conn, &a, t0 + 1_000_000)
             .expect("db")
             .expect("rotated");
-        assert_eq!(who, rosa);
+        assert_eq!((who, same), (rosa, session));
+        assert!(sessions::is_live(&mut conn, session, t0 + 1_000_000).expect("db"));
         assert_eq!(
             sessions::rotate(&mut conn, &a, t0 + 2_000_000).expect("db"),
             Err(Refused::Raced)
@@ -450,7 +451,8 @@ async fn refresh_tokens_rotate_and_a_copy_ends_the_session(backend: Backend) {
             sessions::rotate(&mut conn, &b, t0 + 61_000_000).expect("db"),
             Err(Refused::Ended)
         );
-        let old = sessions::open(&mut conn, rosa, t0).expect("open");
+        assert!(!sessions::is_live(&mut conn, session, t0 + 61_000_000).expect("db"));
+        let (_, old) = sessions::open(&mut conn, rosa, t0).expect("open");
         assert_eq!(
             sessions::rotate(&mut conn, &old, t0 + SESSION_LIFETIME_US).expect("db"),
             Err(Refused::Ended),
@@ -528,4 +530,16 @@ async fn the_page_session_renews_itself_and_log_out_ends_it(backend: Backend) {
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     let after = refresh(next_refresh, true).await.expect("refresh");
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "logged out");
+    // The access token of the ended session stops working at once, not 15 minutes later.
+    let me = client
+        .get(format!("{}/api/v1/me", app.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(
+        me.status(),
+        StatusCode::UNAUTHORIZED,
+        "its access token is dead too"
+    );
 }

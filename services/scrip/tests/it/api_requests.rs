@@ -9,13 +9,14 @@ use scrip_store::Backend;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use crate::app::{TestApp, assert_problem};
+use crate::app::{Limits, TestApp, assert_problem};
 
 crate::on_both_backends!(
     a_till_request_is_paid_once_and_its_status_is_public,
     refused_request_payments_change_nothing,
     a_request_is_paid_once_under_twenty_concurrent_payers,
     the_till_hears_its_request_paid_on_its_own_stream,
+    a_stream_closes_when_its_holder_may_no_longer_hear_it,
 );
 
 /// A bakery (owner rosa, worker wendy) with BREAD, and carl holding 50.00 BREAD.
@@ -465,4 +466,59 @@ async fn the_till_hears_its_request_paid_on_its_own_stream(backend: Backend) {
         }
         other => panic!("a stream from another site must be refused: {other:?}"),
     }
+}
+
+/// Whether the server closed `socket` within `wait` (other messages are skipped).
+async fn closed_within(socket: &mut Socket, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return false,
+            Ok(None | Some(Err(_))) => return true,
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))) => return true,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+async fn a_stream_closes_when_its_holder_may_no_longer_hear_it(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Limits {
+            streams: scrip_orderbook::StreamLimits {
+                recheck_interval: Duration::from_millis(300),
+                ..scrip_orderbook::StreamLimits::default()
+            },
+            ..Limits::default()
+        },
+    )
+    .await;
+    let (rosa, wendy, _carl) = bakery(&app).await;
+    let mut till = me_stream(&app, &wendy).await;
+    assert_eq!(
+        next_event(&mut till, Duration::from_secs(10))
+            .await
+            .expect("hello")["type"],
+        "hello"
+    );
+    assert!(
+        !closed_within(&mut till, Duration::from_secs(1)).await,
+        "nothing changed: it stays open"
+    );
+
+    // Removed from the bakery, the worker stops hearing its payments: the stream closes, and
+    // a new one follows only her own account.
+    let (status, body) = app
+        .delete("/api/v1/businesses/bakery/members/wendy", Some(&rosa))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        closed_within(&mut till, Duration::from_secs(10)).await,
+        "the stream closes"
+    );
+    let mut again = me_stream(&app, &wendy).await;
+    let hello = next_event(&mut again, Duration::from_secs(10))
+        .await
+        .expect("hello");
+    assert_eq!(hello["holders"], json!(["wendy"]), "{hello}");
 }

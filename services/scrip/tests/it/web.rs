@@ -1018,6 +1018,13 @@ async fn a_till_request_is_paid_once_and_the_till_sees_it_live() {
         !button.is_enabled().await.expect("enabled"),
         "a paid request cannot be paid again"
     );
+    // The form is hers again for an ordinary payment.
+    dana.click("#pay-someone-else").await;
+    let button = dana.find("#pay-form button[type=submit]").await;
+    assert!(
+        button.is_enabled().await.expect("enabled"),
+        "the form is usable again"
+    );
     assert_eq!(
         available(
             &app,
