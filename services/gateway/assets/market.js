@@ -3,7 +3,7 @@
 // candles, the order form with its cost and fee worked out exactly before placing, the
 // caller's open orders and fills.
 import { Scrip } from "/assets/app.js";
-import { previewOrder } from "/assets/money.js";
+import { previewOrder, maxQuantity } from "/assets/money.js";
 (() => {
   const { api, get, Dec, el, svg, rows, onSubmit, showProblem, toast, time, when, idempotencyKey, throttle } = Scrip;
   const symbol = document.getElementById("market-symbol").dataset.symbol;
@@ -41,9 +41,12 @@ import { previewOrder } from "/assets/money.js";
     const asks = sortedLevels("asks").slice(0, depth);
     const levels = [...bids, ...asks];
     const max = levels.reduce((m, l) => (Dec.compare(l.quantity, m) > 0 ? l.quantity : m), "0");
+    // The user's own resting orders are marked where they stand in the book.
+    const ownAt = (side, price) => mine.some((o) => o.side === (side === "bid" ? "buy" : "sell") && o.price && Dec.compare(o.price, price) === 0);
     const row = (side) => (l) => {
-      const tr = el("tr", { class: side + (changed.has(side + l.price) ? " flash" : ""), dataset: { price: l.price } },
-        el("td", {}, Dec.pretty(l.price)), el("td", {}, Dec.pretty(l.quantity)),
+      const own = ownAt(side, l.price);
+      const tr = el("tr", { class: side + (changed.has(side + l.price) ? " flash" : "") + (own ? " mine" : ""), dataset: { price: l.price } },
+        el("td", {}, Dec.pretty(l.price), own ? el("span", { class: "own-mark", title: "your order is here" }, " ●") : ""), el("td", {}, Dec.pretty(l.quantity)),
         el("td", {}, Dec.format(Dec.notional(Dec.parse(l.price, quoteScale), Dec.parse(l.quantity, baseScale), baseScale), quoteScale)));
       tr.style.setProperty("--depth", (Dec.ratio(l.quantity, max) * 100).toFixed(1) + "%");
       tr.addEventListener("click", () => { const p = document.getElementById("order-price"); if (p) { p.value = l.price; preview(); } });
@@ -210,7 +213,8 @@ import { previewOrder } from "/assets/money.js";
         get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&limit=50`),
       ]);
       mine = open.items;
-      preview();
+      renderBook(); // marks the user's own orders in the book, and previews again
+
       rows(document.querySelector("#open-orders tbody"), open.items, (o) => el("tr", { dataset: { order: o.id } },
         el("td", {}, time(o.created_at)),
         el("td", { class: o.side === "buy" ? "buy" : "sell" }, o.side),
@@ -293,7 +297,10 @@ import { previewOrder } from "/assets/money.js";
     const amount = (atoms, [scale, code]) => `${Dec.format(atoms, scale)} ${code}`;
     const parts = [];
     if (p.filledAtoms > 0n) {
-      parts.push(`Trades ${amount(p.filledAtoms, [baseScale, market.base])} now: you pay ${amount(p.spentAtoms, pays)} ` +
+      // The average price, rounded down to the quote's scale: for reading, not for money.
+      const quoteAtoms = buying ? p.spentAtoms : p.receivedAtoms;
+      const average = Dec.format(quoteAtoms * 10n ** BigInt(baseScale) / p.filledAtoms, quoteScale);
+      parts.push(`Trades ${amount(p.filledAtoms, [baseScale, market.base])} now at an average of ${average} ${market.quote}: you pay ${amount(p.spentAtoms, pays)} ` +
         `and receive ${amount(p.receivedAtoms - p.feeAtoms, gets)} after a fee of ${amount(p.feeAtoms, gets)}.`);
     }
     if (p.restingAtoms > 0n) {
@@ -322,7 +329,47 @@ import { previewOrder } from "/assets/money.js";
     const crossesOwn = own.some((o) => price === null || (buying
       ? Dec.parse(o.price, quoteScale) <= price : Dec.parse(o.price, quoteScale) >= price));
     if (crossesOwn) parts.push("Your own orders it would meet are cancelled instead (no trading with yourself).");
-    out.textContent = parts.join(" ") + (p.filledAtoms > 0n ? " Prices can move before the order arrives." : "");
+    const warning = orderWarning({ qty, price, isMarket, buying, p, unfilled });
+    out.replaceChildren(...(warning ? [el("strong", { class: "warning" }, warning), " "] : []),
+      parts.join(" ") + (p.filledAtoms > 0n ? " Prices can move before the order arrives." : ""));
+  }
+
+  /** What would make the order fail or disappoint, said before it is sent: the step of price
+   *  or quantity, the funds it needs, a book too thin for a market order. */
+  function orderWarning({ qty, price, isMarket, buying, p, unfilled }) {
+    const tick = Dec.parse(market.tick_size, quoteScale), lot = Dec.parse(market.lot_size, baseScale);
+    if (!isMarket && tick && price % tick !== 0n) return `Prices go in steps of ${market.tick_size} ${market.quote}.`;
+    if (lot && qty % lot !== 0n) return `Quantities go in steps of ${market.lot_size} ${market.base}.`;
+    // What the server holds when the order arrives: a sell its whole quantity, a limit buy
+    // price x quantity (fills at better prices give the difference back), a market buy what
+    // it spends.
+    const [code, scale, have] = buying ? [market.quote, quoteScale, available.quote] : [market.base, baseScale, available.base];
+    const needs = !buying ? qty : isMarket ? p.spentAtoms : Dec.notional(price, qty, baseScale);
+    const haveAtoms = have === null ? null : Dec.parse(have, scale) ?? 0n;
+    if (haveAtoms !== null && needs > haveAtoms) return `Not enough ${code}: this needs ${Dec.format(needs, scale)}, you have ${Dec.pretty(have)} available.`;
+    if (isMarket && unfilled > 0n) return `Not enough on the book: only ${Dec.format(p.filledAtoms, baseScale)} ${market.base} can trade now.`;
+    return null;
+  }
+
+  // Max and percent buttons: the largest quantity the available funds pay for, or a share.
+  for (const button of document.querySelectorAll("[data-share]")) {
+    button.addEventListener("click", () => {
+      if (!market) return;
+      const buying = side() === "buy", isMarket = form.elements.type.value === "market";
+      const price = isMarket ? null : Dec.parse(form.elements.price.value.trim(), quoteScale);
+      if (!isMarket && (price === null || price <= 0n)) {
+        return showProblem(form, { detail: "Enter a price first: the quantity depends on it." }, "price");
+      }
+      const share = BigInt(button.dataset.share);
+      const have = Dec.parse((buying ? available.quote : available.base) || "0", buying ? quoteScale : baseScale) ?? 0n;
+      const qty = maxQuantity({
+        side: side(), priceAtoms: price, levels: sortedLevels("asks"),
+        availableAtoms: have * share / 100n, baseScale, quoteScale,
+        lotAtoms: Dec.parse(market.lot_size, baseScale) ?? 0n,
+      });
+      form.elements.quantity.value = Dec.format(qty, baseScale).replace(/,/g, "");
+      preview();
+    });
   }
   if (form) {
     form.addEventListener("input", preview);

@@ -114,3 +114,26 @@ export function previewOrder({ side, priceAtoms, quantityAtoms, levels, baseScal
     heldAtoms: restingCost,
   };
 }
+
+/**
+ * The largest quantity (in base atoms, a multiple of `lotAtoms`) that `availableAtoms` can pay
+ * for: a sell spends base one for one; a limit buy holds price x quantity in quote; a market
+ * buy walks the asks (`levels`, best first) at their prices. For the Max and percent buttons.
+ */
+export function maxQuantity({ side, priceAtoms, levels, availableAtoms, baseScale, quoteScale, lotAtoms }) {
+  const toLot = (atoms) => (lotAtoms > 0n ? atoms / lotAtoms * lotAtoms : atoms);
+  if (availableAtoms <= 0n) return 0n;
+  if (side === "sell") return toLot(availableAtoms);
+  const unit = 10n ** BigInt(baseScale);
+  if (priceAtoms !== null) return priceAtoms > 0n ? toLot(availableAtoms * unit / priceAtoms) : 0n;
+  let budget = availableAtoms, quantity = 0n;
+  for (const level of levels) {
+    const price = Dec.parse(level.price, quoteScale), size = Dec.parse(level.quantity, baseScale);
+    if (price === null || size === null || price <= 0n) continue;
+    const cost = Dec.notional(price, size, baseScale);
+    if (cost <= budget) { budget -= cost; quantity += size; continue; }
+    quantity += budget * unit / price;
+    break;
+  }
+  return toLot(quantity);
+}

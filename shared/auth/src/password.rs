@@ -302,11 +302,22 @@ mod tests {
         });
         // The first job occupies the only thread; a second fills the queue.
         running.recv().expect("the first job runs");
-        assert!(hasher.queue.try_send(Box::new(|| ())).is_ok());
+        let (drained, queue_empty) = std::sync::mpsc::channel::<()>();
+        assert!(
+            hasher
+                .queue
+                .try_send(Box::new(move || {
+                    let _ = drained.send(());
+                }))
+                .is_ok()
+        );
         let refused = runtime.block_on(hasher.verify(None, "password123".into()));
         assert_eq!(refused, Err(super::HashError::Overloaded));
         release.send(()).expect("release");
         assert_eq!(first.join().expect("first"), Ok(true));
+        // Once the queued job has run, the queue has room again (deterministically: waiting
+        // for the first job alone raced the worker taking the second).
+        queue_empty.recv().expect("the queued job runs");
         let hashed = runtime
             .block_on(hasher.hash("correct horse battery".into()))
             .expect("a free hasher hashes");

@@ -427,7 +427,7 @@ async fn a_shop_issues_customers_trade_and_an_operator_clears_in_the_browser() {
     buyer
         .wait_text(
             "#order-preview",
-            "Trades 10.00 BREAD now: you pay 20.00 GROCER and receive 9.98 BREAD after a fee of 0.02 BREAD.",
+            "Trades 10.00 BREAD now at an average of 2.00 GROCER: you pay 20.00 GROCER and receive 9.98 BREAD after a fee of 0.02 BREAD.",
         )
         .await;
     buyer.click("#order-submit").await;
@@ -1120,6 +1120,113 @@ async fn ended_orders_are_announced_and_kept_with_their_reason() {
         )
         .await;
     assert_eq!(seen["reason"], "self_trade", "{seen}");
+    trader.close().await;
+    app.assert_audit_clean().await;
+}
+
+/// The order form tells the truth before the order is sent: over several levels of the book
+/// the preview's cost is what the fills then cost; what cannot work is said first (funds, the
+/// quantity step); Max fills in what the funds pay for; the user's own order is marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_form_previews_what_the_order_then_gets() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.shop(&rosa, "grocer", "GROCER").await;
+    let carla = app.user("carla").await;
+    let dev = app.user("dev").await;
+    for (from, to, currency, amount) in [
+        ("bakery", "carla", "BREAD", "50.00"),
+        ("grocer", "dev", "GROCER", "10.00"),
+    ] {
+        let (status, body) = app
+            .pay(
+                &rosa,
+                json!({"from": from, "to": to, "currency": currency, "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app
+        .post("/api/v1/markets", Some(&rosa), json!({"base": "BREAD", "quote": "GROCER", "tick_size": "0.01", "lot_size": "1", "fee_bps": 20}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (price, quantity) in [("1.05", "2"), ("1.10", "3"), ("1.20", "5")] {
+        let (status, body) = app
+            .post("/api/v1/orders", Some(&carla), json!({"market": "BREAD-GROCER", "side": "sell", "type": "limit", "price": price, "quantity": quantity}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    let trader = driver.browser().await;
+    trader.log_in(&app, "dev", "/exchange/BREAD-GROCER").await;
+    trader.wait_text("#stream-status", "live").await;
+    trader.wait_text("#order-balances", "10.00 GROCER").await;
+    // Too much for his money, and a quantity off the step: said before sending.
+    trader.fill("#order-price", "1.15").await;
+    trader.fill("#order-quantity", "20").await;
+    trader
+        .wait_text("#order-preview", "Not enough GROCER: this needs 23.00")
+        .await;
+    trader.fill("#order-quantity", "2.5").await;
+    trader
+        .wait_text("#order-preview", "Quantities go in steps of 1.00 BREAD")
+        .await;
+    // Max: what 10.00 GROCER pays for at 1.15 (8 lots, holding 9.20).
+    trader.click("#order-max").await;
+    let quantity = trader
+        .find("#order-quantity")
+        .await
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(quantity.as_deref(), Some("8.00"));
+    // Four over two levels: 2 at 1.05 and 2 at 1.10 cost 4.30, not 4 x 1.15.
+    trader.fill("#order-quantity", "4").await;
+    let preview = trader
+        .wait_text(
+            "#order-preview",
+            "Trades 4.00 BREAD now at an average of 1.07 GROCER: you pay 4.30 GROCER",
+        )
+        .await;
+    trader.screenshot("order-preview").await;
+    trader.click("#order-submit").await;
+    trader.wait_text("#fills tbody", "1.10").await;
+    let (_, orders) = app
+        .get("/api/v1/orders?market=BREAD-GROCER", Some(&dev))
+        .await;
+    let fills = orders["items"][0]["fills"]
+        .as_array()
+        .expect("fills")
+        .clone();
+    let cents = |v: &Value| -> i64 {
+        let text = v.as_str().expect("decimal");
+        let (whole, frac) = text.split_once('.').unwrap_or((text, "0"));
+        whole.parse::<i64>().expect("whole") * 100
+            + format!("{frac:0<2}")[..2].parse::<i64>().expect("cents")
+    };
+    let paid: i64 = fills.iter().map(|f| cents(&f["total"])).sum();
+    assert_eq!(
+        paid, 430,
+        "the preview ({preview}) is what the fills cost: {fills:?}"
+    );
+    let fee: i64 = fills.iter().map(|f| cents(&f["fee"])).sum();
+    assert!(
+        preview.contains(&format!(
+            "after a fee of {}.{:02} BREAD",
+            fee / 100,
+            fee % 100
+        )),
+        "{preview} vs fee {fee}"
+    );
+
+    // His own resting order is marked in the book.
+    trader.fill("#order-price", "0.90").await;
+    trader.fill("#order-quantity", "1").await;
+    trader.click("#order-submit").await;
+    trader.wait_text("#open-orders tbody", "0.90").await;
+    trader.find("#bids tr.mine .own-mark").await;
     trader.close().await;
     app.assert_audit_clean().await;
 }
