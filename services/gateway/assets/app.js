@@ -40,10 +40,37 @@ export const Scrip = (() => {
       // (an Idempotency-Key in extraHeaders goes with it); only a session that really ended
       // sends the user to log in, saying so.
       if (await refreshSession()) return api(method, path, body, extraHeaders, true);
+      keepTyped();
       location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname + location.search);
     }
     return { ok: response.ok, status: response.status, data };
   }
+
+  // A session that really ended sends the user to log in; what they had typed into this page's
+  // forms is kept for this tab (sessionStorage, never a password) and put back when they return.
+  const typedKey = "scrip-typed:" + location.pathname + location.search;
+  function keepTyped() {
+    const kept = {};
+    for (const field of document.querySelectorAll("form input, form select, form textarea")) {
+      if (!field.id || field.type === "password" || field.type === "hidden" || field.readOnly) continue;
+      kept[field.id] = field.type === "checkbox" || field.type === "radio" ? field.checked : field.value;
+    }
+    try { sessionStorage.setItem(typedKey, JSON.stringify(kept)); } catch (_) { /* private mode */ }
+  }
+  function restoreTyped() {
+    let kept = null;
+    try { kept = JSON.parse(sessionStorage.getItem(typedKey) || "null"); sessionStorage.removeItem(typedKey); } catch (_) { return; }
+    if (!kept || !me) return;
+    for (const [id, value] of Object.entries(kept)) {
+      const field = document.getElementById(id);
+      if (!field) continue;
+      if (typeof value === "boolean") field.checked = value; else field.value = value;
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    setTimeout(() => toast("You were signed out and back in: what you had typed is still here. Check it and send it again."), 0);
+  }
+  // After the page's own scripts have drawn their forms (and filled their selects).
+  window.addEventListener("load", () => setTimeout(restoreTyped, 300));
 
   /** GET that throws the problem, for loaders that show one error for the whole panel. */
   async function get(path) {

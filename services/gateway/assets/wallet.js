@@ -86,6 +86,13 @@ import { Scrip } from "/assets/app.js";
     return '"' + safe.replace(/"/g, '""') + '"';
   }
   document.getElementById("history-csv").addEventListener("click", async () => {
+    // One currency chosen: the server's statement (signed amounts, fees apart, running
+    // balance, the last 30 days). All currencies: the history as shown.
+    const currency = historyFilter.value.trim().toUpperCase();
+    if (currency) {
+      location.href = `/api/v1/statements?${holderQuery()}&currency=${encodeURIComponent(currency)}`;
+      return;
+    }
     try {
       const items = await getAll(historyPath());
       const lines = [["id", "created_at", "from", "to", "currency", "amount", "memo", "kind"].join(",")];

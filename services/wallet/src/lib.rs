@@ -7,6 +7,7 @@ mod dto;
 mod handlers;
 mod request_store;
 mod requests;
+mod statements;
 
 pub use dto::{AccountView, NewTransfer, TransferView};
 pub use handlers::WalletContext;
@@ -22,7 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(handlers::get_transfer)
         .service(requests::create_request)
         .service(requests::get_request)
-        .service(requests::pay_request);
+        .service(requests::pay_request)
+        .service(statements::statement);
 }
 
 #[derive(OpenApi, Debug)]
@@ -30,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         handlers::list_accounts, handlers::create_transfer, handlers::list_transfers, handlers::get_transfer,
         requests::create_request, requests::get_request, requests::pay_request,
+        statements::statement,
     ),
     components(schemas(
         dto::AccountView, dto::AccountList, dto::NewTransfer, dto::TransferView, dto::TransferPage,

@@ -24,4 +24,4 @@ pub use limit::{RateLimiter, TrustedProxies, client_ip};
 pub use paging::{Page, PageQuery};
 pub use streams::{StreamGate, StreamLimits, StreamSlot};
 pub use text::memo;
-pub use time::{now_us, rfc3339_from_us};
+pub use time::{now_us, rfc3339_from_us, us_from_rfc3339};

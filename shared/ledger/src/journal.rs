@@ -104,6 +104,51 @@ pub fn journal_page(
     describe(conn, rows)
 }
 
+/// One account's journal lines from `from_us` (inclusive) to `to_us` (exclusive), oldest first,
+/// at most `limit`: a statement's lines.
+pub fn account_lines(
+    conn: &mut DbConn,
+    account_id: i64,
+    (from_us, to_us): (i64, i64),
+    limit: i64,
+) -> Result<Vec<JournalEntry>, LedgerError> {
+    let rows: Vec<TransferRow> = transfers::table
+        .filter(
+            transfers::from_account_id
+                .eq(account_id)
+                .or(transfers::to_account_id.eq(account_id)),
+        )
+        .filter(transfers::created_at_us.ge(from_us))
+        .filter(transfers::created_at_us.lt(to_us))
+        .order(transfers::id.asc())
+        .limit(limit)
+        .select(TransferRow::as_select())
+        .load(conn)?;
+    describe(conn, rows)
+}
+
+/// What the account's balance moved by from `from_us` on (received minus paid), so a
+/// statement can start from the balance the account had then.
+pub fn account_moved_since(
+    conn: &mut DbConn,
+    account_id: i64,
+    from_us: i64,
+) -> Result<i64, LedgerError> {
+    #[derive(QueryableByName)]
+    struct Moved {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        moved: i64,
+    }
+    // Only two integers are inlined, never client text. The sum fits: every balance does.
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN to_account_id = {account_id} THEN amount_atoms \
+         ELSE -amount_atoms END), 0) AS BIGINT) AS moved FROM transfers \
+         WHERE (from_account_id = {account_id} OR to_account_id = {account_id}) \
+         AND created_at_us >= {from_us}"
+    );
+    Ok(diesel::sql_query(sql).get_result::<Moved>(conn)?.moved)
+}
+
 /// One journal line by id.
 pub fn journal_entry(
     conn: &mut DbConn,

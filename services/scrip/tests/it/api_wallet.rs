@@ -13,6 +13,7 @@ crate::on_both_backends!(
     transfers_are_private_and_paged,
     payments_are_rate_limited,
     concurrent_payments_through_http_add_up,
+    a_statement_runs_from_the_opening_balance_to_the_current_one,
 );
 
 fn s(v: &str) -> String {
@@ -478,4 +479,108 @@ async fn concurrent_payments_through_http_add_up(backend: Backend) {
         vec![(s("BREAD"), s("-100.00"), s("0.00"))]
     );
     app.assert_audit_clean().await;
+}
+
+/// The statement as CSV text (asserting 200 and the content type).
+async fn statement(app: &TestApp, token: &str, query: &str) -> Vec<Vec<String>> {
+    let response = app
+        .client
+        .get(format!("{}/api/v1/statements?{query}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("statement");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .to_owned();
+    assert!(content_type.starts_with("text/csv"), "{content_type}");
+    let text = response.text().await.expect("text");
+    text.lines()
+        .skip(1)
+        .map(|line| line.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+async fn a_statement_runs_from_the_opening_balance_to_the_current_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rosa = app.user("rosa").await;
+    let carl = app.user("carl").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    let (status, body) = app
+        .pay(&rosa, json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "20.00", "memo": "=HYPERLINK(\"x\")"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (status, body) = app
+        .pay(
+            &carl,
+            json!({"to": "bakery", "currency": "BREAD", "amount": "3.50"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let second_at = body["created_at"].as_str().expect("time").to_owned();
+
+    let lines = statement(&app, &carl, "currency=BREAD").await;
+    let cells = |line: &Vec<String>| {
+        (
+            line[1].clone(),
+            line[2].clone(),
+            line[4].clone(),
+            line[6].clone(),
+        )
+    };
+    assert_eq!(
+        lines.iter().map(cells).collect::<Vec<_>>(),
+        [
+            (s("opening"), s(""), s(""), s("0.00")),
+            (s("payment"), s("bakery"), s("20.00"), s("20.00")),
+            (s("payment"), s("bakery"), s("-3.50"), s("16.50")),
+        ],
+        "{lines:?}"
+    );
+    assert!(
+        lines[1][3].starts_with("\"'=HYPERLINK"),
+        "a memo is never a formula: {:?}",
+        lines[1]
+    );
+    // From the second line on: it opens with what the first one left.
+    let later = statement(&app, &carl, &format!("currency=BREAD&from={second_at}")).await;
+    assert_eq!(
+        later.iter().map(|l| l[6].clone()).collect::<Vec<_>>(),
+        [s("20.00"), s("16.50")],
+        "{later:?}"
+    );
+    // The issuer's statement runs below zero, as its issuing account does.
+    let bakery = statement(&app, &rosa, "currency=BREAD&holder=bakery").await;
+    assert_eq!(
+        bakery.last().map(|l| l[6].clone()),
+        Some(s("-16.50")),
+        "{bakery:?}"
+    );
+
+    for (query, code) in [
+        ("currency=BREAD&from=yesterday", "invalid_request"),
+        (
+            "currency=BREAD&from=2026-12-02&to=2026-12-01",
+            "invalid_request",
+        ),
+    ] {
+        let answer = app
+            .get(&format!("/api/v1/statements?{query}"), Some(&carl))
+            .await;
+        assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, code);
+    }
+    let theirs = app
+        .get(
+            "/api/v1/statements?currency=BREAD&holder=bakery",
+            Some(&carl),
+        )
+        .await;
+    assert_problem(&theirs, StatusCode::FORBIDDEN, "not_owner");
+    let never = app
+        .get("/api/v1/statements?currency=NOPE", Some(&carl))
+        .await;
+    assert_problem(&never, StatusCode::NOT_FOUND, "unknown_account");
 }

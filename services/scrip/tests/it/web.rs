@@ -1230,3 +1230,70 @@ async fn the_order_form_previews_what_the_order_then_gets() {
     trader.close().await;
     app.assert_audit_clean().await;
 }
+
+/// A session that really ends (here: logged out from another tab) keeps what the user typed:
+/// sending the form goes to the login page, which says why, and after logging in the form is
+/// back as it was, unsent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_keeps_what_the_user_typed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.user("carl").await;
+    let (status, body) = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "10.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let browser = driver.browser().await;
+    browser.log_in(&app, "carl", "/wallet").await;
+    browser.fill("#pay-to", "bakery").await;
+    browser.fill("#pay-currency", "BREAD").await;
+    browser.fill("#pay-amount", "2.50").await;
+    browser.fill("#pay-memo", "coffee and a bun").await;
+    // Logged out elsewhere: the session and its cookies are gone.
+    browser
+        .client
+        .execute(
+            "return fetch('/api/v1/auth/logout', {method: 'POST', redirect: 'manual'}).then(() => true)",
+            vec![],
+        )
+        .await
+        .expect("logout");
+    browser.click("#pay-form button[type=submit]").await;
+    browser.wait_text("main", "Your session ended").await;
+    assert_eq!(browser.path().await, "/login");
+    browser.fill("#login-handle", "carl").await;
+    browser
+        .fill("#login-password", "correct horse battery")
+        .await;
+    browser.click("#login-form button[type=submit]").await;
+    browser
+        .wait_text("#toast", "what you had typed is still here")
+        .await;
+    let value = |css: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .find(css)
+                .await
+                .prop("value")
+                .await
+                .expect("value")
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(value("#pay-amount").await, "2.50");
+    assert_eq!(value("#pay-memo").await, "coffee and a bun");
+    assert_eq!(value("#pay-to").await, "bakery");
+    let carl = app.login("carl", "correct horse battery").await;
+    assert_eq!(
+        available(&app, &carl, "BREAD").await,
+        "10.00",
+        "nothing was paid unseen"
+    );
+    browser.close().await;
+}
