@@ -181,7 +181,8 @@ export const Scrip = (() => {
       const button = form.querySelector("button[type=submit]");
       if (button) button.disabled = true;
       try { await submit(formData(form)); }
-      finally { if (button) button.disabled = false; }
+      // A form its page locked meanwhile (a paid request) stays locked.
+      finally { if (button && form.dataset.locked !== "1") button.disabled = false; }
     });
   }
 

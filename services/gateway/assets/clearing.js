@@ -3,7 +3,7 @@
 // buttons for operators, and system health read from /metrics.
 import { Scrip } from "/assets/app.js";
 (() => {
-  const { api, get, Dec, el, svg, rows, toast, when } = Scrip;
+  const { api, get, getAll, Dec, el, svg, rows, toast, when } = Scrip;
   const unitInput = document.getElementById("unit");
   const unit = () => (unitInput && unitInput.value) || "EUR";
 
@@ -12,7 +12,7 @@ import { Scrip } from "/assets/app.js";
   async function loadUnits() {
     if (!unitInput) return;
     let items;
-    try { ({ items } = await get("/api/v1/currencies?limit=500")); } catch (_) { return; }
+    try { items = await getAll("/api/v1/currencies"); } catch (_) { return; }
     const units = [...new Set(items.map((c) => c.unit))].sort();
     if (!units.length) return;
     const chosen = units.includes(unit()) ? unit() : units[0];
@@ -207,7 +207,8 @@ import { Scrip } from "/assets/app.js";
   async function proposeRun() {
     const preview = await post(true);
     if (!preview) return;
-    await refresh(preview.id);
+    // Not scrolled to the run's details: the confirmation is what to look at now.
+    await refresh();
     const confirm = document.getElementById("confirm-run");
     if (Dec.isZero(preview.cleared)) {
       planned = null;
@@ -218,7 +219,8 @@ import { Scrip } from "/assets/app.js";
     planned = preview;
     document.getElementById("confirm-summary").textContent = `Clearing now: ${summary(preview)}`;
     confirm.hidden = false;
-    document.getElementById("confirm-apply").focus();
+    confirm.scrollIntoView({ block: "center" });
+    document.getElementById("confirm-apply").focus({ preventScroll: true });
   }
   async function applyRun() {
     const confirm = document.getElementById("confirm-run");

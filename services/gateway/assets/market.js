@@ -264,9 +264,16 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
     const isMarket = form.elements.type.value === "market";
     document.getElementById("price-field").hidden = isMarket;
     form.elements.time_in_force.disabled = isMarket;
+    // A market order always takes: post-only is for limit orders.
+    form.elements.post_only.disabled = isMarket;
+    if (isMarket) form.elements.post_only.checked = false;
     const qty = Dec.parse(form.elements.quantity.value.trim(), baseScale);
     const priceText = form.elements.price.value.trim();
     const price = isMarket ? null : Dec.parse(priceText, quoteScale);
+    if (!isMarket && priceText && price === null) {
+      out.textContent = `Prices go in steps of ${market.tick_size} ${market.quote}: ${priceText} is not one.`;
+      return;
+    }
     if (!qty || qty <= 0n || (!isMarket && (!price || price <= 0n))) {
       out.textContent = "Enter a price and quantity to see the cost and fee.";
       return;
@@ -374,6 +381,7 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
   if (form) {
     form.addEventListener("input", preview);
     onSubmit(form, async (data) => {
+      clearNotices();
       const body = { market: symbol, side: data.side, type: data.type, quantity: data.quantity || "" };
       if (data.type === "limit") {
         body.price = data.price || "";
@@ -405,11 +413,17 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
       would_cross: "it would have traded on arrival (post-only)",
     }[reason] || reason;
   }
+  /** Says what the exchange did to the user's orders; several at once are listed, and the
+   *  list starts again with the user's next order. */
   function notify(text) {
     const notice = document.getElementById("order-notice");
     if (!notice) return;
-    notice.textContent = text;
+    notice.append(el("span", { class: "line" }, text));
     notice.hidden = false;
+  }
+  function clearNotices() {
+    const notice = document.getElementById("order-notice");
+    if (notice) { notice.replaceChildren(); notice.hidden = true; }
   }
   Scrip.onEvent((event) => {
     if (event.type === "lagged") return refreshMine();

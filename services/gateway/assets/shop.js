@@ -2,7 +2,7 @@
 // outstanding and holders, open a market for it, manage members.
 import { Scrip } from "/assets/app.js";
 (() => {
-  const { api, get, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey } = Scrip;
+  const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey } = Scrip;
   const select = document.getElementById("business");
   const business = () => select.value;
   const show = (id, visible) => { document.getElementById(id).hidden = !visible; };
@@ -48,7 +48,7 @@ import { Scrip } from "/assets/app.js";
     const list = document.getElementById("business-markets");
     const own = (profile.currencies || []).map((c) => c.code);
     try {
-      const { items } = await get("/api/v1/markets?limit=500");
+      const items = await getAll("/api/v1/markets");
       const mine = items.filter((m) => own.includes(m.base) || own.includes(m.quote));
       list.replaceChildren(...(mine.length ? mine.map((m) => el("li", {},
         el("a", { href: "/exchange/" + encodeURIComponent(m.symbol) }, m.symbol),

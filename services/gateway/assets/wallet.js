@@ -90,8 +90,13 @@ import { Scrip } from "/assets/app.js";
     // balance, the last 30 days). All currencies: the history as shown.
     const currency = historyFilter.value.trim().toUpperCase();
     if (currency) {
-      location.href = `/api/v1/statements?${holderQuery()}&currency=${encodeURIComponent(currency)}`;
-      return;
+      const response = await fetch(`/api/v1/statements?${holderQuery()}&currency=${encodeURIComponent(currency)}`,
+        { credentials: "same-origin" });
+      if (!response.ok) {
+        const problem = await response.json().catch(() => ({}));
+        return toast(problem.detail ? `No statement: ${problem.detail}.` : "The statement cannot be made.");
+      }
+      return download(`scrip-${holder()}-${currency}.csv`, await response.text(), "text/csv");
     }
     try {
       const items = await getAll(historyPath());
@@ -109,6 +114,8 @@ import { Scrip } from "/assets/app.js";
   let request = null;
   onSubmit(payForm, async (data) => {
     const from = holder() !== (Scrip.me && Scrip.me.handle) ? holder() : undefined;
+    // A paid or expired request on the form: nothing to pay (the button is off too).
+    if (payForm.dataset.locked === "1") return;
     if (request) return payRequest(from);
     const body = { to: data.to || "", currency: (data.currency || "").toUpperCase(), amount: data.amount || "" };
     if (data.memo) body.memo = data.memo;
@@ -161,12 +168,14 @@ import { Scrip } from "/assets/app.js";
       notice.append(" ", el("button", { type: "button", class: "link", id: "pay-someone-else", onclick: leaveRequest }, "Pay someone else"));
     }
     notice.hidden = false;
+    payForm.dataset.locked = asked.status === "open" ? "" : "1";
     payForm.querySelector("button[type=submit]").disabled = asked.status !== "open";
     if (asked.status === "open") payForm.querySelector("button[type=submit]").focus();
   }
   /** Back to an ordinary payment form, the request left behind. */
   function leaveRequest() {
     request = null;
+    payForm.dataset.locked = "";
     payForm.reset();
     for (const name of ["to", "currency", "amount", "memo"]) payForm.elements[name].readOnly = false;
     payForm.querySelector("button[type=submit]").disabled = false;

@@ -82,6 +82,7 @@ impl OrderNotifier {
 fn event(spec: &MarketSpec, market: &str, notice: &OrderNotice) -> Event {
     let order_id = notice.order.to_string();
     let market = market.to_owned();
+    let side = side_str(notice.side).to_owned();
     match notice.what {
         Noticed::Filled {
             status,
@@ -90,7 +91,7 @@ fn event(spec: &MarketSpec, market: &str, notice: &OrderNotice) -> Event {
         } => Event::OrderFilled {
             order_id,
             market,
-            side: side_str(notice.side).to_owned(),
+            side,
             status: status.as_str().to_owned(),
             filled: spec.quantity(filled_lots).to_string(),
             remaining: spec.quantity(remaining_lots).to_string(),
@@ -101,12 +102,14 @@ fn event(spec: &MarketSpec, market: &str, notice: &OrderNotice) -> Event {
                 Event::OrderExpired {
                     order_id,
                     market,
+                    side,
                     reason,
                 }
             } else {
                 Event::OrderCancelled {
                     order_id,
                     market,
+                    side,
                     reason,
                 }
             }

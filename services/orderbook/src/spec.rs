@@ -89,8 +89,15 @@ impl MarketSpec {
     /// A limit price in ticks: exact, positive, a multiple of the tick.
     pub fn price_ticks(&self, raw: &str) -> Result<Ticks, ExchangeError> {
         let bad = |why: String| ExchangeError::BadPrice(why);
-        let price =
-            Amount::parse_positive(raw, self.quote_scale).map_err(|e| bad(e.to_string()))?;
+        // In the market's words (a price, its tick), not the amount parser's.
+        let price = Amount::parse_positive(raw, self.quote_scale).map_err(|_| {
+            bad(format!(
+                "a price is a positive number of {} in steps of {}, such as {}; not {raw:?}",
+                self.quote_code,
+                self.price(1),
+                self.price(100)
+            ))
+        })?;
         if price.atoms() % self.tick_size_atoms != 0 {
             return Err(bad(format!(
                 "the price must be a multiple of the tick size {}",
@@ -103,8 +110,13 @@ impl MarketSpec {
     /// A quantity in lots: exact, positive, a multiple of the lot, and bounded.
     pub fn quantity_lots(&self, raw: &str) -> Result<Lots, ExchangeError> {
         let bad = |why: String| ExchangeError::BadQuantity(why);
-        let quantity =
-            Amount::parse_positive(raw, self.base_scale).map_err(|e| bad(e.to_string()))?;
+        let quantity = Amount::parse_positive(raw, self.base_scale).map_err(|_| {
+            bad(format!(
+                "a quantity is a positive number of {} in steps of {}; not {raw:?}",
+                self.base_code,
+                self.quantity(1)
+            ))
+        })?;
         if quantity.atoms() > MAX_AMOUNT_ATOMS {
             return Err(bad("the quantity is too large".into()));
         }

@@ -59,12 +59,14 @@ pub enum Event {
     OrderCancelled {
         order_id: String,
         market: String,
+        side: String,
         /// Why, in one word: `requested`, `self_trade`, `max_balance`, ...
         reason: String,
     },
     OrderExpired {
         order_id: String,
         market: String,
+        side: String,
         reason: String,
     },
 }
@@ -150,6 +152,7 @@ mod tests {
         let cancelled = Event::OrderCancelled {
             order_id: "7".into(),
             market: "BREAD-ALE".into(),
+            side: "buy".into(),
             reason: "self_trade".into(),
         };
         let bakery = PrincipalId::new(3);
@@ -168,6 +171,7 @@ mod tests {
             &Event::OrderExpired {
                 order_id: "9".into(),
                 market: "BREAD-ALE".into(),
+                side: "sell".into(),
                 reason: "unfilled".into(),
             },
         );

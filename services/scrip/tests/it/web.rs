@@ -1003,6 +1003,13 @@ async fn a_till_request_is_paid_once_and_the_till_sees_it_live() {
     carl.screenshot("pay-request").await;
     carl.click("#pay-form button[type=submit]").await;
     carl.wait_text("#pay-request", "has been paid").await;
+    // Paid: the button stays off, so a second press pays nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = carl.find("#pay-form button[type=submit]").await;
+    assert!(
+        !again.is_enabled().await.expect("enabled"),
+        "the payer cannot pay the request twice"
+    );
 
     // The till sees it at once (the stream; a slow poll backs it up).
     till.wait_text("#till-status", "Paid by carl: 4.50 BREAD")
