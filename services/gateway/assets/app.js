@@ -277,7 +277,7 @@ export const Scrip = (() => {
         stop();
         status.textContent = "Expired unpaid. Make a new request.";
       } else {
-        status.textContent = `Waiting for ${Dec.pretty(r.amount)} ${r.currency}…`;
+        status.textContent = `Waiting for ${Dec.pretty(r.amount)} ${r.currency}${r.memo ? ` (“${r.memo}”)` : ""}…`;
       }
     };
     const check = async () => {

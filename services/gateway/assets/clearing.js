@@ -182,7 +182,7 @@ import { Scrip } from "/assets/app.js";
   function summary(run) {
     const saved = Dec.isZero(run.gross_before) ? "" : ` (${(100 * Dec.ratio(run.cleared, run.gross_before)).toFixed(1)} % less)`;
     return `cleared ${Dec.pretty(run.cleared)} ${run.unit}; gross debt ${Dec.pretty(run.gross_before)} → ${Dec.pretty(run.gross_after)}${saved} ` +
-      `over ${run.cycles} cycle(s) among ${run.participants} businesses.`;
+      `over ${run.cycles} ${run.cycles === 1 ? "cycle" : "cycles"} among ${run.participants} businesses.`;
   }
   function report(text) {
     const result = document.getElementById("clearing-result");

@@ -199,9 +199,14 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
       line.replaceChildren("Available: ",
         el("strong", { id: "available-base" }, `${Dec.pretty(available.base)} ${market.base}`), " · ",
         el("strong", { id: "available-quote" }, `${Dec.pretty(available.quote)} ${market.quote}`),
-        b && !Dec.isZero(b.held) ? ` (${Dec.pretty(b.held)} ${market.base} held)` : "",
-        q && !Dec.isZero(q.held) ? ` (${Dec.pretty(q.held)} ${market.quote} held)` : "");
+        held(b, q));
     } catch (_) { /* shown on next refresh */ }
+  }
+  /** "(held in orders: 2.00 BREAD, 1.10 GROCER)", or nothing when nothing is held. */
+  function held(b, q) {
+    const parts = [[b, market.base], [q, market.quote]]
+      .filter(([a]) => a && !Dec.isZero(a.held)).map(([a, code]) => `${Dec.pretty(a.held)} ${code}`);
+    return parts.length ? ` (held in orders: ${parts.join(", ")})` : "";
   }
   /** The caller's open orders here: the preview never trades against them. */
   let mine = [];

@@ -995,6 +995,8 @@ async fn a_till_request_is_paid_once_and_the_till_sees_it_live() {
     // The customer opens the code, logs in, and lands on the filled-in payment.
     let carl = driver.browser().await;
     carl.open(&app, &pay_path).await;
+    carl.wait_text("#login-context", "to pay the request you scanned")
+        .await;
     carl.fill("#login-handle", "carl").await;
     carl.fill("#login-password", "correct horse battery").await;
     carl.click("#login-form button[type=submit]").await;
