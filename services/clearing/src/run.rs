@@ -33,11 +33,16 @@ fn participants(conn: &mut DbConn) -> Result<HashSet<i64>, LedgerError> {
 }
 
 /// The debt graph in `unit`: available (unheld) holdings between participating businesses.
+/// Only what the currencies' policies let clearing settle: an issuer-credit currency's
+/// holdings (in a mutual-credit one a positive balance is owed by the whole community, not by
+/// its issuer, so there is no issuer's debt to set off), never a frozen account's.
 pub fn load_graph(conn: &mut DbConn, unit: &UnitCode) -> Result<Graph, LedgerError> {
     let taking_part = participants(conn)?;
     let rows: Vec<(i64, i64, i64, i64, i64, i32, String)> = accounts::table
         .inner_join(currencies::table)
         .filter(currencies::unit.eq(unit.as_str()))
+        .filter(currencies::kind.eq(scrip_ledger::policy::CurrencyKind::IssuerCredit.as_str()))
+        .filter(accounts::frozen.eq(0))
         .filter(accounts::principal_id.ne(currencies::issuer_id))
         .filter((accounts::balance_atoms - accounts::held_atoms).gt(0))
         .order(accounts::id)

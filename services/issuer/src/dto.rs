@@ -69,6 +69,48 @@ pub struct NewCurrencyBody {
     pub unit: Option<String>,
     /// Units of account one token is worth, default `"1"`.
     pub par: Option<String>,
+    /// `issuer_credit` (default) or `mutual_credit`; fixed once created.
+    pub kind: Option<String>,
+    /// `mutual_credit` only: the credit limit a new member gets, default `"0"`.
+    pub member_credit_limit: Option<String>,
+    /// Decimal string: the largest single payment or order quantity.
+    pub max_payment: Option<String>,
+    pub transfer_fee: Option<TransferFeeBody>,
+    pub demurrage: Option<DemurrageBody>,
+    /// Only admitted members may hold it.
+    #[serde(default)]
+    pub requires_admission: bool,
+    /// The stewards may freeze a holder's account in it; declared now and shown to holders.
+    #[serde(default)]
+    pub freezable: bool,
+    /// Policy fields that can never change again.
+    #[serde(default)]
+    pub sealed: Vec<String>,
+}
+
+/// `transfer_fee`: each payment pays `bps` of its amount (at least `min`) on top, to the
+/// issuer or to `to`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferFeeBody {
+    /// 1 to 10000.
+    pub bps: i64,
+    /// Decimal string, default `"0"`.
+    pub min: Option<String>,
+    /// Handle of who collects it, default the issuer.
+    pub to: Option<String>,
+}
+
+/// `demurrage`: every positive balance pays `rate_bps` of itself each period to the issuer
+/// (or `to`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DemurrageBody {
+    /// 1 to 10000.
+    pub rate_bps: i64,
+    /// `day`, `week` or `month`.
+    pub period: String,
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -86,6 +128,28 @@ pub struct CurrencyView {
     /// Number of accounts other than the issuer's holding a positive balance.
     pub holders: i64,
     pub created_at: String,
+    /// `issuer_credit` or `mutual_credit`.
+    pub kind: String,
+    /// `mutual_credit` only: the credit limit a new member gets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_credit_limit: Option<String>,
+    pub max_payment: Option<String>,
+    pub transfer_fee: Option<TransferFeeBody>,
+    pub demurrage: Option<DemurrageView>,
+    pub requires_admission: bool,
+    pub freezable: bool,
+    pub sealed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DemurrageView {
+    pub rate_bps: i64,
+    pub period: String,
+    pub to: Option<String>,
+    /// When the next charge is taken (the end of the current period).
+    pub next_charge_at: String,
+    /// Everything collected so far.
+    pub collected: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -103,6 +167,45 @@ pub struct LimitsPatch {
     #[serde(default, deserialize_with = "scrip_http::double_option")]
     #[schema(value_type = Option<String>)]
     pub max_balance: Option<Option<String>>,
+    /// `mutual_credit` only: the limit new members get from now on.
+    pub member_credit_limit: Option<String>,
+    /// Decimal string, or `null` to remove; omit to keep.
+    #[serde(default, deserialize_with = "scrip_http::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub max_payment: Option<Option<String>>,
+    /// The fee, or `null` to remove it; omit to keep.
+    #[serde(default, deserialize_with = "scrip_http::double_option")]
+    #[schema(value_type = Option<TransferFeeBody>)]
+    pub transfer_fee: Option<Option<TransferFeeBody>>,
+    /// Demurrage, or `null` to end it; omit to keep.
+    #[serde(default, deserialize_with = "scrip_http::double_option")]
+    #[schema(value_type = Option<DemurrageBody>)]
+    pub demurrage: Option<Option<DemurrageBody>>,
+    pub requires_admission: Option<bool>,
+    /// `kind` and `freezable` are chosen at creation; sending them is refused.
+    pub kind: Option<String>,
+    pub freezable: Option<bool>,
+    /// Fields to seal from now on (a seal is never lifted).
+    #[serde(default)]
+    pub sealed: Vec<String>,
+}
+
+/// `PUT /currencies/{code}/members/{handle}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    /// `mutual_credit` only: how far below zero this member may go; omit to keep (or to get
+    /// the currency's default when admitting).
+    pub credit_limit: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CurrencyMemberView {
+    pub currency: String,
+    pub member: String,
+    pub credit_limit: String,
+    pub balance: String,
+    pub admitted_at: String,
 }
 
 /// One holder of a currency.
@@ -117,5 +220,11 @@ pub struct HolderView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HolderPage {
     pub items: Vec<HolderView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CurrencyMemberPage {
+    pub items: Vec<CurrencyMemberView>,
     pub next_cursor: Option<String>,
 }

@@ -7,13 +7,14 @@ use scrip_domain::{
 };
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{
-    Currency, Ledger, LimitsChange, NewCurrency, Principal, create_principal, currencies_of_issuer,
+    Currency, Ledger, NewCurrency, Principal, create_principal, currencies_of_issuer,
     currencies_page, currencies_stats, set_limits,
 };
 use scrip_store::DbConn;
 
 use crate::IssuerPolicy;
 use crate::dto::{BusinessView, CurrencyView, LimitsPatch, NewBusiness, NewCurrencyBody};
+use crate::policies::{new_policies, policy_change, policy_view};
 
 const MAX_NAME_CHARS: usize = 100;
 
@@ -45,7 +46,16 @@ pub fn currency_views(
     currencies: &[Currency],
 ) -> Result<Vec<CurrencyView>, ApiError> {
     let stats = currencies_stats(conn, currencies)?;
-    let issuers = scrip_ledger::handles(conn, currencies.iter().map(|c| c.issuer_id))?;
+    let collectors = currencies.iter().flat_map(|c| {
+        let fee = c.policies.transfer_fee.and_then(|f| f.to);
+        let demurrage = c.policies.demurrage.and_then(|d| d.to);
+        fee.into_iter().chain(demurrage)
+    });
+    let issuers = scrip_ledger::handles(
+        conn,
+        currencies.iter().map(|c| c.issuer_id).chain(collectors),
+    )?;
+    let now = scrip_http::now_us();
     currencies
         .iter()
         .map(|currency| {
@@ -55,6 +65,12 @@ pub fn currency_views(
             let issuer = issuers
                 .get(&currency.issuer_id)
                 .ok_or_else(|| ApiError::Internal("a currency without its issuer".into()))?;
+            let collected = match currency.policies.demurrage {
+                Some(_) => scrip_ledger::demurrage::collected_atoms(conn, currency.id)?,
+                None => 0,
+            };
+            let handle_of = |id| issuers.get(&id).cloned();
+            let policy = policy_view(currency, &handle_of, collected, now);
             Ok(CurrencyView {
                 code: currency.code.to_string(),
                 name: currency.name.clone(),
@@ -67,6 +83,14 @@ pub fn currency_views(
                 outstanding: stats.outstanding.to_string(),
                 holders: stats.holders,
                 created_at: rfc3339_from_us(currency.created_at_us),
+                kind: policy.kind,
+                member_credit_limit: policy.member_credit_limit,
+                max_payment: policy.max_payment,
+                transfer_fee: policy.transfer_fee,
+                demurrage: policy.demurrage,
+                requires_admission: currency.policies.requires_admission,
+                freezable: currency.policies.freezable,
+                sealed: policy.sealed,
             })
         })
         .collect()
@@ -207,7 +231,7 @@ fn parse_limit(raw: &str, scale: Scale, field: &str) -> Result<Amount, ApiError>
         (status = 201, body = CurrencyView),
         (status = 403, body = Problem, description = "not_owner"),
         (status = 409, body = Problem, description = "code_taken"),
-        (status = 422, body = Problem, description = "bad_amount, credit_limit_too_high, bad_currency_code, bad_scale, bad_par"),
+        (status = 422, body = Problem, description = "bad_amount, bad_policy, credit_limit_too_high, bad_currency_code, bad_scale, bad_par"),
     )
 )]
 #[post("/api/v1/currencies")]
@@ -252,6 +276,15 @@ pub async fn create_currency(
             ));
         }
         require_owner(&mut conn, &issuer, &caller)?;
+        let policies = new_policies(&mut conn, &body, scale, &registry)?;
+        if policies.member_credit_limit_atoms > 0
+            && !policy.allows(
+                scrip_domain::Amount::from_atoms(policies.member_credit_limit_atoms, scale),
+                par,
+            )
+        {
+            return Err(credit_limit_too_high(&policy));
+        }
         let new = NewCurrency {
             issuer: issuer.id,
             code,
@@ -261,6 +294,7 @@ pub async fn create_currency(
             max_balance,
             unit,
             par,
+            policies,
         };
         // One pooled connection at a time per request, or a burst could exhaust the pool.
         drop(conn);
@@ -339,7 +373,8 @@ pub(crate) fn find_currency(conn: &mut DbConn, raw: &str) -> Result<Currency, Ap
     responses(
         (status = 200, body = CurrencyView),
         (status = 403, body = Problem, description = "not_owner"),
-        (status = 422, body = Problem, description = "bad_amount, limit_below_position, credit_limit_too_high"),
+        (status = 409, body = Problem, description = "sealed"),
+        (status = 422, body = Problem, description = "bad_amount, bad_policy, limit_below_position, credit_limit_too_high"),
     )
 )]
 #[patch("/api/v1/currencies/{code}")]
@@ -349,6 +384,7 @@ pub async fn patch_currency(
     body: scrip_http::Json<LimitsPatch>,
     ledger: web::Data<Ledger>,
     policy: web::Data<IssuerPolicy>,
+    registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let view = blocking(move || {
@@ -356,22 +392,15 @@ pub async fn patch_currency(
         let currency = find_currency(&mut conn, &path)?;
         let issuer = scrip_ledger::principal_by_id(&mut conn, currency.issuer_id)?;
         require_owner(&mut conn, &issuer, &caller)?;
-        let change = LimitsChange {
-            credit_limit: body
-                .credit_limit
-                .as_deref()
-                .map(|c| parse_limit(c, currency.scale, "credit_limit"))
-                .transpose()?,
-            max_balance: match body.max_balance {
-                None => None,
-                Some(None) => Some(None),
-                Some(Some(m)) => Some(Some(parse_limit(&m, currency.scale, "max_balance")?)),
-            },
-        };
-        if let Some(limit) = change.credit_limit
-            && !policy.allows(limit, currency.par)
+        let change = policy_change(&mut conn, &body, &currency, &registry)?;
+        scrip_ledger::check_not_sealed(&currency, &change)?;
+        for limit in [change.credit_limit, change.member_credit_limit]
+            .into_iter()
+            .flatten()
         {
-            return Err(credit_limit_too_high(&policy));
+            if !policy.allows(limit, currency.par) {
+                return Err(credit_limit_too_high(&policy));
+            }
         }
         drop(conn);
         let updated = ledger.write(|conn| set_limits(conn, currency.id, &change))?;

@@ -1,11 +1,14 @@
 //! The issuer service: businesses, their members, and the currencies they issue with their
-//! policies (credit limit, maximum balance). Money never moves here: issuing is a transfer out
+//! policies (credit limit, maximum balance, kind, fees, demurrage, admission, seals) and
+//! members. Money never moves here: issuing is a transfer out
 //! of the issuer's account, done through the wallet.
 
+mod currency_members;
 mod dto;
 mod handlers;
 mod holders;
 mod members;
+mod policies;
 mod policy;
 
 pub use dto::{BusinessView, CurrencyView};
@@ -27,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(handlers::create_currency)
         .service(handlers::list_currencies)
         .service(holders::list_holders)
+        .service(currency_members::put_member)
+        .service(currency_members::list_members)
         .service(handlers::get_currency)
         .service(handlers::patch_currency);
 }
@@ -46,6 +51,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         handlers::get_currency,
         handlers::patch_currency,
         holders::list_holders,
+        currency_members::put_member,
+        currency_members::list_members,
     ),
     components(schemas(
         dto::NewBusiness,
@@ -59,6 +66,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::CurrencyView,
         dto::CurrencyPage,
         dto::LimitsPatch,
+        dto::TransferFeeBody,
+        dto::DemurrageBody,
+        dto::DemurrageView,
+        dto::MemberBody,
+        dto::CurrencyMemberView,
+        dto::CurrencyMemberPage,
     )),
     tags((name = "issuer", description = "Businesses, members, currencies and their policies"))
 )]

@@ -8,6 +8,7 @@
 
 mod candles;
 mod dto;
+mod entry;
 mod error;
 mod feed;
 mod handlers;

@@ -27,6 +27,7 @@ use scrip_store::{DatabaseUrl, DbPool, write_transaction};
 use tokio::sync::oneshot;
 
 use crate::ExchangeError;
+use crate::entry::EntryPolicies;
 use crate::feed::Feed;
 use crate::metrics::ExchangeMetrics;
 use crate::ownership::{ADVISORY_LOCK_SPACE, Held, MarketLocks};
@@ -455,11 +456,18 @@ impl Worker {
                 .iter()
                 .filter_map(|job| state.paying_account(&job.command));
             let mut holds = HoldBatch::lock(conn, rules, paying)?;
+            let policies = EntryPolicies::load(conn, spec.base, spec.quote)?;
             let mut changes = Changes::default();
             let now_us = scrip_http::now_us();
             let mut replies = Replies::default();
             let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
             for job in batch {
+                if let Command::Place(order) = &job.command
+                    && let Err(refused) = policies.check(conn, state, order)
+                {
+                    answers.push(Err(refused));
+                    continue;
+                }
                 let answer = match &job.command {
                     Command::Place(PlaceOrder {
                         idempotency: Some(request),

@@ -199,6 +199,11 @@ pub enum Command {
     /// Recompute every balance from the journal and check every invariant; exit status 0 only
     /// when all hold.
     Audit,
+    /// Demurrage: charge every period that has ended (the server also does it every minute).
+    Demurrage {
+        #[command(subcommand)]
+        command: DemurrageCommand,
+    },
     /// Registry administration.
     Admin {
         #[command(subcommand)]
@@ -228,6 +233,13 @@ pub enum ClearingCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemurrageCommand {
+    /// Charge what is due now; safe to run at any time and as often as wanted (each account
+    /// pays each period at most once).
+    Run,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -292,6 +304,18 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Audit => audit(&url),
+            Command::Demurrage {
+                command: DemurrageCommand::Run,
+            } => {
+                let ledger = Ledger::new(connect_and_migrate(&url, CLI_POOL_SIZE)?);
+                let report = scrip_ledger::demurrage::run_due(&ledger, scrip_http::now_us())?;
+                let taken: i128 = report.charged_atoms.values().sum();
+                println!(
+                    "charged {} period(s): {} account(s) paid, {} atoms in all",
+                    report.periods, report.accounts_charged, taken
+                );
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Clearing { .. } | Command::Probe { .. } => Ok(ExitCode::SUCCESS),
             Command::Admin {
                 command: AdminCommand::Keys { .. },

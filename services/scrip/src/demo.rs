@@ -97,6 +97,7 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
                     max_balance: None,
                     unit: UnitCode::parse("EUR")?,
                     par: Par::one(),
+                    policies: Default::default(),
                 },
             )?;
             shops.push((shop.id, currency.id, scale));

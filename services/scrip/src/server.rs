@@ -453,6 +453,9 @@ pub fn start(
 ) -> Result<(Server, Running), Box<dyn std::error::Error>> {
     let state = build_state(settings, backplane)?;
     spawn_audits(state.ledger.clone(), state.metrics.clone());
+    if state.services.wallet {
+        spawn_demurrage(state.ledger.clone());
+    }
     if let Some(exchange) = &state.exchange {
         spawn_market_discovery(exchange.clone());
     }
@@ -583,6 +586,35 @@ fn spawn_audits(ledger: web::Data<Ledger>, metrics: web::Data<Metrics>) {
                 }
                 Ok(Err(error)) => tracing::warn!(%error, "ledger audit could not run"),
                 Err(error) => tracing::warn!(%error, "ledger audit task failed"),
+            }
+        }
+    });
+}
+
+/// How often the server looks for demurrage periods that have ended (one cheap query when
+/// none has).
+const DEMURRAGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Charges demurrage as periods end ([`scrip_ledger::demurrage::run_due`]): safe in every
+/// process at once, each account pays each period at most once.
+fn spawn_demurrage(ledger: web::Data<Ledger>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(DEMURRAGE_INTERVAL);
+        loop {
+            ticks.tick().await;
+            let ledger = ledger.clone();
+            let run = tokio::task::spawn_blocking(move || {
+                scrip_ledger::demurrage::run_due(&ledger, scrip_http::now_us())
+            });
+            match run.await {
+                Ok(Ok(report)) if report.periods > 0 => tracing::info!(
+                    periods = report.periods,
+                    accounts = report.accounts_charged,
+                    "demurrage charged"
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "demurrage could not run"),
+                Err(error) => tracing::warn!(%error, "demurrage task failed"),
             }
         }
     });

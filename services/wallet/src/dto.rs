@@ -18,6 +18,19 @@ pub struct AccountView {
     pub floor: String,
     /// The currency's maximum balance for holders, if any.
     pub ceiling: Option<String>,
+    /// Frozen by the currency's stewards: it can neither pay nor trade in it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frozen: bool,
+    /// The currency's demurrage: what the next charge would take on this balance, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_demurrage: Option<NextDemurrage>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NextDemurrage {
+    /// On the balance as it is now, with what earlier periods could not take (held funds).
+    pub amount: String,
+    pub at: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -48,9 +61,13 @@ pub struct TransferView {
     pub currency: String,
     pub amount: String,
     pub memo: Option<String>,
-    /// `payment`, `trade`, `fee` or `clearing`.
+    /// `payment`, `trade`, `fee`, `clearing`, `transfer_fee` or `demurrage`.
     pub kind: String,
     pub created_at: String,
+    /// The currency's transfer fee this payment paid on top (its own line in the history,
+    /// kind `transfer_fee`); only on the answer to the payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -15,7 +15,8 @@ use scrip_store::DbConn;
 use scrip_telemetry::Metrics;
 
 use crate::dto::{
-    AccountList, AccountView, HolderQuery, NewTransfer, TransferPage, TransferView, TransfersQuery,
+    AccountList, AccountView, HolderQuery, NewTransfer, NextDemurrage, TransferPage, TransferView,
+    TransfersQuery,
 };
 
 /// What the wallet needs besides the ledger: the group-commit writer, the payment rate
@@ -48,21 +49,46 @@ pub async fn list_accounts(
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
         let holder = view_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
-        let items = holdings(&mut conn, holder.id)?
-            .into_iter()
-            .map(|h| AccountView {
+        let held = holdings(&mut conn, holder.id)?;
+        let now = scrip_http::now_us();
+        let mut items = Vec::with_capacity(held.len());
+        for h in held {
+            let next_demurrage = next_demurrage(&mut conn, &h, holder.id, now)?;
+            items.push(AccountView {
                 currency: h.code.to_string(),
                 balance: h.account.balance.to_string(),
                 held: h.account.held.to_string(),
                 available: h.account.available().to_string(),
                 floor: h.account.floor.to_string(),
                 ceiling: h.account.ceiling.map(|c| c.to_string()),
-            })
-            .collect();
+                frozen: h.account.frozen,
+                next_demurrage,
+            });
+        }
         Ok(AccountList { items })
     })
     .await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+/// The next demurrage charge on a holding whose currency has demurrage.
+fn next_demurrage(
+    conn: &mut DbConn,
+    holding: &scrip_ledger::Holding,
+    holder: PrincipalId,
+    now_us: i64,
+) -> Result<Option<NextDemurrage>, ApiError> {
+    if !holding.has_demurrage {
+        return Ok(None);
+    }
+    let currency = scrip_ledger::currency_by_id(conn, holding.account.currency_id)?;
+    let balance_atoms = holding.account.balance.atoms();
+    let next =
+        scrip_ledger::demurrage::next_charge(conn, &currency, holder, balance_atoms, now_us)?;
+    Ok(next.map(|n| NextDemurrage {
+        amount: scrip_domain::Amount::from_atoms(n.due_atoms, currency.scale).to_string(),
+        at: rfc3339_from_us(n.at_us),
+    }))
 }
 
 fn transfer_view(
@@ -80,6 +106,7 @@ fn transfer_view(
         memo: transfer.memo.clone(),
         kind: transfer.kind.as_str().to_owned(),
         created_at: rfc3339_from_us(transfer.created_at_us),
+        fee: transfer.fee.map(|f| f.to_string()),
     }
 }
 

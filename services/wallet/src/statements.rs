@@ -140,7 +140,7 @@ impl Sheet {
                 (_, true) => line.from.to_string(),
                 (_, false) => line.to.to_string(),
             };
-            let (amount, fee) = if t.kind == TransferKind::Fee {
+            let (amount, fee) = if matches!(t.kind, TransferKind::Fee | TransferKind::TransferFee) {
                 (String::new(), money(signed))
             } else {
                 (money(signed), String::new())

@@ -36,6 +36,13 @@ pub enum ApiError {
     /// with the field's path in the problem's `field`).
     #[error("{detail}")]
     InvalidField { field: String, detail: String },
+    /// A rule refused one field's value (422 with its own code and the field's path).
+    #[error("{detail}")]
+    RefusedField {
+        code: &'static str,
+        field: String,
+        detail: String,
+    },
     #[error("too many requests; try again in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     /// The database, a writer or a market cannot take the request now. The cause (which may
@@ -59,7 +66,19 @@ impl ApiError {
         }
     }
 
-    /// A missing, expired, forged or misdirected token.
+    /// A rule refused the value of `field` (422 `code`, with the field named).
+    pub fn refused_field(
+        code: &'static str,
+        field: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::RefusedField {
+            code,
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+
     /// A body whose `field` is of the wrong type or value, unknown or missing.
     pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::InvalidField {
@@ -111,6 +130,7 @@ impl ApiError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unprocessable { code, .. }
+            | Self::RefusedField { code, .. }
             | Self::Unauthorized { code, .. } => code,
             Self::InvalidField { .. } => "invalid_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -146,7 +166,7 @@ impl ResponseError for ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unprocessable { .. } | Self::InvalidField { .. } => {
+            Self::Unprocessable { .. } | Self::InvalidField { .. } | Self::RefusedField { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -167,7 +187,9 @@ impl ResponseError for ApiError {
             detail: self.to_string(),
             code: self.code().to_owned(),
             field: match self {
-                Self::InvalidField { field, .. } => Some(field.clone()),
+                Self::InvalidField { field, .. } | Self::RefusedField { field, .. } => {
+                    Some(field.clone())
+                }
                 _ => None,
             },
         };

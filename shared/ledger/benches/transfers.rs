@@ -59,6 +59,7 @@ fn setup(backend: Backend) -> Bench {
                     max_balance: None,
                     unit: UnitCode::parse("EUR").expect("unit"),
                     par: Par::one(),
+                    policies: Default::default(),
                 },
             )?;
             Ok((issuer, holders, currency))

@@ -6,7 +6,7 @@ use std::fmt;
 
 use diesel::prelude::*;
 use scrip_store::DbConn;
-use scrip_store::schema::{accounts, currencies, holds, transfers};
+use scrip_store::schema::{accounts, currencies, currency_members, holds, transfers};
 
 use crate::LedgerError;
 use crate::model::AccountRow;
@@ -56,6 +56,11 @@ pub enum Violation {
     },
     /// A journal line between accounts of other currencies than its own.
     ForeignLeg { transfer: i64 },
+    /// A demurrage journal line without its charge row (so nothing shows it was the only
+    /// charge of its account and period), or with another amount or account.
+    UnrecordedDemurrage { transfer: i64 },
+    /// An account frozen in a currency that was not declared freezable.
+    FrozenUnfreezable { account: i64 },
     /// A row whose reference to another row does not resolve (the references that PostgreSQL
     /// does not check on the exchange's write path, see [`UNCHECKED_REFERENCES`]).
     DanglingReference { reference: &'static str, row: i64 },
@@ -100,6 +105,22 @@ fn dangling_references(conn: &mut DbConn) -> Result<Vec<Violation>, LedgerError>
         }));
     }
     Ok(violations)
+}
+
+/// Demurrage lines that no charge row records with the same account and amount: the rows
+/// (primary key: account and period) are what shows each period was charged at most once.
+fn unrecorded_demurrage(conn: &mut DbConn) -> Result<Vec<Violation>, LedgerError> {
+    let sql = format!(
+        "SELECT t.id AS row_id FROM transfers t WHERE t.kind = 'demurrage' AND NOT EXISTS \
+         (SELECT 1 FROM demurrage_charges c WHERE c.transfer_id = t.id \
+         AND c.account_id = t.from_account_id AND c.charged_atoms = t.amount_atoms) \
+         ORDER BY t.id LIMIT {DANGLING_REPORTED}"
+    );
+    let rows: Vec<RowId> = diesel::sql_query(sql).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Violation::UnrecordedDemurrage { transfer: r.row_id })
+        .collect())
 }
 
 impl fmt::Display for Violation {
@@ -175,6 +196,14 @@ impl fmt::Display for Violation {
                     "transfer {transfer}: an account of another currency takes part"
                 )
             }
+            Self::UnrecordedDemurrage { transfer } => write!(
+                f,
+                "transfer {transfer}: a demurrage line that no charge of its account and period records"
+            ),
+            Self::FrozenUnfreezable { account } => write!(
+                f,
+                "account {account}: frozen in a currency that is not freezable"
+            ),
             Self::DanglingReference { reference, row } => {
                 write!(f, "{reference} of row {row} points at no row")
             }
@@ -202,7 +231,12 @@ struct CurrencyPolicy {
     issuer: i64,
     credit_limit_atoms: i64,
     max_balance_atoms: Option<i64>,
+    mutual_credit: bool,
+    freezable: bool,
 }
+
+/// Each member's credit limit: `(currency, principal) -> atoms`.
+type MemberLimits = HashMap<(i64, i64), i64>;
 
 /// Audits the whole ledger in one read-only snapshot.
 pub fn audit(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
@@ -223,20 +257,34 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
             currencies::issuer_id,
             currencies::credit_limit_atoms,
             currencies::max_balance_atoms,
+            currencies::kind,
+            currencies::freezable,
         ))
-        .load::<(i64, String, i64, i64, Option<i64>)>(conn)?
+        .load::<(i64, String, i64, i64, Option<i64>, String, i32)>(conn)?
         .into_iter()
         .map(
-            |(id, code, issuer, credit_limit_atoms, max_balance_atoms)| {
+            |(id, code, issuer, credit_limit_atoms, max_balance_atoms, kind, freezable)| {
                 let policy = CurrencyPolicy {
                     code,
                     issuer,
                     credit_limit_atoms,
                     max_balance_atoms,
+                    mutual_credit: kind == crate::policy::CurrencyKind::MutualCredit.as_str(),
+                    freezable: freezable != 0,
                 };
                 (id, policy)
             },
         )
+        .collect();
+    let members: MemberLimits = currency_members::table
+        .select((
+            currency_members::currency_id,
+            currency_members::principal_id,
+            currency_members::credit_limit_atoms,
+        ))
+        .load::<(i64, i64, i64)>(conn)?
+        .into_iter()
+        .map(|(currency, principal, limit)| ((currency, principal), limit))
         .collect();
     let accounts: Vec<AccountRow> = accounts::table
         .select(AccountRow::as_select())
@@ -263,6 +311,7 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
         violations: journal.foreign,
     };
     report.violations.extend(dangling_references(conn)?);
+    report.violations.extend(unrecorded_demurrage(conn)?);
     let mut sums: HashMap<i64, i128> = policies.keys().map(|&id| (id, 0)).collect();
     for account in &accounts {
         *sums.entry(account.currency_id).or_default() += i128::from(account.balance_atoms);
@@ -272,6 +321,7 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
             account,
             registry.contains(&account.principal_id),
             policies.get(&account.currency_id),
+            &members,
             journal_atoms,
             holds_atoms,
             &mut report.violations,
@@ -344,6 +394,7 @@ fn check_account(
     account: &AccountRow,
     is_registry: bool,
     policy: Option<&CurrencyPolicy>,
+    members: &MemberLimits,
     journal_atoms: i128,
     holds_atoms: i128,
     violations: &mut Vec<Violation>,
@@ -353,9 +404,19 @@ fn check_account(
         let is_issuer = account.principal_id == policy.issuer;
         let expected_floor = if is_issuer {
             -policy.credit_limit_atoms
+        } else if policy.mutual_credit && !is_registry {
+            // Every mutual-credit holder is a member, its floor minus its own limit; one
+            // without a membership row gets none (a floor of zero) and is reported otherwise.
+            -members
+                .get(&(account.currency_id, account.principal_id))
+                .copied()
+                .unwrap_or(0)
         } else {
             0
         };
+        if account.frozen != 0 && !policy.freezable {
+            violations.push(Violation::FrozenUnfreezable { account: id });
+        }
         if account.floor_atoms != expected_floor {
             violations.push(Violation::WrongFloor {
                 account: id,

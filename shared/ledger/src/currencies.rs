@@ -1,4 +1,5 @@
-//! Currencies and their policies (credit limit, maximum balance).
+//! Currencies and their policies: credit limit and maximum balance (kept on every account as
+//! its floor and ceiling) and the rest of [`Policies`].
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -6,7 +7,10 @@ use scrip_domain::{Amount, CurrencyCode, CurrencyId, Par, PrincipalId, Scale, Un
 use scrip_store::DbConn;
 use scrip_store::schema::currencies;
 
+use std::collections::BTreeSet;
+
 use crate::model::{CurrencyRow, MAX_AMOUNT_ATOMS, now_us};
+use crate::policy::{Demurrage, Policies, PolicyField, TransferFee};
 use crate::principals::principal_by_id;
 use crate::rules::{self, CurrencyRules, Position};
 use crate::{Currency, LedgerError, writer};
@@ -21,10 +25,11 @@ pub struct NewCurrency {
     pub max_balance: Option<Amount>,
     pub unit: UnitCode,
     pub par: Par,
+    pub policies: Policies,
 }
 
 /// Checks a limit: the currency's scale, not negative, and inside the ledger's bounds.
-fn check_limit(limit: Amount, scale: Scale) -> Result<i64, LedgerError> {
+pub(crate) fn check_limit(limit: Amount, scale: Scale) -> Result<i64, LedgerError> {
     if limit.scale() != scale {
         return Err(LedgerError::ScaleMismatch {
             expected: scale.decimals(),
@@ -46,8 +51,13 @@ pub fn create_currency(conn: &mut DbConn, new: &NewCurrency) -> Result<Currency,
         .max_balance
         .map(|m| check_limit(m, new.scale))
         .transpose()?;
+    new.policies.validate()?;
     principal_by_id(conn, new.issuer)?;
+    for collector in collectors(&new.policies) {
+        check_collector(conn, collector)?;
+    }
     let now = now_us();
+    let p = &new.policies;
     let row: CurrencyRow = diesel::insert_into(currencies::table)
         .values((
             currencies::code.eq(new.code.as_str()),
@@ -59,6 +69,10 @@ pub fn create_currency(conn: &mut DbConn, new: &NewCurrency) -> Result<Currency,
             currencies::unit.eq(new.unit.as_str()),
             currencies::par.eq(new.par.to_string()),
             currencies::created_at_us.eq(now),
+            currencies::kind.eq(p.kind.as_str()),
+            currencies::requires_admission.eq(i32::from(p.requires_admission)),
+            currencies::freezable.eq(i32::from(p.freezable)),
+            currencies::sealed.eq(p.sealed_text()),
         ))
         .get_result::<CurrencyRow>(conn)
         .map_err(|e| match e {
@@ -68,8 +82,54 @@ pub fn create_currency(conn: &mut DbConn, new: &NewCurrency) -> Result<Currency,
             other => other.into(),
         })?;
     let currency = Currency::try_from(row)?;
+    let through = new.policies.demurrage.map(|d| d.period.index_at(now));
+    write_payment_policies(conn, currency.id, &new.policies, through)?;
     writer::open_issuer_account(conn, new.issuer, currency.id, credit_limit_atoms)?;
-    Ok(currency)
+    currency_by_id(conn, currency.id)
+}
+
+/// Who collects a currency's fee and demurrage, when not its issuer.
+fn collectors(policies: &Policies) -> impl Iterator<Item = PrincipalId> {
+    let fee = policies.transfer_fee.and_then(|f| f.to);
+    let demurrage = policies.demurrage.and_then(|d| d.to);
+    fee.into_iter().chain(demurrage)
+}
+
+/// A collector is a business or a person, never the registry (whose accounts only collect
+/// the exchange's fees).
+fn check_collector(conn: &mut DbConn, collector: PrincipalId) -> Result<(), LedgerError> {
+    let principal = principal_by_id(conn, collector)?;
+    rules::may_be_paid(principal.kind)
+}
+
+/// Writes the policies that can change after creation (the rest is fixed at creation), and
+/// the last demurrage period counted as paid (`demurrage_through`).
+fn write_payment_policies(
+    conn: &mut DbConn,
+    currency: CurrencyId,
+    p: &Policies,
+    through: Option<i64>,
+) -> Result<(), LedgerError> {
+    let fee = p.transfer_fee;
+    let demurrage = p.demurrage;
+    let bps = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+    diesel::update(currencies::table.find(currency.get()))
+        .set((
+            currencies::member_credit_limit_atoms.eq(p.member_credit_limit_atoms),
+            currencies::max_payment_atoms.eq(p.max_payment_atoms),
+            currencies::transfer_fee_bps.eq(fee.map(|f| bps(f.bps))),
+            currencies::transfer_fee_min_atoms.eq(fee.map_or(0, |f| f.min_atoms)),
+            currencies::transfer_fee_to_id.eq(fee.and_then(|f| f.to).map(PrincipalId::get)),
+            currencies::demurrage_rate_bps.eq(demurrage.map(|d| bps(d.rate_bps))),
+            currencies::demurrage_period.eq(demurrage.map(|d| d.period.as_str())),
+            currencies::demurrage_to_id.eq(demurrage.and_then(|d| d.to).map(PrincipalId::get)),
+            currencies::demurrage_through.eq(through),
+            currencies::requires_admission.eq(i32::from(p.requires_admission)),
+            currencies::freezable.eq(i32::from(p.freezable)),
+            currencies::sealed.eq(p.sealed_text()),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn currency_by_code(conn: &mut DbConn, code: &CurrencyCode) -> Result<Currency, LedgerError> {
@@ -92,11 +152,57 @@ pub fn currency_by_id(conn: &mut DbConn, id: CurrencyId) -> Result<Currency, Led
         .try_into()
 }
 
-/// A change of policy. `max_balance: Some(None)` removes the maximum.
+/// A change of policy: each field `None` keeps it. `max_balance: Some(None)` removes the
+/// maximum, and so on for every optional policy.
 #[derive(Debug, Clone, Default)]
 pub struct LimitsChange {
     pub credit_limit: Option<Amount>,
     pub max_balance: Option<Option<Amount>>,
+    pub member_credit_limit: Option<Amount>,
+    pub max_payment: Option<Option<Amount>>,
+    pub transfer_fee: Option<Option<TransferFee>>,
+    pub demurrage: Option<Option<Demurrage>>,
+    pub requires_admission: Option<bool>,
+    /// Fields to seal from now on (added to those already sealed; a seal is never lifted).
+    pub seal: BTreeSet<PolicyField>,
+}
+
+impl LimitsChange {
+    /// The fields this change would change (set, even to the same value).
+    fn fields(&self) -> Vec<PolicyField> {
+        let mut fields = Vec::new();
+        let mut mark = |set: bool, field| {
+            if set {
+                fields.push(field);
+            }
+        };
+        mark(self.credit_limit.is_some(), PolicyField::CreditLimit);
+        mark(self.max_balance.is_some(), PolicyField::MaxBalance);
+        mark(
+            self.member_credit_limit.is_some(),
+            PolicyField::MemberCreditLimit,
+        );
+        mark(self.max_payment.is_some(), PolicyField::MaxPayment);
+        mark(self.transfer_fee.is_some(), PolicyField::TransferFee);
+        mark(self.demurrage.is_some(), PolicyField::Demurrage);
+        mark(
+            self.requires_admission.is_some(),
+            PolicyField::RequiresAdmission,
+        );
+        fields
+    }
+}
+
+/// Refuses a change of a sealed field (`Sealed`): once sealed, holders can trust it.
+pub fn check_not_sealed(currency: &Currency, change: &LimitsChange) -> Result<(), LedgerError> {
+    match change
+        .fields()
+        .into_iter()
+        .find(|field| currency.policies.sealed.contains(field))
+    {
+        Some(field) => Err(LedgerError::Sealed { field }),
+        None => Ok(()),
+    }
 }
 
 /// Changes the credit limit and/or maximum balance. A limit that an existing balance already
@@ -124,11 +230,10 @@ fn apply_limits(
 ) -> Result<Currency, LedgerError> {
     crate::transfer::lock_currency(conn, currency_id)?;
     let currency = currency_by_id(conn, currency_id)?;
-    let rules = CurrencyRules {
-        id: currency.id,
-        scale: currency.scale,
-        issuer: currency.issuer_id,
-    };
+    // Checked again under the lock: a seal that landed since the caller read it holds.
+    check_not_sealed(&currency, change)?;
+    let rules = CurrencyRules::of(&currency);
+    apply_payment_policies(conn, &currency, change)?;
     if let Some(limit) = change.credit_limit {
         let atoms = check_limit(limit, currency.scale)?;
         let issuer = writer::lock_issuer_account(conn, &rules)?;
@@ -158,4 +263,49 @@ fn apply_limits(
             .execute(conn)?;
     }
     currency_by_id(conn, currency_id)
+}
+
+/// The policies of `change` other than the two limits, validated together with what stays.
+fn apply_payment_policies(
+    conn: &mut DbConn,
+    currency: &Currency,
+    change: &LimitsChange,
+) -> Result<(), LedgerError> {
+    let before = &currency.policies;
+    let mut after = before.clone();
+    if let Some(limit) = change.member_credit_limit {
+        after.member_credit_limit_atoms = check_limit(limit, currency.scale)?;
+    }
+    if let Some(max) = change.max_payment {
+        after.max_payment_atoms = max.map(|m| check_limit(m, currency.scale)).transpose()?;
+    }
+    if let Some(fee) = change.transfer_fee {
+        after.transfer_fee = fee;
+    }
+    if let Some(demurrage) = change.demurrage {
+        after.demurrage = demurrage;
+    }
+    if let Some(required) = change.requires_admission {
+        after.requires_admission = required;
+    }
+    after.sealed.extend(change.seal.iter().copied());
+    if after == *before {
+        return Ok(());
+    }
+    after.validate()?;
+    for collector in collectors(&after) {
+        check_collector(conn, collector)?;
+    }
+    if after.requires_admission && !before.requires_admission {
+        crate::members::admit_holders(conn, currency)?;
+    }
+    // Turning demurrage on starts it with the next period (the current one is not charged);
+    // a new rate keeps the job's progress, a new period restarts the count; off ends it.
+    let through = match (before.demurrage, after.demurrage) {
+        (_, None) => None,
+        (None, Some(d)) => Some(d.period.index_at(now_us())),
+        (Some(old), Some(new)) if old.period != new.period => Some(new.period.index_at(now_us())),
+        (Some(_), Some(_)) => currency.demurrage_through,
+    };
+    write_payment_policies(conn, currency.id, &after, through)
 }

@@ -41,6 +41,16 @@ pub enum LedgerError {
     HoldExceeded,
     #[error("the new limit would leave an existing balance outside it")]
     LimitBelowPosition,
+    #[error("{0}")]
+    BadPolicy(String),
+    #[error("the amount is more than the currency's largest single payment ({max})")]
+    OverMaxPayment { max: String },
+    #[error("only admitted members may hold this currency")]
+    NotAdmitted,
+    #[error("the account is frozen in this currency: it can neither pay nor trade")]
+    Frozen,
+    #[error("the currency's {field} is sealed: it can never change again")]
+    Sealed { field: crate::policy::PolicyField },
     #[error("the idempotency key was already used with a different request")]
     IdempotencyConflict,
     #[error("database error: {0}")]
@@ -99,6 +109,11 @@ impl LedgerError {
             Self::HoldExceeded => "hold_exceeded",
             Self::LimitBelowPosition => "limit_below_position",
             Self::IdempotencyConflict => "idempotency_conflict",
+            Self::BadPolicy(_) => "bad_policy",
+            Self::OverMaxPayment { .. } => "over_max_payment",
+            Self::NotAdmitted => "not_admitted",
+            Self::Frozen => "account_frozen",
+            Self::Sealed { .. } => "sealed",
             Self::Store(_) | Self::Invariant(_) => "internal",
             Self::Pool(_) | Self::Unavailable(_) => "unavailable",
         }
@@ -111,7 +126,10 @@ impl LedgerError {
             | Self::UnknownPrincipal
             | Self::UnknownHold
             | Self::UnknownTransfer => ErrorClass::NotFound,
-            Self::HandleTaken | Self::CodeTaken | Self::IdempotencyConflict => ErrorClass::Conflict,
+            Self::HandleTaken
+            | Self::CodeTaken
+            | Self::IdempotencyConflict
+            | Self::Sealed { .. } => ErrorClass::Conflict,
             Self::Pool(_) | Self::Unavailable(_) => ErrorClass::Unavailable,
             Self::Store(_) | Self::Invariant(_) => ErrorClass::Internal,
             Self::BadAmount(_)
@@ -123,7 +141,11 @@ impl LedgerError {
             | Self::MaxBalanceExceeded
             | Self::FeeAccount
             | Self::HoldExceeded
-            | Self::LimitBelowPosition => ErrorClass::Unprocessable,
+            | Self::LimitBelowPosition
+            | Self::BadPolicy(_)
+            | Self::OverMaxPayment { .. }
+            | Self::NotAdmitted
+            | Self::Frozen => ErrorClass::Unprocessable,
         }
     }
 

@@ -16,21 +16,29 @@ use crate::{Account, Currency, LedgerError, Transfer};
 pub struct Holding {
     pub account: Account,
     pub code: CurrencyCode,
+    /// Whether the currency charges demurrage (so its next charge is worth showing).
+    pub has_demurrage: bool,
 }
 
 /// Every account of a principal, oldest first.
 pub fn holdings(conn: &mut DbConn, principal: PrincipalId) -> Result<Vec<Holding>, LedgerError> {
-    let rows: Vec<(AccountRow, i32, String)> = accounts::table
+    let rows: Vec<(AccountRow, i32, String, Option<i32>)> = accounts::table
         .inner_join(currencies::table)
         .filter(accounts::principal_id.eq(principal.get()))
         .order(accounts::id)
-        .select((AccountRow::as_select(), currencies::scale, currencies::code))
+        .select((
+            AccountRow::as_select(),
+            currencies::scale,
+            currencies::code,
+            currencies::demurrage_rate_bps,
+        ))
         .load(conn)?;
     rows.into_iter()
-        .map(|(row, scale, code)| {
+        .map(|(row, scale, code, demurrage_rate_bps)| {
             Ok(Holding {
                 account: row.into_account(Scale::new(i64::from(scale))?),
                 code: CurrencyCode::parse(&code)?,
+                has_demurrage: demurrage_rate_bps.is_some(),
             })
         })
         .collect()

@@ -15,12 +15,15 @@ mod audit;
 mod batch;
 mod committer;
 mod currencies;
+pub mod demurrage;
 mod error;
 mod hold_batch;
 pub mod idempotency;
 mod journal;
+mod members;
 mod model;
 mod plan;
+pub mod policy;
 mod principals;
 pub mod retry;
 pub mod rules;
@@ -33,7 +36,8 @@ pub use audit::{AuditReport, Violation, audit};
 pub use batch::transfer_many;
 pub use committer::{Committer, MAX_BATCH};
 pub use currencies::{
-    LimitsChange, NewCurrency, create_currency, currency_by_code, currency_by_id, set_limits,
+    LimitsChange, NewCurrency, check_not_sealed, create_currency, currency_by_code, currency_by_id,
+    set_limits,
 };
 pub use error::{ErrorClass, LedgerError};
 pub use hold_batch::{BatchRules, CommittedHolds, HoldBatch};
@@ -42,6 +46,7 @@ pub use journal::{
     CurrencyStats, Holding, JournalEntry, account_lines, account_moved_since, currencies_of_issuer,
     currencies_page, currencies_stats, holdings, journal_entry, journal_page,
 };
+pub use members::{Member, is_member, member, members_page, set_member};
 pub use model::{Account, Currency, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
 pub use plan::{HoldRef, Key, Plan};
 pub use principals::{

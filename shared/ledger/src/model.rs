@@ -9,6 +9,7 @@ use scrip_store::schema::{accounts, currencies, principals, transfers};
 use diesel::prelude::*;
 
 use crate::LedgerError;
+use crate::policy::{CurrencyKind, Demurrage, DemurragePeriod, Policies, TransferFee};
 
 /// Amounts and limits are bounded well inside `i64` so that `balance - amount` and
 /// `balance + amount` can never overflow in SQL, whatever the order of operations:
@@ -59,6 +60,9 @@ pub struct Currency {
     pub unit: UnitCode,
     pub par: Par,
     pub created_at_us: i64,
+    pub policies: Policies,
+    /// The last demurrage period every account has paid (none without demurrage).
+    pub demurrage_through: Option<i64>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -74,13 +78,58 @@ pub(crate) struct CurrencyRow {
     unit: String,
     par: String,
     created_at_us: i64,
+    kind: String,
+    member_credit_limit_atoms: i64,
+    max_payment_atoms: Option<i64>,
+    transfer_fee_bps: Option<i32>,
+    transfer_fee_min_atoms: i64,
+    transfer_fee_to_id: Option<i64>,
+    demurrage_rate_bps: Option<i32>,
+    demurrage_period: Option<String>,
+    demurrage_to_id: Option<i64>,
+    demurrage_through: Option<i64>,
+    requires_admission: i32,
+    freezable: i32,
+    sealed: String,
+}
+
+impl CurrencyRow {
+    fn policies(&self) -> Result<Policies, LedgerError> {
+        let transfer_fee = self.transfer_fee_bps.map(|bps| TransferFee {
+            bps: i64::from(bps),
+            min_atoms: self.transfer_fee_min_atoms,
+            to: self.transfer_fee_to_id.map(PrincipalId::new),
+        });
+        let demurrage = match (self.demurrage_rate_bps, &self.demurrage_period) {
+            (Some(rate_bps), Some(period)) => Some(Demurrage {
+                rate_bps: i64::from(rate_bps),
+                period: DemurragePeriod::parse(period)
+                    .ok_or(corrupt("currencies.demurrage_period"))?,
+                to: self.demurrage_to_id.map(PrincipalId::new),
+            }),
+            _ => None,
+        };
+        Ok(Policies {
+            kind: CurrencyKind::parse(&self.kind).ok_or(corrupt("currencies.kind"))?,
+            member_credit_limit_atoms: self.member_credit_limit_atoms,
+            max_payment_atoms: self.max_payment_atoms,
+            transfer_fee,
+            demurrage,
+            requires_admission: self.requires_admission != 0,
+            freezable: self.freezable != 0,
+            sealed: Policies::parse_sealed(&self.sealed).ok_or(corrupt("currencies.sealed"))?,
+        })
+    }
 }
 
 impl TryFrom<CurrencyRow> for Currency {
     type Error = LedgerError;
     fn try_from(row: CurrencyRow) -> Result<Self, LedgerError> {
         let scale = Scale::new(i64::from(row.scale))?;
+        let policies = row.policies()?;
         Ok(Self {
+            policies,
+            demurrage_through: row.demurrage_through,
             id: CurrencyId::new(row.id),
             code: CurrencyCode::parse(&row.code)?,
             name: row.name,
@@ -108,6 +157,8 @@ pub struct Account {
     pub floor: Amount,
     /// The currency's `max_balance` for holders; none for the issuer.
     pub ceiling: Option<Amount>,
+    /// Frozen by the stewards: can neither pay nor trade.
+    pub frozen: bool,
 }
 
 impl Account {
@@ -128,6 +179,8 @@ pub(crate) struct AccountRow {
     pub held_atoms: i64,
     pub floor_atoms: i64,
     pub ceiling_atoms: Option<i64>,
+    /// 0 or 1 (the schema keeps to integers on both backends).
+    pub frozen: i32,
 }
 
 impl AccountRow {
@@ -141,6 +194,7 @@ impl AccountRow {
             held: amount(self.held_atoms),
             floor: amount(self.floor_atoms),
             ceiling: self.ceiling_atoms.map(amount),
+            frozen: self.frozen != 0,
         }
     }
 }
@@ -156,6 +210,10 @@ pub enum TransferKind {
     Fee,
     /// A set-off applied by a clearing run.
     Clearing,
+    /// A currency's transfer fee, paid on top of a payment to its collector.
+    TransferFee,
+    /// A currency's demurrage, paid by a positive balance once per period.
+    Demurrage,
 }
 
 impl TransferKind {
@@ -165,13 +223,22 @@ impl TransferKind {
             Self::Trade => "trade",
             Self::Fee => "fee",
             Self::Clearing => "clearing",
+            Self::TransferFee => "transfer_fee",
+            Self::Demurrage => "demurrage",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Payment, Self::Trade, Self::Fee, Self::Clearing]
-            .into_iter()
-            .find(|k| k.as_str() == raw)
+        [
+            Self::Payment,
+            Self::Trade,
+            Self::Fee,
+            Self::Clearing,
+            Self::TransferFee,
+            Self::Demurrage,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
     }
 }
 
@@ -188,6 +255,10 @@ pub struct Transfer {
     /// Set when the money came out of a hold (a trade settling an order's reserved funds).
     pub hold_id: Option<HoldId>,
     pub created_at_us: i64,
+    /// The currency's transfer fee this payment paid on top (a journal line of its own, kind
+    /// `transfer_fee`). Reported by the payment that made it; `None` for a line read back
+    /// from the journal.
+    pub fee: Option<Amount>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -216,6 +287,7 @@ impl TransferRow {
             memo: self.memo,
             hold_id: self.hold_id.map(HoldId::new),
             created_at_us: self.created_at_us,
+            fee: None,
         })
     }
 }

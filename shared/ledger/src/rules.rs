@@ -26,14 +26,21 @@ use scrip_domain::{Amount, AmountError, CurrencyId, PrincipalId, PrincipalKind, 
 
 use crate::LedgerError;
 use crate::model::MAX_AMOUNT_ATOMS;
+use crate::policy::{BPS_PER_WHOLE, CurrencyKind, TransferFee};
 
-/// What the rules need to know of a currency. Fixed for a currency's life (scale, issuer), so
-/// a long-lived caller (a market's writer) reads it once.
+/// What the rules need to know of a currency. Scale, issuer and kind are fixed for its life,
+/// so a long-lived caller (a market's writer) may keep them; the payment policies (largest
+/// payment, transfer fee, admission) can change and are read fresh for every payment batch
+/// (a market checks them where an order enters, [`check_payment_size`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CurrencyRules {
     pub id: CurrencyId,
     pub scale: Scale,
     pub issuer: PrincipalId,
+    pub kind: CurrencyKind,
+    pub max_payment_atoms: Option<i64>,
+    pub transfer_fee: Option<TransferFee>,
+    pub requires_admission: bool,
 }
 
 impl CurrencyRules {
@@ -47,6 +54,77 @@ impl CurrencyRules {
         amount.ensure_positive()?;
         positive_atoms(amount.atoms())
     }
+
+    /// Rules of a currency with no policy but its issuer's (tests, and plain currencies).
+    pub fn plain(id: CurrencyId, scale: Scale, issuer: PrincipalId) -> Self {
+        Self {
+            id,
+            scale,
+            issuer,
+            kind: CurrencyKind::IssuerCredit,
+            max_payment_atoms: None,
+            transfer_fee: None,
+            requires_admission: false,
+        }
+    }
+
+    /// `max_payment`: no single payment or order quantity may be larger.
+    pub fn check_payment_size(&self, atoms: i64) -> Result<(), LedgerError> {
+        check_payment_size(self.max_payment_atoms, atoms, self.scale)
+    }
+
+    /// The transfer fee a payment of `atoms` by `payer` pays on top, and who collects it:
+    /// nothing when there is no fee or the payer is the collector.
+    pub fn transfer_fee_of(&self, payer: PrincipalId, atoms: i64) -> Option<(PrincipalId, i64)> {
+        let fee = self.transfer_fee?;
+        let collector = fee.to.unwrap_or(self.issuer);
+        let fee_atoms = transfer_fee_atoms(&fee, atoms);
+        (collector != payer && fee_atoms > 0).then_some((collector, fee_atoms))
+    }
+}
+
+/// `max_payment` (API.md `over_max_payment`): one payment, or one order's quantity or cost,
+/// of at most `max` atoms.
+pub fn check_payment_size(
+    max_atoms: Option<i64>,
+    atoms: i64,
+    scale: Scale,
+) -> Result<(), LedgerError> {
+    match max_atoms {
+        Some(max) if atoms > max => Err(LedgerError::OverMaxPayment {
+            max: Amount::from_atoms(max, scale).to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A payment's transfer fee: `bps` of its amount rounded down to the atom, and at least
+/// `min_atoms`. At most `max(atoms, min_atoms)`, so it stays inside the ledger's bound.
+pub fn transfer_fee_atoms(fee: &TransferFee, atoms: i64) -> i64 {
+    let share = i128::from(atoms) * i128::from(fee.bps) / i128::from(BPS_PER_WHOLE);
+    // share <= atoms because bps <= 10,000.
+    i64::try_from(share).unwrap_or(i64::MAX).max(fee.min_atoms)
+}
+
+/// One period's demurrage on a balance: `rate_bps` of it rounded down to the atom; nothing on
+/// a balance of zero or less (demurrage is charged on holdings, never on debt).
+pub fn demurrage_due_atoms(balance_atoms: i64, rate_bps: i64) -> i64 {
+    if balance_atoms <= 0 {
+        return 0;
+    }
+    let due = i128::from(balance_atoms) * i128::from(rate_bps) / i128::from(BPS_PER_WHOLE);
+    i64::try_from(due).unwrap_or(i64::MAX)
+}
+
+/// What a demurrage charge of `due_atoms` may take now: never what open orders hold (so an
+/// order's hold never becomes unpayable: a hold is reserved money, and a charge only takes the
+/// balance above it), never into credit (a mutual-credit member pays demurrage out of what it
+/// holds, not out of its credit line). The rest is carried to the next period.
+pub fn demurrage_collectable_atoms(position: &Position, due_atoms: i64) -> i64 {
+    let free = (position.balance_atoms - position.held_atoms)
+        .min(position.available_atoms())
+        .max(0);
+    due_atoms.clamp(0, free)
 }
 
 /// An amount of atoms that moves money must be positive and within the ledger's bound, so
@@ -71,6 +149,8 @@ pub struct Position {
     /// The highest a plan that raises the balance may leave it; none for the issuer.
     pub ceiling_atoms: Option<i64>,
     pub is_issuer: bool,
+    /// Frozen by the currency's stewards: nothing may leave the account or be held on it.
+    pub frozen: bool,
 }
 
 impl Position {
@@ -82,6 +162,7 @@ impl Position {
             floor_atoms: 0,
             ceiling_atoms,
             is_issuer: false,
+            frozen: false,
         }
     }
 
@@ -140,6 +221,10 @@ pub fn check_change(before: &Position, change: Change) -> Result<(), LedgerError
     if after.held_atoms < 0 {
         return Err(LedgerError::HoldExceeded);
     }
+    // Frozen: it can neither pay nor trade, but what it holds for orders may be given back.
+    if before.frozen && (change.balance_atoms < 0 || change.held_atoms > 0) {
+        return Err(LedgerError::Frozen);
+    }
     if change.available_atoms() < 0 && after.available_atoms() < 0 {
         return Err(before.spend_refusal());
     }
@@ -156,19 +241,58 @@ pub fn check_change(before: &Position, change: Change) -> Result<(), LedgerError
 /// A payment of `atoms` from `payer`'s available balance to `payee`: both positions move, or,
 /// refused, neither does. The payer's refusal is reported first when both would refuse.
 pub fn pay(payer: &mut Position, payee: &mut Position, atoms: i64) -> Result<(), LedgerError> {
-    let atoms = positive_atoms(atoms)?;
-    let debit = Change {
-        balance_atoms: -atoms,
-        held_atoms: 0,
-    };
-    let credit = Change {
+    pay_with_fee(payer, payee, atoms, None)
+}
+
+/// Where a payment's transfer fee goes: `atoms` to `collector`, or to the payee itself when
+/// `collector` is `None` (a payment to the collector).
+#[derive(Debug)]
+pub struct FeeLeg<'a> {
+    pub collector: Option<&'a mut Position>,
+    pub atoms: i64,
+}
+
+fn credit(atoms: i64) -> Change {
+    Change {
         balance_atoms: atoms,
+        held_atoms: 0,
+    }
+}
+
+/// A payment with its transfer fee on top: the payer must cover both, and every account that
+/// receives must fit its ceiling. All positions move, or, refused, none does.
+pub fn pay_with_fee(
+    payer: &mut Position,
+    payee: &mut Position,
+    atoms: i64,
+    fee: Option<FeeLeg<'_>>,
+) -> Result<(), LedgerError> {
+    let atoms = positive_atoms(atoms)?;
+    let fee_atoms = fee.as_ref().map_or(0, |f| f.atoms);
+    if fee_atoms < 0 {
+        return Err(AmountError::Negative.into());
+    }
+    let debit = Change {
+        balance_atoms: -(atoms + fee_atoms),
         held_atoms: 0,
     };
     check_change(payer, debit)?;
-    check_change(payee, credit)?;
+    match fee {
+        Some(FeeLeg {
+            collector: Some(collector),
+            atoms: fee_atoms,
+        }) if fee_atoms > 0 => {
+            check_change(payee, credit(atoms))?;
+            check_change(collector, credit(fee_atoms))?;
+            *collector = collector.after(credit(fee_atoms));
+            *payee = payee.after(credit(atoms));
+        }
+        _ => {
+            check_change(payee, credit(atoms + fee_atoms))?;
+            *payee = payee.after(credit(atoms + fee_atoms));
+        }
+    }
     *payer = payer.after(debit);
-    *payee = payee.after(credit);
     Ok(())
 }
 
@@ -253,6 +377,7 @@ mod tests {
             floor_atoms: -credit_limit_atoms,
             ceiling_atoms: None,
             is_issuer: true,
+            frozen: false,
         }
     }
 
@@ -384,6 +509,7 @@ mod tests {
                     floor_atoms: floor,
                     ceiling_atoms: if is_issuer { None } else { ceiling },
                     is_issuer,
+                    frozen: false,
                 }
             })
     }
@@ -423,6 +549,155 @@ mod tests {
                 prop_assert!(after.available_atoms() >= 0 || change.available_atoms() >= 0);
                 if balance > 0 {
                     prop_assert!(after.ceiling_atoms.is_none_or(|c| after.balance_atoms <= c));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn member(balance_atoms: i64, floor_atoms: i64) -> Position {
+        Position {
+            balance_atoms,
+            floor_atoms,
+            ..Position::empty(None)
+        }
+    }
+
+    fn fee(bps: i64, min_atoms: i64) -> TransferFee {
+        TransferFee {
+            bps,
+            min_atoms,
+            to: None,
+        }
+    }
+
+    #[test]
+    fn a_mutual_credit_member_pays_down_to_its_own_limit() {
+        let mut ann = member(0, -1_000);
+        let mut bob = member(0, -1_000);
+        pay(&mut ann, &mut bob, 1_000).expect("exactly at the limit");
+        assert!(matches!(
+            pay(&mut ann, &mut bob, 1),
+            Err(LedgerError::InsufficientFunds)
+        ));
+        assert_eq!(ann.balance_atoms + bob.balance_atoms, 0, "sum zero");
+    }
+
+    #[test]
+    fn the_fee_is_paid_on_top_and_must_be_covered_too() {
+        let mut ann = member(1_010, 0);
+        let mut bob = member(0, 0);
+        let mut shop = member(0, 0);
+        let fee_atoms = transfer_fee_atoms(&fee(100, 0), 1_000);
+        assert_eq!(fee_atoms, 10);
+        let leg = FeeLeg {
+            collector: Some(&mut shop),
+            atoms: fee_atoms,
+        };
+        pay_with_fee(&mut ann, &mut bob, 1_000, Some(leg)).expect("exactly covered");
+        assert_eq!(
+            (ann.balance_atoms, bob.balance_atoms, shop.balance_atoms),
+            (0, 1_000, 10)
+        );
+        let mut carl = member(1_009, 0);
+        let leg = FeeLeg {
+            collector: Some(&mut shop),
+            atoms: 10,
+        };
+        assert!(matches!(
+            pay_with_fee(&mut carl, &mut bob, 1_000, Some(leg)),
+            Err(LedgerError::InsufficientFunds)
+        ));
+        assert_eq!((carl.balance_atoms, shop.balance_atoms), (1_009, 10));
+    }
+
+    #[test]
+    fn fees_round_down_with_a_minimum() {
+        assert_eq!(transfer_fee_atoms(&fee(150, 0), 99), 1);
+        assert_eq!(transfer_fee_atoms(&fee(150, 5), 99), 5);
+        assert_eq!(
+            transfer_fee_atoms(&fee(10_000, 0), MAX_AMOUNT_ATOMS),
+            MAX_AMOUNT_ATOMS
+        );
+    }
+
+    #[test]
+    fn max_payment_refuses_one_atom_over() {
+        let scale = Scale::new(2).expect("scale");
+        check_payment_size(Some(5_000), 5_000, scale).expect("exactly the maximum");
+        let refused = check_payment_size(Some(5_000), 5_001, scale);
+        assert!(matches!(refused, Err(LedgerError::OverMaxPayment { max }) if max == "50.00"));
+        check_payment_size(None, i64::MAX, scale).expect("no maximum");
+    }
+
+    #[test]
+    fn a_frozen_account_neither_pays_nor_holds_but_gets_its_holds_back() {
+        let frozen = Position {
+            frozen: true,
+            held_atoms: 30,
+            ..member(100, 0)
+        };
+        let mut out = frozen;
+        let mut bob = member(0, 0);
+        assert!(matches!(
+            pay(&mut out, &mut bob, 1),
+            Err(LedgerError::Frozen)
+        ));
+        assert!(matches!(hold(&mut out, 1), Err(LedgerError::Frozen)));
+        let release = Change {
+            balance_atoms: 0,
+            held_atoms: -30,
+        };
+        check_change(&frozen, release).expect("a cancelled order's hold comes back");
+        let mut ann = member(50, 0);
+        pay(&mut ann, &mut out, 10).expect("a frozen account may still be paid");
+    }
+
+    #[test]
+    fn demurrage_never_takes_held_funds_or_credit() {
+        assert_eq!(demurrage_due_atoms(10_000, 100), 100);
+        assert_eq!(demurrage_due_atoms(99, 100), 0, "rounded down");
+        assert_eq!(demurrage_due_atoms(-500, 100), 0, "never on debt");
+        let busy = Position {
+            held_atoms: 9_950,
+            ..member(10_000, -1_000)
+        };
+        assert_eq!(demurrage_collectable_atoms(&busy, 100), 50);
+        assert_eq!(
+            demurrage_collectable_atoms(&member(10_000, -1_000), 100),
+            100
+        );
+    }
+
+    proptest! {
+        /// A payment with a fee moves exactly amount + fee out of the payer and into the payee
+        /// and collector, or changes nothing.
+        #[test]
+        fn a_payment_with_its_fee_conserves_money(
+            payer_balance in 0_i64..3_000, atoms in 1_i64..2_000,
+            bps in 1_i64..=10_000, min in 0_i64..50, collector_is_payee in any::<bool>(),
+        ) {
+            let fee_atoms = transfer_fee_atoms(&fee(bps, min), atoms);
+            let (mut payer, mut payee, mut collector) = (member(payer_balance, 0), member(0, 0), member(0, 0));
+            let leg = FeeLeg {
+                collector: (!collector_is_payee).then_some(&mut collector),
+                atoms: fee_atoms,
+            };
+            match pay_with_fee(&mut payer, &mut payee, atoms, Some(leg)) {
+                Ok(()) => {
+                    prop_assert_eq!(payer.balance_atoms, payer_balance - atoms - fee_atoms);
+                    prop_assert_eq!(payer.balance_atoms + payee.balance_atoms + collector.balance_atoms, payer_balance);
+                    prop_assert!(payer.available_atoms() >= 0);
+                }
+                Err(_) => {
+                    prop_assert!(payer_balance < atoms + fee_atoms);
+                    prop_assert_eq!((payer.balance_atoms, payee.balance_atoms, collector.balance_atoms), (payer_balance, 0, 0));
                 }
             }
         }

@@ -3,13 +3,13 @@
 //! by `writer`.
 
 use diesel::prelude::*;
-use scrip_domain::{Amount, CurrencyId, PrincipalId, Scale};
+use scrip_domain::{Amount, CurrencyId, PrincipalId};
 use scrip_store::DbConn;
-use scrip_store::schema::{accounts, currencies};
+use scrip_store::schema::accounts;
 
 use crate::model::AccountRow;
 use crate::rules::CurrencyRules;
-use crate::{Account, LedgerError, TransferKind};
+use crate::{Account, Currency, LedgerError, TransferKind};
 
 /// A request to move `amount` of a currency from one principal's account to another's.
 #[derive(Debug, Clone)]
@@ -24,17 +24,23 @@ pub struct TransferRequest {
 
 /// The rules of one currency as stored.
 pub fn currency_rules(conn: &mut DbConn, id: CurrencyId) -> Result<CurrencyRules, LedgerError> {
-    let (scale, issuer) = currencies::table
-        .find(id.get())
-        .select((currencies::scale, currencies::issuer_id))
-        .first::<(i32, i64)>(conn)
-        .optional()?
-        .ok_or(LedgerError::UnknownCurrency)?;
-    Ok(CurrencyRules {
-        id,
-        scale: Scale::new(i64::from(scale))?,
-        issuer: PrincipalId::new(issuer),
-    })
+    Ok(CurrencyRules::of(&crate::currency_by_id(conn, id)?))
+}
+
+impl CurrencyRules {
+    /// What the rules need of a currency as loaded.
+    pub fn of(currency: &Currency) -> Self {
+        let policies = &currency.policies;
+        Self {
+            id: currency.id,
+            scale: currency.scale,
+            issuer: currency.issuer_id,
+            kind: policies.kind,
+            max_payment_atoms: policies.max_payment_atoms,
+            transfer_fee: policies.transfer_fee,
+            requires_admission: policies.requires_admission,
+        }
+    }
 }
 
 /// Locks the currency row for a policy change (PostgreSQL): a first receipt reads the

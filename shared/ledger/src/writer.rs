@@ -43,8 +43,11 @@ pub(crate) struct LockedAccount {
 #[derive(Debug, Default)]
 pub(crate) struct Locked {
     pub accounts: HashMap<Key, LockedAccount>,
-    /// Accounts opened by this transaction (first receipts).
-    pub opened: Vec<i64>,
+    /// Accounts opened by this transaction (first receipts), with their keys and whether the
+    /// opening made the principal a member (mutual credit).
+    pub opened: Vec<Opened>,
+    /// Receivers whose account could not be opened because the currency requires admission.
+    pub not_admitted: BTreeSet<Key>,
 }
 
 impl Locked {
@@ -55,6 +58,14 @@ impl Locked {
             .map(|a| a.account_id)
             .ok_or(WriteError::Refused { key: *key, reason })
     }
+}
+
+/// An account this transaction opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Opened {
+    pub account_id: i64,
+    pub key: Key,
+    pub joined: bool,
 }
 
 /// Why [`apply_plan`] wrote nothing.
@@ -106,6 +117,7 @@ pub(crate) fn lock(
         .copied()
         .collect();
     let mut opened = Vec::new();
+    let mut not_admitted = BTreeSet::new();
     if !absent.is_empty() {
         // First receipts (rare): open the accounts, then lock them too. New rows nobody else
         // holds yet, unless a concurrent first receipt opened the same one; a deadlock that
@@ -113,14 +125,25 @@ pub(crate) fn lock(
         for &(principal, currency) in &absent {
             let rules = rules.get(&currency).ok_or(LedgerError::UnknownCurrency)?;
             match open_account(conn, principal, rules) {
-                Ok((row, true)) => opened.push(row.id),
-                Ok((_, false)) | Err(LedgerError::UnknownPrincipal) => {}
+                Ok((row, Some(joined))) => opened.push(Opened {
+                    account_id: row.id,
+                    key: (principal, currency),
+                    joined,
+                }),
+                Ok((_, None)) | Err(LedgerError::UnknownPrincipal) => {}
+                Err(LedgerError::NotAdmitted) => {
+                    not_admitted.insert((principal, currency));
+                }
                 Err(other) => return Err(other),
             }
         }
         accounts.extend(select_accounts(conn, &absent, rules, true)?);
     }
-    Ok(Locked { accounts, opened })
+    Ok(Locked {
+        accounts,
+        opened,
+        not_admitted,
+    })
 }
 
 /// Writes `plan` inside the caller's transaction, after checking every account's net change
@@ -185,23 +208,30 @@ pub(crate) fn apply_plan(
     })
 }
 
-/// Removes accounts this transaction opened for receivers that received nothing, so a refused
-/// payment leaves no trace (not even an empty account). Only rows inserted by this transaction
-/// are removed; nobody else can have seen them yet.
+/// Removes accounts this transaction opened that no line used (a receiver that received
+/// nothing, a mutual-credit payer whose payment was refused), so a refused payment leaves no
+/// trace (not even an empty account or a membership it made). Only rows inserted by this
+/// transaction are removed; nobody else can have seen them yet.
 fn close_unused(
     conn: &mut DbConn,
-    opened: &[i64],
+    opened: &[Opened],
     rows: &[NewTransferRow],
 ) -> Result<(), LedgerError> {
-    let used: BTreeSet<i64> = rows.iter().map(|l| l.to_account_id).collect();
-    let unused: Vec<i64> = opened
+    let used: BTreeSet<i64> = rows
+        .iter()
+        .flat_map(|l| [l.to_account_id, l.from_account_id])
+        .collect();
+    let unused: Vec<Opened> = opened
         .iter()
         .copied()
-        .filter(|id| !used.contains(id))
+        .filter(|o| !used.contains(&o.account_id))
         .collect();
-    if !unused.is_empty() {
-        diesel::delete(accounts::table.filter(accounts::id.eq_any(unused))).execute(conn)?;
+    if unused.is_empty() {
+        return Ok(());
     }
+    crate::members::forget(conn, unused.iter().filter(|o| o.joined).map(|o| o.key))?;
+    let ids: Vec<i64> = unused.iter().map(|o| o.account_id).collect();
+    diesel::delete(accounts::table.filter(accounts::id.eq_any(ids))).execute(conn)?;
     Ok(())
 }
 
@@ -300,8 +330,8 @@ pub(crate) fn set_holder_ceilings(
 /// The start of every read of accounts by `(principal, currency)`; the keys follow.
 macro_rules! select_accounts_where_key_in {
     () => {
-        "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, floor_atoms, ceiling_atoms \
-         FROM accounts WHERE (principal_id, currency_id) IN "
+        "SELECT id, principal_id, currency_id, balance_atoms, held_atoms, floor_atoms, ceiling_atoms, \
+         frozen FROM accounts WHERE (principal_id, currency_id) IN "
     };
 }
 const SELECT_ACCOUNTS_PG: &str = concat!(
@@ -360,6 +390,7 @@ pub(crate) fn select_accounts(
                 floor_atoms: row.floor_atoms,
                 ceiling_atoms: row.ceiling_atoms,
                 is_issuer: rules.get(&currency).is_some_and(|r| r.issuer == principal),
+                frozen: row.frozen != 0,
             };
             let locked = LockedAccount {
                 account_id: row.id,
@@ -383,25 +414,38 @@ fn find_account(
         .optional()?)
 }
 
-/// The receiving side's account, opened on first receipt with the currency's ceiling.
-/// Returns the account and whether this call opened it.
-fn open_account(
+/// The receiving side's account, opened on first receipt with the currency's ceiling and,
+/// in a mutual-credit currency, the member's credit limit as its floor. Returns the account
+/// and, when this call opened it, whether that made the principal a member; `NotAdmitted`
+/// (opening nothing) when the currency requires admission and the principal is no member.
+pub(crate) fn open_account(
     conn: &mut DbConn,
     principal: PrincipalId,
     rules: &CurrencyRules,
-) -> Result<(AccountRow, bool), LedgerError> {
+) -> Result<(AccountRow, Option<bool>), LedgerError> {
     if let Some(row) = find_account(conn, principal, rules.id)? {
-        return Ok((row, false));
+        return Ok((row, None));
     }
     // Checked first: on PostgreSQL a foreign-key violation would abort the whole transaction.
     let holder = principal_by_id(conn, principal)?;
-    // The ceiling is read under a share lock on the currency row, which `set_limits` locks
-    // for update: a limit change and a first receipt cannot interleave, so a new account never
-    // carries a stale maximum balance.
-    let ceiling_atoms = rules::holder_ceiling(holder.kind, current_max_balance(conn, rules.id)?);
+    // The terms are read under a share lock on the currency row, which a policy change locks
+    // for update: a policy change and a first receipt cannot interleave, so a new account
+    // never carries a stale maximum balance or member limit.
+    let terms = opening_terms(conn, rules.id)?;
+    let ceiling_atoms = rules::holder_ceiling(holder.kind, terms.max_balance_atoms);
+    let (floor_atoms, joined) = match holder.kind {
+        // The registry's accounts only collect fees: never a member, never in credit.
+        PrincipalKind::Registry => (0, false),
+        PrincipalKind::User | PrincipalKind::Business => {
+            crate::members::floor_for_new_account(conn, rules.id, &terms, principal)?
+        }
+    };
+    let empty = Position {
+        floor_atoms,
+        ..Position::empty(ceiling_atoms)
+    };
     // In a savepoint: a concurrent first receipt by the same principal wins the unique key,
     // and on PostgreSQL a failed statement would otherwise abort the whole transaction.
-    let empty = Position::empty(ceiling_atoms);
     let opened = conn.transaction(|conn| {
         diesel::insert_into(accounts::table)
             .values((
@@ -414,26 +458,31 @@ fn open_account(
             .execute(conn)
     });
     let created = match opened {
-        Ok(_) => true,
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => false,
+        Ok(_) => Some(joined),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => None,
         Err(other) => return Err(other.into()),
     };
     let row = find_account(conn, principal, rules.id)?.ok_or(LedgerError::UnknownPrincipal)?;
     Ok((row, created))
 }
 
+/// What a new holder's account is opened with.
 #[derive(diesel::QueryableByName)]
-struct MaxBalance {
+pub(crate) struct OpeningTerms {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    max_balance_atoms: Option<i64>,
+    pub max_balance_atoms: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub member_credit_limit_atoms: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    /// 0 or 1.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub requires_admission: i32,
 }
 
-/// The currency's maximum balance, read under a share lock on PostgreSQL (SQLite's write
+/// The currency's opening terms, read under a share lock on PostgreSQL (SQLite's write
 /// transactions are already serialized).
-fn current_max_balance(
-    conn: &mut DbConn,
-    currency: CurrencyId,
-) -> Result<Option<i64>, LedgerError> {
+fn opening_terms(conn: &mut DbConn, currency: CurrencyId) -> Result<OpeningTerms, LedgerError> {
     let lock = if matches!(conn, DbConn::Postgres(_)) {
         " FOR SHARE"
     } else {
@@ -441,14 +490,12 @@ fn current_max_balance(
     };
     // Only an integer from a typed id is inlined.
     let sql = format!(
-        "SELECT max_balance_atoms FROM currencies WHERE id = {}{lock}",
+        "SELECT max_balance_atoms, member_credit_limit_atoms, kind, requires_admission \
+         FROM currencies WHERE id = {}{lock}",
         currency.get()
     );
-    let rows: Vec<MaxBalance> = diesel::sql_query(sql).load(conn)?;
-    rows.into_iter()
-        .next()
-        .map(|r| r.max_balance_atoms)
-        .ok_or(LedgerError::UnknownCurrency)
+    let rows: Vec<OpeningTerms> = diesel::sql_query(sql).load(conn)?;
+    rows.into_iter().next().ok_or(LedgerError::UnknownCurrency)
 }
 
 /// One statement for every account that changed: `balance += delta, held += delta`.

@@ -23,6 +23,19 @@ diesel::table! {
         unit -> Text,
         par -> Text,
         created_at_us -> BigInt,
+        kind -> Text,
+        member_credit_limit_atoms -> BigInt,
+        max_payment_atoms -> Nullable<BigInt>,
+        transfer_fee_bps -> Nullable<Integer>,
+        transfer_fee_min_atoms -> BigInt,
+        transfer_fee_to_id -> Nullable<BigInt>,
+        demurrage_rate_bps -> Nullable<Integer>,
+        demurrage_period -> Nullable<Text>,
+        demurrage_to_id -> Nullable<BigInt>,
+        demurrage_through -> Nullable<BigInt>,
+        requires_admission -> Integer,
+        freezable -> Integer,
+        sealed -> Text,
     }
 }
 
@@ -35,6 +48,28 @@ diesel::table! {
         held_atoms -> BigInt,
         floor_atoms -> BigInt,
         ceiling_atoms -> Nullable<BigInt>,
+        created_at_us -> BigInt,
+        frozen -> Integer,
+    }
+}
+
+diesel::table! {
+    currency_members (currency_id, principal_id) {
+        currency_id -> BigInt,
+        principal_id -> BigInt,
+        credit_limit_atoms -> BigInt,
+        admitted_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    demurrage_charges (account_id, period) {
+        account_id -> BigInt,
+        period -> BigInt,
+        currency_id -> BigInt,
+        due_atoms -> BigInt,
+        charged_atoms -> BigInt,
+        transfer_id -> Nullable<BigInt>,
         created_at_us -> BigInt,
     }
 }
@@ -79,6 +114,8 @@ diesel::joinable!(currencies -> principals (issuer_id));
 diesel::joinable!(accounts -> principals (principal_id));
 diesel::joinable!(accounts -> currencies (currency_id));
 diesel::joinable!(holds -> accounts (account_id));
+diesel::joinable!(currency_members -> currencies (currency_id));
+diesel::joinable!(demurrage_charges -> accounts (account_id));
 diesel::joinable!(transfers -> currencies (currency_id));
 diesel::joinable!(idempotency_keys -> principals (principal_id));
 
@@ -223,6 +260,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     principal_roles,
     currencies,
+    currency_members,
+    demurrage_charges,
     accounts,
     holds,
     transfers,

@@ -52,16 +52,8 @@ fn batch() -> HoldBatch {
 fn batch_with<const N: usize>(positions: [((PrincipalId, CurrencyId), Position); N]) -> HoldBatch {
     let scale = Scale::new(2).expect("scale");
     let rules = BatchRules::new([
-        CurrencyRules {
-            id: BREAD,
-            scale,
-            issuer: BAKERY,
-        },
-        CurrencyRules {
-            id: GROCER,
-            scale,
-            issuer: GROCERY,
-        },
+        CurrencyRules::plain(BREAD, scale, BAKERY),
+        CurrencyRules::plain(GROCER, scale, GROCERY),
     ]);
     HoldBatch::new(rules, positions)
 }

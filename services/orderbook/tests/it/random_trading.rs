@@ -76,6 +76,7 @@ fn world(db: &TestDb) -> (Exchange, Vec<PrincipalId>, PrincipalId) {
                         max_balance: None,
                         unit: UnitCode::parse("EUR")?,
                         par: Par::one(),
+                        policies: Default::default(),
                     },
                 )?;
                 currencies.push((issuer.id, currency.id));

@@ -50,7 +50,9 @@ async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
         currency,
         json!({"code": "BREAD", "name": "Bread money", "issuer": "bakery", "scale": 2,
                "credit_limit": "500.00", "max_balance": "100.00", "unit": "EUR", "par": "0.5",
-               "outstanding": "0.00", "holders": 0, "created_at": currency["created_at"]})
+               "outstanding": "0.00", "holders": 0, "created_at": currency["created_at"],
+               "kind": "issuer_credit", "max_payment": null, "transfer_fee": null,
+               "demurrage": null, "requires_admission": false, "freezable": false, "sealed": []})
     );
     let again = app
         .post("/api/v1/currencies", Some(&rosa), json!({"issuer": "bakery", "code": "BREAD", "name": "x", "scale": 2, "credit_limit": "1"}))

@@ -198,6 +198,15 @@ impl TestApp {
         self.request(Method::PATCH, path, token, Some(body)).await
     }
 
+    pub async fn put_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
     /// Sends raw bytes as the body, for malformed-input tests.
     pub async fn post_raw(
         &self,
@@ -242,8 +251,8 @@ impl TestApp {
         body["access_token"].as_str().expect("token").to_owned()
     }
 
-    /// `owner` creates business `handle` with currency `code` (scale 2, credit limit 1000.00).
-    pub async fn shop(&self, owner: &str, handle: &str, code: &str) {
+    /// `owner` creates business `handle` (named "`handle` shop").
+    pub async fn business(&self, owner: &str, handle: &str) {
         let (status, body) = self
             .post(
                 "/api/v1/businesses",
@@ -252,6 +261,11 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// `owner` creates business `handle` with currency `code` (scale 2, credit limit 1000.00).
+    pub async fn shop(&self, owner: &str, handle: &str, code: &str) {
+        self.business(owner, handle).await;
         let (status, body) = self
             .post(
                 "/api/v1/currencies",

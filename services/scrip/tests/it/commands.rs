@@ -53,6 +53,7 @@ fn audit_passes_on_a_clean_ledger_and_fails_on_a_tampered_one() {
                     max_balance: None,
                     unit: UnitCode::parse("EUR").expect("unit"),
                     par: Par::one(),
+                    policies: Default::default(),
                 },
             )?;
             scrip_ledger::transfer(

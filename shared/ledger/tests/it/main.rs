@@ -4,5 +4,6 @@ mod audit;
 mod concurrency;
 mod idempotency;
 mod model;
+mod policies;
 mod rules;
 mod support;

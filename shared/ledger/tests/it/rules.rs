@@ -262,6 +262,7 @@ fn new_currency_like(e: &Economy, index: usize) -> NewCurrency {
         max_balance: c.max_balance,
         unit: c.unit.clone(),
         par: c.par,
+        policies: Default::default(),
     }
 }
 
@@ -308,6 +309,7 @@ fn issue_pay_redeem_hold_and_settle_move_exact_amounts() {
         let change = LimitsChange {
             credit_limit: Some(e.amount(BREAD, 9_000)),
             max_balance: Some(None),
+            ..Default::default()
         };
         let updated = e
             .ledger

@@ -62,6 +62,7 @@ impl Economy {
                         max_balance: max_balance_atoms.map(|m| Amount::from_atoms(m, scale)),
                         unit: UnitCode::parse("EUR").expect("unit"),
                         par: Par::one(),
+                        policies: Default::default(),
                     };
                     ledger
                         .write(|conn| create_currency(conn, &new))

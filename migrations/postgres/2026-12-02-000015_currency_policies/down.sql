@@ -1,0 +1,16 @@
+DROP TABLE demurrage_charges;
+DROP TABLE currency_members;
+ALTER TABLE accounts DROP COLUMN frozen;
+ALTER TABLE currencies DROP COLUMN sealed;
+ALTER TABLE currencies DROP COLUMN freezable;
+ALTER TABLE currencies DROP COLUMN requires_admission;
+ALTER TABLE currencies DROP COLUMN demurrage_through;
+ALTER TABLE currencies DROP COLUMN demurrage_to_id;
+ALTER TABLE currencies DROP COLUMN demurrage_period;
+ALTER TABLE currencies DROP COLUMN demurrage_rate_bps;
+ALTER TABLE currencies DROP COLUMN transfer_fee_to_id;
+ALTER TABLE currencies DROP COLUMN transfer_fee_min_atoms;
+ALTER TABLE currencies DROP COLUMN transfer_fee_bps;
+ALTER TABLE currencies DROP COLUMN max_payment_atoms;
+ALTER TABLE currencies DROP COLUMN member_credit_limit_atoms;
+ALTER TABLE currencies DROP COLUMN kind;

@@ -1,0 +1,172 @@
+//! The members of a currency, for its stewards (the issuer's owners): in a mutual-credit
+//! currency each member's own credit limit, in one that requires admission who may hold it.
+
+use actix_web::{HttpResponse, get, put, web};
+use scrip_auth::Caller;
+use scrip_auth::guard::resolve;
+use scrip_domain::RegistryId;
+use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
+use scrip_ledger::policy::CurrencyKind;
+use scrip_ledger::{Currency, Ledger, Member, members_page, set_member};
+use scrip_store::DbConn;
+
+use crate::IssuerPolicy;
+use crate::dto::{CurrencyMemberView, MemberBody};
+use crate::handlers::{find_currency, require_owner};
+
+fn require_steward(
+    conn: &mut DbConn,
+    currency: &Currency,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    let issuer = scrip_ledger::principal_by_id(conn, currency.issuer_id)?;
+    require_owner(conn, &issuer, caller)
+}
+
+fn view(
+    currency: &Currency,
+    member: &Member,
+    handle: String,
+    balance: scrip_domain::Amount,
+) -> CurrencyMemberView {
+    CurrencyMemberView {
+        currency: currency.code.to_string(),
+        member: handle,
+        credit_limit: member.credit_limit.to_string(),
+        balance: balance.to_string(),
+        admitted_at: rfc3339_from_us(member.admitted_at_us),
+    }
+}
+
+#[utoipa::path(
+    put, path = "/api/v1/currencies/{code}/members/{handle}", tag = "issuer",
+    request_body = MemberBody, security(("bearer" = [])),
+    params(("code" = String, Path), ("handle" = String, Path, description = "handle or address")),
+    responses(
+        (status = 200, body = CurrencyMemberView, description = "admitted (its account opened), or its credit limit changed"),
+        (status = 403, body = Problem, description = "not_owner: stewards only"),
+        (status = 404, body = Problem, description = "not_found, unknown_account"),
+        (status = 409, body = Problem, description = "sealed: member_credit_limit is sealed and the member's limit would differ from it"),
+        (status = 422, body = Problem, description = "bad_amount, bad_policy, limit_below_position (the member owes more than the new limit), credit_limit_too_high"),
+    )
+)]
+#[put("/api/v1/currencies/{code}/members/{handle}")]
+pub async fn put_member(
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: scrip_http::Json<MemberBody>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+    policy: web::Data<IssuerPolicy>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, handle) = path.into_inner();
+    let body = body.into_inner();
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let currency = find_currency(&mut conn, &code)?;
+        require_steward(&mut conn, &currency, &caller)?;
+        let member = resolve(&mut conn, &handle, &registry)?;
+        let limit = body
+            .credit_limit
+            .as_deref()
+            .map(|raw| {
+                scrip_domain::Amount::parse_non_negative(raw, currency.scale).map_err(|e| {
+                    ApiError::refused_field(
+                        "bad_amount",
+                        "credit_limit",
+                        format!("credit_limit: {e}"),
+                    )
+                })
+            })
+            .transpose()?;
+        if let Some(limit) = limit {
+            if currency.policies.kind != CurrencyKind::MutualCredit {
+                return Err(ApiError::refused_field(
+                    "bad_policy",
+                    "credit_limit",
+                    "credit_limit: only members of a mutual_credit currency have one",
+                ));
+            }
+            if !policy.allows(limit, currency.par) {
+                return Err(ApiError::refused_field(
+                    "credit_limit_too_high",
+                    "credit_limit",
+                    format!(
+                        "the registry allows credit limits up to {} units of account",
+                        policy.max_credit_limit_units
+                    ),
+                ));
+            }
+            // A sealed default is a promise to every member: nobody gets another limit.
+            let sealed = currency
+                .policies
+                .sealed
+                .contains(&scrip_ledger::policy::PolicyField::MemberCreditLimit);
+            if sealed && limit.atoms() != currency.policies.member_credit_limit_atoms {
+                return Err(scrip_ledger::LedgerError::Sealed {
+                    field: scrip_ledger::policy::PolicyField::MemberCreditLimit,
+                }
+                .into());
+            }
+        }
+        drop(conn);
+        let (admitted, balance) = ledger.write(|conn| {
+            let admitted = set_member(conn, &currency, member.id, limit)?;
+            let balance = scrip_ledger::account(conn, member.id, currency.id)?
+                .map_or(scrip_domain::Amount::zero(currency.scale), |a| a.balance);
+            Ok((admitted, balance))
+        })?;
+        Ok(view(
+            &currency,
+            &admitted,
+            member.handle.to_string(),
+            balance,
+        ))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/currencies/{code}/members", tag = "issuer",
+    params(("code" = String, Path), PageQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, body = crate::dto::CurrencyMemberPage, description = "members by the order they were first known, with their limits and balances"),
+        (status = 403, body = Problem, description = "not_owner: stewards only"),
+    )
+)]
+#[get("/api/v1/currencies/{code}/members")]
+pub async fn list_members(
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+    ledger: web::Data<Ledger>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit()?;
+    let after = query.after_id()?.map(scrip_domain::PrincipalId::new);
+    let page = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let currency = find_currency(&mut conn, &path)?;
+        require_steward(&mut conn, &currency, &caller)?;
+        let rows = members_page(&mut conn, &currency, after, limit + 1)?;
+        let handles = scrip_ledger::handles(&mut conn, rows.iter().map(|(m, _)| m.principal_id))?;
+        let page = Page::from_overfetch(rows, limit, |(m, _)| m.principal_id.get());
+        let items = page
+            .items
+            .iter()
+            .map(|(member, balance)| {
+                let handle = handles
+                    .get(&member.principal_id)
+                    .cloned()
+                    .unwrap_or_default();
+                view(&currency, member, handle, *balance)
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
