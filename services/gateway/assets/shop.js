@@ -1,6 +1,7 @@
 // Shop console: open a business, issue its currency, set its limits, pay out, see redemptions,
 // outstanding and holders, open a market for it, manage members.
 import { Scrip } from "/assets/app.js";
+import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/assets/shop_policies.js";
 (() => {
   const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey } = Scrip;
   const select = document.getElementById("business");
@@ -113,6 +114,8 @@ import { Scrip } from "/assets/app.js";
     const currencies = profile.currencies || [];
     document.getElementById("currency-form").hidden = currencies.length > 0;
     document.getElementById("limits-form").hidden = currencies.length === 0;
+    document.getElementById("policies-form").hidden = currencies.length === 0;
+    document.getElementById("currency-members").hidden = true;
     document.getElementById("add-currency").hidden = currencies.length === 0;
     const shown = pick.value;
     pick.replaceChildren(...currencies.map((c) => el("option", { value: c.code }, c.code)));
@@ -139,6 +142,10 @@ import { Scrip } from "/assets/app.js";
     const limits = document.getElementById("limits-form");
     limits.elements.credit_limit.value = c.credit_limit;
     limits.elements.max_balance.value = c.max_balance || "";
+    for (const [name, field] of [["credit_limit", "credit_limit"], ["max_balance", "max_balance"]]) {
+      limits.elements[name].disabled = (c.sealed || []).includes(field);
+    }
+    renderPolicies(c);
     document.getElementById("market-base").value ||= c.code;
   }
 
@@ -211,7 +218,7 @@ import { Scrip } from "/assets/app.js";
   const currencyForm = document.getElementById("currency-form");
   onSubmit(currencyForm, async (data) => {
     const body = { issuer: business(), code: (data.code || "").toUpperCase(), name: data.name || "",
-      scale: Number(data.scale ?? 2), credit_limit: data.credit_limit || "" };
+      scale: Number(data.scale ?? 2), credit_limit: data.credit_limit || "", ...newPolicies(data) };
     if (data.max_balance) body.max_balance = data.max_balance;
     if (data.unit) body.unit = data.unit.toUpperCase();
     if (data.par) body.par = data.par;
@@ -228,7 +235,11 @@ import { Scrip } from "/assets/app.js";
   const limitsForm = document.getElementById("limits-form");
   onSubmit(limitsForm, async (data) => {
     const code = current().code;
-    const body = { credit_limit: data.credit_limit || "", max_balance: data.max_balance || null };
+    // A sealed limit is not sent at all (its field is locked): the API refuses any change of it.
+    const c = current(), sealed = c.sealed || [], body = {};
+    if (!sealed.includes("credit_limit")) body.credit_limit = data.credit_limit || "";
+    if (!sealed.includes("max_balance")) body.max_balance = data.max_balance || null;
+    if (!Object.keys(body).length) return toast("Both limits are sealed.");
     const r = await api("PATCH", "/api/v1/currencies/" + encodeURIComponent(code), body);
     if (!r.ok) return showProblem(limitsForm, r.data, "credit_limit");
     toast("Limits saved.");
@@ -296,6 +307,8 @@ import { Scrip } from "/assets/app.js";
     await loadMembers();
   });
 
+  wireCreateForm(currencyForm);
+  wirePolicyForms(current, load);
   select.addEventListener("change", load);
   loadAllCurrencies();
   load();

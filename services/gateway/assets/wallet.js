@@ -38,14 +38,24 @@ import { Scrip } from "/assets/app.js";
     try {
       const { items } = await get("/api/v1/accounts?" + holderQuery());
       rows(tbody, items, (a) => el("tr", { dataset: { currency: a.currency } },
-        el("th", { scope: "row" }, a.currency),
+        el("th", { scope: "row" }, el("a", { href: "/currencies/" + encodeURIComponent(a.currency), title: "What holding it means" }, a.currency)),
         el("td", { class: "balance" }, Dec.pretty(a.balance)),
         el("td", { class: "held" }, Dec.pretty(a.held)),
         el("td", { class: "available" }, Dec.pretty(a.available))),
         "No money yet: ask a shop to pay you, or open one in the Shop console.");
+      document.getElementById("balance-notes").replaceChildren(...items.flatMap(balanceNotes));
     } catch (problem) {
       rows(tbody, [], null, problem.detail || "Balances cannot be loaded.");
     }
+  }
+
+  /** What a balance's number alone does not say: a credit line, demurrage to come, a freeze. */
+  function balanceNotes(a) {
+    const notes = [];
+    if (Dec.compare(a.floor, "0") < 0) notes.push(`${a.currency}: may go below zero, down to ${Dec.pretty(a.floor)} (a credit line).`);
+    if (a.next_demurrage && Dec.compare(a.next_demurrage.amount, "0") > 0) notes.push(`${a.currency}: demurrage of ${Dec.pretty(a.next_demurrage.amount)} on ${when(a.next_demurrage.at)}.`);
+    if (a.frozen) notes.push(`${a.currency}: frozen by its stewards; it can neither pay nor trade.`);
+    return notes.map((text) => el("li", {}, text));
   }
 
   // History, newest first, a page at a time.

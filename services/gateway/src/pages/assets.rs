@@ -47,6 +47,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/clearing.js"),
     ),
     (
+        "policies.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/policies.js"),
+    ),
+    (
+        "shop_policies.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/shop_policies.js"),
+    ),
+    (
+        "currency.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/currency.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_str!("../../assets/icon.svg"),

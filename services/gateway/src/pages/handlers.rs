@@ -494,6 +494,25 @@ pub async fn market(request: HttpRequest, symbol: web::Path<String>) -> HttpResp
 }
 
 #[derive(Template)]
+#[template(path = "currency.html")]
+struct CurrencyPage {
+    nav: Nav,
+    code: String,
+}
+
+/// A currency's public page: what holding it means, before anyone holds it.
+#[get("/currencies/{code}")]
+pub async fn currency(request: HttpRequest, code: web::Path<String>) -> HttpResponse {
+    let code = code.into_inner().to_uppercase();
+    let title = code.clone();
+    public_page(&request, "currency", title, |nav| CurrencyPage {
+        nav,
+        code,
+    })
+    .await
+}
+
+#[derive(Template)]
 #[template(path = "shop.html")]
 struct ShopPage {
     nav: Nav,

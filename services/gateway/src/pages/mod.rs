@@ -32,6 +32,7 @@ pub fn configure_web(cfg: &mut web::ServiceConfig) {
         .service(handlers::pay_request_page)
         .service(handlers::exchange)
         .service(handlers::market)
+        .service(handlers::currency)
         .service(handlers::shop)
         .service(handlers::clearing);
 }

@@ -1306,3 +1306,122 @@ async fn an_ended_session_keeps_what_the_user_typed() {
     );
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steward_opens_a_community_lets_and_holders_read_its_policies_first() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let steward = app.user("steward").await;
+    app.business(&steward, "valley").await;
+    let ann = app.user("ann").await;
+    app.user("bob").await;
+
+    // The steward builds the currency in the console: a community LETS, members only, a fee
+    // on each payment, weekly demurrage sealed for good.
+    let console = driver.browser().await;
+    console.log_in(&app, "steward", "/shop").await;
+    console.fill("#currency-code", "HOURS").await;
+    console.fill("#currency-name", "Valley hours").await;
+    console.fill("#currency-credit", "0").await;
+    console
+        .click("#currency-kind input[value=mutual_credit]")
+        .await;
+    console.fill("#currency-member-limit", "50").await;
+    console.click("#currency-form details summary").await;
+    console.fill("#currency-fee-bps", "100").await;
+    console.fill("#currency-demurrage-bps", "200").await;
+    console
+        .find("#currency-demurrage-period")
+        .await
+        .select_by_value("week")
+        .await
+        .expect("period");
+    console
+        .click("#currency-form input[name=requires_admission]")
+        .await;
+    console
+        .click("#currency-form input[name='seal.demurrage']")
+        .await;
+    console.click("#currency-form button[type=submit]").await;
+    console
+        .wait_text("#currency-policies", "Community credit")
+        .await;
+    let words = console
+        .wait_text("#currency-policies", "Members only")
+        .await;
+    assert!(words.contains("2 % of your balance every week"), "{words}");
+    assert!(words.contains("demurrage"), "{words}");
+
+    // Members are admitted from the console, one with a larger line than the default.
+    console.fill("#currency-member-handle", "ann").await;
+    console.fill("#currency-member-credit", "80").await;
+    console
+        .click("#currency-member-form button[type=submit]")
+        .await;
+    console.wait_text("#currency-members-table", "ann").await;
+    console.fill("#currency-member-handle", "bob").await;
+    console
+        .click("#currency-member-form button[type=submit]")
+        .await;
+    console.wait_text("#currency-members-table", "bob").await;
+    // Demurrage is sealed: its fields are locked; the largest payment can still change.
+    let locked = console
+        .find("#policies-demurrage-bps")
+        .await
+        .prop("disabled")
+        .await
+        .expect("prop");
+    assert_eq!(locked.as_deref(), Some("true"), "a sealed field is locked");
+    console.fill("#policies-max-payment", "30").await;
+    console.click("#policies-form button[type=submit]").await;
+    console.wait_text("#toast", "Policies saved").await;
+    console
+        .wait_text(
+            "#currency-policies",
+            "One payment or order is at most 30.00 HOURS",
+        )
+        .await;
+    console.screenshot("shop-policies").await;
+
+    // Ann, who has never been paid, pays Bob out of her credit line (and the fee on top).
+    let (status, paid) = app
+        .pay(
+            &ann,
+            json!({"to": "bob", "currency": "HOURS", "amount": "30.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(paid["fee"], "0.30");
+
+    // Anyone reads what holding it means before holding it.
+    let visitor = driver.browser().await;
+    visitor.open(&app, "/currencies/HOURS").await;
+    let page = visitor.wait_text("#policies", "Community credit").await;
+    for words in [
+        "Members only",
+        "Payment fee",
+        "1 % of its amount",
+        "Demurrage",
+        "Sealed",
+        "Largest payment",
+    ] {
+        assert!(page.contains(words), "{words:?} missing from {page}");
+    }
+    visitor.screenshot("currency-page").await;
+
+    // Ann's wallet says how low she may go; Bob's says what demurrage will take.
+    let wallet = driver.browser().await;
+    wallet.log_in(&app, "ann", "/wallet").await;
+    wallet.wait_text("#balance-notes", "down to -80.00").await;
+    wallet.wait_text("#balances", "-30.30").await;
+    wallet.close().await;
+    let bob_wallet = driver.browser().await;
+    bob_wallet.log_in(&app, "bob", "/wallet").await;
+    bob_wallet
+        .wait_text("#balance-notes", "demurrage of 0.60")
+        .await;
+    bob_wallet.close().await;
+    console.close().await;
+    visitor.close().await;
+    app.assert_audit_clean().await;
+}

@@ -1,0 +1,61 @@
+// A currency's public page: its policies in words before anyone holds it, its numbers, the
+// markets it trades in, and (signed in) what the visitor holds and the next demurrage charge.
+import { Scrip } from "/assets/app.js";
+import { policyWords } from "/assets/policies.js";
+(() => {
+  const { me, get, getAll, Dec, el } = Scrip;
+  const code = document.getElementById("currency-code").dataset.code;
+
+  async function load() {
+    let c;
+    try { c = await get("/api/v1/currencies/" + encodeURIComponent(code)); } catch (problem) {
+      const error = document.getElementById("currency-error");
+      error.textContent = problem.detail || `There is no currency ${code}.`;
+      error.hidden = false;
+      document.getElementById("policies").replaceChildren();
+      return;
+    }
+    document.getElementById("currency-name").textContent = c.name;
+    document.getElementById("currency-issuer").textContent = `issued by ${c.issuer}`;
+    document.getElementById("policies").replaceChildren(...policyWords(c).flatMap((w) =>
+      [el("dt", {}, w.title), el("dd", {}, w.text)]));
+    const numbers = [
+      ["Outstanding", `${Dec.pretty(c.outstanding)} ${c.code}`],
+      ["Holders", String(c.holders)],
+      ["Worth", `${c.par} ${c.unit} each`],
+      ["Decimals", String(c.scale)],
+      ["Since", new Date(c.created_at).toLocaleDateString()],
+    ];
+    if (c.demurrage) numbers.push(["Demurrage collected", `${Dec.pretty(c.demurrage.collected)} ${c.code}`]);
+    document.getElementById("currency-numbers").replaceChildren(...numbers.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    loadMarkets();
+    if (me) loadMine(c);
+  }
+
+  async function loadMarkets() {
+    const list = document.getElementById("currency-markets");
+    try {
+      const markets = (await getAll("/api/v1/markets")).filter((m) => m.base === code || m.quote === code);
+      list.replaceChildren(...(markets.length ? markets.map((m) => el("li", {},
+        el("a", { href: "/exchange/" + encodeURIComponent(m.symbol) }, m.symbol),
+        m.last_price ? el("span", { class: "muted" }, ` · last ${Dec.pretty(m.last_price)} ${m.quote}`) : ""))
+        : [el("li", { class: "muted" }, `${code} is not traded on the exchange yet.`)]));
+    } catch (problem) { list.replaceChildren(el("li", { class: "muted" }, problem.detail || "")); }
+  }
+
+  async function loadMine(c) {
+    try {
+      const { items } = await get("/api/v1/accounts");
+      const mine = items.find((a) => a.currency === code);
+      if (!mine) return;
+      const rows = [["Balance", `${Dec.pretty(mine.balance)} ${code}`], ["Held in orders", `${Dec.pretty(mine.held)} ${code}`],
+        ["Available", `${Dec.pretty(mine.available)} ${code}`]];
+      if (Dec.compare(mine.floor, "0") < 0) rows.push(["Your credit limit", `${Dec.pretty(mine.floor.replace(/^-/, ""))} ${code}`]);
+      if (mine.next_demurrage) rows.push(["Next demurrage", `${Dec.pretty(mine.next_demurrage.amount)} ${code} on ${new Date(mine.next_demurrage.at).toLocaleString()}`]);
+      if (mine.frozen) rows.push(["Frozen", `${c.issuer}'s stewards froze your account: it can neither pay nor trade.`]);
+      document.getElementById("mine").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+      document.getElementById("mine-card").hidden = false;
+    } catch (_) { /* optional */ }
+  }
+  load();
+})();

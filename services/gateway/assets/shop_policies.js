@@ -1,0 +1,145 @@
+// The shop console's policies: what a new currency is built with, the policies form of the
+// shown currency (sealed ones locked), its policies in words, and its members (a community
+// LETS gives each its own credit limit; a members-only currency admits them).
+import { Scrip } from "/assets/app.js";
+import { policyWords } from "/assets/policies.js";
+
+const { api, get, Dec, el, rows, onSubmit, showProblem, toast } = Scrip;
+const SEALABLE = ["credit_limit", "max_balance", "max_payment", "transfer_fee", "demurrage", "requires_admission"];
+
+/** The policy fields of a create form's data, as POST /currencies takes them. */
+export function newPolicies(data) {
+  const body = { kind: data.kind || "issuer_credit" };
+  if (body.kind === "mutual_credit") body.member_credit_limit = data.member_credit_limit || "0";
+  if (data.max_payment) body.max_payment = data.max_payment;
+  const fee = feeOf(data), demurrage = demurrageOf(data);
+  if (fee) body.transfer_fee = fee;
+  if (demurrage) body.demurrage = demurrage;
+  body.requires_admission = !!data.requires_admission;
+  body.freezable = !!data.freezable;
+  body.sealed = SEALABLE.filter((f) => data["seal." + f]);
+  return body;
+}
+
+function feeOf(data) {
+  if (!data["transfer_fee.bps"]) return null;
+  const fee = { bps: Number(data["transfer_fee.bps"]) };
+  if (data["transfer_fee.min"]) fee.min = data["transfer_fee.min"];
+  return fee;
+}
+
+function demurrageOf(data) {
+  if (!data["demurrage.rate_bps"]) return null;
+  return { rate_bps: Number(data["demurrage.rate_bps"]), period: data["demurrage.period"] || "month" };
+}
+
+const sameAmount = (a, b) => (a === null || a === undefined || a === "")
+  ? (b === null || b === undefined || b === "") : (b !== null && b !== undefined && b !== "" && Dec.compare(a, b) === 0);
+
+/** Only what changed. A sealed field is never sent (the API refuses it even unchanged), and
+ * its inputs are disabled, so the form does not carry them at all. */
+function policyChanges(c, data) {
+  const sealed = new Set(c.sealed || []);
+  const open = (field) => !sealed.has(field);
+  const body = {};
+  if (open("member_credit_limit") && c.kind === "mutual_credit" && data.member_credit_limit && !sameAmount(data.member_credit_limit, c.member_credit_limit)) body.member_credit_limit = data.member_credit_limit;
+  if (open("max_payment") && !sameAmount(data.max_payment || null, c.max_payment)) body.max_payment = data.max_payment || null;
+  const fee = feeOf(data), old = c.transfer_fee;
+  const feeSame = !fee ? !old : !!old && old.bps === fee.bps && sameAmount(fee.min || "0", old.min || "0");
+  if (open("transfer_fee") && !feeSame) body.transfer_fee = fee;
+  const demurrage = demurrageOf(data), was = c.demurrage;
+  const demurrageSame = !demurrage ? !was : !!was && was.rate_bps === demurrage.rate_bps && was.period === demurrage.period;
+  if (open("demurrage") && !demurrageSame) body.demurrage = demurrage;
+  if (open("requires_admission") && !!data.requires_admission !== !!c.requires_admission) body.requires_admission = !!data.requires_admission;
+  const seal = SEALABLE.filter((f) => data["seal." + f] && open(f));
+  if (seal.length) body.sealed = seal;
+  return body;
+}
+
+/** Shows the kind's own field on the create form. */
+export function wireCreateForm(form) {
+  const toggle = () => {
+    document.getElementById("member-limit-field").hidden = form.elements.kind.value !== "mutual_credit";
+  };
+  form.addEventListener("change", toggle);
+  toggle();
+}
+
+/** Fills the policies form and words for currency `c`. */
+export function renderPolicies(c) {
+  const details = document.getElementById("currency-details");
+  details.append(el("dl", { class: "policies", id: "currency-policies" },
+    ...policyWords(c).flatMap((w) => [el("dt", {}, w.title), el("dd", {}, w.text)])),
+  el("p", {}, el("a", { href: "/currencies/" + encodeURIComponent(c.code) }, "Its public page"), " shows customers the same."));
+  const form = document.getElementById("policies-form");
+  form.hidden = false;
+  form.dataset.code = c.code;
+  const f = form.elements;
+  document.getElementById("policies-member-limit-field").hidden = c.kind !== "mutual_credit";
+  f.member_credit_limit.value = c.member_credit_limit || "";
+  f.max_payment.value = c.max_payment || "";
+  f["transfer_fee.bps"].value = c.transfer_fee ? c.transfer_fee.bps : "";
+  f["transfer_fee.min"].value = c.transfer_fee && c.transfer_fee.min !== "0" && Dec.compare(c.transfer_fee.min, "0") > 0 ? c.transfer_fee.min : "";
+  f["demurrage.rate_bps"].value = c.demurrage ? c.demurrage.rate_bps : "";
+  f["demurrage.period"].value = c.demurrage ? c.demurrage.period : "month";
+  f.requires_admission.checked = !!c.requires_admission;
+  const sealed = c.sealed || [];
+  const lock = (names, field) => {
+    for (const name of names) if (f[name]) { f[name].disabled = sealed.includes(field); f[name].title = sealed.includes(field) ? "sealed: never changes again" : ""; }
+  };
+  lock(["member_credit_limit"], "member_credit_limit");
+  lock(["max_payment"], "max_payment");
+  lock(["transfer_fee.bps", "transfer_fee.min"], "transfer_fee");
+  lock(["demurrage.rate_bps", "demurrage.period"], "demurrage");
+  lock(["requires_admission"], "requires_admission");
+  for (const field of SEALABLE) {
+    const box = f["seal." + field];
+    box.checked = sealed.includes(field);
+    box.disabled = sealed.includes(field);
+  }
+  document.getElementById("policies-sealed").textContent = sealed.length
+    ? `Sealed (locked for good): ${sealed.join(", ")}.` : "Nothing is sealed yet: you may change every policy.";
+  renderMembers(c);
+}
+
+async function renderMembers(c) {
+  const box = document.getElementById("currency-members");
+  const has = c.kind === "mutual_credit" || c.requires_admission;
+  box.hidden = !has;
+  if (!has) return;
+  box.dataset.code = c.code;
+  document.getElementById("currency-members-why").textContent = c.kind === "mutual_credit"
+    ? "Every member may go below zero down to their own credit limit. Set one member's limit here."
+    : "Only members may hold it. Admit someone here before paying them.";
+  document.getElementById("currency-member-limit-field").hidden = c.kind !== "mutual_credit";
+  const tbody = document.querySelector("#currency-members-table tbody");
+  try {
+    const { items } = await get(`/api/v1/currencies/${encodeURIComponent(c.code)}/members?limit=100`);
+    rows(tbody, items, (m) => el("tr", {}, el("td", {}, m.member), el("td", {}, c.kind === "mutual_credit" ? Dec.pretty(m.credit_limit) : "–"),
+      el("td", { class: Dec.compare(m.balance, "0") < 0 ? "down" : "" }, Dec.pretty(m.balance))), "No members yet.");
+  } catch (problem) { rows(tbody, [], null, problem.detail); }
+}
+
+/** Wires the policies and members forms; `current()` is the shown currency. */
+export function wirePolicyForms(current, reload) {
+  const form = document.getElementById("policies-form");
+  onSubmit(form, async (data) => {
+    const c = current();
+    const body = policyChanges(c, data);
+    if (!Object.keys(body).length) return toast("Nothing changed.");
+    const r = await api("PATCH", "/api/v1/currencies/" + encodeURIComponent(c.code), body);
+    if (!r.ok) return showProblem(form, r.data, "max_payment");
+    toast("Policies saved.");
+    await reload();
+  });
+  const memberForm = document.getElementById("currency-member-form");
+  onSubmit(memberForm, async (data) => {
+    const c = current();
+    const body = data.credit_limit ? { credit_limit: data.credit_limit } : {};
+    const r = await api("PUT", `/api/v1/currencies/${encodeURIComponent(c.code)}/members/${encodeURIComponent(data.handle || "")}`, body);
+    if (!r.ok) return showProblem(memberForm, r.data, "handle");
+    toast(c.kind === "mutual_credit" ? `${r.data.member} may go down to -${Dec.pretty(r.data.credit_limit)} ${c.code}.` : `${r.data.member} is a member of ${c.code}.`);
+    memberForm.reset();
+    renderMembers(c);
+  });
+}
