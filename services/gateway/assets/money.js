@@ -70,6 +70,12 @@ export const Dec = {
   fee(receivedAtoms, feeBps) {
     return receivedAtoms * BigInt(feeBps) / BPS_PER_UNIT;
   },
+  /** A currency's transfer fee on a payment of `atoms`, as the server charges it: `bps` of
+   *  it rounded down to the atom, and at least `minAtoms`. */
+  transferFee(atoms, bps, minAtoms) {
+    const share = atoms * BigInt(bps) / BPS_PER_UNIT;
+    return share > minAtoms ? share : minAtoms;
+  },
   /** A ratio of two decimal strings as a float: for percentages and chart scales only. */
   ratio(a, b) {
     const scale = Dec.scaleOf([a, b]);

@@ -137,8 +137,34 @@ import { Scrip } from "/assets/app.js";
     toast(`Paid ${Dec.pretty(r.data.amount)} ${r.data.currency} to ${r.data.to}`);
     payForm.reset();
     notice.hidden = true;
+    preview.hidden = true;
     await Promise.all([loadBalances(), loadHistory(false)]);
   });
+
+  // Before paying: the fee that goes on top and the largest payment, as the server will
+  // apply them (the currency's own policies, read once per page).
+  const preview = document.getElementById("pay-preview");
+  async function previewPayment() {
+    const code = (payForm.elements.currency.value || "").trim().toUpperCase();
+    const amount = (payForm.elements.amount.value || "").trim();
+    preview.hidden = true;
+    if (!code || !amount) return;
+    let c;
+    try { c = await Scrip.currency(code); } catch (_) { return; }
+    const atoms = Dec.places(amount) <= c.scale ? Dec.parse(amount, c.scale) : null;
+    if (atoms === null || atoms <= 0n) return;
+    const lines = [];
+    if (c.max_payment && atoms > Dec.parse(c.max_payment, c.scale)) lines.push(`The largest payment in ${code} is ${Dec.pretty(c.max_payment)}.`);
+    const collector = c.transfer_fee && (c.transfer_fee.to || c.issuer);
+    if (c.transfer_fee && collector !== holder()) {
+      const fee = Dec.transferFee(atoms, c.transfer_fee.bps, Dec.parse(c.transfer_fee.min || "0", c.scale));
+      lines.push(`${code} charges a fee on each payment: ${Dec.pretty(Dec.format(fee, c.scale))} on top, to ${collector}. You pay ${Dec.pretty(Dec.format(atoms + fee, c.scale))} ${code} in all.`);
+    }
+    if (!lines.length) return;
+    preview.textContent = lines.join(" ");
+    preview.hidden = false;
+  }
+  payForm.addEventListener("input", Scrip.throttle(previewPayment, 250));
 
   async function payRequest(from) {
     const r = await api("POST", `/api/v1/payment-requests/${encodeURIComponent(request.id)}/pay`, from ? { from } : {},
@@ -165,6 +191,7 @@ import { Scrip } from "/assets/app.js";
     payForm.elements.to.value = asked.to;
     payForm.elements.currency.value = asked.currency;
     payForm.elements.amount.value = asked.amount;
+    previewPayment();
     payForm.elements.memo.value = asked.memo || "";
     for (const name of ["to", "currency", "amount", "memo"]) payForm.elements[name].readOnly = asked.status === "open" || asked.status === "paid";
     const what = `${asked.to} asks for ${Dec.pretty(asked.amount)} ${asked.currency}` + (asked.memo ? ` for “${asked.memo}”` : "");

@@ -372,6 +372,19 @@ fn audit(url: &DatabaseUrl) -> Result<ExitCode, Box<dyn std::error::Error>> {
         "audited {} currencies, {} accounts, {} transfers",
         report.currencies, report.accounts, report.transfers
     );
+    for check in scrip_ledger::Violation::CHECKS {
+        let found = report
+            .violations
+            .iter()
+            .filter(|v| v.check() == check)
+            .count();
+        let verdict = if found == 0 {
+            "ok".to_owned()
+        } else {
+            format!("{found} violation(s)")
+        };
+        println!("  {check}: {verdict}");
+    }
     if report.is_clean() {
         println!("every invariant holds");
         return Ok(ExitCode::SUCCESS);

@@ -577,6 +577,13 @@ fn spawn_audits(ledger: web::Data<Ledger>, metrics: web::Data<Metrics>) {
             match tokio::task::spawn_blocking(move || ledger.audit()).await {
                 Ok(Ok(report)) => {
                     metrics.audit_ok.set(i64::from(report.is_clean()));
+                    for check in scrip_ledger::Violation::CHECKS {
+                        let found = report.violations.iter().filter(|v| v.check() == check);
+                        metrics
+                            .audit_check_violations
+                            .with_label_values(&[check])
+                            .set(i64::try_from(found.count()).unwrap_or(i64::MAX));
+                    }
                     metrics
                         .audit_violations
                         .set(i64::try_from(report.violations.len()).unwrap_or(i64::MAX));

@@ -123,6 +123,34 @@ fn unrecorded_demurrage(conn: &mut DbConn) -> Result<Vec<Violation>, LedgerError
         .collect())
 }
 
+impl Violation {
+    /// Every check of the audit, by name: the `check` label of its metric.
+    pub const CHECKS: [&'static str; 8] = [
+        "zero_sum",
+        "floors",
+        "ceilings",
+        "holds",
+        "journal",
+        "references",
+        "demurrage_once",
+        "freezes",
+    ];
+
+    /// The check this violation fails (one of [`Violation::CHECKS`]).
+    pub fn check(&self) -> &'static str {
+        match self {
+            Self::NonZeroSum { .. } => "zero_sum",
+            Self::WrongFloor { .. } | Self::BelowFloor { .. } => "floors",
+            Self::WrongCeiling { .. } | Self::AboveCeiling { .. } => "ceilings",
+            Self::OverHeld { .. } | Self::HoldsMismatch { .. } => "holds",
+            Self::JournalMismatch { .. } | Self::ForeignLeg { .. } => "journal",
+            Self::DanglingReference { .. } => "references",
+            Self::UnrecordedDemurrage { .. } => "demurrage_once",
+            Self::FrozenUnfreezable { .. } => "freezes",
+        }
+    }
+}
+
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -3,7 +3,7 @@
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Log format: `Pretty` for a terminal, `Json` for production log collectors.
@@ -38,6 +38,8 @@ pub struct Metrics {
     /// 1 when the last ledger audit found every invariant intact, 0 when it did not.
     pub audit_ok: IntGauge,
     pub audit_violations: IntGauge,
+    /// Violations found by the last audit, per check (zero sum, floors, demurrage once, ...).
+    pub audit_check_violations: IntGaugeVec,
     pub clearing_runs: IntCounterVec,
     /// Of the last applied run, in units of account (observability only: money stays exact
     /// in the database; these are floats).
@@ -89,6 +91,14 @@ impl Metrics {
             "Invariant violations found by the last ledger audit",
         )
         .expect("metric");
+        let audit_check_violations = IntGaugeVec::new(
+            Opts::new(
+                "ledger_audit_check_violations",
+                "Invariant violations found by the last ledger audit, per check",
+            ),
+            &["check"],
+        )
+        .expect("metric");
         let clearing_runs = IntCounterVec::new(
             Opts::new("clearing_runs_total", "Clearing runs by kind"),
             &["kind"],
@@ -116,6 +126,7 @@ impl Metrics {
             Box::new(transfers_refused.clone()),
             Box::new(audit_ok.clone()),
             Box::new(audit_violations.clone()),
+            Box::new(audit_check_violations.clone()),
             Box::new(clearing_runs.clone()),
             Box::new(clearing_gross_before.clone()),
             Box::new(clearing_cleared.clone()),
@@ -138,6 +149,7 @@ impl Metrics {
             transfers,
             transfers_refused,
             audit_ok,
+            audit_check_violations,
             audit_violations,
             clearing_runs,
             clearing_gross_before,

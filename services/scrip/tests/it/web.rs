@@ -1313,7 +1313,7 @@ async fn a_steward_opens_a_community_lets_and_holders_read_its_policies_first() 
     let mut driver = Driver::start().await;
     let steward = app.user("steward").await;
     app.business(&steward, "valley").await;
-    let ann = app.user("ann").await;
+    app.user("ann").await;
     app.user("bob").await;
 
     // The steward builds the currency in the console: a community LETS, members only, a fee
@@ -1383,15 +1383,25 @@ async fn a_steward_opens_a_community_lets_and_holders_read_its_policies_first() 
         .await;
     console.screenshot("shop-policies").await;
 
-    // Ann, who has never been paid, pays Bob out of her credit line (and the fee on top).
-    let (status, paid) = app
-        .pay(
-            &ann,
-            json!({"to": "bob", "currency": "HOURS", "amount": "30.00"}),
+    // Ann, who has never been paid, pays Bob out of her credit line; the form says the fee
+    // that goes on top before she pays it.
+    let wallet = driver.browser().await;
+    wallet.log_in(&app, "ann", "/wallet").await;
+    wallet.fill("#pay-to", "bob").await;
+    wallet.fill("#pay-currency", "HOURS").await;
+    wallet.fill("#pay-amount", "31").await;
+    wallet
+        .wait_text("#pay-preview", "The largest payment in HOURS is 30.00")
+        .await;
+    wallet.fill("#pay-amount", "30").await;
+    wallet
+        .wait_text(
+            "#pay-preview",
+            "0.30 on top, to valley. You pay 30.30 HOURS in all.",
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{paid}");
-    assert_eq!(paid["fee"], "0.30");
+    wallet.click("#pay-form button[type=submit]").await;
+    wallet.wait_text("#toast", "Paid 30.00 HOURS to bob").await;
 
     // Anyone reads what holding it means before holding it.
     let visitor = driver.browser().await;
@@ -1410,8 +1420,7 @@ async fn a_steward_opens_a_community_lets_and_holders_read_its_policies_first() 
     visitor.screenshot("currency-page").await;
 
     // Ann's wallet says how low she may go; Bob's says what demurrage will take.
-    let wallet = driver.browser().await;
-    wallet.log_in(&app, "ann", "/wallet").await;
+    wallet.open(&app, "/wallet").await;
     wallet.wait_text("#balance-notes", "down to -80.00").await;
     wallet.wait_text("#balances", "-30.30").await;
     wallet.close().await;
