@@ -97,17 +97,6 @@ pub async fn put_member(
                     ),
                 ));
             }
-            // A sealed default is a promise to every member: nobody gets another limit.
-            let sealed = currency
-                .policies
-                .sealed
-                .contains(&scrip_ledger::policy::PolicyField::MemberCreditLimit);
-            if sealed && limit.atoms() != currency.policies.member_credit_limit_atoms {
-                return Err(scrip_ledger::LedgerError::Sealed {
-                    field: scrip_ledger::policy::PolicyField::MemberCreditLimit,
-                }
-                .into());
-            }
         }
         drop(conn);
         let (admitted, balance) = ledger.write(|conn| {

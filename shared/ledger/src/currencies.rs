@@ -69,10 +69,8 @@ pub fn create_currency(conn: &mut DbConn, new: &NewCurrency) -> Result<Currency,
             currencies::unit.eq(new.unit.as_str()),
             currencies::par.eq(new.par.to_string()),
             currencies::created_at_us.eq(now),
+            // The rest of the policies: `write_payment_policies` below, the same writer as a change.
             currencies::kind.eq(p.kind.as_str()),
-            currencies::requires_admission.eq(i32::from(p.requires_admission)),
-            currencies::freezable.eq(i32::from(p.freezable)),
-            currencies::sealed.eq(p.sealed_text()),
         ))
         .get_result::<CurrencyRow>(conn)
         .map_err(|e| match e {

@@ -11,7 +11,7 @@ use scrip_store::schema::{accounts, currency_members};
 
 use crate::model::now_us;
 use crate::plan::Key;
-use crate::policy::CurrencyKind;
+use crate::policy::{CurrencyKind, PolicyField};
 use crate::principals::principal_by_id;
 use crate::rules::{self, CurrencyRules, Position};
 use crate::writer::{self, OpeningTerms};
@@ -117,6 +117,8 @@ pub fn set_member(
     credit_limit: Option<Amount>,
 ) -> Result<Member, LedgerError> {
     crate::transfer::lock_currency(conn, currency.id)?;
+    // The policies as locked: a seal or a new default that landed since the caller read them.
+    let currency = &crate::currency_by_id(conn, currency.id)?;
     let holder = principal_by_id(conn, principal)?;
     if holder.kind == PrincipalKind::Registry || principal == currency.issuer_id {
         return Err(LedgerError::BadPolicy(
@@ -133,6 +135,13 @@ pub fn set_member(
         Some(limit) => Some(crate::currencies::check_limit(limit, currency.scale)?),
         None => None,
     };
+    // A sealed default is a promise to every member: nobody gets another limit.
+    let field = PolicyField::MemberCreditLimit;
+    if currency.policies.sealed.contains(&field)
+        && limit_atoms.is_some_and(|atoms| atoms != currency.policies.member_credit_limit_atoms)
+    {
+        return Err(LedgerError::Sealed { field });
+    }
     let existing = member_limit_atoms(conn, currency.id, principal)?;
     let atoms = limit_atoms.or(existing).unwrap_or(if mutual {
         currency.policies.member_credit_limit_atoms
