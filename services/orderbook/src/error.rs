@@ -38,6 +38,16 @@ pub enum ExchangeError {
         principal: scrip_domain::PrincipalId,
         currency: scrip_domain::CurrencyId,
     },
+    /// A payment converting through the books cannot be made; the detail says what limited it.
+    #[error("{0}")]
+    NoRoute(String),
+    /// A payment would cost more than `max_spend` or its quote allows.
+    #[error("{0}")]
+    SlippageExceeded(String),
+    #[error("the quote expired; ask for a new one")]
+    QuoteExpired,
+    #[error("{0}")]
+    BadQuote(String),
     /// The book and the ledger's plan disagree (a bug): the batch is refused whole.
     #[error("internal error in the market's writer: {0}")]
     Invariant(String),
@@ -67,6 +77,10 @@ impl ExchangeError {
             Self::WouldCross => "would_cross",
             Self::MarketUnavailable => "market_unavailable",
             Self::ReceiverAtCeiling { .. } => "max_balance_exceeded",
+            Self::NoRoute(_) => "no_route",
+            Self::SlippageExceeded(_) => "slippage_exceeded",
+            Self::QuoteExpired => "quote_expired",
+            Self::BadQuote(_) => "bad_quote",
             Self::Invariant(_) => "internal",
             Self::Ledger(ledger) => ledger.code(),
         }
@@ -85,7 +99,11 @@ impl From<ExchangeError> for ApiError {
             | E::BadMarket(_)
             | E::BadOrder(_)
             | E::WouldCross
-            | E::ReceiverAtCeiling { .. } => Self::unprocessable(code, detail),
+            | E::ReceiverAtCeiling { .. }
+            | E::NoRoute(_)
+            | E::SlippageExceeded(_)
+            | E::QuoteExpired
+            | E::BadQuote(_) => Self::unprocessable(code, detail),
             E::UnknownMarket(_) | E::UnknownOrder => Self::not_found(code, detail),
             E::MarketExists(_) | E::MarketLimit { .. } | E::OrderClosed => {
                 Self::conflict(code, detail)

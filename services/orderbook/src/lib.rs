@@ -7,6 +7,7 @@
 //! - [`store`]: the tables; [`handlers`]: HTTP.
 
 mod candles;
+pub mod convert;
 mod dto;
 mod entry;
 mod error;
@@ -206,6 +207,27 @@ impl Exchange {
         markets.by_id.get(&id).cloned()
     }
 
+    /// Tells a payment's recipient (its till, its wallet) that it was paid.
+    pub(crate) fn announce_payment(
+        &self,
+        recipient: scrip_domain::PrincipalId,
+        view: &convert::http::PaymentView,
+    ) {
+        if let Some(notifier) = &self.context.notifier {
+            notifier.publish(
+                recipient,
+                &view.to,
+                &scrip_notify::Event::PaymentReceived {
+                    transfer_id: view.id.clone(),
+                    from: view.from.clone(),
+                    currency: view.currency.clone(),
+                    amount: view.amount.clone(),
+                    memo: view.memo.clone(),
+                },
+            );
+        }
+    }
+
     /// Every market, oldest first.
     pub fn markets(&self) -> Vec<Arc<MarketHandle>> {
         let markets = self.markets.read().unwrap_or_else(|p| p.into_inner());
@@ -237,7 +259,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(handlers::list_orders)
         .service(handlers::get_order)
         .service(handlers::change_order)
-        .service(handlers::cancel_order);
+        .service(handlers::cancel_order)
+        .service(convert::http::create_quote)
+        .service(convert::http::create_payment)
+        .service(convert::http::get_payment);
 }
 
 #[derive(OpenApi, Debug)]
@@ -245,13 +270,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         handlers::list_markets, handlers::create_market, handlers::book, handlers::trades,
         handlers::candles, stream::stream, handlers::place_order, handlers::list_orders,
-        handlers::get_order, handlers::change_order, handlers::cancel_order
+        handlers::get_order, handlers::change_order, handlers::cancel_order,
+        convert::http::create_quote, convert::http::create_payment, convert::http::get_payment
     ),
     components(schemas(
         dto::MarketView, dto::MarketList, dto::NewMarket, dto::NewOrder, dto::OrderChange,
         dto::OrderView, dto::OrderPage, dto::FillView, dto::TradeView, dto::TradeList,
-        dto::Candle, dto::CandleList, feed::BookView, feed::Level
+        dto::Candle, dto::CandleList, feed::BookView, feed::Level,
+        convert::http::NewQuote, convert::http::QuoteView, convert::http::LegView,
+        convert::http::NewPayment, convert::http::PaymentView, convert::http::PaymentTradeView
     )),
-    tags((name = "exchange", description = "Markets, orders, trades and market data"))
+    tags(
+        (name = "exchange", description = "Markets, orders, trades and market data"),
+        (name = "payments", description = "Paying with what you hold: converted through the books, atomically")
+    )
 )]
 pub struct ExchangeApi;

@@ -401,7 +401,8 @@ fn notice_taker(taker: &Taker, changes: &mut Changes) {
 }
 
 /// One market: the engine's book plus what the ledger needs to know of each resting order.
-#[derive(Debug)]
+/// Cloned when a payment borrows the market (the copy is kept only if the payment commits).
+#[derive(Debug, Clone)]
 pub struct MarketState {
     pub spec: MarketSpec,
     /// The registry's own principal, which collects fees.
@@ -474,6 +475,12 @@ impl MarketState {
 
     pub fn book(&self) -> &Book {
         &self.book
+    }
+
+    /// What a taker on `side` owned by `owner` would meet, level by level, best first (see
+    /// [`Book::offered`]); `visit` returns `false` to stop.
+    pub fn offered(&self, side: Side, owner: PrincipalId, visit: impl FnMut(Ticks, Lots) -> bool) {
+        self.book.offered(side, owner_key(owner), visit);
     }
 
     pub fn resting(&self, id: OrderId) -> Option<&Resting> {

@@ -56,6 +56,46 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
+/// What waits in a market's queue: a command, or a payment asking to borrow the market.
+enum Work {
+    Command(Job),
+    Lend(oneshot::Sender<Result<Loan, ExchangeError>>),
+}
+
+/// A market lent to a payment that converts through several books ([`crate::convert`]): a
+/// copy of its state and its ownership fence. The market's writer waits, taking no
+/// command, until the loan is given back, so while the borrower holds it nothing else changes
+/// the book. Borrowers take markets in ascending id order and a writer lends only its own
+/// market, so no two borrowers can wait for each other in a cycle.
+#[derive(Debug)]
+pub(crate) struct Loan {
+    pub state: MarketState,
+    /// The process id of the lock session holding the market (PostgreSQL), for the fence.
+    pub owner_pid: Option<i32>,
+    back: Option<mpsc::Sender<Returned>>,
+}
+
+/// How a borrower gives a market back.
+#[derive(Debug)]
+pub(crate) enum Returned {
+    /// Nothing was committed: the writer keeps the state it had.
+    Unchanged,
+    /// The borrower committed `changes` (one per hold batch, in order); `state` is the book
+    /// after them.
+    Committed {
+        state: Box<MarketState>,
+        changes: Vec<Changes>,
+    },
+}
+
+impl Loan {
+    pub fn give_back(mut self, returned: Returned) {
+        if let Some(back) = self.back.take() {
+            let _ = back.send(returned);
+        }
+    }
+}
+
 /// A running market: its rules, its market data and the queue into its writer.
 #[derive(Debug)]
 pub struct MarketHandle {
@@ -66,7 +106,16 @@ pub struct MarketHandle {
     /// A bounded std channel: async handlers only ever `try_send` (a full queue is an
     /// immediate 503), and the writer thread blocks on it with a timeout, waking on the first
     /// command instead of polling.
-    queue: mpsc::SyncSender<Job>,
+    queue: mpsc::SyncSender<Work>,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Command(job) => job.fmt(f),
+            Self::Lend(_) => f.write_str("Lend"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -83,9 +132,21 @@ impl MarketHandle {
     pub async fn submit(&self, command: Command) -> Answer {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .try_send(Job { command, reply })
+            .try_send(Work::Command(Job { command, reply }))
             .map_err(|_| ExchangeError::MarketUnavailable)?;
         answer.await.map_err(|_| ExchangeError::MarketUnavailable)?
+    }
+
+    /// Borrows the market from its writer (blocking: call it from a blocking thread); refused
+    /// at once when its queue is full or this process does not own it.
+    pub(crate) fn borrow(&self) -> Result<Loan, ExchangeError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .try_send(Work::Lend(reply))
+            .map_err(|_| ExchangeError::MarketUnavailable)?;
+        answer
+            .blocking_recv()
+            .map_err(|_| ExchangeError::MarketUnavailable)?
     }
 }
 
@@ -94,7 +155,7 @@ impl MarketHandle {
     pub fn submit_blocking(&self, command: Command) -> Answer {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { command, reply })
+            .send(Work::Command(Job { command, reply }))
             .map_err(|_| ExchangeError::MarketUnavailable)?;
         answer
             .blocking_recv()
@@ -192,7 +253,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+    fn run(mut self, jobs: mpsc::Receiver<Work>) {
         let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
         loop {
             if self.state.is_none() && !self.take_ownership() {
@@ -200,8 +261,11 @@ impl Worker {
                 let deadline = Instant::now() + TAKEOVER_INTERVAL;
                 while let Some(wait) = deadline.checked_duration_since(Instant::now()) {
                     match jobs.recv_timeout(wait) {
-                        Ok(job) => {
+                        Ok(Work::Command(job)) => {
                             let _ = job.reply.send(Err(ExchangeError::MarketUnavailable));
+                        }
+                        Ok(Work::Lend(reply)) => {
+                            let _ = reply.send(Err(ExchangeError::MarketUnavailable));
                         }
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => return,
@@ -224,14 +288,68 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
+            // Commands queued before a loan run before it, those after it after it.
+            let mut lend = None;
+            match first {
+                Work::Command(job) => batch.push(job),
+                Work::Lend(reply) => lend = Some(reply),
+            }
+            while lend.is_none() && batch.len() < MAX_BATCH {
                 match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(Work::Command(job)) => batch.push(job),
+                    Ok(Work::Lend(reply)) => lend = Some(reply),
                     Err(_) => break,
                 }
             }
-            self.process(&mut batch);
+            if !batch.is_empty() {
+                self.process(&mut batch);
+            }
+            if let Some(reply) = lend {
+                self.lend(reply);
+            }
+        }
+    }
+
+    /// Lends a copy of the market to a borrower and waits, taking no command, until it is
+    /// given back: committed (the borrower's state replaces this one, and its changes are
+    /// published) or unchanged. A borrower that ended without giving it back (it panicked)
+    /// may have committed or not: the market is rebuilt from the database.
+    fn lend(&mut self, reply: oneshot::Sender<Result<Loan, ExchangeError>>) {
+        let Some(state) = self.state.as_ref() else {
+            let _ = reply.send(Err(ExchangeError::MarketUnavailable));
+            return;
+        };
+        let (back, returned) = mpsc::channel();
+        let loan = Loan {
+            state: state.clone(),
+            owner_pid: self.held.map(|held| held.pid),
+            back: Some(back),
+        };
+        if reply.send(Ok(loan)).is_err() {
+            return;
+        }
+        match returned.recv() {
+            Ok(Returned::Unchanged) => {}
+            Ok(Returned::Committed { state, changes }) => {
+                self.state = Some(*state);
+                for changes in &changes {
+                    self.context
+                        .metrics
+                        .trades
+                        .inc_by(changes.trades.len() as u64);
+                    self.publish(changes);
+                    if let Some(notices) = &mut self.notices {
+                        notices.publish(&self.context.pool, &self.spec, &changes.notices);
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::error!(
+                    market = self.spec.id,
+                    "a borrower ended without giving the market back; rebuilding it"
+                );
+                self.rebuild();
+            }
         }
     }
 
@@ -607,7 +725,7 @@ impl Replies {
 /// Fencing: inside the batch's transaction, checks that this process's lock session still
 /// holds the market's advisory lock. A session that died released it, and another process may
 /// have taken the market over; writing from this process's book would then fork the market.
-fn still_owner(
+pub(crate) fn still_owner(
     conn: &mut scrip_store::DbConn,
     market: crate::spec::MarketId,
     pid: i32,

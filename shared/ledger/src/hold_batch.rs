@@ -90,6 +90,25 @@ impl HoldBatch {
         ))
     }
 
+    /// Opens the accounts in `keys` that do not exist yet, inside the caller's transaction, so
+    /// a batch can hold on them what it first receives there: a payment converting through a
+    /// currency its payer never held buys it, then spends it. `NotAdmitted` when a currency
+    /// admits only members and the principal is none (nothing opened then matters: the caller
+    /// rolls back).
+    pub fn open_accounts(
+        conn: &mut DbConn,
+        rules: &BatchRules,
+        keys: impl IntoIterator<Item = (PrincipalId, CurrencyId)>,
+    ) -> Result<(), LedgerError> {
+        let keys: BTreeSet<Key> = keys.into_iter().collect();
+        let locked = writer::lock(conn, &keys, &keys, &rules.0)?;
+        if locked.not_admitted.is_empty() {
+            Ok(())
+        } else {
+            Err(LedgerError::NotAdmitted)
+        }
+    }
+
     /// A batch over positions given as values: the paying accounts that exist.
     pub fn new(rules: BatchRules, positions: impl IntoIterator<Item = (Key, Position)>) -> Self {
         Self {

@@ -44,8 +44,9 @@ impl Level {
     }
 }
 
-/// One order book: resting orders by price level, each level a FIFO queue.
-#[derive(Debug, Default)]
+/// One order book: resting orders by price level, each level a FIFO queue. Cloned to try a
+/// command on a copy (a payment converting through several books) before keeping it.
+#[derive(Debug, Default, Clone)]
 pub struct Book {
     nodes: Vec<Node>,
     free: Vec<u32>,
@@ -118,6 +119,33 @@ impl Book {
             }
         }
         last
+    }
+
+    /// What other owners offer a taker on `side` (from the opposite side), best price first,
+    /// one `(price, quantity)` per level with the taker's own orders left out (self-trade
+    /// prevention cancels those instead of trading them): exactly what the taker would fill,
+    /// level by level. `visit` returns `false` to stop the walk.
+    pub fn offered(&self, side: Side, owner: u64, mut visit: impl FnMut(Ticks, Lots) -> bool) {
+        let mut level_walk = |(&price, level): (&Ticks, &Level)| {
+            let mut quantity: Lots = 0;
+            let mut slot = level.head;
+            while slot != NIL {
+                let n = self.nodes[slot as usize];
+                if n.owner != owner {
+                    quantity = quantity.saturating_add(n.remaining);
+                }
+                slot = n.next;
+            }
+            quantity == 0 || visit(price, quantity)
+        };
+        match side {
+            Side::Buy => {
+                let _ = self.asks.iter().all(&mut level_walk);
+            }
+            Side::Sell => {
+                let _ = self.bids.iter().rev().all(&mut level_walk);
+            }
+        }
     }
 
     /// A resting order: `(side, price, remaining)`.

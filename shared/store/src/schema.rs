@@ -273,6 +273,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     markets,
     orders,
     trades,
+    payment_spends,
+    payment_trades,
 );
 
 diesel::table! {
@@ -311,6 +313,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    payment_spends (transfer_id, currency_id) {
+        transfer_id -> BigInt,
+        currency_id -> BigInt,
+        spent_atoms -> BigInt,
+        change_atoms -> BigInt,
+    }
+}
+
+diesel::table! {
+    payment_trades (transfer_id, trade_id) {
+        transfer_id -> BigInt,
+        trade_id -> BigInt,
+    }
+}
+
+diesel::table! {
     trades (id) {
         id -> BigInt,
         market_id -> BigInt,
@@ -326,3 +344,6 @@ diesel::table! {
 }
 
 diesel::joinable!(orders -> markets (market_id));
+
+diesel::joinable!(payment_spends -> transfers (transfer_id));
+diesel::joinable!(payment_trades -> trades (trade_id));

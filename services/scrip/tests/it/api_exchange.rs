@@ -95,7 +95,7 @@ fn money(balance: &str, held: &str) -> (String, String) {
 }
 
 /// Invariant: every hold with something left belongs to an order that is still open.
-async fn assert_no_funds_locked(app: &TestApp) {
+pub(crate) async fn assert_no_funds_locked(app: &TestApp) {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

@@ -5,6 +5,7 @@ mod api_errors;
 mod api_exchange;
 mod api_identity;
 mod api_issuer;
+mod api_payments;
 mod api_policies;
 mod api_requests;
 mod api_wallet;

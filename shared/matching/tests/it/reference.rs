@@ -231,4 +231,36 @@ proptest! {
             prop_assert_eq!(book.len(), naive.orders.len());
         }
     }
+
+    /// What `offered` reports a taker would meet is exactly what a sweeping immediate-or-cancel
+    /// order of that owner then fills, level by level (the payment planner relies on it).
+    #[test]
+    fn offered_levels_are_what_a_sweep_fills(ops in proptest::collection::vec(op(), 1..60), owner in 0_u64..3, buy in any::<bool>()) {
+        let mut book = Book::new();
+        let mut events = Vec::new();
+        for (id, op) in (1_u64..).zip(ops) {
+            if let Op::Submit { owner, buy, price, quantity, .. } = op {
+                let side = if buy { Side::Buy } else { Side::Sell };
+                let order = NewOrder { id, owner, side, price, quantity, time_in_force: TimeInForce::Gtc, post_only: false };
+                let _ = book.submit(order, &mut events);
+            }
+        }
+        let side = if buy { Side::Buy } else { Side::Sell };
+        let mut offered: Vec<(i64, i64)> = Vec::new();
+        book.offered(side, owner, |price, quantity| { offered.push((price, quantity)); true });
+        let mut swept = book.clone();
+        events.clear();
+        let sweep = NewOrder { id: u64::MAX, owner, side, price: None, quantity: i64::MAX / 4, time_in_force: TimeInForce::Ioc, post_only: false };
+        swept.submit(sweep, &mut events).expect("a valid sweep");
+        let mut filled: Vec<(i64, i64)> = Vec::new();
+        for event in &events {
+            if let Event::Fill { price, quantity, .. } = *event {
+                match filled.last_mut() {
+                    Some((p, q)) if *p == price => *q += quantity,
+                    _ => filled.push((price, quantity)),
+                }
+            }
+        }
+        prop_assert_eq!(offered, filled);
+    }
 }

@@ -1,0 +1,2 @@
+DROP TABLE payment_trades;
+DROP TABLE payment_spends;
