@@ -8,18 +8,15 @@
 
 use diesel::prelude::*;
 use proptest::prelude::*;
-use scrip_domain::{
-    Amount, CurrencyCode, Handle, Par, PrincipalId, PrincipalKind, Scale, UnitCode,
-};
-use scrip_ledger::{
-    Ledger, NewCurrency, TransferKind, TransferRequest, create_currency, create_principal,
-    principal_by_handle, transfer,
-};
+use scrip_domain::PrincipalId;
+use scrip_ledger::Ledger;
 use scrip_matching::{Side, TimeInForce};
 use scrip_orderbook::state::{Command, OrderType, PlaceOrder, Reply};
 use scrip_orderbook::{Exchange, ExchangeMetrics, WorkerContext};
 use scrip_store::Backend;
 use scrip_store::test_support::TestDb;
+
+use crate::fixtures;
 
 const OWNERS: usize = 4;
 
@@ -57,85 +54,10 @@ fn step() -> impl Strategy<Value = Step> {
 /// Two currencies (scale 2) issued by two shops, each owner funded with 60.00 of both, and a
 /// market A-B with tick 0.01, lot 1.00 and a 250 bps fee (large, so fees show at these sizes).
 fn world(db: &TestDb) -> (Exchange, Vec<PrincipalId>, PrincipalId) {
-    let ledger = Ledger::new(db.pool.clone());
-    let scale = Scale::new(2).expect("scale");
-    let owners = ledger
-        .write(|conn| {
-            let mut currencies = Vec::new();
-            for (shop, code) in [("shopa", "AAA"), ("shopb", "BBB")] {
-                let issuer =
-                    create_principal(conn, &Handle::parse(shop)?, PrincipalKind::Business, None)?;
-                let currency = create_currency(
-                    conn,
-                    &NewCurrency {
-                        issuer: issuer.id,
-                        code: CurrencyCode::parse(code)?,
-                        name: code.into(),
-                        scale,
-                        credit_limit: Amount::from_atoms(1_000_000, scale),
-                        max_balance: None,
-                        unit: UnitCode::parse("EUR")?,
-                        par: Par::one(),
-                        policies: Default::default(),
-                    },
-                )?;
-                currencies.push((issuer.id, currency.id));
-            }
-            let mut owners = Vec::new();
-            for i in 0..OWNERS {
-                let owner = create_principal(
-                    conn,
-                    &Handle::parse(&format!("owner{i}"))?,
-                    PrincipalKind::User,
-                    None,
-                )?;
-                for &(issuer, currency) in &currencies {
-                    transfer(
-                        conn,
-                        &TransferRequest {
-                            currency,
-                            from: issuer,
-                            to: owner.id,
-                            amount: Amount::from_atoms(6_000, scale),
-                            kind: TransferKind::Payment,
-                            memo: None,
-                        },
-                    )?;
-                }
-                owners.push(owner.id);
-            }
-            Ok(owners)
-        })
-        .expect("world");
-    let registry = ledger
-        .read(|conn| principal_by_handle(conn, &Handle::parse("registry")?))
-        .expect("registry");
-    let exchange = Exchange::start(WorkerContext {
-        pool: db.pool.clone(),
-        database_url: db.url.clone(),
-        registry: registry.id,
-        metrics: ExchangeMetrics::new(&scrip_telemetry::Metrics::new()),
-        bus: None,
-        notifier: None,
-    })
-    .expect("exchange");
-    let mut conn = db.pool.get().expect("conn");
-    let currency = |conn: &mut scrip_store::DbConn, code: &str| {
-        scrip_ledger::currency_by_code(conn, &CurrencyCode::parse(code).expect("code"))
-            .expect("currency")
-    };
-    let (a, b) = (currency(&mut conn, "AAA"), currency(&mut conn, "BBB"));
-    exchange
-        .open_market(
-            &mut conn,
-            (&a, &b),
-            1,
-            100,
-            250,
-            (owners[0], scrip_orderbook::MarketOpener::Operator),
-        )
-        .expect("market");
-    (exchange, owners, registry.id)
+    let (exchange, owners, registry) =
+        fixtures::world(db, &[("shopa", "AAA"), ("shopb", "BBB")], OWNERS, 6_000);
+    fixtures::open(&exchange, db, ("AAA", "BBB"), 250, owners[0]);
+    (exchange, owners, registry)
 }
 
 /// Runs the steps and checks the properties; returns how many trades and fee transfers happened.
@@ -204,17 +126,17 @@ fn run(steps: &[Step]) -> Result<(i64, i64), TestCaseError> {
     prop_assert!(report.is_clean(), "{:#?}", report.violations);
     let mut conn = db.pool.get().expect("conn");
     prop_assert_eq!(
-        count(&mut conn, STRANDED_HOLDS),
+        fixtures::count(&mut conn, fixtures::STRANDED_HOLDS),
         0,
         "funds held by closed orders"
     );
     prop_assert_eq!(
-        count(&mut conn, FILLS_THAT_DO_NOT_ADD_UP),
+        fixtures::count(&mut conn, fixtures::FILLS_THAT_DO_NOT_ADD_UP),
         0,
         "order fills differ from trades"
     );
-    let trades = count(&mut conn, "SELECT COUNT(*) AS n FROM trades");
-    let fees = count(
+    let trades = fixtures::count(&mut conn, "SELECT COUNT(*) AS n FROM trades");
+    let fees = fixtures::count(
         &mut conn,
         "SELECT COUNT(*) AS n FROM transfers WHERE kind = 'fee'",
     );
@@ -252,23 +174,6 @@ fn market_resting_quantity(db: &TestDb, order: u64) -> Option<i64> {
         .select(orders::quantity_lots)
         .first(&mut conn)
         .ok()
-}
-
-const STRANDED_HOLDS: &str = "SELECT COUNT(*) AS n FROM holds h WHERE h.remaining_atoms > 0 AND NOT EXISTS \
-    (SELECT 1 FROM orders o WHERE o.hold_id = h.id AND o.status IN ('open', 'partially_filled'))";
-const FILLS_THAT_DO_NOT_ADD_UP: &str = "SELECT COUNT(*) AS n FROM orders o WHERE o.filled_lots <> \
-    (SELECT COALESCE(SUM(t.quantity_lots), 0) FROM trades t WHERE t.taker_order_id = o.id OR t.maker_order_id = o.id)";
-
-fn count(conn: &mut scrip_store::DbConn, sql: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .expect("count")
-        .n
 }
 
 proptest! {

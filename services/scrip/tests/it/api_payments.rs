@@ -485,3 +485,76 @@ async fn concurrent_payments_and_orders_on_the_same_books_are_whole_or_absent(ba
     app.assert_audit_clean().await;
     assert_no_funds_locked(&app).await;
 }
+
+/// In the production topology markets may be owned by different order-book processes. A
+/// payment whose route crosses markets of two processes cannot borrow them all from either:
+/// each answers 503 before anything is applied (a load balancer may
+/// retry it on the other, which answers the same), and a route within one process still pays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_across_two_processes_is_refused_whole_with_503() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let t = town(
+        &app,
+        &[("brewery", "ALE", "100.00"), ("bakery", "BREAD", "20.00")],
+    )
+    .await;
+    // A second order-book process opens (and so owns) a third market, GROC-ALE.
+    let peer = app.peer(scrip::server::Services::only_orderbook()).await;
+    let client = reqwest::Client::new();
+    let on_peer = |path: &str, token: &str, body: Value| {
+        client
+            .post(format!("{peer}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let opened = on_peer(
+        "/api/v1/markets",
+        &t.rosa,
+        json!({"base": "GROC", "quote": "ALE", "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0}),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(opened.status(), StatusCode::CREATED);
+    let placed = on_peer(
+        "/api/v1/orders",
+        &t.mia,
+        json!({"market": "GROC-ALE", "side": "sell", "type": "limit", "price": "2.00", "quantity": "10.00"}),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    order(&app, &t.mia, "ALE-BREAD", "buy", "0.50", "100.00").await;
+    order(&app, &t.mia, "GROC-BREAD", "sell", "3.00", "10.00").await;
+    // Each process learns of the other's markets (reading a book serves it, as a replica).
+    for base in [app.base.clone(), peer.clone()] {
+        for market in ["GROC-ALE", "GROC-BREAD", "ALE-BREAD"] {
+            let book = client
+                .get(format!("{base}/api/v1/markets/{market}/book"))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(book.status(), StatusCode::OK);
+        }
+    }
+    let before = state(&app, &t.alice).await;
+    // ALE pays GROC best through GROC-ALE (the peer's), else ALE-BREAD then GROC-BREAD: every
+    // route's markets are borrowed before the payment runs, so neither process can.
+    let pay = json!({"to": "grocer", "currency": "GROC", "amount": "2.00", "pay_with": ["ALE"]});
+    let here = app
+        .post("/api/v1/payments", Some(&t.alice), pay.clone())
+        .await;
+    assert_problem(&here, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let there = on_peer("/api/v1/payments", &t.alice, pay)
+        .await
+        .expect("sent");
+    assert_eq!(there.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(state(&app, &t.alice).await, before, "nothing was applied");
+    // A route whose markets are all this process's pays as always.
+    let bread = json!({"to": "grocer", "currency": "GROC", "amount": "2.00", "pay_with": ["BREAD"], "max_hops": 1});
+    let (status, paid) = app.post("/api/v1/payments", Some(&t.alice), bread).await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(paid["spent"], spent(&[("BREAD", "6.00")]));
+    app.assert_audit_clean().await;
+    assert_no_funds_locked(&app).await;
+}
