@@ -33,10 +33,13 @@ import { Scrip } from "/assets/app.js";
     } catch (_) { /* suggestions only */ }
   }
 
+  /** The holder's accounts as last loaded: what "pay with" may offer. */
+  let held = [];
   async function loadBalances() {
     const tbody = document.querySelector("#balances tbody");
     try {
       const { items } = await get("/api/v1/accounts?" + holderQuery());
+      held = items;
       rows(tbody, items, (a) => el("tr", { dataset: { currency: a.currency } },
         el("th", { scope: "row" }, el("a", { href: "/currencies/" + encodeURIComponent(a.currency), title: "What holding it means" }, a.currency)),
         el("td", { class: "balance" }, Dec.pretty(a.balance)),
@@ -44,6 +47,9 @@ import { Scrip } from "/assets/app.js";
         el("td", { class: "available" }, Dec.pretty(a.available))),
         "No money yet: ask a shop to pay you, or open one in the Shop console.");
       document.getElementById("balance-notes").replaceChildren(...items.flatMap(balanceNotes));
+      // What may pay a payment on the form changed: price it again (this also keeps a
+      // quote on the form fresh).
+      if (payForm.elements.amount.value) previewPayment();
     } catch (problem) {
       rows(tbody, [], null, problem.detail || "Balances cannot be loaded.");
     }
@@ -132,14 +138,94 @@ import { Scrip } from "/assets/app.js";
     if (from) body.from = from;
     if (!body.to) return showProblem(payForm, { code: "unknown_account", detail: "Say who to pay." });
     if (!body.amount) return showProblem(payForm, { code: "bad_amount", detail: "Enter an amount." });
+    if (!payWith.hidden) return payConverted(body);
     const r = await api("POST", "/api/v1/transfers", body, { "idempotency-key": idempotencyKey() });
     if (!r.ok) return showProblem(payForm, r.data, "amount");
     toast(`Paid ${Dec.pretty(r.data.amount)} ${r.data.currency} to ${r.data.to}`);
+    paid();
+  });
+  async function paid() {
     payForm.reset();
     notice.hidden = true;
     preview.hidden = true;
+    payWith.hidden = true;
+    quote = null;
     await Promise.all([loadBalances(), loadHistory(false)]);
-  });
+  }
+
+  // Paying in a currency one does not hold (enough of): the server quotes what each held
+  // currency would cost through the books, and the payment is made by that quote (refused,
+  // changing nothing, if it would now cost more).
+  const payWith = document.getElementById("pay-with");
+  const quoteBox = document.getElementById("pay-quote");
+  let quote = null;
+  /** The currencies ticked to pay with, in the order shown. */
+  function sources() {
+    return [...payWith.querySelectorAll("input[type=checkbox]:checked")].map((box) => box.value);
+  }
+  function offerSources(code) {
+    const offered = held.filter((a) => a.currency !== code && Dec.compare(a.available, "0") > 0);
+    const ticked = new Set(sources());
+    const fresh = !payWith.dataset.code || payWith.dataset.code !== code;
+    payWith.dataset.code = code;
+    document.getElementById("pay-with-sources").replaceChildren(...offered.map((a) =>
+      el("label", { class: "check" },
+        el("input", { type: "checkbox", value: a.currency, checked: fresh || ticked.has(a.currency) }),
+        ` ${a.currency} `, el("span", { class: "muted" }, `(${Dec.pretty(a.available)} available)`))));
+    return offered.length > 0;
+  }
+  function describeQuote(q) {
+    const legs = q.legs.map((leg) => {
+      const fees = Object.entries(leg.fees).filter(([, v]) => Dec.compare(v, "0") > 0).map(([c, v]) => `${Dec.pretty(v)} ${c}`);
+      return el("span", { class: "line" },
+        `${Dec.pretty(leg.spend)} ${leg.pay_currency} through ${leg.route.join(" then ")}`,
+        el("span", { class: "muted" }, ` (worst price ${leg.worst_price.map(Dec.pretty).join(", ")}${fees.length ? "; market fees " + fees.join(", ") : ""})`));
+    });
+    const total = Object.entries(q.spend).map(([c, v]) => `${Dec.pretty(v)} ${c}`).join(" + ");
+    const change = Object.entries(q.change).map(([c, v]) => `${Dec.pretty(v)} ${c}`);
+    return [
+      el("strong", { class: "line" }, `You spend ${total} for ${Dec.pretty(q.amount)} ${q.currency}${q.fee ? ` (plus its fee ${Dec.pretty(q.fee)})` : ""}.`),
+      ...legs,
+      change.length ? el("span", { class: "line muted" }, `Left over with you (whole lots): ${change.join(", ")}.`) : "",
+      el("span", { class: "line muted" }, `Priced on the live books at ${Scrip.time(new Date())}; good until ${Scrip.time(new Date(q.expires_at))}. If the books move so it would cost more, nothing is paid and you see the new price.`),
+    ];
+  }
+  async function quotePayment(body) {
+    const chosen = sources();
+    quote = null;
+    quoteBox.hidden = false;
+    if (!chosen.length) { quoteBox.textContent = "Tick at least one currency to pay with."; return; }
+    quoteBox.textContent = "Asking the books…";
+    const ask = { to: body.to, currency: body.currency, amount: body.amount, pay_with: chosen };
+    if (body.from) ask.from = body.from;
+    const r = await api("POST", "/api/v1/quotes", ask);
+    if (!r.ok) {
+      quoteBox.textContent = r.data.code === "no_route" ? `Cannot be paid with ${chosen.join(", ")}: ${r.data.detail}.` : (r.data.detail || "No price right now.");
+      return;
+    }
+    quote = { id: r.data.id, body: ask, key: idempotencyKey() };
+    quoteBox.replaceChildren(...describeQuote(r.data));
+  }
+  payWith.addEventListener("change", () => previewPayment());
+  /** Pays by the quote shown; `requestId`: the payment request on the form, claimed with it. */
+  async function payConverted(body, requestId) {
+    if (!quote) return showProblem(payForm, { code: "no_route", detail: "There is no price to pay by yet: see “Pay with what you hold”." });
+    const pay = { ...quote.body, quote_id: quote.id };
+    if (body.memo) pay.memo = body.memo;
+    if (requestId) pay.request_id = requestId;
+    const r = await api("POST", "/api/v1/payments", pay, { "idempotency-key": quote.key });
+    if (!r.ok) {
+      if (["slippage_exceeded", "quote_expired", "no_route"].includes(r.data.code)) await previewPayment();
+      return showProblem(payForm, { ...r.data, detail: r.data.code === "slippage_exceeded" ? "The books moved: it would now cost more. Check the new price below and press Pay again." : r.data.detail }, "amount");
+    }
+    const spent = Object.entries(r.data.spent).map(([c, v]) => `${Dec.pretty(v)} ${c}`).join(" + ");
+    toast(`Paid ${Dec.pretty(r.data.amount)} ${r.data.currency} to ${r.data.to} with ${spent}`);
+    if (!requestId) return paid();
+    payWith.hidden = true;
+    quote = null;
+    await openRequest(requestId);
+    await Promise.all([loadBalances(), loadHistory(false)]);
+  }
 
   // Before paying: the fee that goes on top and the largest payment, as the server will
   // apply them (the currency's own policies, read once per page).
@@ -148,7 +234,7 @@ import { Scrip } from "/assets/app.js";
     const code = (payForm.elements.currency.value || "").trim().toUpperCase();
     const amount = (payForm.elements.amount.value || "").trim();
     preview.hidden = true;
-    if (!code || !amount) return;
+    if (!code || !amount) { payWith.hidden = true; return; }
     let c;
     try { c = await Scrip.currency(code); } catch (_) { return; }
     const atoms = Dec.places(amount) <= c.scale ? Dec.parse(amount, c.scale) : null;
@@ -156,17 +242,38 @@ import { Scrip } from "/assets/app.js";
     const lines = [];
     if (c.max_payment && atoms > Dec.parse(c.max_payment, c.scale)) lines.push(`The largest payment in ${code} is ${Dec.pretty(c.max_payment)}.`);
     const collector = c.transfer_fee && (c.transfer_fee.to || c.issuer);
+    let fee = 0n;
     if (c.transfer_fee && collector !== holder()) {
-      const fee = Dec.transferFee(atoms, c.transfer_fee.bps, Dec.parse(c.transfer_fee.min || "0", c.scale));
+      fee = Dec.transferFee(atoms, c.transfer_fee.bps, Dec.parse(c.transfer_fee.min || "0", c.scale));
       lines.push(`${code} charges a fee on each payment: ${Dec.pretty(Dec.format(fee, c.scale))} on top, to ${collector}. You pay ${Dec.pretty(Dec.format(atoms + fee, c.scale))} ${code} in all.`);
     }
-    if (!lines.length) return;
-    preview.textContent = lines.join(" ");
-    preview.hidden = false;
+    if (lines.length) {
+      preview.textContent = lines.join(" ");
+      preview.hidden = false;
+    }
+    await offerConversion(code, c, atoms + fee);
+  }
+  /** Short of the currency: offer what else the holder has, and ask for a price. */
+  async function offerConversion(code, c, needed) {
+    const own = held.find((a) => a.currency === code);
+    const available = own ? Dec.parse(own.available, c.scale) : 0n;
+    const to = (payForm.elements.to.value || "").trim();
+    if (available >= needed || !to || !offerSources(code)) {
+      payWith.hidden = true;
+      quote = null;
+      return;
+    }
+    document.getElementById("pay-with-why").textContent = available > 0n
+      ? `You have ${Dec.pretty(Dec.format(available, c.scale))} ${code} available: it is used first, and the rest is bought through the exchange with what you tick, in this order, in the same payment.`
+      : `You hold no ${code}: it is bought through the exchange with what you tick, in this order, in the same payment.`;
+    payWith.hidden = false;
+    const from = holder() !== (Scrip.me && Scrip.me.handle) ? holder() : undefined;
+    await quotePayment({ to, currency: code, amount: payForm.elements.amount.value.trim(), from });
   }
   payForm.addEventListener("input", Scrip.throttle(previewPayment, 250));
 
   async function payRequest(from) {
+    if (!payWith.hidden) return payConverted({ memo: undefined }, request.id);
     const r = await api("POST", `/api/v1/payment-requests/${encodeURIComponent(request.id)}/pay`, from ? { from } : {},
       { "idempotency-key": request.key });
     if (!r.ok) {

@@ -5,7 +5,6 @@
 
 mod dto;
 mod handlers;
-mod request_store;
 mod requests;
 mod statements;
 

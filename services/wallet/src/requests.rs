@@ -2,7 +2,7 @@
 //! paid, makes a request for an amount; its QR code opens the page that pays it; the request
 //! is paid at most once, never after it expired, and anyone holding its id can see whether it
 //! was paid. Paying claims the request and makes the transfer in one transaction
-//! ([`crate::request_store::claim`]).
+//! ([`scrip_ledger::requests::claim`]).
 
 use std::collections::BTreeMap;
 
@@ -24,7 +24,9 @@ use scrip_store::DbConn;
 
 use crate::WalletContext;
 use crate::dto::{NewPaymentRequest, PayRequest, PaymentRequestView, PaymentView};
-use crate::request_store::{self as store, MAX_OPEN_PER_RECIPIENT, NewRequest, RequestRow, Status};
+use scrip_ledger::requests::{
+    self as store, MAX_OPEN_PER_RECIPIENT, NewRequest, RequestRow, Status,
+};
 
 /// A till's sale: long enough to find a phone, short enough that a forgotten QR dies.
 const DEFAULT_EXPIRY_S: u32 = 900;
@@ -239,7 +241,7 @@ struct Paid {
         (status = 403, body = Problem, description = "not_owner: `from` is not the caller or a business it owns"),
         (status = 404, body = Problem, description = "not_found"),
         (status = 409, body = Problem, description = "already_paid, idempotency_conflict"),
-        (status = 422, body = Problem, description = "request_expired, insufficient_funds, max_balance_exceeded, no_route (another currency: conversion is not available yet), slippage_exceeded (max_spend is below the amount), same_account"),
+        (status = 422, body = Problem, description = "request_expired, insufficient_funds, max_balance_exceeded, no_route (another currency: pay it converted with POST /api/v1/payments and request_id), slippage_exceeded (max_spend is below the amount), same_account"),
         (status = 429, body = Problem, description = "rate_limited"),
     )
 )]
@@ -387,8 +389,8 @@ fn may_pay(
         return Err(ApiError::unprocessable(
             "no_route",
             format!(
-                "this request is for {code}; paying it with another currency (conversion) is \
-                 not available yet"
+                "this request is for {code}; to pay it with another currency, converted through \
+                 the exchange, use POST /api/v1/payments with request_id"
             ),
         ));
     }

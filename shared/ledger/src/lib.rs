@@ -25,6 +25,7 @@ mod model;
 mod plan;
 pub mod policy;
 mod principals;
+pub mod requests;
 pub mod retry;
 pub mod rules;
 mod transfer;

@@ -56,6 +56,8 @@ pub struct PaymentPlan {
     /// The most each currency may cost (from `max_spend` and the quote).
     pub max_spend: HashMap<CurrencyId, i64>,
     pub memo: Option<String>,
+    /// The payment request this pays (claimed in the payment's transaction), if any.
+    pub request: Option<String>,
 }
 
 /// Currencies' codes and scales, to say amounts in words.
@@ -405,6 +407,11 @@ fn attempt(
     if missing_atoms > 0 {
         return Err(ExchangeError::NoRoute(no_route_detail(plan, sources, &limits)).into());
     }
+    if let Some(id) = &plan.request
+        && !scrip_ledger::requests::claim(conn, id, plan.payer, now_us)?
+    {
+        return Err(ExchangeError::AlreadyPaid.into());
+    }
     let transfer = scrip_ledger::transfer(
         conn,
         &TransferRequest {
@@ -416,6 +423,9 @@ fn attempt(
             memo: plan.memo.clone(),
         },
     )?;
+    if let Some(id) = &plan.request {
+        scrip_ledger::requests::record_transfer(conn, id, transfer.id)?;
+    }
     let after = balances(conn, plan.payer, &currencies)?;
     let (spent, change) = measure(&before, &after, sources, plan.currency);
     check_spend(&plan.names, &spent, &plan.max_spend)?;

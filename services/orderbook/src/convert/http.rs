@@ -62,6 +62,10 @@ pub struct NewPayment {
     /// A quote's `id`: the payment may cost no more of any currency than the quote said.
     pub quote_id: Option<String>,
     pub memo: Option<String>,
+    /// A payment request this pays (its `to`, `currency` and `amount` must be the request's;
+    /// its memo is the request's unless one is given). Claimed in the same transaction:
+    /// `already_paid` (409) if someone paid it first, `request_expired` (422).
+    pub request_id: Option<String>,
 }
 
 /// One source currency's part.
@@ -106,6 +110,8 @@ pub struct PaymentTradeView {
 pub struct PaymentView {
     /// The payment's transfer id.
     pub id: String,
+    /// The payment request it paid, if it paid one.
+    pub request_id: Option<String>,
     pub from: String,
     pub to: String,
     pub currency: String,
@@ -237,6 +243,7 @@ fn parse(
             max_hops,
             max_spend: HashMap::new(),
             memo: None,
+            request: None,
         },
         from: payer.handle.to_string(),
         to: payee.handle.to_string(),
@@ -364,6 +371,7 @@ fn payment_view(exchange: &Exchange, parsed: &Parsed, executed: &Executed) -> Pa
     let transfer = &executed.transfer;
     PaymentView {
         id: transfer.id.to_string(),
+        request_id: parsed.plan.request.clone(),
         from: parsed.from.clone(),
         to: parsed.to.clone(),
         currency: parsed.code.clone(),
@@ -480,6 +488,44 @@ fn apply_quote(plan: &mut PaymentPlan, raw: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Makes the payment pay request `id`: it must be open and ask for exactly this payment.
+fn for_request(conn: &mut DbConn, plan: &mut PaymentPlan, id: &str) -> Result<(), ApiError> {
+    use scrip_ledger::requests::{self, Status};
+    let row = requests::find(conn, id)?
+        .ok_or_else(|| ApiError::not_found("not_found", format!("no payment request {id:?}")))?;
+    match row.status(scrip_http::now_us()) {
+        Status::Paid => return Err(ExchangeError::AlreadyPaid.into()),
+        Status::Expired => {
+            return Err(ApiError::unprocessable(
+                "request_expired",
+                format!(
+                    "this payment request expired at {}; ask for a new one",
+                    rfc3339_from_us(row.expires_at_us)
+                ),
+            ));
+        }
+        Status::Open => {}
+    }
+    if row.to() != plan.recipient
+        || row.currency() != plan.currency
+        || row.amount_atoms != plan.amount.atoms()
+    {
+        return Err(ApiError::refused_field(
+            "bad_request",
+            "request_id",
+            format!(
+                "the request asks for {} to be paid to its recipient; pay exactly that",
+                plan.names.say(row.currency(), row.amount_atoms)
+            ),
+        ));
+    }
+    if plan.memo.is_none() {
+        plan.memo = row.memo;
+    }
+    plan.request = Some(row.id);
+    Ok(())
+}
+
 #[utoipa::path(
     post, path = "/api/v1/payments", tag = "payments", request_body = NewPayment,
     security(("bearer" = [])),
@@ -488,8 +534,8 @@ fn apply_quote(plan: &mut PaymentPlan, raw: &str) -> Result<(), ApiError> {
         (status = 201, body = PaymentView, description = "the recipient received exactly `amount`; what each currency cost and the trades that converted it"),
         (status = 403, body = Problem, description = "not_owner"),
         (status = 404, body = Problem, description = "unknown_account"),
-        (status = 409, body = Problem, description = "idempotency_conflict"),
-        (status = 422, body = Problem, description = "no_route, slippage_exceeded (more than max_spend or the quote), quote_expired, bad_quote, insufficient_funds, max_balance_exceeded, not_admitted, bad_amount; nothing changed"),
+        (status = 409, body = Problem, description = "idempotency_conflict, already_paid (the payment request)"),
+        (status = 422, body = Problem, description = "no_route, slippage_exceeded (more than max_spend or the quote), quote_expired, bad_quote, request_expired, insufficient_funds, max_balance_exceeded, not_admitted, bad_amount; nothing changed"),
         (status = 503, body = Problem, description = "market_unavailable: a market of the route is busy or served by another process; nothing was applied"),
     )
 )]
@@ -528,6 +574,9 @@ pub async fn create_payment(
         parsed.plan.memo = scrip_http::memo(body.memo.as_deref())?;
         if let Some(raw) = &body.max_spend {
             parsed.plan.max_spend = max_spend(&mut conn, raw)?;
+        }
+        if let Some(id) = &body.request_id {
+            for_request(&mut conn, &mut parsed.plan, id)?;
         }
         if let Some(raw) = &body.quote_id {
             apply_quote(&mut parsed.plan, raw)?;
@@ -623,6 +672,7 @@ pub async fn get_payment(
         };
         Ok(PaymentView {
             id: transfer.id.to_string(),
+            request_id: None,
             from: entry.from.to_string(),
             to: entry.to.to_string(),
             currency: entry.code.to_string(),

@@ -228,6 +228,7 @@ fn run(steps: &[Step]) -> Result<usize, TestCaseError> {
                 .into_iter()
                 .collect(),
             memo: None,
+            request: None,
         };
         let (payer_before, recipient_before, markets_before) = (
             balances(&world, payer),

@@ -16,6 +16,7 @@ crate::on_both_backends!(
     a_basket_pays_after_the_recipients_own_currency_through_two_markets,
     refused_payments_change_nothing_and_say_why,
     a_payment_with_an_idempotency_key_is_made_once,
+    a_payment_request_is_paid_converted_once,
     concurrent_payments_and_orders_on_the_same_books_are_whole_or_absent,
 );
 
@@ -427,6 +428,48 @@ async fn a_payment_with_an_idempotency_key_is_made_once(backend: Backend) {
         "idempotency_conflict",
     );
     app.assert_audit_clean().await;
+}
+
+async fn a_payment_request_is_paid_converted_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let t = town(&app, &[("bakery", "BREAD", "50.00")]).await;
+    order(&app, &t.mia, "GROC-BREAD", "sell", "1.00", "40.00").await;
+    // The grocer's till asks for 6.00 GROC; Alice holds only BREAD.
+    let (status, asked) = app
+        .post(
+            "/api/v1/payment-requests",
+            Some(&t.rosa),
+            json!({"to": "grocer", "currency": "GROC", "amount": "6.00", "memo": "till 2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{asked}");
+    let id = asked["id"].as_str().expect("id").to_owned();
+    let pay = json!({"to": "grocer", "currency": "GROC", "amount": "6.00", "request_id": id});
+    let mut wrong = pay.clone();
+    wrong["amount"] = json!("5.00");
+    let refused = app.post("/api/v1/payments", Some(&t.alice), wrong).await;
+    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "bad_request");
+    assert_eq!(refused.1["field"], "request_id");
+    let (status, paid) = app
+        .post("/api/v1/payments", Some(&t.alice), pay.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(
+        (&paid["request_id"], &paid["memo"]),
+        (&json!(id), &json!("till 2"))
+    );
+    assert_eq!(paid["spent"], spent(&[("BREAD", "6.00")]));
+    // The till sees "paid"; a second payment of it is refused and changes nothing.
+    let (_, seen) = app
+        .get(&format!("/api/v1/payment-requests/{id}"), Some(&t.rosa))
+        .await;
+    assert_eq!(seen["status"], "paid", "{seen}");
+    let before = state(&app, &t.alice).await;
+    let again = app.post("/api/v1/payments", Some(&t.alice), pay).await;
+    assert_problem(&again, StatusCode::CONFLICT, "already_paid");
+    assert_eq!(state(&app, &t.alice).await, before);
+    app.assert_audit_clean().await;
+    assert_no_funds_locked(&app).await;
 }
 
 async fn concurrent_payments_and_orders_on_the_same_books_are_whole_or_absent(backend: Backend) {

@@ -1434,3 +1434,91 @@ async fn a_steward_opens_a_community_lets_and_holders_read_its_policies_first() 
     visitor.close().await;
     app.assert_audit_clean().await;
 }
+
+/// A customer at the grocer's till holds only BREAD: the request page offers to pay with it,
+/// shows what it costs through the exchange (the route, the price), and pays in one click;
+/// the till sees "paid". Then an ordinary payment in a currency she lacks, from the form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_pays_the_till_with_a_currency_the_shop_does_not_take() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.shop(&rosa, "grocer", "GROC").await;
+    let mia = app.user("mia").await;
+    app.user("carl").await;
+    app.user("dana").await;
+    for (from, to, currency) in [("bakery", "carl", "BREAD"), ("grocer", "mia", "GROC")] {
+        let (status, body) = app
+            .pay(
+                &rosa,
+                json!({"from": from, "to": to, "currency": currency, "amount": "50.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "GROC", "quote": "BREAD", "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (price, quantity) in [("1.00", "5.00"), ("1.20", "20.00")] {
+        let (status, body) = app
+            .post(
+                "/api/v1/orders",
+                Some(&mia),
+                json!({"market": "GROC-BREAD", "side": "sell", "type": "limit", "price": price, "quantity": quantity}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, asked) = app
+        .post(
+            "/api/v1/payment-requests",
+            Some(&rosa),
+            json!({"to": "grocer", "currency": "GROC", "amount": "6.00", "memo": "apples"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{asked}");
+    let id = asked["id"].as_str().expect("id");
+
+    let carl = driver.browser().await;
+    carl.log_in(&app, "carl", &format!("/pay/{id}")).await;
+    carl.wait_text("#pay-request", "grocer asks for 6.00 GROC")
+        .await;
+    carl.wait_text("#pay-with-why", "You hold no GROC").await;
+    // 5 at 1.00 and 1 at 1.20.
+    carl.wait_text("#pay-quote", "You spend 6.20 BREAD for 6.00 GROC")
+        .await;
+    carl.wait_text("#pay-quote", "through GROC-BREAD").await;
+    carl.screenshot("pay-with").await;
+    carl.click("#pay-form button[type=submit]").await;
+    carl.wait_text("#pay-request", "has been paid").await;
+    assert_eq!(
+        available(
+            &app,
+            &app.login("carl", "correct horse battery").await,
+            "BREAD"
+        )
+        .await,
+        "43.80"
+    );
+
+    // An ordinary payment in GROC to Dana, paid with BREAD from the form.
+    carl.open(&app, "/wallet").await;
+    carl.fill("#pay-to", "dana").await;
+    carl.fill("#pay-currency", "GROC").await;
+    carl.fill("#pay-amount", "2.00").await;
+    carl.wait_text("#pay-quote", "You spend 2.40 BREAD for 2.00 GROC")
+        .await;
+    carl.click("#pay-form button[type=submit]").await;
+    carl.wait_text("#toast", "Paid 2.00 GROC to dana with 2.40 BREAD")
+        .await;
+    let dana = app.login("dana", "correct horse battery").await;
+    assert_eq!(available(&app, &dana, "GROC").await, "2.00");
+    carl.close().await;
+    app.assert_audit_clean().await;
+}

@@ -4,10 +4,10 @@
 //! claim waits on the first's row lock and then finds the row paid; under SQLite writers take
 //! turns.
 
+use crate::LedgerError;
 use diesel::prelude::*;
 use rand_core::{OsRng, RngCore};
 use scrip_domain::{CurrencyId, PrincipalId, TransferId};
-use scrip_ledger::LedgerError;
 use scrip_store::DbConn;
 use scrip_store::schema::payment_requests;
 
@@ -77,6 +77,7 @@ pub fn new_id() -> String {
     format!("pr_{}", hex::encode(bytes))
 }
 
+#[derive(Debug)]
 pub struct NewRequest<'a> {
     pub id: &'a str,
     pub to: PrincipalId,
