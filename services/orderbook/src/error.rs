@@ -44,8 +44,6 @@ pub enum ExchangeError {
     /// A payment would cost more than `max_spend` or its quote allows.
     #[error("{0}")]
     SlippageExceeded(String),
-    #[error("this payment request has already been paid")]
-    AlreadyPaid,
     #[error("the quote expired; ask for a new one")]
     QuoteExpired,
     #[error("{0}")]
@@ -82,7 +80,6 @@ impl ExchangeError {
             Self::NoRoute(_) => "no_route",
             Self::SlippageExceeded(_) => "slippage_exceeded",
             Self::QuoteExpired => "quote_expired",
-            Self::AlreadyPaid => "already_paid",
             Self::BadQuote(_) => "bad_quote",
             Self::Invariant(_) => "internal",
             Self::Ledger(ledger) => ledger.code(),
@@ -108,7 +105,7 @@ impl From<ExchangeError> for ApiError {
             | E::QuoteExpired
             | E::BadQuote(_) => Self::unprocessable(code, detail),
             E::UnknownMarket(_) | E::UnknownOrder => Self::not_found(code, detail),
-            E::MarketExists(_) | E::MarketLimit { .. } | E::OrderClosed | E::AlreadyPaid => {
+            E::MarketExists(_) | E::MarketLimit { .. } | E::OrderClosed => {
                 Self::conflict(code, detail)
             }
             E::MarketUnavailable => Self::Unavailable(detail),

@@ -24,9 +24,7 @@ use scrip_store::DbConn;
 
 use crate::WalletContext;
 use crate::dto::{NewPaymentRequest, PayRequest, PaymentRequestView, PaymentView};
-use scrip_ledger::requests::{
-    self as store, MAX_OPEN_PER_RECIPIENT, NewRequest, RequestRow, Status,
-};
+use scrip_ledger::requests::{self as store, MAX_OPEN_PER_RECIPIENT, NewRequest, RequestRow};
 
 /// A till's sale: long enough to find a phone, short enough that a forgotten QR dies.
 const DEFAULT_EXPIRY_S: u32 = 900;
@@ -350,7 +348,7 @@ fn pay_in(
 }
 
 fn already_paid() -> ApiError {
-    ApiError::conflict("already_paid", "this payment request has already been paid")
+    LedgerError::AlreadyPaid.into()
 }
 
 /// Who pays, if the request may be paid now as `body` asks.
@@ -368,19 +366,7 @@ fn may_pay(
     amount: Amount,
     now: i64,
 ) -> Result<Principal, ApiError> {
-    match row.status(now) {
-        Status::Paid => return Err(already_paid()),
-        Status::Expired => {
-            return Err(ApiError::unprocessable(
-                "request_expired",
-                format!(
-                    "this payment request expired at {}; ask for a new one",
-                    rfc3339_from_us(row.expires_at_us)
-                ),
-            ));
-        }
-        Status::Open => {}
-    }
+    row.payable(now)?;
     let payer = act_as(conn, caller, body.from.as_deref(), registry)?;
     let code = currency.code.as_str();
     if let Some(pay_with) = &body.pay_with

@@ -53,6 +53,10 @@ pub enum LedgerError {
     Sealed { field: crate::policy::PolicyField },
     #[error("the idempotency key was already used with a different request")]
     IdempotencyConflict,
+    #[error("this payment request has already been paid")]
+    AlreadyPaid,
+    #[error("this payment request expired at {at}; ask for a new one")]
+    RequestExpired { at: String },
     #[error("database error: {0}")]
     Store(#[from] diesel::result::Error),
     #[error("database error: {0}")]
@@ -109,6 +113,8 @@ impl LedgerError {
             Self::HoldExceeded => "hold_exceeded",
             Self::LimitBelowPosition => "limit_below_position",
             Self::IdempotencyConflict => "idempotency_conflict",
+            Self::AlreadyPaid => "already_paid",
+            Self::RequestExpired { .. } => "request_expired",
             Self::BadPolicy(_) => "bad_policy",
             Self::OverMaxPayment { .. } => "over_max_payment",
             Self::NotAdmitted => "not_admitted",
@@ -129,6 +135,7 @@ impl LedgerError {
             Self::HandleTaken
             | Self::CodeTaken
             | Self::IdempotencyConflict
+            | Self::AlreadyPaid
             | Self::Sealed { .. } => ErrorClass::Conflict,
             Self::Pool(_) | Self::Unavailable(_) => ErrorClass::Unavailable,
             Self::Store(_) | Self::Invariant(_) => ErrorClass::Internal,
@@ -145,6 +152,7 @@ impl LedgerError {
             | Self::BadPolicy(_)
             | Self::OverMaxPayment { .. }
             | Self::NotAdmitted
+            | Self::RequestExpired { .. }
             | Self::Frozen => ErrorClass::Unprocessable,
         }
     }

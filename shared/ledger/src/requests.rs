@@ -60,6 +60,20 @@ impl RequestRow {
         }
     }
 
+    /// Whether the request may still be paid at `now_us`: `AlreadyPaid` or `RequestExpired`.
+    pub fn payable(&self, now_us: i64) -> Result<(), LedgerError> {
+        match self.status(now_us) {
+            Status::Open => Ok(()),
+            Status::Paid => Err(LedgerError::AlreadyPaid),
+            Status::Expired => {
+                let at = chrono::DateTime::from_timestamp_micros(self.expires_at_us)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                Err(LedgerError::RequestExpired { at })
+            }
+        }
+    }
+
     pub fn to(&self) -> PrincipalId {
         PrincipalId::new(self.to_id)
     }

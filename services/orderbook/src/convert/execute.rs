@@ -410,7 +410,7 @@ fn attempt(
     if let Some(id) = &plan.request
         && !scrip_ledger::requests::claim(conn, id, plan.payer, now_us)?
     {
-        return Err(ExchangeError::AlreadyPaid.into());
+        return Err(LedgerError::AlreadyPaid.into());
     }
     let transfer = scrip_ledger::transfer(
         conn,

@@ -490,22 +490,10 @@ fn apply_quote(plan: &mut PaymentPlan, raw: &str) -> Result<(), ApiError> {
 
 /// Makes the payment pay request `id`: it must be open and ask for exactly this payment.
 fn for_request(conn: &mut DbConn, plan: &mut PaymentPlan, id: &str) -> Result<(), ApiError> {
-    use scrip_ledger::requests::{self, Status};
+    use scrip_ledger::requests;
     let row = requests::find(conn, id)?
         .ok_or_else(|| ApiError::not_found("not_found", format!("no payment request {id:?}")))?;
-    match row.status(scrip_http::now_us()) {
-        Status::Paid => return Err(ExchangeError::AlreadyPaid.into()),
-        Status::Expired => {
-            return Err(ApiError::unprocessable(
-                "request_expired",
-                format!(
-                    "this payment request expired at {}; ask for a new one",
-                    rfc3339_from_us(row.expires_at_us)
-                ),
-            ));
-        }
-        Status::Open => {}
-    }
+    row.payable(scrip_http::now_us())?;
     if row.to() != plan.recipient
         || row.currency() != plan.currency
         || row.amount_atoms != plan.amount.atoms()
