@@ -10,6 +10,10 @@
 //! immediate-or-cancel.
 //! Scenario `mixed`: the same world; half the requests are customers paying each other, two
 //! fifths are orders and one tenth is the shop issuing (paying out to a customer).
+//! Scenario `converted`: three shops' currencies A, B, C and markets A-B and B-C, deep on the
+//! ask side (each shop sells its own currency at 1.00); customers hold only B and C and pay
+//! A's shop 1.00 A, half of them with B (one market crossed) and half with C (two markets),
+//! through `POST /api/v1/payments`.
 //! `--watchers N` also keeps N WebSocket clients on the market's stream and checks that each
 //! sees a gapless sequence. Latency percentiles are printed per kind of request.
 //! Run the server with raised sign-up and payment limits:
@@ -44,7 +48,7 @@ struct Args {
     /// Customers paying each other.
     #[arg(long, default_value_t = 200)]
     customers: usize,
-    /// `payments`, `orders` or `mixed`.
+    /// `payments`, `orders`, `mixed` or `converted`.
     #[arg(long, default_value = "payments")]
     scenario: String,
     /// WebSocket clients watching the market's stream (scenarios with a market).
@@ -147,16 +151,31 @@ async fn setup(client: &Client, args: &Args, currencies: usize) -> Result<World,
             json!({"issuer": shop, "code": code, "name": "Load money", "scale": 2, "credit_limit": "900000"})).await?;
         codes.push((shop, code));
     }
-    if let [(_, base), (_, quote)] = codes.as_slice() {
+    for pair in codes.windows(2) {
+        let (base, quote) = (&pair[0].1, &pair[1].1);
         call(client, args, "/api/v1/markets", Some(&owner),
             json!({"base": base, "quote": quote, "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 10})).await?;
+        if currencies == 3 {
+            // The base's shop sells its own currency deep at 1.00: payments convert into it.
+            call(
+                client,
+                args,
+                "/api/v1/orders",
+                Some(&owner),
+                json!({"market": format!("{base}-{quote}"), "side": "sell", "type": "limit",
+                       "price": "1.00", "quantity": "50000", "holder": pair[0].0}),
+            )
+            .await?;
+        }
     }
     let mut handles = Vec::new();
     let mut tokens = Vec::new();
     for i in 0..args.customers {
         let handle = format!("load-{run}-{i}");
         tokens.push(user(client, args, &handle).await?);
-        for (shop, code) in &codes {
+        // Converting customers hold no A: what they hold of the target would be spent first.
+        let skip = usize::from(currencies == 3);
+        for (shop, code) in codes.iter().skip(skip) {
             call(
                 client,
                 args,
@@ -192,22 +211,35 @@ struct World {
 
 const ORDERS_PATH: &str = "/api/v1/orders";
 const TRANSFERS_PATH: &str = "/api/v1/transfers";
+const PAYMENTS_PATH: &str = "/api/v1/payments";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Payment,
     Order,
     Issue,
+    /// A payment converted through one market.
+    OneHop,
+    /// A payment converted through two markets.
+    TwoHops,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Payment, Kind::Order, Kind::Issue];
+    const ALL: [Kind; 5] = [
+        Kind::Payment,
+        Kind::Order,
+        Kind::Issue,
+        Kind::OneHop,
+        Kind::TwoHops,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Payment => "payments",
             Kind::Order => "orders",
             Kind::Issue => "issuing",
+            Kind::OneHop => "1-hop",
+            Kind::TwoHops => "2-hop",
         }
     }
 }
@@ -249,16 +281,21 @@ async fn main() -> Result<(), Failure> {
         .pool_max_idle_per_host(512)
         .build()?;
     eprintln!("setting up {} customers...", args.customers);
-    let (mix, currencies): ([u32; 3], usize) = match args.scenario.as_str() {
-        "payments" => ([100, 0, 0], 1),
-        "orders" => ([0, 100, 0], 2),
-        "mixed" => ([50, 40, 10], 2),
+    // Shares of payments, orders, issuing, payments through one market and through two.
+    let (mix, currencies): ([u32; 5], usize) = match args.scenario.as_str() {
+        "payments" => ([100, 0, 0, 0, 0], 1),
+        "orders" => ([0, 100, 0, 0, 0], 2),
+        "mixed" => ([50, 40, 10, 0, 0], 2),
+        "converted" => ([0, 0, 0, 50, 50], 3),
         other => {
-            return Err(format!("unknown scenario {other:?}: payments, orders or mixed").into());
+            return Err(format!(
+                "unknown scenario {other:?}: payments, orders, mixed or converted"
+            )
+            .into());
         }
     };
     let world = Arc::new(setup(&client, &args, currencies).await?);
-    let symbol = Arc::new(world.codes.join("-"));
+    let symbol = Arc::new(world.codes[..2].join("-"));
     let http = Arc::new(Http1::new(&args.base_url)?);
     let timeout = Duration::from_millis(args.timeout_ms);
     let total = args.rate * args.duration_s;
@@ -267,7 +304,7 @@ async fn main() -> Result<(), Failure> {
     let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     let start = Instant::now();
     let mut watchers = Vec::new();
-    if currencies == 2 {
+    if currencies >= 2 {
         let url = format!(
             "{}/api/v1/markets/{symbol}/stream",
             args.base_url.replacen("http", "ws", 1)
@@ -290,14 +327,15 @@ async fn main() -> Result<(), Failure> {
             let (kind, from, path, body) = {
                 let mut rng = rand::rng();
                 let from = rng.random_range(0..world.handles.len());
-                let roll = rng.random_range(0..100);
-                let kind = if roll < mix[0] {
-                    Kind::Payment
-                } else if roll < mix[0] + mix[1] {
-                    Kind::Order
-                } else {
-                    Kind::Issue
-                };
+                let mut roll = rng.random_range(0..100);
+                let mut kind = Kind::ALL[Kind::ALL.len() - 1];
+                for (share, candidate) in mix.iter().zip(Kind::ALL) {
+                    if roll < *share {
+                        kind = candidate;
+                        break;
+                    }
+                    roll -= share;
+                }
                 let to = (from + rng.random_range(1..world.handles.len())) % world.handles.len();
                 match kind {
                     Kind::Order => {
@@ -327,6 +365,14 @@ async fn main() -> Result<(), Failure> {
                         );
                         (kind, None, TRANSFERS_PATH, body)
                     }
+                    Kind::OneHop | Kind::TwoHops => {
+                        let (source, hops) = if kind == Kind::OneHop { (1, 1) } else { (2, 2) };
+                        let body = format!(
+                            r#"{{"to":"{}","currency":"{}","amount":"1.00","pay_with":["{}"],"max_hops":{hops}}}"#,
+                            world.shop, world.codes[0], world.codes[source]
+                        );
+                        (kind, Some(from), PAYMENTS_PATH, body)
+                    }
                 }
             };
             let authorization = match from {
@@ -344,7 +390,7 @@ async fn main() -> Result<(), Failure> {
         }));
     }
     let mut latencies_us: Vec<Vec<u64>> = vec![Vec::new(); Kind::ALL.len()];
-    let mut failures = [0_u64; 3];
+    let mut failures = [0_u64; Kind::ALL.len()];
     for task in tasks {
         let (kind, failed, latency_us) = task.await?;
         let slot = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);

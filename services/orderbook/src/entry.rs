@@ -33,6 +33,25 @@ impl EntryPolicies {
         })
     }
 
+    /// The policies as already read in this transaction (a payment's rules of every currency
+    /// it may touch).
+    pub fn of(
+        rules: &scrip_ledger::BatchRules,
+        base: CurrencyId,
+        quote: CurrencyId,
+    ) -> Result<Self, LedgerError> {
+        let read = |currency| {
+            rules
+                .get(currency)
+                .copied()
+                .ok_or(LedgerError::UnknownCurrency)
+        };
+        Ok(Self {
+            base: read(base)?,
+            quote: read(quote)?,
+        })
+    }
+
     /// Refuses an order that breaks a policy of either currency; changes nothing.
     pub fn check(
         &self,

@@ -68,7 +68,14 @@ pub struct Exchange {
     /// Whether this process may write markets (order-book service) or only follows them
     /// (a gateway serving market data).
     writes: bool,
+    /// Payments converting through the books (and quotes) running at once: each borrows its
+    /// markets from their writers, so those that share a market run one after another
+    /// anyway; beyond this many the next is refused (503) instead of queueing.
+    conversions: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most payments converting through the books (and quotes) at once in one process.
+pub const MAX_CONVERSIONS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Default)]
 struct Markets {
@@ -96,6 +103,7 @@ impl Exchange {
             markets: RwLock::new(Markets::default()),
             starting: Mutex::new(()),
             writes,
+            conversions: Arc::new(tokio::sync::Semaphore::new(MAX_CONVERSIONS_IN_FLIGHT)),
         };
         exchange.discover()?;
         Ok(exchange)
@@ -205,6 +213,18 @@ impl Exchange {
     pub fn market_by_id(&self, id: MarketId) -> Option<Arc<MarketHandle>> {
         let markets = self.markets.read().unwrap_or_else(|p| p.into_inner());
         markets.by_id.get(&id).cloned()
+    }
+
+    /// A slot for one conversion, or 503 at once when [`MAX_CONVERSIONS_IN_FLIGHT`] run.
+    pub(crate) fn conversion_slot(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, scrip_http::ApiError> {
+        Arc::clone(&self.conversions)
+            .try_acquire_owned()
+            .map_err(|_| scrip_http::ApiError::Overloaded {
+                detail: "too many payments are converting through the books right now; try again in a moment".into(),
+                retry_after_s: 1,
+            })
     }
 
     /// Tells a payment's recipient (its till, its wallet) that it was paid.

@@ -73,6 +73,9 @@ pub(crate) struct Loan {
     /// The process id of the lock session holding the market (PostgreSQL), for the fence.
     pub owner_pid: Option<i32>,
     back: Option<mpsc::Sender<Returned>>,
+    /// Told once the writer has the market back (and has published what the borrower
+    /// committed), so the borrower's client is answered after the book shows it.
+    taken_back: mpsc::Receiver<()>,
 }
 
 /// How a borrower gives a market back.
@@ -89,9 +92,12 @@ pub(crate) enum Returned {
 }
 
 impl Loan {
+    /// Gives the market back and waits until its writer has taken it.
     pub fn give_back(mut self, returned: Returned) {
-        if let Some(back) = self.back.take() {
-            let _ = back.send(returned);
+        if let Some(back) = self.back.take()
+            && back.send(returned).is_ok()
+        {
+            let _ = self.taken_back.recv();
         }
     }
 }
@@ -320,10 +326,12 @@ impl Worker {
             return;
         };
         let (back, returned) = mpsc::channel();
+        let (taken, taken_back) = mpsc::channel();
         let loan = Loan {
             state: state.clone(),
             owner_pid: self.held.map(|held| held.pid),
             back: Some(back),
+            taken_back,
         };
         if reply.send(Ok(loan)).is_err() {
             return;
@@ -351,6 +359,7 @@ impl Worker {
                 self.rebuild();
             }
         }
+        let _ = taken.send(());
     }
 
     /// Takes the market if no other process has it, and loads its book.

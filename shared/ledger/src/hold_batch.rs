@@ -49,6 +49,11 @@ impl BatchRules {
         Self(rules.into_iter().map(|r| (r.id, r)).collect())
     }
 
+    /// One currency's rules, if it is one of these.
+    pub fn get(&self, currency: CurrencyId) -> Option<&CurrencyRules> {
+        self.0.get(&currency)
+    }
+
     fn is_issuer(&self, (principal, currency): Key) -> bool {
         self.0.get(&currency).is_some_and(|r| r.issuer == principal)
     }

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use scrip_domain::{Amount, CurrencyId, PrincipalId};
 use scrip_ledger::retry::{Retry, retry_transient};
 use scrip_ledger::{
-    BatchRules, HoldBatch, LedgerError, StoredResponse, Transfer, TransferKind, TransferRequest,
-    idempotency,
+    BatchRules, HoldBatch, LedgerError, Position, StoredResponse, Transfer, TransferKind,
+    TransferRequest, idempotency,
 };
 use scrip_matching::Side;
 use scrip_store::{DbConn, DbPool, write_transaction};
@@ -358,13 +358,17 @@ fn attempt(
     }
     let currencies: Vec<CurrencyId> = currencies.into_iter().collect();
     let rules = BatchRules::load(conn, &currencies)?;
-    let before = balances(conn, plan.payer, &currencies)?;
-    let target = scrip_ledger::currency_rules(conn, plan.currency)?;
+    let before = positions(conn, &rules, plan.payer, &currencies)?;
+    let target = *rules
+        .get(plan.currency)
+        .ok_or(LedgerError::UnknownCurrency)?;
     let amount_atoms = target.atoms(plan.amount)?;
     let fee_atoms = target
         .transfer_fee_of(plan.payer, amount_atoms)
         .map_or(0, |(_, fee)| fee);
-    let own_atoms = available(conn, plan.payer, plan.currency)?;
+    let own_atoms = before
+        .get(&plan.currency)
+        .map_or(0, Position::available_atoms);
     let mut missing_atoms = amount_atoms + fee_atoms - own_atoms;
     let mut legs = Vec::new();
     let mut trades = Vec::new();
@@ -377,7 +381,9 @@ fn attempt(
         if source == plan.currency {
             continue;
         }
-        let funds_atoms = available(conn, plan.payer, source)?;
+        let funds_atoms = positions(conn, &rules, plan.payer, &[source])?
+            .get(&source)
+            .map_or(0, Position::available_atoms);
         let Some(chosen) = choose(
             borrowed,
             plan,
@@ -426,7 +432,7 @@ fn attempt(
     if let Some(id) = &plan.request {
         scrip_ledger::requests::record_transfer(conn, id, transfer.id)?;
     }
-    let after = balances(conn, plan.payer, &currencies)?;
+    let after = positions(conn, &rules, plan.payer, &currencies)?;
     let (spent, change) = measure(&before, &after, sources, plan.currency);
     check_spend(&plan.names, &spent, &plan.max_spend)?;
     let executed = Executed {
@@ -461,38 +467,25 @@ fn attempt(
     }
 }
 
-/// What the payer may spend of `currency` now (nothing without an account).
-fn available(
+/// The payer's accounts in `currencies` that exist, read in one query.
+fn positions(
     conn: &mut DbConn,
-    payer: PrincipalId,
-    currency: CurrencyId,
-) -> Result<i64, ExchangeError> {
-    Ok(
-        scrip_ledger::account(conn, payer, currency)?.map_or(0, |account| {
-            account.balance.atoms() - account.held.atoms() - account.floor.atoms()
-        }),
-    )
-}
-
-fn balances(
-    conn: &mut DbConn,
+    rules: &BatchRules,
     payer: PrincipalId,
     currencies: &[CurrencyId],
-) -> Result<HashMap<CurrencyId, i64>, ExchangeError> {
-    let mut found = HashMap::with_capacity(currencies.len());
-    for &currency in currencies {
-        let balance = scrip_ledger::account(conn, payer, currency)?
-            .map_or(0, |account| account.balance.atoms());
-        found.insert(currency, balance);
-    }
-    Ok(found)
+) -> Result<HashMap<CurrencyId, Position>, ExchangeError> {
+    let read = HoldBatch::lock(conn, rules, currencies.iter().map(|&c| (payer, c)))?;
+    Ok(currencies
+        .iter()
+        .filter_map(|&c| read.position(payer, c).map(|p| (c, p)))
+        .collect())
 }
 
 /// What each currency cost (sources first, in order, then the target if its own balance
 /// paid), and what is left over where balances grew.
 fn measure(
-    before: &HashMap<CurrencyId, i64>,
-    after: &HashMap<CurrencyId, i64>,
+    before: &HashMap<CurrencyId, Position>,
+    after: &HashMap<CurrencyId, Position>,
     sources: &[CurrencyId],
     target: CurrencyId,
 ) -> (Amounts, Amounts) {
@@ -507,8 +500,10 @@ fn measure(
     order.extend(rest);
     let (mut spent, mut change) = (Vec::new(), Vec::new());
     for currency in order {
-        let delta = after.get(&currency).copied().unwrap_or(0)
-            - before.get(&currency).copied().unwrap_or(0);
+        let balance = |side: &HashMap<CurrencyId, Position>| {
+            side.get(&currency).map_or(0, |p| p.balance_atoms)
+        };
+        let delta = balance(after) - balance(before);
         if delta < 0 {
             spent.push((currency, -delta));
         } else if delta > 0 {
@@ -675,7 +670,7 @@ fn cross(
             client_order_id: Some("payment".into()),
             idempotency: None,
         };
-        EntryPolicies::load(conn, spec.base, spec.quote)?.check(conn, &entry.working, &order)?;
+        EntryPolicies::of(rules, spec.base, spec.quote)?.check(conn, &entry.working, &order)?;
         let mut changes = Changes::default();
         let reply = entry
             .working

@@ -403,7 +403,9 @@ pub async fn create_quote(
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
+    let slot = exchange.conversion_slot()?;
     let view = blocking(move || {
+        let _slot = slot;
         let mut conn = ledger.conn()?;
         let shape = Shape {
             to: &body.to,
@@ -548,7 +550,9 @@ pub async fn create_payment(
         }
     }
     let notifier_exchange = exchange.clone();
+    let slot = exchange.conversion_slot()?;
     let (parsed, outcome) = blocking(move || {
+        let _slot = slot;
         let mut conn = ledger.conn()?;
         let shape = Shape {
             to: &body.to,
