@@ -295,7 +295,7 @@ async fn main() -> Result<(), Failure> {
         }
     };
     let world = Arc::new(setup(&client, &args, currencies).await?);
-    let symbol = Arc::new(world.codes[..2].join("-"));
+    let symbol = Arc::new(world.codes[..world.codes.len().min(2)].join("-"));
     let http = Arc::new(Http1::new(&args.base_url)?);
     let timeout = Duration::from_millis(args.timeout_ms);
     let total = args.rate * args.duration_s;
