@@ -17,6 +17,7 @@ crate::on_both_backends!(
     refused_payments_change_nothing_and_say_why,
     a_payment_with_an_idempotency_key_is_made_once,
     a_payment_request_is_paid_converted_once,
+    an_expired_quote_and_a_full_recipient_are_refused,
     concurrent_payments_and_orders_on_the_same_books_are_whole_or_absent,
 );
 
@@ -468,6 +469,68 @@ async fn a_payment_request_is_paid_converted_once(backend: Backend) {
     let again = app.post("/api/v1/payments", Some(&t.alice), pay).await;
     assert_problem(&again, StatusCode::CONFLICT, "already_paid");
     assert_eq!(state(&app, &t.alice).await, before);
+    app.assert_audit_clean().await;
+    assert_no_funds_locked(&app).await;
+}
+
+/// A quote's id with its expiry moved to `expires_us` (the id is the quote's own numbers,
+/// base64url JSON, so a client holding one can only ever bound itself with it).
+fn expired(quote_id: &str, expires_us: i64) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let body = quote_id.strip_prefix("q1.").expect("a quote id");
+    let mut token: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).expect("base64")).expect("json");
+    token["expires_us"] = json!(expires_us);
+    format!(
+        "q1.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("json"))
+    )
+}
+
+async fn an_expired_quote_and_a_full_recipient_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let t = town(&app, &[("bakery", "BREAD", "50.00")]).await;
+    order(&app, &t.mia, "GROC-BREAD", "sell", "1.00", "40.00").await;
+    let pay = json!({"to": "bob", "currency": "GROC", "amount": "6.00"});
+    let (status, quote) = app
+        .post("/api/v1/quotes", Some(&t.alice), pay.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{quote}");
+    let before = state(&app, &t.alice).await;
+    let mut late = pay.clone();
+    late["quote_id"] = json!(expired(quote["id"].as_str().expect("id"), 1));
+    assert_problem(
+        &app.post("/api/v1/payments", Some(&t.alice), late).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "quote_expired",
+    );
+    // Bob holds 199.00 GROC and may hold at most 200.00: the route would buy the 6.00, the
+    // payment cannot land; the trades it would have made are rolled back with it.
+    let (status, body) = app
+        .pay(
+            &t.rosa,
+            json!({"from": "grocer", "to": "bob", "currency": "GROC", "amount": "199.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .patch(
+            "/api/v1/currencies/GROC",
+            Some(&t.rosa),
+            json!({"max_balance": "200.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let before = state(&app, &t.alice).await;
+    let full = app.post("/api/v1/payments", Some(&t.alice), pay).await;
+    assert_problem(
+        &full,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "max_balance_exceeded",
+    );
+    assert_eq!(state(&app, &t.alice).await, before, "nothing changed");
+    assert_eq!(balances(&app, &t.bob, None).await["GROC"], "199.00");
     app.assert_audit_clean().await;
     assert_no_funds_locked(&app).await;
 }
