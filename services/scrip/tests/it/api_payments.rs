@@ -505,6 +505,7 @@ async fn an_expired_quote_and_a_full_recipient_are_refused(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "quote_expired",
     );
+    assert_eq!(state(&app, &t.alice).await, before);
     // Bob holds 199.00 GROC and may hold at most 200.00: the route would buy the 6.00, the
     // payment cannot land; the trades it would have made are rolled back with it.
     let (status, body) = app
