@@ -4,7 +4,9 @@
 //! - **Workload**: bank clients pay random amounts of FAULT between six people, exchange
 //!   clients place limit orders on GOODS-WARE around one price (so they trade) and cancel
 //!   some; every payment and order has its own `Idempotency-Key` (and the key as its memo or
-//!   `client_order_id`, so the checker can find it). Every answer is recorded as acknowledged
+//!   `client_order_id`, so the checker can find it); a converting client pays people GOODS
+//!   bought with WARE through the book in the same payment (`POST /api/v1/payments`, holding
+//!   WARE only, its key as the memo). Every answer is recorded as acknowledged
 //!   (201), refused (a 4xx: nothing happened) or unknown (a 5xx, a time-out or a dropped
 //!   connection: it may or may not have happened).
 //! - **Nemesis**: kills the server with SIGKILL and starts it again; through a TCP proxy
@@ -17,7 +19,8 @@
 //! - **Checker**: once healed, every unknown outcome is resolved by replaying its key (the
 //!   stored answer if it happened, the payment now if not); then every acknowledged payment is
 //!   there exactly once with the id it was acknowledged with, no refused one is, no key is
-//!   there twice, every FAULT balance equals the model's; every acknowledged order is on the
+//!   there twice, every FAULT balance equals the model's; so for converted payments (a payment
+//!   half applied would show as GOODS or WARE made or lost); every acknowledged order is on the
 //!   books exactly once; once every open order is cancelled nothing stays held and no GOODS
 //!   or WARE was made or lost; and `scrip audit` (every currency sums to zero, every account
 //!   within its limits, holds consistent) is clean.
@@ -378,6 +381,15 @@ struct Order {
     result: Option<Option<String>>,
 }
 
+/// One converted payment the workload tried (its key is also its memo).
+#[derive(Debug, Clone)]
+struct Conversion {
+    key: String,
+    body: Value,
+    /// The acknowledged payment id, `None` when refused, unknown until resolved.
+    result: Option<Option<String>>,
+}
+
 fn cents(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
@@ -388,6 +400,11 @@ const FUNDING_CENTS: i64 = 20_000;
 /// Bank clients pay FAULT to each other; exchange clients trade GOODS for WARE.
 const BANK_CLIENTS: u64 = 3;
 const EXCHANGE_CLIENTS: u64 = 2;
+/// Who pays people GOODS converted from WARE through the book (`POST /api/v1/payments`); it
+/// holds WARE only, so every payment of its converts.
+const CONVERTER: &str = "faultbuyer";
+/// What a converted payment may be refused for: the book too thin, or WARE spent.
+const CONVERSION_REFUSALS: [&str; 2] = ["no_route", "insufficient_funds"];
 
 /// The people, their tokens, and the running system.
 struct World {
@@ -397,6 +414,8 @@ struct World {
     redis: ChaosProxy,
     people: Vec<String>,
     tokens: Vec<String>,
+    /// [`CONVERTER`]'s token.
+    converter: String,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,6 +435,7 @@ async fn payments_and_orders_survive_kills_dropped_and_paused_connections_exactl
     let exchange: Vec<_> = (0..EXCHANGE_CLIENTS)
         .map(|client| tokio::spawn(exchange_client(Arc::clone(&world), client, deadline)))
         .collect();
+    let converter = tokio::spawn(converting_client(Arc::clone(&world), deadline));
     let faults = nemesis(&world, deadline).await;
     let mut payments = Vec::new();
     for client in bank {
@@ -425,23 +445,32 @@ async fn payments_and_orders_survive_kills_dropped_and_paused_connections_exactl
     for client in exchange {
         orders.extend(client.await.expect("exchange client"));
     }
+    let mut conversions = converter.await.expect("converting client");
 
     // Healed: resolve every unknown outcome by replaying its key, then check.
     let unknown = payments.iter().filter(|p| p.result.is_none()).count()
-        + orders.iter().filter(|o| o.result.is_none()).count();
+        + orders.iter().filter(|o| o.result.is_none()).count()
+        + conversions.iter().filter(|c| c.result.is_none()).count();
     world.resolve_payments(&mut payments).await;
     world.resolve_orders(&mut orders).await;
+    world.resolve_conversions(&mut conversions).await;
     let mut anomalies = world.check_payments(&payments).await;
+    anomalies.extend(world.check_conversions(&conversions).await);
     anomalies.extend(world.check_orders(&orders).await);
     if !world.harness.audit_clean() {
         anomalies.push("scrip audit failed".into());
     }
     println!(
-        "fault harness: {seconds} s, {} payments ({} applied), {} orders ({} placed), {unknown} outcomes unknown then resolved, faults {faults:?}, anomalies {}",
+        "fault harness: {seconds} s, {} payments ({} applied), {} converted ({} made), {} orders ({} placed), {unknown} outcomes unknown then resolved, faults {faults:?}, anomalies {}",
         payments.len(),
         payments
             .iter()
             .filter(|p| matches!(p.result, Some(Some(_))))
+            .count(),
+        conversions.len(),
+        conversions
+            .iter()
+            .filter(|c| matches!(c.result, Some(Some(_))))
             .count(),
         orders.len(),
         orders
@@ -527,6 +556,17 @@ impl World {
                     .await;
             }
         }
+        let converter = harness.register(CONVERTER).await;
+        let body = json!({"from": "wareshop", "to": CONVERTER, "currency": "WARE", "amount": cents(FUNDING_CENTS)});
+        harness
+            .must(
+                reqwest::Method::POST,
+                "/api/v1/transfers",
+                Some(&owner),
+                body,
+                Some("fund-converter"),
+            )
+            .await;
         Self {
             harness,
             server,
@@ -534,6 +574,7 @@ impl World {
             redis,
             people,
             tokens,
+            converter,
         }
     }
 }
@@ -624,14 +665,45 @@ async fn exchange_client(world: Arc<World>, client: u64, deadline: Instant) -> V
 /// A definite outcome: the created id, or `None` for the one refusal the workload expects
 /// (a lack of funds; anything else refused is a bug); unknown stays unknown.
 fn definite(outcome: Outcome, expected_refusal: &str) -> Option<Option<String>> {
+    definite_of(outcome, &[expected_refusal])
+}
+
+/// [`definite`] for a request that may be refused for any of `expected`.
+fn definite_of(outcome: Outcome, expected: &[&str]) -> Option<Option<String>> {
     match outcome {
         Outcome::Done(answer) => Some(Some(answer["id"].as_str().expect("id").to_owned())),
         Outcome::Refused(status, answer) => {
-            assert_eq!(answer["code"], expected_refusal, "{status}: {answer}");
+            let code = answer["code"].as_str().unwrap_or_default();
+            assert!(expected.contains(&code), "{status}: {answer}");
             Some(None)
         }
         Outcome::Unknown => None,
     }
+}
+
+/// Pays random people GOODS bought with WARE through the book, until `deadline`.
+async fn converting_client(world: Arc<World>, deadline: Instant) -> Vec<Conversion> {
+    let mut rng = StdRng::seed_from_u64(0xC0DE_0000);
+    let mut tried = Vec::new();
+    while Instant::now() < deadline {
+        let key = format!("conv-{}", tried.len());
+        let to = &world.people[rng.random_range(0..PEOPLE)];
+        let body = json!({"to": to, "currency": "GOODS", "amount": format!("{}.00", rng.random_range(1..=3)), "pay_with": ["WARE"], "max_hops": 1, "memo": key});
+        let outcome = world
+            .harness
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/payments",
+                Some(&world.converter),
+                Some(&body),
+                Some(&key),
+            )
+            .await;
+        let result = definite_of(outcome, &CONVERSION_REFUSALS);
+        tried.push(Conversion { key, body, result });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tried
 }
 
 /// A fault every second or so, each healed before the next, until `deadline`.
@@ -715,22 +787,94 @@ async fn signal_postgres(signal: &'static str) {
 impl World {
     /// Replays (same key, same body) until the answer is definite.
     async fn replay(&self, path: &str, owner: usize, body: &Value, key: &str) -> Option<String> {
+        self.replay_as(
+            path,
+            &self.tokens[owner],
+            body,
+            key,
+            &["insufficient_funds"],
+        )
+        .await
+    }
+
+    /// Sends the request again with its key until the outcome is definite.
+    async fn replay_as(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+        key: &str,
+        refusals: &[&str],
+    ) -> Option<String> {
         loop {
             let outcome = self
                 .harness
                 .call(
                     reqwest::Method::POST,
                     path,
-                    Some(&self.tokens[owner]),
+                    Some(token),
                     Some(body),
                     Some(key),
                 )
                 .await;
-            if let Some(result) = definite(outcome, "insufficient_funds") {
+            if let Some(result) = definite_of(outcome, refusals) {
                 return result;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    async fn resolve_conversions(&self, conversions: &mut [Conversion]) {
+        for conversion in conversions.iter_mut().filter(|c| c.result.is_none()) {
+            conversion.result = Some(
+                self.replay_as(
+                    "/api/v1/payments",
+                    &self.converter,
+                    &conversion.body,
+                    &conversion.key,
+                    &CONVERSION_REFUSALS,
+                )
+                .await,
+            );
+        }
+    }
+
+    /// Every acknowledged converted payment is in the recipients' journals exactly once with
+    /// its id, and no refused one is (the GOODS and WARE totals are checked with the orders).
+    async fn check_conversions(&self, conversions: &[Conversion]) -> Vec<String> {
+        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        for owner in 0..PEOPLE {
+            for t in self.all("/api/v1/transfers?currency=GOODS", owner).await {
+                if t["from"] == CONVERTER
+                    && let Some(memo) = t["memo"].as_str()
+                {
+                    seen.entry(memo.to_owned())
+                        .or_default()
+                        .push(t["id"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        let mut anomalies = Vec::new();
+        for conversion in conversions {
+            let found = seen.remove(&conversion.key).unwrap_or_default();
+            match conversion.result.as_ref().expect("resolved") {
+                Some(id) if found == [id.clone()] => {}
+                Some(id) => anomalies.push(format!(
+                    "{} acknowledged as {id}, in the ledger {found:?}",
+                    conversion.key
+                )),
+                None if !found.is_empty() => anomalies.push(format!(
+                    "{} refused, in the ledger {found:?}",
+                    conversion.key
+                )),
+                None => {}
+            }
+        }
+        anomalies.extend(
+            seen.keys()
+                .map(|k| format!("{k} in the ledger, never sent")),
+        );
+        anomalies
     }
 
     async fn resolve_payments(&self, payments: &mut [Payment]) {
@@ -775,10 +919,15 @@ impl World {
     async fn holdings(&self, currency: &str) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         for owner in 0..PEOPLE {
-            let accounts = self
-                .harness
-                .get("/api/v1/accounts", &self.tokens[owner])
-                .await;
+            out.push(self.holding(&self.tokens[owner], currency).await);
+        }
+        out
+    }
+
+    /// Cents of `currency` the holder of `token` holds (balance, held).
+    async fn holding(&self, token: &str, currency: &str) -> (i64, i64) {
+        {
+            let accounts = self.harness.get("/api/v1/accounts", token).await;
             let account = accounts["items"]
                 .as_array()
                 .expect("items")
@@ -794,9 +943,8 @@ impl World {
                     .parse::<i64>()
                     .expect("cents")
             };
-            out.push((field("balance"), field("held")));
+            (field("balance"), field("held"))
         }
-        out
     }
 
     /// Every acknowledged payment exactly once with its id, no refused one, and every FAULT
@@ -881,13 +1029,21 @@ impl World {
                 None => {}
             }
         }
-        for currency in ["GOODS", "WARE"] {
+        for (currency, funded) in [
+            ("GOODS", FUNDING_CENTS * PEOPLE as i64),
+            ("WARE", FUNDING_CENTS * (PEOPLE as i64 + 1)),
+        ] {
             let holdings = self.holdings(currency).await;
-            let total: i64 = holdings.iter().map(|(balance, _)| balance).sum();
-            if total != FUNDING_CENTS * PEOPLE as i64 {
+            let (converter, converter_held) = self.holding(&self.converter, currency).await;
+            let total: i64 = holdings.iter().map(|(balance, _)| balance).sum::<i64>() + converter;
+            if total != funded {
                 anomalies.push(format!(
-                    "{currency}: people hold {total} cents in all, funded {}",
-                    FUNDING_CENTS * PEOPLE as i64
+                    "{currency}: people and {CONVERTER} hold {total} cents in all, funded {funded}"
+                ));
+            }
+            if converter_held != 0 {
+                anomalies.push(format!(
+                    "{CONVERTER} has {converter_held} {currency} cents held"
                 ));
             }
             for (owner, (_, held)) in holdings.into_iter().enumerate() {
