@@ -73,11 +73,32 @@ import { Scrip } from "/assets/app.js";
   }
   function historyRow(t) {
     const incoming = t.to === holder() || t.to.startsWith(holder() + "@");
+    // A payment the holder made may have been converted from other currencies: its details
+    // (what each cost, the trades) are one click away.
+    const kind = t.kind === "payment" && !incoming
+      ? el("button", { type: "button", class: "link", title: "What it cost and how it was paid", onclick: (e) => showPayment(e.target, t.id) }, "payment")
+      : (t.kind || "");
     return el("tr", {},
       el("td", {}, when(t.created_at)),
       el("td", {}, t.from), el("td", {}, t.to),
       el("td", { class: incoming ? "up" : "down" }, (incoming ? "+" : "−") + Dec.pretty(t.amount) + " " + t.currency),
-      el("td", {}, t.memo || ""), el("td", {}, t.kind || ""));
+      el("td", {}, t.memo || ""), el("td", {}, kind));
+  }
+  /** Opens a payment's details under its row: what each currency cost and its trades. */
+  async function showPayment(button, id) {
+    const row = button.closest("tr");
+    if (row.nextElementSibling && row.nextElementSibling.dataset.details === id) {
+      row.nextElementSibling.remove();
+      return;
+    }
+    const r = await api("GET", "/api/v1/payments/" + encodeURIComponent(id));
+    const cost = r.ok ? Object.entries(r.data.spent).map(([c, v]) => `${Dec.pretty(v)} ${c}`) : [];
+    const text = !r.ok ? (r.data.detail || "The payment cannot be shown.")
+      : !r.data.trades.length ? `Paid from your ${r.data.currency}, no conversion.`
+      : `Paid with ${cost.join(" + ")}, converted in ${r.data.trades.length} trade${r.data.trades.length === 1 ? "" : "s"}: ` +
+        r.data.trades.map((t) => `${Dec.pretty(t.quantity)} at ${Dec.pretty(t.price)} on ${t.market}`).join(", ") +
+        (Object.keys(r.data.change).length ? `; left over: ${Object.entries(r.data.change).map(([c, v]) => `${Dec.pretty(v)} ${c}`).join(", ")}` : "") + ".";
+    row.after(el("tr", { class: "details", dataset: { details: id } }, el("td", { colspan: 6, class: "muted" }, text)));
   }
   async function loadHistory(more) {
     const tbody = document.querySelector("#history tbody");

@@ -1519,6 +1519,15 @@ async fn a_customer_pays_the_till_with_a_currency_the_shop_does_not_take() {
         .await;
     let dana = app.login("dana", "correct horse battery").await;
     assert_eq!(available(&app, &dana, "GROC").await, "2.00");
+    // The history says how each payment was paid.
+    carl.click("#history tbody tr:first-child button.link")
+        .await;
+    carl.wait_text(
+        "#history tr.details",
+        "Paid with 2.40 BREAD, converted in 1 trade: 2.00 at 1.20 on GROC-BREAD",
+    )
+    .await;
+    carl.screenshot("payment-details").await;
     carl.close().await;
     app.assert_audit_clean().await;
 }
