@@ -9,6 +9,11 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
   const symbol = document.getElementById("market-symbol").dataset.symbol;
   const path = "/api/v1/markets/" + encodeURIComponent(symbol);
   const signedIn = !!Scrip.me;
+  // Whose money the order form trades: the user, or a business the user owns.
+  const holderSelect = document.getElementById("order-holder");
+  const holder = () => (holderSelect ? holderSelect.value : Scrip.me && Scrip.me.handle);
+  const forBusiness = () => !!holderSelect && holder() !== Scrip.me.handle;
+  const holderQuery = () => (forBusiness() ? "holder=" + encodeURIComponent(holder()) : "");
   let market = null, baseScale = 0, quoteScale = 0;
   const book = { bids: new Map(), asks: new Map() };
   let sequence = null;
@@ -191,7 +196,7 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
   async function loadBalances() {
     if (!signedIn || !market) return;
     try {
-      const { items } = await get("/api/v1/accounts");
+      const { items } = await get("/api/v1/accounts?" + holderQuery());
       const find = (code) => items.find((a) => a.currency === code);
       const b = find(market.base), q = find(market.quote);
       available = { base: b ? b.available : "0", quote: q ? q.available : "0" };
@@ -214,8 +219,8 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
     if (!signedIn || !market) return;
     try {
       const [open, recent] = await Promise.all([
-        get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&status=open&limit=100`),
-        get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&limit=50`),
+        get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&status=open&limit=100&${holderQuery()}`),
+        get(`/api/v1/orders?market=${encodeURIComponent(symbol)}&limit=50&${holderQuery()}`),
       ]);
       mine = open.items;
       renderBook(); // marks the user's own orders in the book, and previews again
@@ -383,6 +388,7 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
       preview();
     });
   }
+  if (holderSelect) holderSelect.addEventListener("change", () => { mine = []; refreshMine(); });
   if (form) {
     form.addEventListener("input", preview);
     onSubmit(form, async (data) => {
@@ -395,6 +401,7 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
         if (!body.price) return showProblem(form, { code: "bad_price", detail: "Enter a price." });
       }
       if (!body.quantity) return showProblem(form, { code: "bad_quantity", detail: "Enter a quantity." });
+      if (forBusiness()) body.holder = holder();
       const r = await api("POST", "/api/v1/orders", body, { "idempotency-key": idempotencyKey() });
       if (!r.ok) return showProblem(form, r.data, "quantity");
       const o = r.data;

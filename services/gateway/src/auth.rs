@@ -85,6 +85,13 @@ pub struct Me {
     pub invitations: Vec<InvitationView>,
 }
 
+impl Me {
+    /// Whether the caller owns a business (and so may act for one on the pages).
+    pub fn owns_a_business(&self) -> bool {
+        self.businesses.iter().any(|b| b.role == "owner")
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InvitationView {
     /// The business inviting.

@@ -1531,3 +1531,51 @@ async fn a_customer_pays_the_till_with_a_currency_the_shop_does_not_take() {
     carl.close().await;
     app.assert_audit_clean().await;
 }
+
+/// An owner trades for her business from the market page: its balances, its orders, and the
+/// order goes out of the business's accounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_trades_for_her_business_on_the_market_page() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.shop(&rosa, "grocer", "GROC").await;
+    let (status, body) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "BREAD", "quote": "GROC", "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let page = driver.browser().await;
+    page.log_in(&app, "rosa", "/exchange/BREAD-GROC").await;
+    page.wait_text("#stream-status", "live").await;
+    page.find("#order-holder")
+        .await
+        .select_by_value("bakery")
+        .await
+        .expect("holder");
+    // The bakery issues BREAD by selling it: its credit line is what it may sell.
+    page.wait_text("#order-balances", "1,000.00 BREAD").await;
+    page.click("#order-form input[name=side][value=sell]").await;
+    page.fill("#order-price", "1.50").await;
+    page.fill("#order-quantity", "4.00").await;
+    page.click("#order-form button[type=submit]").await;
+    page.wait_text("#open-orders", "sell").await;
+    page.screenshot("trading-for-a-business").await;
+    let (status, orders) = app
+        .get("/api/v1/orders?holder=bakery&status=open", Some(&rosa))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{orders}");
+    assert_eq!(
+        orders["items"].as_array().map(Vec::len),
+        Some(1),
+        "{orders}"
+    );
+    let (_, mine) = app.get("/api/v1/orders?status=open", Some(&rosa)).await;
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(0), "{mine}");
+    page.close().await;
+    app.assert_audit_clean().await;
+}
