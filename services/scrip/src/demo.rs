@@ -46,6 +46,9 @@ const SHOPS: [(&str, &str, &str, &str, &str, i64, i64); 3] = [
     ),
 ];
 const CUSTOMERS: [&str; 2] = ["carla", "dev"];
+/// A newcomer who holds only ALE: paying a shop in its own currency converts it through the
+/// books (the wallet's "pay with what you hold").
+const NEWCOMER: &str = "eli";
 
 fn handle(raw: &str) -> Result<Handle, LedgerError> {
     Ok(Handle::parse(raw)?)
@@ -74,6 +77,7 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
             .iter()
             .map(|c| person(c))
             .collect::<Result<_, _>>()?;
+        let newcomer = person(NEWCOMER)?;
         let mut shops = Vec::new();
         for (&(business, name, _, code, currency_name, scale, limit), &owner) in
             SHOPS.iter().zip(&owners)
@@ -131,11 +135,14 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
                 )?;
             }
         }
+        if let Some(&(brewery, ale, scale)) = shops.last() {
+            pay(brewery, newcomer, ale, 30, scale, "store credit")?;
+        }
         Ok(())
     })?;
     tracing::info!(registry = %registry, "seeded the demo economy");
     println!(
-        "Demo economy: log in as rosa, gus, hilde (shop owners) or carla, dev (customers), password {DEMO_PASSWORD:?}"
+        "Demo economy: log in as rosa, gus, hilde (shop owners), carla, dev (customers) or eli (holds only ALE: pay the bakery in BREAD with it), password {DEMO_PASSWORD:?}"
     );
     Ok(())
 }

@@ -592,7 +592,7 @@ fn choose(
                 plan.names.amount(source, funds_atoms)
             )),
             Err(Shortfall::Depth { market }) => limits.push(format!(
-                "the book of {} holds too little",
+                "the book of {} offers too little (the payer's own orders there are never traded with)",
                 borrowed
                     .iter()
                     .find(|b| b.handle.spec.id == market)

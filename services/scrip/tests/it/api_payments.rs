@@ -312,7 +312,7 @@ async fn refused_payments_change_nothing_and_say_why(backend: Backend) {
     assert!(
         deep.1["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("GROC-BREAD holds too little")),
+            .is_some_and(|d| d.contains("GROC-BREAD offers too little")),
         "{}",
         deep.1
     );
