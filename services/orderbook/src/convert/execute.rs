@@ -270,18 +270,24 @@ fn borrow(
 ) -> Result<Vec<Borrowed>, ExchangeError> {
     let handles = exchange.markets();
     let edges = edges(&handles);
+    // Sources in order of preference, each with every market its routes may cross, as long
+    // as they fit in what one payment may borrow (later sources are left out).
     let mut wanted: BTreeSet<MarketId> = BTreeSet::new();
     for &source in sources {
+        let mut with = wanted.clone();
         for found in route::routes(&edges, source, plan.currency, plan.max_hops) {
-            wanted.extend(found.iter().map(|step| step.market));
+            with.extend(found.iter().map(|step| step.market));
         }
-    }
-    if wanted.len() > MAX_BORROWED {
-        return Err(ExchangeError::NoRoute(format!(
-            "the payment could cross {} markets, more than the {MAX_BORROWED} one payment may; \
-             name fewer currencies in pay_with or lower max_hops",
-            wanted.len()
-        )));
+        if with.len() <= MAX_BORROWED {
+            wanted = with;
+        } else if wanted.is_empty() {
+            return Err(ExchangeError::NoRoute(format!(
+                "paying with {} could cross {} markets, more than the {MAX_BORROWED} one payment \
+                 may; lower max_hops",
+                plan.names.code(source),
+                with.len()
+            )));
+        }
     }
     let mut borrowed: Vec<Borrowed> = Vec::with_capacity(wanted.len());
     for id in wanted {
