@@ -15,6 +15,8 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
   const forBusiness = () => !!holderSelect && holder() !== Scrip.me.handle;
   const holderQuery = () => (forBusiness() ? "holder=" + encodeURIComponent(holder()) : "");
   let market = null, baseScale = 0, quoteScale = 0;
+  /** The two currencies' largest payment (`max_payment`, in atoms), when they have one. */
+  let largest = { base: null, quote: null };
   const book = { bids: new Map(), asks: new Map() };
   let sequence = null;
   let socket = null;
@@ -364,6 +366,10 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
     const needs = !buying ? qty : isMarket ? p.spentAtoms : Dec.notional(price, qty, baseScale);
     const haveAtoms = have === null ? null : Dec.parse(have, scale) ?? 0n;
     if (haveAtoms !== null && needs > haveAtoms) return `Not enough ${code}: this needs ${Dec.format(needs, scale)}, you have ${Dec.pretty(have)} available.`;
+    // The currencies' own largest payment bounds an order's quantity and its cost.
+    if (largest.base !== null && qty > largest.base) return `The largest order in ${market.base} is ${Dec.format(largest.base, baseScale)} (its issuer's limit on one payment).`;
+    const cost = isMarket ? (buying ? p.spentAtoms : null) : Dec.notional(price, qty, baseScale);
+    if (largest.quote !== null && cost !== null && cost > largest.quote) return `This order is worth ${Dec.format(cost, quoteScale)} ${market.quote}, more than the largest payment in ${market.quote}, ${Dec.format(largest.quote, quoteScale)}.`;
     if (isMarket && unfilled > 0n) return `Not enough on the book: only ${Dec.format(p.filledAtoms, baseScale)} ${market.base} can trade now.`;
     return null;
   }
@@ -464,6 +470,10 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
       if (!market) { showError(`There is no market ${symbol}.`); setStatus("no market", "down"); return; }
       const [base, quote] = await Promise.all([Scrip.currency(market.base), Scrip.currency(market.quote)]);
       baseScale = base.scale; quoteScale = quote.scale;
+      largest = {
+        base: base.max_payment ? Dec.parse(base.max_payment, baseScale) : null,
+        quote: quote.max_payment ? Dec.parse(quote.max_payment, quoteScale) : null,
+      };
       document.getElementById("market-info").textContent =
         `${base.name} priced in ${quote.name} · tick ${market.tick_size} · lot ${market.lot_size} · fee ${(market.fee_bps / 100).toFixed(2)} %`;
       if (market.last_price) setLastPrice(market.last_price);

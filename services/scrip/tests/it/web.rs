@@ -1549,6 +1549,14 @@ async fn an_owner_trades_for_her_business_on_the_market_page() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .patch(
+            "/api/v1/currencies/BREAD",
+            Some(&rosa),
+            json!({"max_payment": "10.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let page = driver.browser().await;
     page.log_in(&app, "rosa", "/exchange/BREAD-GROC").await;
     page.wait_text("#stream-status", "live").await;
@@ -1561,6 +1569,10 @@ async fn an_owner_trades_for_her_business_on_the_market_page() {
     page.wait_text("#order-balances", "1,000.00 BREAD").await;
     page.click("#order-form input[name=side][value=sell]").await;
     page.fill("#order-price", "1.50").await;
+    // BREAD's largest payment bounds the order, said before it is sent.
+    page.fill("#order-quantity", "12.00").await;
+    page.wait_text("#order-preview", "The largest order in BREAD is 10.00")
+        .await;
     page.fill("#order-quantity", "4.00").await;
     page.click("#order-form button[type=submit]").await;
     page.wait_text("#open-orders", "sell").await;
