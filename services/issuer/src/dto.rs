@@ -162,32 +162,50 @@ pub struct CurrencyPage {
 #[serde(deny_unknown_fields)]
 pub struct LimitsPatch {
     /// Decimal string; omit to keep.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credit_limit: Option<String>,
     /// Decimal string, or `null` to remove the maximum; omit to keep.
     #[serde(default, deserialize_with = "scrip_http::double_option")]
     #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_balance: Option<Option<String>>,
     /// `mutual_credit` only: the limit new members get from now on.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub member_credit_limit: Option<String>,
     /// Decimal string, or `null` to remove; omit to keep.
     #[serde(default, deserialize_with = "scrip_http::double_option")]
     #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_payment: Option<Option<String>>,
     /// The fee, or `null` to remove it; omit to keep.
     #[serde(default, deserialize_with = "scrip_http::double_option")]
     #[schema(value_type = Option<TransferFeeBody>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer_fee: Option<Option<TransferFeeBody>>,
     /// Demurrage, or `null` to end it; omit to keep.
     #[serde(default, deserialize_with = "scrip_http::double_option")]
     #[schema(value_type = Option<DemurrageBody>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub demurrage: Option<Option<DemurrageBody>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub requires_admission: Option<bool>,
     /// `kind` and `freezable` are chosen at creation; sending them is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub freezable: Option<bool>,
     /// Fields to seal from now on (a seal is never lifted).
     #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sealed: Vec<String>,
+}
+
+/// `PATCH /businesses/{handle}/members/{member}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    /// `owner` or `worker`.
+    pub role: String,
 }
 
 /// `PUT /currencies/{code}/members/{handle}`.

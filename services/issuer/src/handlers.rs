@@ -1,10 +1,14 @@
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, patch, post, web};
 use scrip_auth::Caller;
 use scrip_auth::access::{Role, members_with_role, role_in, set_member};
 use scrip_auth::guard::resolve;
 use scrip_domain::{
-    Amount, CurrencyCode, CurrencyId, Handle, Par, PrincipalKind, RegistryId, Scale, UnitCode,
+    Amount, CurrencyCode, CurrencyId, Handle, Par, PrincipalId, PrincipalKind, RegistryId, Scale,
+    UnitCode,
 };
+use scrip_governance::store::ProposalRow;
+use scrip_governance::{Action, Execute, Gate};
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::{
     Currency, Ledger, NewCurrency, Principal, create_principal, currencies_of_issuer,
@@ -14,6 +18,7 @@ use scrip_store::DbConn;
 
 use crate::IssuerPolicy;
 use crate::dto::{BusinessView, CurrencyView, LimitsPatch, NewBusiness, NewCurrencyBody};
+use crate::governance::{Asked, Done, act_or_propose};
 use crate::policies::{new_policies, policy_change, policy_view};
 
 const MAX_NAME_CHARS: usize = 100;
@@ -372,8 +377,9 @@ pub(crate) fn find_currency(conn: &mut DbConn, raw: &str) -> Result<Currency, Ap
     params(("code" = String, Path)),
     responses(
         (status = 200, body = CurrencyView),
+        (status = 202, body = scrip_governance::Proposed, description = "the approval rule guards limits or policy: a proposal"),
         (status = 403, body = Problem, description = "not_owner"),
-        (status = 409, body = Problem, description = "sealed"),
+        (status = 409, body = Problem, description = "sealed, too_many_proposals"),
         (status = 422, body = Problem, description = "bad_amount, bad_policy, limit_below_position, credit_limit_too_high"),
     )
 )]
@@ -387,25 +393,127 @@ pub async fn patch_currency(
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let view = blocking(move || {
+    let done = blocking(move || {
         let mut conn = ledger.conn()?;
         let currency = find_currency(&mut conn, &path)?;
         let issuer = scrip_ledger::principal_by_id(&mut conn, currency.issuer_id)?;
         require_owner(&mut conn, &issuer, &caller)?;
-        let change = policy_change(&mut conn, &body, &currency, &registry)?;
-        scrip_ledger::check_not_sealed(&currency, &change)?;
-        for limit in [change.credit_limit, change.member_credit_limit]
-            .into_iter()
-            .flatten()
-        {
-            if !policy.allows(limit, currency.par) {
-                return Err(credit_limit_too_high(&policy));
+        // Checked before a proposal is opened, so nobody approves what cannot be done.
+        checked_change(&mut conn, &currency, &body, (&policy, &registry))?;
+        let done = scrip_store::write_transaction(&mut conn, |conn| {
+            lock_business(conn, &issuer)?;
+            let action = if touches_policy(&body) { Action::Policy } else { Action::Limits };
+            let rule = scrip_governance::store::rule_of(conn, issuer.id)?;
+            let mut required = rule.needed_for(action);
+            if touches_limits(&body) {
+                required = required.max(rule.needed_for(Action::Limits));
             }
-        }
-        drop(conn);
-        let updated = ledger.write(|conn| set_limits(conn, currency.id, &change))?;
-        ledger.read(|conn| Ok(currency_view(conn, &updated)))?
+            let gate = if required > 1 { Gate::Propose { required } } else { Gate::Proceed };
+            act_or_propose(
+                conn,
+                (&issuer, caller.id),
+                gate,
+                || Asked {
+                    action,
+                    payload: serde_json::json!({"currency": currency.code.to_string(), "patch": &body}),
+                    summary: format!("change {}: {}", currency.code, describe_patch(&body)),
+                },
+                |conn| apply_patch(conn, (&issuer, &currency), &body, (&policy, &registry), caller.id),
+            )
+        })?;
+        Ok(match done {
+            Done::Now(updated) => Done::Now(ledger.read(|conn| Ok(currency_view(conn, &updated)))??),
+            Done::Proposed(proposal) => Done::Proposed(proposal),
+        })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(done.respond(StatusCode::OK))
+}
+
+fn touches_limits(body: &LimitsPatch) -> bool {
+    body.credit_limit.is_some() || body.max_balance.is_some() || body.member_credit_limit.is_some()
+}
+
+fn touches_policy(body: &LimitsPatch) -> bool {
+    body.max_payment.is_some()
+        || body.transfer_fee.is_some()
+        || body.demurrage.is_some()
+        || body.requires_admission.is_some()
+        || !body.sealed.is_empty()
+}
+
+/// The patch in words, for the log and proposals: its fields as sent.
+fn describe_patch(body: &LimitsPatch) -> String {
+    serde_json::to_string(body).unwrap_or_default()
+}
+
+/// The change a patch asks for, checked against the currency now.
+fn checked_change(
+    conn: &mut DbConn,
+    currency: &Currency,
+    body: &LimitsPatch,
+    (policy, registry): (&IssuerPolicy, &RegistryId),
+) -> Result<scrip_ledger::LimitsChange, ApiError> {
+    let change = policy_change(conn, body, currency, registry)?;
+    scrip_ledger::check_not_sealed(currency, &change)?;
+    for limit in [change.credit_limit, change.member_credit_limit]
+        .into_iter()
+        .flatten()
+    {
+        if !policy.allows(limit, currency.par) {
+            return Err(credit_limit_too_high(policy));
+        }
+    }
+    Ok(change)
+}
+
+/// Applies a checked patch and logs it, in the caller's transaction.
+fn apply_patch(
+    conn: &mut DbConn,
+    (issuer, currency): (&Principal, &Currency),
+    body: &LimitsPatch,
+    settings: (&IssuerPolicy, &RegistryId),
+    actor: PrincipalId,
+) -> Result<Currency, ApiError> {
+    let change = checked_change(conn, currency, body, settings)?;
+    let updated = set_limits(conn, currency.id, &change)?;
+    let line = format!("{}: {}", currency.code, describe_patch(body));
+    scrip_governance::log(conn, issuer.id, actor, ("currency_changed", &line))?;
+    Ok(updated)
+}
+
+/// Runs an approved change of a currency's limits or policies, checked again against the
+/// currency as it is now (a seal set meanwhile refuses it).
+pub(crate) struct CurrencyExecutor {
+    pub policy: IssuerPolicy,
+    pub registry: RegistryId,
+}
+
+impl Execute for CurrencyExecutor {
+    fn execute(
+        &self,
+        conn: &mut DbConn,
+        business: &Principal,
+        row: &ProposalRow,
+    ) -> Result<serde_json::Value, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Asked {
+            currency: String,
+            patch: LimitsPatch,
+        }
+        let asked: Asked = serde_json::from_str(&row.payload)
+            .map_err(|e| ApiError::Internal(format!("proposal {}: {e}", row.id)))?;
+        let currency = find_currency(conn, &asked.currency)?;
+        if currency.issuer_id != business.id {
+            return Err(ApiError::Internal(format!(
+                "proposal {}: not its currency",
+                row.id
+            )));
+        }
+        let actor = PrincipalId::new(row.proposed_by);
+        let settings = (&self.policy, &self.registry);
+        let updated = apply_patch(conn, (business, &currency), &asked.patch, settings, actor)?;
+        let view = currency_view(conn, &updated)?;
+        serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()))
+    }
 }

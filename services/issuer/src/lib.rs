@@ -5,6 +5,7 @@
 
 mod currency_members;
 mod dto;
+mod governance;
 mod handlers;
 mod holders;
 mod members;
@@ -12,6 +13,7 @@ mod policies;
 mod policy;
 
 pub use dto::{BusinessView, CurrencyView};
+pub use governance::executors;
 pub use handlers::{currencies_of_business, currency_view};
 pub use policy::IssuerPolicy;
 
@@ -25,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(members::add_member)
         .service(members::accept_invitation)
         .service(members::withdraw_invitation)
+        .service(members::patch_member)
         .service(members::remove)
         .service(members::list_members)
         .service(handlers::create_currency)
@@ -33,7 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(currency_members::put_member)
         .service(currency_members::list_members)
         .service(handlers::get_currency)
-        .service(handlers::patch_currency);
+        .service(handlers::patch_currency)
+        .service(governance::put_approvals)
+        .service(governance::get_approvals)
+        .service(governance::list_proposals)
+        .service(governance::get_proposal)
+        .service(governance::approve_proposal)
+        .service(governance::reject_proposal)
+        .service(governance::get_log);
 }
 
 #[derive(OpenApi, Debug)]
@@ -44,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         members::add_member,
         members::accept_invitation,
         members::withdraw_invitation,
+        members::patch_member,
         members::remove,
         members::list_members,
         handlers::create_currency,
@@ -53,6 +64,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         holders::list_holders,
         currency_members::put_member,
         currency_members::list_members,
+        governance::put_approvals,
+        governance::get_approvals,
+        governance::list_proposals,
+        governance::get_proposal,
+        governance::approve_proposal,
+        governance::reject_proposal,
+        governance::get_log,
     ),
     components(schemas(
         dto::NewBusiness,
@@ -72,7 +90,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::MemberBody,
         dto::CurrencyMemberView,
         dto::CurrencyMemberPage,
+        dto::RoleBody,
+        governance::RuleBody,
+        scrip_governance::ProposalView,
+        scrip_governance::Proposed,
+        scrip_governance::ProposalPage,
+        scrip_governance::RuleView,
+        scrip_governance::LogEntryView,
+        scrip_governance::LogPage,
     )),
-    tags((name = "issuer", description = "Businesses, members, currencies and their policies"))
+    tags(
+        (name = "issuer", description = "Businesses, members, currencies and their policies"),
+        (name = "governance", description = "Approvals by k of n owners, proposals, and each business's log"),
+    )
 )]
 pub struct IssuerApi;

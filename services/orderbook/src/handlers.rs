@@ -3,11 +3,13 @@ use scrip_auth::Caller;
 use scrip_auth::access::{is_operator, is_owner};
 use scrip_auth::guard::{act_as, view_as};
 use scrip_domain::{Amount, PrincipalId, RegistryId};
+use scrip_governance::store::ProposalRow;
+use scrip_governance::{Action, Execute, Gate};
 use scrip_http::{
     ApiError, Page, PageQuery, Problem, REPLAYED_HEADER, blocking, idempotency_key,
     idempotent_response, request_hash, rfc3339_from_us,
 };
-use scrip_ledger::Ledger;
+use scrip_ledger::{Ledger, Principal};
 use scrip_matching::{OrderId, Side};
 use scrip_store::DbConn;
 
@@ -111,6 +113,7 @@ fn step(raw: &str, scale: scrip_domain::Scale, what: &str) -> Result<i64, ApiErr
     security(("bearer" = [])),
     responses(
         (status = 201, body = MarketView),
+        (status = 202, body = scrip_governance::Proposed, description = "the issuer's approval rule guards markets: a proposal"),
         (status = 403, body = Problem, description = "not_owner: neither an operator nor an owner of either issuer"),
         (status = 404, body = Problem, description = "unknown_currency"),
         (status = 409, body = Problem, description = "market_exists; market_limit: the issuer already trades in the most markets a business may open"),
@@ -152,18 +155,88 @@ pub async fn create_market(
                 "only an operator or an owner of the issuer of the base or quote currency may open a market",
             ));
         };
+        let steps = (
+            step(&body.tick_size, quote.scale, "tick_size")?,
+            step(&body.lot_size, base.scale, "lot_size")?,
+        );
+        if let MarketOpener::OwnerOf { issuer, .. } = &opener
+            && let Some(proposed) = propose_market(&mut conn, *issuer, &body, caller.id)?
+        {
+            return Ok(Err(proposed));
+        }
         let market = exchange_for_work.open_market(
             &mut conn,
             (&base, &quote),
-            step(&body.tick_size, quote.scale, "tick_size")?,
-            step(&body.lot_size, base.scale, "lot_size")?,
+            steps,
             body.fee_bps,
             (caller.id, opener),
         )?;
-        Ok(market)
+        Ok(Ok(market))
     })
     .await?;
-    Ok(HttpResponse::Created().json(market_view(&market)))
+    match market {
+        Ok(market) => Ok(HttpResponse::Created().json(market_view(&market))),
+        Err(proposed) => Ok(HttpResponse::Accepted().json(proposed)),
+    }
+}
+
+/// A proposal for the market when the issuer's approval rule guards markets; under its lock.
+fn propose_market(
+    conn: &mut DbConn,
+    issuer: PrincipalId,
+    body: &NewMarket,
+    caller: PrincipalId,
+) -> Result<Option<scrip_governance::Proposed>, ApiError> {
+    if scrip_governance::gate(conn, issuer, Action::Markets)? == Gate::Proceed {
+        return Ok(None);
+    }
+    scrip_store::write_transaction(conn, |conn| {
+        scrip_governance::lock_business(conn, issuer)?;
+        let Gate::Propose { required } = scrip_governance::gate(conn, issuer, Action::Markets)?
+        else {
+            return Ok(None);
+        };
+        let business = scrip_ledger::principal_by_id(conn, issuer)?;
+        let proposal = scrip_governance::Proposal {
+            business: &business,
+            action: Action::Markets,
+            payload: serde_json::to_value(body).unwrap_or_default(),
+            summary: format!("open the market {}-{}", body.base, body.quote),
+            proposed_by: caller,
+        };
+        let proposal = scrip_governance::propose(conn, &proposal, required)?;
+        Ok(Some(scrip_governance::Proposed { proposal }))
+    })
+}
+
+/// Opens a market an issuer's owners approved: checked again as an owner's open would be;
+/// the exchange serves it at its next discovery.
+#[derive(Debug)]
+pub struct MarketExecutor;
+
+impl Execute for MarketExecutor {
+    fn execute(
+        &self,
+        conn: &mut DbConn,
+        business: &Principal,
+        row: &ProposalRow,
+    ) -> Result<serde_json::Value, ApiError> {
+        let body: NewMarket = serde_json::from_str(&row.payload)
+            .map_err(|e| ApiError::Internal(format!("proposal {}: {e}", row.id)))?;
+        let base = scrip_auth::guard::currency(conn, &body.base, "unknown_currency")?;
+        let quote = scrip_auth::guard::currency(conn, &body.quote, "unknown_currency")?;
+        let steps = (
+            step(&body.tick_size, quote.scale, "tick_size")?,
+            step(&body.lot_size, base.scale, "lot_size")?,
+        );
+        let opener = MarketOpener::OwnerOf {
+            issuer: business.id,
+            handle: business.handle.to_string(),
+        };
+        let by = (PrincipalId::new(row.proposed_by), opener);
+        let spec = crate::record_market(conn, (&base, &quote), steps, body.fee_bps, by)?;
+        Ok(serde_json::json!({"symbol": spec.symbol(), "id": spec.id.to_string()}))
+    }
 }
 
 /// The market of `symbol`; one this process does not serve yet (another process opened it a

@@ -13,6 +13,7 @@ mod entry;
 mod error;
 mod feed;
 mod handlers;
+pub use handlers::MarketExecutor;
 mod metrics;
 mod notices;
 mod ownership;
@@ -149,37 +150,13 @@ impl Exchange {
     pub fn open_market(
         &self,
         conn: &mut scrip_store::DbConn,
-        (base, quote): (&scrip_ledger::Currency, &scrip_ledger::Currency),
-        tick_size_atoms: i64,
-        lot_size_atoms: i64,
+        pair: (&scrip_ledger::Currency, &scrip_ledger::Currency),
+        steps_atoms: (i64, i64),
         fee_bps: u32,
-        (created_by, opener): (scrip_domain::PrincipalId, MarketOpener),
+        by: (scrip_domain::PrincipalId, MarketOpener),
     ) -> Result<Arc<MarketHandle>, ExchangeError> {
-        if base.id == quote.id {
-            return Err(ExchangeError::BadMarket(
-                "base and quote must be different currencies".into(),
-            ));
-        }
-        let spec = MarketSpec::new(
-            0,
-            (base.id, base.code.clone(), base.scale),
-            (quote.id, quote.code.clone(), quote.scale),
-            tick_size_atoms,
-            lot_size_atoms,
-            fee_bps,
-        )?;
         let spec = scrip_store::write_transaction(conn, |conn| {
-            if let MarketOpener::OwnerOf { issuer, handle } = &opener {
-                // Under the issuer's row lock, so concurrent opens cannot pass the count together.
-                scrip_store::lock_row(conn, "principals", issuer.get())?;
-                if store::markets_of_issuer(conn, *issuer)? >= MAX_MARKETS_PER_ISSUER {
-                    return Err(ExchangeError::MarketLimit {
-                        issuer: handle.clone(),
-                        max: MAX_MARKETS_PER_ISSUER,
-                    });
-                }
-            }
-            store::create_market(conn, &spec, created_by, scrip_http::now_us())
+            record_market(conn, pair, steps_atoms, fee_bps, by)
         })?;
         self.serve(spec)
     }
@@ -306,3 +283,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
 )]
 pub struct ExchangeApi;
+
+/// Checks and records a new market (`steps_atoms`: tick size in quote atoms per whole base
+/// unit, lot size in base atoms), in the caller's transaction; the exchange serves it once it
+/// is committed (at once when [`Exchange::open_market`] opened it, else at its next
+/// discovery).
+pub fn record_market(
+    conn: &mut scrip_store::DbConn,
+    (base, quote): (&scrip_ledger::Currency, &scrip_ledger::Currency),
+    (tick_size_atoms, lot_size_atoms): (i64, i64),
+    fee_bps: u32,
+    (created_by, opener): (scrip_domain::PrincipalId, MarketOpener),
+) -> Result<MarketSpec, ExchangeError> {
+    if base.id == quote.id {
+        return Err(ExchangeError::BadMarket(
+            "base and quote must be different currencies".into(),
+        ));
+    }
+    let spec = MarketSpec::new(
+        0,
+        (base.id, base.code.clone(), base.scale),
+        (quote.id, quote.code.clone(), quote.scale),
+        tick_size_atoms,
+        lot_size_atoms,
+        fee_bps,
+    )?;
+    if let MarketOpener::OwnerOf { issuer, handle } = &opener {
+        // Under the issuer's row lock, so concurrent opens cannot pass the count together.
+        scrip_store::lock_row(conn, "principals", issuer.get())?;
+        if store::markets_of_issuer(conn, *issuer)? >= MAX_MARKETS_PER_ISSUER {
+            return Err(ExchangeError::MarketLimit {
+                issuer: handle.clone(),
+                max: MAX_MARKETS_PER_ISSUER,
+            });
+        }
+    }
+    store::create_market(conn, &spec, created_by, scrip_http::now_us())
+}

@@ -192,8 +192,7 @@ pub fn seed_exchange(
         markets.push(exchange.open_market(
             &mut conn,
             (&base, &quote),
-            tick_atoms,
-            lot_atoms,
+            (tick_atoms, lot_atoms),
             fee_bps,
             (opener.id, scrip_orderbook::MarketOpener::Operator),
         )?);

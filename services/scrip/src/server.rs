@@ -255,6 +255,8 @@ struct State {
     metrics_public: bool,
     streams: web::Data<Arc<scrip_orderbook::StreamGate>>,
     policy: web::Data<IssuerPolicy>,
+    /// What runs an approved proposal, by action (the issuer's and the exchange's).
+    executors: web::Data<scrip_governance::Executors>,
     metrics: web::Data<Metrics>,
     openapi: utoipa::openapi::OpenApi,
     services: Services,
@@ -359,6 +361,12 @@ fn build_state(
             notifier: scrip_notify::Notifier::new(Arc::clone(&backplane.bus)),
         }),
         policy: web::Data::new(settings.policy),
+        executors: web::Data::new(
+            scrip_issuer::executors(settings.policy, settings.registry.clone()).with(
+                scrip_governance::Action::Markets,
+                Arc::new(scrip_orderbook::MarketExecutor),
+            ),
+        ),
         metrics: web::Data::new(metrics),
         ledger: web::Data::new(ledger),
         openapi: openapi(),
@@ -418,6 +426,7 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
         );
     }
     if state.services.issuer {
+        cfg.app_data(state.executors.clone());
         scrip_issuer::configure(cfg);
     }
     if state.services.wallet {

@@ -137,12 +137,19 @@ struct Payment {
     code: CurrencyCode,
 }
 
+/// A payment ready to run, or the proposal it became (the business's approval rule asks
+/// more owners to agree to issuing this much).
+enum Prepared {
+    Pay(Payment),
+    Proposed(scrip_governance::Proposed),
+}
+
 fn prepare(
     conn: &mut DbConn,
     caller: &Caller,
     body: &NewTransfer,
-    registry: &RegistryId,
-) -> Result<Payment, ApiError> {
+    (registry, idempotency): (&RegistryId, Option<scrip_governance::Idempotency<'_>>),
+) -> Result<Prepared, ApiError> {
     let currency = scrip_auth::guard::currency(conn, &body.currency, "unknown_account")?;
     let payer = act_as(conn, caller, body.from.as_deref(), registry)?;
     let payee = resolve(conn, &body.to, registry)?;
@@ -150,7 +157,22 @@ fn prepare(
     let amount = Amount::parse_positive(&body.amount, currency.scale)
         .map_err(|e| ApiError::unprocessable("bad_amount", e.to_string()))?;
     let memo = scrip_http::memo(body.memo.as_deref())?;
-    Ok(Payment {
+    let payout = scrip_governance::Payout {
+        payer: &payer,
+        currency: &currency,
+        amount_atoms: amount.atoms(),
+        asked: scrip_governance::IssuePayload {
+            to: payee.handle.to_string(),
+            currency: currency.code.to_string(),
+            amount: amount.to_string(),
+            memo: memo.clone(),
+        },
+        caller: caller.id,
+    };
+    if let Some(proposed) = scrip_governance::issue_or_propose(conn, &payout, idempotency)? {
+        return Ok(Prepared::Proposed(proposed));
+    }
+    Ok(Prepared::Pay(Payment {
         request: TransferRequest {
             currency: currency.id,
             from: payer.id,
@@ -162,7 +184,7 @@ fn prepare(
         from: payer.handle,
         to: payee.handle,
         code: currency.code,
-    })
+    }))
 }
 
 #[utoipa::path(
@@ -171,6 +193,7 @@ fn prepare(
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first result for the same body")),
     responses(
         (status = 201, body = TransferView),
+        (status = 202, body = scrip_governance::Proposed, description = "a payment out of a business's issuing account above what one owner may issue alone: a proposal the other owners approve"),
         (status = 403, body = Problem, description = "not_owner"),
         (status = 404, body = Problem, description = "unknown_account"),
         (status = 409, body = Problem, description = "idempotency_conflict"),
@@ -193,15 +216,19 @@ pub async fn create_transfer(
     let hash = request_hash("POST /api/v1/transfers", &body);
     let scope: PrincipalId = caller.id;
     let prepared = {
-        let ledger = ledger.clone();
+        let (ledger, key, hash) = (ledger.clone(), key.clone(), hash.clone());
         blocking(move || {
             let mut conn = ledger.conn()?;
-            prepare(&mut conn, &caller, &body, &registry)
+            let idempotency = key.as_ref().map(|key| (scope, key, hash.as_str()));
+            prepare(&mut conn, &caller, &body, (&registry, idempotency))
         })
     };
     let outcome = match key {
         None => {
-            let payment = prepared.await?;
+            let payment = match prepared.await? {
+                Prepared::Pay(payment) => payment,
+                Prepared::Proposed(proposed) => return Ok(HttpResponse::Accepted().json(proposed)),
+            };
             let transfer = wallet
                 .committer
                 .transfer_async(payment.request.clone())
@@ -226,7 +253,12 @@ pub async fn create_transfer(
             if let Some(stored) = replay {
                 Idempotent::Replayed(stored)
             } else {
-                let payment = prepared.await?;
+                let payment = match prepared.await? {
+                    Prepared::Pay(payment) => payment,
+                    Prepared::Proposed(proposed) => {
+                        return Ok(HttpResponse::Accepted().json(proposed));
+                    }
+                };
                 let payee = payment.request.to;
                 let outcome = blocking(move || {
                     let outcome = ledger.idempotent(scope, &key, &hash, |conn| {

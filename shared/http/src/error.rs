@@ -223,6 +223,13 @@ impl From<LedgerError> for ApiError {
     }
 }
 
+impl From<diesel::result::Error> for ApiError {
+    /// So a transaction whose work answers `ApiError` can run in `write_transaction`.
+    fn from(error: diesel::result::Error) -> Self {
+        LedgerError::from(error).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::ResponseError;

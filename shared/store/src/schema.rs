@@ -250,6 +250,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    approval_rules (business_id) {
+        business_id -> BigInt,
+        required -> Integer,
+        actions -> Text,
+        issue_above -> Nullable<Text>,
+        set_by -> BigInt,
+        set_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    proposals (id) {
+        id -> BigInt,
+        business_id -> BigInt,
+        action -> Text,
+        payload -> Text,
+        summary -> Text,
+        proposed_by -> BigInt,
+        required -> Integer,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        created_at_us -> BigInt,
+        expires_at_us -> BigInt,
+        decided_at_us -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    proposal_votes (proposal_id, owner_id) {
+        proposal_id -> BigInt,
+        owner_id -> BigInt,
+        approve -> Integer,
+        at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    business_log (id) {
+        id -> BigInt,
+        business_id -> BigInt,
+        actor_id -> BigInt,
+        action -> Text,
+        detail -> Text,
+        at_us -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     payment_requests,
     sessions,
@@ -275,6 +323,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     trades,
     payment_spends,
     payment_trades,
+    approval_rules,
+    proposals,
+    proposal_votes,
+    business_log,
 );
 
 diesel::table! {

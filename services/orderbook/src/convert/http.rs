@@ -165,6 +165,9 @@ struct Parsed {
     from: String,
     to: String,
     code: String,
+    /// The payer and the currency paid, for the business's approval rule.
+    payer: scrip_ledger::Principal,
+    target: scrip_ledger::Currency,
 }
 
 #[derive(Clone, Copy)]
@@ -248,6 +251,8 @@ fn parse(
         from: payer.handle.to_string(),
         to: payee.handle.to_string(),
         code: target.code.to_string(),
+        payer,
+        target,
     })
 }
 
@@ -516,12 +521,19 @@ fn for_request(conn: &mut DbConn, plan: &mut PaymentPlan, id: &str) -> Result<()
     Ok(())
 }
 
+/// What a payment request came to: it ran (or replayed), or it became a proposal.
+enum Answer {
+    Ran(Outcome),
+    Proposed(Box<scrip_governance::Proposed>),
+}
+
 #[utoipa::path(
     post, path = "/api/v1/payments", tag = "payments", request_body = NewPayment,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first result for the same body")),
     responses(
         (status = 201, body = PaymentView, description = "the recipient received exactly `amount`; what each currency cost and the trades that converted it"),
+        (status = 202, body = scrip_governance::Proposed, description = "a payment out of a business's issuing account above what one owner may issue alone: a proposal the other owners approve"),
         (status = 403, body = Problem, description = "not_owner"),
         (status = 404, body = Problem, description = "unknown_account"),
         (status = 409, body = Problem, description = "idempotency_conflict, already_paid (the payment request)"),
@@ -551,7 +563,7 @@ pub async fn create_payment(
     }
     let notifier_exchange = exchange.clone();
     let slot = exchange.conversion_slot()?;
-    let (parsed, outcome) = blocking(move || {
+    let (parsed, answer) = blocking(move || {
         let _slot = slot;
         let mut conn = ledger.conn()?;
         let shape = Shape {
@@ -573,6 +585,23 @@ pub async fn create_payment(
         if let Some(raw) = &body.quote_id {
             apply_quote(&mut parsed.plan, raw)?;
         }
+        let payout = scrip_governance::Payout {
+            payer: &parsed.payer,
+            currency: &parsed.target,
+            amount_atoms: parsed.plan.amount.atoms(),
+            asked: scrip_governance::IssuePayload {
+                to: parsed.to.clone(),
+                currency: parsed.code.clone(),
+                amount: parsed.plan.amount.to_string(),
+                memo: parsed.plan.memo.clone(),
+            },
+            caller: caller.id,
+        };
+        let idempotency = key.as_ref().map(|key| (scope, key, hash.as_str()));
+        if let Some(proposed) = scrip_governance::issue_or_propose(&mut conn, &payout, idempotency)?
+        {
+            return Ok((parsed, Answer::Proposed(Box::new(proposed))));
+        }
         drop(conn);
         let idempotency = key.map(|key| IdempotentRequest {
             scope,
@@ -589,9 +618,13 @@ pub async fn create_payment(
             render: &render,
         };
         let outcome = execute::run(&exchange, ledger.pool(), &parsed.plan, &mode)?;
-        Ok((parsed, outcome))
+        Ok((parsed, Answer::Ran(outcome)))
     })
     .await?;
+    let outcome = match answer {
+        Answer::Ran(outcome) => outcome,
+        Answer::Proposed(proposed) => return Ok(HttpResponse::Accepted().json(proposed)),
+    };
     match outcome {
         Outcome::Paid(executed) => {
             let view = payment_view(&notifier_exchange, &parsed, &executed);

@@ -103,8 +103,7 @@ pub fn open(
         .open_market(
             &mut conn,
             (&base, &quote),
-            1,
-            100,
+            (1, 100),
             fee_bps,
             (by, scrip_orderbook::MarketOpener::Operator),
         )

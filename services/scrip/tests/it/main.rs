@@ -3,6 +3,7 @@
 mod api_clearing;
 mod api_errors;
 mod api_exchange;
+mod api_governance;
 mod api_identity;
 mod api_issuer;
 mod api_payments;

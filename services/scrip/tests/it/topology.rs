@@ -130,7 +130,10 @@ impl Router<'_> {
         let api = path.strip_prefix("/api/v1/").unwrap_or("");
         if api.starts_with("clearing") || api.starts_with("obligations") {
             vec![self.clearing]
-        } else if api.starts_with("businesses") || api.starts_with("currencies") {
+        } else if api.starts_with("businesses")
+            || api.starts_with("currencies")
+            || api.starts_with("proposals")
+        {
             vec![self.issuer]
         } else if api.starts_with("accounts") || api.starts_with("transfers") {
             vec![self.wallet]

@@ -1,0 +1,533 @@
+//! Governance: a business's approval rule (k of n owners), proposals that run their action
+//! once when the last approval arrives, the rule guarding itself, expiry, the log, and who
+//! may do what.
+
+use reqwest::StatusCode;
+use scrip_store::Backend;
+use serde_json::{Value, json};
+
+use crate::app::{TestApp, assert_problem};
+
+crate::on_both_backends!(
+    two_of_three_owners_issue_and_concurrent_approvals_run_it_once,
+    the_rule_guards_itself_and_closed_or_expired_proposals_never_run,
+    guarded_members_limits_and_markets_wait_for_approval,
+    each_role_may_do_only_what_it_may,
+);
+
+/// A bakery owned by rosa, otto and pia, with BREAD; carl holds 50.00 BREAD. Tokens.
+async fn co_owned(app: &TestApp) -> (String, String, String, String) {
+    let rosa = app.user("rosa").await;
+    let otto = app.user("otto").await;
+    let pia = app.user("pia").await;
+    let carl = app.user("carl").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.add_member((&rosa, "bakery"), ("otto", &otto), "owner")
+        .await;
+    app.add_member((&rosa, "bakery"), ("pia", &pia), "owner")
+        .await;
+    let paid = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "50.00"}),
+        )
+        .await;
+    assert_eq!(paid.0, StatusCode::CREATED, "{}", paid.1);
+    (rosa, otto, pia, carl)
+}
+
+async fn set_rule(app: &TestApp, token: &str, rule: Value) -> (StatusCode, Value) {
+    app.put_json("/api/v1/businesses/bakery/approvals", Some(token), rule)
+        .await
+}
+
+async fn decide(app: &TestApp, token: &str, id: &str, verb: &str) -> (StatusCode, Value) {
+    app.post(
+        &format!("/api/v1/proposals/{id}/{verb}"),
+        Some(token),
+        json!({}),
+    )
+    .await
+}
+
+async fn bread_of(app: &TestApp, token: &str) -> String {
+    let (_, accounts) = app.get("/api/v1/accounts", Some(token)).await;
+    accounts["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["currency"] == "BREAD"))
+        .map(|a| a["balance"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| "0".into())
+}
+
+async fn two_of_three_owners_issue_and_concurrent_approvals_run_it_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, otto, pia, carl) = co_owned(&app).await;
+    let (status, rule) = set_rule(
+        &app,
+        &rosa,
+        json!({"required": 2, "of": ["issue"], "issue_above": "100"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rule}");
+    assert_eq!(
+        rule,
+        json!({"business": "bakery", "required": 2, "of": ["issue"], "issue_above": "100"})
+    );
+
+    // Up to the threshold one owner issues alone.
+    let small = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "100.00"}),
+        )
+        .await;
+    assert_eq!(small.0, StatusCode::CREATED, "{}", small.1);
+    assert_eq!(bread_of(&app, &carl).await, "150.00");
+
+    // Above it, the payment becomes a proposal, on either payment endpoint; nothing moves.
+    let before = app.transfer_count().await;
+    let (status, proposed) = app
+        .pay(&rosa, json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "500.00", "memo": "wages"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let proposal = &proposed["proposal"];
+    assert_eq!(proposal["action"], "issue");
+    assert_eq!(proposal["status"], "open");
+    assert_eq!(proposal["required"], 2);
+    assert_eq!(proposal["approvals"], json!(["rosa"]));
+    assert_eq!(proposal["summary"], "pay 500.00 BREAD to carl");
+    let (status, via_payments) = app
+        .post(
+            "/api/v1/payments",
+            Some(&rosa),
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "300.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{via_payments}");
+    assert_eq!(app.transfer_count().await, before);
+    assert_eq!(bread_of(&app, &carl).await, "150.00");
+
+    // The proposer has decided already.
+    let id = proposal["id"].as_str().expect("id").to_owned();
+    assert_problem(
+        &decide(&app, &rosa, &id, "approve").await,
+        StatusCode::CONFLICT,
+        "already_decided",
+    );
+
+    // Two owners approve at the same moment: the payment runs exactly once.
+    let (first, second) = tokio::join!(
+        decide(&app, &otto, &id, "approve"),
+        decide(&app, &pia, &id, "approve")
+    );
+    let answers = [first, second];
+    let executed: Vec<&(StatusCode, Value)> = answers
+        .iter()
+        .filter(|(status, body)| *status == StatusCode::OK && body["status"] == "executed")
+        .collect();
+    assert_eq!(executed.len(), 1, "{answers:?}");
+    let other = answers
+        .iter()
+        .find(|a| !(a.0 == StatusCode::OK && a.1["status"] == "executed"))
+        .expect("the other answer");
+    assert_problem(other, StatusCode::CONFLICT, "proposal_closed");
+    assert_eq!(executed[0].1["outcome"]["amount"], "500.00");
+    assert_eq!(bread_of(&app, &carl).await, "650.00");
+    assert_eq!(app.transfer_count().await, before + 1);
+
+    // Listed with its decisions; the other proposal still waits.
+    let (_, open) = app
+        .get(
+            "/api/v1/businesses/bakery/proposals?status=open",
+            Some(&rosa),
+        )
+        .await;
+    assert_eq!(open["items"].as_array().map(Vec::len), Some(1), "{open}");
+    assert_eq!(open["items"][0]["summary"], "pay 300.00 BREAD to carl");
+    let (_, log) = app.get("/api/v1/businesses/bakery/log", Some(&otto)).await;
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for expected in [
+        "approvals_set",
+        "proposal_opened",
+        "proposal_approved",
+        "proposal_executed",
+        "member_joined",
+    ] {
+        assert!(actions.contains(&expected), "{expected} in {actions:?}");
+    }
+    app.assert_audit_clean().await;
+}
+
+async fn the_rule_guards_itself_and_closed_or_expired_proposals_never_run(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, otto, pia, carl) = co_owned(&app).await;
+    let (status, _) = set_rule(&app, &rosa, json!({"required": 2, "of": ["issue"]})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Changing the rule now takes two owners: one alone only proposes it.
+    let (status, proposed) = set_rule(&app, &rosa, json!({"required": 1})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let lower = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    // Two of three reject: it can no longer pass, and it never runs.
+    let (status, view) = decide(&app, &otto, &lower, "reject").await;
+    assert_eq!(
+        (status, view["status"].clone()),
+        (StatusCode::OK, json!("open"))
+    );
+    let (status, view) = decide(&app, &pia, &lower, "reject").await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["status"], "rejected");
+    assert_eq!(view["rejections"], json!(["otto", "pia"]));
+    let (_, rule) = app
+        .get("/api/v1/businesses/bakery/approvals", Some(&pia))
+        .await;
+    assert_eq!(rule["required"], 2, "{rule}");
+    assert_problem(
+        &decide(&app, &pia, &lower, "approve").await,
+        StatusCode::CONFLICT,
+        "proposal_closed",
+    );
+
+    // A proposal past its time never runs.
+    let (_, proposed) = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "5.00"}),
+        )
+        .await;
+    let late = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    expire(&app, &late).await;
+    let (_, view) = app
+        .get(&format!("/api/v1/proposals/{late}"), Some(&otto))
+        .await;
+    assert_eq!(view["status"], "expired", "{view}");
+    let before = app.transfer_count().await;
+    assert_problem(
+        &decide(&app, &otto, &late, "approve").await,
+        StatusCode::CONFLICT,
+        "proposal_expired",
+    );
+    assert_eq!(app.transfer_count().await, before);
+    assert_eq!(bread_of(&app, &carl).await, "50.00");
+
+    // Refused rules say which field is wrong.
+    let too_many = set_rule(&app, &rosa, json!({"required": 4, "of": ["issue"]})).await;
+    assert_problem(&too_many, StatusCode::UNPROCESSABLE_ENTITY, "bad_rule");
+    assert_eq!(too_many.1["field"], "required");
+    let unknown = set_rule(&app, &rosa, json!({"required": 2, "of": ["everything"]})).await;
+    assert_eq!(unknown.1["field"], "of", "{}", unknown.1);
+    let above = set_rule(&app, &rosa, json!({"required": 2, "issue_above": "lots"})).await;
+    assert_eq!(above.1["field"], "issue_above", "{}", above.1);
+    app.assert_audit_clean().await;
+}
+
+/// Moves a proposal's expiry into the past, as a week's wait would.
+async fn expire(app: &TestApp, id: &str) {
+    let pool = app.db.pool.clone();
+    let id: i64 = id.parse().expect("numeric id");
+    tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl as _;
+        let mut conn = pool.get().expect("conn");
+        diesel::sql_query(format!(
+            "UPDATE proposals SET expires_at_us = 1 WHERE id = {id}"
+        ))
+        .execute(&mut conn)
+        .expect("expire");
+    })
+    .await
+    .expect("task");
+}
+
+async fn guarded_members_limits_and_markets_wait_for_approval(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, otto, pia, _carl) = co_owned(&app).await;
+    let (status, _) = set_rule(
+        &app,
+        &rosa,
+        json!({"required": 2, "of": ["members", "limits", "markets", "policy"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Limits: proposed, unchanged until approved, then changed.
+    let (status, proposed) = app
+        .patch(
+            "/api/v1/currencies/BREAD",
+            Some(&rosa),
+            json!({"credit_limit": "2000"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    assert_eq!(proposed["proposal"]["action"], "limits");
+    let (_, bread) = app.get("/api/v1/currencies/BREAD", None).await;
+    assert_eq!(bread["credit_limit"], "1000.00", "{bread}");
+    let id = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    let (status, done) = decide(&app, &pia, &id, "approve").await;
+    assert_eq!(
+        (status, done["status"].clone()),
+        (StatusCode::OK, json!("executed")),
+        "{done}"
+    );
+    let (_, bread) = app.get("/api/v1/currencies/BREAD", None).await;
+    assert_eq!(bread["credit_limit"], "2000.00", "{bread}");
+
+    // Members: removing an owner waits; the action is checked again when it runs.
+    let (status, proposed) = app
+        .delete("/api/v1/businesses/bakery/members/pia", Some(&rosa))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let remove_pia = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    let (status, proposed) = app
+        .delete("/api/v1/businesses/bakery/members/otto", Some(&rosa))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let remove_otto = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    let (status, done) = decide(&app, &otto, &remove_pia, "approve").await;
+    assert_eq!(
+        (status, done["status"].clone()),
+        (StatusCode::OK, json!("executed")),
+        "{done}"
+    );
+    // Two owners are left and the rule needs two: removing otto now is refused, and his
+    // approval is not counted (the proposal stays open).
+    let refused = decide(&app, &otto, &remove_otto, "approve").await;
+    assert_problem(
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_enough_owners",
+    );
+    let (_, still) = app
+        .get(&format!("/api/v1/proposals/{remove_otto}"), Some(&rosa))
+        .await;
+    assert_eq!(
+        (still["status"].clone(), still["approvals"].clone()),
+        (json!("open"), json!(["rosa"]))
+    );
+    // pia, no longer an owner, sees none of it.
+    assert_problem(
+        &app.get(&format!("/api/v1/proposals/{remove_otto}"), Some(&pia))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    // Leaving is never guarded.
+    let wendy = app.user("wendy").await;
+    let (status, proposed) = app
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&rosa),
+            json!({"handle": "wendy", "role": "worker"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let invite = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    let (status, done) = decide(&app, &otto, &invite, "approve").await;
+    assert_eq!(done["outcome"]["status"], "invited", "{status} {done}");
+    let accepted = app
+        .post(
+            "/api/v1/businesses/bakery/invitations/wendy/accept",
+            Some(&wendy),
+            json!({}),
+        )
+        .await;
+    assert_eq!(accepted.0, StatusCode::OK, "{}", accepted.1);
+    let left = app
+        .delete("/api/v1/businesses/bakery/members/wendy", Some(&wendy))
+        .await;
+    assert_eq!(
+        (left.0, left.1["status"].clone()),
+        (StatusCode::OK, json!("removed"))
+    );
+
+    // Markets: the issuer's owners open one together.
+    let grocer = app.user("gus").await;
+    app.shop(&grocer, "grocer", "VEG").await;
+    let (status, proposed) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "BREAD", "quote": "VEG", "tick_size": "0.01", "lot_size": "1", "fee_bps": 10}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    assert_problem(
+        &app.get("/api/v1/markets/BREAD-VEG/book", None).await,
+        StatusCode::NOT_FOUND,
+        "unknown_market",
+    );
+    let id = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    let (status, done) = decide(&app, &otto, &id, "approve").await;
+    assert_eq!(done["outcome"]["symbol"], "BREAD-VEG", "{status} {done}");
+    let (status, market) = app.get("/api/v1/markets/BREAD-VEG/book", None).await;
+    assert_eq!(status, StatusCode::OK, "{market}");
+    app.assert_audit_clean().await;
+}
+
+async fn each_role_may_do_only_what_it_may(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, otto, _pia, _carl) = co_owned(&app).await;
+    let wendy = app.user("wendy").await;
+    app.add_member((&rosa, "bakery"), ("wendy", &wendy), "worker")
+        .await;
+    let stranger = app.user("sam").await;
+    let (status, proposed) = app
+        .put_json(
+            "/api/v1/businesses/bakery/approvals",
+            Some(&rosa),
+            json!({"required": 2, "of": ["issue"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{proposed}");
+    let (_, proposed) = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1.00"}),
+        )
+        .await;
+    let id = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    let before = app.transfer_count().await;
+
+    // (who, what, expected status, expected code): every refusal changes nothing.
+    let rule = json!({"required": 1});
+    for (who, token) in [("worker", &wendy), ("stranger", &stranger)] {
+        let refused = if who == "worker" {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        let code = if who == "worker" {
+            "not_owner"
+        } else {
+            "not_found"
+        };
+        let answers = [
+            (
+                "set the rule",
+                app.put_json(
+                    "/api/v1/businesses/bakery/approvals",
+                    Some(token),
+                    rule.clone(),
+                )
+                .await,
+                refused,
+                code,
+            ),
+            (
+                "list proposals",
+                app.get("/api/v1/businesses/bakery/proposals", Some(token))
+                    .await,
+                refused,
+                code,
+            ),
+            (
+                "read the log",
+                app.get("/api/v1/businesses/bakery/log", Some(token)).await,
+                refused,
+                code,
+            ),
+            (
+                "see a proposal",
+                app.get(&format!("/api/v1/proposals/{id}"), Some(token))
+                    .await,
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                "approve",
+                decide(&app, token, &id, "approve").await,
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                "reject",
+                decide(&app, token, &id, "reject").await,
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+        ];
+        for (what, answer, status, code) in answers {
+            assert_eq!(answer.0, status, "a {who} may not {what}: {}", answer.1);
+            assert_eq!(
+                answer.1["code"], code,
+                "a {who} may not {what}: {}",
+                answer.1
+            );
+        }
+        let patched = app
+            .patch(
+                "/api/v1/businesses/bakery/members/otto",
+                Some(token),
+                json!({"role": "worker"}),
+            )
+            .await;
+        assert_eq!(
+            patched.0,
+            StatusCode::FORBIDDEN,
+            "a {who} may not change roles: {}",
+            patched.1
+        );
+        let pays = app
+            .pay(
+                token,
+                json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1.00"}),
+            )
+            .await;
+        assert_problem(&pays, StatusCode::FORBIDDEN, "not_owner");
+    }
+    // A worker sees the rule it works under; a stranger does not.
+    assert_eq!(
+        app.get("/api/v1/businesses/bakery/approvals", Some(&wendy))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/v1/businesses/bakery/approvals", Some(&stranger))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, view) = app
+        .get(&format!("/api/v1/proposals/{id}"), Some(&otto))
+        .await;
+    assert_eq!(
+        (view["approvals"].clone(), view["status"].clone()),
+        (json!(["rosa"]), json!("open"))
+    );
+    assert_eq!(app.transfer_count().await, before);
+
+    // Owners change roles with PATCH (the rule does not guard members here).
+    let (status, demoted) = app
+        .patch(
+            "/api/v1/businesses/bakery/members/otto",
+            Some(&rosa),
+            json!({"role": "worker"}),
+        )
+        .await;
+    assert_eq!(
+        (status, demoted["role"].clone()),
+        (StatusCode::OK, json!("worker")),
+        "{demoted}"
+    );
+    let bad = app
+        .patch(
+            "/api/v1/businesses/bakery/members/otto",
+            Some(&rosa),
+            json!({"role": "boss"}),
+        )
+        .await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "bad_role");
+    let nobody = app
+        .patch(
+            "/api/v1/businesses/bakery/members/sam",
+            Some(&rosa),
+            json!({"role": "worker"}),
+        )
+        .await;
+    assert_problem(&nobody, StatusCode::NOT_FOUND, "not_found");
+}
