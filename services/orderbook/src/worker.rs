@@ -89,6 +89,10 @@ pub(crate) enum Returned {
         state: Box<MarketState>,
         changes: Vec<Changes>,
     },
+    /// The borrower's transaction failed in a way that leaves its outcome unknown (the
+    /// database or the connection failed, maybe during COMMIT): the writer reloads the
+    /// book from the database rather than trust either state.
+    Unknown,
 }
 
 impl Loan {
@@ -351,6 +355,7 @@ impl Worker {
                     }
                 }
             }
+            Ok(Returned::Unknown) => self.rebuild(),
             Err(_) => {
                 tracing::error!(
                     market = self.spec.id,

@@ -218,6 +218,10 @@ pub fn run(
         },
     );
     let committed = result.is_ok();
+    // A refusal by a rule rolled back cleanly; a failure of the database may have hidden
+    // whether the commit happened.
+    let unknown =
+        matches!(&result, Err(Stop::Refused(ExchangeError::Ledger(e))) if !e.is_business_rule());
     for market in borrowed {
         let Borrowed {
             loan,
@@ -230,6 +234,8 @@ pub fn run(
                 state: Box::new(working),
                 changes,
             }
+        } else if unknown {
+            Returned::Unknown
         } else {
             Returned::Unchanged
         });
@@ -363,6 +369,7 @@ fn attempt(
         currencies.extend([market.handle.spec.base, market.handle.spec.quote]);
     }
     let currencies: Vec<CurrencyId> = currencies.into_iter().collect();
+    lock_payer(conn, plan.payer, &currencies)?;
     let rules = BatchRules::load(conn, &currencies)?;
     let before = positions(conn, &rules, plan.payer, &currencies)?;
     let target = *rules
@@ -422,7 +429,12 @@ fn attempt(
     if let Some(id) = &plan.request
         && !scrip_ledger::requests::claim(conn, id, plan.payer, now_us)?
     {
-        return Err(LedgerError::AlreadyPaid.into());
+        // Paid or expired meanwhile: say which.
+        let refusal = match scrip_ledger::requests::find(conn, id)? {
+            Some(row) => row.payable(now_us).err(),
+            None => None,
+        };
+        return Err(refusal.unwrap_or(LedgerError::AlreadyPaid).into());
     }
     let transfer = scrip_ledger::transfer(
         conn,
@@ -471,6 +483,32 @@ fn attempt(
             Ok(executed)
         }
     }
+}
+
+/// Locks the payer's accounts in `currencies` until commit (PostgreSQL; SQLite's write
+/// transaction excludes other writers already), in ascending id order: what the payment
+/// cost is measured as the change of these balances, so nothing else may move them
+/// meanwhile (a payment received between the two reads would hide part of the cost from
+/// `max_spend`). A deadlock with a transfer locking in another order is retried.
+fn lock_payer(
+    conn: &mut DbConn,
+    payer: PrincipalId,
+    currencies: &[CurrencyId],
+) -> Result<(), ExchangeError> {
+    use diesel::prelude::*;
+    use scrip_store::schema::accounts;
+    let wanted: Vec<i64> = currencies.iter().map(|c| c.get()).collect();
+    let ids: Vec<i64> = accounts::table
+        .filter(accounts::principal_id.eq(payer.get()))
+        .filter(accounts::currency_id.eq_any(wanted))
+        .order(accounts::id)
+        .select(accounts::id)
+        .load(conn)
+        .map_err(LedgerError::from)?;
+    for id in ids {
+        scrip_store::lock_row(conn, "accounts", id).map_err(LedgerError::from)?;
+    }
+    Ok(())
 }
 
 /// The payer's accounts in `currencies` that exist, read in one query.
