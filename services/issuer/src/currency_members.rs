@@ -1,18 +1,21 @@
 //! The members of a currency, for its stewards (the issuer's owners): in a mutual-credit
 //! currency each member's own credit limit, in one that requires admission who may hold it.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, put, web};
 use scrip_auth::Caller;
 use scrip_auth::guard::resolve;
-use scrip_domain::RegistryId;
+use scrip_domain::{Amount, PrincipalId, RegistryId};
+use scrip_governance::{Action, Gate};
 use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::policy::CurrencyKind;
-use scrip_ledger::{Currency, Ledger, Member, members_page, set_member};
+use scrip_ledger::{Currency, Ledger, Member, Principal, members_page, set_member};
 use scrip_store::DbConn;
 
 use crate::IssuerPolicy;
 use crate::dto::{CurrencyMemberView, MemberBody};
-use crate::handlers::{find_currency, require_owner};
+use crate::governance::{Asked, act_or_propose};
+use crate::handlers::{find_currency, lock_business, require_owner};
 
 fn require_steward(
     conn: &mut DbConn,
@@ -44,6 +47,7 @@ fn view(
     params(("code" = String, Path), ("handle" = String, Path, description = "handle or address")),
     responses(
         (status = 200, body = CurrencyMemberView, description = "admitted (its account opened), or its credit limit changed"),
+        (status = 202, body = scrip_governance::Proposed, description = "the issuer's approval rule guards limits: a proposal"),
         (status = 403, body = Problem, description = "not_owner: stewards only"),
         (status = 404, body = Problem, description = "not_found, unknown_account"),
         (status = 409, body = Problem, description = "sealed: member_credit_limit is sealed and the member's limit would differ from it"),
@@ -61,59 +65,97 @@ pub async fn put_member(
 ) -> Result<HttpResponse, ApiError> {
     let (code, handle) = path.into_inner();
     let body = body.into_inner();
-    let view = blocking(move || {
+    let done = blocking(move || {
         let mut conn = ledger.conn()?;
         let currency = find_currency(&mut conn, &code)?;
         require_steward(&mut conn, &currency, &caller)?;
         let member = resolve(&mut conn, &handle, &registry)?;
-        let limit = body
-            .credit_limit
-            .as_deref()
-            .map(|raw| {
-                scrip_domain::Amount::parse_non_negative(raw, currency.scale).map_err(|e| {
-                    ApiError::refused_field(
-                        "bad_amount",
-                        "credit_limit",
-                        format!("credit_limit: {e}"),
-                    )
-                })
-            })
-            .transpose()?;
-        if let Some(limit) = limit {
-            if currency.policies.kind != CurrencyKind::MutualCredit {
-                return Err(ApiError::refused_field(
-                    "bad_policy",
-                    "credit_limit",
-                    "credit_limit: only members of a mutual_credit currency have one",
-                ));
-            }
-            if !policy.allows(limit, currency.par) {
-                return Err(ApiError::refused_field(
-                    "credit_limit_too_high",
-                    "credit_limit",
-                    format!(
-                        "the registry allows credit limits up to {} units of account",
-                        policy.max_credit_limit_units
+        let limit = member_limit(&currency, body.credit_limit.as_deref(), &policy)?;
+        let issuer = scrip_ledger::principal_by_id(&mut conn, currency.issuer_id)?;
+        scrip_store::write_transaction(&mut conn, |conn| {
+            lock_business(conn, &issuer)?;
+            // A member's credit limit is a credit line: the rule's `limits` guards it.
+            let gate = match limit {
+                Some(_) => scrip_governance::gate(conn, issuer.id, Action::Limits)?,
+                None => Gate::Proceed,
+            };
+            act_or_propose(
+                conn,
+                (&issuer, caller.id),
+                gate,
+                || Asked {
+                    action: Action::Limits,
+                    payload: serde_json::json!({"member_limit": {
+                        "currency": currency.code.to_string(),
+                        "member": member.handle.to_string(),
+                        "credit_limit": body.credit_limit,
+                    }}),
+                    summary: format!(
+                        "give {} a credit limit of {} {}",
+                        member.handle,
+                        body.credit_limit.as_deref().unwrap_or_default(),
+                        currency.code
                     ),
-                ));
-            }
-        }
-        drop(conn);
-        let (admitted, balance) = ledger.write(|conn| {
-            let admitted = set_member(conn, &currency, member.id, limit)?;
-            let balance = scrip_ledger::account(conn, member.id, currency.id)?
-                .map_or(scrip_domain::Amount::zero(currency.scale), |a| a.balance);
-            Ok((admitted, balance))
-        })?;
-        Ok(view(
-            &currency,
-            &admitted,
-            member.handle.to_string(),
-            balance,
-        ))
+                },
+                |conn| admit(conn, (&issuer, &currency), (&member, limit), caller.id),
+            )
+        })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(done.respond(StatusCode::OK))
+}
+
+/// The member credit limit asked for, checked against the currency and the registry.
+pub(crate) fn member_limit(
+    currency: &Currency,
+    raw: Option<&str>,
+    policy: &IssuerPolicy,
+) -> Result<Option<Amount>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let limit = Amount::parse_non_negative(raw, currency.scale).map_err(|e| {
+        ApiError::refused_field("bad_amount", "credit_limit", format!("credit_limit: {e}"))
+    })?;
+    if currency.policies.kind != CurrencyKind::MutualCredit {
+        return Err(ApiError::refused_field(
+            "bad_policy",
+            "credit_limit",
+            "credit_limit: only members of a mutual_credit currency have one",
+        ));
+    }
+    if !policy.allows(limit, currency.par) {
+        return Err(ApiError::refused_field(
+            "credit_limit_too_high",
+            "credit_limit",
+            format!(
+                "the registry allows credit limits up to {} units of account",
+                policy.max_credit_limit_units
+            ),
+        ));
+    }
+    Ok(Some(limit))
+}
+
+/// Admits the member or sets its limit, and logs it, in the caller's transaction.
+pub(crate) fn admit(
+    conn: &mut DbConn,
+    (issuer, currency): (&Principal, &Currency),
+    (member, limit): (&Principal, Option<Amount>),
+    actor: PrincipalId,
+) -> Result<CurrencyMemberView, ApiError> {
+    let admitted = set_member(conn, currency, member.id, limit)?;
+    let balance = scrip_ledger::account(conn, member.id, currency.id)?
+        .map_or(Amount::zero(currency.scale), |a| a.balance);
+    let line = format!(
+        "{} is a member of {} with a credit limit of {}",
+        member.handle, currency.code, admitted.credit_limit
+    );
+    scrip_governance::log(conn, issuer.id, actor, ("currency_member", &line))?;
+    Ok(view(
+        currency,
+        &admitted,
+        member.handle.to_string(),
+        balance,
+    ))
 }
 
 #[utoipa::path(

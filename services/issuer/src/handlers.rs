@@ -234,6 +234,7 @@ fn parse_limit(raw: &str, scale: Scale, field: &str) -> Result<Amount, ApiError>
     security(("bearer" = [])),
     responses(
         (status = 201, body = CurrencyView),
+        (status = 202, body = scrip_governance::Proposed, description = "the issuer's approval rule guards limits (a new currency is a new credit line): a proposal"),
         (status = 403, body = Problem, description = "not_owner"),
         (status = 409, body = Problem, description = "code_taken"),
         (status = 422, body = Problem, description = "bad_amount, bad_policy, credit_limit_too_high, bad_currency_code, bad_scale, bad_par"),
@@ -248,6 +249,68 @@ pub async fn create_currency(
     policy: web::Data<IssuerPolicy>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let done = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let issuer = resolve(&mut conn, &body.issuer, &registry)?;
+        if issuer.kind != PrincipalKind::Business {
+            return Err(ApiError::unprocessable(
+                "not_a_business",
+                "only a business issues a currency",
+            ));
+        }
+        require_owner(&mut conn, &issuer, &caller)?;
+        let new = new_currency(&mut conn, &issuer, &body, (&policy, &registry))?;
+        // A new currency is a new credit line: the rule's `limits` guards it.
+        let done = scrip_store::write_transaction(&mut conn, |conn| {
+            lock_business(conn, &issuer)?;
+            let gate = scrip_governance::gate(conn, issuer.id, Action::Limits)?;
+            act_or_propose(
+                conn,
+                (&issuer, caller.id),
+                gate,
+                || Asked {
+                    action: Action::Limits,
+                    payload: serde_json::json!({"create": &body}),
+                    summary: format!(
+                        "issue a new currency {} with a credit limit of {}",
+                        body.code, body.credit_limit
+                    ),
+                },
+                |conn| create_logged(conn, (&issuer, &new), caller.id),
+            )
+        })?;
+        Ok(match done {
+            Done::Now(currency) => {
+                Done::Now(ledger.read(|conn| Ok(currency_view(conn, &currency)))??)
+            }
+            Done::Proposed(proposal) => Done::Proposed(proposal),
+        })
+    })
+    .await?;
+    Ok(done.respond(StatusCode::CREATED))
+}
+
+fn create_logged(
+    conn: &mut DbConn,
+    (issuer, new): (&Principal, &NewCurrency),
+    actor: PrincipalId,
+) -> Result<Currency, ApiError> {
+    let currency = scrip_ledger::create_currency(conn, new)?;
+    let line = format!(
+        "issued a new currency {} (credit limit {})",
+        currency.code, currency.credit_limit
+    );
+    scrip_governance::log(conn, issuer.id, actor, ("currency_created", &line))?;
+    Ok(currency)
+}
+
+/// A new currency from its request, every field checked.
+fn new_currency(
+    conn: &mut DbConn,
+    issuer: &Principal,
+    body: &NewCurrencyBody,
+    (policy, registry): (&IssuerPolicy, &RegistryId),
+) -> Result<NewCurrency, ApiError> {
     let code = CurrencyCode::parse_new(&body.code)
         .map_err(|e| ApiError::unprocessable("bad_currency_code", e.to_string()))?;
     let scale =
@@ -269,45 +332,28 @@ pub async fn create_currency(
         .unwrap_or_else(Par::one);
     let name = check_name(&body.name)?;
     if !policy.allows(credit_limit, par) {
-        return Err(credit_limit_too_high(&policy));
+        return Err(credit_limit_too_high(policy));
     }
-    let view = blocking(move || {
-        let mut conn = ledger.conn()?;
-        let issuer = resolve(&mut conn, &body.issuer, &registry)?;
-        if issuer.kind != PrincipalKind::Business {
-            return Err(ApiError::unprocessable(
-                "not_a_business",
-                "only a business issues a currency",
-            ));
-        }
-        require_owner(&mut conn, &issuer, &caller)?;
-        let policies = new_policies(&mut conn, &body, scale, &registry)?;
-        if policies.member_credit_limit_atoms > 0
-            && !policy.allows(
-                scrip_domain::Amount::from_atoms(policies.member_credit_limit_atoms, scale),
-                par,
-            )
-        {
-            return Err(credit_limit_too_high(&policy));
-        }
-        let new = NewCurrency {
-            issuer: issuer.id,
-            code,
-            name,
-            scale,
-            credit_limit,
-            max_balance,
-            unit,
+    let policies = new_policies(conn, body, scale, registry)?;
+    if policies.member_credit_limit_atoms > 0
+        && !policy.allows(
+            scrip_domain::Amount::from_atoms(policies.member_credit_limit_atoms, scale),
             par,
-            policies,
-        };
-        // One pooled connection at a time per request, or a burst could exhaust the pool.
-        drop(conn);
-        let currency = ledger.write(|conn| scrip_ledger::create_currency(conn, &new))?;
-        ledger.read(|conn| Ok(currency_view(conn, &currency)))?
+        )
+    {
+        return Err(credit_limit_too_high(policy));
+    }
+    Ok(NewCurrency {
+        issuer: issuer.id,
+        code,
+        name,
+        scale,
+        credit_limit,
+        max_balance,
+        unit,
+        par,
+        policies,
     })
-    .await?;
-    Ok(HttpResponse::Created().json(view))
 }
 
 fn credit_limit_too_high(policy: &IssuerPolicy) -> ApiError {
@@ -497,13 +543,59 @@ impl Execute for CurrencyExecutor {
         row: &ProposalRow,
     ) -> Result<serde_json::Value, ApiError> {
         #[derive(serde::Deserialize)]
-        struct Asked {
-            currency: String,
-            patch: LimitsPatch,
+        #[serde(untagged)]
+        enum Asked {
+            Patch {
+                currency: String,
+                patch: LimitsPatch,
+            },
+            Create {
+                create: NewCurrencyBody,
+            },
+            MemberLimit {
+                member_limit: MemberLimitAsked,
+            },
         }
-        let asked: Asked = serde_json::from_str(&row.payload)
-            .map_err(|e| ApiError::Internal(format!("proposal {}: {e}", row.id)))?;
-        let currency = find_currency(conn, &asked.currency)?;
+        #[derive(serde::Deserialize)]
+        struct MemberLimitAsked {
+            currency: String,
+            member: String,
+            credit_limit: Option<String>,
+        }
+        let unreadable =
+            |e: serde_json::Error| ApiError::Internal(format!("proposal {}: {e}", row.id));
+        let (code, patch) = match serde_json::from_str(&row.payload).map_err(unreadable)? {
+            Asked::Patch { currency, patch } => (currency, patch),
+            Asked::Create { create } => {
+                let settings = (&self.policy, &self.registry);
+                let new = new_currency(conn, business, &create, settings)?;
+                let actor = PrincipalId::new(row.proposed_by);
+                let currency = create_logged(conn, (business, &new), actor)?;
+                let view = currency_view(conn, &currency)?;
+                return serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()));
+            }
+            Asked::MemberLimit { member_limit } => {
+                let currency = find_currency(conn, &member_limit.currency)?;
+                if currency.issuer_id != business.id {
+                    return Err(ApiError::Internal(format!(
+                        "proposal {}: not its currency",
+                        row.id
+                    )));
+                }
+                let member = resolve(conn, &member_limit.member, &self.registry)?;
+                let raw = member_limit.credit_limit.as_deref();
+                let limit = crate::currency_members::member_limit(&currency, raw, &self.policy)?;
+                let actor = PrincipalId::new(row.proposed_by);
+                let view = crate::currency_members::admit(
+                    conn,
+                    (business, &currency),
+                    (&member, limit),
+                    actor,
+                )?;
+                return serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()));
+            }
+        };
+        let currency = find_currency(conn, &code)?;
         if currency.issuer_id != business.id {
             return Err(ApiError::Internal(format!(
                 "proposal {}: not its currency",
@@ -512,7 +604,7 @@ impl Execute for CurrencyExecutor {
         }
         let actor = PrincipalId::new(row.proposed_by);
         let settings = (&self.policy, &self.registry);
-        let updated = apply_patch(conn, (business, &currency), &asked.patch, settings, actor)?;
+        let updated = apply_patch(conn, (business, &currency), &patch, settings, actor)?;
         let view = currency_view(conn, &updated)?;
         serde_json::to_value(view).map_err(|e| ApiError::Internal(e.to_string()))
     }

@@ -276,6 +276,27 @@ async fn guarded_members_limits_and_markets_wait_for_approval(backend: Backend) 
     let (_, bread) = app.get("/api/v1/currencies/BREAD", None).await;
     assert_eq!(bread["credit_limit"], "2000.00", "{bread}");
 
+    // A new currency is a new credit line: it waits too.
+    let (status, proposed) = app
+        .post(
+            "/api/v1/currencies",
+            Some(&rosa),
+            json!({"issuer": "bakery", "code": "CAKE", "name": "Cake money", "scale": 2, "credit_limit": "500"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    assert_eq!(
+        app.get("/api/v1/currencies/CAKE", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let id = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    let (status, done) = decide(&app, &otto, &id, "approve").await;
+    assert_eq!(done["outcome"]["code"], "CAKE", "{status} {done}");
+    assert_eq!(
+        app.get("/api/v1/currencies/CAKE", None).await.0,
+        StatusCode::OK
+    );
+
     // Members: removing an owner waits; the action is checked again when it runs.
     let (status, proposed) = app
         .delete("/api/v1/businesses/bakery/members/pia", Some(&rosa))
