@@ -186,6 +186,17 @@ export const Scrip = (() => {
     });
   }
 
+  /** A guarded action that became a proposal (202: the business's approval rule asks more
+   *  owners to agree): says so, tells the page, and answers true. */
+  function proposed(r) {
+    if (r.status !== 202 || !r.data || !r.data.proposal) return false;
+    const p = r.data.proposal;
+    const more = p.required - p.approvals.length;
+    toast(`Waiting for approval: “${p.summary}” runs when ${more} more owner${more === 1 ? "" : "s"} approve${more === 1 ? "s" : ""}.`);
+    document.dispatchEvent(new CustomEvent("scrip:proposed", { detail: p }));
+    return true;
+  }
+
   let toastTimer = null;
   function toast(message) {
     const node = document.getElementById("toast");
@@ -298,5 +309,5 @@ export const Scrip = (() => {
     return (/^[aeiou]/i.test(noun) ? "an " : "a ") + noun;
   }
 
-  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, when, time, idempotencyKey, throttle, download, article, onEvent, showRequest };
+  return { me, api, get, getAll, Dec, currency, el, svg, rows, clearErrors, showProblem, formData, onSubmit, toast, proposed, when, time, idempotencyKey, throttle, download, article, onEvent, showRequest };
 })();

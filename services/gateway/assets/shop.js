@@ -2,6 +2,7 @@
 // outstanding and holders, open a market for it, manage members.
 import { Scrip } from "/assets/app.js";
 import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/assets/shop_policies.js";
+import { wireGovernance } from "/assets/shop_governance.js";
 (() => {
   const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey } = Scrip;
   const select = document.getElementById("business");
@@ -24,7 +25,7 @@ import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/a
     const has = !!business();
     const owner = has && role() === "owner";
     show("till-card", has);
-    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card", "holders-card"]) show(id, owner);
+    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card", "holders-card", "approvals-card", "log-card"]) show(id, owner);
     if (!has) return;
     try {
       profile = await get("/api/v1/businesses/" + encodeURIComponent(business()));
@@ -33,8 +34,9 @@ import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/a
     renderTill();
     if (!owner) return;
     renderCurrency();
-    await Promise.all([loadIssuing(), loadActivity(), loadMembers(), loadMarkets(), loadHolders(false)]);
+    await Promise.all([loadIssuing(), loadActivity(), loadMembers(), loadMarkets(), loadHolders(false), loadGovernance()]);
   }
+  let loadGovernance = async () => {};
 
   // A business may issue several currencies: one is shown at a time.
   const pick = document.getElementById("currency-pick");
@@ -224,6 +226,7 @@ import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/a
     if (data.par) body.par = data.par;
     const r = await api("POST", "/api/v1/currencies", body);
     if (!r.ok) return showProblem(currencyForm, r.data, "code");
+    if (Scrip.proposed(r)) return currencyForm.reset();
     toast(`${r.data.code} created: pay it out to your workers and customers.`);
     await Promise.all([load(), loadAllCurrencies()]);
     // Show the new one.
@@ -242,6 +245,7 @@ import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/a
     if (!Object.keys(body).length) return toast("Both limits are sealed.");
     const r = await api("PATCH", "/api/v1/currencies/" + encodeURIComponent(code), body);
     if (!r.ok) return showProblem(limitsForm, r.data, "credit_limit");
+    if (Scrip.proposed(r)) return;
     toast("Limits saved.");
     await load();
   });
@@ -278,6 +282,7 @@ import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/a
     payoutConfirm.hidden = true;
     const r = await api("POST", "/api/v1/transfers", body, { "idempotency-key": idempotencyKey() });
     if (!r.ok) return showProblem(payoutForm, r.data, "amount");
+    if (Scrip.proposed(r)) { payoutForm.elements.amount.value = ""; return; }
     toast(`Paid ${Dec.pretty(r.data.amount)} ${r.data.currency} to ${r.data.to}`);
     payoutForm.elements.amount.value = "";
     payoutForm.elements.memo.value = "";
@@ -290,6 +295,7 @@ import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/a
       tick_size: data.tick_size || "", lot_size: data.lot_size || "", fee_bps: Number(data.fee_bps ?? 0) };
     const r = await api("POST", "/api/v1/markets", body);
     if (!r.ok) return showProblem(marketForm, r.data, "base");
+    if (Scrip.proposed(r)) return;
     marketForm.replaceChildren(el("p", { class: "notice" }, "Market open: ",
       el("a", { href: "/exchange/" + encodeURIComponent(r.data.symbol) }, r.data.symbol)));
     loadMarkets();
@@ -300,6 +306,7 @@ import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/a
     const r = await api("POST", `/api/v1/businesses/${encodeURIComponent(business())}/members`,
       { handle: data.handle || "", role: data.role || "worker" });
     if (!r.ok) return showProblem(memberForm, r.data, "handle");
+    if (Scrip.proposed(r)) return memberForm.reset();
     toast(r.data.status === "invited"
       ? `${r.data.handle} is invited as ${r.data.role}: they become one when they accept.`
       : `${r.data.handle} is now ${Scrip.article(r.data.role)} of ${r.data.business}.`);
@@ -309,6 +316,7 @@ import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/a
 
   wireCreateForm(currencyForm);
   wirePolicyForms(current, load);
+  loadGovernance = wireGovernance(business, load);
   select.addEventListener("change", load);
   loadAllCurrencies();
   load();

@@ -129,6 +129,7 @@ export function wirePolicyForms(current, reload) {
     if (!Object.keys(body).length) return toast("Nothing changed.");
     const r = await api("PATCH", "/api/v1/currencies/" + encodeURIComponent(c.code), body);
     if (!r.ok) return showProblem(form, r.data, "max_payment");
+    if (Scrip.proposed(r)) return;
     toast("Policies saved.");
     await reload();
   });
@@ -138,6 +139,7 @@ export function wirePolicyForms(current, reload) {
     const body = data.credit_limit ? { credit_limit: data.credit_limit } : {};
     const r = await api("PUT", `/api/v1/currencies/${encodeURIComponent(c.code)}/members/${encodeURIComponent(data.handle || "")}`, body);
     if (!r.ok) return showProblem(memberForm, r.data, "handle");
+    if (Scrip.proposed(r)) return memberForm.reset();
     toast(c.kind === "mutual_credit" ? `${r.data.member} may go down to -${Dec.pretty(r.data.credit_limit)} ${c.code}.` : `${r.data.member} is a member of ${c.code}.`);
     memberForm.reset();
     renderMembers(c);

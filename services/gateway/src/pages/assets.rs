@@ -57,6 +57,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/shop_policies.js"),
     ),
     (
+        "shop_governance.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/shop_governance.js"),
+    ),
+    (
         "currency.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/currency.js"),

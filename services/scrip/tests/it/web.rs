@@ -1591,3 +1591,61 @@ async fn an_owner_trades_for_her_business_on_the_market_page() {
     page.close().await;
     app.assert_audit_clean().await;
 }
+
+/// Two owners of a shop agree before money leaves it: rosa sets "2 owners must agree to pay
+/// out" in the console, her pay-out waits as a proposal, otto approves it from his console,
+/// and only then is carl paid; the log says who did what.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_owners_approve_a_pay_out_in_the_shop_console() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    let otto = app.user("otto").await;
+    let carl = app.user("carl").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.add_member((&rosa, "bakery"), ("otto", &otto), "owner")
+        .await;
+
+    let page = driver.browser().await;
+    page.log_in(&app, "rosa", "/shop").await;
+    page.wait_text("#approvals-rule", "Every owner acts alone")
+        .await;
+    page.click("#approvals-change summary").await;
+    page.fill("#approvals-required", "2").await;
+    page.click("#approvals-of input[name='of.issue']").await;
+    page.click("#approvals-form button[type=submit]").await;
+    page.wait_text("#approvals-rule", "2 owners must agree to: paying out")
+        .await;
+
+    page.fill("#payout-to", "carl").await;
+    page.fill("#payout-amount", "30").await;
+    page.click("#payout-form button[type=submit]").await;
+    page.wait_text("#toast", "Waiting for approval").await;
+    page.wait_text("#proposals-list", "pay 30.00 BREAD to carl")
+        .await;
+    let balances = api_get(&app, "/api/v1/accounts", &carl).await;
+    assert_eq!(balances["items"], json!([]), "nothing paid yet");
+
+    let partner = driver.browser().await;
+    partner.log_in(&app, "otto", "/shop").await;
+    partner
+        .wait_text("#proposals-list", "pay 30.00 BREAD to carl")
+        .await;
+    partner.screenshot("shop-approvals").await;
+    partner
+        .click("#proposals-list button[data-verb=approve]")
+        .await;
+    partner
+        .wait_text("#toast", "Done: pay 30.00 BREAD to carl")
+        .await;
+    partner
+        .wait_text("#proposals-list", "Nothing waits for approval")
+        .await;
+    partner
+        .wait_text("#business-log", "executed proposal")
+        .await;
+    let balances = api_get(&app, "/api/v1/accounts", &carl).await;
+    assert_eq!(balances["items"][0]["balance"], "30.00", "{balances}");
+    page.close().await;
+    partner.close().await;
+}
