@@ -90,6 +90,27 @@ import { wireGovernance } from "/assets/shop_governance.js";
     tillForm.hidden = false;
     document.getElementById("till-request").hidden = true;
     stopTill();
+    loadReceived();
+  }
+
+  // What the till has taken: the business's balances and its latest payments received
+  // (a worker sees only these; an owner's list is filtered to the same).
+  async function loadReceived() {
+    const list = document.getElementById("till-received");
+    try {
+      const [{ items: accounts }, { items: lines }] = await Promise.all([
+        get("/api/v1/accounts?holder=" + encodeURIComponent(business())),
+        get("/api/v1/transfers?limit=20&holder=" + encodeURIComponent(business())),
+      ]);
+      const own = (profile.currencies || []).map((c) => c.code);
+      document.getElementById("till-balance").textContent = accounts.filter((a) => !own.includes(a.currency))
+        .map((a) => `${Dec.pretty(a.balance)} ${a.currency}`).join(" · ");
+      const received = lines.filter((t) => t.to === business() && t.kind === "payment").slice(0, 8);
+      list.replaceChildren(...(received.length ? received.map((t) => el("li", {},
+        el("strong", {}, `${Dec.pretty(t.amount)} ${t.currency}`), ` from ${t.from}`,
+        t.memo ? ` · ${t.memo}` : "", el("span", { class: "muted" }, ` · ${when(t.created_at)}`)))
+        : [el("li", { class: "muted" }, "No payment received yet.")]));
+    } catch (_) { list.replaceChildren(); }
   }
   onSubmit(tillForm, async (data) => {
     const body = { to: business(), currency: data.currency || "", amount: data.amount || "" };
@@ -103,7 +124,7 @@ import { wireGovernance } from "/assets/shop_governance.js";
       qr: document.getElementById("till-qr"),
       link: document.getElementById("till-link"),
       status: document.getElementById("till-status"),
-    }, () => { if (role() === "owner") { loadActivity(); loadIssuing(); } });
+    }, () => { loadReceived(); if (role() === "owner") { loadActivity(); loadIssuing(); } });
   });
   document.getElementById("till-next").addEventListener("click", () => {
     tillForm.reset();

@@ -1,14 +1,14 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use scrip_auth::Caller;
 use scrip_auth::access::is_owner;
-use scrip_auth::guard::{act_as, resolve, view_as};
+use scrip_auth::guard::{Sight, act_as, resolve, till_view_as};
 use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, PrincipalId, RegistryId, TransferId};
 use scrip_http::{
     ApiError, Page, PageQuery, Problem, RateLimiter, blocking, idempotency_key,
     idempotent_response, request_hash, rfc3339_from_us,
 };
 use scrip_ledger::{
-    Committer, Idempotent, JournalEntry, Ledger, LedgerError, StoredResponse, Transfer,
+    Committer, Idempotent, JournalEntry, Ledger, LedgerError, Lines, StoredResponse, Transfer,
     TransferKind, TransferRequest, holdings, journal_entry, journal_page,
 };
 use scrip_store::DbConn;
@@ -48,7 +48,7 @@ pub async fn list_accounts(
 ) -> Result<HttpResponse, ApiError> {
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
-        let holder = view_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let (holder, _) = till_view_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
         let held = holdings(&mut conn, holder.id)?;
         let now = scrip_http::now_us();
         let mut items = Vec::with_capacity(held.len());
@@ -333,12 +333,16 @@ pub async fn list_transfers(
     let before = paging.before_id()?.map(TransferId::new);
     let page = blocking(move || {
         let mut conn = ledger.conn()?;
-        let holder = view_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let (holder, sight) = till_view_as(&mut conn, &caller, query.holder.as_deref(), &registry)?;
+        let lines = match sight {
+            Sight::Full => Lines::All,
+            Sight::Till => Lines::PaymentsReceived,
+        };
         let currency: Option<CurrencyId> = match query.currency.as_deref() {
             None => None,
             Some(raw) => Some(scrip_auth::guard::currency(&mut conn, raw, "unknown_account")?.id),
         };
-        let entries = journal_page(&mut conn, holder.id, currency, before, limit + 1)?;
+        let entries = journal_page(&mut conn, (holder.id, lines), currency, before, limit + 1)?;
         let page = Page::from_overfetch(entries, limit, |e| e.transfer.id.get());
         Ok(TransferPage {
             items: page

@@ -99,3 +99,30 @@ fn may_not_act(caller: &Caller, principal: &Principal) -> ApiError {
         format!("{} may not act for {}", caller.handle, principal.handle),
     )
 }
+
+/// How much of a holder's money the caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sight {
+    /// Everything: the holder itself, an owner, an operator reading the registry.
+    Full,
+    /// A worker at a business's till: its balances and the payments it received, nothing
+    /// it paid, traded or owes.
+    Till,
+}
+
+/// [`view_as`], and a business's workers too, who see it as its till does.
+pub fn till_view_as(
+    conn: &mut DbConn,
+    caller: &Caller,
+    holder: Option<&str>,
+    registry: &RegistryId,
+) -> Result<(Principal, Sight), ApiError> {
+    let principal = resolve(conn, holder.unwrap_or(caller.handle.as_str()), registry)?;
+    if principal.kind == PrincipalKind::Business
+        && crate::access::role_in(conn, principal.id, caller.id)?
+            == Some(crate::access::Role::Worker)
+    {
+        return Ok((principal, Sight::Till));
+    }
+    Ok((view_as(conn, caller, holder, registry)?, Sight::Full))
+}

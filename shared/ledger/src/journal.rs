@@ -8,7 +8,7 @@ use scrip_domain::{Amount, CurrencyCode, CurrencyId, Handle, PrincipalId, Scale,
 use scrip_store::schema::{accounts, currencies, principals, transfers};
 use scrip_store::{Backend, DbConn};
 
-use crate::model::{AccountRow, TransferRow};
+use crate::model::{AccountRow, TransferKind, TransferRow};
 use crate::{Account, Currency, LedgerError, Transfer};
 
 /// An account with its currency's code.
@@ -55,10 +55,19 @@ pub struct JournalEntry {
     pub code: CurrencyCode,
 }
 
+/// Which of a principal's journal lines a page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// Everything paid or received.
+    All,
+    /// Payments received only: what a business's worker at the till sees.
+    PaymentsReceived,
+}
+
 /// A page of the principal's transfers (paid or received), newest first, below `before`.
 pub fn journal_page(
     conn: &mut DbConn,
-    principal: PrincipalId,
+    (principal, lines): (PrincipalId, Lines),
     currency: Option<CurrencyId>,
     before: Option<TransferId>,
     limit: i64,
@@ -107,6 +116,19 @@ pub fn journal_page(
     };
     if let Some(before) = before {
         query = query.filter(transfers::id.lt(before.get()));
+    }
+    if lines == Lines::PaymentsReceived {
+        // `own` is every account of the principal: what it paid is `from` one of them.
+        query = match conn.backend() {
+            Backend::Postgres => {
+                let ids: Vec<i64> = own().load(conn)?;
+                query.filter(diesel::dsl::not(transfers::from_account_id.eq_any(ids)))
+            }
+            Backend::Sqlite => {
+                query.filter(diesel::dsl::not(transfers::from_account_id.eq_any(own())))
+            }
+        }
+        .filter(transfers::kind.eq(TransferKind::Payment.as_str()));
     }
     let rows: Vec<TransferRow> = query.load(conn)?;
     describe(conn, rows)

@@ -44,8 +44,8 @@ pub use error::{ErrorClass, LedgerError};
 pub use hold_batch::{BatchRules, CommittedHolds, HoldBatch};
 pub use idempotency::{IdempotencyKey, Idempotent, StoredResponse};
 pub use journal::{
-    CurrencyStats, Holding, JournalEntry, account_lines, account_moved_since, currencies_of_issuer,
-    currencies_page, currencies_stats, holdings, journal_entry, journal_page,
+    CurrencyStats, Holding, JournalEntry, Lines, account_lines, account_moved_since,
+    currencies_of_issuer, currencies_page, currencies_stats, holdings, journal_entry, journal_page,
 };
 pub use members::{Member, is_member, member, members_page, set_member};
 pub use model::{Account, Currency, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::app::{TestApp, assert_problem};
 
 crate::on_both_backends!(
+    a_worker_sees_the_balances_and_the_payments_received_and_nothing_else,
     two_of_three_owners_issue_and_concurrent_approvals_run_it_once,
     the_rule_guards_itself_and_closed_or_expired_proposals_never_run,
     guarded_members_limits_and_markets_wait_for_approval,
@@ -551,4 +552,58 @@ async fn each_role_may_do_only_what_it_may(backend: Backend) {
         )
         .await;
     assert_problem(&nobody, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn a_worker_sees_the_balances_and_the_payments_received_and_nothing_else(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, _otto, _pia, carl) = co_owned(&app).await;
+    let wendy = app.user("wendy").await;
+    app.add_member((&rosa, "bakery"), ("wendy", &wendy), "worker")
+        .await;
+    let paid = app
+        .pay(
+            &carl,
+            json!({"to": "bakery", "currency": "BREAD", "amount": "4.50", "memo": "2 loaves"}),
+        )
+        .await;
+    assert_eq!(paid.0, StatusCode::CREATED, "{}", paid.1);
+
+    let (status, accounts) = app
+        .get("/api/v1/accounts?holder=bakery", Some(&wendy))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{accounts}");
+    assert_eq!(accounts["items"][0]["balance"], "-45.50", "{accounts}");
+    // The payment received, never the pay-out to carl.
+    let (status, lines) = app
+        .get("/api/v1/transfers?holder=bakery", Some(&wendy))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{lines}");
+    let items = lines["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{lines}");
+    assert_eq!(
+        (items[0]["from"].clone(), items[0]["amount"].clone()),
+        (json!("carl"), json!("4.50"))
+    );
+    let (_, all) = app
+        .get("/api/v1/transfers?holder=bakery", Some(&rosa))
+        .await;
+    assert_eq!(
+        all["items"].as_array().map(Vec::len),
+        Some(2),
+        "an owner sees both: {all}"
+    );
+    // Nothing else of the business: its orders, its statements.
+    let orders = app.get("/api/v1/orders?holder=bakery", Some(&wendy)).await;
+    assert_problem(&orders, StatusCode::FORBIDDEN, "not_owner");
+    let statement = app
+        .get(
+            "/api/v1/statements?holder=bakery&currency=BREAD",
+            Some(&wendy),
+        )
+        .await;
+    assert_eq!(statement.0, StatusCode::FORBIDDEN, "{}", statement.1);
+    // And a stranger not even that.
+    let sam = app.user("sam").await;
+    let refused = app.get("/api/v1/accounts?holder=bakery", Some(&sam)).await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "not_owner");
 }

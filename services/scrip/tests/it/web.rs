@@ -1016,6 +1016,19 @@ async fn a_till_request_is_paid_once_and_the_till_sees_it_live() {
     // The till sees it at once (the stream; a slow poll backs it up).
     till.wait_text("#till-status", "Paid by carl: 4.50 BREAD")
         .await;
+    // The worker's till lists what it received (and nothing the business paid out).
+    till.wait_text("#till-received", "4.50 BREAD from carl · 2 loaves")
+        .await;
+    let received = till
+        .find("#till-received")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !received.contains("20.00"),
+        "no pay-out on the till: {received}"
+    );
     till.screenshot("till-paid").await;
 
     // The same code again: paid, nothing to pay.

@@ -287,7 +287,15 @@ fn issue_pay_redeem_hold_and_settle_move_exact_amounts() {
         e.settle(hold, BOB, SHOP1, BREAD, 1_500).expect("settle");
         let fill = e
             .ledger
-            .read(|c| scrip_ledger::journal_page(c, e.principals[SHOP1], None, None, 1))
+            .read(|c| {
+                scrip_ledger::journal_page(
+                    c,
+                    (e.principals[SHOP1], scrip_ledger::Lines::All),
+                    None,
+                    None,
+                    1,
+                )
+            })
             .expect("statement");
         assert_eq!(fill.len(), 1);
         assert_eq!(
@@ -433,7 +441,7 @@ fn a_holder_of_very_many_currencies_reads_its_history_on_sqlite() {
         .expect("33,000 empty accounts");
     let history = e
         .ledger
-        .read(|c| scrip_ledger::journal_page(c, alice, None, None, 50))
+        .read(|c| scrip_ledger::journal_page(c, (alice, scrip_ledger::Lines::All), None, None, 50))
         .expect("the history of a holder of 33,000 currencies");
     assert_eq!(history.len(), 1, "the issue of 100.00 BREAD in the set-up");
 }
