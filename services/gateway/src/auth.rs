@@ -183,19 +183,7 @@ pub(crate) async fn create_user(
     gateway.signup_limiter.check(&client_ip(request)).await?;
     let handle = Handle::parse_new(&body.handle)
         .map_err(|e| ApiError::unprocessable("bad_handle", e.to_string()))?;
-    let length = body.password.chars().count();
-    if length < MIN_PASSWORD_CHARS {
-        return Err(ApiError::unprocessable(
-            "weak_password",
-            "a password has at least 10 characters",
-        ));
-    }
-    if length > MAX_PASSWORD_CHARS {
-        return Err(ApiError::unprocessable(
-            "weak_password",
-            "a password has at most 256 characters",
-        ));
-    }
+    check_new_password(&body.password, "password")?;
     let display_name = match body.display_name.as_deref().map(str::trim) {
         Some(name)
             if name.chars().count() > 100 || name.chars().any(scrip_domain::is_invisible) =>
@@ -223,6 +211,97 @@ pub(crate) async fn create_user(
         })
     })
     .await
+}
+
+/// A password someone chooses: 10 to 256 characters (422 `weak_password` under `field`).
+fn check_new_password(password: &str, field: &str) -> Result<(), ApiError> {
+    let length = password.chars().count();
+    if length < MIN_PASSWORD_CHARS {
+        return Err(ApiError::refused_field(
+            "weak_password",
+            field,
+            "a password has at least 10 characters",
+        ));
+    }
+    if length > MAX_PASSWORD_CHARS {
+        return Err(ApiError::refused_field(
+            "weak_password",
+            field,
+            "a password has at most 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password in use now.
+    pub current: String,
+    /// The new one: at least 10 characters.
+    pub new: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// How many other sessions (browsers, devices) were signed out.
+    pub signed_out_sessions: usize,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/auth/password", tag = "identity", request_body = PasswordChange,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = PasswordChanged, description = "changed; every other session is signed out at once, on every process"),
+        (status = 401, body = Problem, description = "bad_credentials: `current` is not the password"),
+        (status = 422, body = Problem, description = "weak_password (under `field`: new)"),
+        (status = 429, body = Problem, description = "rate_limited"),
+    )
+)]
+#[post("/api/v1/auth/password")]
+pub async fn change_password(
+    caller: Caller,
+    body: scrip_http::Json<PasswordChange>,
+    ledger: web::Data<Ledger>,
+    gateway: web::Data<GatewayContext>,
+    bus: web::Data<dyn scrip_bus::Bus>,
+    verifier: web::Data<scrip_auth::TokenVerifier>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check_new_password(&body.new, "new")?;
+    // Guessing the current password through here is guessing a login.
+    gateway
+        .login_limiter
+        .check(&format!("password|{}", caller.id))
+        .await?;
+    let reader = ledger.clone();
+    let principal = caller.id;
+    let stored = blocking(move || {
+        Ok(scrip_auth::access::password_hash_of(
+            &mut *reader.conn()?,
+            principal,
+        )?)
+    })
+    .await?;
+    if !gateway.hasher.verify(stored, body.current).await? {
+        return Err(ApiError::Unauthorized {
+            code: "bad_credentials",
+            detail: "the current password is wrong".into(),
+        });
+    }
+    let hash = gateway.hasher.hash(body.new).await?;
+    let keep = caller.session_id;
+    let ended = blocking(move || {
+        Ok(ledger.write(|conn| {
+            scrip_auth::access::set_password_hash(conn, principal, &hash)?;
+            sessions::end_all_but(conn, principal, keep, scrip_http::now_us())
+        })?)
+    })
+    .await?;
+    scrip_auth::revocation::announce(bus.get_ref(), &verifier, &ended);
+    Ok(HttpResponse::Ok().json(PasswordChanged {
+        signed_out_sessions: ended.len(),
+    }))
 }
 
 /// Checks a handle and password under the login rate limit and issues a token: shared by the

@@ -461,6 +461,7 @@ pub fn start(
     backplane: &Backplane,
 ) -> Result<(Server, Running), Box<dyn std::error::Error>> {
     let state = build_state(settings, backplane)?;
+    scrip_auth::revocation::spawn_listener(state.bus.get_ref(), state.verifier.get_ref().clone());
     spawn_audits(state.ledger.clone(), state.metrics.clone());
     if state.services.wallet {
         spawn_demurrage(state.ledger.clone());

@@ -54,6 +54,30 @@ pub fn store_credentials(
     Ok(())
 }
 
+/// Replaces the principal's password hash.
+pub fn set_password_hash(
+    conn: &mut DbConn,
+    principal: PrincipalId,
+    password_hash: &str,
+) -> Result<(), LedgerError> {
+    diesel::update(credentials::table.find(principal.get()))
+        .set(credentials::password_hash.eq(password_hash))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The password hash of the principal, if it has credentials.
+pub fn password_hash_of(
+    conn: &mut DbConn,
+    principal: PrincipalId,
+) -> Result<Option<String>, LedgerError> {
+    Ok(credentials::table
+        .find(principal.get())
+        .select(credentials::password_hash)
+        .first(conn)
+        .optional()?)
+}
+
 /// The principal and password hash for a login, if the handle has credentials.
 pub fn credentials_of(
     conn: &mut DbConn,

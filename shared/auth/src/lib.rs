@@ -5,7 +5,8 @@
 //!   `aud` checked; only the gateway holds the private key, every service can verify;
 //! - [`Caller`]: the actix extractor that makes "who is calling" part of a handler's signature;
 //! - [`access`]: credentials, registry roles and business memberships in the database;
-//! - [`invitations`]: memberships offered and not yet accepted.
+//! - [`invitations`]: memberships offered and not yet accepted;
+//! - [`revocation`]: ended sessions announced to every process.
 
 pub mod access;
 mod caller;
@@ -13,6 +14,7 @@ pub mod guard;
 pub mod invitations;
 mod keys;
 pub mod password;
+pub mod revocation;
 pub mod sessions;
 mod token;
 

@@ -172,6 +172,45 @@ pub fn end(
     Ok(session)
 }
 
+/// Ends every live session of `principal` but `keep` (a password change keeps the session
+/// that made it); their ids.
+pub fn end_all_but(
+    conn: &mut DbConn,
+    principal: PrincipalId,
+    keep: Option<i64>,
+    now_us: i64,
+) -> Result<Vec<i64>, LedgerError> {
+    let live: Vec<i64> = sessions::table
+        .filter(sessions::principal_id.eq(principal.get()))
+        .filter(sessions::revoked_at_us.is_null())
+        .filter(sessions::expires_at_us.gt(now_us))
+        .select(sessions::id)
+        .load(conn)?;
+    let ended: Vec<i64> = live.into_iter().filter(|id| Some(*id) != keep).collect();
+    for &session in &ended {
+        revoke(conn, session, now_us)?;
+    }
+    Ok(ended)
+}
+
+/// Ends one session of `principal` (a logout with its access token); whether it was live.
+pub fn end_session(
+    conn: &mut DbConn,
+    principal: PrincipalId,
+    session: i64,
+    now_us: i64,
+) -> Result<bool, LedgerError> {
+    let ended = diesel::update(
+        sessions::table
+            .find(session)
+            .filter(sessions::principal_id.eq(principal.get()))
+            .filter(sessions::revoked_at_us.is_null()),
+    )
+    .set(sessions::revoked_at_us.eq(now_us))
+    .execute(conn)?;
+    Ok(ended == 1)
+}
+
 fn revoke(conn: &mut DbConn, session: i64, now_us: i64) -> Result<(), LedgerError> {
     diesel::update(
         sessions::table

@@ -421,32 +421,57 @@ pub async fn signup_form(
     }
 }
 
-/// The page's Log out: ends the session (its refresh token is sent to `/api/v1/auth` only,
-/// hence the path) and removes both cookies. `/logout` (older pages) only removes them.
+/// Log out: ends the session. The page sends its refresh cookie (sent to `/api/v1/auth` only,
+/// hence the path) and is redirected to the login page with both cookies removed; an API
+/// client sends its access token and gets 204. Either way the session's tokens are refused
+/// at once on every process.
 #[post("/api/v1/auth/logout")]
 pub async fn logout(
     request: HttpRequest,
+    caller: Option<scrip_auth::Caller>,
     ledger: web::Data<Ledger>,
     verifier: web::Data<scrip_auth::TokenVerifier>,
+    bus: web::Data<dyn scrip_bus::Bus>,
 ) -> HttpResponse {
-    if let Err(error) = same_origin(&request) {
+    let bearer = request
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION);
+    if !bearer && let Err(error) = same_origin(&request) {
         return failure(&error);
     }
-    if let Some(cookie) = request.cookie(scrip_auth::REFRESH_COOKIE) {
-        let token = scrip_auth::sessions::RefreshToken::from_client(cookie.value());
-        let ended = blocking(move || {
-            Ok(ledger
-                .write(|conn| scrip_auth::sessions::end(conn, &token, scrip_http::now_us()))?)
-        })
-        .await;
-        match ended {
-            // Its access tokens stop working here at once (elsewhere within seconds).
-            Ok(Some(session)) => verifier.forget_session(session),
-            Ok(None) => {}
-            Err(error) => return failure(&error),
-        }
+    let session = caller
+        .filter(|_| bearer)
+        .and_then(|c| c.session_id.map(|s| (c.id, s)));
+    let cookie = request
+        .cookie(scrip_auth::REFRESH_COOKIE)
+        .map(|c| scrip_auth::sessions::RefreshToken::from_client(c.value()));
+    let ended = blocking(move || {
+        Ok(ledger.write(|conn| {
+            let now = scrip_http::now_us();
+            let mut ended = Vec::new();
+            if let Some((principal, id)) = session
+                && scrip_auth::sessions::end_session(conn, principal, id, now)?
+            {
+                ended.push(id);
+            }
+            if let Some(token) = &cookie
+                && let Some(id) = scrip_auth::sessions::end(conn, token, now)?
+            {
+                ended.push(id);
+            }
+            Ok(ended)
+        })?)
+    })
+    .await;
+    match ended {
+        Ok(ended) => scrip_auth::revocation::announce(bus.get_ref(), &verifier, &ended),
+        Err(error) => return failure(&error),
     }
-    redirect_with("/login", &cleared_cookies())
+    if bearer {
+        HttpResponse::NoContent().finish()
+    } else {
+        redirect_with("/login", &cleared_cookies())
+    }
 }
 
 #[post("/logout")]

@@ -16,6 +16,7 @@ crate::on_both_backends!(
     one_address_trying_many_handles_is_rate_limited,
     refresh_tokens_rotate_and_a_copy_ends_the_session,
     the_page_session_renews_itself_and_log_out_ends_it,
+    a_password_change_and_a_logout_end_sessions_on_every_process_at_once,
 );
 
 async fn sign_up_log_in_and_see_yourself(backend: Backend) {
@@ -541,5 +542,137 @@ async fn the_page_session_renews_itself_and_log_out_ends_it(backend: Backend) {
         me.status(),
         StatusCode::UNAUTHORIZED,
         "its access token is dead too"
+    );
+}
+
+/// Two processes (a full server and a wallet-only one) on one database and one Redis: a
+/// password change signs every other session out, and a logout ends its own, at once on
+/// both (not after the verifier's recheck interval).
+async fn a_password_change_and_a_logout_end_sessions_on_every_process_at_once(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Limits {
+            redis: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let wallet = app.peer(scrip::server::Services::only_wallet()).await;
+    let first = app.user("alice").await;
+    let phone = app.login("alice", "correct horse battery").await;
+    let laptop = app.login("alice", "correct horse battery").await;
+    let client = reqwest::Client::new();
+    let accounts_on = |base: &str, token: &str| {
+        client
+            .get(format!("{base}/api/v1/accounts"))
+            .bearer_auth(token)
+            .send()
+    };
+    // Both sessions are known live on both processes.
+    for token in [&phone, &laptop] {
+        for base in [&app.base, &wallet] {
+            let answer = accounts_on(base, token).await.expect("accounts");
+            assert_eq!(answer.status(), StatusCode::OK);
+        }
+    }
+
+    let wrong = app
+        .post(
+            "/api/v1/auth/password",
+            Some(&phone),
+            json!({"current": "not my password", "new": "a brand new secret"}),
+        )
+        .await;
+    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "bad_credentials");
+    let weak = app
+        .post(
+            "/api/v1/auth/password",
+            Some(&phone),
+            json!({"current": "correct horse battery", "new": "short"}),
+        )
+        .await;
+    assert_problem(&weak, StatusCode::UNPROCESSABLE_ENTITY, "weak_password");
+    assert_eq!(weak.1["field"], "new");
+    let (status, changed) = app
+        .post(
+            "/api/v1/auth/password",
+            Some(&phone),
+            json!({"current": "correct horse battery", "new": "a brand new secret"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    // The sign-up's session and the laptop's.
+    assert_eq!(changed["signed_out_sessions"], 2);
+    assert_eq!(
+        accounts_on(&app.base, &first)
+            .await
+            .expect("accounts")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The laptop is signed out everywhere at once: the announcement crossed Redis.
+    let started = std::time::Instant::now();
+    let mut on_wallet = accounts_on(&wallet, &laptop)
+        .await
+        .expect("accounts")
+        .status();
+    while on_wallet == StatusCode::OK && started.elapsed() < std::time::Duration::from_secs(2) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        on_wallet = accounts_on(&wallet, &laptop)
+            .await
+            .expect("accounts")
+            .status();
+    }
+    // Within 2 s, while the wallet process would still trust its cache of live sessions
+    // for SESSION_RECHECK (5 s): only the announcement can have ended it there.
+    assert_eq!(
+        on_wallet,
+        StatusCode::UNAUTHORIZED,
+        "the wallet process refuses the laptop"
+    );
+    let here = accounts_on(&app.base, &laptop).await.expect("accounts");
+    assert_eq!(here.status(), StatusCode::UNAUTHORIZED);
+    // The phone, which changed it, stays signed in; the old password no longer logs in.
+    assert_eq!(
+        accounts_on(&wallet, &phone)
+            .await
+            .expect("accounts")
+            .status(),
+        StatusCode::OK
+    );
+    let old = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"handle": "alice", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_problem(&old, StatusCode::UNAUTHORIZED, "bad_credentials");
+
+    // A logout with the access token ends that session on both processes too.
+    let out = client
+        .post(format!("{}/api/v1/auth/logout", app.base))
+        .bearer_auth(&phone)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let started = std::time::Instant::now();
+    let mut on_wallet = accounts_on(&wallet, &phone)
+        .await
+        .expect("accounts")
+        .status();
+    while on_wallet == StatusCode::OK && started.elapsed() < std::time::Duration::from_secs(2) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        on_wallet = accounts_on(&wallet, &phone)
+            .await
+            .expect("accounts")
+            .status();
+    }
+    assert_eq!(
+        on_wallet,
+        StatusCode::UNAUTHORIZED,
+        "logged out on the wallet process"
     );
 }
