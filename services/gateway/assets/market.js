@@ -429,6 +429,7 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
       unfilled: "nothing more was on the book at its price",
       not_fillable: "it could not fill in full (fill or kill)",
       would_cross: "it would have traded on arrival (post-only)",
+      frozen: "your account in one of its currencies was frozen by the currency's stewards",
     }[reason] || reason;
   }
   /** Says what the exchange did to the user's orders; several at once are listed, and the

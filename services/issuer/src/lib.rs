@@ -5,6 +5,7 @@
 
 mod currency_members;
 mod dto;
+mod freeze;
 mod governance;
 mod handlers;
 mod holders;
@@ -37,6 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(currency_members::list_members)
         .service(handlers::get_currency)
         .service(handlers::patch_currency)
+        .service(freeze::freeze)
+        .service(freeze::unfreeze)
         .service(governance::put_approvals)
         .service(governance::get_approvals)
         .service(governance::list_proposals)
@@ -64,6 +67,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         holders::list_holders,
         currency_members::put_member,
         currency_members::list_members,
+        freeze::freeze,
+        freeze::unfreeze,
         governance::put_approvals,
         governance::get_approvals,
         governance::list_proposals,
@@ -91,6 +96,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::CurrencyMemberView,
         dto::CurrencyMemberPage,
         dto::RoleBody,
+        freeze::FreezeBody,
+        freeze::FreezeView,
         governance::RuleBody,
         scrip_governance::ProposalView,
         scrip_governance::Proposed,

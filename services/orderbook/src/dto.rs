@@ -94,7 +94,7 @@ pub struct OrderView {
     /// Why a cancelled or expired order ended: `requested` (its owner), `self_trade` (the
     /// owner's own new order would have traded with it), `max_balance` (the owner could not
     /// receive more), `unfilled` (the rest of an IOC or market order), `not_fillable` (a
-    /// fill-or-kill that could not fill whole), `would_cross` (post-only). Absent otherwise.
+    /// fill-or-kill that could not fill whole), `would_cross` (post-only), `frozen` (its owner's account was frozen). Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub time_in_force: String,

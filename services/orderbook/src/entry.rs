@@ -80,8 +80,21 @@ impl EntryPolicies {
         if receiving.requires_admission && !admitted(conn, receiving, order.owner)? {
             return Err(LedgerError::NotAdmitted.into());
         }
+        // A frozen account trades in neither side: what it pays is refused by its hold,
+        // what it would receive here.
+        if receiving.freezable && frozen(conn, receiving, order.owner)? {
+            return Err(LedgerError::Frozen.into());
+        }
         Ok(())
     }
+}
+
+fn frozen(
+    conn: &mut DbConn,
+    rules: &CurrencyRules,
+    owner: PrincipalId,
+) -> Result<bool, LedgerError> {
+    Ok(scrip_ledger::account(conn, owner, rules.id)?.is_some_and(|a| a.frozen))
 }
 
 fn admitted(

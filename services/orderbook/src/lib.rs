@@ -12,6 +12,7 @@ mod dto;
 mod entry;
 mod error;
 mod feed;
+pub mod frozen;
 mod handlers;
 pub use handlers::MarketExecutor;
 mod metrics;
@@ -226,6 +227,11 @@ impl Exchange {
     }
 
     /// Every market, oldest first.
+    /// The database pool the markets write through.
+    pub fn pool(&self) -> scrip_store::DbPool {
+        self.context.pool.clone()
+    }
+
     pub fn markets(&self) -> Vec<Arc<MarketHandle>> {
         let markets = self.markets.read().unwrap_or_else(|p| p.into_inner());
         let mut all: Vec<_> = markets.by_id.values().cloned().collect();

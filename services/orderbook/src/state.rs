@@ -239,6 +239,8 @@ pub enum EndReason {
     NotFillable,
     /// A post-only order that would have traded on arrival.
     WouldCross,
+    /// Its owner's account in one of the market's currencies was frozen by the stewards.
+    Frozen,
 }
 
 impl EndReason {
@@ -250,6 +252,7 @@ impl EndReason {
             Self::Unfilled,
             Self::NotFillable,
             Self::WouldCross,
+            Self::Frozen,
         ]
         .into_iter()
         .find(|r| r.as_str() == raw)
@@ -263,6 +266,7 @@ impl EndReason {
             Self::Unfilled => "unfilled",
             Self::NotFillable => "not_fillable",
             Self::WouldCross => "would_cross",
+            Self::Frozen => "frozen",
         }
     }
 
@@ -489,6 +493,18 @@ impl MarketState {
 
     /// The resting orders of `owner` that would receive `currency` when they trade (bids
     /// receive base, asks quote), oldest first.
+    /// The owner's resting orders, oldest first.
+    pub fn resting_of(&self, owner: PrincipalId) -> Vec<OrderId> {
+        let mut ids: Vec<OrderId> = self
+            .resting
+            .iter()
+            .filter(|(_, r)| r.owner == owner)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     pub fn resting_receiving(
         &self,
         owner: PrincipalId,

@@ -468,6 +468,12 @@ pub fn start(
     }
     if let Some(exchange) = &state.exchange {
         spawn_market_discovery(exchange.clone());
+        if state.services.orderbook {
+            scrip_orderbook::frozen::spawn_listener(
+                state.bus.get_ref(),
+                &exchange.clone().into_inner(),
+            );
+        }
     }
     if state.services.clearing && settings.clearing_interval_s > 0 {
         scrip_clearing::spawn_schedule(

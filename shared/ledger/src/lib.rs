@@ -17,6 +17,7 @@ mod committer;
 mod currencies;
 pub mod demurrage;
 mod error;
+pub mod freeze;
 mod hold_batch;
 pub mod idempotency;
 mod journal;

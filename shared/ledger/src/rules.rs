@@ -41,6 +41,8 @@ pub struct CurrencyRules {
     pub max_payment_atoms: Option<i64>,
     pub transfer_fee: Option<TransferFee>,
     pub requires_admission: bool,
+    /// Whether its stewards may freeze holders' accounts (the exchange then looks).
+    pub freezable: bool,
 }
 
 impl CurrencyRules {
@@ -65,6 +67,7 @@ impl CurrencyRules {
             max_payment_atoms: None,
             transfer_fee: None,
             requires_admission: false,
+            freezable: false,
         }
     }
 

@@ -39,6 +39,7 @@ impl CurrencyRules {
             max_payment_atoms: policies.max_payment_atoms,
             transfer_fee: policies.transfer_fee,
             requires_admission: policies.requires_admission,
+            freezable: policies.freezable,
         }
     }
 }

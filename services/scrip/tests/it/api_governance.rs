@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::app::{TestApp, assert_problem};
 
 crate::on_both_backends!(
+    a_frozen_account_neither_pays_nor_trades_and_its_orders_are_cancelled,
     a_worker_sees_the_balances_and_the_payments_received_and_nothing_else,
     two_of_three_owners_issue_and_concurrent_approvals_run_it_once,
     the_rule_guards_itself_and_closed_or_expired_proposals_never_run,
@@ -606,4 +607,152 @@ async fn a_worker_sees_the_balances_and_the_payments_received_and_nothing_else(b
     let sam = app.user("sam").await;
     let refused = app.get("/api/v1/accounts?holder=bakery", Some(&sam)).await;
     assert_problem(&refused, StatusCode::FORBIDDEN, "not_owner");
+}
+
+async fn a_frozen_account_neither_pays_nor_trades_and_its_orders_are_cancelled(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, _otto, _pia, carl) = co_owned(&app).await;
+    let (status, token) = app
+        .post(
+            "/api/v1/currencies",
+            Some(&rosa),
+            json!({"issuer": "bakery", "code": "TOKN", "name": "Bakery tokens", "scale": 2, "credit_limit": "1000", "freezable": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    let paid = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "TOKN", "amount": "100.00"}),
+        )
+        .await;
+    assert_eq!(paid.0, StatusCode::CREATED, "{}", paid.1);
+    let (status, market) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "TOKN", "quote": "BREAD", "tick_size": "0.01", "lot_size": "1", "fee_bps": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{market}");
+    let order = |side: &str, price: &str| json!({"market": "TOKN-BREAD", "side": side, "type": "limit", "price": price, "quantity": "10"});
+    let (status, resting) = app
+        .post("/api/v1/orders", Some(&carl), order("sell", "2.00"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{resting}");
+    let resting_id = resting["id"].as_str().expect("id").to_owned();
+
+    // Only a freezable currency, only its stewards.
+    let not_freezable = app
+        .post(
+            "/api/v1/currencies/BREAD/freeze",
+            Some(&rosa),
+            json!({"holder": "carl"}),
+        )
+        .await;
+    assert_problem(
+        &not_freezable,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_freezable",
+    );
+    let by_holder = app
+        .post(
+            "/api/v1/currencies/TOKN/freeze",
+            Some(&carl),
+            json!({"holder": "carl"}),
+        )
+        .await;
+    assert_problem(&by_holder, StatusCode::FORBIDDEN, "not_owner");
+
+    let (status, frozen) = app
+        .post(
+            "/api/v1/currencies/TOKN/freeze",
+            Some(&rosa),
+            json!({"holder": "carl"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{frozen}");
+    assert_eq!(
+        frozen,
+        json!({"currency": "TOKN", "holder": "carl", "frozen": true})
+    );
+    // The resting order is cancelled, its hold released.
+    let mut view = Value::Null;
+    for _ in 0..100 {
+        view = app
+            .get(&format!("/api/v1/orders/{resting_id}"), Some(&carl))
+            .await
+            .1;
+        if view["status"] == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (view["status"].clone(), view["reason"].clone()),
+        (json!("cancelled"), json!("frozen")),
+        "{view}"
+    );
+    let (_, accounts) = app.get("/api/v1/accounts", Some(&carl)).await;
+    let tokn = accounts["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["currency"] == "TOKN"))
+        .cloned()
+        .expect("TOKN account");
+    assert_eq!(
+        (tokn["frozen"].clone(), tokn["held"].clone()),
+        (json!(true), json!("0.00")),
+        "{tokn}"
+    );
+
+    // Neither pays nor trades in it, either side of the book; may still be paid.
+    let before = app.transfer_count().await;
+    let pays = app
+        .pay(
+            &carl,
+            json!({"to": "rosa", "currency": "TOKN", "amount": "1.00"}),
+        )
+        .await;
+    assert_problem(&pays, StatusCode::UNPROCESSABLE_ENTITY, "account_frozen");
+    let sells = app
+        .post("/api/v1/orders", Some(&carl), order("sell", "2.00"))
+        .await;
+    assert_problem(&sells, StatusCode::UNPROCESSABLE_ENTITY, "account_frozen");
+    let buys = app
+        .post("/api/v1/orders", Some(&carl), order("buy", "1.00"))
+        .await;
+    assert_problem(&buys, StatusCode::UNPROCESSABLE_ENTITY, "account_frozen");
+    assert_eq!(app.transfer_count().await, before);
+    let paid = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "TOKN", "amount": "1.00"}),
+        )
+        .await;
+    assert_eq!(paid.0, StatusCode::CREATED, "{}", paid.1);
+
+    let (status, thawed) = app
+        .post(
+            "/api/v1/currencies/TOKN/unfreeze",
+            Some(&rosa),
+            json!({"holder": "carl"}),
+        )
+        .await;
+    assert_eq!(
+        (status, thawed["frozen"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    let pays = app
+        .pay(
+            &carl,
+            json!({"to": "rosa", "currency": "TOKN", "amount": "1.00"}),
+        )
+        .await;
+    assert_eq!(pays.0, StatusCode::CREATED, "{}", pays.1);
+    let (_, log) = app.get("/api/v1/businesses/bakery/log", Some(&rosa)).await;
+    assert!(
+        log.to_string().contains("froze the TOKN account of carl"),
+        "{log}"
+    );
+    app.assert_audit_clean().await;
 }
