@@ -3,7 +3,7 @@
 import { Scrip } from "/assets/app.js";
 import { policyWords } from "/assets/policies.js";
 (() => {
-  const { me, get, getAll, Dec, el } = Scrip;
+  const { me, get, getAll, Dec, el, onSubmit, showProblem } = Scrip;
   const code = document.getElementById("currency-code").dataset.code;
 
   async function load() {
@@ -30,7 +30,48 @@ import { policyWords } from "/assets/policies.js";
     document.getElementById("currency-numbers").replaceChildren(...numbers.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     loadMarkets();
     if (me) loadMine(c);
+    if (c.requires_admission) loadDirectory();
   }
+
+  // The members directory and its verifier: the proof is checked here, with the browser's
+  // own SHA-256, against the root the registry published (the encoding is the README's).
+  const sha256 = async (...parts) => new Uint8Array(await crypto.subtle.digest("SHA-256", concat(parts)));
+  const concat = (parts) => { const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0)); let i = 0; for (const p of parts) { out.set(p, i); i += p.length; } return out; };
+  const utf8 = (text) => new TextEncoder().encode(text);
+  const fromHex = (hex) => new Uint8Array((hex.match(/../g) || []).map((b) => parseInt(b, 16)));
+  const toHex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  async function verifyProof(proof, root) {
+    let running = await sha256(Uint8Array.of(0), utf8("scrip-directory-v1"), Uint8Array.of(0), utf8(proof.currency), Uint8Array.of(0), utf8(proof.member));
+    for (const step of proof.path) {
+      const sibling = fromHex(step.hash);
+      running = step.side === "left" ? await sha256(Uint8Array.of(1), sibling, running) : await sha256(Uint8Array.of(1), running, sibling);
+    }
+    return toHex(running) === root;
+  }
+  let publishedRoot = null;
+  async function loadDirectory() {
+    try {
+      const directory = await get(`/api/v1/currencies/${encodeURIComponent(code)}/directory`);
+      publishedRoot = directory.root;
+      document.getElementById("directory-members").textContent = String(directory.members);
+      document.getElementById("directory-root").textContent = directory.root;
+      document.getElementById("directory-card").hidden = false;
+    } catch (_) { /* optional */ }
+  }
+  const directoryForm = document.getElementById("directory-form");
+  onSubmit(directoryForm, async (data) => {
+    const result = document.getElementById("directory-result");
+    result.textContent = "";
+    let proof;
+    try {
+      proof = await get(`/api/v1/currencies/${encodeURIComponent(code)}/directory/proof?member=${encodeURIComponent(data.member || "")}`);
+    } catch (problem) { return showProblem(directoryForm, problem, "member"); }
+    const counted = await verifyProof(proof, publishedRoot);
+    result.className = counted ? "notice" : "notice warn";
+    result.textContent = counted
+      ? `✓ ${proof.member} is counted in the root above (checked here: ${proof.path.length} hashes from its leaf).`
+      : `✗ The proof for ${proof.member} does not lead to the published root.`;
+  });
 
   async function loadMarkets() {
     const list = document.getElementById("currency-markets");

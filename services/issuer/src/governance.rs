@@ -233,10 +233,12 @@ pub async fn get_approvals(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// A page of proposals or applications in one status.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ProposalQuery {
-    /// `open`, `executed`, `rejected` or `expired`.
+pub struct StatusQuery {
+    /// Proposals: `open`, `executed`, `rejected` or `expired`; applications: `pending`,
+    /// `admitted` or `declined`.
     pub status: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -244,7 +246,7 @@ pub struct ProposalQuery {
 
 #[utoipa::path(
     get, path = "/api/v1/businesses/{handle}/proposals", tag = "governance",
-    security(("bearer" = [])), params(("handle" = String, Path), ProposalQuery),
+    security(("bearer" = [])), params(("handle" = String, Path), StatusQuery),
     responses(
         (status = 200, body = ProposalPage, description = "newest first"),
         (status = 403, body = Problem, description = "not_owner"),
@@ -256,7 +258,7 @@ pub struct ProposalQuery {
 pub async fn list_proposals(
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<ProposalQuery>,
+    query: web::Query<StatusQuery>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
 ) -> Result<HttpResponse, ApiError> {

@@ -3,6 +3,7 @@
 //! members. Money never moves here: issuing is a transfer out
 //! of the issuer's account, done through the wallet.
 
+mod admission;
 mod currency_members;
 mod dto;
 mod freeze;
@@ -38,6 +39,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(currency_members::list_members)
         .service(handlers::get_currency)
         .service(handlers::patch_currency)
+        .service(admission::apply)
+        .service(admission::list_applications)
+        .service(admission::admit_application)
+        .service(admission::decline_application)
+        .service(admission::get_directory)
+        .service(admission::get_proof)
         .service(freeze::freeze)
         .service(freeze::unfreeze)
         .service(governance::put_approvals)
@@ -69,6 +76,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         currency_members::list_members,
         freeze::freeze,
         freeze::unfreeze,
+        admission::apply,
+        admission::list_applications,
+        admission::admit_application,
+        admission::decline_application,
+        admission::get_directory,
+        admission::get_proof,
         governance::put_approvals,
         governance::get_approvals,
         governance::list_proposals,
@@ -97,6 +110,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::CurrencyMemberPage,
         dto::RoleBody,
         freeze::FreezeBody,
+        admission::NewApplication,
+        admission::ApplicationView,
+        admission::ApplicationPage,
+        admission::DirectoryView,
+        admission::ProofView,
+        admission::ProofStep,
         freeze::FreezeView,
         governance::RuleBody,
         scrip_governance::ProposalView,

@@ -201,6 +201,10 @@ impl Execute for MembersExecutor {
         let asked: serde_json::Value = serde_json::from_str(&row.payload)
             .map_err(|e| ApiError::Internal(format!("proposal {}: {e}", row.id)))?;
         let text = |key: &str| asked.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        if text("op") == "admit" {
+            let actor = PrincipalId::new(row.proposed_by);
+            return crate::admission::execute_admission(conn, business, &asked, actor);
+        }
         let member = person(conn, text("member"), &self.registry)?;
         let proposer = scrip_ledger::principal_by_id(conn, PrincipalId::new(row.proposed_by))?;
         let actor = Caller {

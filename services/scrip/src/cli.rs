@@ -212,6 +212,17 @@ pub enum Command {
     /// Exit status 0 when URL (an `http://host:port/path`, e.g. `/readyz`) answers 2xx within
     /// 3 s: a health check for container images that have no curl.
     Probe { url: String },
+    /// Checks a member directory proof (the JSON of `GET /currencies/{code}/directory/proof`,
+    /// from FILE or `-` for standard input) against a root: exit status 0 only when the member
+    /// is in it. No database, no network: anyone can run it.
+    VerifyDirectory {
+        /// The proof's JSON, or `-` to read it from standard input.
+        proof: PathBuf,
+        /// The root to check against (hex), as published by `GET .../directory`; default: the
+        /// proof's own `root` (then only the path is checked).
+        #[arg(long)]
+        root: Option<String>,
+    },
     /// The clearing solver on its own, for comparison with other tools.
     Clearing {
         #[command(subcommand)]
@@ -271,6 +282,9 @@ impl Cli {
                 return crate::clearing_bench::run(command).map(|()| ExitCode::SUCCESS);
             }
             Some(Command::Probe { url }) => return Ok(probe(url)),
+            Some(Command::VerifyDirectory { proof, root }) => {
+                return verify_directory(proof, root.as_deref());
+            }
             Some(Command::Admin {
                 command: AdminCommand::Keys { dir },
             }) => {
@@ -316,7 +330,9 @@ impl Cli {
                 );
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Clearing { .. } | Command::Probe { .. } => Ok(ExitCode::SUCCESS),
+            Command::Clearing { .. } | Command::Probe { .. } | Command::VerifyDirectory { .. } => {
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Admin {
                 command: AdminCommand::Keys { .. },
             } => Ok(ExitCode::SUCCESS),
@@ -394,4 +410,50 @@ fn audit(url: &DatabaseUrl) -> Result<ExitCode, Box<dyn std::error::Error>> {
         println!("  - {violation}");
     }
     Ok(ExitCode::from(2))
+}
+
+/// `scrip verify-directory`: folds the proof's leaf with its path and compares with the root.
+fn verify_directory(
+    proof: &std::path::Path,
+    root: Option<&str>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let text = if proof.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(proof)
+            .map_err(|e| format!("cannot read {}: {e}", proof.display()))?
+    };
+    let proof: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("the proof is not JSON: {e}"))?;
+    let field = |name: &str| {
+        proof
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("the proof has no {name:?}"))
+    };
+    let (currency, member) = (field("currency")?, field("member")?);
+    let root = match root {
+        Some(root) => root,
+        None => field("root")?,
+    };
+    let steps = proof
+        .get("path")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("the proof has no \"path\"")?;
+    let mut path = Vec::with_capacity(steps.len());
+    for step in steps {
+        let part = |name: &str| {
+            step.get(name)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+        };
+        path.push((part("side"), part("hash")));
+    }
+    if scrip_governance::directory::check((currency, member), &path, root)? {
+        println!("{member} is a member of {currency} under root {root}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{member} is NOT proven a member of {currency} under root {root}");
+        Ok(ExitCode::from(1))
+    }
 }

@@ -7,6 +7,7 @@
 //! `rule` is the pure core (rules, tallies); `store` the rows; this module the steps the
 //! services take under the business's row lock.
 
+pub mod directory;
 pub mod rule;
 pub mod store;
 pub mod view;

@@ -298,6 +298,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    admission_applications (id) {
+        id -> BigInt,
+        currency_id -> BigInt,
+        applicant_id -> BigInt,
+        message -> Nullable<Text>,
+        status -> Text,
+        created_at_us -> BigInt,
+        decided_by -> Nullable<BigInt>,
+        decided_at_us -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     payment_requests,
     sessions,
@@ -327,6 +340,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     proposals,
     proposal_votes,
     business_log,
+    admission_applications,
 );
 
 diesel::table! {

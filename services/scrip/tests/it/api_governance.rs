@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::app::{TestApp, assert_problem};
 
 crate::on_both_backends!(
+    admission_by_the_stewards_and_a_directory_anyone_can_check,
     a_frozen_account_neither_pays_nor_trades_and_its_orders_are_cancelled,
     a_worker_sees_the_balances_and_the_payments_received_and_nothing_else,
     two_of_three_owners_issue_and_concurrent_approvals_run_it_once,
@@ -754,5 +755,172 @@ async fn a_frozen_account_neither_pays_nor_trades_and_its_orders_are_cancelled(b
         log.to_string().contains("froze the TOKN account of carl"),
         "{log}"
     );
+    app.assert_audit_clean().await;
+}
+
+async fn admission_by_the_stewards_and_a_directory_anyone_can_check(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, otto, _pia, carl) = co_owned(&app).await;
+    let dana = app.user("dana").await;
+    let (status, club) = app
+        .post(
+            "/api/v1/currencies",
+            Some(&rosa),
+            json!({"issuer": "bakery", "code": "CLUB", "name": "Bakery club", "scale": 2, "credit_limit": "100", "requires_admission": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{club}");
+
+    let (status, applied) = app
+        .post(
+            "/api/v1/currencies/CLUB/applications",
+            Some(&carl),
+            json!({"message": "regular since 2019"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{applied}");
+    assert_eq!(
+        (applied["status"].clone(), applied["applicant"].clone()),
+        (json!("pending"), json!("carl"))
+    );
+    let again = app
+        .post(
+            "/api/v1/currencies/CLUB/applications",
+            Some(&carl),
+            json!({}),
+        )
+        .await;
+    assert_problem(&again, StatusCode::CONFLICT, "already_applied");
+    let open = app
+        .post(
+            "/api/v1/currencies/BREAD/applications",
+            Some(&carl),
+            json!({}),
+        )
+        .await;
+    assert_problem(
+        &open,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "admission_not_required",
+    );
+    let nosy = app
+        .get("/api/v1/currencies/CLUB/applications", Some(&carl))
+        .await;
+    assert_problem(&nosy, StatusCode::FORBIDDEN, "not_owner");
+    let self_admit = app
+        .post(
+            &format!(
+                "/api/v1/currencies/CLUB/applications/{}/admit",
+                applied["id"].as_str().expect("id")
+            ),
+            Some(&carl),
+            json!({}),
+        )
+        .await;
+    assert_problem(&self_admit, StatusCode::FORBIDDEN, "not_owner");
+
+    // A steward admits carl alone (no rule yet); then members take two owners.
+    let carl_app = applied["id"].as_str().expect("id").to_owned();
+    let (status, admitted) = app
+        .post(
+            &format!("/api/v1/currencies/CLUB/applications/{carl_app}/admit"),
+            Some(&rosa),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, admitted["status"].clone()),
+        (StatusCode::OK, json!("admitted")),
+        "{admitted}"
+    );
+    let twice = app
+        .post(
+            &format!("/api/v1/currencies/CLUB/applications/{carl_app}/decline"),
+            Some(&rosa),
+            json!({}),
+        )
+        .await;
+    assert_problem(&twice, StatusCode::CONFLICT, "application_decided");
+    let (status, _) = set_rule(&app, &rosa, json!({"required": 2, "of": ["members"]})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, dana_app) = app
+        .post(
+            "/api/v1/currencies/CLUB/applications",
+            Some(&dana),
+            json!({}),
+        )
+        .await;
+    let dana_id = dana_app["id"].as_str().expect("id").to_owned();
+    let (status, proposed) = app
+        .post(
+            &format!("/api/v1/currencies/CLUB/applications/{dana_id}/admit"),
+            Some(&rosa),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    assert_eq!(proposed["proposal"]["summary"], "admit dana to CLUB");
+    let (_, directory) = app.get("/api/v1/currencies/CLUB/directory", None).await;
+    assert_eq!(directory["members"], 1, "dana waits: {directory}");
+    let id = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    let (status, done) = decide(&app, &otto, &id, "approve").await;
+    assert_eq!(done["outcome"]["status"], "admitted", "{status} {done}");
+
+    // The directory is public; every member's proof checks against its root, a forged one
+    // does not, and a stranger has none.
+    let (status, directory) = app.get("/api/v1/currencies/CLUB/directory", None).await;
+    assert_eq!(
+        (status, directory["members"].clone()),
+        (StatusCode::OK, json!(2)),
+        "{directory}"
+    );
+    let root = directory["root"].as_str().expect("root").to_owned();
+    for member in ["carl", "dana"] {
+        let (status, proof) = app
+            .get(
+                &format!("/api/v1/currencies/CLUB/directory/proof?member={member}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{proof}");
+        assert_eq!(proof["member"], format!("{member}@local"));
+        let path: Vec<(&str, &str)> = proof["path"]
+            .as_array()
+            .expect("path")
+            .iter()
+            .map(|s| {
+                (
+                    s["side"].as_str().unwrap_or(""),
+                    s["hash"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        let checks = |who: &str, root: &str| {
+            scrip_governance::directory::check(("CLUB", who), &path, root).expect("well formed")
+        };
+        assert!(
+            checks(&format!("{member}@local"), &root),
+            "{member}'s proof"
+        );
+        assert!(!checks("mallory@local", &root), "a forged member");
+        let mut other_root = root.clone().into_bytes();
+        other_root[0] = if other_root[0] == b'0' { b'1' } else { b'0' };
+        assert!(!checks(
+            &format!("{member}@local"),
+            &String::from_utf8(other_root).expect("hex")
+        ));
+    }
+    let stranger = app
+        .get("/api/v1/currencies/CLUB/directory/proof?member=pia", None)
+        .await;
+    assert_problem(&stranger, StatusCode::NOT_FOUND, "not_a_member");
+    // Admitted means may hold it: carl can now be paid CLUB.
+    let paid = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "carl", "currency": "CLUB", "amount": "5.00"}),
+        )
+        .await;
+    assert_eq!(paid.0, StatusCode::CREATED, "{}", paid.1);
     app.assert_audit_clean().await;
 }

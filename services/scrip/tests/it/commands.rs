@@ -95,6 +95,49 @@ fn a_bad_database_url_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("database URL must start with"));
 }
 
+/// `scrip verify-directory` checks a proof with nothing but the proof and the root: a real
+/// one (built by the same code the server uses) passes, one for another member fails, a
+/// malformed one is a clear error.
+#[test]
+fn verify_directory_checks_a_proof_offline() {
+    use scrip_governance::directory::{leaf_hash, proof, root};
+    let members = ["ann@local", "carl@local", "dana@local"];
+    let leaves: Vec<_> = members.iter().map(|m| leaf_hash("CLUB", m)).collect();
+    let top = hex::encode(root(&leaves));
+    let path: Vec<serde_json::Value> = proof(&leaves, 1)
+        .expect("proof")
+        .into_iter()
+        .map(|(side, hash)| serde_json::json!({"side": side.as_str(), "hash": hex::encode(hash)}))
+        .collect();
+    let run = |member: &str, root: &str| {
+        let dir = std::env::temp_dir().join(format!("scrip-proof-{}-{member}", std::process::id()));
+        let body =
+            serde_json::json!({"currency": "CLUB", "member": member, "path": path, "root": top});
+        std::fs::write(&dir, body.to_string()).expect("write proof");
+        let out = Command::new(env!("CARGO_BIN_EXE_scrip"))
+            .args([
+                "verify-directory",
+                dir.to_str().expect("path"),
+                "--root",
+                root,
+            ])
+            .output()
+            .expect("run scrip");
+        let _ = std::fs::remove_file(&dir);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let (code, out) = run("carl@local", &top);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("carl@local is a member of CLUB"), "{out}");
+    let (code, out) = run("mallory@local", &top);
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = run("carl@local", "not-a-root");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("the root is not 64 hex digits"), "{out}");
+}
+
 mod served {
     use reqwest::StatusCode;
     use scrip::server::Services;

@@ -1662,3 +1662,60 @@ async fn two_owners_approve_a_pay_out_in_the_shop_console() {
     page.close().await;
     partner.close().await;
 }
+
+/// Anyone checks a member of a members-only currency on its public page: the browser folds
+/// the proof with its own SHA-256 and compares with the published root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_checks_a_member_against_the_published_directory() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    app.business(&rosa, "bakery").await;
+    let (status, club) = app
+        .post(
+            "/api/v1/currencies",
+            Some(&rosa),
+            json!({"issuer": "bakery", "code": "CLUB", "name": "Bakery club", "scale": 2, "credit_limit": "100", "requires_admission": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{club}");
+    for member in ["carl", "dana", "eve"] {
+        let token = app.user(member).await;
+        let (_, applied) = app
+            .post(
+                "/api/v1/currencies/CLUB/applications",
+                Some(&token),
+                json!({}),
+            )
+            .await;
+        let id = applied["id"].as_str().expect("id");
+        let (status, admitted) = app
+            .post(
+                &format!("/api/v1/currencies/CLUB/applications/{id}/admit"),
+                Some(&rosa),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{admitted}");
+    }
+    let (_, directory) = app.get("/api/v1/currencies/CLUB/directory", None).await;
+
+    let page = driver.browser().await;
+    page.open(&app, "/currencies/CLUB").await;
+    page.wait_text("#directory-members", "3").await;
+    page.wait_text("#directory-root", directory["root"].as_str().expect("root"))
+        .await;
+    page.fill("#directory-member", "dana").await;
+    page.click("#directory-form button[type=submit]").await;
+    page.wait_text(
+        "#directory-result",
+        "✓ dana@local is counted in the root above",
+    )
+    .await;
+    page.screenshot("currency-directory").await;
+    page.fill("#directory-member", "mallory").await;
+    page.click("#directory-form button[type=submit]").await;
+    page.wait_text("#directory-form", "is not in the directory of CLUB")
+        .await;
+    page.close().await;
+}
