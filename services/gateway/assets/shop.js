@@ -72,7 +72,8 @@ import { wireGovernance } from "/assets/shop_governance.js";
       const page = await get(`/api/v1/currencies/${encodeURIComponent(c.code)}/holders?limit=20` +
         (holdersCursor ? "&cursor=" + encodeURIComponent(holdersCursor) : ""));
       const render = (h) => el("tr", {}, el("th", { scope: "row" }, h.holder),
-        el("td", {}, `${Dec.pretty(h.balance)} ${c.code}`), el("td", {}, Dec.pretty(h.held)));
+        el("td", {}, `${Dec.pretty(h.balance)} ${c.code}`), el("td", {}, Dec.pretty(h.held)),
+        el("td", {}, c.freezable ? freezeButton(c, h) : (h.frozen ? "frozen" : "")));
       if (more) tbody.append(...page.items.map(render));
       else rows(tbody, page.items, render, `Nobody holds ${c.code} yet: pay some out.`);
       holdersCursor = page.next_cursor;
@@ -80,6 +81,23 @@ import { wireGovernance } from "/assets/shop_governance.js";
     } catch (problem) { rows(tbody, [], null, problem.detail || "Holders cannot be loaded."); }
   }
   document.getElementById("holders-more").addEventListener("click", () => loadHolders(true));
+
+  // A freezable currency's stewards freeze a holder's account (it can neither pay nor trade
+  // in it, its orders are cancelled) and unfreeze it.
+  function freezeButton(c, h) {
+    const verb = h.frozen ? "unfreeze" : "freeze";
+    const button = el("button", { type: "button", class: h.frozen ? "secondary" : "link", "data-holder": h.holder },
+      h.frozen ? "Unfreeze" : "Freeze");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const r = await api("POST", `/api/v1/currencies/${encodeURIComponent(c.code)}/${verb}`, { holder: h.holder });
+      if (!r.ok) { button.disabled = false; return toast(r.data.detail || "It could not be changed."); }
+      toast(r.data.frozen ? `${h.holder}'s ${c.code} account is frozen: it can neither pay nor trade, its orders are cancelled.`
+        : `${h.holder}'s ${c.code} account is unfrozen.`);
+      await loadHolders(false);
+    });
+    return button;
+  }
 
   // The till: a tracked payment request for the business, its QR code, and "Paid" live.
   const tillForm = document.getElementById("till-form");

@@ -102,6 +102,36 @@ export function renderPolicies(c) {
   renderMembers(c);
 }
 
+// Applications to a members-only currency: the stewards admit (under the approval rule) or
+// decline each.
+async function loadApplications(c) {
+  const box = document.getElementById("applications");
+  box.hidden = !c.requires_admission;
+  if (!c.requires_admission) return;
+  const list = document.getElementById("applications-list");
+  const path = `/api/v1/currencies/${encodeURIComponent(c.code)}/applications`;
+  try {
+    const { items } = await get(path + "?status=pending&limit=50");
+    list.replaceChildren(...(items.length ? items.map((a) => {
+      const item = el("li", { class: "proposal" }, el("strong", {}, a.applicant), a.message ? ` · “${a.message}”` : "");
+      const actions = el("div", { class: "actions" });
+      for (const [verb, label, style] of [["admit", "Admit", ""], ["decline", "Decline", "secondary"]]) {
+        const button = el("button", { type: "button", class: style, "data-verb": verb }, label);
+        button.addEventListener("click", async () => {
+          button.disabled = true;
+          const r = await api("POST", `${path}/${encodeURIComponent(a.id)}/${verb}`, {});
+          if (!r.ok) { button.disabled = false; return toast(r.data.detail || "It could not be decided."); }
+          if (!Scrip.proposed(r)) toast(`${a.applicant} is ${r.data.status}.`);
+          renderMembers(c);
+        });
+        actions.append(button);
+      }
+      item.append(actions);
+      return item;
+    }) : [el("li", { class: "muted" }, "Nobody is waiting.")]));
+  } catch (problem) { list.replaceChildren(el("li", { class: "muted" }, problem.detail || "")); }
+}
+
 async function renderMembers(c) {
   const box = document.getElementById("currency-members");
   const has = c.kind === "mutual_credit" || c.requires_admission;
@@ -112,6 +142,7 @@ async function renderMembers(c) {
     ? "Every member may go below zero down to their own credit limit. Set one member's limit here."
     : "Only members may hold it. Admit someone here before paying them.";
   document.getElementById("currency-member-limit-field").hidden = c.kind !== "mutual_credit";
+  loadApplications(c);
   const tbody = document.querySelector("#currency-members-table tbody");
   try {
     const { items } = await get(`/api/v1/currencies/${encodeURIComponent(c.code)}/members?limit=100`);

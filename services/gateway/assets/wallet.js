@@ -392,4 +392,13 @@ import { Scrip } from "/assets/app.js";
     }
   });
   setInterval(() => { if (!document.hidden) loadBalances(); }, 15000);
+
+  const passwordForm = document.getElementById("password-form");
+  onSubmit(passwordForm, async (data) => {
+    const r = await api("POST", "/api/v1/auth/password", { current: data.current || "", new: data.new || "" });
+    if (!r.ok) return showProblem(passwordForm, r.data, r.data.code === "weak_password" ? "new" : "current");
+    passwordForm.reset();
+    const n = r.data.signed_out_sessions;
+    toast(`Password changed. ${n === 0 ? "No other session was open." : `${n} other session${n === 1 ? " was" : "s were"} signed out.`}`);
+  });
 })();

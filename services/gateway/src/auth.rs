@@ -253,8 +253,7 @@ pub struct PasswordChanged {
     security(("bearer" = [])),
     responses(
         (status = 200, body = PasswordChanged, description = "changed; every other session is signed out at once, on every process"),
-        (status = 401, body = Problem, description = "bad_credentials: `current` is not the password"),
-        (status = 422, body = Problem, description = "weak_password (under `field`: new)"),
+        (status = 422, body = Problem, description = "bad_credentials (under `field`: current), weak_password (under `field`: new)"),
         (status = 429, body = Problem, description = "rate_limited"),
     )
 )]
@@ -284,10 +283,12 @@ pub async fn change_password(
     })
     .await?;
     if !gateway.hasher.verify(stored, body.current).await? {
-        return Err(ApiError::Unauthorized {
-            code: "bad_credentials",
-            detail: "the current password is wrong".into(),
-        });
+        // 422, not 401: the caller is signed in; a 401 would make clients renew the session.
+        return Err(ApiError::refused_field(
+            "bad_credentials",
+            "current",
+            "the current password is wrong",
+        ));
     }
     let hash = gateway.hasher.hash(body.new).await?;
     let keep = caller.session_id;

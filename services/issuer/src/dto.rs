@@ -233,6 +233,8 @@ pub struct HolderView {
     pub balance: String,
     /// What open orders reserve of it.
     pub held: String,
+    /// Frozen by the stewards: it can neither pay nor trade.
+    pub frozen: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

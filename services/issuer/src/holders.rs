@@ -74,6 +74,7 @@ pub async fn list_holders(
                 accounts::balance_atoms,
                 accounts::held_atoms,
                 accounts::id,
+                accounts::frozen,
             ))
             .into_boxed();
         if let Some(after) = after {
@@ -85,13 +86,13 @@ pub async fn list_holders(
                         .and(accounts::id.gt(after.account_id))),
             );
         }
-        let mut rows: Vec<(String, i64, i64, i64)> =
+        let mut rows: Vec<(String, i64, i64, i64, i32)> =
             rows.load(&mut conn).map_err(LedgerError::from)?;
         let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let next_cursor = more
             .then(|| {
-                rows.last().map(|&(_, balance_atoms, _, account_id)| {
+                rows.last().map(|&(_, balance_atoms, _, account_id, _)| {
                     Cursor {
                         balance_atoms,
                         account_id,
@@ -104,10 +105,11 @@ pub async fn list_holders(
         Ok(HolderPage {
             items: rows
                 .into_iter()
-                .map(|(holder, balance, held, _)| HolderView {
+                .map(|(holder, balance, held, _, frozen)| HolderView {
                     holder,
                     balance: amount(balance),
                     held: amount(held),
+                    frozen: frozen != 0,
                 })
                 .collect(),
             next_cursor,

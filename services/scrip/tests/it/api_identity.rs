@@ -90,7 +90,8 @@ async fn sign_up_log_in_and_see_yourself(backend: Backend) {
             json!({"handle": "alice", "password": "wrong password!"}),
         )
         .await;
-    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "bad_credentials");
+    assert_problem(&wrong, StatusCode::UNPROCESSABLE_ENTITY, "bad_credentials");
+    assert_eq!(wrong.1["field"], "current");
     let unknown = app
         .post(
             "/api/v1/auth/login",
@@ -583,7 +584,8 @@ async fn a_password_change_and_a_logout_end_sessions_on_every_process_at_once(ba
             json!({"current": "not my password", "new": "a brand new secret"}),
         )
         .await;
-    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "bad_credentials");
+    assert_problem(&wrong, StatusCode::UNPROCESSABLE_ENTITY, "bad_credentials");
+    assert_eq!(wrong.1["field"], "current");
     let weak = app
         .post(
             "/api/v1/auth/password",

@@ -1719,3 +1719,81 @@ async fn a_visitor_checks_a_member_against_the_published_directory() {
         .await;
     page.close().await;
 }
+
+/// The stewards' side of the shop console: admitting an applicant to a members-only currency,
+/// freezing a holder's account and unfreezing it; and a user changing the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stewards_admit_and_freeze_from_the_console_and_a_user_changes_the_password() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    let carl = app.user("carl").await;
+    app.business(&rosa, "bakery").await;
+    let (status, club) = app
+        .post(
+            "/api/v1/currencies",
+            Some(&rosa),
+            json!({"issuer": "bakery", "code": "CLUB", "name": "Bakery club", "scale": 2, "credit_limit": "100", "requires_admission": true, "freezable": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{club}");
+    let (status, applied) = app
+        .post(
+            "/api/v1/currencies/CLUB/applications",
+            Some(&carl),
+            json!({"message": "regular"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{applied}");
+
+    let page = driver.browser().await;
+    page.log_in(&app, "rosa", "/shop").await;
+    page.wait_text("#applications-list", "carl · “regular”")
+        .await;
+    page.click("#applications-list button[data-verb=admit]")
+        .await;
+    page.wait_text("#toast", "carl is admitted").await;
+    page.wait_text("#currency-members-table", "carl").await;
+    page.fill("#payout-to", "carl").await;
+    page.fill("#payout-amount", "5").await;
+    page.click("#payout-form button[type=submit]").await;
+    page.wait_text("#toast", "Paid 5.00 CLUB to carl").await;
+    page.wait_text("#holders-table", "carl").await;
+    page.click("#holders-table button[data-holder=carl]").await;
+    page.wait_text("#toast", "carl's CLUB account is frozen")
+        .await;
+    page.wait_text("#holders-table button[data-holder=carl]", "Unfreeze")
+        .await;
+    let pays = app
+        .pay(
+            &carl,
+            json!({"to": "bakery", "currency": "CLUB", "amount": "1.00"}),
+        )
+        .await;
+    assert_eq!(pays.1["code"], "account_frozen", "{}", pays.1);
+    page.click("#holders-table button[data-holder=carl]").await;
+    page.wait_text("#toast", "carl's CLUB account is unfrozen")
+        .await;
+    page.close().await;
+
+    let wallet = driver.browser().await;
+    wallet.log_in(&app, "carl", "/wallet").await;
+    wallet.fill("#password-current", "not it at all").await;
+    wallet.fill("#password-new", "a brand new secret").await;
+    wallet.click("#password-form button[type=submit]").await;
+    wallet
+        .wait_text("#password-form", "the current password is wrong")
+        .await;
+    wallet
+        .fill("#password-current", "correct horse battery")
+        .await;
+    wallet.fill("#password-new", "a brand new secret").await;
+    wallet.click("#password-form button[type=submit]").await;
+    wallet.wait_text("#toast", "Password changed").await;
+    // The sign-up's token (another session) is signed out; this page stays signed in.
+    let (status, _) = app.get("/api/v1/accounts", Some(&carl)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    wallet.open(&app, "/wallet").await;
+    wallet.wait_text("#who", "carl").await;
+    wallet.close().await;
+}
