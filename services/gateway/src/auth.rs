@@ -21,6 +21,8 @@ pub struct GatewayContext {
     pub signup_limiter: RateLimiter,
     /// The bounded pool every password hash runs on.
     pub hasher: password::Hasher,
+    /// Tells every process when a session ends.
+    pub revocation: scrip_auth::revocation::Revocation,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -394,9 +396,13 @@ pub(crate) async fn refresh_session(
             "refresh_raced",
             "this session was refreshed a moment ago (in another tab?); send the request again",
         )),
-        Err(sessions::Refused::Reused) => Err(ApiError::unauthorized(
-            "this refresh token was used before, so it may have been copied: the session is ended; log in again",
-        )),
+        Err(sessions::Refused::Reused { session }) => {
+            // Its access tokens (maybe the copier's) stop working on every process now.
+            gateway.revocation.announce(&[session]);
+            Err(ApiError::unauthorized(
+                "this refresh token was used before, so it may have been copied: the session is ended; log in again",
+            ))
+        }
         Err(sessions::Refused::Unknown | sessions::Refused::Ended) => Err(ApiError::unauthorized(
             "the session has ended; log in again",
         )),

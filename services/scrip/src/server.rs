@@ -255,6 +255,8 @@ struct State {
     metrics_public: bool,
     streams: web::Data<Arc<scrip_orderbook::StreamGate>>,
     policy: web::Data<IssuerPolicy>,
+    /// The per-caller budget of converted payments and quotes.
+    conversions: web::Data<scrip_orderbook::convert::http::ConversionLimiter>,
     /// What runs an approved proposal, by action (the issuer's and the exchange's).
     executors: web::Data<scrip_governance::Executors>,
     metrics: web::Data<Metrics>,
@@ -298,6 +300,8 @@ fn build_state(
         crate::demo::seed(&ledger, &settings.registry)?;
     }
     let (pair, public_pem) = load_keys(&settings.keys, settings.services.gateway)?;
+    // One verifier per process, shared by the extractor and by what ends sessions here.
+    let verifier = TokenVerifier::new(&public_pem)?;
     let gateway = match (&pair, settings.services.gateway) {
         (Some(pair), true) => Some(web::Data::new(GatewayContext {
             tokens: TokenIssuer::new(pair, settings.token_ttl_s)?,
@@ -306,6 +310,10 @@ fn build_state(
                 .limiter("login_address", settings.login_per_address_per_minute),
             signup_limiter: backplane.limiter("signup", settings.signup_per_minute),
             hasher: scrip_auth::password::Hasher::for_this_machine()?,
+            revocation: scrip_auth::revocation::Revocation::new(
+                Arc::clone(&backplane.bus),
+                verifier.clone(),
+            ),
         })),
         (None, true) => {
             return Err("the gateway needs the token signing key (--jwt-private-key-file)".into());
@@ -352,7 +360,7 @@ fn build_state(
         metrics_public: settings.metrics_listen.is_none(),
         streams: web::Data::new(scrip_orderbook::StreamGate::new(settings.streams)),
         registry: web::Data::new(settings.registry.clone()),
-        verifier: web::Data::new(TokenVerifier::new(&public_pem)?),
+        verifier: web::Data::new(verifier),
         gateway,
         wallet: web::Data::new(WalletContext {
             committer: Committer::start(ledger.clone()),
@@ -361,6 +369,9 @@ fn build_state(
             notifier: scrip_notify::Notifier::new(Arc::clone(&backplane.bus)),
         }),
         policy: web::Data::new(settings.policy),
+        conversions: web::Data::new(scrip_orderbook::convert::http::ConversionLimiter(
+            backplane.limiter("payments", settings.payments_per_minute),
+        )),
         executors: web::Data::new(
             scrip_issuer::executors(settings.policy, settings.registry.clone()).with(
                 scrip_governance::Action::Markets,
@@ -436,7 +447,8 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
         scrip_clearing::configure(cfg);
     }
     if let Some(exchange) = &state.exchange {
-        cfg.app_data(exchange.clone());
+        cfg.app_data(exchange.clone())
+            .app_data(state.conversions.clone());
         if state.services.orderbook {
             scrip_orderbook::configure(cfg);
         } else {

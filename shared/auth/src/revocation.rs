@@ -30,6 +30,30 @@ pub fn announce(bus: &dyn Bus, verifier: &TokenVerifier, sessions: &[i64]) {
     bus.publish(TOPIC, Arc::from(payload));
 }
 
+/// What announces ended sessions: the bus and this process's verifier.
+#[derive(Clone)]
+pub struct Revocation {
+    bus: Arc<dyn Bus>,
+    verifier: TokenVerifier,
+}
+
+impl std::fmt::Debug for Revocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Revocation")
+    }
+}
+
+impl Revocation {
+    pub fn new(bus: Arc<dyn Bus>, verifier: TokenVerifier) -> Self {
+        Self { bus, verifier }
+    }
+
+    /// [`announce`] through this process's bus and verifier.
+    pub fn announce(&self, sessions: &[i64]) {
+        announce(self.bus.as_ref(), &self.verifier, sessions);
+    }
+}
+
 /// Forgets every session another process announces as ended, for as long as the runtime
 /// runs.
 pub fn spawn_listener(bus: &dyn Bus, verifier: TokenVerifier) {

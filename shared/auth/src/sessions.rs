@@ -56,7 +56,7 @@ pub enum Refused {
     /// Not a token of any session.
     Unknown,
     /// Used before: the session is revoked now.
-    Reused,
+    Reused { session: i64 },
     /// Used a moment ago by the same holder (another tab): try the request again.
     Raced,
     /// The session was revoked (logout, reuse) or is past its lifetime.
@@ -145,7 +145,7 @@ pub fn rotate(
             == 1;
     if !spent {
         revoke(conn, session, now_us)?;
-        return Ok(Err(Refused::Reused));
+        return Ok(Err(Refused::Reused { session }));
     }
     Ok(Ok((
         PrincipalId::new(principal),

@@ -171,6 +171,18 @@ pub fn record_transfer(
     Ok(())
 }
 
+/// The request a payment paid, if it paid one.
+pub fn paid_by_transfer(
+    conn: &mut DbConn,
+    transfer: TransferId,
+) -> Result<Option<String>, LedgerError> {
+    Ok(payment_requests::table
+        .filter(payment_requests::transfer_id.eq(transfer.get()))
+        .select(payment_requests::id)
+        .first(conn)
+        .optional()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

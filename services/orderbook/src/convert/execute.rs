@@ -424,7 +424,11 @@ fn attempt(
         });
     }
     if missing_atoms > 0 {
-        return Err(ExchangeError::NoRoute(no_route_detail(plan, sources, &limits)).into());
+        if sources.is_empty() {
+            // Nothing to convert: the payer simply has too little of the currency itself.
+            return Err(LedgerError::InsufficientFunds.into());
+        }
+        return Err(ExchangeError::NoRoute(no_route_detail(plan, &limits)).into());
     }
     if let Some(id) = &plan.request
         && !scrip_ledger::requests::claim(conn, id, plan.payer, now_us)?
@@ -781,10 +785,7 @@ fn route_name(borrowed: &[Borrowed], steps: &[Step]) -> String {
     format!("the route through {}", symbols.join(", then "))
 }
 
-fn no_route_detail(plan: &PaymentPlan, sources: &[CurrencyId], limits: &[String]) -> String {
-    if sources.is_empty() {
-        return "the payer holds nothing else to pay with".into();
-    }
+fn no_route_detail(plan: &PaymentPlan, limits: &[String]) -> String {
     let mut detail = format!(
         "{} {} cannot be paid with what the payer holds",
         plan.amount,

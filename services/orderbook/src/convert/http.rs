@@ -407,7 +407,9 @@ pub async fn create_quote(
     ledger: web::Data<Ledger>,
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
+    limiter: Option<web::Data<ConversionLimiter>>,
 ) -> Result<HttpResponse, ApiError> {
+    check_rate(limiter.as_ref().map(|l| l.get_ref()), &caller).await?;
     let slot = exchange.conversion_slot()?;
     let view = blocking(move || {
         let _slot = slot;
@@ -521,6 +523,18 @@ fn for_request(conn: &mut DbConn, plan: &mut PaymentPlan, id: &str) -> Result<()
     Ok(())
 }
 
+/// The per-caller budget of quotes and payments (the wallet's payments budget, by the same
+/// name, so with Redis one budget covers both): each borrows markets and holds them.
+#[derive(Debug)]
+pub struct ConversionLimiter(pub scrip_http::RateLimiter);
+
+async fn check_rate(limiter: Option<&ConversionLimiter>, caller: &Caller) -> Result<(), ApiError> {
+    match limiter {
+        Some(limiter) => limiter.0.check(&caller.id.to_string()).await,
+        None => Ok(()),
+    }
+}
+
 /// What a payment request came to: it ran (or replayed), or it became a proposal.
 enum Answer {
     Ran(Outcome),
@@ -549,7 +563,9 @@ pub async fn create_payment(
     ledger: web::Data<Ledger>,
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
+    limiter: Option<web::Data<ConversionLimiter>>,
 ) -> Result<HttpResponse, ApiError> {
+    check_rate(limiter.as_ref().map(|l| l.get_ref()), &caller).await?;
     let key = idempotency_key(&request)?;
     let body = body.into_inner();
     let hash = request_hash("POST /api/v1/payments", &body);
@@ -685,6 +701,7 @@ pub async fn get_payment(
                 .collect()
         };
         let transfer = &entry.transfer;
+        let request_id = scrip_ledger::requests::paid_by_transfer(&mut conn, transfer.id)?;
         // The recipient sees what it received; what the payer's conversion cost is the payer's.
         let (spent, change, trades) = if payer_sees {
             (
@@ -697,7 +714,7 @@ pub async fn get_payment(
         };
         Ok(PaymentView {
             id: transfer.id.to_string(),
-            request_id: None,
+            request_id,
             from: entry.from.to_string(),
             to: entry.to.to_string(),
             currency: entry.code.to_string(),

@@ -301,6 +301,14 @@ async fn refused_payments_change_nothing_and_say_why(backend: Backend) {
     .await;
     order(&app, &t.mia, "GROC-BREAD", "sell", "1.00", "5.00").await;
     order(&app, &t.mia, "GROC-BREAD", "sell", "1.50", "5.00").await;
+    let ned = app.user("ned").await;
+    let funded = app
+        .pay(
+            &t.rosa,
+            json!({"from": "grocer", "to": "ned", "currency": "GROC", "amount": "3.00"}),
+        )
+        .await;
+    assert_eq!(funded.0, StatusCode::CREATED, "{}", funded.1);
     let before = state(&app, &t.alice).await;
     let pay = |amount: &str| json!({"to": "grocer", "currency": "GROC", "amount": amount, "pay_with": ["BREAD"]});
 
@@ -327,6 +335,19 @@ async fn refused_payments_change_nothing_and_say_why(backend: Backend) {
             .is_some_and(|d| d.contains("10.50 BREAD")),
         "{}",
         poor.1
+    );
+    // With only the recipient's own currency, and too little of it, the answer is plain.
+    let short = app
+        .post(
+            "/api/v1/payments",
+            Some(&ned),
+            json!({"to": "grocer", "currency": "GROC", "amount": "5.00"}),
+        )
+        .await;
+    assert_problem(
+        &short,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
     );
     // ALE leads nowhere near GROC.
     let nowhere = app
@@ -460,6 +481,14 @@ async fn a_payment_request_is_paid_converted_once(backend: Backend) {
         (&json!(id), &json!("till 2"))
     );
     assert_eq!(paid["spent"], spent(&[("BREAD", "6.00")]));
+    // Its details say which request it paid, as the answer did.
+    let (_, details) = app
+        .get(
+            &format!("/api/v1/payments/{}", paid["id"].as_str().expect("id")),
+            Some(&t.alice),
+        )
+        .await;
+    assert_eq!(details["request_id"], json!(id), "{details}");
     // The till sees "paid"; a second payment of it is refused and changes nothing.
     let (_, seen) = app
         .get(&format!("/api/v1/payment-requests/{id}"), Some(&t.rosa))
