@@ -74,28 +74,40 @@ pub async fn put_member(
         let issuer = scrip_ledger::principal_by_id(&mut conn, currency.issuer_id)?;
         scrip_store::write_transaction(&mut conn, |conn| {
             lock_business(conn, &issuer)?;
-            // A member's credit limit is a credit line: the rule's `limits` guards it.
-            let gate = match limit {
-                Some(_) => scrip_governance::gate(conn, issuer.id, Action::Limits)?,
-                None => Gate::Proceed,
+            // A member's credit limit is a credit line (the rule's `limits`); admitting someone
+            // new is a change of members (`members`), as admitting an application is.
+            let rule = scrip_governance::store::rule_of(conn, issuer.id)?;
+            let mut required = 1;
+            if limit.is_some() {
+                required = rule.needed_for(Action::Limits);
+            }
+            if !scrip_ledger::is_member(conn, currency.id, member.id)? {
+                required = required.max(rule.needed_for(Action::Members));
+            }
+            let gate = if required > 1 {
+                Gate::Propose { required }
+            } else {
+                Gate::Proceed
             };
             act_or_propose(
                 conn,
                 (&issuer, caller.id),
                 gate,
                 || Asked {
+                    // The Limits executor admits too (a member's limit is set on admission).
                     action: Action::Limits,
                     payload: serde_json::json!({"member_limit": {
                         "currency": currency.code.to_string(),
                         "member": member.handle.to_string(),
                         "credit_limit": body.credit_limit,
                     }}),
-                    summary: format!(
-                        "give {} a credit limit of {} {}",
-                        member.handle,
-                        body.credit_limit.as_deref().unwrap_or_default(),
-                        currency.code
-                    ),
+                    summary: match body.credit_limit.as_deref() {
+                        Some(limit) => format!(
+                            "give {} a credit limit of {limit} {} (admitting them if need be)",
+                            member.handle, currency.code
+                        ),
+                        None => format!("admit {} to {}", member.handle, currency.code),
+                    },
                 },
                 |conn| admit(conn, (&issuer, &currency), (&member, limit), caller.id),
             )

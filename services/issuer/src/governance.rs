@@ -126,6 +126,14 @@ fn set_rule(
 ) -> Result<RuleView, ApiError> {
     let rule = checked_rule(conn, business, body)?;
     store::set_rule(conn, business.id, &rule, (actor, now_us()))?;
+    if rule.required > 1 {
+        // An owner invited under the old rule would join without the owners agreeing now.
+        for invited in scrip_auth::invitations::withdraw_owner_invitations(conn, business.id)? {
+            let line =
+                format!("the invitation of {invited} as owner was withdrawn by the new rule");
+            scrip_governance::log(conn, business.id, actor, ("invitation_withdrawn", &line))?;
+        }
+    }
     let view = rule_view(&business.handle, &rule);
     let detail = describe_rule(&view);
     scrip_governance::log(conn, business.id, actor, ("approvals_set", &detail))?;
@@ -207,6 +215,7 @@ pub async fn put_approvals(
     security(("bearer" = [])), params(("handle" = String, Path)),
     responses(
         (status = 200, body = RuleView, description = "the rule in force (`required: 1`: every owner acts alone)"),
+        (status = 403, body = Problem, description = "not_owner (a worker)"),
         (status = 404, body = Problem, description = "no such business, or the caller is not a member"),
     )
 )]
@@ -220,12 +229,7 @@ pub async fn get_approvals(
     let view = blocking(move || {
         let mut conn = ledger.conn()?;
         let business = business(&mut conn, &path, &registry)?;
-        if role_in(&mut conn, business.id, caller.id)?.is_none() {
-            return Err(ApiError::not_found(
-                "not_found",
-                format!("no business named {path:?}"),
-            ));
-        }
+        require_owner_id(&mut conn, &business, caller.id)?;
         let rule = store::rule_of(&mut conn, business.id)?;
         Ok(rule_view(&business.handle, &rule))
     })
@@ -442,7 +446,13 @@ fn decide_locked(
         .into_iter()
         .map(|(id, _, approve)| (id, approve))
         .collect();
-    let required = u32::try_from(row.required).unwrap_or(u32::MAX);
+    // A rule made stricter since the proposal was opened applies to it too.
+    let now_needed = row.action().map_or(0, |action| {
+        store::rule_of(conn, business.id).map_or(0, |r| r.needed_for(action))
+    });
+    let required = u32::try_from(row.required)
+        .unwrap_or(u32::MAX)
+        .max(now_needed);
     let word = if approve { "approved" } else { "rejected" };
     let line = format!("{word} proposal #{}: {}", row.id, row.summary);
     scrip_governance::log(
@@ -537,6 +547,17 @@ impl Execute for IssueExecutor {
         scrip_ledger::rules::may_be_paid(payee.kind)?;
         let amount = Amount::parse_positive(&asked.amount, currency.scale)
             .map_err(|e| ApiError::unprocessable("bad_amount", e.to_string()))?;
+        if let Some(request) = &asked.request_id {
+            // Paid at most once, never after it expired: the approval is refused otherwise.
+            let now = now_us();
+            if !scrip_ledger::requests::claim(conn, request, business.id, now)? {
+                let row = scrip_ledger::requests::find(conn, request)?;
+                let refusal = row.and_then(|r| r.payable(now).err());
+                return Err(refusal
+                    .unwrap_or(scrip_ledger::LedgerError::AlreadyPaid)
+                    .into());
+            }
+        }
         let transfer = scrip_ledger::transfer(
             conn,
             &TransferRequest {
@@ -548,6 +569,9 @@ impl Execute for IssueExecutor {
                 memo: asked.memo.clone(),
             },
         )?;
+        if let Some(request) = &asked.request_id {
+            scrip_ledger::requests::record_transfer(conn, request, transfer.id)?;
+        }
         Ok(serde_json::json!({
             "transfer_id": transfer.id.get().to_string(),
             "from": business.handle.to_string(),

@@ -100,14 +100,13 @@ pub async fn add_member(
         let business = business(&mut conn, &path, &registry)?;
         require_owner(&mut conn, &business, &caller)?;
         let member = person(&mut conn, &body.handle, &registry)?;
-        drop(conn);
-        ledger.write(|conn| {
+        scrip_store::write_transaction(&mut conn, |conn| {
             // Membership changes of one business are serialized on its row, and the caller's
             // ownership is checked again under that lock: two owners demoting each other at
             // once cannot leave the business with none (write skew).
             lock_business(conn, &business)?;
-            Ok(guarded_change(conn, (&business, &member), role, &caller))
-        })?
+            guarded_change(conn, (&business, &member), role, &caller)
+        })
     })
     .await?;
     Ok(view.respond(StatusCode::CREATED))
@@ -446,11 +445,11 @@ async fn under_business_lock<T: Send + 'static>(
         let mut conn = ledger.conn()?;
         let business = business(&mut conn, &business_raw, &registry)?;
         let member = person(&mut conn, &member_raw, &registry)?;
-        drop(conn);
-        ledger.write(|conn| {
+        // A refusal rolls back whatever the change wrote before it.
+        scrip_store::write_transaction(&mut conn, |conn| {
             lock_business(conn, &business)?;
-            Ok(change(conn, &business, &member))
-        })?
+            change(conn, &business, &member)
+        })
     })
     .await
 }

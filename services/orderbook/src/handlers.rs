@@ -478,6 +478,7 @@ fn parse_order(
         (status = 201, body = OrderView),
         (status = 403, body = Problem, description = "not_owner: trading for someone else"),
         (status = 404, body = Problem, description = "unknown_market"),
+        (status = 403, body = Problem, description = "not_owner; needs_approval (a business paying with its own currency while its approval rule guards issuing)"),
         (status = 422, body = Problem, description = "bad_price, bad_quantity, insufficient_funds, would_cross"),
     )
 )]
@@ -516,9 +517,23 @@ pub async fn place_order(
     let owner = match body.holder.clone() {
         None => caller.id,
         Some(holder) => {
+            // What the order pays with: the base when it sells, the quote when it buys.
+            let pays = match body.side.as_str() {
+                "sell" => market.spec.base,
+                _ => market.spec.quote,
+            };
             blocking(move || {
                 let mut conn = ledger.conn()?;
-                Ok(act_as(&mut conn, &caller, Some(&holder), &registry)?.id)
+                let business = act_as(&mut conn, &caller, Some(&holder), &registry)?;
+                let currency = scrip_ledger::currency_by_id(&mut conn, pays)?;
+                // Selling the business's own currency issues it: its rule may forbid that alone.
+                if scrip_governance::issuing_needs_approval(&mut conn, &business, &currency)? {
+                    return Err(scrip_governance::needs_approval(
+                        &business,
+                        currency.code.as_str(),
+                    ));
+                }
+                Ok(business.id)
             })
             .await?
         }

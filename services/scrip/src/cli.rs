@@ -218,10 +218,10 @@ pub enum Command {
     VerifyDirectory {
         /// The proof's JSON, or `-` to read it from standard input.
         proof: PathBuf,
-        /// The root to check against (hex), as published by `GET .../directory`; default: the
-        /// proof's own `root` (then only the path is checked).
+        /// The root to check against (hex), as published by `GET .../directory`: never the
+        /// proof's own, which anyone making a proof can choose.
         #[arg(long)]
-        root: Option<String>,
+        root: String,
     },
     /// The clearing solver on its own, for comparison with other tools.
     Clearing {
@@ -283,7 +283,7 @@ impl Cli {
             }
             Some(Command::Probe { url }) => return Ok(probe(url)),
             Some(Command::VerifyDirectory { proof, root }) => {
-                return verify_directory(proof, root.as_deref());
+                return verify_directory(proof, root);
             }
             Some(Command::Admin {
                 command: AdminCommand::Keys { dir },
@@ -415,7 +415,7 @@ fn audit(url: &DatabaseUrl) -> Result<ExitCode, Box<dyn std::error::Error>> {
 /// `scrip verify-directory`: folds the proof's leaf with its path and compares with the root.
 fn verify_directory(
     proof: &std::path::Path,
-    root: Option<&str>,
+    root: &str,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let text = if proof.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
@@ -432,10 +432,6 @@ fn verify_directory(
             .ok_or_else(|| format!("the proof has no {name:?}"))
     };
     let (currency, member) = (field("currency")?, field("member")?);
-    let root = match root {
-        Some(root) => root,
-        None => field("root")?,
-    };
     let steps = proof
         .get("path")
         .and_then(serde_json::Value::as_array)

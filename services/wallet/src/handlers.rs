@@ -166,6 +166,7 @@ fn prepare(
             currency: currency.code.to_string(),
             amount: amount.to_string(),
             memo: memo.clone(),
+            request_id: None,
         },
         caller: caller.id,
     };

@@ -313,6 +313,12 @@ fn pay_in(
         Ok(payer) => payer,
         Err(refused) => return Ok(Err(refused)),
     };
+    if scrip_governance::issuing_needs_approval(conn, &payer, &currency)? {
+        return Ok(Err(scrip_governance::needs_approval(
+            &payer,
+            currency.code.as_str(),
+        )));
+    }
     if !store::claim(conn, id, payer.id, now)? {
         return Ok(Err(already_paid()));
     }

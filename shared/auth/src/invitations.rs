@@ -59,6 +59,26 @@ pub fn take(
     Ok(role.as_deref().and_then(Role::parse))
 }
 
+/// Withdraws every invitation of `business` to become an owner; the handles invited.
+pub fn withdraw_owner_invitations(
+    conn: &mut DbConn,
+    business: PrincipalId,
+) -> Result<Vec<String>, LedgerError> {
+    let invited: Vec<String> = invitations::table
+        .inner_join(principals::table.on(principals::id.eq(invitations::member_id)))
+        .filter(invitations::business_id.eq(business.get()))
+        .filter(invitations::role.eq(Role::Owner.as_str()))
+        .select(principals::handle)
+        .load(conn)?;
+    diesel::delete(
+        invitations::table
+            .filter(invitations::business_id.eq(business.get()))
+            .filter(invitations::role.eq(Role::Owner.as_str())),
+    )
+    .execute(conn)?;
+    Ok(invited)
+}
+
 /// How many invitations of `business` wait.
 pub fn pending_count(conn: &mut DbConn, business: PrincipalId) -> Result<i64, LedgerError> {
     Ok(invitations::table

@@ -255,6 +255,36 @@ pub struct IssuePayload {
     pub amount: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<String>,
+    /// The payment request it pays, claimed when the payment runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The refusal of a payment that would issue the business's currency where its approval rule
+/// cannot follow (an order, a conversion, paying a request from its page): one owner alone
+/// may not issue more than the rule lets it, whatever the route.
+pub fn needs_approval(business: &Principal, currency: &str) -> scrip_http::ApiError {
+    scrip_http::ApiError::forbidden(
+        "needs_approval",
+        format!(
+            "{}'s approval rule asks more owners to agree to issuing {currency}: pay it out with \
+             POST /api/v1/payments (it becomes a proposal the other owners approve)",
+            business.handle
+        ),
+    )
+}
+
+/// Whether `holder` spending `currency` issues it beyond what one owner may: a business
+/// paying in a currency it issues, when its rule guards issuing at every amount this may be.
+pub fn issuing_needs_approval(
+    conn: &mut DbConn,
+    holder: &Principal,
+    currency: &scrip_ledger::Currency,
+) -> Result<bool, LedgerError> {
+    if holder.kind != scrip_domain::PrincipalKind::Business || currency.issuer_id != holder.id {
+        return Ok(false);
+    }
+    Ok(store::rule_of(conn, holder.id)?.needed_for(Action::Issue) > 1)
 }
 
 /// A payment as the payment endpoints checked it, for [`issue_or_propose`].

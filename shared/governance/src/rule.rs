@@ -137,6 +137,10 @@ pub fn parse_rule(
             }
         };
     }
+    if required > 1 {
+        // Whoever may change the owners alone could make the rule's other owners himself.
+        actions.insert(Action::Members);
+    }
     let issue_above = issue_above.map(parse_threshold).transpose()?;
     Ok(ApprovalRule {
         required: u32::try_from(required).unwrap_or(u32::MAX),
@@ -242,7 +246,8 @@ mod tests {
     fn rules_are_checked_field_by_field() {
         let of = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
         let rule = parse_rule(2, &of(&["issue", "limits"]), Some("100.50"), 3).expect("rule");
-        assert_eq!(rule.actions_text(), "issue,limits");
+        // Members are always guarded by a rule that needs more than one owner.
+        assert_eq!(rule.actions_text(), "issue,limits,members");
         assert_eq!(rule.needed_to_issue(Decimal::new(10050, 2)), 1);
         assert_eq!(rule.needed_to_issue(Decimal::new(10051, 2)), 2);
         assert_eq!(rule.needed_for(Action::Markets), 1);

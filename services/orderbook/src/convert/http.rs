@@ -610,9 +610,22 @@ pub async fn create_payment(
                 currency: parsed.code.clone(),
                 amount: parsed.plan.amount.to_string(),
                 memo: parsed.plan.memo.clone(),
+                request_id: parsed.plan.request.clone(),
             },
             caller: caller.id,
         };
+        // Converting the business's own currency would issue it outside the rule's reach.
+        for &source in parsed.plan.pay_with.iter().flatten() {
+            let paying = scrip_ledger::currency_by_id(&mut conn, source)?;
+            if source != parsed.target.id
+                && scrip_governance::issuing_needs_approval(&mut conn, &parsed.payer, &paying)?
+            {
+                return Err(scrip_governance::needs_approval(
+                    &parsed.payer,
+                    paying.code.as_str(),
+                ));
+            }
+        }
         let idempotency = key.as_ref().map(|key| (scope, key, hash.as_str()));
         if let Some(proposed) = scrip_governance::issue_or_propose(&mut conn, &payout, idempotency)?
         {

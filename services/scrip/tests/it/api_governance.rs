@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::app::{TestApp, assert_problem};
 
 crate::on_both_backends!(
+    one_owner_alone_cannot_issue_or_admit_by_another_route,
     admission_by_the_stewards_and_a_directory_anyone_can_check,
     a_frozen_account_neither_pays_nor_trades_and_its_orders_are_cancelled,
     a_worker_sees_the_balances_and_the_payments_received_and_nothing_else,
@@ -74,7 +75,8 @@ async fn two_of_three_owners_issue_and_concurrent_approvals_run_it_once(backend:
     assert_eq!(status, StatusCode::OK, "{rule}");
     assert_eq!(
         rule,
-        json!({"business": "bakery", "required": 2, "of": ["issue"], "issue_above": "100"})
+        json!({"business": "bakery", "required": 2, "of": ["issue", "members"], "issue_above": "100"}),
+        "a rule of more than one owner always guards members"
     );
 
     // Up to the threshold one owner issues alone.
@@ -503,12 +505,15 @@ async fn each_role_may_do_only_what_it_may(backend: Backend) {
             .await;
         assert_problem(&pays, StatusCode::FORBIDDEN, "not_owner");
     }
-    // A worker sees the rule it works under; a stranger does not.
+    // Everything else a business does, refused to its worker and to a stranger alike.
+    refused_everything_else(&app, &[("worker", &wendy), ("stranger", &stranger)]).await;
+    assert_eq!(app.transfer_count().await, before);
+    // The rule is the owners' business: a worker and a stranger see nothing of it.
     assert_eq!(
         app.get("/api/v1/businesses/bakery/approvals", Some(&wendy))
             .await
             .0,
-        StatusCode::OK
+        StatusCode::FORBIDDEN
     );
     assert_eq!(
         app.get("/api/v1/businesses/bakery/approvals", Some(&stranger))
@@ -525,7 +530,8 @@ async fn each_role_may_do_only_what_it_may(backend: Backend) {
     );
     assert_eq!(app.transfer_count().await, before);
 
-    // Owners change roles with PATCH (the rule does not guard members here).
+    // Owners change roles with PATCH; under a rule of two owners that is a proposal (a rule
+    // of more than one owner always guards members).
     let (status, demoted) = app
         .patch(
             "/api/v1/businesses/bakery/members/otto",
@@ -534,8 +540,8 @@ async fn each_role_may_do_only_what_it_may(backend: Backend) {
         )
         .await;
     assert_eq!(
-        (status, demoted["role"].clone()),
-        (StatusCode::OK, json!("worker")),
+        (status, demoted["proposal"]["summary"].clone()),
+        (StatusCode::ACCEPTED, json!("make otto a worker of bakery")),
         "{demoted}"
     );
     let bad = app
@@ -922,5 +928,206 @@ async fn admission_by_the_stewards_and_a_directory_anyone_can_check(backend: Bac
         )
         .await;
     assert_eq!(paid.0, StatusCode::CREATED, "{}", paid.1);
+    app.assert_audit_clean().await;
+}
+
+/// Each of the business's actions asked by each of `who`: every one refused (403
+/// `not_owner`, or 404 where the caller may not even see it), nothing changed.
+async fn refused_everything_else(app: &TestApp, who: &[(&str, &String)]) {
+    let gus = app.user("gus").await;
+    app.shop(&gus, "grocer", "VEG").await;
+    let steward_only = [
+        (
+            "PATCH",
+            "/api/v1/currencies/BREAD",
+            json!({"credit_limit": "5000"}),
+        ),
+        (
+            "POST",
+            "/api/v1/currencies",
+            json!({"issuer": "bakery", "code": "WORK", "name": "Worker money", "scale": 2, "credit_limit": "10"}),
+        ),
+        (
+            "POST",
+            "/api/v1/markets",
+            json!({"base": "BREAD", "quote": "VEG", "tick_size": "0.01", "lot_size": "1", "fee_bps": 0}),
+        ),
+        (
+            "POST",
+            "/api/v1/currencies/BREAD/freeze",
+            json!({"holder": "carl"}),
+        ),
+        (
+            "POST",
+            "/api/v1/businesses/bakery/members",
+            json!({"handle": "sam", "role": "owner"}),
+        ),
+        (
+            "DELETE",
+            "/api/v1/businesses/bakery/members/otto",
+            json!({}),
+        ),
+        ("PUT", "/api/v1/currencies/BREAD/members/sam", json!({})),
+        (
+            "POST",
+            "/api/v1/transfers",
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1.00"}),
+        ),
+        (
+            "POST",
+            "/api/v1/payments",
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "1.00"}),
+        ),
+        ("GET", "/api/v1/businesses/bakery/members", json!({})),
+        ("GET", "/api/v1/orders?holder=bakery", json!({})),
+        (
+            "GET",
+            "/api/v1/statements?holder=bakery&currency=BREAD",
+            json!({}),
+        ),
+    ];
+    for (role, token) in who {
+        for (method, path, body) in &steward_only {
+            let (status, answer) = match *method {
+                "GET" => app.get(path, Some(token)).await,
+                "DELETE" => app.delete(path, Some(token)).await,
+                "PATCH" => app.patch(path, Some(token), body.clone()).await,
+                "PUT" => app.put_json(path, Some(token), body.clone()).await,
+                _ => app.post(path, Some(token), body.clone()).await,
+            };
+            assert!(
+                status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+                "a {role} may not {method} {path}: {status} {answer}"
+            );
+        }
+    }
+    let (_, bread) = app.get("/api/v1/currencies/BREAD", None).await;
+    assert_eq!(bread["credit_limit"], "1000.00", "{bread}");
+    assert_eq!(
+        app.get("/api/v1/currencies/WORK", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, markets) = app.get("/api/v1/markets", None).await;
+    assert_eq!(markets["items"], json!([]), "{markets}");
+}
+
+async fn one_owner_alone_cannot_issue_or_admit_by_another_route(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, otto, _pia, carl) = co_owned(&app).await;
+    let gus = app.user("gus").await;
+    app.shop(&gus, "grocer", "VEG").await;
+    let (status, market) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "BREAD", "quote": "VEG", "tick_size": "0.01", "lot_size": "1", "fee_bps": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{market}");
+    // An owner invitation sent before the rule would add an owner without the others.
+    let sam = app.user("sam").await;
+    let (status, invited) = app
+        .post(
+            "/api/v1/businesses/bakery/members",
+            Some(&rosa),
+            json!({"handle": "sam", "role": "owner"}),
+        )
+        .await;
+    assert_eq!(
+        (status, invited["status"].clone()),
+        (StatusCode::CREATED, json!("invited"))
+    );
+    let (status, _) = set_rule(&app, &rosa, json!({"required": 2, "of": ["issue"]})).await;
+    assert_eq!(status, StatusCode::OK);
+    let late = app
+        .post(
+            "/api/v1/businesses/bakery/invitations/sam/accept",
+            Some(&sam),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        late.0,
+        StatusCode::NOT_FOUND,
+        "withdrawn by the rule: {}",
+        late.1
+    );
+    let before = app.transfer_count().await;
+
+    // Selling the business's own currency on the exchange issues it: refused.
+    let sell = app
+        .post(
+            "/api/v1/orders",
+            Some(&rosa),
+            json!({"holder": "bakery", "market": "BREAD-VEG", "side": "sell", "type": "limit", "price": "1.00", "quantity": "500"}),
+        )
+        .await;
+    assert_problem(&sell, StatusCode::FORBIDDEN, "needs_approval");
+    // So is converting it to pay in another currency.
+    let convert = app
+        .post(
+            "/api/v1/payments",
+            Some(&rosa),
+            json!({"from": "bakery", "to": "gus", "currency": "VEG", "amount": "1.00", "pay_with": ["BREAD"]}),
+        )
+        .await;
+    assert_problem(&convert, StatusCode::FORBIDDEN, "needs_approval");
+    // And paying a request of one's own from its page; through /payments it is a proposal.
+    let (status, request) = app
+        .post(
+            "/api/v1/payment-requests",
+            Some(&carl),
+            json!({"to": "carl", "currency": "BREAD", "amount": "900.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let id = request["id"].as_str().expect("id").to_owned();
+    let direct = app
+        .post(
+            &format!("/api/v1/payment-requests/{id}/pay"),
+            Some(&rosa),
+            json!({"from": "bakery"}),
+        )
+        .await;
+    assert_problem(&direct, StatusCode::FORBIDDEN, "needs_approval");
+    assert_eq!(app.transfer_count().await, before);
+    let (status, proposed) = app
+        .post(
+            "/api/v1/payments",
+            Some(&rosa),
+            json!({"from": "bakery", "to": "carl", "currency": "BREAD", "amount": "900.00", "request_id": id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    let proposal = proposed["proposal"]["id"].as_str().expect("id").to_owned();
+    // Made stricter meanwhile (3 of 3), the rule applies to the open proposal too.
+    let (status, stricter) = set_rule(&app, &rosa, json!({"required": 3, "of": ["issue"]})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{stricter}");
+    let rule_change = stricter["proposal"]["id"].as_str().expect("id").to_owned();
+    let (status, done) = decide(&app, &otto, &rule_change, "approve").await;
+    assert_eq!(
+        (status, done["status"].clone()),
+        (StatusCode::OK, json!("executed")),
+        "{done}"
+    );
+    let (status, waiting) = decide(&app, &otto, &proposal, "approve").await;
+    assert_eq!(
+        (status, waiting["status"].clone()),
+        (StatusCode::OK, json!("open")),
+        "needs pia too: {waiting}"
+    );
+    let pia = app.login("pia", "correct horse battery").await;
+    let (status, paid) = decide(&app, &pia, &proposal, "approve").await;
+    assert_eq!(
+        (status, paid["status"].clone()),
+        (StatusCode::OK, json!("executed")),
+        "{paid}"
+    );
+    // The approved payment paid the request, once.
+    let (_, seen) = app
+        .get(&format!("/api/v1/payment-requests/{id}"), Some(&carl))
+        .await;
+    assert_eq!(seen["status"], "paid", "{seen}");
+    assert_eq!(app.transfer_count().await, before + 1);
     app.assert_audit_clean().await;
 }
