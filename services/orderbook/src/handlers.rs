@@ -135,10 +135,19 @@ pub async fn create_market(
         };
         let base = currency(&mut conn, &body.base)?;
         let quote = currency(&mut conn, &body.quote)?;
+        // The issuer the caller opens it for: one whose approval rule guards markets first,
+        // so owning a second, one-owner business never lets a market past the first's rule.
         let mut owned_issuer = None;
         for issuer in [base.issuer_id, quote.issuer_id] {
-            if owned_issuer.is_none() && is_owner(&mut conn, issuer, caller.id)? {
+            if !is_owner(&mut conn, issuer, caller.id)? {
+                continue;
+            }
+            let guarded = scrip_governance::gate(&mut conn, issuer, Action::Markets)? != Gate::Proceed;
+            if owned_issuer.is_none() || guarded {
                 owned_issuer = Some(issuer);
+            }
+            if guarded {
+                break;
             }
         }
         let opener = if is_operator(&mut conn, caller.id)? {

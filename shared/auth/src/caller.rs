@@ -38,6 +38,15 @@ impl FromRequest for Caller {
             Ok(found) => found,
             Err(refused) => return ready(Err(refused)).boxed_local(),
         };
+        if subject
+            .session_id
+            .is_some_and(|session| verifier.session_known_ended(session))
+        {
+            return ready(Err(ApiError::unauthorized(
+                "this session has ended (you logged out, or it was revoked); log in again",
+            )))
+            .boxed_local();
+        }
         let principal_known = verifier.known_live(subject.id, &subject.handle);
         let session_known = subject
             .session_id

@@ -116,7 +116,17 @@ pub struct TokenVerifier {
     live: Arc<Mutex<HashMap<PrincipalId, Handle>>>,
     /// Sessions seen live, and when: a session can end (logout), so it is read again once
     /// [`SESSION_RECHECK`] has passed; a logout in this process forgets it at once.
-    sessions: Arc<Mutex<HashMap<i64, Instant>>>,
+    sessions: Arc<Mutex<HashMap<i64, SessionSeen>>>,
+}
+
+/// What this process knows of a session.
+#[derive(Debug, Clone, Copy)]
+enum SessionSeen {
+    /// Read live from the database at this instant.
+    Live(Instant),
+    /// Ended (here, or announced by another process): never cached live again, even by a
+    /// request that read it live just before it ended.
+    Ended,
 }
 
 /// Longest a token of an ended session still works in another process than the one that
@@ -154,26 +164,40 @@ impl TokenVerifier {
     /// Whether the session was seen live less than [`SESSION_RECHECK`] ago.
     pub fn session_known_live(&self, session_id: i64) -> bool {
         self.sessions.lock().is_ok_and(|sessions| {
-            sessions
-                .get(&session_id)
-                .is_some_and(|seen| seen.elapsed() < SESSION_RECHECK)
+            matches!(sessions.get(&session_id), Some(SessionSeen::Live(seen)) if seen.elapsed() < SESSION_RECHECK)
         })
     }
 
-    /// Records that the session is live now (read from the database).
+    /// Whether the session is known to have ended.
+    pub fn session_known_ended(&self, session_id: i64) -> bool {
+        self.sessions
+            .lock()
+            .is_ok_and(|sessions| matches!(sessions.get(&session_id), Some(SessionSeen::Ended)))
+    }
+
+    /// Records that the session is live now (read from the database), unless it ended since.
     pub fn confirm_session(&self, session_id: i64) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            if sessions.len() >= VERIFIED_CAPACITY {
+                // Past the bound the database is asked again: it knows which sessions ended.
+                sessions.clear();
+            }
+            let seen = sessions
+                .entry(session_id)
+                .or_insert(SessionSeen::Live(Instant::now()));
+            if let SessionSeen::Live(at) = seen {
+                *at = Instant::now();
+            }
+        }
+    }
+
+    /// Marks a session ended (here or elsewhere), so its tokens are refused from now on.
+    pub fn forget_session(&self, session_id: i64) {
         if let Ok(mut sessions) = self.sessions.lock() {
             if sessions.len() >= VERIFIED_CAPACITY {
                 sessions.clear();
             }
-            sessions.insert(session_id, Instant::now());
-        }
-    }
-
-    /// Forgets a session this process ended, so its tokens are refused from now on.
-    pub fn forget_session(&self, session_id: i64) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.remove(&session_id);
+            sessions.insert(session_id, SessionSeen::Ended);
         }
     }
 

@@ -391,6 +391,25 @@ async fn guarded_members_limits_and_markets_wait_for_approval(backend: Backend) 
     assert_eq!(done["outcome"]["symbol"], "BREAD-VEG", "{status} {done}");
     let (status, market) = app.get("/api/v1/markets/BREAD-VEG/book", None).await;
     assert_eq!(status, StatusCode::OK, "{market}");
+    // Owning a second, one-owner business does not take a market past the bakery's rule.
+    app.business(&rosa, "rosashop").await;
+    let (status, own) = app
+        .post(
+            "/api/v1/currencies",
+            Some(&rosa),
+            json!({"issuer": "rosashop", "code": "ROSA", "name": "Rosa's", "scale": 2, "credit_limit": "10"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    let (status, proposed) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "ROSA", "quote": "BREAD", "tick_size": "0.01", "lot_size": "1", "fee_bps": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{proposed}");
+    assert_eq!(proposed["proposal"]["business"], "bakery");
     app.assert_audit_clean().await;
 }
 
