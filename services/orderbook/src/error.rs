@@ -38,6 +38,13 @@ pub enum ExchangeError {
         principal: scrip_domain::PrincipalId,
         currency: scrip_domain::CurrencyId,
     },
+    /// A batch could not settle because this principal's account in this currency is frozen
+    /// (its stewards froze it while its orders were resting).
+    #[error("the account is frozen in this currency: it can neither pay nor trade")]
+    AccountFrozen {
+        principal: scrip_domain::PrincipalId,
+        currency: scrip_domain::CurrencyId,
+    },
     /// A payment converting through the books cannot be made; the detail says what limited it.
     #[error("{0}")]
     NoRoute(String),
@@ -77,6 +84,7 @@ impl ExchangeError {
             Self::WouldCross => "would_cross",
             Self::MarketUnavailable => "market_unavailable",
             Self::ReceiverAtCeiling { .. } => "max_balance_exceeded",
+            Self::AccountFrozen { .. } => "account_frozen",
             Self::NoRoute(_) => "no_route",
             Self::SlippageExceeded(_) => "slippage_exceeded",
             Self::QuoteExpired => "quote_expired",
@@ -100,6 +108,7 @@ impl From<ExchangeError> for ApiError {
             | E::BadOrder(_)
             | E::WouldCross
             | E::ReceiverAtCeiling { .. }
+            | E::AccountFrozen { .. }
             | E::NoRoute(_)
             | E::SlippageExceeded(_)
             | E::QuoteExpired

@@ -481,6 +481,14 @@ impl Worker {
                         // Cancel the makers that could not be paid, then the batch can settle.
                         pending.push_front((jobs, ceiling_rounds + 1));
                         pending.push_front((cancels, MAX_CEILING_ROUNDS));
+                    } else if let ExchangeError::AccountFrozen { principal, .. } = error
+                        && ceiling_rounds < MAX_CEILING_ROUNDS
+                        && let Some(cancels) = self.frozen_makers(&jobs, principal)
+                    {
+                        // A maker frozen while resting (its announcement missed, or not yet
+                        // heard): its orders go, then the batch settles without them.
+                        pending.push_front((jobs, ceiling_rounds + 1));
+                        pending.push_front((cancels, MAX_CEILING_ROUNDS));
                     } else if jobs.len() == 1 {
                         tracing::warn!(market = self.spec.id, %error, "command failed");
                         self.context
@@ -572,6 +580,32 @@ impl Worker {
         )
     }
 
+    /// The resting orders of a maker whose account is frozen, to cancel (reason `frozen`);
+    /// none when the principal is a taker of the batch (its own order is then the refused one).
+    fn frozen_makers(&self, batch: &[Job], principal: PrincipalId) -> Option<Vec<Job>> {
+        let is_taker = batch
+            .iter()
+            .any(|job| matches!(&job.command, Command::Place(order) if order.owner == principal));
+        let orders = self.state.as_ref()?.resting_of(principal);
+        if is_taker || orders.is_empty() {
+            return None;
+        }
+        tracing::warn!(market = self.spec.id, %principal, count = orders.len(), "cancelling a frozen maker's orders");
+        Some(
+            orders
+                .into_iter()
+                .map(|order| Job {
+                    command: Command::Cancel {
+                        owner: principal,
+                        order,
+                        reason: crate::state::EndReason::Frozen,
+                    },
+                    reply: oneshot::channel().0,
+                })
+                .collect(),
+        )
+    }
+
     /// One transaction for the whole batch; the state is only trusted if it commits.
     fn try_batch(&mut self, batch: &[Job]) -> Result<(Vec<Answer>, Changes), ExchangeError> {
         let (Some(state), Some(rules)) = (self.state.as_mut(), self.rules.as_ref()) else {
@@ -624,6 +658,15 @@ impl Worker {
                             currency,
                         },
                         None => LedgerError::MaxBalanceExceeded.into(),
+                    });
+                }
+                Err(LedgerError::Frozen) => {
+                    return Err(match holds.refused_by() {
+                        Some((principal, currency)) => ExchangeError::AccountFrozen {
+                            principal,
+                            currency,
+                        },
+                        None => LedgerError::Frozen.into(),
                     });
                 }
                 Err(other) => return Err(other.into()),

@@ -780,6 +780,55 @@ async fn a_frozen_account_neither_pays_nor_trades_and_its_orders_are_cancelled(b
         log.to_string().contains("froze the TOKN account of carl"),
         "{log}"
     );
+
+    // A maker frozen without the books hearing of it (the announcement lost): the first taker
+    // that reaches its order has it cancelled instead of being refused itself.
+    let (status, resting) = app
+        .post("/api/v1/orders", Some(&carl), order("sell", "2.00"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{resting}");
+    let pool = app.db.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl as _;
+        let mut conn = pool.get().expect("conn");
+        diesel::sql_query(
+            "UPDATE accounts SET frozen = 1 WHERE principal_id = \
+             (SELECT id FROM principals WHERE handle = 'carl') AND currency_id = \
+             (SELECT id FROM currencies WHERE code = 'TOKN')",
+        )
+        .execute(&mut conn)
+        .expect("freeze behind the books' back");
+    })
+    .await
+    .expect("task");
+    let taker = app.user("tia").await;
+    let funded = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "tia", "currency": "BREAD", "amount": "50.00"}),
+        )
+        .await;
+    assert_eq!(funded.0, StatusCode::CREATED, "{}", funded.1);
+    let (status, bought) = app
+        .post("/api/v1/orders", Some(&taker), order("buy", "2.00"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the taker is not refused: {bought}"
+    );
+    assert_eq!(bought["filled"], "0.00", "{bought}");
+    let (_, maker) = app
+        .get(
+            &format!("/api/v1/orders/{}", resting["id"].as_str().expect("id")),
+            Some(&carl),
+        )
+        .await;
+    assert_eq!(
+        (maker["status"].clone(), maker["reason"].clone()),
+        (json!("cancelled"), json!("frozen")),
+        "{maker}"
+    );
     app.assert_audit_clean().await;
 }
 
