@@ -556,54 +556,24 @@ impl Worker {
         principal: PrincipalId,
         currency: scrip_domain::CurrencyId,
     ) -> Option<Vec<Job>> {
-        let is_taker = batch
-            .iter()
-            .any(|job| matches!(&job.command, Command::Place(order) if order.owner == principal));
         let orders = self.state.as_ref()?.resting_receiving(principal, currency);
-        if is_taker || orders.is_empty() {
-            return None;
-        }
-        tracing::warn!(market = self.spec.id, %principal, count = orders.len(), "cancelling orders whose owner cannot receive more");
-        Some(
-            orders
-                .into_iter()
-                .map(|order| Job {
-                    command: Command::Cancel {
-                        owner: principal,
-                        order,
-                        reason: crate::state::EndReason::MaxBalance,
-                    },
-                    // Nobody waits for these answers.
-                    reply: oneshot::channel().0,
-                })
-                .collect(),
-        )
+        let cancels = maker_cancels(
+            batch,
+            principal,
+            orders,
+            crate::state::EndReason::MaxBalance,
+        )?;
+        tracing::warn!(market = self.spec.id, %principal, count = cancels.len(), "cancelling orders whose owner cannot receive more");
+        Some(cancels)
     }
 
     /// The resting orders of a maker whose account is frozen, to cancel (reason `frozen`);
     /// none when the principal is a taker of the batch (its own order is then the refused one).
     fn frozen_makers(&self, batch: &[Job], principal: PrincipalId) -> Option<Vec<Job>> {
-        let is_taker = batch
-            .iter()
-            .any(|job| matches!(&job.command, Command::Place(order) if order.owner == principal));
         let orders = self.state.as_ref()?.resting_of(principal);
-        if is_taker || orders.is_empty() {
-            return None;
-        }
-        tracing::warn!(market = self.spec.id, %principal, count = orders.len(), "cancelling a frozen maker's orders");
-        Some(
-            orders
-                .into_iter()
-                .map(|order| Job {
-                    command: Command::Cancel {
-                        owner: principal,
-                        order,
-                        reason: crate::state::EndReason::Frozen,
-                    },
-                    reply: oneshot::channel().0,
-                })
-                .collect(),
-        )
+        let cancels = maker_cancels(batch, principal, orders, crate::state::EndReason::Frozen)?;
+        tracing::warn!(market = self.spec.id, %principal, count = cancels.len(), "cancelling a frozen maker's orders");
+        Some(cancels)
     }
 
     /// One transaction for the whole batch; the state is only trusted if it commits.
@@ -803,4 +773,34 @@ pub(crate) fn still_owner(
     } else {
         Err(ExchangeError::MarketUnavailable)
     }
+}
+
+/// Cancellations of a maker's `orders` that refused a batch; none when the principal is a
+/// taker of the batch (then its own order is the one to refuse) or has no resting order.
+fn maker_cancels(
+    batch: &[Job],
+    principal: PrincipalId,
+    orders: Vec<scrip_matching::OrderId>,
+    reason: crate::state::EndReason,
+) -> Option<Vec<Job>> {
+    let is_taker = batch
+        .iter()
+        .any(|job| matches!(&job.command, Command::Place(order) if order.owner == principal));
+    if is_taker || orders.is_empty() {
+        return None;
+    }
+    Some(
+        orders
+            .into_iter()
+            .map(|order| Job {
+                command: Command::Cancel {
+                    owner: principal,
+                    order,
+                    reason,
+                },
+                // Nobody waits for these answers.
+                reply: oneshot::channel().0,
+            })
+            .collect(),
+    )
 }
