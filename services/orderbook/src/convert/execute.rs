@@ -200,7 +200,14 @@ pub fn run(
 ) -> Result<Outcome, ExchangeError> {
     let sources = {
         let mut conn = pool.get().map_err(LedgerError::from)?;
-        sources(&mut conn, plan)?
+        // A payer who holds enough of the currency itself pays it plainly: no market is
+        // borrowed (and held up). Should the balance fall meanwhile, the payment is refused
+        // with insufficient_funds rather than converted.
+        if own_balance_covers(&mut conn, plan)? {
+            Vec::new()
+        } else {
+            sources(&mut conn, plan)?
+        }
     };
     let mut borrowed = borrow(exchange, plan, &sources)?;
     let mut conn = pool.get().map_err(LedgerError::from)?;
@@ -246,6 +253,21 @@ pub fn run(
         Err(Stop::Replayed(stored)) => Ok(Outcome::Replayed(stored)),
         Err(Stop::Refused(error)) => Err(error),
     }
+}
+
+/// Whether the payer's available balance in the currency paid covers the payment and its fee.
+fn own_balance_covers(conn: &mut DbConn, plan: &PaymentPlan) -> Result<bool, ExchangeError> {
+    let rules = BatchRules::load(conn, &[plan.currency])?;
+    let target = rules
+        .get(plan.currency)
+        .ok_or(LedgerError::UnknownCurrency)?;
+    let amount_atoms = target.atoms(plan.amount)?;
+    let fee_atoms = target
+        .transfer_fee_of(plan.payer, amount_atoms)
+        .map_or(0, |(_, fee)| fee);
+    let available = scrip_ledger::account(conn, plan.payer, plan.currency)?
+        .map_or(0, |account| account.available().atoms());
+    Ok(available >= amount_atoms.saturating_add(fee_atoms))
 }
 
 /// The currencies that may pay, in order: `pay_with`, or every currency the payer holds
