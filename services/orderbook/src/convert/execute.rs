@@ -255,9 +255,8 @@ pub fn run(
     }
 }
 
-/// Whether the payer's available balance in the currency paid covers the payment and its fee.
-fn own_balance_covers(conn: &mut DbConn, plan: &PaymentPlan) -> Result<bool, ExchangeError> {
-    let rules = BatchRules::load(conn, &[plan.currency])?;
+/// What the payment and its transfer fee come to, in atoms of the currency paid.
+fn due_atoms(rules: &BatchRules, plan: &PaymentPlan) -> Result<(i64, i64), ExchangeError> {
     let target = rules
         .get(plan.currency)
         .ok_or(LedgerError::UnknownCurrency)?;
@@ -265,6 +264,13 @@ fn own_balance_covers(conn: &mut DbConn, plan: &PaymentPlan) -> Result<bool, Exc
     let fee_atoms = target
         .transfer_fee_of(plan.payer, amount_atoms)
         .map_or(0, |(_, fee)| fee);
+    Ok((amount_atoms, fee_atoms))
+}
+
+/// Whether the payer's available balance in the currency paid covers the payment and its fee.
+fn own_balance_covers(conn: &mut DbConn, plan: &PaymentPlan) -> Result<bool, ExchangeError> {
+    let rules = BatchRules::load(conn, &[plan.currency])?;
+    let (amount_atoms, fee_atoms) = due_atoms(&rules, plan)?;
     let available = scrip_ledger::account(conn, plan.payer, plan.currency)?
         .map_or(0, |account| account.available().atoms());
     Ok(available >= amount_atoms.saturating_add(fee_atoms))
@@ -394,13 +400,7 @@ fn attempt(
     lock_payer(conn, plan.payer, &currencies)?;
     let rules = BatchRules::load(conn, &currencies)?;
     let before = positions(conn, &rules, plan.payer, &currencies)?;
-    let target = *rules
-        .get(plan.currency)
-        .ok_or(LedgerError::UnknownCurrency)?;
-    let amount_atoms = target.atoms(plan.amount)?;
-    let fee_atoms = target
-        .transfer_fee_of(plan.payer, amount_atoms)
-        .map_or(0, |(_, fee)| fee);
+    let (amount_atoms, fee_atoms) = due_atoms(&rules, plan)?;
     let own_atoms = before
         .get(&plan.currency)
         .map_or(0, Position::available_atoms);
