@@ -49,6 +49,8 @@ const CUSTOMERS: [&str; 2] = ["carla", "dev"];
 /// A newcomer who holds only ALE: paying a shop in its own currency converts it through the
 /// books (the wallet's "pay with what you hold").
 const NEWCOMER: &str = "eli";
+/// The bakery's worker: logged in, the shop console is the bakery's till.
+const WORKER: &str = "wanda";
 
 fn handle(raw: &str) -> Result<Handle, LedgerError> {
     Ok(Handle::parse(raw)?)
@@ -78,6 +80,7 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
             .map(|c| person(c))
             .collect::<Result<_, _>>()?;
         let newcomer = person(NEWCOMER)?;
+        let worker = person(WORKER)?;
         let mut shops = Vec::new();
         for (&(business, name, _, code, currency_name, scale, limit), &owner) in
             SHOPS.iter().zip(&owners)
@@ -89,6 +92,9 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
                 Some(name),
             )?;
             set_member(conn, shop.id, owner, Role::Owner)?;
+            if business == "bakery" {
+                set_member(conn, shop.id, worker, Role::Worker)?;
+            }
             let scale = Scale::new(scale)?;
             let currency = create_currency(
                 conn,
@@ -142,7 +148,7 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
     })?;
     tracing::info!(registry = %registry, "seeded the demo economy");
     println!(
-        "Demo economy: log in as rosa, gus, hilde (shop owners), carla, dev (customers) or eli (holds only ALE: pay the bakery in BREAD with it), password {DEMO_PASSWORD:?}"
+        "Demo economy: log in as rosa, gus, hilde (shop owners), wanda (the bakery's till), carla, dev (customers) or eli (holds only ALE: pay the bakery in BREAD with it), password {DEMO_PASSWORD:?}"
     );
     Ok(())
 }

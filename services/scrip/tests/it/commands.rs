@@ -243,6 +243,20 @@ mod served {
             codes.contains(&"ALE"),
             "the bakery holds the brewer's money: {codes:?}"
         );
+        // wanda runs the bakery's till: she sees its balances, never pays out of it.
+        let wanda = app.login("wanda", scrip::demo::DEMO_PASSWORD).await;
+        let (status, _) = app
+            .get("/api/v1/accounts?holder=bakery", Some(&wanda))
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+        let (status, _) = app
+            .post(
+                "/api/v1/transfers",
+                Some(&wanda),
+                serde_json::json!({"from": "bakery", "to": "carla", "currency": "BREAD", "amount": "1.00"}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
         app.assert_audit_clean().await;
     }
 }
