@@ -265,8 +265,6 @@ pub async fn change_password(
     body: scrip_http::Json<PasswordChange>,
     ledger: web::Data<Ledger>,
     gateway: web::Data<GatewayContext>,
-    bus: web::Data<dyn scrip_bus::Bus>,
-    verifier: web::Data<scrip_auth::TokenVerifier>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_new_password(&body.new, "new")?;
@@ -301,7 +299,7 @@ pub async fn change_password(
         })?)
     })
     .await?;
-    scrip_auth::revocation::announce(bus.get_ref(), &verifier, &ended);
+    gateway.revocation.announce(&ended);
     Ok(HttpResponse::Ok().json(PasswordChanged {
         signed_out_sessions: ended.len(),
     }))

@@ -183,7 +183,7 @@ pub async fn put_approvals(
             scrip_governance::lock_business(conn, business.id)?;
             require_owner_id(conn, &business, caller.id)?;
             // Checked before a proposal is opened, so nobody approves a rule that cannot be.
-            checked_rule(conn, &business, &body)?;
+            let asked_rule = checked_rule(conn, &business, &body)?;
             let gate = scrip_governance::gate(conn, business.id, Action::Approvals)?;
             act_or_propose(
                 conn,
@@ -194,12 +194,7 @@ pub async fn put_approvals(
                     payload: serde_json::to_value(&body).unwrap_or_default(),
                     summary: format!(
                         "change the approval rule: {}",
-                        describe_rule(&RuleView {
-                            business: business.handle.to_string(),
-                            required: u32::try_from(body.required).unwrap_or(0),
-                            of: body.of.clone(),
-                            issue_above: body.issue_above.clone(),
-                        })
+                        describe_rule(&rule_view(&business.handle, &asked_rule))
                     ),
                 },
                 |conn| set_rule(conn, &business, &body, caller.id),

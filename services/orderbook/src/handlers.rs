@@ -196,15 +196,8 @@ fn propose_market(
     body: &NewMarket,
     caller: PrincipalId,
 ) -> Result<Option<scrip_governance::Proposed>, ApiError> {
-    if scrip_governance::gate(conn, issuer, Action::Markets)? == Gate::Proceed {
-        return Ok(None);
-    }
-    scrip_store::write_transaction(conn, |conn| {
-        scrip_governance::lock_business(conn, issuer)?;
-        let Gate::Propose { required } = scrip_governance::gate(conn, issuer, Action::Markets)?
-        else {
-            return Ok(None);
-        };
+    let gate = |conn: &mut DbConn| scrip_governance::gate(conn, issuer, Action::Markets);
+    scrip_governance::propose_if_guarded(conn, issuer, gate, |conn, required| {
         let business = scrip_ledger::principal_by_id(conn, issuer)?;
         let proposal = scrip_governance::Proposal {
             business: &business,
@@ -214,7 +207,7 @@ fn propose_market(
             proposed_by: caller,
         };
         let proposal = scrip_governance::propose(conn, &proposal, required)?;
-        Ok(Some(scrip_governance::Proposed { proposal }))
+        Ok(scrip_governance::Proposed { proposal })
     })
 }
 

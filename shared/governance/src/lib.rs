@@ -18,6 +18,7 @@ use scrip_ledger::{LedgerError, Principal, principal_by_id};
 use scrip_store::DbConn;
 
 pub use rule::{Action, ApprovalRule, Tally};
+pub use store::log;
 pub use view::{LogEntryView, LogPage, ProposalPage, ProposalView, Proposed, RuleView};
 
 /// How long a proposal waits for its approvals: a week.
@@ -85,14 +86,7 @@ pub fn propose(
     required: u32,
 ) -> Result<ProposalView, ProposeError> {
     let now_us = scrip_http::now_us();
-    let open = store::proposals_page(
-        conn,
-        proposal.business.id,
-        (Some("open"), now_us),
-        None,
-        MAX_OPEN_PROPOSALS,
-    )?;
-    if i64::try_from(open.len()).unwrap_or(i64::MAX) >= MAX_OPEN_PROPOSALS {
+    if store::open_count(conn, proposal.business.id, now_us)? >= MAX_OPEN_PROPOSALS {
         return Err(ProposeError::TooMany);
     }
     let row = store::insert_proposal(
@@ -201,16 +195,6 @@ pub fn rule_view(business: &Handle, rule: &ApprovalRule) -> RuleView {
     }
 }
 
-/// Records a change of the business in its log.
-pub fn log(
-    conn: &mut DbConn,
-    business: PrincipalId,
-    actor: PrincipalId,
-    (action, detail): (&str, &str),
-) -> Result<(), LedgerError> {
-    store::log(conn, business, actor, (action, detail))
-}
-
 /// Runs an approved proposal's action, in the transaction of the approval that completed it
 /// (under the business's lock): it checks the request again against the state now, and an
 /// error rolls the approval back with it. Answers what the action would have answered.
@@ -315,14 +299,8 @@ pub fn issue_or_propose(
         return Ok(None);
     }
     let size = (payout.amount_atoms, payout.currency.scale.decimals());
-    if gate_issue(conn, payout.payer.id, size)? == Gate::Proceed {
-        return Ok(None);
-    }
-    scrip_store::write_transaction(conn, |conn| {
-        lock_business(conn, payout.payer.id)?;
-        let Gate::Propose { required } = gate_issue(conn, payout.payer.id, size)? else {
-            return Ok(None);
-        };
+    let gate = |conn: &mut DbConn| gate_issue(conn, payout.payer.id, size);
+    propose_if_guarded(conn, payout.payer.id, gate, |conn, required| {
         let summary = format!(
             "pay {} {} to {}",
             payout.asked.amount, payout.asked.currency, payout.asked.to
@@ -343,6 +321,28 @@ pub fn issue_or_propose(
             let stored = scrip_ledger::StoredResponse { status: 202, body };
             scrip_ledger::idempotency::remember(conn, scope, key, hash, &stored)?;
         }
-        Ok(Some(proposed))
+        Ok(proposed)
+    })
+}
+
+/// For a guarded action outside the issuer service: `None` when `gate` lets the caller act
+/// alone; otherwise `open(conn, required)` (which opens the proposal) in a transaction under
+/// the business's lock, the gate read again there. The first read keeps the common case (no
+/// rule) off the lock.
+pub fn propose_if_guarded<T>(
+    conn: &mut DbConn,
+    business: PrincipalId,
+    gate: impl Fn(&mut DbConn) -> Result<Gate, LedgerError>,
+    open: impl FnOnce(&mut DbConn, u32) -> Result<T, scrip_http::ApiError>,
+) -> Result<Option<T>, scrip_http::ApiError> {
+    if gate(conn)? == Gate::Proceed {
+        return Ok(None);
+    }
+    scrip_store::write_transaction(conn, |conn| {
+        lock_business(conn, business)?;
+        match gate(conn)? {
+            Gate::Proceed => Ok(None),
+            Gate::Propose { required } => open(conn, required).map(Some),
+        }
     })
 }

@@ -175,6 +175,20 @@ pub fn proposals_page(
     Ok(query.load(conn)?)
 }
 
+/// How many of the business's proposals are open (not past their time).
+pub fn open_count(
+    conn: &mut DbConn,
+    business: PrincipalId,
+    now_us: i64,
+) -> Result<i64, LedgerError> {
+    Ok(proposals::table
+        .filter(proposals::business_id.eq(business.get()))
+        .filter(proposals::status.eq("open"))
+        .filter(proposals::expires_at_us.gt(now_us))
+        .count()
+        .get_result(conn)?)
+}
+
 /// The decisions on a proposal: `(owner, handle, approve)`, in the order they came.
 pub fn votes(
     conn: &mut DbConn,

@@ -430,8 +430,7 @@ pub async fn logout(
     request: HttpRequest,
     caller: Option<scrip_auth::Caller>,
     ledger: web::Data<Ledger>,
-    verifier: web::Data<scrip_auth::TokenVerifier>,
-    bus: web::Data<dyn scrip_bus::Bus>,
+    gateway: web::Data<GatewayContext>,
 ) -> HttpResponse {
     let bearer = request
         .headers()
@@ -464,7 +463,7 @@ pub async fn logout(
     })
     .await;
     match ended {
-        Ok(ended) => scrip_auth::revocation::announce(bus.get_ref(), &verifier, &ended),
+        Ok(ended) => gateway.revocation.announce(&ended),
         Err(error) => return failure(&error),
     }
     if bearer {
