@@ -39,9 +39,12 @@ pub struct GraphView {
 #[serde(deny_unknown_fields)]
 pub struct NewRun {
     pub unit: Option<String>,
-    /// Compute and record without applying.
+    /// Compute and record without applying: a preview, whose `preview_id` can be applied.
     #[serde(default)]
     pub dry_run: bool,
+    /// A dry run's `preview_id`: apply exactly that plan, or 409 `graph_changed` when the
+    /// debts moved since. Its unit is the preview's.
+    pub apply: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -68,6 +71,24 @@ pub struct RunView {
     pub gross_after: String,
     pub cycles: i64,
     pub settlements: Vec<SettlementView>,
+    /// Every business whose debts the run set off: owed and owing before and after, in the
+    /// unit; its net position is the same before and after.
+    pub positions: Vec<PositionView>,
+    /// A dry run's: what to send as `apply` to carry out exactly this plan.
+    pub preview_id: Option<String>,
+    /// The preview this run applied.
+    pub preview_of: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PositionView {
+    pub business: String,
+    pub owes_before: String,
+    pub owed_before: String,
+    pub owes_after: String,
+    pub owed_after: String,
+    /// Owed minus owes, before and after alike.
+    pub net: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -84,7 +84,8 @@ pub struct Graph {
     pub edges: Vec<Edge>,
 }
 
-fn atom_value(scale: Scale, par: Par) -> u128 {
+/// The value of one atom of a currency of `scale` at `par`, in 10^-16 of the unit.
+pub fn atom_value(scale: Scale, par: Par) -> u128 {
     u128::from(par.numerator_e8().unsigned_abs()) * 10_u128.pow(8 - u32::from(scale.decimals()))
 }
 

@@ -12,10 +12,10 @@ use scrip_store::DbConn;
 use scrip_telemetry::Metrics;
 
 use crate::dto::{
-    EdgeView, GraphView, NewRun, NodeView, Participation, RunPage, RunView, SettlementView,
-    UnitQuery,
+    EdgeView, GraphView, NewRun, NodeView, Participation, PositionView, RunPage, RunView,
+    SettlementView, UnitQuery,
 };
-use crate::run::{self, Ran, RunRecord, Trigger};
+use crate::run::{self, Mode, Ran, RunRecord, Trigger};
 use crate::run_now;
 
 fn unit(raw: Option<&str>) -> Result<UnitCode, ApiError> {
@@ -43,6 +43,27 @@ fn require_unit_in_use(conn: &mut DbConn, unit: &UnitCode) -> Result<(), ApiErro
     }
 }
 
+/// The unit of preview `id`, which must be a dry run; a unit asked for beside it must match.
+fn preview_unit(
+    ledger: &Ledger,
+    id: i64,
+    requested: Option<UnitCode>,
+) -> Result<UnitCode, ApiError> {
+    let preview = run::load_run(&mut *ledger.conn()?, id)?
+        .filter(|r| r.dry_run)
+        .ok_or_else(|| {
+            ApiError::invalid_field("apply", format!("there is no dry run {id} to apply"))
+        })?;
+    let unit = unit(Some(&preview.unit))?;
+    match requested {
+        Some(asked) if asked != unit => Err(ApiError::invalid_field(
+            "unit",
+            format!("preview {id} is in {unit}, not {asked}"),
+        )),
+        _ => Ok(unit),
+    }
+}
+
 fn require_operator(conn: &mut DbConn, caller: &Caller) -> Result<(), ApiError> {
     if is_operator(conn, caller.id)? {
         Ok(())
@@ -58,12 +79,14 @@ fn require_operator(conn: &mut DbConn, caller: &Caller) -> Result<(), ApiError> 
 const SCHEDULE: &str = "schedule";
 
 fn run_view(conn: &mut DbConn, run: &RunRecord) -> Result<RunView, ApiError> {
+    let positions = crate::statements::moved_positions(conn, run.id)?;
     let names = scrip_ledger::handles(
         conn,
         run.settlements
             .iter()
             .flat_map(|s| [s.debtor, s.creditor])
-            .chain(run.requested_by),
+            .chain(run.requested_by)
+            .chain(positions.iter().map(|p| p.business)),
     )?;
     let name = |p: &PrincipalId| names.get(p).cloned().unwrap_or_default();
     Ok(RunView {
@@ -81,6 +104,19 @@ fn run_view(conn: &mut DbConn, run: &RunRecord) -> Result<RunView, ApiError> {
         cleared: run.value(run.cleared_granules),
         gross_after: run.value(run.gross_after_granules),
         cycles: run.cycles,
+        positions: positions
+            .iter()
+            .map(|p| PositionView {
+                business: name(&p.business),
+                owes_before: run.value(p.owes_before),
+                owed_before: run.value(p.owed_before),
+                owes_after: run.value(p.owes_after),
+                owed_after: run.value(p.owed_after),
+                net: run.signed_value(i128::from(p.owed_before) - i128::from(p.owes_before)),
+            })
+            .collect(),
+        preview_id: run.dry_run.then(|| run.id.to_string()),
+        preview_of: run.preview_of.map(|id| id.to_string()),
         settlements: run
             .settlements
             .iter()
@@ -157,8 +193,8 @@ pub async fn get_graph(
     responses(
         (status = 201, body = RunView),
         (status = 403, body = Problem, description = "not_operator"),
-        (status = 409, body = Problem, description = "clearing_conflict: balances moved during the run; nothing applied"),
-        (status = 422, body = Problem, description = "bad_unit; unknown_unit: no currency is valued in that unit"),
+        (status = 409, body = Problem, description = "clearing_conflict: balances moved during the run; graph_changed: the debts moved since the preview named by `apply`; nothing applied"),
+        (status = 422, body = Problem, description = "bad_unit; unknown_unit: no currency is valued in that unit; invalid_request under `apply` (no such dry run, or with dry_run) or `unit` (not the preview's)"),
     )
 )]
 #[post("/api/v1/clearing/runs")]
@@ -169,17 +205,34 @@ pub async fn create_run(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0.unwrap_or_default();
-    let unit = unit(body.unit.as_deref())?;
+    let preview = body
+        .apply
+        .as_deref()
+        .map(|raw| {
+            if body.dry_run {
+                return Err(ApiError::invalid_field(
+                    "apply",
+                    "a preview is applied, not previewed again: send apply or dry_run",
+                ));
+            }
+            raw.parse::<i64>()
+                .map_err(|_| ApiError::invalid_field("apply", "apply is a dry run's preview_id"))
+        })
+        .transpose()?;
+    let requested_unit = body.unit.as_deref().map(|u| unit(Some(u))).transpose()?;
     let view = blocking(move || {
         require_operator(&mut *ledger.conn()?, &caller)?;
+        let (unit, mode) = match preview {
+            Some(id) => (
+                preview_unit(&ledger, id, requested_unit)?,
+                Mode::ApplyPreview(id),
+            ),
+            None if body.dry_run => (requested_unit.map_or_else(|| unit(None), Ok)?, Mode::DryRun),
+            None => (requested_unit.map_or_else(|| unit(None), Ok)?, Mode::Apply),
+        };
         require_unit_in_use(&mut *ledger.conn()?, &unit)?;
-        let Ran::Recorded(record) = run_now(
-            &ledger,
-            &metrics,
-            &unit,
-            body.dry_run,
-            Trigger::Operator(caller.id),
-        )?
+        let Ran::Recorded(record) =
+            run_now(&ledger, &metrics, &unit, mode, Trigger::Operator(caller.id))?
         else {
             return Err(ApiError::Internal(
                 "an operator's run is always recorded".into(),

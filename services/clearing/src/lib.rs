@@ -10,6 +10,8 @@ pub mod graph;
 pub mod handlers;
 pub mod obligations;
 pub mod run;
+pub mod statement;
+pub mod statements;
 pub mod store;
 
 use actix_web::web;
@@ -23,7 +25,7 @@ use crate::dto::{
     EdgeView, GraphView, NewRun, NodeView, Participation, RunPage, RunView, SettlementView,
 };
 use crate::handlers::{create_run, get_graph, get_run, list_runs, set_participation};
-use crate::run::{Ran, RunError, Trigger};
+use crate::run::{Mode, Ran, RunError, Trigger};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get_graph)
@@ -35,13 +37,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(obligations::accept)
         .service(obligations::reject)
         .service(obligations::withdraw)
-        .service(obligations::list);
+        .service(obligations::list)
+        .service(statements::get_statement)
+        .service(statements::list_statements);
 }
 
 #[derive(OpenApi, Debug)]
 #[openapi(
-    paths(handlers::get_graph, handlers::create_run, handlers::list_runs, handlers::get_run, handlers::set_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list),
-    components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, SettlementView, RunPage, Participation, dto::NewObligation, dto::ObligationView, dto::ObligationList)),
+    paths(handlers::get_graph, handlers::create_run, handlers::list_runs, handlers::get_run, handlers::set_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list, statements::get_statement, statements::list_statements),
+    components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, dto::PositionView, SettlementView, RunPage, Participation, dto::NewObligation, dto::ObligationView, dto::ObligationList, statements::StatementView, statements::StatementBalance, statements::StatementSettlement, statements::StatementPosition, statements::StatementSummary, statements::StatementPage)),
     tags((name = "clearing", description = "Optimal set-off of debts among businesses"))
 )]
 pub struct ClearingApi;
@@ -55,35 +59,53 @@ pub fn run_now(
     ledger: &Ledger,
     metrics: &Metrics,
     unit: &UnitCode,
-    dry_run: bool,
+    mode: Mode,
     trigger: Trigger,
 ) -> Result<Ran, ApiError> {
     let started = std::time::Instant::now();
     // A set-off is refused when a balance moved between reading the graph and settling it
     // (a holder spent what it held): the run is rolled back and tried again on the graph as
-    // it is now, so one holder timing its payments cannot keep every run refused.
+    // it is now, so one holder timing its payments cannot keep every run refused. A preview
+    // is applied as previewed or not at all: never tried on another graph.
     let mut attempt = 0;
     let ran = loop {
         attempt += 1;
-        let mut conflict = None;
-        let outcome = ledger.write(|conn| match run::execute(conn, unit, dry_run, trigger) {
+        let mut refusal = None;
+        let outcome = ledger.write(|conn| match run::execute(conn, unit, mode, trigger) {
             Ok(record) => Ok(record),
-            Err(RunError::Conflict(why)) => {
-                conflict = Some(why);
+            Err(RunError::Ledger(e)) => Err(e),
+            Err(other) => {
+                refusal = Some(other);
                 // Any refusal rolls the whole run back; the caller is told which one.
                 Err(LedgerError::InsufficientFunds)
             }
-            Err(RunError::Ledger(e)) => Err(e),
         });
-        match (outcome, conflict) {
-            (Err(_), Some(why)) if attempt < CONFLICT_ATTEMPTS => {
+        match (outcome, refusal) {
+            (Err(_), Some(RunError::Conflict(why)))
+                if attempt < CONFLICT_ATTEMPTS && !matches!(mode, Mode::ApplyPreview(_)) =>
+            {
                 tracing::info!(%why, attempt, "clearing run refused; trying again");
             }
-            (Err(_), Some(why)) => {
+            (Err(_), Some(RunError::Conflict(why))) => {
                 tracing::warn!(%why, "clearing run refused; nothing applied");
                 return Err(ApiError::conflict(
                     "clearing_conflict",
                     format!("{why}; nothing was applied"),
+                ));
+            }
+            (Err(_), Some(RunError::GraphChanged(id))) => {
+                return Err(ApiError::conflict(
+                    "graph_changed",
+                    format!(
+                        "the debts changed since preview {id} was computed, so its plan no longer \
+                         fits; nothing was applied: preview again"
+                    ),
+                ));
+            }
+            (Err(_), Some(RunError::NoSuchPreview(id))) => {
+                return Err(ApiError::invalid_field(
+                    "apply",
+                    format!("there is no dry run {id} in {unit} to apply"),
                 ));
             }
             (other, _) => break other?,
@@ -101,9 +123,9 @@ pub fn run_now(
             return Ok(Ran::NothingToClear { gross_before });
         }
     };
-    let kind = if dry_run { "dry_run" } else { "applied" };
+    let kind = if mode.dry_run() { "dry_run" } else { "applied" };
     metrics.clearing_runs.with_label_values(&[kind]).inc();
-    if !dry_run {
+    if !mode.dry_run() {
         set_gauges(
             metrics,
             &record.value(record.gross_before_granules),
@@ -113,7 +135,7 @@ pub fn run_now(
         );
     }
     let cleared = record.value(record.cleared_granules);
-    tracing::info!(run = record.id, %cleared, dry_run, "clearing run");
+    tracing::info!(run = record.id, %cleared, ?mode, "clearing run");
     Ok(Ran::Recorded(record))
 }
 
@@ -148,7 +170,7 @@ pub fn spawn_schedule(
             ticks.tick().await;
             let (ledger, metrics, unit) = (ledger.clone(), metrics.clone(), unit.clone());
             match tokio::task::spawn_blocking(move || {
-                run_now(&ledger, &metrics, &unit, false, Trigger::Schedule)
+                run_now(&ledger, &metrics, &unit, Mode::Apply, Trigger::Schedule)
             })
             .await
             {

@@ -12,8 +12,8 @@ use scrip_store::schema::{
     accounts, clearing_opt_outs, clearing_runs, clearing_settlements, currencies, principals,
 };
 
-use crate::graph::{Graph, Holding, OpenObligation, Source, build};
-use crate::store;
+use crate::graph::{Edge, Graph, Holding, OpenObligation, Source, build};
+use crate::{statement, statements, store};
 
 /// Businesses that take part: every business that has not opted out.
 fn participants(conn: &mut DbConn) -> Result<HashSet<i64>, LedgerError> {
@@ -136,10 +136,11 @@ pub struct Settlement {
 }
 
 /// A set-off about to be applied: the settlement, the edge it clears and by how many atoms.
-struct Planned {
-    settlement: Settlement,
-    source: Source,
-    atoms: i64,
+#[derive(Debug)]
+pub struct Planned {
+    pub settlement: Settlement,
+    pub edge: Edge,
+    pub atoms: i64,
 }
 
 /// A run as recorded.
@@ -162,15 +163,43 @@ pub struct RunRecord {
     pub settlements: Vec<Settlement>,
     /// The operator who started it; `None` for the schedule.
     pub requested_by: Option<PrincipalId>,
+    /// The dry run whose plan this run applied.
+    pub preview_of: Option<i64>,
+}
+
+/// The exact value of `granules` of a run whose granule is worth `granule_value_e16`, as a
+/// decimal string in its unit, with a sign when negative.
+pub fn value_of(granules: i128, granule_value_e16: i64) -> String {
+    // A granule is stored positive (CHECK constraint), and a product of two values that
+    // fit an i64 fits a u128.
+    let granule = u128::try_from(granule_value_e16).expect("a granule is positive");
+    let magnitude = crate::graph::format_value(granules.unsigned_abs() * granule);
+    if granules < 0 {
+        format!("-{magnitude}")
+    } else {
+        magnitude
+    }
 }
 
 impl RunRecord {
     /// The exact value of `granules` of this run, as a decimal string in its unit.
     pub fn value(&self, granules: i64) -> String {
-        // Both are stored non-negative (CHECK constraints), and their product fits a u128.
-        let granules = u128::try_from(granules).expect("granules are never negative");
-        let granule = u128::try_from(self.granule_value_e16).expect("a granule is positive");
-        crate::graph::format_value(granules * granule)
+        debug_assert!(granules >= 0, "stored amounts are never negative");
+        value_of(i128::from(granules), self.granule_value_e16)
+    }
+
+    /// A net position (owed minus owes) of this run, signed.
+    pub fn signed_value(&self, granules: i128) -> String {
+        value_of(granules, self.granule_value_e16)
+    }
+
+    /// How many atoms worth `atom_value` (10^-16 of the unit) `granules` of this run are;
+    /// `None` unless whole.
+    pub fn atoms_of(&self, granules: i64, atom_value: u128) -> Option<i64> {
+        let value = u128::try_from(granules).ok()? * u128::try_from(self.granule_value_e16).ok()?;
+        (atom_value > 0 && value % atom_value == 0)
+            .then(|| i64::try_from(value / atom_value).ok())
+            .flatten()
     }
 }
 
@@ -192,6 +221,10 @@ pub enum RunError {
     /// The ledger refused one of the set-offs (a holder spent the funds meanwhile, or a rule
     /// such as a ceiling stood in the way); nothing was applied. Says which one.
     Conflict(String),
+    /// The debts are no longer those preview `id` solved: nothing was applied.
+    GraphChanged(i64),
+    /// No dry run of that id in that unit.
+    NoSuchPreview(i64),
     Ledger(LedgerError),
 }
 
@@ -241,26 +274,53 @@ pub enum Ran {
     },
 }
 
-/// Computes the optimal set-off in `unit` and, unless `dry_run`, applies it: all of it or none.
-pub fn execute(
-    conn: &mut DbConn,
-    unit: &UnitCode,
-    dry_run: bool,
-    trigger: Trigger,
-) -> Result<Ran, RunError> {
-    let requested_by = match trigger {
-        Trigger::Operator(operator) => Some(operator),
-        Trigger::Schedule => None,
-    };
-    let started_at_us = now_us();
-    let graph = load_graph(conn, unit)?;
-    let (parties, obligations) = graph.to_obligations();
-    let set_off = scrip_netting::solve(parties.len(), &obligations)
-        .map_err(|e| LedgerError::Unavailable(format!("clearing solver: {e}")))?;
-    let planned: Vec<Planned> = graph
+/// How a run is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Compute and record the plan (a preview); apply nothing.
+    DryRun,
+    /// Compute the plan on the graph as it is now and apply it.
+    Apply,
+    /// Apply exactly the plan of dry run `id`, or refuse when the debts moved since.
+    ApplyPreview(i64),
+}
+
+impl Mode {
+    pub const fn dry_run(self) -> bool {
+        matches!(self, Self::DryRun)
+    }
+}
+
+/// A dry run about to be applied: the graph it solved and what it planned.
+struct Preview {
+    id: i64,
+    digest: Option<String>,
+    settlements: Vec<Settlement>,
+}
+
+/// The dry run `id` in `unit`; `NoSuchPreview` when there is none (or it was applied for real).
+fn load_preview(conn: &mut DbConn, id: i64, unit: &UnitCode) -> Result<Preview, RunError> {
+    let record = load_run(conn, id)?
+        .filter(|r| r.dry_run && r.unit == unit.as_str())
+        .ok_or(RunError::NoSuchPreview(id))?;
+    let digest: Option<String> = clearing_runs::table
+        .find(id)
+        .select(clearing_runs::graph_digest)
+        .first(conn)
+        .map_err(LedgerError::from)?;
+    Ok(Preview {
+        id,
+        digest,
+        settlements: record.settlements,
+    })
+}
+
+/// The set-offs the solver chose, in the graph's edge order.
+fn plan(graph: &Graph, cleared: &[u64]) -> Result<Vec<Planned>, LedgerError> {
+    graph
         .edges
         .iter()
-        .zip(&set_off.cleared)
+        .zip(cleared)
         .filter(|&(_, &granules)| granules > 0)
         .map(|(edge, &granules)| {
             Ok(Planned {
@@ -270,11 +330,56 @@ pub fn execute(
                     granules: stored_count("granules of a settlement", granules)?,
                     source: SettlementSource::of(&edge.source),
                 },
-                source: edge.source,
+                edge: *edge,
                 atoms: settlement_atoms(granules, edge.source.atoms_per_granule())?,
             })
         })
-        .collect::<Result<_, LedgerError>>()?;
+        .collect()
+}
+
+/// A solver result that breaks the rules is a bug: refused in every build, not only in debug.
+fn invariant(why: String) -> RunError {
+    tracing::error!(%why, "clearing set-off refused");
+    RunError::Ledger(LedgerError::Invariant(why))
+}
+
+/// Computes the optimal set-off in `unit` and, unless a dry run, applies it: all of it or
+/// none. Every business's position before and after and every account it moves are recorded
+/// with the run (its statements).
+pub fn execute(
+    conn: &mut DbConn,
+    unit: &UnitCode,
+    mode: Mode,
+    trigger: Trigger,
+) -> Result<Ran, RunError> {
+    let requested_by = match trigger {
+        Trigger::Operator(operator) => Some(operator),
+        Trigger::Schedule => None,
+    };
+    let started_at_us = now_us();
+    let preview = match mode {
+        Mode::ApplyPreview(id) => Some(load_preview(conn, id, unit)?),
+        Mode::DryRun | Mode::Apply => None,
+    };
+    let graph = load_graph(conn, unit)?;
+    let graph_digest = statement::digest(&graph);
+    if let Some(preview) = &preview
+        && preview.digest.as_deref() != Some(graph_digest.as_str())
+    {
+        return Err(RunError::GraphChanged(preview.id));
+    }
+    let (parties, obligations) = graph.to_obligations();
+    let set_off = scrip_netting::solve(parties.len(), &obligations)
+        .map_err(|e| LedgerError::Unavailable(format!("clearing solver: {e}")))?;
+    scrip_netting::check(parties.len(), &obligations, &set_off.cleared).map_err(invariant)?;
+    let positions = statement::positions(&graph.edges, &set_off.cleared).map_err(invariant)?;
+    let planned = plan(&graph, &set_off.cleared)?;
+    if let Some(preview) = &preview {
+        let now: Vec<&Settlement> = planned.iter().map(|p| &p.settlement).collect();
+        if now != preview.settlements.iter().collect::<Vec<_>>() {
+            return Err(RunError::GraphChanged(preview.id));
+        }
+    }
     if planned.is_empty() && trigger == Trigger::Schedule {
         return Ok(Ran::NothingToClear {
             gross_before: graph.value(set_off.gross_before),
@@ -283,7 +388,7 @@ pub fn execute(
     let mut record = RunRecord {
         id: 0,
         unit: unit.to_string(),
-        dry_run,
+        dry_run: mode.dry_run(),
         started_at_us,
         finished_at_us: started_at_us,
         participants: stored_count("participants", set_off.parties_in_cycles)?,
@@ -295,13 +400,63 @@ pub fn execute(
         gross_after_granules: stored_count("gross debt after", set_off.gross_after())?,
         settlements: Vec::new(),
         requested_by,
+        preview_of: preview.map(|p| p.id),
     };
-    let run_id: i64 = diesel::insert_into(clearing_runs::table)
+    let run_id = insert_run(conn, &record, &graph_digest)?;
+    let moves = statement::balance_moves(planned.iter().map(|p| (&p.edge, p.atoms)));
+    let balances_before = statements::read_balances(conn, moves.keys())?;
+    let obligations_before = statements::read_remaining(conn, &planned)?;
+    let transfer_ids = if mode.dry_run() {
+        vec![None; planned.len()]
+    } else {
+        apply(conn, run_id, &record, &planned)?
+    };
+    let balances_after = if mode.dry_run() {
+        statements::planned_balances(&balances_before, &moves)?
+    } else {
+        let after = statements::read_balances(conn, moves.keys())?;
+        statements::check_applied(
+            &graph,
+            &planned,
+            (&balances_before, &after),
+            (
+                &obligations_before,
+                &statements::read_remaining(conn, &planned)?,
+            ),
+            &moves,
+        )
+        .map_err(invariant)?;
+        after
+    };
+    insert_settlements(conn, run_id, &planned, &transfer_ids)?;
+    statements::insert(
+        conn,
+        run_id,
+        &positions,
+        (&balances_before, &balances_after),
+    )?;
+    let finished_at_us = now_us();
+    diesel::update(clearing_runs::table.find(run_id))
+        .set(clearing_runs::finished_at_us.eq(finished_at_us))
+        .execute(conn)
+        .map_err(LedgerError::from)?;
+    record.id = run_id;
+    record.finished_at_us = finished_at_us;
+    record.settlements = planned.into_iter().map(|p| p.settlement).collect();
+    Ok(Ran::Recorded(record))
+}
+
+fn insert_run(
+    conn: &mut DbConn,
+    record: &RunRecord,
+    graph_digest: &str,
+) -> Result<i64, LedgerError> {
+    Ok(diesel::insert_into(clearing_runs::table)
         .values((
-            clearing_runs::unit.eq(unit.as_str()),
-            clearing_runs::dry_run.eq(i32::from(dry_run)),
-            clearing_runs::started_at_us.eq(started_at_us),
-            clearing_runs::finished_at_us.eq(started_at_us),
+            clearing_runs::unit.eq(&record.unit),
+            clearing_runs::dry_run.eq(i32::from(record.dry_run)),
+            clearing_runs::started_at_us.eq(record.started_at_us),
+            clearing_runs::finished_at_us.eq(record.started_at_us),
             clearing_runs::participants.eq(record.participants),
             clearing_runs::edges.eq(record.edges),
             clearing_runs::cycles.eq(record.cycles),
@@ -309,54 +464,72 @@ pub fn execute(
             clearing_runs::gross_before_granules.eq(record.gross_before_granules),
             clearing_runs::cleared_granules.eq(record.cleared_granules),
             clearing_runs::gross_after_granules.eq(record.gross_after_granules),
-            clearing_runs::requested_by.eq(requested_by.map(PrincipalId::get)),
+            clearing_runs::requested_by.eq(record.requested_by.map(PrincipalId::get)),
+            clearing_runs::graph_digest.eq(graph_digest),
+            clearing_runs::preview_of.eq(record.preview_of),
         ))
         .returning(clearing_runs::id)
-        .get_result(conn)
-        .map_err(LedgerError::from)?;
+        .get_result(conn)?)
+}
+
+/// Applies the plan: obligations reduced, holdings paid back to their issuers in one
+/// set-based batch of ledger transfers. Returns each settlement's transfer, if any.
+fn apply(
+    conn: &mut DbConn,
+    run_id: i64,
+    record: &RunRecord,
+    planned: &[Planned],
+) -> Result<Vec<Option<i64>>, RunError> {
+    // A holding is settled by the holder paying the issuer back in the issuer's own
+    // currency: the holder's claim and the issuer's debt fall together, so the ledger's
+    // invariants hold throughout.
     let mut transfer_ids: Vec<Option<i64>> = vec![None; planned.len()];
-    if !dry_run {
-        // A holding is settled by the holder paying the issuer back in the issuer's own
-        // currency: the holder's claim and the issuer's debt fall together, so the ledger's
-        // invariants hold throughout. All of them in one set-based batch.
-        let mut slots = Vec::new();
-        let mut requests = Vec::new();
-        for (slot, p) in planned.iter().enumerate() {
-            match p.source {
-                Source::Holding {
-                    currency, scale, ..
-                } => {
-                    slots.push(slot);
-                    requests.push(TransferRequest {
-                        currency,
-                        from: p.settlement.creditor,
-                        to: p.settlement.debtor,
-                        amount: scrip_domain::Amount::from_atoms(p.atoms, scale),
-                        kind: TransferKind::Clearing,
-                        memo: Some(format!("clearing run {run_id}")),
-                    });
-                }
-                Source::Obligation { id, .. } => reduce_obligation(conn, id, p.atoms)?,
+    let mut slots = Vec::new();
+    let mut requests = Vec::new();
+    for (slot, p) in planned.iter().enumerate() {
+        match p.edge.source {
+            Source::Holding {
+                currency, scale, ..
+            } => {
+                slots.push(slot);
+                requests.push(TransferRequest {
+                    currency,
+                    from: p.settlement.creditor,
+                    to: p.settlement.debtor,
+                    amount: scrip_domain::Amount::from_atoms(p.atoms, scale),
+                    kind: TransferKind::Clearing,
+                    memo: Some(format!("clearing run {run_id}")),
+                });
             }
-        }
-        for (slot, outcome) in slots.into_iter().zip(transfer_many(conn, &requests)?) {
-            match outcome {
-                Ok(transfer) => transfer_ids[slot] = Some(transfer.id.get()),
-                Err(e) if e.is_business_rule() => {
-                    let p = &planned[slot];
-                    return Err(RunError::Conflict(format!(
-                        "the set-off of {} between principals {} and {} was refused: {e}",
-                        record.value(p.settlement.granules),
-                        p.settlement.creditor,
-                        p.settlement.debtor
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            Source::Obligation { id, .. } => reduce_obligation(conn, id, p.atoms)?,
         }
     }
-    for (p, transfer_id) in planned.iter().zip(&transfer_ids) {
-        let (currency, obligation) = match p.source {
+    for (slot, outcome) in slots.into_iter().zip(transfer_many(conn, &requests)?) {
+        match outcome {
+            Ok(transfer) => transfer_ids[slot] = Some(transfer.id.get()),
+            Err(e) if e.is_business_rule() => {
+                let p = &planned[slot];
+                return Err(RunError::Conflict(format!(
+                    "the set-off of {} between principals {} and {} was refused: {e}",
+                    record.value(p.settlement.granules),
+                    p.settlement.creditor,
+                    p.settlement.debtor
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(transfer_ids)
+}
+
+fn insert_settlements(
+    conn: &mut DbConn,
+    run_id: i64,
+    planned: &[Planned],
+    transfer_ids: &[Option<i64>],
+) -> Result<(), LedgerError> {
+    for (p, transfer_id) in planned.iter().zip(transfer_ids) {
+        let (currency, obligation) = match p.edge.source {
             Source::Holding { currency, .. } => (Some(currency.get()), None),
             Source::Obligation { id, .. } => (None, Some(id)),
         };
@@ -371,18 +544,9 @@ pub fn execute(
                 clearing_settlements::transfer_id.eq(*transfer_id),
                 clearing_settlements::obligation_id.eq(obligation),
             ))
-            .execute(conn)
-            .map_err(LedgerError::from)?;
+            .execute(conn)?;
     }
-    let finished_at_us = now_us();
-    diesel::update(clearing_runs::table.find(run_id))
-        .set(clearing_runs::finished_at_us.eq(finished_at_us))
-        .execute(conn)
-        .map_err(LedgerError::from)?;
-    record.id = run_id;
-    record.finished_at_us = finished_at_us;
-    record.settlements = planned.into_iter().map(|p| p.settlement).collect();
-    Ok(Ran::Recorded(record))
+    Ok(())
 }
 
 #[derive(Queryable, Selectable)]
@@ -401,6 +565,7 @@ struct RunRow {
     cleared_granules: i64,
     gross_after_granules: i64,
     requested_by: Option<i64>,
+    preview_of: Option<i64>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -473,6 +638,7 @@ pub fn load_runs(
             cleared_granules: row.cleared_granules,
             gross_after_granules: row.gross_after_granules,
             requested_by: row.requested_by.map(PrincipalId::new),
+            preview_of: row.preview_of,
         })
         .collect())
 }

@@ -172,11 +172,12 @@ import { Scrip } from "/assets/app.js";
   }
   function show(id) { document.getElementById(id).hidden = false; }
 
-  /** Posts a run; shows and returns it, or shows why not. */
-  async function post(dryRun) {
+  /** Posts a run (`body`: dry_run or apply); returns it, or shows why not and returns the
+   *  problem's code. */
+  async function post(body) {
     showError("");
-    const r = await api("POST", "/api/v1/clearing/runs", { unit: unit(), dry_run: dryRun });
-    if (!r.ok) { showError((r.data && r.data.detail) || "The run failed."); return null; }
+    const r = await api("POST", "/api/v1/clearing/runs", { unit: unit(), ...body });
+    if (!r.ok) { showError((r.data && r.data.detail) || "The run failed."); return (r.data && r.data.code) || "failed"; }
     return r.data;
   }
   function summary(run) {
@@ -198,15 +199,24 @@ import { Scrip } from "/assets/app.js";
   // A dry run changes nothing; "Run clearing" first shows the dry run's plan and applies only
   // once the operator confirms it.
   async function dryRun() {
-    const preview = await post(true);
-    if (!preview) return;
+    const preview = await post({ dry_run: true });
+    if (typeof preview === "string") return;
     report(`Dry run #${preview.id}: ${summary(preview)} Nothing was changed.`);
     await refresh(preview.id);
   }
+  /** Before and after per business, as the preview plans it. */
+  function showPositions(run) {
+    rows(document.querySelector("#confirm-positions tbody"), run.positions, (p) => el("tr", {},
+      el("td", {}, p.business),
+      el("td", {}, `${Dec.pretty(p.owes_before)} → ${Dec.pretty(p.owes_after)}`),
+      el("td", {}, `${Dec.pretty(p.owed_before)} → ${Dec.pretty(p.owed_after)}`),
+      el("td", {}, `${Dec.pretty(p.net)} ${run.unit}`)),
+      "No business's debts change.");
+  }
   let planned = null;
-  async function proposeRun() {
-    const preview = await post(true);
-    if (!preview) return;
+  async function proposeRun(why) {
+    const preview = await post({ dry_run: true });
+    if (typeof preview === "string") return;
     // Not scrolled to the run's details: the confirmation is what to look at now.
     await refresh();
     const confirm = document.getElementById("confirm-run");
@@ -217,20 +227,26 @@ import { Scrip } from "/assets/app.js";
       return;
     }
     planned = preview;
-    document.getElementById("confirm-summary").textContent = `Clearing now: ${summary(preview)}`;
+    document.getElementById("confirm-summary").textContent =
+      `${typeof why === "string" ? why + " " : ""}Preview #${preview.id}: ${summary(preview)}`;
+    showPositions(preview);
     confirm.hidden = false;
     confirm.scrollIntoView({ block: "center" });
     document.getElementById("confirm-apply").focus({ preventScroll: true });
   }
   async function applyRun() {
     const confirm = document.getElementById("confirm-run");
+    if (!planned) return;
     confirm.hidden = true;
-    const applied = await post(false);
-    if (!applied) return;
-    const changed = planned && planned.cleared !== applied.cleared
-      ? ` Debts changed since the plan (it would have cleared ${Dec.pretty(planned.cleared)}).` : "";
+    const applied = await post({ apply: planned.preview_id });
+    if (applied === "graph_changed") {
+      // The plan applies exactly as shown or not at all: show the plan for the debts as they are now.
+      showError("");
+      return proposeRun(`The debts changed since preview #${planned.preview_id}, so nothing was applied. Here is the plan for them now.`);
+    }
+    if (typeof applied === "string") return;
     planned = null;
-    report(`Run #${applied.id}: ${summary(applied)}${changed} Every business's net position is unchanged.`);
+    report(`Run #${applied.id} applied preview #${applied.preview_of}: ${summary(applied)} Every business's net position is unchanged.`);
     await refresh(applied.id);
   }
   document.getElementById("run")?.addEventListener("click", proposeRun);

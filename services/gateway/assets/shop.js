@@ -3,6 +3,7 @@
 import { Scrip } from "/assets/app.js";
 import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/assets/shop_policies.js";
 import { wireGovernance } from "/assets/shop_governance.js";
+import { wireClearing } from "/assets/shop_clearing.js";
 (() => {
   const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey } = Scrip;
   const select = document.getElementById("business");
@@ -25,7 +26,7 @@ import { wireGovernance } from "/assets/shop_governance.js";
     const has = !!business();
     const owner = has && role() === "owner";
     show("till-card", has);
-    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card", "holders-card", "approvals-card", "log-card"]) show(id, owner);
+    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card", "holders-card", "approvals-card", "log-card", "clearing-card"]) show(id, owner);
     if (!has) return;
     try {
       profile = await get("/api/v1/businesses/" + encodeURIComponent(business()));
@@ -34,9 +35,10 @@ import { wireGovernance } from "/assets/shop_governance.js";
     renderTill();
     if (!owner) return;
     renderCurrency();
-    await Promise.all([loadIssuing(), loadActivity(), loadMembers(), loadMarkets(), loadHolders(false), loadGovernance()]);
+    await Promise.all([loadIssuing(), loadActivity(), loadMembers(), loadMarkets(), loadHolders(false), loadGovernance(), loadStatements()]);
   }
   let loadGovernance = async () => {};
+  const loadStatements = wireClearing(business);
 
   // A business may issue several currencies: one is shown at a time.
   const pick = document.getElementById("currency-pick");

@@ -4,6 +4,7 @@
 
 mod blocking;
 mod body;
+mod csv;
 mod error;
 mod extract;
 mod idempotency;
@@ -15,6 +16,7 @@ mod time;
 
 pub use blocking::blocking;
 pub use body::Json;
+pub use csv::csv_row;
 pub use error::{ApiError, Problem};
 pub use extract::{OptionalJson, configure_extractors, double_option};
 pub use idempotency::{

@@ -166,6 +166,29 @@ diesel::table! {
         gross_before_granules -> BigInt,
         cleared_granules -> BigInt,
         gross_after_granules -> BigInt,
+        graph_digest -> Nullable<Text>,
+        preview_of -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    clearing_positions (run_id, business_id) {
+        run_id -> BigInt,
+        business_id -> BigInt,
+        owes_before_granules -> BigInt,
+        owed_before_granules -> BigInt,
+        owes_after_granules -> BigInt,
+        owed_after_granules -> BigInt,
+    }
+}
+
+diesel::table! {
+    clearing_balances (run_id, business_id, currency_id) {
+        run_id -> BigInt,
+        business_id -> BigInt,
+        currency_id -> BigInt,
+        before_atoms -> BigInt,
+        after_atoms -> BigInt,
     }
 }
 
@@ -330,6 +353,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     clearing_opt_outs,
     clearing_runs,
     clearing_settlements,
+    clearing_positions,
+    clearing_balances,
     obligations,
     markets,
     orders,

@@ -9,6 +9,7 @@ mod api_issuer;
 mod api_payments;
 mod api_policies;
 mod api_requests;
+mod api_statements;
 mod api_wallet;
 mod app;
 mod commands;

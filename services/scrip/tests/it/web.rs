@@ -186,6 +186,19 @@ impl Browser {
         self.screenshot_at(name, 1280).await;
     }
 
+    /// One element of a long page, as the user sees it once scrolled to it.
+    async fn screenshot_of(&self, css: &str, name: &str) {
+        let png = self
+            .find(css)
+            .await
+            .screenshot()
+            .await
+            .expect("element screenshot");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot written");
+    }
+
     /// [`Self::screenshot`] in a window `width` pixels wide (390: a phone).
     async fn screenshot_at(&self, name: &str, width: u32) {
         // The whole page, from the top: grow the window to the page's height first.
@@ -1796,4 +1809,93 @@ async fn stewards_admit_and_freeze_from_the_console_and_a_user_changes_the_passw
     wallet.open(&app, "/wallet").await;
     wallet.wait_text("#who", "carl").await;
     wallet.close().await;
+}
+
+/// After a clearing run, a shop owner opens the statement in the shop console and downloads it
+/// as CSV for the accountant: the file the browser is handed is the server's statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_downloads_the_clearing_statement_as_csv() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let mut owners = Vec::new();
+    for (owner, shop, code) in [
+        ("anna", "shopa", "AAA"),
+        ("bert", "shopb", "BBB"),
+        ("cleo", "shopc", "CCC"),
+    ] {
+        let token = app.user(owner).await;
+        app.shop(&token, shop, code).await;
+        owners.push(token);
+    }
+    for (i, (from, to, code, amount)) in [
+        ("shopa", "shopb", "AAA", "50"),
+        ("shopb", "shopc", "BBB", "30"),
+        ("shopc", "shopa", "CCC", "40"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pay = json!({"from": from, "to": to, "currency": code, "amount": amount});
+        let (status, body) = app.pay(&owners[i], pay).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let olga = app.user("olga").await;
+    app.grant_operator("olga").await;
+    let (status, run) = app
+        .post("/api/v1/clearing/runs", Some(&olga), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run_id = run["id"].as_str().expect("id").to_owned();
+
+    let page = driver.browser().await;
+    page.log_in(&app, "anna", "/shop").await;
+    page.wait_text("#statements tbody", &format!("#{run_id}"))
+        .await;
+    page.click("#statements tbody button.secondary").await;
+    page.wait_text("#statement-title", "(unchanged)").await;
+    page.wait_text("#statement-balances tbody", "AAA").await;
+    page.screenshot_of("#clearing-card", "shop-clearing-statement")
+        .await;
+    // The download is a blob handed to the browser: catch its text as it is made.
+    page.client
+        .execute(
+            "window.__downloads = []; const make = URL.createObjectURL;\
+             URL.createObjectURL = (blob) => { blob.text().then((t) => window.__downloads.push(t)); return make(blob); };",
+            vec![],
+        )
+        .await
+        .expect("hook");
+    page.click(&format!("#statements button[data-csv='{run_id}']"))
+        .await;
+    let started = Instant::now();
+    let csv = loop {
+        let got = page
+            .client
+            .execute("return (window.__downloads || [])[0] || null", vec![])
+            .await
+            .expect("downloads");
+        if let Some(text) = got.as_str() {
+            break text.to_owned();
+        }
+        assert!(started.elapsed() < PATIENCE, "no CSV was downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let response = app
+        .client
+        .get(format!(
+            "{}/api/v1/clearing/runs/{run_id}/statements/shopa?format=csv",
+            app.base
+        ))
+        .bearer_auth(&owners[0])
+        .send()
+        .await
+        .expect("statement");
+    assert_eq!(csv, response.text().await.expect("text"));
+    assert!(
+        csv.starts_with("record,run,finished_at,unit,currency"),
+        "{csv}"
+    );
+    assert!(csv.contains("\r\nbalance,"), "{csv}");
+    assert!(csv.contains("\r\nnet,"), "{csv}");
+    page.close().await;
 }
