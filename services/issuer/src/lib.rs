@@ -10,6 +10,7 @@ mod freeze;
 mod governance;
 mod handlers;
 mod holders;
+mod liabilities;
 mod members;
 mod policies;
 mod policy;
@@ -37,6 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(holders::list_holders)
         .service(currency_members::put_member)
         .service(currency_members::list_members)
+        .service(liabilities::get_liabilities)
+        .service(liabilities::list_roots)
+        .service(liabilities::get_health)
         .service(handlers::get_currency)
         .service(handlers::patch_currency)
         .service(admission::apply)
@@ -89,8 +93,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         governance::approve_proposal,
         governance::reject_proposal,
         governance::get_log,
+        liabilities::get_liabilities,
+        liabilities::list_roots,
+        liabilities::get_health,
     ),
     components(schemas(
+        liabilities::LiabilitiesView,
+        liabilities::RootView,
+        liabilities::RootPage,
+        liabilities::HealthView,
         dto::NewBusiness,
         dto::BusinessView,
         dto::HolderView,

@@ -223,6 +223,21 @@ pub enum Command {
         #[arg(long)]
         root: String,
     },
+    /// Checks a proof of liabilities (the JSON of `GET /accounts/proof`, from FILE or `-`)
+    /// against a published root: exit status 0 only when the holder's balance is counted in
+    /// it. No database, no network: anyone can run it.
+    VerifyProof {
+        /// The proof's JSON, or `-` to read it from standard input.
+        proof: PathBuf,
+        /// The root to check against (hex), as published by `GET .../liabilities` or its list
+        /// of roots: never the proof's own, which anyone making a proof can choose.
+        #[arg(long)]
+        root: String,
+        /// The published total (a decimal amount); the root commits to it. Default: the
+        /// proof's own, printed so it can be compared by eye.
+        #[arg(long)]
+        total: Option<String>,
+    },
     /// The clearing solver on its own, for comparison with other tools.
     Clearing {
         #[command(subcommand)]
@@ -285,6 +300,9 @@ impl Cli {
             Some(Command::VerifyDirectory { proof, root }) => {
                 return verify_directory(proof, root);
             }
+            Some(Command::VerifyProof { proof, root, total }) => {
+                return verify_proof(proof, root, total.as_deref());
+            }
             Some(Command::Admin {
                 command: AdminCommand::Keys { dir },
             }) => {
@@ -330,9 +348,10 @@ impl Cli {
                 );
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Clearing { .. } | Command::Probe { .. } | Command::VerifyDirectory { .. } => {
-                Ok(ExitCode::SUCCESS)
-            }
+            Command::Clearing { .. }
+            | Command::Probe { .. }
+            | Command::VerifyDirectory { .. }
+            | Command::VerifyProof { .. } => Ok(ExitCode::SUCCESS),
             Command::Admin {
                 command: AdminCommand::Keys { .. },
             } => Ok(ExitCode::SUCCESS),
@@ -410,6 +429,84 @@ fn audit(url: &DatabaseUrl) -> Result<ExitCode, Box<dyn std::error::Error>> {
         println!("  - {violation}");
     }
     Ok(ExitCode::from(2))
+}
+
+/// The JSON of a proof file, or of standard input for `-`.
+fn read_proof(proof: &std::path::Path) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let text = if proof.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(proof)
+            .map_err(|e| format!("cannot read {}: {e}", proof.display()))?
+    };
+    Ok(serde_json::from_str(&text).map_err(|e| format!("the proof is not JSON: {e}"))?)
+}
+
+/// `scrip verify-proof`: rebuilds the holder's leaf from its salt, address and balance, folds
+/// it with the path (hashes and sums) and compares with the published root and total.
+fn verify_proof(
+    proof: &std::path::Path,
+    root: &str,
+    total: Option<&str>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let proof = read_proof(proof)?;
+    let field = |value: &serde_json::Value, name: &str| -> Result<String, String> {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the proof has no {name:?}"))
+    };
+    let scale = proof
+        .get("scale")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or("the proof has no \"scale\"")?;
+    let scale = scrip_domain::Scale::new(scale)?;
+    let atoms = |what: &str, raw: &str| -> Result<u128, String> {
+        let amount =
+            scrip_domain::Amount::parse(raw, scale).map_err(|e| format!("{what} {raw:?}: {e}"))?;
+        u128::try_from(amount.atoms()).map_err(|_| format!("{what} is negative"))
+    };
+    let (currency, address, salt) = (
+        field(&proof, "currency")?,
+        field(&proof, "address")?,
+        field(&proof, "salt")?,
+    );
+    let balance = field(&proof, "balance")?;
+    let steps = proof
+        .get("path")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("the proof has no \"path\"")?;
+    let mut path = Vec::with_capacity(steps.len());
+    for (i, step) in steps.iter().enumerate() {
+        let sum = atoms(&format!("step {i}'s sum"), &field(step, "sum")?)?;
+        path.push((field(step, "side")?, field(step, "hash")?, sum));
+    }
+    let path: Vec<(&str, &str, u128)> = path
+        .iter()
+        .map(|(side, hash, sum)| (side.as_str(), hash.as_str(), *sum))
+        .collect();
+    let total = match total {
+        Some(published) => published.to_owned(),
+        None => field(&proof, "total")?,
+    };
+    let leaf = (
+        currency.as_str(),
+        salt.as_str(),
+        address.as_str(),
+        atoms("the balance", &balance)?,
+    );
+    if scrip_proofs::check(leaf, &path, (root, atoms("the total", &total)?))? {
+        println!(
+            "{address}'s {balance} {currency} is counted in the total {total} under root {root}"
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{address}'s {balance} {currency} is NOT proven counted under root {root} with total {total}"
+        );
+        Ok(ExitCode::from(1))
+    }
 }
 
 /// `scrip verify-directory`: folds the proof's leaf with its path and compares with the root.

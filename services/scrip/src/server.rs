@@ -257,6 +257,8 @@ struct State {
     policy: web::Data<IssuerPolicy>,
     /// The per-caller budget of converted payments and quotes.
     conversions: web::Data<scrip_orderbook::convert::http::ConversionLimiter>,
+    /// Recent liabilities trees, shared by the issuer (roots, health) and the wallet (proofs).
+    liabilities: web::Data<scrip_proofs::Liabilities>,
     /// What runs an approved proposal, by action (the issuer's and the exchange's).
     executors: web::Data<scrip_governance::Executors>,
     metrics: web::Data<Metrics>,
@@ -379,6 +381,10 @@ fn build_state(
             ),
         ),
         metrics: web::Data::new(metrics),
+        liabilities: web::Data::new(scrip_proofs::Liabilities::new(
+            ledger.clone(),
+            settings.registry.clone(),
+        )),
         ledger: web::Data::new(ledger),
         openapi: openapi(),
         services: settings.services,
@@ -424,7 +430,8 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
         .app_data(state.metrics.clone())
         .app_data(state.bus.clone())
         .app_data(state.streams.clone())
-        .app_data(state.trusted_proxies.clone());
+        .app_data(state.trusted_proxies.clone())
+        .app_data(state.liabilities.clone());
     configure_extractors(cfg);
     scrip_gateway::configure_system(cfg, state.metrics_public);
     if let Some(gateway) = &state.gateway {

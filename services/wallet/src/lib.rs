@@ -5,6 +5,7 @@
 
 mod dto;
 mod handlers;
+mod proof;
 mod requests;
 mod statements;
 
@@ -23,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(requests::create_request)
         .service(requests::get_request)
         .service(requests::pay_request)
-        .service(statements::statement);
+        .service(statements::statement)
+        .service(proof::get_proof);
 }
 
 #[derive(OpenApi, Debug)]
@@ -31,11 +33,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         handlers::list_accounts, handlers::create_transfer, handlers::list_transfers, handlers::get_transfer,
         requests::create_request, requests::get_request, requests::pay_request,
-        statements::statement,
+        statements::statement, proof::get_proof,
     ),
     components(schemas(
         dto::AccountView, dto::AccountList, dto::NewTransfer, dto::TransferView, dto::TransferPage,
         dto::NewPaymentRequest, dto::PaymentRequestView, dto::PayRequest, dto::PaymentView, dto::PaymentTrade,
+        proof::LiabilityProofView, proof::ProofStep,
     )),
     tags((name = "wallet", description = "Accounts, payments and statements"))
 )]

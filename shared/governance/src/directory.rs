@@ -41,16 +41,6 @@ fn node_hash(left: &Hash, right: &Hash) -> Hash {
     hasher.finalize().into()
 }
 
-/// The largest power of two below `n` (`n >= 2`).
-fn split(n: usize) -> usize {
-    debug_assert!(n >= 2);
-    let mut k = 1;
-    while k * 2 < n {
-        k *= 2;
-    }
-    k
-}
-
 /// The root over `leaves` (in directory order).
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves {
@@ -63,29 +53,9 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// Which side of the running hash a sibling is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Left,
-    Right,
-}
-
-impl Side {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Left => "left",
-            Self::Right => "right",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "left" => Some(Self::Left),
-            "right" => Some(Self::Right),
-            _ => None,
-        }
-    }
-}
+/// Which side of the running hash a sibling is on: the same tree shape as the liabilities'.
+pub use scrip_proofs::sumtree::Side;
+use scrip_proofs::sumtree::split;
 
 /// The path from leaf `index` to the root, leaf first; `None` when there is no such leaf.
 pub fn proof(leaves: &[Hash], index: usize) -> Option<Vec<(Side, Hash)>> {

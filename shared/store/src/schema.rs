@@ -172,6 +172,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    liability_salts (account_id) {
+        account_id -> BigInt,
+        currency_id -> BigInt,
+        salt -> Text,
+    }
+}
+
+diesel::table! {
+    liability_roots (id) {
+        id -> BigInt,
+        currency_id -> BigInt,
+        root -> Text,
+        total_atoms -> BigInt,
+        holders -> BigInt,
+        as_of_us -> BigInt,
+    }
+}
+
+diesel::table! {
     clearing_positions (run_id, business_id) {
         run_id -> BigInt,
         business_id -> BigInt,
@@ -355,6 +374,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     clearing_settlements,
     clearing_positions,
     clearing_balances,
+    liability_salts,
+    liability_roots,
     obligations,
     markets,
     orders,

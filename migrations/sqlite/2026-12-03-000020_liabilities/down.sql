@@ -1,0 +1,2 @@
+DROP TABLE liability_roots;
+DROP TABLE liability_salts;
