@@ -2,6 +2,7 @@
 // markets it trades in, and (signed in) what the visitor holds and the next demurrage charge.
 import { Scrip } from "/assets/app.js";
 import { policyWords } from "/assets/policies.js";
+import { showHealth, checkMyBalance } from "/assets/liabilities.js";
 (() => {
   const { me, get, getAll, Dec, el, onSubmit, showProblem } = Scrip;
   const code = document.getElementById("currency-code").dataset.code;
@@ -29,6 +30,8 @@ import { policyWords } from "/assets/policies.js";
     if (c.demurrage) numbers.push(["Demurrage collected", `${Dec.pretty(c.demurrage.collected)} ${c.code}`]);
     document.getElementById("currency-numbers").replaceChildren(...numbers.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     loadMarkets();
+    showHealth(document.getElementById("health"), code);
+    loadLiabilities();
     if (me) loadMine(c);
     if (c.requires_admission) loadDirectory();
   }
@@ -84,6 +87,27 @@ import { policyWords } from "/assets/policies.js";
     } catch (problem) { list.replaceChildren(el("li", { class: "muted" }, problem.detail || "")); }
   }
 
+  async function loadLiabilities() {
+    try {
+      const l = await get(`/api/v1/currencies/${encodeURIComponent(code)}/liabilities`);
+      document.getElementById("liabilities-total").textContent = `${Dec.pretty(l.total)} ${code}`;
+      document.getElementById("liabilities-holders").textContent = String(l.holders);
+      document.getElementById("liabilities-as-of").textContent = new Date(l.as_of).toLocaleString();
+      document.getElementById("liabilities-root").textContent = l.root;
+    } catch (_) { /* optional */ }
+  }
+  document.getElementById("liabilities-check")?.addEventListener("click", async () => {
+    const result = document.getElementById("liabilities-result");
+    try {
+      const found = await checkMyBalance(code);
+      result.className = found.ok ? "notice" : "notice warn";
+      result.textContent = found.text;
+    } catch (problem) {
+      result.className = "notice warn";
+      result.textContent = problem.detail || "The proof cannot be fetched now.";
+    }
+  });
+
   async function loadMine(c) {
     try {
       const { items } = await get("/api/v1/accounts");
@@ -96,6 +120,8 @@ import { policyWords } from "/assets/policies.js";
       if (mine.frozen) rows.push(["Frozen", `${c.issuer}'s stewards froze your account: it can neither pay nor trade.`]);
       document.getElementById("mine").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
       document.getElementById("mine-card").hidden = false;
+      const check = document.getElementById("liabilities-check");
+      if (check) check.hidden = Dec.compare(mine.balance, "0") <= 0;
     } catch (_) { /* optional */ }
   }
   load();

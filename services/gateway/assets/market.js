@@ -3,6 +3,7 @@
 // candles, the order form with its cost and fee worked out exactly before placing, the
 // caller's open orders and fills.
 import { Scrip } from "/assets/app.js";
+import { showHealth } from "/assets/liabilities.js";
 import { previewOrder, maxQuantity } from "/assets/money.js";
 (() => {
   const { api, get, Dec, el, svg, rows, onSubmit, showProblem, toast, time, when, idempotencyKey, throttle } = Scrip;
@@ -488,6 +489,9 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
     connect();
     loadTrades();
     loadCandles();
+    document.getElementById("health-code").textContent = market.base;
+    document.getElementById("health-more").href = "/currencies/" + encodeURIComponent(market.base);
+    showHealth(document.getElementById("market-health"), market.base);
     loadOrders();
     loadBalances();
     preview();

@@ -1,6 +1,7 @@
 // Wallet: balances, paying by handle or a payment request, asking to be paid (a tracked
 // request with its QR code), history and CSV.
 import { Scrip } from "/assets/app.js";
+import { checkMyBalance } from "/assets/liabilities.js";
 (() => {
   const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey, download } = Scrip;
   const holderSelect = document.getElementById("holder");
@@ -47,6 +48,12 @@ import { Scrip } from "/assets/app.js";
         el("td", { class: "available" }, Dec.pretty(a.available))),
         "No money yet: ask a shop to pay you, or open one in the Shop console.");
       document.getElementById("balance-notes").replaceChildren(...items.flatMap(balanceNotes));
+      const provable = items.filter((a) => Dec.compare(a.balance, "0") > 0).map((a) => a.currency);
+      const pick = document.getElementById("proof-currency");
+      const chosen = pick.value;
+      pick.replaceChildren(...provable.map((c) => el("option", { value: c }, c)));
+      if (provable.includes(chosen)) pick.value = chosen;
+      document.getElementById("proof-check").hidden = !provable.length;
       // What may pay a payment on the form changed: price it again (this also keeps a
       // quote on the form fresh).
       if (payForm.elements.amount.value) previewPayment();
@@ -54,6 +61,28 @@ import { Scrip } from "/assets/app.js";
       rows(tbody, [], null, problem.detail || "Balances cannot be loaded.");
     }
   }
+
+  // Proof of liabilities: the browser folds the proof itself (liabilities.js).
+  let lastProof = null;
+  document.getElementById("proof-run").addEventListener("click", async () => {
+    const code = document.getElementById("proof-currency").value;
+    const result = document.getElementById("proof-result");
+    result.className = "";
+    result.textContent = "Checking…";
+    try {
+      const found = await checkMyBalance(code, holder());
+      lastProof = found.proof || null;
+      result.className = found.ok ? "notice" : "notice warn";
+      result.textContent = found.text;
+      document.getElementById("proof-download").hidden = !lastProof;
+    } catch (problem) {
+      result.className = "notice warn";
+      result.textContent = problem.detail || "The proof cannot be fetched now.";
+    }
+  });
+  document.getElementById("proof-download").addEventListener("click", () => {
+    if (lastProof) download(`scrip-proof-${lastProof.currency}-${lastProof.as_of.slice(0, 10)}.json`, JSON.stringify(lastProof, null, 2), "application/json");
+  });
 
   /** What a balance's number alone does not say: a credit line, demurrage to come, a freeze. */
   function balanceNotes(a) {

@@ -1899,3 +1899,65 @@ async fn an_owner_downloads_the_clearing_statement_as_csv() {
     assert!(csv.contains("\r\nnet,"), "{csv}");
     page.close().await;
 }
+
+/// A customer about to buy BREAD reads the bakery's health on the market page and the
+/// currency's page; once holding it, she checks in her wallet that her balance is counted in
+/// what the bakery publishes it owes. The browser folds the proof with its own SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_checks_her_balance_is_counted_and_reads_the_issuers_health() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.shop(&rosa, "grocer", "GROCER").await;
+    let (status, market) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "BREAD", "quote": "GROCER", "tick_size": "0.01", "lot_size": "1", "fee_bps": 20}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{market}");
+    let _carl = app.user("carl").await;
+    for (to, amount) in [("carl", "25.00"), ("dana", "75.00")] {
+        if to == "dana" {
+            app.user("dana").await;
+        }
+        let (status, body) = app
+            .pay(
+                &rosa,
+                json!({"from": "bakery", "to": to, "currency": "BREAD", "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let page = driver.browser().await;
+    page.log_in(&app, "carl", "/exchange/BREAD-GROCER").await;
+    page.wait_text(
+        "#market-health",
+        "100.00 BREAD, 10 % of the issuer's credit limit",
+    )
+    .await;
+    page.wait_text("#market-health", "the largest holds 75 %")
+        .await;
+    page.screenshot("market-health").await;
+    page.open(&app, "/currencies/BREAD").await;
+    page.wait_text("#health", "issued 100.00, redeemed 0.00")
+        .await;
+    page.wait_text("#liabilities-total", "100.00 BREAD").await;
+    page.click("#liabilities-check").await;
+    page.wait_text(
+        "#liabilities-result",
+        "✓ Your 25.00 BREAD is counted in the 100.00 BREAD",
+    )
+    .await;
+    page.screenshot("currency-liabilities").await;
+    page.open(&app, "/wallet").await;
+    page.click("#proof-check summary").await;
+    page.wait_text("#proof-currency", "BREAD").await;
+    page.click("#proof-run").await;
+    page.wait_text("#proof-result", "✓ Your 25.00 BREAD is counted")
+        .await;
+    page.screenshot("wallet-proof").await;
+    page.close().await;
+}
