@@ -9,6 +9,7 @@ pub mod dto;
 pub mod graph;
 pub mod handlers;
 pub mod obligations;
+pub mod pay;
 pub mod run;
 pub mod statement;
 pub mod statements;
@@ -38,14 +39,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(obligations::reject)
         .service(obligations::withdraw)
         .service(obligations::list)
+        .service(pay::pay)
         .service(statements::get_statement)
         .service(statements::list_statements);
 }
 
 #[derive(OpenApi, Debug)]
 #[openapi(
-    paths(handlers::get_graph, handlers::create_run, handlers::list_runs, handlers::get_run, handlers::set_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list, statements::get_statement, statements::list_statements),
-    components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, dto::PositionView, SettlementView, RunPage, Participation, dto::NewObligation, dto::ObligationView, dto::ObligationList, statements::StatementView, statements::StatementBalance, statements::StatementSettlement, statements::StatementPosition, statements::StatementSummary, statements::StatementPage)),
+    paths(handlers::get_graph, handlers::create_run, handlers::list_runs, handlers::get_run, handlers::set_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list, pay::pay, statements::get_statement, statements::list_statements),
+    components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, dto::PositionView, SettlementView, RunPage, Participation, dto::NewObligation, dto::ObligationView, dto::ObligationList, statements::StatementView, statements::StatementBalance, statements::StatementSettlement, statements::StatementPosition, statements::StatementSummary, statements::StatementPage, pay::PayObligation, pay::ObligationPaid)),
     tags((name = "clearing", description = "Optimal set-off of debts among businesses"))
 )]
 pub struct ClearingApi;

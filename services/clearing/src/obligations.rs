@@ -22,7 +22,7 @@ fn unit_scale() -> Scale {
     Scale::new(UNIT_SCALE).unwrap_or_else(|_| unreachable!("8 is a valid scale"))
 }
 
-fn view(conn: &mut DbConn, obligation: Obligation) -> Result<ObligationView, ApiError> {
+pub(crate) fn view(conn: &mut DbConn, obligation: Obligation) -> Result<ObligationView, ApiError> {
     let names = scrip_ledger::handles(conn, [obligation.debtor, obligation.creditor])?;
     let name = |id| names.get(&id).cloned().unwrap_or_default();
     Ok(ObligationView {

@@ -23,8 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(OpenApi, Debug)]
 #[openapi(
-    paths(auth::register, auth::login, auth::refresh, auth::change_password, auth::me, system::healthz, system::readyz, system::metrics, system::system_health),
-    components(schemas(auth::NewUser, auth::Registered, auth::Credentials, auth::LoginResponse, auth::RefreshBody, auth::Me, auth::Membership, auth::InvitationView, auth::PasswordChange, auth::PasswordChanged, scrip_http::Problem)),
+    paths(auth::register, auth::login, auth::refresh, auth::change_password, auth::me, system::healthz, system::readyz, system::metrics, system::system_health, system::status),
+    components(schemas(auth::NewUser, auth::Registered, auth::Credentials, auth::LoginResponse, auth::RefreshBody, auth::Me, auth::Membership, auth::InvitationView, auth::PasswordChange, auth::PasswordChanged, scrip_http::Problem, system::StatusView, system::CheckView)),
     tags(
         (name = "identity", description = "Sign-up, login, who am I"),
         (name = "system", description = "Health and metrics"),

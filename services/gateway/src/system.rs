@@ -14,7 +14,10 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// `/healthz`, `/readyz` and the public health summary; `/metrics` too unless it is served on
 /// an internal address of its own ([`configure_metrics`]).
 pub fn configure_system(cfg: &mut web::ServiceConfig, with_metrics: bool) {
-    cfg.service(healthz).service(readyz).service(system_health);
+    cfg.service(healthz)
+        .service(readyz)
+        .service(system_health)
+        .service(status);
     if with_metrics {
         cfg.service(metrics);
     }
@@ -120,5 +123,76 @@ pub async fn system_health(registry: web::Data<Metrics>) -> HttpResponse {
             trades: counter("scrip_exchange_trades_total"),
             transfers: counter("scrip_ledger_transfers_total"),
         },
+    })
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CheckView {
+    /// The check's name (the `check` label of `scrip_audit_check_violations`).
+    pub name: &'static str,
+    /// What it makes sure of.
+    pub about: &'static str,
+    /// `pass` or `fail`.
+    pub result: &'static str,
+    pub violations: usize,
+    /// The first violation, in words.
+    pub example: Option<String>,
+    pub checked_at: String,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StatusView {
+    /// `clean`, `failing`, or `not_run` (the server has not finished its first audit).
+    pub audit: &'static str,
+    /// `full` or `incremental` (only the journal written since the last audit was read).
+    pub kind: Option<&'static str>,
+    pub ran_at: Option<String>,
+    pub last_full_at: Option<String>,
+    pub took_ms: Option<i64>,
+    pub accounts: Option<usize>,
+    pub journal_lines: Option<u64>,
+    pub checks: Vec<CheckView>,
+}
+
+/// The public invariant monitor: every check the ledger audit makes, its result and when it
+/// last ran. The server audits every minute, incrementally, and reads the whole journal again
+/// every hour; `scrip audit` runs a full one on demand.
+#[utoipa::path(get, path = "/api/v1/status", tag = "system", responses((status = 200, body = StatusView, description = "public")))]
+#[get("/api/v1/status")]
+pub async fn status(registry: web::Data<Metrics>) -> HttpResponse {
+    let Some(last) = registry.audit_status() else {
+        return HttpResponse::Ok().json(StatusView {
+            audit: "not_run",
+            kind: None,
+            ran_at: None,
+            last_full_at: None,
+            took_ms: None,
+            accounts: None,
+            journal_lines: None,
+            checks: Vec::new(),
+        });
+    };
+    let clean = last.checks.iter().all(|c| c.violations == 0);
+    let ran_at = scrip_http::rfc3339_from_us(last.ran_at_us);
+    HttpResponse::Ok().json(StatusView {
+        audit: if clean { "clean" } else { "failing" },
+        kind: Some(last.kind),
+        last_full_at: Some(scrip_http::rfc3339_from_us(last.last_full_at_us)),
+        took_ms: Some(last.duration_us / 1_000),
+        accounts: Some(last.accounts),
+        journal_lines: Some(last.journal_lines),
+        checks: last
+            .checks
+            .into_iter()
+            .map(|c| CheckView {
+                name: c.name,
+                about: c.about,
+                result: if c.violations == 0 { "pass" } else { "fail" },
+                violations: c.violations,
+                example: c.example,
+                checked_at: ran_at.clone(),
+            })
+            .collect(),
+        ran_at: Some(ran_at),
     })
 }

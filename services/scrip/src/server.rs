@@ -602,35 +602,97 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
-/// Audits the ledger now and every [`AUDIT_INTERVAL`], exporting the result as metrics.
+/// Every this many audits, one reads the whole journal again instead of only what is new.
+const FULL_AUDIT_EVERY: u32 = 60;
+
+/// Audits the ledger now and every [`AUDIT_INTERVAL`], exporting the result as metrics and to
+/// the public monitor. The first audit and every [`FULL_AUDIT_EVERY`]th read the whole
+/// journal; the others only what was written since ([`scrip_ledger::audit_since`]), so an
+/// audit does not cost more as the journal grows.
 fn spawn_audits(ledger: web::Data<Ledger>, metrics: web::Data<Metrics>) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(AUDIT_INTERVAL);
+        let mut checkpoint = scrip_ledger::Checkpoint::default();
+        let mut runs: u32 = 0;
+        let mut last_full_at_us = 0;
         loop {
             ticks.tick().await;
+            let full = runs.is_multiple_of(FULL_AUDIT_EVERY);
+            runs = runs.wrapping_add(1);
+            if full {
+                checkpoint = scrip_ledger::Checkpoint::default();
+            }
             let ledger = ledger.clone();
-            match tokio::task::spawn_blocking(move || ledger.audit()).await {
-                Ok(Ok(report)) => {
-                    metrics.audit_ok.set(i64::from(report.is_clean()));
-                    for check in scrip_ledger::Violation::CHECKS {
-                        let found = report.violations.iter().filter(|v| v.check() == check);
-                        metrics
-                            .audit_check_violations
-                            .with_label_values(&[check])
-                            .set(i64::try_from(found.count()).unwrap_or(i64::MAX));
+            let mut carried = std::mem::take(&mut checkpoint);
+            let started = std::time::Instant::now();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let now = scrip_http::now_us();
+                let report = ledger.read(|conn| scrip_ledger::audit_since(conn, &mut carried, now));
+                (report, carried)
+            })
+            .await;
+            match outcome {
+                Ok((Ok(report), carried)) => {
+                    checkpoint = carried;
+                    let now = scrip_http::now_us();
+                    if full {
+                        last_full_at_us = now;
                     }
-                    metrics
-                        .audit_violations
-                        .set(i64::try_from(report.violations.len()).unwrap_or(i64::MAX));
-                    if !report.is_clean() {
-                        tracing::error!(violations = ?report.violations, "LEDGER AUDIT FAILED");
-                    }
+                    record_audit(
+                        &metrics,
+                        &report,
+                        (full, now, last_full_at_us),
+                        started.elapsed(),
+                    );
                 }
-                Ok(Err(error)) => tracing::warn!(%error, "ledger audit could not run"),
+                Ok((Err(error), _)) => tracing::warn!(%error, "ledger audit could not run"),
                 Err(error) => tracing::warn!(%error, "ledger audit task failed"),
             }
         }
     });
+}
+
+/// Exports an audit's result as metrics and to the public monitor.
+fn record_audit(
+    metrics: &Metrics,
+    report: &scrip_ledger::AuditReport,
+    (full, ran_at_us, last_full_at_us): (bool, i64, i64),
+    took: Duration,
+) {
+    metrics.audit_ok.set(i64::from(report.is_clean()));
+    let mut checks = Vec::new();
+    for check in scrip_ledger::Violation::CHECKS {
+        let found: Vec<_> = report
+            .violations
+            .iter()
+            .filter(|v| v.check() == check)
+            .collect();
+        metrics
+            .audit_check_violations
+            .with_label_values(&[check])
+            .set(i64::try_from(found.len()).unwrap_or(i64::MAX));
+        checks.push(scrip_telemetry::CheckStatus {
+            name: check,
+            about: scrip_ledger::Violation::describe(check),
+            violations: found.len(),
+            example: found.first().map(ToString::to_string),
+        });
+    }
+    metrics
+        .audit_violations
+        .set(i64::try_from(report.violations.len()).unwrap_or(i64::MAX));
+    metrics.record_audit(scrip_telemetry::AuditStatus {
+        ran_at_us,
+        kind: if full { "full" } else { "incremental" },
+        last_full_at_us,
+        duration_us: i64::try_from(took.as_micros()).unwrap_or(i64::MAX),
+        accounts: report.accounts,
+        journal_lines: report.transfers,
+        checks,
+    });
+    if !report.is_clean() {
+        tracing::error!(violations = ?report.violations, "LEDGER AUDIT FAILED");
+    }
 }
 
 /// How often the server looks for demurrage periods that have ended (one cheap query when

@@ -64,6 +64,12 @@ pub enum Violation {
     /// A row whose reference to another row does not resolve (the references that PostgreSQL
     /// does not check on the exchange's write path, see [`UNCHECKED_REFERENCES`]).
     DanglingReference { reference: &'static str, row: i64 },
+    /// A hold placed for an order still holds funds though the order is no longer open: money
+    /// left locked behind.
+    HoldLeftBehind { hold: i64, order: i64 },
+    /// A clearing run's recorded position of a business does not match the settlements it
+    /// took part in, or its net position changed.
+    ClearingMismatch { run: i64, business: i64 },
 }
 
 /// References written by the exchange's single writer that PostgreSQL does not check with a
@@ -89,14 +95,17 @@ struct RowId {
     row_id: i64,
 }
 
-fn dangling_references(conn: &mut DbConn) -> Result<Vec<Violation>, LedgerError> {
+/// Rows above `after` (their ids per table) whose unchecked references do not resolve.
+fn dangling_references(conn: &mut DbConn, after: &Marks) -> Result<Vec<Violation>, LedgerError> {
     let mut violations = Vec::new();
     for (reference, target) in UNCHECKED_REFERENCES {
         let (table, column) = reference.split_once('.').unwrap_or((reference, "id"));
-        // Constant names only, nothing from a request.
+        let after_id = after.of(table);
+        // Constant names and integers only, nothing from a request.
         let sql = format!(
-            "SELECT c.id AS row_id FROM {table} c WHERE c.{column} IS NOT NULL AND NOT EXISTS \
-             (SELECT 1 FROM {target} t WHERE t.id = c.{column}) ORDER BY c.id LIMIT {DANGLING_REPORTED}"
+            "SELECT c.id AS row_id FROM {table} c WHERE c.id > {after_id} AND c.{column} IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM {target} t WHERE t.id = c.{column}) \
+             ORDER BY c.id LIMIT {DANGLING_REPORTED}"
         );
         let rows: Vec<RowId> = diesel::sql_query(sql).load(conn)?;
         violations.extend(rows.into_iter().map(|r| Violation::DanglingReference {
@@ -109,9 +118,9 @@ fn dangling_references(conn: &mut DbConn) -> Result<Vec<Violation>, LedgerError>
 
 /// Demurrage lines that no charge row records with the same account and amount: the rows
 /// (primary key: account and period) are what shows each period was charged at most once.
-fn unrecorded_demurrage(conn: &mut DbConn) -> Result<Vec<Violation>, LedgerError> {
+fn unrecorded_demurrage(conn: &mut DbConn, after_id: i64) -> Result<Vec<Violation>, LedgerError> {
     let sql = format!(
-        "SELECT t.id AS row_id FROM transfers t WHERE t.kind = 'demurrage' AND NOT EXISTS \
+        "SELECT t.id AS row_id FROM transfers t WHERE t.id > {after_id} AND t.kind = 'demurrage' AND NOT EXISTS \
          (SELECT 1 FROM demurrage_charges c WHERE c.transfer_id = t.id \
          AND c.account_id = t.from_account_id AND c.charged_atoms = t.amount_atoms) \
          ORDER BY t.id LIMIT {DANGLING_REPORTED}"
@@ -125,7 +134,7 @@ fn unrecorded_demurrage(conn: &mut DbConn) -> Result<Vec<Violation>, LedgerError
 
 impl Violation {
     /// Every check of the audit, by name: the `check` label of its metric.
-    pub const CHECKS: [&'static str; 8] = [
+    pub const CHECKS: [&'static str; 10] = [
         "zero_sum",
         "floors",
         "ceilings",
@@ -134,7 +143,28 @@ impl Violation {
         "references",
         "demurrage_once",
         "freezes",
+        "open_orders",
+        "clearing_nets",
     ];
+
+    /// What each of [`Violation::CHECKS`] makes sure of, in words for the public monitor.
+    pub fn describe(check: &str) -> &'static str {
+        match check {
+            "zero_sum" => "every currency's balances sum to zero: no money created or destroyed",
+            "floors" => "no account is below its floor (zero, or its credit limit)",
+            "ceilings" => "no account is above the currency's maximum balance",
+            "holds" => "funds held by orders are covered and match the open holds",
+            "journal" => "every balance equals the sum of its journal lines",
+            "references" => "every journal line, order and trade points at rows that exist",
+            "demurrage_once" => "demurrage was charged at most once per account and period",
+            "freezes" => "only accounts of freezable currencies are frozen",
+            "open_orders" => "no hold is left behind an order that ended",
+            "clearing_nets" => {
+                "each clearing run kept every business's net position, as its settlements show"
+            }
+            _ => "",
+        }
+    }
 
     /// The check this violation fails (one of [`Violation::CHECKS`]).
     pub fn check(&self) -> &'static str {
@@ -147,6 +177,8 @@ impl Violation {
             Self::DanglingReference { .. } => "references",
             Self::UnrecordedDemurrage { .. } => "demurrage_once",
             Self::FrozenUnfreezable { .. } => "freezes",
+            Self::HoldLeftBehind { .. } => "open_orders",
+            Self::ClearingMismatch { .. } => "clearing_nets",
         }
     }
 }
@@ -235,6 +267,14 @@ impl fmt::Display for Violation {
             Self::DanglingReference { reference, row } => {
                 write!(f, "{reference} of row {row} points at no row")
             }
+            Self::HoldLeftBehind { hold, order } => write!(
+                f,
+                "hold {hold} still holds funds for order {order}, which is no longer open"
+            ),
+            Self::ClearingMismatch { run, business } => write!(
+                f,
+                "clearing run {run}: principal {business}'s position does not match its settlements"
+            ),
         }
     }
 }
@@ -266,18 +306,109 @@ struct CurrencyPolicy {
 /// Each member's credit limit: `(currency, principal) -> atoms`.
 type MemberLimits = HashMap<(i64, i64), i64>;
 
+/// The highest row id per table a run has seen (or, in a checkpoint, checked).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Marks {
+    pub transfers: i64,
+    pub orders: i64,
+    pub trades: i64,
+    pub clearing_runs: i64,
+}
+
+impl Marks {
+    fn of(&self, table: &str) -> i64 {
+        match table {
+            "transfers" => self.transfers,
+            "orders" => self.orders,
+            "trades" => self.trades,
+            "clearing_runs" => self.clearing_runs,
+            _ => 0,
+        }
+    }
+
+    fn read(conn: &mut DbConn) -> Result<Self, LedgerError> {
+        use diesel::dsl::max;
+        use scrip_store::schema::{clearing_runs, orders, trades};
+        Ok(Self {
+            transfers: transfers::table
+                .select(max(transfers::id))
+                .first::<Option<i64>>(conn)?
+                .unwrap_or(0),
+            orders: orders::table
+                .select(max(orders::id))
+                .first::<Option<i64>>(conn)?
+                .unwrap_or(0),
+            trades: trades::table
+                .select(max(trades::id))
+                .first::<Option<i64>>(conn)?
+                .unwrap_or(0),
+            clearing_runs: clearing_runs::table
+                .select(max(clearing_runs::id))
+                .first::<Option<i64>>(conn)?
+                .unwrap_or(0),
+        })
+    }
+}
+
+/// A row whose id is below what was seen this long ago has committed: no transaction of the
+/// ledger stays open for a minute (an id is taken at insert, and a transaction with a lower
+/// id may commit after one with a higher id, so the newest rows are read again next time).
+const SETTLED_US: i64 = 60_000_000;
+
+/// What an incremental audit carries from one run to the next, so each run reads only the
+/// journal lines, orders, trades and runs written since (and the accounts, whose number does
+/// not grow with the journal). A fresh checkpoint makes a full audit.
+#[derive(Debug, Default, Clone)]
+pub struct Checkpoint {
+    /// Journal net of every account over the transfers with `id <= through.transfers`.
+    base: HashMap<i64, i128>,
+    base_lines: u64,
+    /// Rows at or below these ids are summed (journal) and checked (references, demurrage,
+    /// clearing) for good.
+    through: Marks,
+    /// What each recent run saw, and when: the newest one older than [`SETTLED_US`] becomes
+    /// the next `through`.
+    recent: std::collections::VecDeque<(i64, Marks)>,
+}
+
+impl Checkpoint {
+    /// The rows this checkpoint covers for good.
+    pub fn through(&self) -> Marks {
+        self.through
+    }
+}
+
 /// Audits the whole ledger in one read-only snapshot.
 pub fn audit(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
-    conn.transaction(|conn| {
+    audit_since(conn, &mut Checkpoint::default(), crate::model::now_us())
+}
+
+/// Audits what changed since `checkpoint` (all of it for a fresh one), in one read-only
+/// snapshot, and moves the checkpoint on. Every account is still checked against its
+/// journal; only the journal is not read again.
+pub fn audit_since(
+    conn: &mut DbConn,
+    checkpoint: &mut Checkpoint,
+    now_us: i64,
+) -> Result<AuditReport, LedgerError> {
+    let mut next = checkpoint.clone();
+    let report = conn.transaction(|conn| {
         if matches!(conn, DbConn::Postgres(_)) {
             diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .execute(conn)?;
         }
-        audit_snapshot(conn)
-    })
+        audit_snapshot(conn, &mut next, now_us)
+    })?;
+    *checkpoint = next;
+    Ok(report)
 }
 
-fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
+fn audit_snapshot(
+    conn: &mut DbConn,
+    checkpoint: &mut Checkpoint,
+    now_us: i64,
+) -> Result<AuditReport, LedgerError> {
+    let seen = Marks::read(conn)?;
     let policies: HashMap<i64, CurrencyPolicy> = currencies::table
         .select((
             currencies::id,
@@ -321,16 +452,29 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
     let registry: std::collections::HashSet<i64> = crate::writer::registry_principals(conn)?
         .into_iter()
         .collect();
-    let journal = journal_positions(conn, &accounts)?;
-    let held_by_holds: HashMap<i64, i128> = holds::table
+    let settled = checkpoint
+        .recent
+        .iter()
+        .rev()
+        .find(|(at, _)| *at <= now_us - SETTLED_US)
+        .map(|(_, marks)| marks.transfers);
+    let journal = journal_positions(conn, &accounts, checkpoint, settled)?;
+    let open_holds: Vec<(i64, i64, i64, String)> = holds::table
         .filter(holds::remaining_atoms.gt(0))
-        .select((holds::account_id, holds::remaining_atoms))
-        .load::<(i64, i64)>(conn)?
-        .into_iter()
-        .fold(HashMap::new(), |mut sums, (account, atoms)| {
-            *sums.entry(account).or_default() += i128::from(atoms);
-            sums
-        });
+        .select((
+            holds::id,
+            holds::account_id,
+            holds::remaining_atoms,
+            holds::reason,
+        ))
+        .load(conn)?;
+    let held_by_holds: HashMap<i64, i128> =
+        open_holds
+            .iter()
+            .fold(HashMap::new(), |mut sums, (_, account, atoms, _)| {
+                *sums.entry(*account).or_default() += i128::from(*atoms);
+                sums
+            });
 
     let mut report = AuditReport {
         currencies: policies.len(),
@@ -338,8 +482,18 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
         transfers: journal.lines,
         violations: journal.foreign,
     };
-    report.violations.extend(dangling_references(conn)?);
-    report.violations.extend(unrecorded_demurrage(conn)?);
+    report
+        .violations
+        .extend(dangling_references(conn, &checkpoint.through)?);
+    report
+        .violations
+        .extend(unrecorded_demurrage(conn, checkpoint.through.transfers)?);
+    report
+        .violations
+        .extend(holds_left_behind(conn, &open_holds)?);
+    report
+        .violations
+        .extend(clearing_mismatches(conn, checkpoint.through.clearing_runs)?);
     let mut sums: HashMap<i64, i128> = policies.keys().map(|&id| (id, 0)).collect();
     for account in &accounts {
         *sums.entry(account.currency_id).or_default() += i128::from(account.balance_atoms);
@@ -366,7 +520,95 @@ fn audit_snapshot(conn: &mut DbConn) -> Result<AuditReport, LedgerError> {
             sum_atoms,
         });
     }
+    advance(checkpoint, seen, now_us);
     Ok(report)
+}
+
+/// Moves the checkpoint's marks on to the newest run that saw settled rows (the journal's
+/// base was moved by [`journal_positions`] to the same mark).
+fn advance(checkpoint: &mut Checkpoint, seen: Marks, now_us: i64) {
+    checkpoint.recent.push_back((now_us, seen));
+    if let Some(at) = checkpoint
+        .recent
+        .iter()
+        .rposition(|(at, _)| *at <= now_us - SETTLED_US)
+    {
+        checkpoint.through = checkpoint.recent[at].1;
+        checkpoint.recent.drain(..=at);
+    }
+    // Bounded: runs are minutes apart; a burst of them keeps only the latest few.
+    while checkpoint.recent.len() > 64 {
+        checkpoint.recent.pop_front();
+    }
+}
+
+/// Holds still holding funds for an order (`reason` "order N") that is no longer open.
+fn holds_left_behind(
+    conn: &mut DbConn,
+    open_holds: &[(i64, i64, i64, String)],
+) -> Result<Vec<Violation>, LedgerError> {
+    use scrip_store::schema::orders;
+    let open_orders: std::collections::HashSet<i64> = orders::table
+        .filter(orders::status.eq_any(["open", "partially_filled"]))
+        .select(orders::id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    Ok(open_holds
+        .iter()
+        .filter_map(|(hold, _, _, reason)| {
+            let order = reason.strip_prefix("order ")?.parse::<i64>().ok()?;
+            (!open_orders.contains(&order))
+                .then_some(Violation::HoldLeftBehind { hold: *hold, order })
+        })
+        .take(DANGLING_REPORTED)
+        .collect())
+}
+
+/// Clearing runs above `after_run`: each business's recorded position against the
+/// settlements it took part in (what it owes fell by what it settled as debtor, what it is
+/// owed by what it settled as creditor), and its net position unchanged.
+fn clearing_mismatches(conn: &mut DbConn, after_run: i64) -> Result<Vec<Violation>, LedgerError> {
+    use scrip_store::schema::{clearing_positions, clearing_settlements};
+    let positions: Vec<(i64, i64, i64, i64, i64, i64)> = clearing_positions::table
+        .filter(clearing_positions::run_id.gt(after_run))
+        .select((
+            clearing_positions::run_id,
+            clearing_positions::business_id,
+            clearing_positions::owes_before_granules,
+            clearing_positions::owed_before_granules,
+            clearing_positions::owes_after_granules,
+            clearing_positions::owed_after_granules,
+        ))
+        .load(conn)?;
+    let mut settled: HashMap<(i64, i64), (i128, i128)> = HashMap::new();
+    for (run, debtor, creditor, granules) in clearing_settlements::table
+        .filter(clearing_settlements::run_id.gt(after_run))
+        .select((
+            clearing_settlements::run_id,
+            clearing_settlements::debtor_id,
+            clearing_settlements::creditor_id,
+            clearing_settlements::granules,
+        ))
+        .load::<(i64, i64, i64, i64)>(conn)?
+    {
+        settled.entry((run, debtor)).or_default().0 += i128::from(granules);
+        settled.entry((run, creditor)).or_default().1 += i128::from(granules);
+    }
+    Ok(positions
+        .into_iter()
+        .filter(
+            |&(run, business, owes_before, owed_before, owes_after, owed_after)| {
+                let (as_debtor, as_creditor) =
+                    settled.get(&(run, business)).copied().unwrap_or_default();
+                i128::from(owes_before - owes_after) != as_debtor
+                    || i128::from(owed_before - owed_after) != as_creditor
+                    || owed_before - owes_before != owed_after - owes_after
+            },
+        )
+        .map(|(run, business, ..)| Violation::ClearingMismatch { run, business })
+        .take(DANGLING_REPORTED)
+        .collect())
 }
 
 /// What the journal says: each account's net, how many lines, and lines that cross currencies.
@@ -376,14 +618,21 @@ struct Journal {
     foreign: Vec<Violation>,
 }
 
-/// Net of every account's journal lines, read page by page; also flags lines whose accounts
-/// are not of the line's currency.
-fn journal_positions(conn: &mut DbConn, accounts: &[AccountRow]) -> Result<Journal, LedgerError> {
+/// Net of every account's journal lines: the checkpoint's base plus the lines above it, read
+/// page by page; flags lines whose accounts are not of the line's currency. Lines up to
+/// `settled` are added to the checkpoint's base for good.
+fn journal_positions(
+    conn: &mut DbConn,
+    accounts: &[AccountRow],
+    checkpoint: &mut Checkpoint,
+    settled: Option<i64>,
+) -> Result<Journal, LedgerError> {
     let currency_of: HashMap<i64, i64> = accounts.iter().map(|a| (a.id, a.currency_id)).collect();
-    let mut positions: HashMap<i64, i128> = HashMap::with_capacity(accounts.len());
+    let mut positions = checkpoint.base.clone();
     let mut foreign = Vec::new();
-    let mut seen: u64 = 0;
-    let mut after_id = 0_i64;
+    let mut seen: u64 = checkpoint.base_lines;
+    let mut after_id = checkpoint.through.transfers;
+    let settled = settled.unwrap_or(checkpoint.through.transfers);
     loop {
         let page: Vec<(i64, i64, i64, i64, i64)> = transfers::table
             .filter(transfers::id.gt(after_id))
@@ -403,6 +652,11 @@ fn journal_positions(conn: &mut DbConn, accounts: &[AccountRow]) -> Result<Journ
         for (id, currency, from, to, atoms) in page {
             *positions.entry(from).or_default() -= i128::from(atoms);
             *positions.entry(to).or_default() += i128::from(atoms);
+            if id <= settled {
+                *checkpoint.base.entry(from).or_default() -= i128::from(atoms);
+                *checkpoint.base.entry(to).or_default() += i128::from(atoms);
+                checkpoint.base_lines += 1;
+            }
             if currency_of.get(&from) != Some(&currency) || currency_of.get(&to) != Some(&currency)
             {
                 foreign.push(Violation::ForeignLeg { transfer: id });

@@ -34,7 +34,7 @@ mod writer;
 
 use scrip_store::{DbConn, DbPool, write_transaction};
 
-pub use audit::{AuditReport, Violation, audit};
+pub use audit::{AuditReport, Checkpoint, Marks, Violation, audit, audit_since};
 pub use batch::transfer_many;
 pub use committer::{Committer, MAX_BATCH};
 pub use currencies::{

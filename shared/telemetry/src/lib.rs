@@ -28,6 +28,29 @@ pub fn init_tracing(format: LogFormat, default_filter: &str) {
 }
 
 /// Every metric Scrip exports. Cloning shares the same underlying metrics.
+/// One check of an audit, as the public monitor shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckStatus {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub violations: usize,
+    /// The first violation found, in words.
+    pub example: Option<String>,
+}
+
+/// What the last audit found, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditStatus {
+    pub ran_at_us: i64,
+    /// `full` (the whole journal read) or `incremental` (only what was written since).
+    pub kind: &'static str,
+    pub last_full_at_us: i64,
+    pub duration_us: i64,
+    pub accounts: usize,
+    pub journal_lines: u64,
+    pub checks: Vec<CheckStatus>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +63,8 @@ pub struct Metrics {
     pub audit_violations: IntGauge,
     /// Violations found by the last audit, per check (zero sum, floors, demurrage once, ...).
     pub audit_check_violations: IntGaugeVec,
+    /// The last audit's result per check, for the public invariant monitor.
+    audit_status: std::sync::Arc<std::sync::Mutex<Option<AuditStatus>>>,
     pub clearing_runs: IntCounterVec,
     /// Of the last applied run, in units of account (observability only: money stays exact
     /// in the database; these are floats).
@@ -151,6 +176,7 @@ impl Metrics {
             audit_ok,
             audit_check_violations,
             audit_violations,
+            audit_status: std::sync::Arc::default(),
             clearing_runs,
             clearing_gross_before,
             clearing_cleared,
@@ -158,6 +184,22 @@ impl Metrics {
             clearing_participants,
             clearing_duration,
         }
+    }
+
+    /// Keeps the last audit's result for the public monitor.
+    pub fn record_audit(&self, status: AuditStatus) {
+        *self
+            .audit_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(status);
+    }
+
+    /// The last audit's result, if one ran.
+    pub fn audit_status(&self) -> Option<AuditStatus> {
+        self.audit_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Registers a metric owned by another crate (the order book's, the clearing house's).

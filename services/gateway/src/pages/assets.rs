@@ -62,6 +62,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/shop_governance.js"),
     ),
     (
+        "status.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/status.js"),
+    ),
+    (
         "liabilities.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/liabilities.js"),

@@ -548,6 +548,18 @@ pub async fn shop(request: HttpRequest) -> HttpResponse {
 }
 
 #[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage {
+    nav: Nav,
+}
+
+/// The public invariant monitor.
+#[get("/status")]
+pub async fn status_page(request: HttpRequest) -> HttpResponse {
+    public_page(&request, "status", "Status", |nav| StatusPage { nav }).await
+}
+
+#[derive(Template)]
 #[template(path = "clearing.html")]
 struct ClearingPage {
     nav: Nav,

@@ -34,5 +34,6 @@ pub fn configure_web(cfg: &mut web::ServiceConfig) {
         .service(handlers::market)
         .service(handlers::currency)
         .service(handlers::shop)
-        .service(handlers::clearing);
+        .service(handlers::clearing)
+        .service(handlers::status_page);
 }

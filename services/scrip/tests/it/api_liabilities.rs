@@ -243,3 +243,59 @@ async fn health_shows_what_a_customer_lends(backend: Backend) {
         "not_found",
     );
 }
+
+/// The public invariant monitor: every check of the audit with its result and when it ran,
+/// for anyone, and its page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_monitor_shows_every_check() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let rosa = app.user("rosa").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    let started = std::time::Instant::now();
+    let status = loop {
+        let (code, status) = app.get("/api/v1/status", None).await;
+        assert_eq!(code, StatusCode::OK, "{status}");
+        if status["audit"] != "not_run" {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no audit ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["audit"], "clean", "{status}");
+    assert_eq!(
+        status["kind"], "full",
+        "the first audit reads the whole journal"
+    );
+    let names: Vec<&str> = status["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    for check in scrip_ledger::Violation::CHECKS {
+        assert!(names.contains(&check), "{check} in {names:?}");
+    }
+    assert!(
+        status["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .all(|c| c["result"] == "pass" && c["about"].as_str().is_some_and(|a| !a.is_empty()))
+    );
+    let page = app
+        .client
+        .get(format!("{}/status", app.base))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .expect("html")
+            .contains("What the ledger keeps")
+    );
+}

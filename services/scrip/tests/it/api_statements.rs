@@ -12,6 +12,7 @@ use crate::app::{TestApp, assert_problem};
 crate::on_both_backends!(
     a_preview_is_applied_exactly_or_not_at_all,
     statements_add_up_for_every_participant,
+    an_accepted_obligation_is_paid_through_the_ledger,
 );
 
 /// Atoms of `raw` at `decimals` (unit values have up to 16; currencies here 2).
@@ -302,5 +303,171 @@ async fn statements_add_up_for_every_participant(backend: Backend) {
         .await;
     assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     assert_eq!(answer.1["field"], "format");
+    app.assert_audit_clean().await;
+}
+
+/// An accepted obligation is paid through the ledger in a currency the creditor takes; what is
+/// left falls by exactly the value paid; every refusal changes nothing; a replay pays once.
+async fn an_accepted_obligation_is_paid_through_the_ledger(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let anna = app.user("anna").await;
+    let bert = app.user("bert").await;
+    app.shop(&anna, "shopa", "AAA").await;
+    app.shop(&bert, "shopb", "BBB").await;
+    let cleo = app.user("cleo").await;
+    app.shop(&cleo, "shopc", "CCC").await;
+    // shopb owes shopa 30 by invoice, and holds 20 AAA (shopa's own money).
+    let (status, body) = app
+        .pay(
+            &anna,
+            json!({"from": "shopa", "to": "shopb", "currency": "AAA", "amount": "20"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, invoice) = app
+        .post(
+            "/api/v1/obligations",
+            Some(&anna),
+            json!({"debtor": "shopb", "creditor": "shopa", "amount": "30"}),
+        )
+        .await;
+    let id = invoice["id"].as_str().expect("id").to_owned();
+    let pay_path = format!("/api/v1/obligations/{id}/pay");
+    let pay = |token: &String, body: Value| {
+        let (app, path, token) = (&app, pay_path.clone(), token.clone());
+        async move { app.post(&path, Some(&token), body).await }
+    };
+    assert_problem(
+        &pay(&bert, json!({"amount": "5", "currency": "AAA"})).await,
+        StatusCode::CONFLICT,
+        "not_accepted",
+    );
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/obligations/{id}/accept"),
+            Some(&bert),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let transfers = app.transfer_count().await;
+    for (token, body, status, code, field) in [
+        (
+            &anna,
+            json!({"amount": "5", "currency": "AAA"}),
+            StatusCode::FORBIDDEN,
+            "not_owner",
+            None,
+        ),
+        (
+            &cleo,
+            json!({"amount": "5", "currency": "AAA"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+        (
+            &bert,
+            json!({"amount": "31", "currency": "AAA"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            Some("amount"),
+        ),
+        (
+            &bert,
+            json!({"amount": "-1", "currency": "AAA"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            Some("amount"),
+        ),
+        (
+            &bert,
+            json!({"amount": "0.001", "currency": "AAA"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            Some("amount"),
+        ),
+        (
+            &bert,
+            json!({"amount": "5", "currency": "CCC"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            Some("currency"),
+        ),
+        (
+            &bert,
+            json!({"amount": "5", "currency": "NOPE"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            Some("currency"),
+        ),
+        (
+            &bert,
+            json!({"amount": "25", "currency": "AAA"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_funds",
+            None,
+        ),
+    ] {
+        let answer = pay(token, body.clone()).await;
+        assert_problem(&answer, status, code);
+        if let Some(field) = field {
+            assert_eq!(answer.1["field"], field, "{body}: {}", answer.1);
+        }
+    }
+    assert_eq!(
+        app.transfer_count().await,
+        transfers,
+        "every refusal changed nothing"
+    );
+
+    // Paid 12.50 in AAA (redeeming shopa's own money), then the rest in shopb's own BBB,
+    // which shopa takes once it holds any.
+    let keyed = |key: &'static str, body: Value| {
+        app.client
+            .post(format!("{}{pay_path}", app.base))
+            .bearer_auth(&bert)
+            .header("idempotency-key", key)
+            .json(&body)
+    };
+    let first = keyed("pay-1", json!({"amount": "12.50", "currency": "AAA"}))
+        .send()
+        .await
+        .expect("pay");
+    assert_eq!(first.status(), StatusCode::OK);
+    let paid: Value = first.json().await.expect("json");
+    assert_eq!(paid["obligation"]["remaining"], "17.50000000", "{paid}");
+    assert_eq!(paid["currency_amount"], "12.50");
+    let replay = keyed("pay-1", json!({"amount": "12.50", "currency": "AAA"}))
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.transfer_count().await, transfers + 1, "paid once");
+    let balances = app.balances(&bert, Some("shopb")).await;
+    let aaa = balances.iter().find(|(c, _, _)| c == "AAA").expect("AAA");
+    assert_eq!(aaa.1, "7.50");
+
+    assert_problem(
+        &pay(&bert, json!({"amount": "17.5", "currency": "BBB"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    );
+    let (status, body) = app
+        .pay(
+            &bert,
+            json!({"from": "shopb", "to": "shopa", "currency": "BBB", "amount": "1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, paid) = pay(&bert, json!({"amount": "17.5", "currency": "BBB"})).await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(paid["obligation"]["remaining"], "0.00000000");
+    assert_problem(
+        &pay(&bert, json!({"amount": "0.01", "currency": "AAA"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    );
     app.assert_audit_clean().await;
 }
