@@ -302,6 +302,48 @@ pub async fn get_run(
 }
 
 #[utoipa::path(
+    get, path = "/api/v1/businesses/{handle}/clearing", tag = "clearing",
+    security(("bearer" = [])),
+    params(("handle" = String, Path)),
+    responses((status = 200, body = Participation), (status = 403, body = Problem, description = "not_owner"), (status = 404, body = Problem))
+)]
+#[get("/api/v1/businesses/{handle}/clearing")]
+pub async fn get_participation(
+    caller: Caller,
+    path: web::Path<String>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let enabled = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let business = owned_business(&mut conn, &caller, &path, &registry)?;
+        Ok(run::takes_part(&mut conn, business.id)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(Participation { enabled }))
+}
+
+/// The business named `handle`, which the caller must own.
+fn owned_business(
+    conn: &mut DbConn,
+    caller: &Caller,
+    handle: &str,
+    registry: &RegistryId,
+) -> Result<scrip_ledger::Principal, ApiError> {
+    let business = resolve(conn, handle, registry)?;
+    if business.kind != PrincipalKind::Business {
+        return Err(ApiError::not_found("not_found", "no such business"));
+    }
+    if !is_owner(conn, business.id, caller.id)? {
+        return Err(ApiError::forbidden(
+            "not_owner",
+            format!("only an owner of {} may do this", business.handle),
+        ));
+    }
+    Ok(business)
+}
+
+#[utoipa::path(
     put, path = "/api/v1/businesses/{handle}/clearing", tag = "clearing", request_body = Participation,
     security(("bearer" = [])),
     params(("handle" = String, Path)),
@@ -318,16 +360,7 @@ pub async fn set_participation(
     let enabled = body.enabled;
     blocking(move || {
         let mut conn = ledger.conn()?;
-        let business = resolve(&mut conn, &path, &registry)?;
-        if business.kind != PrincipalKind::Business {
-            return Err(ApiError::not_found("not_found", "no such business"));
-        }
-        if !is_owner(&mut conn, business.id, caller.id)? {
-            return Err(ApiError::forbidden(
-                "not_owner",
-                format!("only an owner of {} may do this", business.handle),
-            ));
-        }
+        let business = owned_business(&mut conn, &caller, &path, &registry)?;
         drop(conn);
         ledger.write(|conn| run::set_participation(conn, business.id, enabled))?;
         Ok(())

@@ -25,7 +25,9 @@ use utoipa::OpenApi;
 use crate::dto::{
     EdgeView, GraphView, NewRun, NodeView, Participation, RunPage, RunView, SettlementView,
 };
-use crate::handlers::{create_run, get_graph, get_run, list_runs, set_participation};
+use crate::handlers::{
+    create_run, get_graph, get_participation, get_run, list_runs, set_participation,
+};
 use crate::run::{Mode, Ran, RunError, Trigger};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -34,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(list_runs)
         .service(get_run)
         .service(set_participation)
+        .service(get_participation)
         .service(obligations::propose)
         .service(obligations::accept)
         .service(obligations::reject)
@@ -46,7 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(OpenApi, Debug)]
 #[openapi(
-    paths(handlers::get_graph, handlers::create_run, handlers::list_runs, handlers::get_run, handlers::set_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list, pay::pay, statements::get_statement, statements::list_statements),
+    paths(handlers::get_graph, handlers::create_run, handlers::list_runs, handlers::get_run, handlers::set_participation, handlers::get_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list, pay::pay, statements::get_statement, statements::list_statements),
     components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, dto::PositionView, SettlementView, RunPage, Participation, dto::NewObligation, dto::ObligationView, dto::ObligationList, statements::StatementView, statements::StatementBalance, statements::StatementSettlement, statements::StatementPosition, statements::StatementSummary, statements::StatementPage, pay::PayObligation, pay::ObligationPaid)),
     tags((name = "clearing", description = "Optimal set-off of debts among businesses"))
 )]

@@ -150,6 +150,15 @@ fn pay_in(
             ),
         )));
     };
+    // Paying in its own currency is issuing it: under an approval rule that guards issuing,
+    // that takes the owners' approval, as every other way of issuing does.
+    let debtor = scrip_ledger::principal_by_id(conn, obligation.debtor)?;
+    if scrip_governance::issuing_needs_approval(conn, &debtor, &currency)? {
+        return Ok(Err(scrip_governance::needs_approval(
+            &debtor,
+            currency.code.as_str(),
+        )));
+    }
     // The obligation first, conditionally: of two concurrent payments of what is left, one
     // finds too little and rolls back with nothing paid.
     if !store::reduce(conn, id, value.atoms())? {
@@ -186,7 +195,7 @@ fn pay_in(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 200, body = ObligationPaid),
-        (status = 403, body = Problem, description = "not_owner (the creditor's owner does not pay)"),
+        (status = 403, body = Problem, description = "not_owner (the creditor's owner does not pay); needs_approval (paying in the debtor's own currency while its approval rule guards issuing)"),
         (status = 404, body = Problem, description = "no such obligation among the caller's businesses'"),
         (status = 409, body = Problem, description = "not_accepted, obligation_changed"),
         (status = 422, body = Problem, description = "invalid_request under `amount` (more than is left, not whole atoms) or `currency` (unknown, another unit, not one the creditor takes); insufficient_funds and the ledger's other refusals"),

@@ -643,6 +643,15 @@ pub fn load_runs(
         .collect())
 }
 
+/// Whether a business takes part in clearing (it has not opted out).
+pub fn takes_part(conn: &mut DbConn, business: PrincipalId) -> Result<bool, LedgerError> {
+    let opted_out: i64 = clearing_opt_outs::table
+        .filter(clearing_opt_outs::business_id.eq(business.get()))
+        .count()
+        .get_result(conn)?;
+    Ok(opted_out == 0)
+}
+
 /// Opts a business in or out of clearing.
 pub fn set_participation(
     conn: &mut DbConn,

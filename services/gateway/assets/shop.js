@@ -4,6 +4,7 @@ import { Scrip } from "/assets/app.js";
 import { newPolicies, renderPolicies, wireCreateForm, wirePolicyForms } from "/assets/shop_policies.js";
 import { wireGovernance } from "/assets/shop_governance.js";
 import { wireClearing } from "/assets/shop_clearing.js";
+import { wireObligations } from "/assets/shop_obligations.js";
 (() => {
   const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey } = Scrip;
   const select = document.getElementById("business");
@@ -26,7 +27,7 @@ import { wireClearing } from "/assets/shop_clearing.js";
     const has = !!business();
     const owner = has && role() === "owner";
     show("till-card", has);
-    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card", "holders-card", "approvals-card", "log-card", "clearing-card"]) show(id, owner);
+    for (const id of ["currency-card", "payout-card", "market-card", "members-card", "activity-card", "holders-card", "approvals-card", "log-card", "clearing-card", "obligations-card"]) show(id, owner);
     if (!has) return;
     try {
       profile = await get("/api/v1/businesses/" + encodeURIComponent(business()));
@@ -35,10 +36,16 @@ import { wireClearing } from "/assets/shop_clearing.js";
     renderTill();
     if (!owner) return;
     renderCurrency();
-    await Promise.all([loadIssuing(), loadActivity(), loadMembers(), loadMarkets(), loadHolders(false), loadGovernance(), loadStatements()]);
+    await Promise.all([loadIssuing(), loadActivity(), loadMembers(), loadMarkets(), loadHolders(false), loadGovernance(), loadStatements(), loadBalances().then(loadObligations)]);
   }
   let loadGovernance = async () => {};
   const loadStatements = wireClearing(business);
+  // What the business holds: what it may pay an obligation with.
+  let balances = [];
+  async function loadBalances() {
+    try { balances = (await get("/api/v1/accounts?holder=" + encodeURIComponent(business()))).items; } catch (_) { balances = []; }
+  }
+  const loadObligations = wireObligations(business, () => balances, () => Promise.all([loadIssuing(), loadBalances()]));
 
   // A business may issue several currencies: one is shown at a time.
   const pick = document.getElementById("currency-pick");

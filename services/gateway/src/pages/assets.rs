@@ -72,6 +72,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/liabilities.js"),
     ),
     (
+        "shop_obligations.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/shop_obligations.js"),
+    ),
+    (
         "shop_clearing.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/shop_clearing.js"),

@@ -461,6 +461,44 @@ async fn an_accepted_obligation_is_paid_through_the_ledger(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Paying in its own money is issuing it: under a rule that guards issuing, not alone.
+    let bea = app.user("bea").await;
+    app.add_member((&bert, "shopb"), ("bea", &bea), "owner")
+        .await;
+    let rule = json!({"required": 2, "of": ["issue"]});
+    let (status, body) = app
+        .put_json("/api/v1/businesses/shopb/approvals", Some(&bert), rule)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_problem(
+        &pay(&bert, json!({"amount": "17.5", "currency": "BBB"})).await,
+        StatusCode::FORBIDDEN,
+        "needs_approval",
+    );
+    let (status, body) = app
+        .put_json(
+            "/api/v1/businesses/shopb/approvals",
+            Some(&bert),
+            json!({"required": 1, "of": []}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "the rule guards itself: {body}"
+    );
+    let id_of = body["proposal"]["id"]
+        .as_str()
+        .expect("proposal")
+        .to_owned();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/proposals/{id_of}/approve"),
+            Some(&bea),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, paid) = pay(&bert, json!({"amount": "17.5", "currency": "BBB"})).await;
     assert_eq!(status, StatusCode::OK, "{paid}");
     assert_eq!(paid["obligation"]["remaining"], "0.00000000");
@@ -468,6 +506,19 @@ async fn an_accepted_obligation_is_paid_through_the_ledger(backend: Backend) {
         &pay(&bert, json!({"amount": "0.01", "currency": "AAA"})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_request",
+    );
+    // Whether the business takes part in clearing, as its owners see and set it.
+    let path = "/api/v1/businesses/shopb/clearing";
+    assert_eq!(app.get(path, Some(&bert)).await.1["enabled"], true);
+    let (status, _) = app
+        .put_json(path, Some(&bert), json!({"enabled": false}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.get(path, Some(&bert)).await.1["enabled"], false);
+    assert_problem(
+        &app.get(path, Some(&anna)).await,
+        StatusCode::FORBIDDEN,
+        "not_owner",
     );
     app.assert_audit_clean().await;
 }

@@ -1961,3 +1961,53 @@ async fn a_holder_checks_her_balance_is_counted_and_reads_the_issuers_health() {
     page.screenshot("wallet-proof").await;
     page.close().await;
 }
+
+/// Two shop owners settle an invoice in their consoles: the creditor records it, the debtor
+/// accepts it and pays part of it in the creditor's own currency, which it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_record_accept_and_pay_an_obligation_in_the_console() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let anna = app.user("anna").await;
+    let bert = app.user("bert").await;
+    app.shop(&anna, "shopa", "AAA").await;
+    app.shop(&bert, "shopb", "BBB").await;
+    let (status, body) = app
+        .pay(
+            &anna,
+            json!({"from": "shopa", "to": "shopb", "currency": "AAA", "amount": "20"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let creditor = driver.browser().await;
+    creditor.log_in(&app, "anna", "/shop").await;
+    creditor
+        .wait_text("#obligations tbody", "No obligations")
+        .await;
+    creditor.click("#obligations-card summary").await;
+    creditor.fill("#obligation-debtor", "shopb").await;
+    creditor.fill("#obligation-amount", "30").await;
+    creditor.fill("#obligation-memo", "flour").await;
+    creditor.click("#obligation-form button[type=submit]").await;
+    creditor
+        .wait_text("#obligations tbody", "waiting for the debtor")
+        .await;
+
+    let debtor = driver.browser().await;
+    debtor.log_in(&app, "bert", "/shop").await;
+    debtor.wait_text("#obligations tbody", "owes shopa").await;
+    debtor.click("#obligations button[data-verb=accept]").await;
+    debtor.wait_text("#obligations tbody", "accepted").await;
+    debtor.fill("#obligations input[name=amount]", "12.5").await;
+    debtor.click("#obligations form button[type=submit]").await;
+    debtor.wait_text("#toast", "Paid 12.50 AAA to shopa").await;
+    debtor.wait_text("#obligations tbody", "17.5 EUR").await;
+    debtor
+        .screenshot_of("#obligations-card", "shop-obligations")
+        .await;
+    let (_, list) = app.get("/api/v1/obligations", Some(&anna)).await;
+    assert_eq!(list["items"][0]["remaining"], "17.50000000", "{list}");
+    creditor.close().await;
+    debtor.close().await;
+}
