@@ -74,6 +74,8 @@ pub struct RunView {
     /// Every business whose debts the run set off: owed and owing before and after, in the
     /// unit; its net position is the same before and after.
     pub positions: Vec<PositionView>,
+    /// Holders' swap intents the run settled at par (ring trades).
+    pub ring_trades: Vec<crate::intents::RingTradeView>,
     /// A dry run's: what to send as `apply` to carry out exactly this plan.
     pub preview_id: Option<String>,
     /// The preview this run applied.

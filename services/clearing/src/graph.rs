@@ -35,6 +35,33 @@ pub struct OpenObligation {
     pub remaining_atoms: i64,
 }
 
+/// A holder's standing swap intent: it gives up to `available_atoms` of `give` (what is left
+/// of the intent, and no more than it holds) for `want`, at par.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intent {
+    pub id: i64,
+    pub holder: PrincipalId,
+    pub give: (CurrencyId, Scale, Par),
+    pub want: (CurrencyId, Scale, Par),
+    pub available_atoms: i64,
+}
+
+/// An intent as the solver sees it: an edge from the currency given to the currency wanted,
+/// carrying up to `granules` of value. Conservation at a currency's node is what a ring
+/// trade needs: as much of it is given as is received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntentEdge {
+    pub id: i64,
+    pub holder: PrincipalId,
+    pub give: CurrencyId,
+    pub want: CurrencyId,
+    pub granules: u64,
+    pub give_atoms_per_granule: i64,
+    pub want_atoms_per_granule: i64,
+    pub give_scale: Scale,
+    pub want_scale: Scale,
+}
+
 /// What an edge is made of, and how a granule of it converts back to whole atoms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -82,6 +109,9 @@ pub struct Graph {
     /// Value of one granule, in 10^-16 units.
     pub granule_value: u128,
     pub edges: Vec<Edge>,
+    /// Holders' swap intents, solved in the same circulation as the debts; after the edges
+    /// in the solver's input.
+    pub intents: Vec<IntentEdge>,
 }
 
 /// The value of one atom of a currency of `scale` at `par`, in 10^-16 of the unit.
@@ -140,6 +170,15 @@ fn granule(values: &[(u128, u128)]) -> (u128, Vec<u128>) {
 /// Builds the graph from holdings and obligations (already filtered to participating
 /// businesses and to one unit of account).
 pub fn build(holdings: &[Holding], obligations: &[OpenObligation]) -> Graph {
+    build_with_intents(holdings, obligations, &[])
+}
+
+/// [`build`] with holders' swap intents (both currencies in the same unit).
+pub fn build_with_intents(
+    holdings: &[Holding],
+    obligations: &[OpenObligation],
+    intents: &[Intent],
+) -> Graph {
     let holdings: Vec<&Holding> = holdings
         .iter()
         .filter(|h| h.available_atoms > 0 && h.holder != h.issuer)
@@ -161,6 +200,14 @@ pub fn build(holdings: &[Holding], obligations: &[OpenObligation]) -> Graph {
             OBLIGATION_ATOM_VALUE.saturating_mul(u128::try_from(o.remaining_atoms).unwrap_or(0));
         let entry = weights.entry(OBLIGATION_ATOM_VALUE).or_default();
         *entry = entry.saturating_add(held);
+    }
+    let intents: Vec<&Intent> = intents.iter().filter(|i| i.available_atoms > 0).collect();
+    for i in &intents {
+        let give = atom_value(i.give.1, i.give.2);
+        let held = give.saturating_mul(u128::try_from(i.available_atoms).unwrap_or(0));
+        let entry = weights.entry(give).or_default();
+        *entry = entry.saturating_add(held);
+        weights.entry(atom_value(i.want.1, i.want.2)).or_default();
     }
     let (granule_value, excluded) = granule(&weights.into_iter().collect::<Vec<_>>());
     // Only atom values that divide the granule convert exactly; the others sit this run out.
@@ -197,14 +244,35 @@ pub fn build(holdings: &[Holding], obligations: &[OpenObligation]) -> Graph {
         })
     });
     let edges = from_holdings.chain(from_obligations).collect();
+    let intents = intents
+        .into_iter()
+        .filter_map(|i| {
+            let give_atoms_per_granule = per_granule(atom_value(i.give.1, i.give.2))?;
+            let want_atoms_per_granule = per_granule(atom_value(i.want.1, i.want.2))?;
+            let granules = u64::try_from(i.available_atoms / give_atoms_per_granule).ok()?;
+            (granules > 0).then_some(IntentEdge {
+                id: i.id,
+                holder: i.holder,
+                give: i.give.0,
+                want: i.want.0,
+                granules,
+                give_atoms_per_granule,
+                want_atoms_per_granule,
+                give_scale: i.give.1,
+                want_scale: i.want.1,
+            })
+        })
+        .collect();
     Graph {
         granule_value,
         edges,
+        intents,
     }
 }
 
 impl Graph {
-    /// Dense party numbering and the solver's view of the edges.
+    /// Dense party numbering and the solver's view: the debts' edges first, in order, then
+    /// the intents' (between currency nodes numbered after every business).
     pub fn to_obligations(&self) -> (Vec<PrincipalId>, Vec<Obligation>) {
         let mut index: HashMap<PrincipalId, u32> = HashMap::new();
         let mut parties = Vec::new();
@@ -214,7 +282,7 @@ impl Graph {
                 u32::try_from(parties.len() - 1).unwrap_or(u32::MAX)
             })
         };
-        let obligations = self
+        let mut obligations: Vec<Obligation> = self
             .edges
             .iter()
             .map(|e| Obligation {
@@ -223,6 +291,25 @@ impl Graph {
                 amount: e.granules,
             })
             .collect();
+        let businesses = parties.len();
+        let mut currency_nodes: HashMap<CurrencyId, u32> = HashMap::new();
+        let mut node = |c: CurrencyId| {
+            let next = u32::try_from(businesses + currency_nodes.len()).unwrap_or(u32::MAX);
+            *currency_nodes.entry(c).or_insert(next)
+        };
+        for i in &self.intents {
+            obligations.push(Obligation {
+                debtor: node(i.give),
+                creditor: node(i.want),
+                amount: i.granules,
+            });
+        }
+        // A currency node stands in the party list as no one: it never owes or is owed
+        // money, only routes value between the intents that give and want its currency.
+        let mut nodes: Vec<(u32, CurrencyId)> =
+            currency_nodes.into_iter().map(|(c, n)| (n, c)).collect();
+        nodes.sort_unstable();
+        parties.extend(nodes.into_iter().map(|_| PrincipalId::new(0)));
         (parties, obligations)
     }
 

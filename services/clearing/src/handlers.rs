@@ -115,6 +115,7 @@ fn run_view(conn: &mut DbConn, run: &RunRecord) -> Result<RunView, ApiError> {
                 net: run.signed_value(i128::from(p.owed_before) - i128::from(p.owes_before)),
             })
             .collect(),
+        ring_trades: crate::intents::ring_trades(conn, run.id)?,
         preview_id: run.dry_run.then(|| run.id.to_string()),
         preview_of: run.preview_of.map(|id| id.to_string()),
         settlements: run

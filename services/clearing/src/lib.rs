@@ -8,8 +8,10 @@
 pub mod dto;
 pub mod graph;
 pub mod handlers;
+pub mod intents;
 pub mod obligations;
 pub mod pay;
+pub mod rings;
 pub mod run;
 pub mod statement;
 pub mod statements;
@@ -43,14 +45,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(obligations::withdraw)
         .service(obligations::list)
         .service(pay::pay)
+        .service(intents::create_intent)
+        .service(intents::list_intents)
+        .service(intents::cancel_intent)
         .service(statements::get_statement)
         .service(statements::list_statements);
 }
 
 #[derive(OpenApi, Debug)]
 #[openapi(
-    paths(handlers::get_graph, handlers::create_run, handlers::list_runs, handlers::get_run, handlers::set_participation, handlers::get_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list, pay::pay, statements::get_statement, statements::list_statements),
-    components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, dto::PositionView, SettlementView, RunPage, Participation, dto::NewObligation, dto::ObligationView, dto::ObligationList, statements::StatementView, statements::StatementBalance, statements::StatementSettlement, statements::StatementPosition, statements::StatementSummary, statements::StatementPage, pay::PayObligation, pay::ObligationPaid)),
+    paths(handlers::get_graph, handlers::create_run, handlers::list_runs, handlers::get_run, handlers::set_participation, handlers::get_participation, obligations::propose, obligations::accept, obligations::reject, obligations::withdraw, obligations::list, pay::pay, intents::create_intent, intents::list_intents, intents::cancel_intent, statements::get_statement, statements::list_statements),
+    components(schemas(GraphView, NodeView, EdgeView, NewRun, RunView, dto::PositionView, SettlementView, RunPage, Participation, dto::NewObligation, dto::ObligationView, dto::ObligationList, statements::StatementView, statements::StatementBalance, statements::StatementSettlement, statements::StatementPosition, statements::StatementSummary, statements::StatementPage, pay::PayObligation, pay::ObligationPaid, intents::NewIntent, intents::IntentView, intents::IntentList, intents::RingTradeView)),
     tags((name = "clearing", description = "Optimal set-off of debts among businesses"))
 )]
 pub struct ClearingApi;

@@ -12,8 +12,8 @@ use scrip_store::schema::{
     accounts, clearing_opt_outs, clearing_runs, clearing_settlements, currencies, principals,
 };
 
-use crate::graph::{Edge, Graph, Holding, OpenObligation, Source, build};
-use crate::{statement, statements, store};
+use crate::graph::{Edge, Graph, Holding, Intent, OpenObligation, Source, build_with_intents};
+use crate::{rings, statement, statements, store};
 
 /// Businesses that take part: every business that has not opted out.
 fn participants(conn: &mut DbConn) -> Result<HashSet<i64>, LedgerError> {
@@ -81,7 +81,72 @@ pub fn load_graph(conn: &mut DbConn, unit: &UnitCode) -> Result<Graph, LedgerErr
             remaining_atoms,
         })
         .collect();
-    Ok(build(&holdings, &open))
+    let intents = load_intents(conn, unit)?;
+    Ok(build_with_intents(&holdings, &open, &intents))
+}
+
+/// Open swap intents of people (a business's holdings are the debt graph's own) in `unit`,
+/// each offering no more than its holder has available now, never from a frozen account.
+fn load_intents(conn: &mut DbConn, unit: &UnitCode) -> Result<Vec<Intent>, LedgerError> {
+    use scrip_store::schema::clearing_intents;
+    let rows: Vec<(i64, i64, i64, i64, i64)> = clearing_intents::table
+        .filter(clearing_intents::status.eq("open"))
+        .filter(clearing_intents::remaining_atoms.gt(0))
+        .order(clearing_intents::id)
+        .select((
+            clearing_intents::id,
+            clearing_intents::holder_id,
+            clearing_intents::give_currency_id,
+            clearing_intents::want_currency_id,
+            clearing_intents::remaining_atoms,
+        ))
+        .load(conn)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let currency_ids: HashSet<i64> = rows.iter().flat_map(|r| [r.2, r.3]).collect();
+    let facts: HashMap<i64, (Scale, Par)> = currencies::table
+        .filter(currencies::id.eq_any(currency_ids.iter().copied().collect::<Vec<_>>()))
+        .filter(currencies::unit.eq(unit.as_str()))
+        .select((currencies::id, currencies::scale, currencies::par))
+        .load::<(i64, i32, String)>(conn)?
+        .into_iter()
+        .map(|(id, scale, par)| Ok((id, (Scale::new(i64::from(scale))?, Par::parse(&par)?))))
+        .collect::<Result<_, LedgerError>>()?;
+    let holders: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let people: HashSet<i64> = principals::table
+        .filter(principals::id.eq_any(&holders))
+        .filter(principals::kind.eq(PrincipalKind::User.as_str()))
+        .select(principals::id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    let available: HashMap<(i64, i64), i64> = accounts::table
+        .filter(accounts::principal_id.eq_any(&holders))
+        .filter(accounts::frozen.eq(0))
+        .select((
+            accounts::principal_id,
+            accounts::currency_id,
+            accounts::balance_atoms - accounts::held_atoms,
+        ))
+        .load::<(i64, i64, i64)>(conn)?
+        .into_iter()
+        .map(|(p, c, atoms)| ((p, c), atoms))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, holder, give, want, remaining)| {
+            let (give_facts, want_facts) = (facts.get(&give)?, facts.get(&want)?);
+            let held = available.get(&(holder, give)).copied().unwrap_or(0);
+            people.contains(&holder).then_some(Intent {
+                id,
+                holder: PrincipalId::new(holder),
+                give: (CurrencyId::new(give), give_facts.0, give_facts.1),
+                want: (CurrencyId::new(want), want_facts.0, want_facts.1),
+                available_atoms: remaining.min(held).max(0),
+            })
+        })
+        .collect())
 }
 
 /// Lowers an obligation's remaining amount; a conflict when it no longer has that much left.
@@ -372,17 +437,21 @@ pub fn execute(
     let set_off = scrip_netting::solve(parties.len(), &obligations)
         .map_err(|e| LedgerError::Unavailable(format!("clearing solver: {e}")))?;
     scrip_netting::check(parties.len(), &obligations, &set_off.cleared).map_err(invariant)?;
-    let positions = statement::positions(&graph.edges, &set_off.cleared).map_err(invariant)?;
-    let planned = plan(&graph, &set_off.cleared)?;
+    let (edges_cleared, intents_cleared) = set_off.cleared.split_at(graph.edges.len());
+    let positions = statement::positions(&graph.edges, edges_cleared).map_err(invariant)?;
+    let planned = plan(&graph, edges_cleared)?;
+    let ring = rings::transfers(&graph.intents, intents_cleared).map_err(invariant)?;
     if let Some(preview) = &preview {
         let now: Vec<&Settlement> = planned.iter().map(|p| &p.settlement).collect();
         if now != preview.settlements.iter().collect::<Vec<_>>() {
             return Err(RunError::GraphChanged(preview.id));
         }
     }
-    if planned.is_empty() && trigger == Trigger::Schedule {
+    let debt_before: u128 = graph.edges.iter().map(|e| u128::from(e.granules)).sum();
+    let debt_cleared: u128 = edges_cleared.iter().map(|&g| u128::from(g)).sum();
+    if planned.is_empty() && ring.is_empty() && trigger == Trigger::Schedule {
         return Ok(Ran::NothingToClear {
-            gross_before: graph.value(set_off.gross_before),
+            gross_before: graph.value(debt_before),
         });
     }
     let mut record = RunRecord {
@@ -391,13 +460,14 @@ pub fn execute(
         dry_run: mode.dry_run(),
         started_at_us,
         finished_at_us: started_at_us,
-        participants: stored_count("participants", set_off.parties_in_cycles)?,
+        participants: stored_count("participants", took_part(&planned, &graph, intents_cleared))?,
         edges: stored_count("edges", graph.edges.len())?,
         cycles: stored_count("cycles", set_off.cycles)?,
         granule_value_e16: stored_count("granule", graph.granule_value)?,
-        gross_before_granules: stored_count("gross debt", set_off.gross_before)?,
-        cleared_granules: stored_count("cleared debt", set_off.total_cleared)?,
-        gross_after_granules: stored_count("gross debt after", set_off.gross_after())?,
+        // The debts' figures: ring trades are holders' offers, not debts (shown apart).
+        gross_before_granules: stored_count("gross debt", debt_before)?,
+        cleared_granules: stored_count("cleared debt", debt_cleared)?,
+        gross_after_granules: stored_count("gross debt after", debt_before - debt_cleared)?,
         settlements: Vec::new(),
         requested_by,
         preview_of: preview.map(|p| p.id),
@@ -409,8 +479,11 @@ pub fn execute(
     let transfer_ids = if mode.dry_run() {
         vec![None; planned.len()]
     } else {
-        apply(conn, run_id, &record, &planned)?
+        let ids = apply(conn, run_id, &record, &planned)?;
+        apply_ring(conn, run_id, &ring)?;
+        ids
     };
+    record_intent_fills(conn, run_id, &graph, intents_cleared, mode.dry_run())?;
     let balances_after = if mode.dry_run() {
         statements::planned_balances(&balances_before, &moves)?
     } else {
@@ -444,6 +517,112 @@ pub fn execute(
     record.finished_at_us = finished_at_us;
     record.settlements = planned.into_iter().map(|p| p.settlement).collect();
     Ok(Ran::Recorded(record))
+}
+
+/// Who took part: the businesses whose debts were set off and the holders whose intents were.
+fn took_part(planned: &[Planned], graph: &Graph, intents_cleared: &[u64]) -> usize {
+    let mut who: HashSet<PrincipalId> = planned
+        .iter()
+        .flat_map(|p| [p.settlement.debtor, p.settlement.creditor])
+        .collect();
+    who.extend(
+        graph
+            .intents
+            .iter()
+            .zip(intents_cleared)
+            .filter(|(_, g)| **g > 0)
+            .map(|(i, _)| i.holder),
+    );
+    who.len()
+}
+
+/// The ring trades' transfers, one set-based batch; a refusal (a holder spent what it
+/// offered meanwhile, a ceiling) rolls the run back as a conflict.
+fn apply_ring(
+    conn: &mut DbConn,
+    run_id: i64,
+    ring: &[rings::RingTransfer],
+) -> Result<(), RunError> {
+    let requests: Vec<TransferRequest> = ring
+        .iter()
+        .map(|t| TransferRequest {
+            currency: t.currency,
+            from: t.from,
+            to: t.to,
+            amount: scrip_domain::Amount::from_atoms(t.atoms, t.scale),
+            kind: TransferKind::Clearing,
+            memo: Some(format!("ring trade, clearing run {run_id}")),
+        })
+        .collect();
+    for (t, outcome) in ring.iter().zip(transfer_many(conn, &requests)?) {
+        match outcome {
+            Ok(_) => {}
+            Err(e) if e.is_business_rule() => {
+                return Err(RunError::Conflict(format!(
+                    "a ring trade of {} atoms of currency {} from principal {} to {} was refused: {e}",
+                    t.atoms, t.currency, t.from, t.to
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// What each intent gave and got in the run; applied runs also lower what the intents have
+/// left to give (conditionally: an intent cancelled meanwhile is a conflict).
+fn record_intent_fills(
+    conn: &mut DbConn,
+    run_id: i64,
+    graph: &Graph,
+    intents_cleared: &[u64],
+    dry_run: bool,
+) -> Result<(), RunError> {
+    use scrip_store::schema::{clearing_intent_fills, clearing_intents};
+    for (intent, &granules) in graph.intents.iter().zip(intents_cleared) {
+        if granules == 0 {
+            continue;
+        }
+        let gave = settlement_atoms(granules, intent.give_atoms_per_granule)?;
+        let received = settlement_atoms(granules, intent.want_atoms_per_granule)?;
+        diesel::insert_into(clearing_intent_fills::table)
+            .values((
+                clearing_intent_fills::run_id.eq(run_id),
+                clearing_intent_fills::intent_id.eq(intent.id),
+                clearing_intent_fills::granules.eq(stored_count("granules of a fill", granules)?),
+                clearing_intent_fills::gave_atoms.eq(gave),
+                clearing_intent_fills::received_atoms.eq(received),
+            ))
+            .execute(conn)
+            .map_err(LedgerError::from)?;
+        if dry_run {
+            continue;
+        }
+        let changed = diesel::update(
+            clearing_intents::table
+                .find(intent.id)
+                .filter(clearing_intents::status.eq("open"))
+                .filter(clearing_intents::remaining_atoms.ge(gave)),
+        )
+        .set(clearing_intents::remaining_atoms.eq(clearing_intents::remaining_atoms - gave))
+        .execute(conn)
+        .map_err(LedgerError::from)?;
+        if changed != 1 {
+            return Err(RunError::Conflict(format!(
+                "intent {} was cancelled or changed during the run",
+                intent.id
+            )));
+        }
+        diesel::update(
+            clearing_intents::table
+                .find(intent.id)
+                .filter(clearing_intents::remaining_atoms.eq(0)),
+        )
+        .set(clearing_intents::status.eq("filled"))
+        .execute(conn)
+        .map_err(LedgerError::from)?;
+    }
+    Ok(())
 }
 
 fn insert_run(

@@ -155,6 +155,13 @@ pub fn digest(graph: &Graph) -> String {
             }
         }
     }
+    for intent in &graph.intents {
+        hasher.update([2]);
+        hasher.update(intent.id.to_be_bytes());
+        hasher.update(intent.granules.to_be_bytes());
+        hasher.update(intent.give_atoms_per_granule.to_be_bytes());
+        hasher.update(intent.want_atoms_per_granule.to_be_bytes());
+    }
     hex::encode(hasher.finalize())
 }
 
@@ -238,6 +245,7 @@ mod tests {
         let graph = |granules| Graph {
             granule_value: 1,
             edges: vec![holding(1, 2, granules, 1)],
+            intents: Vec::new(),
         };
         assert_eq!(digest(&graph(10)), digest(&graph(10)));
         assert_ne!(digest(&graph(10)), digest(&graph(11)));

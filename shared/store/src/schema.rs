@@ -172,6 +172,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    clearing_intents (id) {
+        id -> BigInt,
+        holder_id -> BigInt,
+        give_currency_id -> BigInt,
+        want_currency_id -> BigInt,
+        max_atoms -> BigInt,
+        remaining_atoms -> BigInt,
+        status -> Text,
+        created_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    clearing_intent_fills (run_id, intent_id) {
+        run_id -> BigInt,
+        intent_id -> BigInt,
+        granules -> BigInt,
+        gave_atoms -> BigInt,
+        received_atoms -> BigInt,
+    }
+}
+
+diesel::table! {
     liability_salts (account_id) {
         account_id -> BigInt,
         currency_id -> BigInt,
@@ -244,6 +267,8 @@ diesel::table! {
 }
 
 diesel::joinable!(clearing_settlements -> clearing_runs (run_id));
+diesel::joinable!(clearing_intent_fills -> clearing_runs (run_id));
+diesel::joinable!(clearing_intent_fills -> clearing_intents (intent_id));
 diesel::joinable!(credentials -> principals (principal_id));
 diesel::joinable!(principal_roles -> principals (principal_id));
 
@@ -376,6 +401,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     clearing_balances,
     liability_salts,
     liability_roots,
+    clearing_intents,
+    clearing_intent_fills,
     obligations,
     markets,
     orders,

@@ -10,6 +10,7 @@ mod api_liabilities;
 mod api_payments;
 mod api_policies;
 mod api_requests;
+mod api_rings;
 mod api_statements;
 mod api_wallet;
 mod app;

@@ -1,0 +1,2 @@
+DROP TABLE clearing_intent_fills;
+DROP TABLE clearing_intents;
