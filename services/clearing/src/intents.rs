@@ -51,6 +51,23 @@ pub struct IntentList {
 
 type IntentRow = (i64, i64, i64, i64, i64, String, i64);
 
+/// The currencies `ids` (repeats read once).
+fn currencies_of(
+    conn: &mut DbConn,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, Currency>, LedgerError> {
+    let mut currencies = HashMap::new();
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(slot) = currencies.entry(id) {
+            slot.insert(scrip_ledger::currency_by_id(
+                conn,
+                scrip_domain::CurrencyId::new(id),
+            )?);
+        }
+    }
+    Ok(currencies)
+}
+
 fn currency(conn: &mut DbConn, raw: &str, field: &str) -> Result<Currency, ApiError> {
     let unknown = || ApiError::invalid_field(field, format!("there is no currency {raw:?}"));
     let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
@@ -79,17 +96,9 @@ fn views(conn: &mut DbConn, rows: Vec<IntentRow>) -> Result<Vec<IntentView>, Api
             *sums.entry(id).or_default() += atoms;
             sums
         });
-    let mut currencies: HashMap<i64, Currency> = HashMap::new();
+    let currencies = currencies_of(conn, rows.iter().flat_map(|r| [r.1, r.2]))?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, give, want, max, remaining, status, created_at_us) in rows {
-        for c in [give, want] {
-            if let std::collections::hash_map::Entry::Vacant(slot) = currencies.entry(c) {
-                slot.insert(scrip_ledger::currency_by_id(
-                    conn,
-                    scrip_domain::CurrencyId::new(c),
-                )?);
-            }
-        }
         let (g, w) = (&currencies[&give], &currencies[&want]);
         out.push(IntentView {
             id: id.to_string(),
@@ -310,17 +319,9 @@ pub fn ring_trades(conn: &mut DbConn, run_id: i64) -> Result<Vec<RingTradeView>,
         conn,
         fills.iter().map(|f| scrip_domain::PrincipalId::new(f.0)),
     )?;
-    let mut currencies: HashMap<i64, Currency> = HashMap::new();
+    let currencies = currencies_of(conn, fills.iter().flat_map(|f| [f.1, f.2]))?;
     let mut out = Vec::with_capacity(fills.len());
     for (holder, give, want, gave, received, _) in fills {
-        for c in [give, want] {
-            if let std::collections::hash_map::Entry::Vacant(slot) = currencies.entry(c) {
-                slot.insert(scrip_ledger::currency_by_id(
-                    conn,
-                    scrip_domain::CurrencyId::new(c),
-                )?);
-            }
-        }
         let (g, w) = (&currencies[&give], &currencies[&want]);
         out.push(RingTradeView {
             holder: names

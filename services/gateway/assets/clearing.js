@@ -167,6 +167,9 @@ import { Scrip } from "/assets/app.js";
     rows(document.querySelector("#settlements tbody"), run.settlements, (s) => el("tr", {},
       el("td", {}, s.debtor), el("td", {}, s.creditor), el("td", {}, `${Dec.pretty(s.amount)} ${run.unit}`), el("td", {}, s.source)),
       "Nothing to set off: no cycle of debts.");
+    rows(document.querySelector("#ring-trades tbody"), run.ring_trades || [], (t) => el("tr", {},
+      el("td", {}, t.holder), el("td", {}, `${Dec.pretty(t.gave)} ${t.give}`), el("td", {}, `${Dec.pretty(t.received)} ${t.want}`)),
+      "No ring of standing swaps closed in this run.");
     show("run-detail");
     document.getElementById("run-detail").scrollIntoView({ behavior: "smooth", block: "nearest" });
   }
@@ -182,8 +185,10 @@ import { Scrip } from "/assets/app.js";
   }
   function summary(run) {
     const saved = Dec.isZero(run.gross_before) ? "" : ` (${(100 * Dec.ratio(run.cleared, run.gross_before)).toFixed(1)} % less)`;
+    const rings = (run.ring_trades || []).length;
     return `cleared ${Dec.pretty(run.cleared)} ${run.unit}; gross debt ${Dec.pretty(run.gross_before)} → ${Dec.pretty(run.gross_after)}${saved} ` +
-      `over ${run.cycles} ${run.cycles === 1 ? "cycle" : "cycles"} among ${run.participants} businesses.`;
+      `over ${run.cycles} ${run.cycles === 1 ? "cycle" : "cycles"} among ${run.participants} participants` +
+      (rings ? `, with ${rings} standing ${rings === 1 ? "swap" : "swaps"} settled in ring trades.` : ".");
   }
   function report(text) {
     const result = document.getElementById("clearing-result");

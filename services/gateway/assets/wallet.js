@@ -2,6 +2,7 @@
 // request with its QR code), history and CSV.
 import { Scrip } from "/assets/app.js";
 import { checkMyBalance } from "/assets/liabilities.js";
+import { wireSwaps } from "/assets/wallet_swaps.js";
 (() => {
   const { api, get, getAll, Dec, el, rows, onSubmit, showProblem, toast, when, idempotencyKey, download } = Scrip;
   const holderSelect = document.getElementById("holder");
@@ -412,6 +413,8 @@ import { checkMyBalance } from "/assets/liabilities.js";
   loadCurrencyCodes();
   loadBalances();
   loadHistory(false);
+  const loadSwaps = wireSwaps(() => loadBalances());
+  loadSwaps();
   // Money arrives while the page is open (a customer pays at the till): the event stream says
   // so; a slow poll covers a stream that dropped.
   Scrip.onEvent((event) => {

@@ -62,6 +62,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/shop_governance.js"),
     ),
     (
+        "wallet_swaps.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/wallet_swaps.js"),
+    ),
+    (
         "status.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/status.js"),

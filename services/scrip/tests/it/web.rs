@@ -2011,3 +2011,51 @@ async fn owners_record_accept_and_pay_an_obligation_in_the_console() {
     creditor.close().await;
     debtor.close().await;
 }
+
+/// A customer offers a standing swap in her wallet; two others close the ring; after the next
+/// clearing run her wallet shows what she received at par, and the dashboard the ring trades.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_swap_offered_in_the_wallet_closes_in_a_ring() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let mut people = Vec::new();
+    for (owner, shop, code, person) in [
+        ("anna", "shopa", "AAA", "carl"),
+        ("bert", "shopb", "BBB", "dana"),
+        ("cleo", "shopc", "CCC", "eve"),
+    ] {
+        let token = app.user(owner).await;
+        app.shop(&token, shop, code).await;
+        let holder = app.user(person).await;
+        let pay = json!({"from": shop, "to": person, "currency": code, "amount": "40"});
+        let (status, body) = app.pay(&token, pay).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        people.push(holder);
+    }
+    let page = driver.browser().await;
+    page.log_in(&app, "carl", "/wallet").await;
+    page.wait_text("#swaps tbody", "No standing swaps").await;
+    page.fill("#swap-give", "AAA").await;
+    page.fill("#swap-max", "25").await;
+    page.fill("#swap-want", "BBB").await;
+    page.click("#swap-form button[type=submit]").await;
+    page.wait_text("#swaps tbody", "waiting for a ring").await;
+    for (token, give, want) in [(&people[1], "BBB", "CCC"), (&people[2], "CCC", "AAA")] {
+        let offer = json!({"give": give, "want": want, "max_amount": "40"});
+        let (status, body) = app
+            .post("/api/v1/clearing/intents", Some(token), offer)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let olga = app.user("olga").await;
+    app.grant_operator("olga").await;
+    let (status, run) = app
+        .post("/api/v1/clearing/runs", Some(&olga), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    page.open(&app, "/wallet").await;
+    page.wait_text("#swaps tbody", "25.00 BBB").await;
+    page.wait_text("#swaps tbody", "done").await;
+    page.screenshot_of("#swaps-card", "wallet-swaps").await;
+    page.close().await;
+}
