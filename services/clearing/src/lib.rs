@@ -63,6 +63,8 @@ pub struct ClearingApi;
 /// Runs clearing now in one write transaction (blocking) and exports the result as metrics.
 /// Runs tried on a fresh graph when a set-off is refused, before the run is given up.
 const CONFLICT_ATTEMPTS: u32 = 3;
+/// Attempts more when ring trades were refused (each leaves their intents out).
+const RING_RETRIES: u32 = 8;
 
 /// Used by the API and by the schedule.
 pub fn run_now(
@@ -78,22 +80,41 @@ pub fn run_now(
     // it is now, so one holder timing its payments cannot keep every run refused. A preview
     // is applied as previewed or not at all: never tried on another graph.
     let mut attempt = 0;
+    // Intents whose ring trade the ledger refused sit the next attempts out, so one holder
+    // cannot keep every run refused either (at most this many more attempts for them).
+    let mut excluded = std::collections::HashSet::new();
+    let mut ring_retries = 0;
     let ran = loop {
         attempt += 1;
         let mut refusal = None;
-        let outcome = ledger.write(|conn| match run::execute(conn, unit, mode, trigger) {
-            Ok(record) => Ok(record),
-            Err(RunError::Ledger(e)) => Err(e),
-            Err(other) => {
-                refusal = Some(other);
-                // Any refusal rolls the whole run back; the caller is told which one.
-                Err(LedgerError::InsufficientFunds)
+        let outcome = ledger.write(|conn| {
+            match run::execute(conn, unit, (mode, trigger), &excluded) {
+                Ok(record) => Ok(record),
+                Err(RunError::Ledger(e)) => Err(e),
+                Err(other) => {
+                    refusal = Some(other);
+                    // Any refusal rolls the whole run back; the caller is told which one.
+                    Err(LedgerError::InsufficientFunds)
+                }
             }
         });
+        let preview = matches!(mode, Mode::ApplyPreview(_));
         match (outcome, refusal) {
-            (Err(_), Some(RunError::Conflict(why)))
-                if attempt < CONFLICT_ATTEMPTS && !matches!(mode, Mode::ApplyPreview(_)) =>
+            (Err(_), Some(RunError::RingRefused { intents, why }))
+                if !preview && ring_retries < RING_RETRIES && !intents.is_empty() =>
             {
+                tracing::info!(%why, ?intents, "ring trade refused; those intents sit the run out");
+                ring_retries += 1;
+                attempt -= 1;
+                excluded.extend(intents);
+            }
+            (Err(_), Some(RunError::RingRefused { why, .. })) => {
+                return Err(ApiError::conflict(
+                    "clearing_conflict",
+                    format!("{why}; nothing was applied"),
+                ));
+            }
+            (Err(_), Some(RunError::Conflict(why))) if attempt < CONFLICT_ATTEMPTS && !preview => {
                 tracing::info!(%why, attempt, "clearing run refused; trying again");
             }
             (Err(_), Some(RunError::Conflict(why))) => {

@@ -37,6 +37,16 @@ fn participants(conn: &mut DbConn) -> Result<HashSet<i64>, LedgerError> {
 /// holdings (in a mutual-credit one a positive balance is owed by the whole community, not by
 /// its issuer, so there is no issuer's debt to set off), never a frozen account's.
 pub fn load_graph(conn: &mut DbConn, unit: &UnitCode) -> Result<Graph, LedgerError> {
+    load_graph_without(conn, unit, &HashSet::new())
+}
+
+/// [`load_graph`] leaving out the swap intents `excluded` (refused by the ledger in an
+/// earlier attempt of the same run).
+fn load_graph_without(
+    conn: &mut DbConn,
+    unit: &UnitCode,
+    excluded: &HashSet<i64>,
+) -> Result<Graph, LedgerError> {
     let taking_part = participants(conn)?;
     let rows: Vec<(i64, i64, i64, i64, i64, i32, String)> = accounts::table
         .inner_join(currencies::table)
@@ -81,7 +91,8 @@ pub fn load_graph(conn: &mut DbConn, unit: &UnitCode) -> Result<Graph, LedgerErr
             remaining_atoms,
         })
         .collect();
-    let intents = load_intents(conn, unit)?;
+    let mut intents = load_intents(conn, unit)?;
+    intents.retain(|i| !excluded.contains(&i.id));
     Ok(build_with_intents(&holdings, &open, &intents))
 }
 
@@ -133,17 +144,25 @@ fn load_intents(conn: &mut DbConn, unit: &UnitCode) -> Result<Vec<Intent>, Ledge
         .into_iter()
         .map(|(p, c, atoms)| ((p, c), atoms))
         .collect();
+    // A holder's intents that give the same currency share what it holds, oldest first: two
+    // offers can never promise the same money twice.
+    let mut unpromised = available;
     Ok(rows
         .into_iter()
         .filter_map(|(id, holder, give, want, remaining)| {
             let (give_facts, want_facts) = (facts.get(&give)?, facts.get(&want)?);
-            let held = available.get(&(holder, give)).copied().unwrap_or(0);
-            people.contains(&holder).then_some(Intent {
+            if !people.contains(&holder) {
+                return None;
+            }
+            let left = unpromised.entry((holder, give)).or_insert(0);
+            let offered = remaining.min(*left).max(0);
+            *left -= offered;
+            Some(Intent {
                 id,
                 holder: PrincipalId::new(holder),
                 give: (CurrencyId::new(give), give_facts.0, give_facts.1),
                 want: (CurrencyId::new(want), want_facts.0, want_facts.1),
-                available_atoms: remaining.min(held).max(0),
+                available_atoms: offered,
             })
         })
         .collect())
@@ -286,6 +305,12 @@ pub enum RunError {
     /// The ledger refused one of the set-offs (a holder spent the funds meanwhile, or a rule
     /// such as a ceiling stood in the way); nothing was applied. Says which one.
     Conflict(String),
+    /// The ledger refused a ring trade (a holder spent what it offered, a ceiling, a
+    /// membership): these intents sit the run out when it is tried again.
+    RingRefused {
+        intents: Vec<i64>,
+        why: String,
+    },
     /// The debts are no longer those preview `id` solved: nothing was applied.
     GraphChanged(i64),
     /// No dry run of that id in that unit.
@@ -414,8 +439,8 @@ fn invariant(why: String) -> RunError {
 pub fn execute(
     conn: &mut DbConn,
     unit: &UnitCode,
-    mode: Mode,
-    trigger: Trigger,
+    (mode, trigger): (Mode, Trigger),
+    excluded: &HashSet<i64>,
 ) -> Result<Ran, RunError> {
     let requested_by = match trigger {
         Trigger::Operator(operator) => Some(operator),
@@ -426,7 +451,7 @@ pub fn execute(
         Mode::ApplyPreview(id) => Some(load_preview(conn, id, unit)?),
         Mode::DryRun | Mode::Apply => None,
     };
-    let graph = load_graph(conn, unit)?;
+    let graph = load_graph_without(conn, unit, excluded)?;
     let graph_digest = statement::digest(&graph);
     if let Some(preview) = &preview
         && preview.digest.as_deref() != Some(graph_digest.as_str())
@@ -480,7 +505,7 @@ pub fn execute(
         vec![None; planned.len()]
     } else {
         let ids = apply(conn, run_id, &record, &planned)?;
-        apply_ring(conn, run_id, &ring)?;
+        apply_ring(conn, run_id, &ring, &graph.intents)?;
         ids
     };
     record_intent_fills(conn, run_id, &graph, intents_cleared, mode.dry_run())?;
@@ -542,6 +567,7 @@ fn apply_ring(
     conn: &mut DbConn,
     run_id: i64,
     ring: &[rings::RingTransfer],
+    intents: &[crate::graph::IntentEdge],
 ) -> Result<(), RunError> {
     let requests: Vec<TransferRequest> = ring
         .iter()
@@ -558,10 +584,22 @@ fn apply_ring(
         match outcome {
             Ok(_) => {}
             Err(e) if e.is_business_rule() => {
-                return Err(RunError::Conflict(format!(
-                    "a ring trade of {} atoms of currency {} from principal {} to {} was refused: {e}",
-                    t.atoms, t.currency, t.from, t.to
-                )));
+                // Both sides' intents in that currency sit the next attempt out.
+                let involved = intents
+                    .iter()
+                    .filter(|i| {
+                        (i.holder == t.from && i.give == t.currency)
+                            || (i.holder == t.to && i.want == t.currency)
+                    })
+                    .map(|i| i.id)
+                    .collect();
+                return Err(RunError::RingRefused {
+                    intents: involved,
+                    why: format!(
+                        "a ring trade of {} atoms of currency {} from principal {} to {} was refused: {e}",
+                        t.atoms, t.currency, t.from, t.to
+                    ),
+                });
             }
             Err(e) => return Err(e.into()),
         }
@@ -608,10 +646,13 @@ fn record_intent_fills(
         .execute(conn)
         .map_err(LedgerError::from)?;
         if changed != 1 {
-            return Err(RunError::Conflict(format!(
-                "intent {} was cancelled or changed during the run",
-                intent.id
-            )));
+            return Err(RunError::RingRefused {
+                intents: vec![intent.id],
+                why: format!(
+                    "intent {} was cancelled or changed during the run",
+                    intent.id
+                ),
+            });
         }
         diesel::update(
             clearing_intents::table

@@ -7,7 +7,10 @@ use serde_json::json;
 
 use crate::app::{TestApp, assert_problem};
 
-crate::on_both_backends!(a_ring_of_swap_intents_settles_at_par_in_a_clearing_run);
+crate::on_both_backends!(
+    a_ring_of_swap_intents_settles_at_par_in_a_clearing_run,
+    a_refused_ring_trade_sits_out_and_the_run_goes_on,
+);
 
 async fn a_ring_of_swap_intents_settles_at_par_in_a_clearing_run(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -154,5 +157,82 @@ async fn a_ring_of_swap_intents_settles_at_par_in_a_clearing_run(backend: Backen
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again["ring_trades"], json!([]), "no ring left: {again}");
+    app.assert_audit_clean().await;
+}
+
+/// A ring trade the ledger refuses (here: the receiver would pass the currency's maximum
+/// balance) leaves its intents out of that run; the run still clears the businesses' debts
+/// instead of failing for everyone.
+async fn a_refused_ring_trade_sits_out_and_the_run_goes_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut owners = Vec::new();
+    let mut people = Vec::new();
+    for (owner, shop, code, person) in [
+        ("anna", "shopa", "AAA", "carl"),
+        ("bert", "shopb", "BBB", "dana"),
+        ("cleo", "shopc", "CCC", "eve"),
+    ] {
+        let token = app.user(owner).await;
+        app.shop(&token, shop, code).await;
+        let holder = app.user(person).await;
+        let pay = json!({"from": shop, "to": person, "currency": code, "amount": "30"});
+        let (status, body) = app.pay(&token, pay).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        owners.push(token);
+        people.push(holder);
+    }
+    // A ring of debts among the shops, to show the run still clears it.
+    for (i, (from, to, code)) in [
+        ("shopa", "shopb", "AAA"),
+        ("shopb", "shopc", "BBB"),
+        ("shopc", "shopa", "CCC"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pay = json!({"from": from, "to": to, "currency": code, "amount": "10"});
+        let (status, body) = app.pay(&owners[i], pay).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for (i, (give, want)) in [("AAA", "BBB"), ("BBB", "CCC"), ("CCC", "AAA")]
+        .into_iter()
+        .enumerate()
+    {
+        let offer = json!({"give": give, "want": want, "max_amount": "30"});
+        let (status, body) = app
+            .post("/api/v1/clearing/intents", Some(&people[i]), offer)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // carl holds 10 BBB and may hold at most 35: receiving 30 more in the ring would pass it.
+    let pay = json!({"from": "shopb", "to": "carl", "currency": "BBB", "amount": "10"});
+    let (status, body) = app.pay(&owners[1], pay).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .patch(
+            "/api/v1/currencies/BBB",
+            Some(&owners[1]),
+            json!({"max_balance": "35"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let olga = app.user("olga").await;
+    app.grant_operator("olga").await;
+    let (status, run) = app
+        .post("/api/v1/clearing/runs", Some(&olga), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["cleared"], "30", "the shops' ring is cleared: {run}");
+    assert_eq!(
+        run["ring_trades"],
+        json!([]),
+        "the refused ring sat out: {run}"
+    );
+    let (_, mine) = app.get("/api/v1/clearing/intents", Some(&people[0])).await;
+    assert_eq!(
+        mine["items"][0]["status"], "open",
+        "still standing for a later run"
+    );
+    assert_eq!(mine["items"][0]["remaining"], "30.00");
     app.assert_audit_clean().await;
 }
