@@ -112,6 +112,8 @@ pub struct Graph {
     /// Holders' swap intents, solved in the same circulation as the debts; after the edges
     /// in the solver's input.
     pub intents: Vec<IntentEdge>,
+    /// The intents' own granule, in 10^-16 units (see [`build_with_intents`]).
+    pub intent_granule_value: u128,
 }
 
 /// The value of one atom of a currency of `scale` at `par`, in 10^-16 of the unit.
@@ -201,14 +203,28 @@ pub fn build_with_intents(
         let entry = weights.entry(OBLIGATION_ATOM_VALUE).or_default();
         *entry = entry.saturating_add(held);
     }
+    // The intents count in a granule of their own: they share no node with the businesses'
+    // debts (currencies are their nodes), so the solver never mixes the two, and an odd
+    // currency wanted in a swap can never coarsen the granule every debt is counted in.
     let intents: Vec<&Intent> = intents.iter().filter(|i| i.available_atoms > 0).collect();
+    let mut intent_weights: std::collections::BTreeMap<u128, u128> =
+        std::collections::BTreeMap::new();
     for i in &intents {
         let give = atom_value(i.give.1, i.give.2);
         let held = give.saturating_mul(u128::try_from(i.available_atoms).unwrap_or(0));
-        let entry = weights.entry(give).or_default();
+        let entry = intent_weights.entry(give).or_default();
         *entry = entry.saturating_add(held);
-        weights.entry(atom_value(i.want.1, i.want.2)).or_default();
+        intent_weights
+            .entry(atom_value(i.want.1, i.want.2))
+            .or_default();
     }
+    let (intent_granule, intent_excluded) =
+        granule(&intent_weights.into_iter().collect::<Vec<_>>());
+    let per_intent_granule = |atom_value: u128| {
+        (!intent_excluded.contains(&atom_value) && intent_granule % atom_value == 0)
+            .then(|| i64::try_from(intent_granule / atom_value).ok())
+            .flatten()
+    };
     let (granule_value, excluded) = granule(&weights.into_iter().collect::<Vec<_>>());
     // Only atom values that divide the granule convert exactly; the others sit this run out.
     let per_granule = |atom_value: u128| {
@@ -247,8 +263,8 @@ pub fn build_with_intents(
     let intents = intents
         .into_iter()
         .filter_map(|i| {
-            let give_atoms_per_granule = per_granule(atom_value(i.give.1, i.give.2))?;
-            let want_atoms_per_granule = per_granule(atom_value(i.want.1, i.want.2))?;
+            let give_atoms_per_granule = per_intent_granule(atom_value(i.give.1, i.give.2))?;
+            let want_atoms_per_granule = per_intent_granule(atom_value(i.want.1, i.want.2))?;
             let granules = u64::try_from(i.available_atoms / give_atoms_per_granule).ok()?;
             (granules > 0).then_some(IntentEdge {
                 id: i.id,
@@ -267,6 +283,7 @@ pub fn build_with_intents(
         granule_value,
         edges,
         intents,
+        intent_granule_value: intent_granule,
     }
 }
 

@@ -84,11 +84,19 @@ pub fn run_now(
     // cannot keep every run refused either (at most this many more attempts for them).
     let mut excluded = std::collections::HashSet::new();
     let mut ring_retries = 0;
+    // Past the retries, the run goes on with the debts alone: refused swaps never stop
+    // clearing the businesses' debts.
+    let mut with_intents = true;
     let ran = loop {
         attempt += 1;
         let mut refusal = None;
         let outcome = ledger.write(|conn| {
-            match run::execute(conn, unit, (mode, trigger), &excluded) {
+            match run::execute(
+                conn,
+                unit,
+                (mode, trigger),
+                with_intents.then_some(&excluded),
+            ) {
                 Ok(record) => Ok(record),
                 Err(RunError::Ledger(e)) => Err(e),
                 Err(other) => {
@@ -107,6 +115,11 @@ pub fn run_now(
                 ring_retries += 1;
                 attempt -= 1;
                 excluded.extend(intents);
+            }
+            (Err(_), Some(RunError::RingRefused { why, .. })) if !preview && with_intents => {
+                tracing::warn!(%why, "ring trades kept being refused; this run clears the debts alone");
+                attempt -= 1;
+                with_intents = false;
             }
             (Err(_), Some(RunError::RingRefused { why, .. })) => {
                 return Err(ApiError::conflict(

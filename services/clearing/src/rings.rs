@@ -119,6 +119,7 @@ mod tests {
             granule_value: 1,
             edges: Vec::new(),
             intents: intents.to_vec(),
+            intent_granule_value: 1,
         };
         let (parties, obligations) = graph.to_obligations();
         scrip_netting::solve(parties.len(), &obligations)

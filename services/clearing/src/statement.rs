@@ -155,6 +155,7 @@ pub fn digest(graph: &Graph) -> String {
             }
         }
     }
+    hasher.update(graph.intent_granule_value.to_be_bytes());
     for intent in &graph.intents {
         hasher.update([2]);
         hasher.update(intent.id.to_be_bytes());
@@ -246,6 +247,7 @@ mod tests {
             granule_value: 1,
             edges: vec![holding(1, 2, granules, 1)],
             intents: Vec::new(),
+            intent_granule_value: 1,
         };
         assert_eq!(digest(&graph(10)), digest(&graph(10)));
         assert_ne!(digest(&graph(10)), digest(&graph(11)));

@@ -45,11 +45,18 @@ const concat = (parts) => {
   return out;
 };
 const sha256 = async (...parts) => new Uint8Array(await crypto.subtle.digest("SHA-256", concat(parts)));
-/** A decimal amount as atoms at `scale` decimals, exactly (BigInt). */
+const LIMIT = 2n ** 128n;
+/** A decimal amount as atoms at `scale` decimals, exactly (BigInt); null unless a plain
+ *  non-negative amount of at most `scale` decimals that fits 16 bytes (a negative sum could
+ *  hide a balance: the tree's sums are unsigned). */
 function atoms(amount, scale) {
+  if (typeof amount !== "string" || !/^\d+(\.\d+)?$/.test(amount)) return null;
   const [whole, fraction = ""] = amount.split(".");
-  return BigInt(whole + fraction.padEnd(scale, "0").slice(0, scale));
+  if (fraction.length > scale) return null;
+  const value = BigInt(whole + fraction.padEnd(scale, "0"));
+  return value < LIMIT ? value : null;
 }
+const isHash = (hex) => typeof hex === "string" && /^[0-9a-f]{64}$/.test(hex);
 /** 16 bytes, big-endian. */
 function u128(value) {
   const out = new Uint8Array(16);
@@ -62,16 +69,21 @@ function u128(value) {
 export async function verifyLiabilityProof(proof, root, total) {
   const scale = proof.scale;
   let sum = atoms(proof.balance, scale);
+  const expected = atoms(total, scale);
+  if (sum === null || expected === null || !isHash(root) || !/^[0-9a-f]{64}$/.test(proof.salt || "")) return false;
   let hash = await sha256(Uint8Array.of(0), utf8("scrip-liabilities-v1"), Uint8Array.of(0), utf8(proof.currency),
     Uint8Array.of(0), fromHex(proof.salt), utf8(proof.address), Uint8Array.of(0), u128(sum));
   for (const step of proof.path) {
-    const sibling = fromHex(step.hash), siblingSum = atoms(step.sum, scale);
+    const siblingSum = atoms(step.sum, scale);
+    if (siblingSum === null || !isHash(step.hash) || (step.side !== "left" && step.side !== "right")) return false;
+    const sibling = fromHex(step.hash);
     hash = step.side === "left"
       ? await sha256(Uint8Array.of(1), sibling, u128(siblingSum), hash, u128(sum))
       : await sha256(Uint8Array.of(1), hash, u128(sum), sibling, u128(siblingSum));
     sum += siblingSum;
+    if (sum >= LIMIT) return false;
   }
-  return toHex(hash) === root && sum === atoms(total, scale);
+  return toHex(hash) === root && sum === expected;
 }
 
 /** Fetches the caller's (or `holder`'s) proof for `code` and the published liabilities, checks

@@ -1,6 +1,6 @@
 // Standing swaps in the wallet: "I give up to 50 BREAD for GROCER, at par". Clearing runs
 // find rings of such offers among holders and settle them at par, with no order book and no
-// fee: what you give and what you get are worth the same in the currencies' unit.
+// spread: what you give and what you get are worth the same in the currencies' unit.
 import { Scrip } from "/assets/app.js";
 const { api, get, Dec, el, rows, onSubmit, showProblem, toast, when } = Scrip;
 

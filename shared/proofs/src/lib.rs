@@ -125,13 +125,12 @@ fn counted_balances(
         .collect())
 }
 
-/// The salts of `currency`'s accounts, giving a fresh random one to each account without.
-fn salts(
+/// The salts stored for `currency`'s accounts.
+fn stored_salts(
     conn: &mut DbConn,
     currency: CurrencyId,
-    accounts: &[i64],
 ) -> Result<HashMap<i64, [u8; 32]>, LedgerError> {
-    let mut known: HashMap<i64, [u8; 32]> = HashMap::new();
+    let mut known = HashMap::new();
     for (account, salt) in liability_salts::table
         .filter(liability_salts::currency_id.eq(currency.get()))
         .select((liability_salts::account_id, liability_salts::salt))
@@ -143,6 +142,16 @@ fn salts(
             .ok_or_else(|| LedgerError::Invariant(format!("account {account}'s salt")))?;
         known.insert(account, bytes);
     }
+    Ok(known)
+}
+
+/// The salts of `currency`'s accounts, giving a fresh random one to each account without.
+fn salts(
+    conn: &mut DbConn,
+    currency: CurrencyId,
+    accounts: &[i64],
+) -> Result<HashMap<i64, [u8; 32]>, LedgerError> {
+    let mut known = stored_salts(conn, currency)?;
     let mut fresh = Vec::new();
     for &account in accounts {
         if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(account) {
@@ -156,15 +165,21 @@ fn salts(
             ));
         }
     }
+    if fresh.is_empty() {
+        return Ok(known);
+    }
     for chunk in fresh.chunks(500) {
-        let insert = diesel::insert_into(liability_salts::table).values(chunk.to_vec());
+        // A salt another build gave the account meanwhile wins: read back below.
+        let insert = diesel::insert_into(liability_salts::table)
+            .values(chunk.to_vec())
+            .on_conflict_do_nothing();
         // A multi-row insert is spelled per backend (diesel's multi-backend has no batch form).
         match conn {
             DbConn::Postgres(pg) => insert.execute(pg)?,
             DbConn::Sqlite(sqlite) => insert.execute(sqlite)?,
         };
     }
-    Ok(known)
+    stored_salts(conn, currency)
 }
 
 /// Builds the tree of `currency` from the balances as they are now, and records its root if
@@ -322,6 +337,9 @@ pub struct Liabilities {
     ledger: Ledger,
     registry: RegistryId,
     cache: Arc<Mutex<Cached>>,
+    /// Held while a tree is built: one build at a time, so a burst of requests for
+    /// currencies not cached costs one build each, one after the other, never all at once.
+    building: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Liabilities {
@@ -338,12 +356,18 @@ impl Liabilities {
             ledger,
             registry,
             cache: Arc::default(),
+            building: Arc::default(),
         }
     }
 
     /// The snapshot of `currency`: a cached one at most [`FRESH_FOR`] old, or a new one.
     /// Blocking: call it off the async runtime.
     pub fn current(&self, currency: &Currency) -> Result<Arc<Snapshot>, LedgerError> {
+        if let Some(hit) = self.cached(currency.id) {
+            return Ok(hit);
+        }
+        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        // Another request may have built it while this one waited.
         if let Some(hit) = self.cached(currency.id) {
             return Ok(hit);
         }

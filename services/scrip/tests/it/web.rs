@@ -1959,6 +1959,33 @@ async fn a_holder_checks_her_balance_is_counted_and_reads_the_issuers_health() {
     page.wait_text("#proof-result", "✓ Your 25.00 BREAD is counted")
         .await;
     page.screenshot("wallet-proof").await;
+    // The browser's verifier refuses what the Rust one refuses: a negative sibling sum (which
+    // would let a registry hide liabilities), a malformed hash, a total that is not the root's.
+    let (_, proof) = app
+        .get("/api/v1/accounts/proof?currency=BREAD", Some(&_carl))
+        .await;
+    let (_, published) = app.get("/api/v1/currencies/BREAD/liabilities", None).await;
+    let check = |proof: Value, total: &str| {
+        let (page, root, total) = (&page, published["root"].clone(), total.to_owned());
+        async move {
+            page.client
+                .execute_async(
+                    "const [proof, root, total, done] = arguments; import('/assets/liabilities.js')\
+                     .then((m) => m.verifyLiabilityProof(proof, root, total)).then(done, (e) => done(String(e)));",
+                    vec![proof, root, json!(total)],
+                )
+                .await
+                .expect("verify")
+        }
+    };
+    assert_eq!(check(proof.clone(), "100.00").await, json!(true));
+    assert_eq!(check(proof.clone(), "99.99").await, json!(false));
+    let mut negative = proof.clone();
+    negative["path"][0]["sum"] = json!("-1.00");
+    assert_eq!(check(negative, "100.00").await, json!(false));
+    let mut malformed = proof;
+    malformed["path"][0]["hash"] = json!("zz");
+    assert_eq!(check(malformed, "100.00").await, json!(false));
     page.close().await;
 }
 
