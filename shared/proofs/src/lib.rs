@@ -5,7 +5,8 @@
 //! root, or the root's sum would be smaller than what the holders see.
 //!
 //! The imperative shell: [`build`] reads the balances in one query (a consistent snapshot),
-//! gives each new holder a secret salt, builds the tree and records its root when it changed;
+//! gives each new holder a secret salt, builds the tree outside any transaction and records
+//! its root when it changed;
 //! [`Liabilities`] keeps recent snapshots in a bounded cache so a public endpoint cannot make the
 //! server hash every balance on every request.
 
@@ -45,6 +46,7 @@ pub struct Snapshot {
     pub root: Node,
     holders: Vec<Holder>,
     index: HashMap<PrincipalId, usize>,
+    tree: sumtree::Tree,
 }
 
 /// A holder's inclusion proof.
@@ -82,14 +84,13 @@ impl Snapshot {
     /// `principal`'s proof; `None` when it holds nothing positive of the currency.
     pub fn proof(&self, principal: PrincipalId) -> Option<Proof> {
         let &at = self.index.get(&principal)?;
-        let leaves: Vec<Node> = self.holders.iter().map(|h| h.node).collect();
         let holder = &self.holders[at];
         Some(Proof {
             address: holder.address.clone(),
             salt: holder.salt,
             balance_atoms: holder.balance_atoms,
             leaf: holder.node,
-            path: sumtree::proof(&leaves, at)?,
+            path: self.tree.proof(at)?,
             root: self.root,
             as_of_us: self.as_of_us,
         })
@@ -145,31 +146,26 @@ fn stored_salts(
     Ok(known)
 }
 
-/// The salts of `currency`'s accounts, giving a fresh random one to each account without.
-fn salts(
+/// Gives a fresh random salt to each of `accounts` (which had none) and returns every salt of
+/// `currency`, a salt another build gave meanwhile winning. Run in a write transaction.
+fn add_salts(
     conn: &mut DbConn,
     currency: CurrencyId,
     accounts: &[i64],
 ) -> Result<HashMap<i64, [u8; 32]>, LedgerError> {
-    let mut known = stored_salts(conn, currency)?;
-    let mut fresh = Vec::new();
-    for &account in accounts {
-        if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(account) {
+    let fresh: Vec<_> = accounts
+        .iter()
+        .map(|&account| {
             let mut salt = [0_u8; 32];
             rand::rng().fill_bytes(&mut salt);
-            slot.insert(salt);
-            fresh.push((
+            (
                 liability_salts::account_id.eq(account),
                 liability_salts::currency_id.eq(currency.get()),
                 liability_salts::salt.eq(hex::encode(salt)),
-            ));
-        }
-    }
-    if fresh.is_empty() {
-        return Ok(known);
-    }
+            )
+        })
+        .collect();
     for chunk in fresh.chunks(500) {
-        // A salt another build gave the account meanwhile wins: read back below.
         let insert = diesel::insert_into(liability_salts::table)
             .values(chunk.to_vec())
             .on_conflict_do_nothing();
@@ -182,45 +178,62 @@ fn salts(
     stored_salts(conn, currency)
 }
 
-/// Builds the tree of `currency` from the balances as they are now, and records its root if
-/// it differs from the last one recorded. Run it in a write transaction.
+/// Builds the tree of `currency` from the balances as they are now (one query, so one
+/// consistent moment), and records its root if it differs from the last one recorded. The
+/// hashing runs outside any transaction: only new holders' salts and a new root are written,
+/// each in a short write of its own, so payments never wait for the tree.
 pub fn build(
-    conn: &mut DbConn,
+    ledger: &Ledger,
     currency: &Currency,
     registry: &RegistryId,
 ) -> Result<Snapshot, LedgerError> {
     let as_of_us = now_us();
-    let balances = counted_balances(conn, currency)?;
-    let account_ids: Vec<i64> = balances.iter().map(|b| b.0).collect();
-    let salts = salts(conn, currency.id, &account_ids)?;
-    let code = currency.code.to_string();
-    let mut holders: Vec<Holder> = balances
-        .into_iter()
-        .map(|(account, principal, handle, balance_atoms)| {
-            let salt = salts[&account];
-            let address = format!("{handle}@{registry}");
-            let node = Leaf {
-                currency: &code,
-                salt: &salt,
-                address: &address,
-                balance_atoms: u128::from(balance_atoms.unsigned_abs()),
-            }
-            .node();
-            Holder {
-                principal,
-                address,
-                salt,
-                balance_atoms,
-                node,
-            }
-        })
+    let (balances, mut salts) = ledger.read(|conn| {
+        Ok((
+            counted_balances(conn, currency)?,
+            stored_salts(conn, currency.id)?,
+        ))
+    })?;
+    let missing: Vec<i64> = balances
+        .iter()
+        .map(|b| b.0)
+        .filter(|account| !salts.contains_key(account))
         .collect();
+    if !missing.is_empty() {
+        salts = ledger.write(|conn| add_salts(conn, currency.id, &missing))?;
+    }
+    let code = currency.code.to_string();
+    let mut holders = Vec::with_capacity(balances.len());
+    for (account, principal, handle, balance_atoms) in balances {
+        let salt = *salts
+            .get(&account)
+            .ok_or_else(|| LedgerError::Invariant(format!("account {account} has no salt")))?;
+        let address = format!("{handle}@{registry}");
+        let node = Leaf {
+            currency: &code,
+            salt: &salt,
+            address: &address,
+            balance_atoms: u128::from(balance_atoms.unsigned_abs()),
+        }
+        .node();
+        holders.push(Holder {
+            principal,
+            address,
+            salt,
+            balance_atoms,
+            node,
+        });
+    }
     holders.sort_unstable_by_key(|h| h.node.hash);
     let leaves: Vec<Node> = holders.iter().map(|h| h.node).collect();
-    let root = sumtree::root(&leaves)
-        .filter(|r| i64::try_from(r.sum).is_ok())
+    let tree = sumtree::Tree::new(&leaves)
+        .filter(|t| i64::try_from(t.root().sum).is_ok())
         .ok_or_else(|| LedgerError::Invariant(format!("{code}'s liabilities overflow")))?;
-    record_root(conn, currency.id, &root, holders.len(), as_of_us)?;
+    let root = tree.root();
+    let hex_root = hex::encode(root.hash);
+    if ledger.read(|conn| last_root(conn, currency.id))?.as_deref() != Some(hex_root.as_str()) {
+        ledger.write(|conn| record_root(conn, currency.id, &root, holders.len(), as_of_us))?;
+    }
     let index = holders
         .iter()
         .enumerate()
@@ -234,6 +247,7 @@ pub fn build(
         root,
         holders,
         index,
+        tree,
     })
 }
 
@@ -255,6 +269,17 @@ pub struct RecordedRoot {
     pub as_of_us: i64,
 }
 
+/// The root recorded last for `currency` (hex).
+fn last_root(conn: &mut DbConn, currency: CurrencyId) -> Result<Option<String>, LedgerError> {
+    Ok(liability_roots::table
+        .filter(liability_roots::currency_id.eq(currency.get()))
+        .order(liability_roots::id.desc())
+        .select(liability_roots::root)
+        .first(conn)
+        .optional()?)
+}
+
+/// Records a root (unless it is the last one already: two builds may race to it).
 fn record_root(
     conn: &mut DbConn,
     currency: CurrencyId,
@@ -263,13 +288,7 @@ fn record_root(
     as_of_us: i64,
 ) -> Result<(), LedgerError> {
     let hex_root = hex::encode(root.hash);
-    let last: Option<String> = liability_roots::table
-        .filter(liability_roots::currency_id.eq(currency.get()))
-        .order(liability_roots::id.desc())
-        .select(liability_roots::root)
-        .first(conn)
-        .optional()?;
-    if last.as_deref() == Some(hex_root.as_str()) {
+    if last_root(conn, currency)?.as_deref() == Some(hex_root.as_str()) {
         return Ok(());
     }
     let count = |n: u128| {
@@ -324,9 +343,9 @@ pub fn roots(
 
 /// How long a snapshot is served before the tree is built again.
 const FRESH_FOR: Duration = Duration::from_secs(10);
-/// The cache holds at most this many leaves in all (about 100 bytes each): the oldest
-/// snapshots are dropped first.
-const MAX_CACHED_LEAVES: usize = 500_000;
+/// The cache holds at most this many leaves in all (about 350 bytes each with the tree's
+/// nodes, so some 70 MB): the oldest snapshots are dropped first.
+const MAX_CACHED_LEAVES: usize = 200_000;
 
 /// Snapshots with the moment each was built, oldest first.
 type Cached = VecDeque<(Instant, Arc<Snapshot>)>;
@@ -371,10 +390,7 @@ impl Liabilities {
         if let Some(hit) = self.cached(currency.id) {
             return Ok(hit);
         }
-        let snapshot = Arc::new(
-            self.ledger
-                .write(|conn| build(conn, currency, &self.registry))?,
-        );
+        let snapshot = Arc::new(build(&self.ledger, currency, &self.registry)?);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|(_, s)| s.currency != currency.id);
         cache.push_back((Instant::now(), snapshot.clone()));

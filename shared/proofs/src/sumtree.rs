@@ -173,6 +173,74 @@ pub fn verify(leaf: &Node, path: &[(Side, Node)], expected: &Node) -> bool {
     running == *expected
 }
 
+/// A tree built once with every inner node kept, so each proof is a walk of `log n` lookups
+/// instead of hashing the whole tree again.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    leaves: usize,
+    /// The node over leaves `start..start + len`, for every node of the tree.
+    nodes: std::collections::HashMap<(usize, usize), Node>,
+}
+
+impl Tree {
+    /// `None` when the sums overflow.
+    pub fn new(leaves: &[Node]) -> Option<Self> {
+        let mut nodes = std::collections::HashMap::with_capacity(leaves.len() * 2);
+        fn fill(
+            leaves: &[Node],
+            start: usize,
+            nodes: &mut std::collections::HashMap<(usize, usize), Node>,
+        ) -> Option<Node> {
+            let node = match leaves {
+                [] => empty(),
+                [only] => *only,
+                _ => {
+                    let k = split(leaves.len());
+                    let left = fill(&leaves[..k], start, nodes)?;
+                    let right = fill(&leaves[k..], start + k, nodes)?;
+                    parent(&left, &right)?
+                }
+            };
+            nodes.insert((start, leaves.len()), node);
+            Some(node)
+        }
+        fill(leaves, 0, &mut nodes)?;
+        Some(Self {
+            leaves: leaves.len(),
+            nodes,
+        })
+    }
+
+    pub fn root(&self) -> Node {
+        self.nodes
+            .get(&(0, self.leaves))
+            .copied()
+            .unwrap_or_else(empty)
+    }
+
+    /// The path from leaf `index` up, as [`proof`] gives it.
+    pub fn proof(&self, index: usize) -> Option<Vec<(Side, Node)>> {
+        if index >= self.leaves {
+            return None;
+        }
+        let mut path = Vec::new();
+        let (mut start, mut len) = (0, self.leaves);
+        while len > 1 {
+            let k = split(len);
+            if index < start + k {
+                path.push((Side::Right, *self.nodes.get(&(start + k, len - k))?));
+                len = k;
+            } else {
+                path.push((Side::Left, *self.nodes.get(&(start, k))?));
+                start += k;
+                len -= k;
+            }
+        }
+        path.reverse();
+        Some(path)
+    }
+}
+
 /// Sorts leaves into tree order.
 pub fn order(leaves: &mut [Node]) {
     leaves.sort_unstable_by_key(|leaf| leaf.hash);
@@ -198,9 +266,16 @@ mod tests {
         order(&mut leaves);
         let top = root(&leaves).expect("fits");
         assert_eq!(top.sum, 1_500);
+        let tree = Tree::new(&leaves).expect("fits");
+        assert_eq!(tree.root(), top);
         for i in 0..leaves.len() {
             let path = proof(&leaves, i).expect("a leaf");
             assert!(verify(&leaves[i], &path, &top));
+            assert_eq!(
+                tree.proof(i),
+                Some(path),
+                "the kept tree gives the same path"
+            );
         }
         assert_eq!(root(&[]).expect("empty"), empty());
         assert!(proof(&leaves, 5).is_none());

@@ -35,9 +35,12 @@ proptest! {
         let leaves = leaves(&balances);
         let root = sumtree::root(&leaves).expect("fits");
         prop_assert_eq!(root.sum, balances.iter().map(|&b| u128::from(b)).sum::<u128>());
+        let tree = sumtree::Tree::new(&leaves).expect("fits");
+        prop_assert_eq!(tree.root(), root);
         for (i, leaf) in leaves.iter().enumerate() {
             let path = sumtree::proof(&leaves, i).expect("a leaf");
             prop_assert!(sumtree::verify(leaf, &path, &root));
+            prop_assert_eq!(tree.proof(i), Some(path));
         }
         let i = pick.index(leaves.len());
         let path = sumtree::proof(&leaves, i).expect("a leaf");
