@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use actix_web::{HttpResponse, delete, get, post, web};
 use diesel::prelude::*;
 use scrip_auth::Caller;
-use scrip_domain::{Amount, CurrencyCode, PrincipalKind};
+use scrip_domain::{Amount, PrincipalKind};
 use scrip_http::{ApiError, Problem, blocking, now_us, rfc3339_from_us};
 use scrip_ledger::{Currency, Ledger, LedgerError};
 use scrip_store::DbConn;
@@ -66,16 +66,6 @@ fn currencies_of(
         }
     }
     Ok(currencies)
-}
-
-fn currency(conn: &mut DbConn, raw: &str, field: &str) -> Result<Currency, ApiError> {
-    let unknown = || ApiError::invalid_field(field, format!("there is no currency {raw:?}"));
-    let code = CurrencyCode::parse(raw).map_err(|_| unknown())?;
-    match scrip_ledger::currency_by_code(conn, &code) {
-        Ok(currency) => Ok(currency),
-        Err(LedgerError::UnknownCurrency) => Err(unknown()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The caller's intents `rows` as the API shows them, with what applied runs gave them.
@@ -162,8 +152,8 @@ pub async fn create_intent(
                 "swap intents are for people; a business's holdings are cleared as its debts",
             ));
         }
-        let give = currency(&mut conn, &body.give, "give")?;
-        let want = currency(&mut conn, &body.want, "want")?;
+        let give = crate::store::currency_named(&mut conn, &body.give, "give")??;
+        let want = crate::store::currency_named(&mut conn, &body.want, "want")??;
         if give.id == want.id {
             return Err(ApiError::invalid_field(
                 "want",

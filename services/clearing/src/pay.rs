@@ -109,18 +109,9 @@ fn pay_in(
             format!("only {left} {} is left to pay", obligation.unit),
         )));
     }
-    let currency = match scrip_domain::CurrencyCode::parse(&body.currency)
-        .ok()
-        .map(|code| scrip_ledger::currency_by_code(conn, &code))
-    {
-        Some(Ok(currency)) => currency,
-        Some(Err(LedgerError::UnknownCurrency)) | None => {
-            return Ok(Err(ApiError::invalid_field(
-                "currency",
-                format!("there is no currency {:?}", body.currency),
-            )));
-        }
-        Some(Err(e)) => return Err(e),
+    let currency = match store::currency_named(conn, &body.currency, "currency")? {
+        Ok(currency) => currency,
+        Err(refused) => return Ok(Err(refused)),
     };
     if currency.unit.as_str() != obligation.unit {
         return Ok(Err(ApiError::invalid_field(

@@ -6,9 +6,28 @@
 
 use diesel::prelude::*;
 use scrip_domain::PrincipalId;
-use scrip_ledger::LedgerError;
+use scrip_http::ApiError;
+use scrip_ledger::{Currency, LedgerError};
 use scrip_store::DbConn;
 use scrip_store::schema::{memberships, obligations};
+
+/// The currency a request names in `field`; an unknown one is refused under that field
+/// (`Ok(Err(..))`, before anything is written).
+pub fn currency_named(
+    conn: &mut DbConn,
+    raw: &str,
+    field: &str,
+) -> Result<Result<Currency, ApiError>, LedgerError> {
+    let unknown = || ApiError::invalid_field(field, format!("there is no currency {raw:?}"));
+    let Ok(code) = scrip_domain::CurrencyCode::parse(raw) else {
+        return Ok(Err(unknown()));
+    };
+    match scrip_ledger::currency_by_code(conn, &code) {
+        Ok(currency) => Ok(Ok(currency)),
+        Err(LedgerError::UnknownCurrency) => Ok(Err(unknown())),
+        Err(e) => Err(e),
+    }
+}
 
 /// Where an obligation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

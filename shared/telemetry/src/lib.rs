@@ -34,8 +34,6 @@ pub struct CheckStatus {
     pub name: &'static str,
     pub about: &'static str,
     pub violations: usize,
-    /// The first violation found, in words.
-    pub example: Option<String>,
 }
 
 /// What the last audit found, and when.
