@@ -404,6 +404,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(scrip_clearing::ClearingApi::openapi());
     doc.merge(scrip_orderbook::ExchangeApi::openapi());
     doc.merge(scrip_notify::NotifyApi::openapi());
+    doc.merge(scrip_marketplace::MarketplaceApi::openapi());
     doc.info.title = "Scrip API".into();
     doc.info.version = "1".into();
     doc.info.description =
@@ -458,6 +459,9 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
             .app_data(state.conversions.clone());
         if state.services.orderbook {
             scrip_orderbook::configure(cfg);
+            // Deals pay through the markets, so the marketplace is served beside them.
+            scrip_marketplace::configure(cfg);
+            scrip_marketplace::configure_payments(cfg);
         } else {
             scrip_orderbook::configure_market_data(cfg);
         }

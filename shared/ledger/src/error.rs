@@ -55,6 +55,9 @@ pub enum LedgerError {
     IdempotencyConflict,
     #[error("this payment request has already been paid")]
     AlreadyPaid,
+    /// Something else a payment settles was paid first (a deal): the detail says what.
+    #[error("{0}")]
+    AlreadySettled(String),
     #[error("this payment request expired at {at}; ask for a new one")]
     RequestExpired { at: String },
     #[error("database error: {0}")]
@@ -113,7 +116,7 @@ impl LedgerError {
             Self::HoldExceeded => "hold_exceeded",
             Self::LimitBelowPosition => "limit_below_position",
             Self::IdempotencyConflict => "idempotency_conflict",
-            Self::AlreadyPaid => "already_paid",
+            Self::AlreadyPaid | Self::AlreadySettled(_) => "already_paid",
             Self::RequestExpired { .. } => "request_expired",
             Self::BadPolicy(_) => "bad_policy",
             Self::OverMaxPayment { .. } => "over_max_payment",
@@ -136,6 +139,7 @@ impl LedgerError {
             | Self::CodeTaken
             | Self::IdempotencyConflict
             | Self::AlreadyPaid
+            | Self::AlreadySettled(_)
             | Self::Sealed { .. } => ErrorClass::Conflict,
             Self::Pool(_) | Self::Unavailable(_) => ErrorClass::Unavailable,
             Self::Store(_) | Self::Invariant(_) => ErrorClass::Internal,

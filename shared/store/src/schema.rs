@@ -414,6 +414,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     proposal_votes,
     business_log,
     admission_applications,
+    listings,
+    listing_currencies,
+    deals,
+    deal_feedback,
 );
 
 diesel::table! {
@@ -486,3 +490,65 @@ diesel::joinable!(orders -> markets (market_id));
 
 diesel::joinable!(payment_spends -> transfers (transfer_id));
 diesel::joinable!(payment_trades -> trades (trade_id));
+
+// The marketplace. The search index is not in this schema: it differs by backend (an FTS5
+// table `listings_fts` on SQLite, a generated `listings.search` tsvector on PostgreSQL) and is
+// only read through raw SQL in `scrip-marketplace`.
+diesel::table! {
+    listings (id) {
+        id -> BigInt,
+        holder_id -> BigInt,
+        author_id -> BigInt,
+        kind -> Text,
+        title -> Text,
+        description -> Text,
+        price_atoms -> Nullable<BigInt>,
+        price_currency_id -> Nullable<BigInt>,
+        category -> Nullable<Text>,
+        place -> Nullable<Text>,
+        status -> Text,
+        created_at_us -> BigInt,
+        updated_at_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    listing_currencies (listing_id, currency_id) {
+        listing_id -> BigInt,
+        currency_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    deals (id) {
+        id -> BigInt,
+        listing_id -> BigInt,
+        buyer_id -> BigInt,
+        seller_id -> BigInt,
+        opened_by_id -> BigInt,
+        terms -> Text,
+        status -> Text,
+        currency_id -> BigInt,
+        amount_atoms -> Nullable<BigInt>,
+        transfer_id -> Nullable<BigInt>,
+        onboarding_atoms -> BigInt,
+        created_at_us -> BigInt,
+        paid_at_us -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    deal_feedback (deal_id, from_id) {
+        deal_id -> BigInt,
+        from_id -> BigInt,
+        to_id -> BigInt,
+        rating -> Integer,
+        comment -> Nullable<Text>,
+        created_at_us -> BigInt,
+        updated_at_us -> BigInt,
+    }
+}
+
+diesel::joinable!(listing_currencies -> listings (listing_id));
+diesel::joinable!(deals -> listings (listing_id));
+diesel::joinable!(deal_feedback -> deals (deal_id));

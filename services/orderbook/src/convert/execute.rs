@@ -58,6 +58,17 @@ pub struct PaymentPlan {
     pub memo: Option<String>,
     /// The payment request this pays (claimed in the payment's transaction), if any.
     pub request: Option<String>,
+    /// What else the payment settles in its transaction (a marketplace deal), if anything.
+    pub settles: Option<Arc<dyn Settles>>,
+}
+
+/// Work another service does inside a payment's own transaction (the marketplace's deal):
+/// [`Settles::claim`] runs before the transfer, so that two payments of one thing cannot both
+/// commit; [`Settles::complete`] after it, with the transfer made. Either refusing rolls the
+/// whole payment back, trades included.
+pub trait Settles: Send + Sync + std::fmt::Debug {
+    fn claim(&self, conn: &mut DbConn) -> Result<(), LedgerError>;
+    fn complete(&self, conn: &mut DbConn, transfer: &Transfer) -> Result<(), LedgerError>;
 }
 
 /// Currencies' codes and scales, to say amounts in words.
@@ -462,6 +473,9 @@ fn attempt(
         };
         return Err(refusal.unwrap_or(LedgerError::AlreadyPaid).into());
     }
+    if let Some(settles) = &plan.settles {
+        settles.claim(conn)?;
+    }
     let transfer = scrip_ledger::transfer(
         conn,
         &TransferRequest {
@@ -475,6 +489,9 @@ fn attempt(
     )?;
     if let Some(id) = &plan.request {
         scrip_ledger::requests::record_transfer(conn, id, transfer.id)?;
+    }
+    if let Some(settles) = &plan.settles {
+        settles.complete(conn, &transfer)?;
     }
     let after = positions(conn, &rules, plan.payer, &currencies)?;
     let (spent, change) = measure(&before, &after, sources, plan.currency);

@@ -247,6 +247,7 @@ fn parse(
             max_spend: HashMap::new(),
             memo: None,
             request: None,
+            settles: None,
         },
         from: payer.handle.to_string(),
         to: payee.handle.to_string(),
@@ -664,6 +665,78 @@ pub async fn create_payment(
         }
         Outcome::Replayed(stored) => Ok(idempotent_response(&stored, true)),
         Outcome::Quoted(_) => Err(ApiError::Internal("a payment was only quoted".into())),
+    }
+}
+
+/// A payment another service makes on its caller's behalf (a marketplace deal), checked,
+/// converted and answered exactly as `POST /api/v1/payments` would, with `settles` done in
+/// the payment's own transaction. Blocking: call it from a blocking thread.
+#[derive(Debug)]
+pub struct PayFor<'a> {
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    pub currency: &'a str,
+    pub amount: &'a str,
+    pub pay_with: Option<&'a [String]>,
+    pub max_spend: Option<&'a BTreeMap<String, String>>,
+    pub memo: Option<String>,
+    pub settles: std::sync::Arc<dyn super::execute::Settles>,
+}
+
+/// Makes `order` ([`PayFor`]); a payment out of a business's issuing account that its
+/// approval rule would send to the other owners is refused (`needs_approval`), since the
+/// deal cannot wait for them.
+pub fn pay_for(
+    ledger: &Ledger,
+    exchange: &Exchange,
+    caller: &Caller,
+    registry: &RegistryId,
+    order: PayFor<'_>,
+) -> Result<PaymentView, ApiError> {
+    let mut conn = ledger.conn()?;
+    let shape = Shape {
+        to: order.to,
+        currency: order.currency,
+        amount: order.amount,
+        from: order.from,
+        pay_with: order.pay_with,
+        max_hops: None,
+    };
+    let mut parsed = parse(&mut conn, exchange, caller, shape, registry)?;
+    parsed.plan.memo = order.memo;
+    if let Some(raw) = order.max_spend {
+        parsed.plan.max_spend = max_spend(&mut conn, raw)?;
+    }
+    let sources =
+        std::iter::once(parsed.target.id).chain(parsed.plan.pay_with.iter().flatten().copied());
+    for source in sources {
+        let paying = scrip_ledger::currency_by_id(&mut conn, source)?;
+        if scrip_governance::issuing_needs_approval(&mut conn, &parsed.payer, &paying)? {
+            return Err(scrip_governance::needs_approval(
+                &parsed.payer,
+                paying.code.as_str(),
+            ));
+        }
+    }
+    drop(conn);
+    parsed.plan.settles = Some(order.settles);
+    let render = |executed: &Executed| {
+        serde_json::to_string(&payment_view(exchange, &parsed, executed))
+            .map_err(|e| ExchangeError::Invariant(format!("cannot render a payment: {e}")))
+    };
+    let mode = Mode::Pay {
+        idempotency: None,
+        render: &render,
+    };
+    match execute::run(exchange, ledger.pool(), &parsed.plan, &mode)? {
+        Outcome::Paid(executed) => {
+            let view = payment_view(exchange, &parsed, &executed);
+            exchange.announce_payment(parsed.plan.recipient, &view);
+            Ok(view)
+        }
+        Outcome::Replayed(_) | Outcome::Quoted(_) => {
+            Err(ApiError::Internal("a deal's payment was not made".into()))
+        }
     }
 }
 

@@ -229,6 +229,7 @@ fn run(steps: &[Step]) -> Result<usize, TestCaseError> {
                 .collect(),
             memo: None,
             request: None,
+            settles: None,
         };
         let (payer_before, recipient_before, markets_before) = (
             balances(&world, payer),
