@@ -1,3 +1,5 @@
+DELETE FROM principals WHERE handle = 'registry-onboarding';
+DROP TABLE onboarding_allowances;
 DROP TRIGGER listings_fts_update;
 DROP TRIGGER listings_fts_delete;
 DROP TRIGGER listings_fts_insert;

@@ -83,3 +83,20 @@ CREATE TRIGGER listings_fts_update AFTER UPDATE OF title, description ON listing
         VALUES ('delete', old.id, old.title, old.description);
     INSERT INTO listings_fts (rowid, title, description) VALUES (new.id, new.title, new.description);
 END;
+
+-- New coinage: each person's onboarding allowance in the registry's mutual-credit currency,
+-- written at its first use; what the fund paid for it is `used_atoms` (journal kind
+-- `onboarding`), never more than `granted_atoms`.
+CREATE TABLE onboarding_allowances (
+    principal_id BIGINT PRIMARY KEY REFERENCES principals (id),
+    currency_id BIGINT NOT NULL REFERENCES currencies (id),
+    granted_atoms BIGINT NOT NULL CHECK (granted_atoms > 0),
+    used_atoms BIGINT NOT NULL CHECK (used_atoms >= 0 AND used_atoms <= granted_atoms),
+    created_at_us BIGINT NOT NULL
+);
+
+-- The new-coinage fund: a business no one owns, under a handle no one can sign up with. It
+-- pays newcomers' shares in the registry's mutual-credit currency, as a member going below
+-- zero down to the limit the currency's stewards give it.
+INSERT INTO principals (handle, kind, display_name, created_at_us)
+VALUES ('registry-onboarding', 'business', 'New coinage fund', 0);

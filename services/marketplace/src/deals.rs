@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::feedback::{FeedbackView, feedback_of};
 use crate::listings::{ListingRow, find as find_listing};
+use crate::onboarding::{Onboarding, Subsidy};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +66,10 @@ pub struct DealView {
     pub currency: String,
     /// The amount agreed (fixed) or paid; none while an `after` deal is open.
     pub amount: Option<String>,
-    /// The payment's id (`GET /api/v1/payments/{id}`), once paid.
+    /// What the registry's onboarding fund paid of it (new coinage), if anything: the buyer
+    /// paid `amount` less this.
+    pub onboarding: Option<String>,
+    /// The buyer's payment's id (`GET /api/v1/payments/{id}`), once paid.
     pub payment_id: Option<String>,
     pub created_at: String,
     pub paid_at: Option<String>,
@@ -193,6 +197,7 @@ pub fn views(conn: &mut DbConn, rows: Vec<DealRow>) -> Result<Vec<DealView>, Api
             status: row.status,
             currency: currency.code.to_string(),
             amount: row.amount_atoms.map(say),
+            onboarding: (row.onboarding_atoms > 0).then(|| say(row.onboarding_atoms)),
             payment_id: row.transfer_id.map(|id| id.to_string()),
             created_at: rfc3339_from_us(row.created_at_us),
             paid_at: row.paid_at_us.map(rfc3339_from_us),
@@ -294,6 +299,7 @@ struct NewPaidDeal {
     terms: &'static str,
     currency: CurrencyId,
     amount_atoms: i64,
+    subsidy: Option<Subsidy>,
     inserted: Mutex<Option<i64>>,
 }
 
@@ -304,6 +310,10 @@ impl Settles for NewPaidDeal {
 
     fn complete(&self, conn: &mut DbConn, transfer: &Transfer) -> Result<(), LedgerError> {
         let now = now_us();
+        let onboarding_atoms = match &self.subsidy {
+            Some(subsidy) => subsidy.pay(conn)?,
+            None => 0,
+        };
         let id: i64 = diesel::insert_into(deals::table)
             .values((
                 deals::listing_id.eq(self.listing_id),
@@ -315,6 +325,7 @@ impl Settles for NewPaidDeal {
                 deals::currency_id.eq(self.currency.get()),
                 deals::amount_atoms.eq(self.amount_atoms),
                 deals::transfer_id.eq(transfer.id.get()),
+                deals::onboarding_atoms.eq(onboarding_atoms),
                 deals::created_at_us.eq(now),
                 deals::paid_at_us.eq(now),
             ))
@@ -351,6 +362,7 @@ struct OpenDealPaid {
     deal: i64,
     currency: CurrencyId,
     amount_atoms: i64,
+    subsidy: Option<Subsidy>,
 }
 
 impl Settles for OpenDealPaid {
@@ -377,8 +389,15 @@ impl Settles for OpenDealPaid {
     }
 
     fn complete(&self, conn: &mut DbConn, transfer: &Transfer) -> Result<(), LedgerError> {
+        let onboarding_atoms = match &self.subsidy {
+            Some(subsidy) => subsidy.pay(conn)?,
+            None => 0,
+        };
         diesel::update(deals::table.find(self.deal))
-            .set(deals::transfer_id.eq(transfer.id.get()))
+            .set((
+                deals::transfer_id.eq(transfer.id.get()),
+                deals::onboarding_atoms.eq(onboarding_atoms),
+            ))
             .execute(conn)?;
         Ok(())
     }
@@ -412,8 +431,8 @@ struct Paying<'a> {
     max_spend: Option<&'a BTreeMap<String, String>>,
 }
 
-/// Pays `buyer_atoms` of `currency` from `buyer` to `seller` for `caller`, settling
-/// `settles` in the same transaction.
+/// Pays `buyer_atoms` of `currency` from `buyer` to `seller` for `caller` (the price less
+/// what onboarding pays), settling `settles` in the same transaction.
 #[expect(clippy::too_many_arguments, reason = "each is one part of the payment")]
 fn pay(
     ledger: &Ledger,
@@ -466,6 +485,7 @@ pub async fn create_deal(
     ledger: web::Data<Ledger>,
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
+    onboarding: web::Data<Onboarding>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let created = blocking(move || {
@@ -530,7 +550,9 @@ pub async fn create_deal(
                 payment: None,
             });
         };
+        let subsidy = onboarding.subsidy(&mut conn, &buyer, &seller, &currency, amount.atoms())?;
         drop(conn);
+        let buyer_atoms = amount.atoms() - subsidy.as_ref().map_or(0, |s| s.atoms);
         let settles = Arc::new(NewPaidDeal {
             listing_id: listing.id,
             buyer: buyer.id,
@@ -538,6 +560,7 @@ pub async fn create_deal(
             terms,
             currency: currency.id,
             amount_atoms: amount.atoms(),
+            subsidy,
             inserted: Mutex::new(None),
         });
         let paying = Paying {
@@ -551,7 +574,7 @@ pub async fn create_deal(
             &registry,
             (&buyer, &seller),
             &currency,
-            amount.atoms(),
+            buyer_atoms,
             &paying,
             &listing.title,
             settles.clone(),
@@ -590,6 +613,7 @@ pub async fn pay_deal(
     ledger: web::Data<Ledger>,
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
+    onboarding: web::Data<Onboarding>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0.unwrap_or_default();
     let paid = blocking(move || {
@@ -642,11 +666,14 @@ pub async fn pay_deal(
                     .map_err(|e| ApiError::invalid_field("amount", e.to_string()))?
             }
         };
+        let subsidy = onboarding.subsidy(&mut conn, &buyer, &seller, &currency, amount.atoms())?;
         drop(conn);
+        let buyer_atoms = amount.atoms() - subsidy.as_ref().map_or(0, |s| s.atoms);
         let settles = Arc::new(OpenDealPaid {
             deal: deal.id,
             currency: currency.id,
             amount_atoms: amount.atoms(),
+            subsidy,
         });
         let paying = Paying {
             pay_with: body.pay_with.as_deref(),
@@ -659,7 +686,7 @@ pub async fn pay_deal(
             &registry,
             (&buyer, &seller),
             &currency,
-            amount.atoms(),
+            buyer_atoms,
             &paying,
             &listing.title,
             settles,

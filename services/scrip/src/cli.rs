@@ -156,6 +156,21 @@ pub struct Config {
         global = true
     )]
     pub max_streams_per_address: usize,
+    /// New coinage: the registry's mutual-credit currency in which each person gets an
+    /// onboarding allowance (with `--onboarding-credit`); unset: no new coinage.
+    #[arg(long, env = "SCRIP_ONBOARDING_CURRENCY", global = true)]
+    pub onboarding_currency: Option<String>,
+    /// Each person's onboarding allowance: the fund pays up to half of a purchase from it.
+    #[arg(long, env = "SCRIP_ONBOARDING_CREDIT", global = true)]
+    pub onboarding_credit: Option<String>,
+    /// The least reputation (mean rating, 1 to 5) a seller needs for new coinage to pay.
+    #[arg(
+        long,
+        env = "SCRIP_ONBOARDING_MIN_REPUTATION",
+        default_value = "4.00",
+        global = true
+    )]
+    pub onboarding_min_reputation: String,
     /// Database connections per process.
     #[arg(long, env = "SCRIP_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,

@@ -146,6 +146,7 @@ pub fn seed(ledger: &Ledger, registry: &RegistryId) -> Result<(), Box<dyn std::e
         }
         Ok(())
     })?;
+    crate::demo_listings::seed(ledger)?;
     tracing::info!(registry = %registry, "seeded the demo economy");
     println!(
         "Demo economy: log in as rosa, gus, hilde (shop owners), wanda (the bakery's till), carla, dev (customers) or eli (holds only ALE: pay the bakery in BREAD with it), password {DEMO_PASSWORD:?}"

@@ -5,4 +5,5 @@
 pub mod clearing_bench;
 pub mod cli;
 pub mod demo;
+pub mod demo_listings;
 pub mod server;

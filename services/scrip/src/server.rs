@@ -179,6 +179,8 @@ pub struct Settings {
     pub streams: scrip_orderbook::StreamLimits,
     /// Where `/metrics` is served instead of `listen` (an internal address); `None`: `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// New coinage (`--onboarding-*`); `None`: off.
+    pub onboarding: Option<scrip_marketplace::onboarding::Settings>,
 }
 
 /// Where the token keys come from.
@@ -232,12 +234,28 @@ impl Settings {
             redis_prefix: config.redis_prefix.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             metrics_listen: config.metrics_listen,
+            onboarding: onboarding_settings(config)?,
             streams: scrip_orderbook::StreamLimits {
                 total: config.max_streams,
                 per_address: config.max_streams_per_address,
                 ..scrip_orderbook::StreamLimits::default()
             },
         })
+    }
+}
+
+/// `--onboarding-currency` and `--onboarding-credit` together turn new coinage on.
+fn onboarding_settings(
+    config: &Config,
+) -> Result<Option<scrip_marketplace::onboarding::Settings>, Box<dyn std::error::Error>> {
+    match (&config.onboarding_currency, &config.onboarding_credit) {
+        (None, None) => Ok(None),
+        (Some(currency), Some(credit)) => Ok(Some(scrip_marketplace::onboarding::Settings::parse(
+            currency,
+            credit,
+            &config.onboarding_min_reputation,
+        )?)),
+        _ => Err("new coinage needs both --onboarding-currency and --onboarding-credit".into()),
     }
 }
 
@@ -257,6 +275,8 @@ struct State {
     policy: web::Data<IssuerPolicy>,
     /// The per-caller budget of converted payments and quotes.
     conversions: web::Data<scrip_orderbook::convert::http::ConversionLimiter>,
+    /// New coinage, for the marketplace's deals.
+    onboarding: web::Data<scrip_marketplace::onboarding::Onboarding>,
     /// Recent liabilities trees, shared by the issuer (roots, health) and the wallet (proofs).
     liabilities: web::Data<scrip_proofs::Liabilities>,
     /// What runs an approved proposal, by action (the issuer's and the exchange's).
@@ -385,6 +405,9 @@ fn build_state(
             ledger.clone(),
             settings.registry.clone(),
         )),
+        onboarding: web::Data::new(scrip_marketplace::onboarding::Onboarding(
+            settings.onboarding.clone(),
+        )),
         ledger: web::Data::new(ledger),
         openapi: openapi(),
         services: settings.services,
@@ -456,7 +479,8 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     }
     if let Some(exchange) = &state.exchange {
         cfg.app_data(exchange.clone())
-            .app_data(state.conversions.clone());
+            .app_data(state.conversions.clone())
+            .app_data(state.onboarding.clone());
         if state.services.orderbook {
             scrip_orderbook::configure(cfg);
             // Deals pay through the markets, so the marketplace is served beside them.

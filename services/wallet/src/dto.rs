@@ -61,7 +61,7 @@ pub struct TransferView {
     pub currency: String,
     pub amount: String,
     pub memo: Option<String>,
-    /// `payment`, `trade`, `fee`, `clearing`, `transfer_fee` or `demurrage`.
+    /// `payment`, `trade`, `fee`, `clearing`, `transfer_fee`, `demurrage` or `onboarding`.
     pub kind: String,
     pub created_at: String,
     /// The currency's transfer fee this payment paid on top (its own line in the history,

@@ -48,7 +48,7 @@ pub use journal::{
     CurrencyStats, Holding, JournalEntry, Lines, account_lines, account_moved_since,
     currencies_of_issuer, currencies_page, currencies_stats, holdings, journal_entry, journal_page,
 };
-pub use members::{Member, is_member, member, members_page, set_member};
+pub use members::{Member, credit_before_opening, is_member, member, members_page, set_member};
 pub use model::{Account, Currency, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
 pub use plan::{HoldRef, Key, Plan};
 pub use principals::{

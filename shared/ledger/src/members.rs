@@ -257,3 +257,22 @@ pub fn is_member(
 ) -> Result<bool, LedgerError> {
     Ok(member_limit_atoms(conn, currency, principal)?.is_some())
 }
+
+/// What a principal may spend in `currency` before its account there is opened: in a
+/// mutual-credit currency its credit line (its own limit as a member, or the limit a new
+/// member gets, unless admission is required), elsewhere nothing. The account is opened at
+/// its first payment with exactly this floor ([`floor_for_new_account`]).
+pub fn credit_before_opening(
+    conn: &mut DbConn,
+    currency: &Currency,
+    principal: PrincipalId,
+) -> Result<i64, LedgerError> {
+    if currency.policies.kind != CurrencyKind::MutualCredit {
+        return Ok(0);
+    }
+    Ok(match member_limit_atoms(conn, currency.id, principal)? {
+        Some(atoms) => atoms,
+        None if currency.policies.requires_admission => 0,
+        None => currency.policies.member_credit_limit_atoms,
+    })
+}

@@ -214,6 +214,8 @@ pub enum TransferKind {
     TransferFee,
     /// A currency's demurrage, paid by a positive balance once per period.
     Demurrage,
+    /// New coinage: the registry's onboarding fund paying part of a newcomer's purchase.
+    Onboarding,
 }
 
 impl TransferKind {
@@ -225,6 +227,7 @@ impl TransferKind {
             Self::Clearing => "clearing",
             Self::TransferFee => "transfer_fee",
             Self::Demurrage => "demurrage",
+            Self::Onboarding => "onboarding",
         }
     }
 
@@ -236,6 +239,7 @@ impl TransferKind {
             Self::Clearing,
             Self::TransferFee,
             Self::Demurrage,
+            Self::Onboarding,
         ]
         .into_iter()
         .find(|k| k.as_str() == raw)

@@ -418,6 +418,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     listing_currencies,
     deals,
     deal_feedback,
+    onboarding_allowances,
 );
 
 diesel::table! {
@@ -552,3 +553,13 @@ diesel::table! {
 diesel::joinable!(listing_currencies -> listings (listing_id));
 diesel::joinable!(deals -> listings (listing_id));
 diesel::joinable!(deal_feedback -> deals (deal_id));
+
+diesel::table! {
+    onboarding_allowances (principal_id) {
+        principal_id -> BigInt,
+        currency_id -> BigInt,
+        granted_atoms -> BigInt,
+        used_atoms -> BigInt,
+        created_at_us -> BigInt,
+    }
+}

@@ -92,6 +92,26 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/currency.js"),
     ),
     (
+        "listings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/listings.js"),
+    ),
+    (
+        "marketplace.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/marketplace.js"),
+    ),
+    (
+        "listing.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/listing.js"),
+    ),
+    (
+        "profile.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/profile.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_str!("../../assets/icon.svg"),

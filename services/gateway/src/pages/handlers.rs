@@ -617,3 +617,55 @@ pub async fn qr_code(query: web::Query<QrQuery>) -> Result<HttpResponse, ApiErro
         .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
         .body(svg))
 }
+
+#[derive(Template)]
+#[template(path = "marketplace.html")]
+struct MarketplacePage {
+    nav: Nav,
+}
+
+/// The marketplace: search, post an offer or a want, and (signed in) one's deals.
+#[get("/marketplace")]
+pub async fn marketplace(request: HttpRequest) -> HttpResponse {
+    public_page(&request, "marketplace", "Marketplace", |nav| {
+        MarketplacePage { nav }
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "listing.html")]
+struct ListingPage {
+    nav: Nav,
+    id: String,
+}
+
+/// One listing, with its deal form.
+#[get("/marketplace/{id}")]
+pub async fn listing(request: HttpRequest, id: web::Path<String>) -> HttpResponse {
+    let id = id.into_inner();
+    public_page(&request, "marketplace", "Listing", |nav| ListingPage {
+        nav,
+        id,
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "profile.html")]
+struct ProfilePage {
+    nav: Nav,
+    handle: String,
+}
+
+/// A person's or business's public profile: reputation and listings.
+#[get("/people/{handle}")]
+pub async fn person(request: HttpRequest, handle: web::Path<String>) -> HttpResponse {
+    let handle = handle.into_inner();
+    let title = handle.clone();
+    public_page(&request, "marketplace", title, |nav| ProfilePage {
+        nav,
+        handle,
+    })
+    .await
+}

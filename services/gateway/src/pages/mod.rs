@@ -35,5 +35,8 @@ pub fn configure_web(cfg: &mut web::ServiceConfig) {
         .service(handlers::currency)
         .service(handlers::shop)
         .service(handlers::clearing)
-        .service(handlers::status_page);
+        .service(handlers::status_page)
+        .service(handlers::marketplace)
+        .service(handlers::listing)
+        .service(handlers::person);
 }

@@ -282,9 +282,20 @@ fn due_atoms(rules: &BatchRules, plan: &PaymentPlan) -> Result<(i64, i64), Excha
 fn own_balance_covers(conn: &mut DbConn, plan: &PaymentPlan) -> Result<bool, ExchangeError> {
     let rules = BatchRules::load(conn, &[plan.currency])?;
     let (amount_atoms, fee_atoms) = due_atoms(&rules, plan)?;
-    let available = scrip_ledger::account(conn, plan.payer, plan.currency)?
-        .map_or(0, |account| account.available().atoms());
+    let available = match scrip_ledger::account(conn, plan.payer, plan.currency)? {
+        Some(account) => account.available().atoms(),
+        None => not_opened_credit(conn, plan)?,
+    };
     Ok(available >= amount_atoms.saturating_add(fee_atoms))
+}
+
+/// What the payer may spend in the currency paid before its account there is opened (a
+/// mutual-credit member's credit line): the transfer opens the account with that floor.
+fn not_opened_credit(conn: &mut DbConn, plan: &PaymentPlan) -> Result<i64, ExchangeError> {
+    let currency = scrip_ledger::currency_by_id(conn, plan.currency)?;
+    Ok(scrip_ledger::credit_before_opening(
+        conn, &currency, plan.payer,
+    )?)
 }
 
 /// The currencies that may pay, in order: `pay_with`, or every currency the payer holds
@@ -412,9 +423,10 @@ fn attempt(
     let rules = BatchRules::load(conn, &currencies)?;
     let before = positions(conn, &rules, plan.payer, &currencies)?;
     let (amount_atoms, fee_atoms) = due_atoms(&rules, plan)?;
-    let own_atoms = before
-        .get(&plan.currency)
-        .map_or(0, Position::available_atoms);
+    let own_atoms = match before.get(&plan.currency) {
+        Some(position) => position.available_atoms(),
+        None => not_opened_credit(conn, plan)?,
+    };
     let mut missing_atoms = amount_atoms + fee_atoms - own_atoms;
     let mut legs = Vec::new();
     let mut trades = Vec::new();

@@ -17,6 +17,7 @@ crate::on_both_backends!(
     a_deal_is_paid_once_under_ten_concurrent_payers,
     a_fixed_deal_converts_what_the_buyer_holds,
     feedback_is_once_per_party_of_a_paid_deal_and_makes_a_reputation,
+    new_coinage_pays_half_of_a_newcomers_purchases_within_the_allowance,
 );
 
 /// A bakery (rosa) with BREAD; carl holds 50.00 BREAD; gus is a gardener.
@@ -750,4 +751,177 @@ async fn feedback_is_once_per_party_of_a_paid_deal_and_makes_a_reputation(backen
     assert_eq!(page["items"][0]["holder_reputation"]["score"], "5.00");
     let answer = app.get("/api/v1/principals/nobody", None).await;
     assert_problem(&answer, StatusCode::NOT_FOUND, "unknown_account");
+}
+
+async fn onboarding_app(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        crate::app::Limits {
+            onboarding: Some(("LETS", "20.00", "4.00")),
+            ..crate::app::Limits::default()
+        },
+    )
+    .await
+}
+
+async fn buy(app: &TestApp, token: &str, listing: &Value) -> (StatusCode, Value) {
+    app.post(
+        &format!(
+            "/api/v1/listings/{}/deals",
+            listing["id"].as_str().expect("id")
+        ),
+        Some(token),
+        json!({"terms": "fixed"}),
+    )
+    .await
+}
+
+async fn set_limit(app: &TestApp, steward: &str, member: &str, limit: &str) {
+    let (status, body) = app
+        .put_json(
+            &format!("/api/v1/currencies/LETS/members/{member}"),
+            Some(steward),
+            json!({"credit_limit": limit}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn new_coinage_pays_half_of_a_newcomers_purchases_within_the_allowance(backend: Backend) {
+    let app = onboarding_app(backend).await;
+    let steward = app.user("steward").await;
+    app.business(&steward, "commons").await;
+    let (status, lets) = app
+        .post(
+            "/api/v1/currencies",
+            Some(&steward),
+            json!({"issuer": "commons", "code": "LETS", "name": "Valley LETS", "scale": 2,
+                   "credit_limit": "0", "kind": "mutual_credit", "member_credit_limit": "10.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{lets}");
+    set_limit(&app, &steward, "registry-onboarding", "30.00").await;
+    let sam = app.user("sam").await;
+    let tom = app.user("tom").await;
+    let olga = app.user("olga").await;
+    let nina = app.user("nina").await;
+    let loaf = list(
+        &app,
+        &sam,
+        json!({"kind": "offer", "title": "Loaf", "price": {"amount": "4.00", "currency": "LETS"}}),
+    )
+    .await;
+    let cake = list(
+        &app,
+        &sam,
+        json!({"kind": "offer", "title": "Cake", "price": {"amount": "16.00", "currency": "LETS"}}),
+    )
+    .await;
+    let pie = list(
+        &app,
+        &tom,
+        json!({"kind": "offer", "title": "Pie", "price": {"amount": "2.00", "currency": "LETS"}}),
+    )
+    .await;
+
+    // Sam has no reputation yet: Olga pays the whole loaf, then rates him.
+    let (status, deal) = buy(&app, &olga, &loaf).await;
+    assert_eq!(status, StatusCode::CREATED, "{deal}");
+    assert_eq!(deal["onboarding"], Value::Null, "{deal}");
+    assert_eq!(balance(&app, &olga, None, "LETS").await, "-4.00");
+    let (status, body) = rate(
+        &app,
+        &olga,
+        deal["id"].as_str().expect("id"),
+        json!({"rating": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Now the fund pays half of Nina's cake; she pays the other half from her credit line.
+    let (status, deal) = buy(&app, &nina, &cake).await;
+    assert_eq!(status, StatusCode::CREATED, "{deal}");
+    assert_eq!(
+        (deal["amount"].as_str(), deal["onboarding"].as_str()),
+        (Some("16.00"), Some("8.00")),
+        "{deal}"
+    );
+    assert_eq!(deal["payment"]["amount"], "8.00");
+    assert_eq!(balance(&app, &nina, None, "LETS").await, "-8.00");
+    assert_eq!(balance(&app, &sam, None, "LETS").await, "20.00");
+    let (_, sam_history) = app.get("/api/v1/transfers", Some(&sam)).await;
+    assert!(
+        sam_history["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|t| t["kind"] == "onboarding" && t["amount"] == "8.00"),
+        "{sam_history}"
+    );
+
+    // A second cake is more than Nina's own line allows: refused whole, the allowance kept.
+    let answer = buy(&app, &nina, &cake).await;
+    assert_problem(
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    );
+    app.user("operator").await;
+    app.grant_operator("operator").await;
+    let operator = app.login("operator", "correct horse battery").await;
+    let (status, fund) = app.get("/api/v1/onboarding", Some(&operator)).await;
+    assert_eq!(status, StatusCode::OK, "{fund}");
+    assert_eq!(
+        (
+            fund["paid"].as_str(),
+            fund["balance"].as_str(),
+            fund["deals"].as_i64()
+        ),
+        (Some("8.00"), Some("-8.00"), Some(1)),
+        "{fund}"
+    );
+
+    // With a larger line she buys two more: 8.00, then only the 4.00 left of her 20.00.
+    set_limit(&app, &steward, "nina", "50.00").await;
+    let (_, second) = buy(&app, &nina, &cake).await;
+    assert_eq!(second["onboarding"], "8.00", "{second}");
+    let (_, third) = buy(&app, &nina, &cake).await;
+    assert_eq!(third["onboarding"], "4.00", "{third}");
+    let (_, fourth) = buy(&app, &nina, &cake).await;
+    assert_eq!(
+        fourth["onboarding"],
+        Value::Null,
+        "the allowance is spent: {fourth}"
+    );
+    assert_eq!(balance(&app, &nina, None, "LETS").await, "-44.00");
+    // Tom has no reputation: his pie is paid whole.
+    let (_, pie_deal) = buy(&app, &olga, &pie).await;
+    assert_eq!(pie_deal["onboarding"], Value::Null);
+
+    // The fund never goes past its limit: a second newcomer gets only what is left of it.
+    let (status, body) = app
+        .put_json(
+            "/api/v1/currencies/LETS/members/registry-onboarding",
+            Some(&steward),
+            json!({"credit_limit": "25.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pia = app.user("pia").await;
+    set_limit(&app, &steward, "pia", "50.00").await;
+    let (_, deal) = buy(&app, &pia, &cake).await;
+    assert_eq!(deal["onboarding"], "5.00", "{deal}");
+    let (_, fund) = app.get("/api/v1/onboarding", Some(&operator)).await;
+    assert_eq!(
+        (
+            fund["paid"].as_str(),
+            fund["balance"].as_str(),
+            fund["newcomers"].as_i64()
+        ),
+        (Some("25.00"), Some("-25.00"), Some(2)),
+        "{fund}"
+    );
+    let answer = app.get("/api/v1/onboarding", Some(&nina)).await;
+    assert_problem(&answer, StatusCode::FORBIDDEN, "not_operator");
+    app.assert_audit_clean().await;
 }

@@ -35,6 +35,8 @@ pub struct Limits {
     pub behind_local_proxy: bool,
     /// Serve `/metrics` on an internal port of its own ([`TestApp::metrics_base`]).
     pub metrics_apart: bool,
+    /// New coinage: `(currency, credit, min reputation)`.
+    pub onboarding: Option<(&'static str, &'static str, &'static str)>,
 }
 
 impl Default for Limits {
@@ -49,6 +51,7 @@ impl Default for Limits {
             streams: scrip_orderbook::StreamLimits::default(),
             behind_local_proxy: false,
             metrics_apart: false,
+            onboarding: None,
         }
     }
 }
@@ -92,6 +95,10 @@ impl TestApp {
             metrics_listen: limits
                 .metrics_apart
                 .then(|| "127.0.0.1:0".parse().expect("addr")),
+            onboarding: limits.onboarding.map(|(currency, credit, min)| {
+                scrip_marketplace::onboarding::Settings::parse(currency, credit, min)
+                    .expect("onboarding settings")
+            }),
             // Tests share one Redis: each app is a deployment of its own.
             redis_prefix: format!("scrip-it:{}:{}:", std::process::id(), rand_suffix()),
         };

@@ -2086,3 +2086,131 @@ async fn a_standing_swap_offered_in_the_wallet_closes_in_a_ring() {
     page.screenshot_of("#swaps-card", "wallet-swaps").await;
     page.close().await;
 }
+
+/// A newcomer holding only ALE finds the bakery's sourdough offer by searching, buys it paying
+/// with ALE (converted through the books in the same payment), rates the bakery under "My
+/// deals", and its reputation shows on the bakery's profile. A shop owner's listing with markup
+/// in its title shows as text. On a phone the marketplace keeps its listings on screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_finds_an_offer_buys_it_with_what_it_holds_and_rates_the_seller() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    let mia = app.user("mia").await;
+    let eli = app.user("eli").await;
+    app.shop(&rosa, "bakery", "BREAD").await;
+    app.shop(&rosa, "brewery", "ALE").await;
+    for (from, to, code) in [("brewery", "eli", "ALE"), ("bakery", "mia", "BREAD")] {
+        let (status, body) = app
+            .pay(
+                &rosa,
+                json!({"from": from, "to": to, "currency": code, "amount": "20.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app
+        .post(
+            "/api/v1/markets",
+            Some(&rosa),
+            json!({"base": "ALE", "quote": "BREAD", "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .post(
+            "/api/v1/orders",
+            Some(&mia),
+            json!({"market": "ALE-BREAD", "side": "buy", "type": "limit", "price": "1.00", "quantity": "10.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // The owner lists two offers for the bakery from the marketplace page.
+    let owner = driver.browser().await;
+    owner.log_in(&app, "rosa", "/marketplace").await;
+    owner.find("#listing-holder option[value=bakery]").await;
+    owner
+        .client
+        .execute(
+            "document.getElementById('listing-holder').value = 'bakery'",
+            vec![],
+        )
+        .await
+        .expect("choose the bakery");
+    owner
+        .fill("#listing-title", "<img src=x onerror=alert(1)> Rye")
+        .await;
+    owner.click("#listing-form button[type=submit]").await;
+    owner.wait_text("#listing-title", "<img src=x").await;
+    owner.open(&app, "/marketplace").await;
+    owner
+        .client
+        .execute(
+            "document.getElementById('listing-holder').value = 'bakery'",
+            vec![],
+        )
+        .await
+        .expect("choose the bakery");
+    owner.fill("#listing-title", "Sourdough loaf").await;
+    owner
+        .fill("#listing-description", "Baked every morning.")
+        .await;
+    owner.fill("#listing-price", "4.50").await;
+    owner.fill("#listing-currency", "BREAD").await;
+    owner.fill("#listing-category", "food").await;
+    owner.click("#listing-form button[type=submit]").await;
+    owner.wait_text("#holder-link", "bakery").await;
+    owner.close().await;
+
+    let buyer = driver.browser().await;
+    buyer.log_in(&app, "eli", "/marketplace").await;
+    buyer.wait_text("#listings", "Rye").await;
+    let (count, _) = buyer.offscreen("#listings img").await;
+    assert_eq!(count, 0, "a title's markup is text, never an element");
+    buyer.fill("#search-q", "sourdo").await;
+    buyer.click("#search-form button[type=submit]").await;
+    buyer.wait_text("#listings", "Sourdough loaf").await;
+    buyer.screenshot("marketplace").await;
+    buyer.click("#listings a.title").await;
+    buyer.wait_text("#listing-price", "4.50 BREAD").await;
+    // Eli holds no BREAD: the page prices the loaf in ALE through the books.
+    buyer
+        .wait_text("#pay-quote", "You spend 5.00 ALE for 4.50 BREAD")
+        .await;
+    buyer.screenshot("marketplace-listing").await;
+    buyer.click("#deal-submit").await;
+    buyer
+        .wait_text("#deal-result", "Paid 4.50 BREAD to bakery")
+        .await;
+    assert_eq!(available(&app, &eli, "ALE").await, "15.00");
+
+    buyer.open(&app, "/marketplace").await;
+    buyer.wait_text("#deals tbody", "Sourdough loaf").await;
+    buyer.fill("#deals input[name=comment]", "Still warm").await;
+    buyer.click("#deals form button[type=submit]").await;
+    buyer.wait_text("#deals tbody", "you rated ★★★★★").await;
+    buyer.screenshot_of("#deals", "marketplace-deals").await;
+
+    buyer.open(&app, "/people/bakery").await;
+    buyer
+        .wait_text("#profile-reputation", "★ 5.00 from 1 rating")
+        .await;
+    buyer.wait_text("#ratings", "Still warm").await;
+    buyer.screenshot("marketplace-profile").await;
+
+    buyer
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone size");
+    buyer.open(&app, "/marketplace").await;
+    buyer.wait_text("#listings", "Sourdough loaf").await;
+    let (count, offscreen) = buyer.offscreen("#listings li, #search-form button").await;
+    assert!(count >= 3, "{count}");
+    assert_eq!(
+        offscreen, 0,
+        "every listing and the search button fit a phone"
+    );
+    buyer.close().await;
+}
