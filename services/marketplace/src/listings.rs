@@ -142,18 +142,23 @@ pub struct ListingRow {
 impl ListingRow {
     /// Every currency the listing takes, the price's first.
     pub fn currencies(&self, conn: &mut DbConn) -> Result<Vec<CurrencyId>, LedgerError> {
-        let mut ids: Vec<i64> = self.price_currency_id.into_iter().collect();
         let others: Vec<i64> = listing_currencies::table
             .filter(listing_currencies::listing_id.eq(self.id))
             .order(listing_currencies::currency_id)
             .select(listing_currencies::currency_id)
             .load(conn)?;
+        Ok(self.taking(others))
+    }
+
+    /// The price's currency, then `others` (the listing's other currencies, read already).
+    fn taking(&self, others: Vec<i64>) -> Vec<CurrencyId> {
+        let mut ids: Vec<i64> = self.price_currency_id.into_iter().collect();
         ids.extend(
             others
                 .into_iter()
                 .filter(|c| Some(*c) != self.price_currency_id),
         );
-        Ok(ids.into_iter().map(CurrencyId::new).collect())
+        ids.into_iter().map(CurrencyId::new).collect()
     }
 }
 
@@ -199,8 +204,19 @@ fn text(raw: &str, field: &str, (min, max): (usize, usize)) -> Result<String, Ap
             format!("{what}, not {chars}"),
         ));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::invalid_field(field, "no control characters"));
+    let lines_allowed = field == "description";
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && !(lines_allowed && c == '\n'))
+    {
+        return Err(ApiError::invalid_field(
+            field,
+            if lines_allowed {
+                "no control characters but new lines"
+            } else {
+                "one line, without control characters"
+            },
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -273,10 +289,27 @@ pub fn views(conn: &mut DbConn, rows: Vec<ListingRow>) -> Result<Vec<ListingView
         .map(|(id, handle, name)| (id, (handle, name)))
         .collect();
     let reputations = reputation::of_many(conn, &holder_ids)?;
+    let listing_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut also_taken: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (listing, currency) in listing_currencies::table
+        .filter(listing_currencies::listing_id.eq_any(&listing_ids))
+        .order((
+            listing_currencies::listing_id,
+            listing_currencies::currency_id,
+        ))
+        .select((
+            listing_currencies::listing_id,
+            listing_currencies::currency_id,
+        ))
+        .load::<(i64, i64)>(conn)
+        .map_err(LedgerError::from)?
+    {
+        also_taken.entry(listing).or_default().push(currency);
+    }
     let mut currencies: HashMap<CurrencyId, Currency> = HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let taken = row.currencies(conn)?;
+        let taken = row.taking(also_taken.remove(&row.id).unwrap_or_default());
         for id in &taken {
             if let std::collections::hash_map::Entry::Vacant(slot) = currencies.entry(*id) {
                 slot.insert(scrip_ledger::currency_by_id(conn, *id)?);

@@ -70,6 +70,11 @@ pub enum Violation {
     /// A clearing run's recorded position of a business does not match the settlements it
     /// took part in, or its net position changed.
     ClearingMismatch { run: i64, business: i64 },
+    /// A paid marketplace deal whose payment (the buyer's transfer and the onboarding fund's
+    /// share) is not its amount in its currency, or that has no payment.
+    DealMismatch { deal: i64 },
+    /// An onboarding payment that no deal of its seller records.
+    UnmatchedOnboarding { transfer: i64 },
 }
 
 /// References written by the exchange's single writer that PostgreSQL does not check with a
@@ -116,6 +121,34 @@ fn dangling_references(conn: &mut DbConn, after: &Marks) -> Result<Vec<Violation
     Ok(violations)
 }
 
+/// Paid deals (paid since `after_id` by their transfer) whose payment is not their amount, and
+/// onboarding lines that no deal of their payee records.
+fn deal_mismatches(conn: &mut DbConn, after_id: i64) -> Result<Vec<Violation>, LedgerError> {
+    let deals_sql = format!(
+        "SELECT d.id AS row_id FROM deals d LEFT JOIN transfers t ON t.id = d.transfer_id \
+         WHERE d.status = 'paid' AND (d.transfer_id IS NULL OR (t.id > {after_id} AND \
+         (t.amount_atoms + d.onboarding_atoms <> d.amount_atoms OR t.currency_id <> d.currency_id))) \
+         ORDER BY d.id LIMIT {DANGLING_REPORTED}"
+    );
+    let deals: Vec<RowId> = diesel::sql_query(deals_sql).load(conn)?;
+    let onboarding_sql = format!(
+        "SELECT t.id AS row_id FROM transfers t JOIN accounts a ON a.id = t.to_account_id \
+         WHERE t.id > {after_id} AND t.kind = 'onboarding' AND NOT EXISTS \
+         (SELECT 1 FROM deals d WHERE d.seller_id = a.principal_id AND d.currency_id = t.currency_id \
+         AND d.onboarding_atoms = t.amount_atoms) ORDER BY t.id LIMIT {DANGLING_REPORTED}"
+    );
+    let onboarding: Vec<RowId> = diesel::sql_query(onboarding_sql).load(conn)?;
+    Ok(deals
+        .into_iter()
+        .map(|r| Violation::DealMismatch { deal: r.row_id })
+        .chain(
+            onboarding
+                .into_iter()
+                .map(|r| Violation::UnmatchedOnboarding { transfer: r.row_id }),
+        )
+        .collect())
+}
+
 /// Demurrage lines that no charge row records with the same account and amount: the rows
 /// (primary key: account and period) are what shows each period was charged at most once.
 fn unrecorded_demurrage(conn: &mut DbConn, after_id: i64) -> Result<Vec<Violation>, LedgerError> {
@@ -134,7 +167,7 @@ fn unrecorded_demurrage(conn: &mut DbConn, after_id: i64) -> Result<Vec<Violatio
 
 impl Violation {
     /// Every check of the audit, by name: the `check` label of its metric.
-    pub const CHECKS: [&'static str; 10] = [
+    pub const CHECKS: [&'static str; 11] = [
         "zero_sum",
         "floors",
         "ceilings",
@@ -145,6 +178,7 @@ impl Violation {
         "freezes",
         "open_orders",
         "clearing_nets",
+        "deals",
     ];
 
     /// What each of [`Violation::CHECKS`] makes sure of, in words for the public monitor.
@@ -161,6 +195,9 @@ impl Violation {
             "open_orders" => "no hold is left behind an order that ended",
             "clearing_nets" => {
                 "each clearing run kept every business's net position, as its settlements show"
+            }
+            "deals" => {
+                "every paid marketplace deal was paid its amount exactly, the onboarding fund's share included"
             }
             _ => "",
         }
@@ -179,6 +216,7 @@ impl Violation {
             Self::FrozenUnfreezable { .. } => "freezes",
             Self::HoldLeftBehind { .. } => "open_orders",
             Self::ClearingMismatch { .. } => "clearing_nets",
+            Self::DealMismatch { .. } | Self::UnmatchedOnboarding { .. } => "deals",
         }
     }
 }
@@ -256,6 +294,14 @@ impl fmt::Display for Violation {
                     "transfer {transfer}: an account of another currency takes part"
                 )
             }
+            Self::DealMismatch { deal } => write!(
+                f,
+                "deal {deal}: paid, but its payment is not its amount in its currency"
+            ),
+            Self::UnmatchedOnboarding { transfer } => write!(
+                f,
+                "transfer {transfer}: an onboarding payment that no deal of its payee records"
+            ),
             Self::UnrecordedDemurrage { transfer } => write!(
                 f,
                 "transfer {transfer}: a demurrage line that no charge of its account and period records"
@@ -479,6 +525,9 @@ fn audit_snapshot(
     report
         .violations
         .extend(unrecorded_demurrage(conn, checkpoint.through.transfers)?);
+    report
+        .violations
+        .extend(deal_mismatches(conn, checkpoint.through.transfers)?);
     report
         .violations
         .extend(holds_left_behind(conn, &open_holds)?);

@@ -210,6 +210,7 @@ async fn listings_are_checked_and_only_their_holder_changes_them(backend: Backen
     for (body, field) in [
         (json!({"kind": "gift", "title": "Bread"}), "kind"),
         (json!({"kind": "offer", "title": "ab"}), "title"),
+        (json!({"kind": "offer", "title": "Bread\nrolls"}), "title"),
         (json!({"kind": "offer", "title": "x".repeat(121)}), "title"),
         (
             json!({"kind": "offer", "title": "Bread", "price": {"amount": "4.505", "currency": "BREAD"}}),
@@ -489,6 +490,25 @@ async fn a_deal_is_paid_once_under_ten_concurrent_payers(backend: Backend) {
     assert_eq!(app.transfer_count().await, transfers + 1);
     assert_eq!(balance(&app, &carl, None, "BREAD").await, "47.00");
     app.assert_audit_clean().await;
+
+    // The audit would see a deal whose payment is not its amount.
+    let pool = app.db.pool.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl as _;
+        let mut conn = pool.get().expect("conn");
+        diesel::sql_query("UPDATE deals SET amount_atoms = amount_atoms + 1")
+            .execute(&mut conn)
+            .expect("tamper");
+        scrip_ledger::Ledger::new(pool).audit().expect("audit")
+    })
+    .await
+    .expect("task");
+    let checks: Vec<&str> = report
+        .violations
+        .iter()
+        .map(scrip_ledger::Violation::check)
+        .collect();
+    assert_eq!(checks, ["deals"], "{:?}", report.violations);
 }
 
 async fn a_fixed_deal_converts_what_the_buyer_holds(backend: Backend) {
