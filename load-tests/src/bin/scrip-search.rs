@@ -34,6 +34,9 @@ struct Args {
     /// Listings posted at once while seeding.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// The listings are there already (a second run on the same server): search only.
+    #[arg(long)]
+    seeded: bool,
 }
 
 const GOODS: [&str; 24] = [
@@ -207,7 +210,9 @@ async fn main() -> Result<(), Failure> {
         .timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(256)
         .build()?;
-    seed(&client, &args).await?;
+    if !args.seeded {
+        seed(&client, &args).await?;
+    }
     let kinds = ["one word", "two words", "prefix"];
     let total = args.rate * args.duration_s;
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
