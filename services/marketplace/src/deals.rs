@@ -431,39 +431,46 @@ struct Paying<'a> {
     max_spend: Option<&'a BTreeMap<String, String>>,
 }
 
-/// Pays `buyer_atoms` of `currency` from `buyer` to `seller` for `caller` (the price less
-/// what onboarding pays), settling `settles` in the same transaction.
-#[expect(clippy::too_many_arguments, reason = "each is one part of the payment")]
-fn pay(
-    ledger: &Ledger,
-    exchange: &Exchange,
-    caller: &Caller,
-    registry: &RegistryId,
-    (buyer, seller): (&Principal, &Principal),
-    currency: &Currency,
-    buyer_atoms: i64,
-    paying: &Paying<'_>,
-    title: &str,
-    settles: Arc<dyn Settles>,
-) -> Result<PaymentView, ApiError> {
-    let from = (buyer.id != caller.id).then(|| buyer.handle.to_string());
-    let amount = Amount::from_atoms(buyer_atoms, currency.scale).to_string();
-    pay_for(
-        ledger,
-        exchange,
-        caller,
-        registry,
-        PayFor {
-            from: from.as_deref(),
-            to: seller.handle.as_str(),
-            currency: currency.code.as_str(),
-            amount: &amount,
-            pay_with: paying.pay_with,
-            max_spend: paying.max_spend,
-            memo: memo(title),
-            settles,
-        },
-    )
+/// Who pays a deal, through what: the caller (the buyer or an owner of it) and the services
+/// its payment runs on.
+struct Checkout<'a> {
+    ledger: &'a Ledger,
+    exchange: &'a Exchange,
+    caller: &'a Caller,
+    registry: &'a RegistryId,
+}
+
+impl Checkout<'_> {
+    /// Pays `buyer_atoms` of `currency` from `buyer` to `seller` (the price less what
+    /// onboarding pays), with the buyer's choice of sources, settling `settles` in the same
+    /// transaction.
+    fn pay(
+        &self,
+        (buyer, seller): (&Principal, &Principal),
+        (currency, buyer_atoms): (&Currency, i64),
+        paying: &Paying<'_>,
+        title: &str,
+        settles: Arc<dyn Settles>,
+    ) -> Result<PaymentView, ApiError> {
+        let from = (buyer.id != self.caller.id).then(|| buyer.handle.to_string());
+        let amount = Amount::from_atoms(buyer_atoms, currency.scale).to_string();
+        pay_for(
+            self.ledger,
+            self.exchange,
+            self.caller,
+            self.registry,
+            PayFor {
+                from: from.as_deref(),
+                to: seller.handle.as_str(),
+                currency: currency.code.as_str(),
+                amount: &amount,
+                pay_with: paying.pay_with,
+                max_spend: paying.max_spend,
+                memo: memo(title),
+                settles,
+            },
+        )
+    }
 }
 
 #[utoipa::path(
@@ -563,18 +570,19 @@ pub async fn create_deal(
             subsidy,
             inserted: Mutex::new(None),
         });
+        let checkout = Checkout {
+            ledger: &ledger,
+            exchange: &exchange,
+            caller: &caller,
+            registry: &registry,
+        };
         let paying = Paying {
             pay_with: body.pay_with.as_deref(),
             max_spend: body.max_spend.as_ref(),
         };
-        let payment = pay(
-            &ledger,
-            &exchange,
-            &caller,
-            &registry,
+        let payment = checkout.pay(
             (&buyer, &seller),
-            &currency,
-            buyer_atoms,
+            (&currency, buyer_atoms),
             &paying,
             &listing.title,
             settles.clone(),
@@ -675,18 +683,19 @@ pub async fn pay_deal(
             amount_atoms: amount.atoms(),
             subsidy,
         });
+        let checkout = Checkout {
+            ledger: &ledger,
+            exchange: &exchange,
+            caller: &caller,
+            registry: &registry,
+        };
         let paying = Paying {
             pay_with: body.pay_with.as_deref(),
             max_spend: body.max_spend.as_ref(),
         };
-        let payment = pay(
-            &ledger,
-            &exchange,
-            &caller,
-            &registry,
+        let payment = checkout.pay(
             (&buyer, &seller),
-            &currency,
-            buyer_atoms,
+            (&currency, buyer_atoms),
             &paying,
             &listing.title,
             settles,

@@ -349,6 +349,13 @@ pub fn views(conn: &mut DbConn, rows: Vec<ListingRow>) -> Result<Vec<ListingView
     Ok(out)
 }
 
+/// The listing `id` as it is now, read after a change was committed.
+fn view_of(ledger: &Ledger, id: i64) -> Result<ListingView, ApiError> {
+    let mut conn = ledger.conn()?;
+    let row = find(&mut conn, &id.to_string())?;
+    one_view(&mut conn, row)
+}
+
 fn one_view(conn: &mut DbConn, row: ListingRow) -> Result<ListingView, ApiError> {
     views(conn, vec![row])?
         .pop()
@@ -440,9 +447,7 @@ pub async fn create_listing(
                 ),
             ));
         };
-        let mut conn = ledger.conn()?;
-        let row = find(&mut conn, &id.to_string())?;
-        one_view(&mut conn, row)
+        view_of(&ledger, id)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -698,9 +703,7 @@ pub async fn update_listing(
                 .execute(conn)?;
             Ok(())
         })?;
-        let mut conn = ledger.conn()?;
-        let row = find(&mut conn, &row.id.to_string())?;
-        one_view(&mut conn, row)
+        view_of(&ledger, row.id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -733,9 +736,7 @@ pub async fn withdraw_listing(
                 .execute(conn)?;
             Ok(())
         })?;
-        let mut conn = ledger.conn()?;
-        let row = find(&mut conn, &row.id.to_string())?;
-        one_view(&mut conn, row)
+        view_of(&ledger, row.id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
