@@ -15,7 +15,7 @@ use scrip_http::{ApiError, Problem, blocking, now_us, rfc3339_from_us};
 use scrip_ledger::{Currency, Ledger, LedgerError, Principal, Transfer};
 use scrip_orderbook::Exchange;
 use scrip_orderbook::convert::execute::Settles;
-use scrip_orderbook::convert::http::{PayFor, PaymentView, pay_for};
+use scrip_orderbook::convert::http::{ConversionLimiter, PayFor, PaymentView, check_rate, pay_for};
 use scrip_store::DbConn;
 use scrip_store::schema::{deals, listings, memberships, principals};
 use serde::{Deserialize, Serialize};
@@ -481,10 +481,15 @@ impl Checkout<'_> {
         (status = 404, body = Problem, description = "not_found"),
         (status = 409, body = Problem, description = "listing_withdrawn"),
         (status = 422, body = Problem, description = "own_listing; invalid_request under terms, amount, currency; and every refusal of `POST /payments` (no_route, slippage_exceeded, insufficient_funds...), nothing changed"),
-        (status = 503, body = Problem, description = "market_unavailable: nothing was applied"),
+        (status = 429, body = Problem, description = "rate_limited: the caller's payments budget"),
+        (status = 503, body = Problem, description = "market_unavailable or overloaded (too many converting payments at once): nothing was applied"),
     )
 )]
 #[post("/api/v1/listings/{id}/deals")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "actix extractors, one per piece of state"
+)]
 pub async fn create_deal(
     caller: Caller,
     path: web::Path<String>,
@@ -493,8 +498,12 @@ pub async fn create_deal(
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
     onboarding: web::Data<Onboarding>,
+    limiter: Option<web::Data<ConversionLimiter>>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    if body.terms == "fixed" {
+        check_rate(limiter.as_ref().map(|l| l.get_ref()), &caller).await?;
+    }
     let created = blocking(move || {
         let mut conn = ledger.conn()?;
         let listing = find_listing(&mut conn, &path)?;
@@ -610,10 +619,15 @@ pub async fn create_deal(
         (status = 404, body = Problem, description = "not_found (also a deal the caller is not the buyer of)"),
         (status = 409, body = Problem, description = "already_paid"),
         (status = 422, body = Problem, description = "invalid_request under amount or currency; every refusal of `POST /payments`, nothing changed"),
-        (status = 503, body = Problem, description = "market_unavailable: nothing was applied"),
+        (status = 429, body = Problem, description = "rate_limited: the caller's payments budget"),
+        (status = 503, body = Problem, description = "market_unavailable or overloaded (too many converting payments at once): nothing was applied"),
     )
 )]
 #[post("/api/v1/deals/{id}/pay")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "actix extractors, one per piece of state"
+)]
 pub async fn pay_deal(
     caller: Caller,
     path: web::Path<String>,
@@ -622,7 +636,9 @@ pub async fn pay_deal(
     exchange: web::Data<Exchange>,
     registry: web::Data<RegistryId>,
     onboarding: web::Data<Onboarding>,
+    limiter: Option<web::Data<ConversionLimiter>>,
 ) -> Result<HttpResponse, ApiError> {
+    check_rate(limiter.as_ref().map(|l| l.get_ref()), &caller).await?;
     let body = body.0.unwrap_or_default();
     let paid = blocking(move || {
         let mut conn = ledger.conn()?;

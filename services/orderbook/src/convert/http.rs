@@ -529,7 +529,12 @@ fn for_request(conn: &mut DbConn, plan: &mut PaymentPlan, id: &str) -> Result<()
 #[derive(Debug)]
 pub struct ConversionLimiter(pub scrip_http::RateLimiter);
 
-async fn check_rate(limiter: Option<&ConversionLimiter>, caller: &Caller) -> Result<(), ApiError> {
+/// The caller's budget of payments (and quotes) that convert; shared by every endpoint that
+/// pays through [`pay_for`].
+pub async fn check_rate(
+    limiter: Option<&ConversionLimiter>,
+    caller: &Caller,
+) -> Result<(), ApiError> {
     match limiter {
         Some(limiter) => limiter.0.check(&caller.id.to_string()).await,
         None => Ok(()),
@@ -693,6 +698,8 @@ pub fn pay_for(
     registry: &RegistryId,
     order: PayFor<'_>,
 ) -> Result<PaymentView, ApiError> {
+    // Bounded like `POST /payments`: a payment may borrow markets, so few run at once.
+    let _slot = exchange.conversion_slot()?;
     let mut conn = ledger.conn()?;
     let shape = Shape {
         to: order.to,

@@ -482,9 +482,14 @@ async fn a_deal_is_paid_once_under_ten_concurrent_payers(backend: Backend) {
     )
     .await;
     let paid = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    // The others are refused: paid already, or (past the 8 converting payments a process
+    // runs at once) overloaded before anything was tried.
     let refused = answers
         .iter()
-        .filter(|(s, b)| *s == StatusCode::CONFLICT && b["code"] == "already_paid")
+        .filter(|(s, b)| {
+            (*s == StatusCode::CONFLICT && b["code"] == "already_paid")
+                || (*s == StatusCode::SERVICE_UNAVAILABLE && b["code"] == "overloaded")
+        })
         .count();
     assert_eq!((paid, refused), (1, 9), "{answers:?}");
     assert_eq!(app.transfer_count().await, transfers + 1);
