@@ -45,12 +45,20 @@ CREATE TABLE deals (
     onboarding_atoms BIGINT NOT NULL DEFAULT 0 CHECK (onboarding_atoms >= 0),
     created_at_us BIGINT NOT NULL,
     paid_at_us BIGINT,
+    -- The Idempotency-Key (and request hash) the deal was opened with, and paid with: a
+    -- retry gets the deal again instead of a second one.
+    request_key TEXT,
+    request_hash TEXT,
+    paid_key TEXT,
+    paid_hash TEXT,
     CHECK (buyer_id <> seller_id),
     CHECK (terms = 'after' OR amount_atoms IS NOT NULL)
 );
 CREATE INDEX deals_buyer ON deals (buyer_id, id);
 CREATE INDEX deals_seller ON deals (seller_id, id);
 CREATE INDEX deals_listing ON deals (listing_id, id);
+CREATE UNIQUE INDEX deals_request_key ON deals (opened_by_id, request_key);
+CREATE INDEX deals_opened_open ON deals (opened_by_id, status);
 
 -- One rating per party of a paid deal, of the other party.
 CREATE TABLE deal_feedback (

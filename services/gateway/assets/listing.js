@@ -13,6 +13,7 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
   async function load() {
     try { listing = await get("/api/v1/listings/" + encodeURIComponent(id)); } catch (problem) {
       document.getElementById("listing-title").textContent = "Not found";
+      document.querySelector(".market-grid").hidden = true;
       const error = document.getElementById("listing-error");
       error.textContent = problem.detail || "There is no such listing.";
       error.hidden = false;
@@ -31,10 +32,15 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
     document.getElementById("holder-name").textContent = listing.holder_name || "";
     document.getElementById("holder-reputation").textContent = reputationWords(listing.holder_reputation);
     const mineToo = me && (me.handle === listing.holder || me.businesses.some((b) => b.handle === listing.holder && b.role === "owner"));
-    document.getElementById("withdraw").hidden = !mineToo || listing.status !== "open";
-    document.getElementById("deal-card").hidden = listing.status !== "open" || (mineToo && !openDeal);
+    if (me && openDeal) {
+      try { deal = await get("/api/v1/deals/" + encodeURIComponent(openDeal)); } catch (_) { deal = null; }
+      // Only an open deal on this very listing is paid here.
+      if (deal && (deal.listing !== listing.id || deal.status !== "open")) deal = null;
+    }
+    document.getElementById("withdraw").hidden = !mineToo || listing.status !== "open" || Boolean(deal);
+    document.getElementById("deal-card").hidden = deal ? false : (listing.status !== "open" || mineToo);
     loadMatches();
-    if (me && !mineToo) await setUpDeal();
+    if (me && (deal || !mineToo)) await setUpDeal();
   }
 
   async function loadMatches() {
@@ -74,27 +80,36 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
     amountField.hidden = deal ? Boolean(deal.amount) : !(terms === "fixed" && !priced);
     conversion.update(payment());
   }, 300);
-  form.addEventListener("input", update);
-  form.addEventListener("change", update);
+  // Ticking what to pay with re-prices inside the box; it does not rebuild it.
+  const outsideBox = (event) => { if (!event.target.closest("#pay-with")) update(); };
+  form.addEventListener("input", outsideBox);
+  form.addEventListener("change", outsideBox);
 
+  const submit = document.getElementById("deal-submit");
+  /** The button says what pressing it does. */
+  function label() {
+    if (deal) return;
+    const offer = listing.kind === "offer";
+    const after = form.elements.terms.value === "after";
+    submit.textContent = offer ? (after ? "Open the deal" : "Buy") : "Offer to do it";
+  }
   async function setUpDeal() {
-    const codes = listing.accepts.length ? listing.accepts : (await get("/api/v1/accounts")).items.map((a) => a.currency);
-    currencySelect.replaceChildren(...codes.map((c) => el("option", { value: c }, c)));
-    if (openDeal) {
-      try { deal = await get("/api/v1/deals/" + encodeURIComponent(openDeal)); } catch (_) { deal = null; }
-    }
-    const submit = document.getElementById("deal-submit");
-    if (deal && deal.status === "open") {
+    if (deal) {
+      // Paying an open deal: its currency and terms are settled.
+      currencySelect.replaceChildren(el("option", { value: deal.currency }, deal.currency));
+      currencySelect.disabled = true;
       document.getElementById("deal-title").textContent = "Pay this deal";
       form.querySelector("fieldset.toggle").hidden = true;
-      currencySelect.value = deal.currency;
       document.getElementById("deal-amount").placeholder = "what you judge fair";
       submit.textContent = deal.amount ? `Pay ${Dec.pretty(deal.amount)} ${deal.currency}` : "Pay";
     } else {
-      deal = null;
+      const codes = listing.accepts.length ? listing.accepts : (await get("/api/v1/accounts")).items.map((a) => a.currency);
+      currencySelect.replaceChildren(...codes.map((c) => el("option", { value: c }, c)));
       const offer = listing.kind === "offer";
-      document.getElementById("fixed-words").textContent = offer ? "at the price, paid now" : "at the price, paid by them";
-      submit.textContent = offer ? "Buy" : "Offer to do it";
+      document.getElementById("fixed-words").textContent = offer ? "at the price, paid now" : "at the price, they pay";
+      document.getElementById("after-words").textContent = offer ? "pay after, what I judge fair" : "they pay after, what they judge fair";
+      form.addEventListener("change", label);
+      label();
     }
     update();
   }
@@ -105,11 +120,14 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
     let r;
     if (deal) {
       const body = { ...terms };
-      if (!deal.amount) body.amount = data.amount || "";
+      body.amount = deal.amount || data.amount || "";
       r = await api("POST", `/api/v1/deals/${encodeURIComponent(deal.id)}/pay`, body);
     } else {
-      const body = { terms: data.terms, currency: data.currency };
-      if (data.amount && !amountField.hidden) body.amount = data.amount;
+      const body = { terms: data.terms, currency: currencySelect.value };
+      const priced = listing.price && listing.price.currency === currencySelect.value;
+      // The price seen is the price paid: a price changed meanwhile is refused, not charged.
+      if (data.terms === "fixed" && priced) body.amount = listing.price.amount;
+      else if (data.amount && !amountField.hidden) body.amount = data.amount;
       if (data.terms === "fixed" && listing.kind === "offer") Object.assign(body, terms);
       r = await api("POST", `/api/v1/listings/${encodeURIComponent(id)}/deals`, body);
     }
@@ -118,10 +136,11 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
       return showProblem(form, { ...r.data, detail: r.data.code === "slippage_exceeded" ? "The books moved: it would now cost more. Check the new price and press again." : r.data.detail }, "amount");
     }
     const d = r.data;
+    const buyerWords = d.buyer === me.handle ? "you pay" : `${d.buyer} pays`;
     result.replaceChildren(d.status === "paid"
-      ? `Paid ${Dec.pretty(d.amount)} ${d.currency} to ${d.seller}. Rate them under My deals on the marketplace.`
-      : `Deal ${d.id} is open: ${d.terms === "after" ? `${d.buyer} pays what it judges fair once served` : `${d.buyer} pays ${Dec.pretty(d.amount)} ${d.currency}`}.`,
-      " ", el("a", { href: "/marketplace" }, "My deals"));
+      ? `Paid ${Dec.pretty(d.amount)} ${d.currency} to ${d.seller}${d.onboarding ? ` (the registry's new coinage paid ${Dec.pretty(d.onboarding)} of it)` : ""}. `
+      : `Deal ${d.id} is open: ${d.terms === "after" ? `${buyerWords} what ${d.buyer === me.handle ? "you judge" : "they judge"} fair once served` : `${buyerWords} ${Dec.pretty(d.amount)} ${d.currency}`}. `,
+      el("a", { href: "/marketplace#deals-title" }, d.status === "paid" ? "Rate them in My deals" : "See it in My deals"));
     toast(d.status === "paid" ? "Paid" : "Deal opened");
     form.hidden = true;
   });

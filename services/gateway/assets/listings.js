@@ -13,7 +13,7 @@ export function reputationWords(reputation) {
 
 export function priceWords(listing) {
   if (listing.price) return `${Dec.pretty(listing.price.amount)} ${listing.price.currency}`;
-  return listing.accepts.length ? `in ${listing.accepts.join(", ")}` : "price to agree";
+  return listing.accepts.length ? `price to agree, in ${listing.accepts.join(" or ")}` : "price to agree";
 }
 
 /** One listing in a list: its title (a link), price, who and where. Text only: no markup a
@@ -41,14 +41,19 @@ export function payWith(box) {
   const quoteBox = box.querySelector("#pay-quote");
   let quote = null;
   let ask = null;
+  // While the balances are being read or the books asked, there is nothing to pay by yet.
+  let pending = false;
   async function price() {
     const chosen = [...sources.querySelectorAll("input:checked")].map((i) => i.value);
     quote = null;
     quoteBox.hidden = false;
     if (!chosen.length) { quoteBox.textContent = "Tick at least one currency to pay with."; return; }
     quoteBox.textContent = "Asking the books…";
+    pending = true;
     const r = await api("POST", "/api/v1/quotes", { ...ask, pay_with: chosen });
-    if (!r.ok) { quoteBox.textContent = r.data.detail || "No price right now."; return; }
+    pending = false;
+    quoteBox.classList.toggle("warn", !r.ok);
+    if (!r.ok) { quoteBox.textContent = `It cannot be paid with ${chosen.join(", ")} now: ${r.data.detail || "no price on the exchange"}.`; return; }
     quote = r.data;
     const total = Object.entries(quote.spend).map(([c, v]) => `${Dec.pretty(v)} ${c}`).join(" + ");
     const routes = quote.legs.map((leg) => `${Dec.pretty(leg.spend)} ${leg.pay_currency} through ${leg.route.join(" then ")}`);
@@ -66,7 +71,8 @@ export function payWith(box) {
       box.hidden = true;
       if (!ask || !ask.amount || !ask.currency) return;
       let c, accounts;
-      try { [c, accounts] = await Promise.all([Scrip.currency(ask.currency), get("/api/v1/accounts")]); } catch (_) { return; }
+      pending = true;
+      try { [c, accounts] = await Promise.all([Scrip.currency(ask.currency), get("/api/v1/accounts")]); } catch (_) { return; } finally { pending = false; }
       if (Dec.places(ask.amount) > c.scale) return;
       const own = accounts.items.find((a) => a.currency === ask.currency);
       const available = own ? Dec.parse(own.available, c.scale) : 0n;
@@ -82,8 +88,11 @@ export function payWith(box) {
       box.hidden = false;
       await price();
     },
+    /** What the payment carries: never a conversion without the quote shown. */
     terms() {
-      if (box.hidden) return {};
+      if (pending) return null;
+      // Nothing to convert: pay only with the currency itself (short of it is refused).
+      if (box.hidden) return ask && ask.currency ? { pay_with: [ask.currency] } : {};
       if (!quote) return null;
       return { pay_with: Object.keys(quote.spend), max_spend: quote.spend };
     },

@@ -105,8 +105,9 @@ import { listingItem } from "/assets/listings.js";
       if (comment.value.trim()) body.comment = comment.value.trim();
       const r = await api("POST", `/api/v1/deals/${encodeURIComponent(deal.id)}/feedback`, body);
       if (!r.ok) return showProblem(f, r.data, "rating");
-      toast(`Thank you: you rated ${deal.buyer === me.handle || mine.has(deal.buyer) ? deal.seller : deal.buyer}`);
+      toast(`Thank you: you rated ${mine.has(deal.buyer) ? deal.seller : deal.buyer}`);
       loadDeals();
+      search(false);
     });
     return f;
   }
@@ -119,7 +120,7 @@ import { listingItem } from "/assets/listings.js";
       return el("tr", {},
         el("td", {}, el("a", { href: "/marketplace/" + encodeURIComponent(d.listing) }, d.listing_title), el("small", {}, when(d.created_at))),
         el("td", {}, `${role} `, el("a", { href: "/people/" + encodeURIComponent(other) }, other)),
-        el("td", {}, d.amount ? `${Dec.pretty(d.amount)} ${d.currency}` : `in ${d.currency}, after`),
+        el("td", {}, d.amount ? `${Dec.pretty(d.amount)} ${d.currency}` : `in ${d.currency}, what the buyer judges fair`),
         el("td", {}, d.status === "paid" ? `paid ${when(d.paid_at)}` : "open"),
         el("td", {}, nextStep(d)));
     }, "No deals yet: find something above.");

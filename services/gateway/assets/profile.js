@@ -11,7 +11,7 @@ import { listingItem, reputationWords } from "/assets/listings.js";
       const error = document.getElementById("profile-error");
       error.textContent = problem.detail || `There is no one named ${handle}.`;
       error.hidden = false;
-      document.getElementById("profile-listings").replaceChildren();
+      document.querySelector(".market-grid").hidden = true;
       return;
     }
     document.getElementById("profile-name").textContent = p.display_name || "";

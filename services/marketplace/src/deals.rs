@@ -7,11 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use diesel::prelude::*;
 use scrip_auth::Caller;
 use scrip_domain::{Amount, CurrencyId, PrincipalId, RegistryId};
-use scrip_http::{ApiError, Problem, blocking, now_us, rfc3339_from_us};
+use scrip_http::{
+    ApiError, Problem, REPLAYED_HEADER, blocking, idempotency_key, now_us, request_hash,
+    rfc3339_from_us,
+};
 use scrip_ledger::{Currency, Ledger, LedgerError, Principal, Transfer};
 use scrip_orderbook::Exchange;
 use scrip_orderbook::convert::execute::Settles;
@@ -87,6 +90,7 @@ pub struct DealCreated {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DealList {
     pub items: Vec<DealView>,
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -105,10 +109,11 @@ pub struct DealRow {
     pub onboarding_atoms: i64,
     pub created_at_us: i64,
     pub paid_at_us: Option<i64>,
+    pub request_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub paid_key: Option<String>,
+    pub paid_hash: Option<String>,
 }
-
-/// Deals listed for one caller.
-const MAX_LISTED_DEALS: i64 = 100;
 
 pub fn not_found() -> ApiError {
     ApiError::not_found("not_found", "no such deal")
@@ -262,7 +267,7 @@ fn fixed_amount(
     let given = asked
         .map(|raw| {
             Amount::parse_positive(raw, currency.scale)
-                .map_err(|e| ApiError::invalid_field("amount", e.to_string()))
+                .map_err(|e| ApiError::refused_field("bad_amount", "amount", e.to_string()))
         })
         .transpose()?;
     match (price, given) {
@@ -290,6 +295,87 @@ fn memo(deal_title: &str) -> Option<String> {
     Some(format!("Marketplace: {short}"))
 }
 
+/// Runs `work` on a connection of its own, given back when it ends.
+fn fresh<T>(
+    ledger: &Ledger,
+    work: impl FnOnce(&mut DbConn) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut conn = ledger.conn()?;
+    work(&mut conn)
+}
+
+/// A request's `Idempotency-Key` and the hash of what it asked: a retry with both gets the
+/// deal it made; the key with another request is 409 `idempotency_conflict`.
+#[derive(Debug, Clone)]
+struct Keyed {
+    key: String,
+    hash: String,
+}
+
+fn keyed(
+    request: &HttpRequest,
+    route: &str,
+    body: &impl Serialize,
+) -> Result<Option<Keyed>, ApiError> {
+    Ok(idempotency_key(request)?.map(|key| Keyed {
+        key: key.as_str().to_owned(),
+        hash: request_hash(route, body),
+    }))
+}
+
+/// The deal `opener` opened with this key, if any (the same request's).
+fn opened_with(
+    conn: &mut DbConn,
+    opener: PrincipalId,
+    keyed: &Keyed,
+) -> Result<Option<i64>, ApiError> {
+    let found: Option<(i64, Option<String>)> = deals::table
+        .filter(deals::opened_by_id.eq(opener.get()))
+        .filter(deals::request_key.eq(&keyed.key))
+        .select((deals::id, deals::request_hash))
+        .first(conn)
+        .optional()
+        .map_err(LedgerError::from)?;
+    match found {
+        None => Ok(None),
+        Some((id, Some(hash))) if hash == keyed.hash => Ok(Some(id)),
+        Some(_) => Err(LedgerError::IdempotencyConflict.into()),
+    }
+}
+
+/// Whether `deal` was paid with this key (the same request's).
+fn paid_with(deal: &DealRow, keyed: &Keyed) -> Result<bool, ApiError> {
+    match (&deal.paid_key, &deal.paid_hash) {
+        (Some(key), Some(hash)) if *key == keyed.key => {
+            if *hash == keyed.hash {
+                Ok(true)
+            } else {
+                Err(LedgerError::IdempotencyConflict.into())
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A deal's answer, and whether it is a replay of an earlier request's.
+type Answered = (bool, DealCreated);
+
+fn replayed(conn: &mut DbConn, id: i64) -> Result<Answered, ApiError> {
+    Ok((
+        true,
+        DealCreated {
+            deal: one_view(conn, id)?,
+            payment: None,
+        },
+    ))
+}
+
+fn answer(status: actix_web::http::StatusCode, (replay, body): Answered) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((REPLAYED_HEADER, if replay { "true" } else { "false" }))
+        .json(body)
+}
+
 /// A deal paid at once: inserted, paid, in the payment's transaction.
 #[derive(Debug)]
 struct NewPaidDeal {
@@ -300,6 +386,7 @@ struct NewPaidDeal {
     currency: CurrencyId,
     amount_atoms: i64,
     subsidy: Option<Subsidy>,
+    keyed: Option<Keyed>,
     inserted: Mutex<Option<i64>>,
 }
 
@@ -328,6 +415,8 @@ impl Settles for NewPaidDeal {
                 deals::onboarding_atoms.eq(onboarding_atoms),
                 deals::created_at_us.eq(now),
                 deals::paid_at_us.eq(now),
+                deals::request_key.eq(self.keyed.as_ref().map(|k| k.key.as_str())),
+                deals::request_hash.eq(self.keyed.as_ref().map(|k| k.hash.as_str())),
             ))
             .returning(deals::id)
             .get_result(conn)?;
@@ -342,6 +431,8 @@ fn poisoned() -> LedgerError {
 
 /// The listing is still open (a withdrawn one is dealt no more).
 fn still_open(conn: &mut DbConn, listing: i64) -> Result<(), LedgerError> {
+    // Locked (PostgreSQL) until the deal commits: a withdrawal waits, or is seen.
+    scrip_store::lock_row(conn, "listings", listing)?;
     let status: String = listings::table
         .find(listing)
         .select(listings::status)
@@ -363,6 +454,7 @@ struct OpenDealPaid {
     currency: CurrencyId,
     amount_atoms: i64,
     subsidy: Option<Subsidy>,
+    keyed: Option<Keyed>,
 }
 
 impl Settles for OpenDealPaid {
@@ -377,6 +469,8 @@ impl Settles for OpenDealPaid {
             deals::currency_id.eq(self.currency.get()),
             deals::amount_atoms.eq(self.amount_atoms),
             deals::paid_at_us.eq(now_us()),
+            deals::paid_key.eq(self.keyed.as_ref().map(|k| k.key.as_str())),
+            deals::paid_hash.eq(self.keyed.as_ref().map(|k| k.hash.as_str())),
         ))
         .execute(conn)?;
         if claimed == 1 {
@@ -475,11 +569,12 @@ impl Checkout<'_> {
 
 #[utoipa::path(
     post, path = "/api/v1/listings/{id}/deals", tag = "marketplace", request_body = NewDeal,
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry gets the deal it made")),
     responses(
         (status = 201, body = DealCreated, description = "the deal: `paid` with its payment when the caller buys at a fixed price, else `open`"),
         (status = 404, body = Problem, description = "not_found"),
-        (status = 409, body = Problem, description = "listing_withdrawn"),
+        (status = 409, body = Problem, description = "listing_withdrawn, too_many_deals (50 open deals opened), idempotency_conflict"),
         (status = 422, body = Problem, description = "own_listing; invalid_request under terms, amount, currency; and every refusal of `POST /payments` (no_route, slippage_exceeded, insufficient_funds...), nothing changed"),
         (status = 429, body = Problem, description = "rate_limited: the caller's payments budget"),
         (status = 503, body = Problem, description = "market_unavailable or overloaded (too many converting payments at once): nothing was applied"),
@@ -491,6 +586,7 @@ impl Checkout<'_> {
     reason = "actix extractors, one per piece of state"
 )]
 pub async fn create_deal(
+    request: HttpRequest,
     caller: Caller,
     path: web::Path<String>,
     body: scrip_http::Json<NewDeal>,
@@ -504,120 +600,222 @@ pub async fn create_deal(
     if body.terms == "fixed" {
         check_rate(limiter.as_ref().map(|l| l.get_ref()), &caller).await?;
     }
+    let keyed = keyed(
+        &request,
+        &format!("POST /api/v1/listings/{path}/deals"),
+        &body,
+    )?;
     let created = blocking(move || {
-        let mut conn = ledger.conn()?;
-        let listing = find_listing(&mut conn, &path)?;
-        if listing.status != "open" {
-            return Err(ApiError::conflict(
-                "listing_withdrawn",
-                "this listing was withdrawn",
-            ));
-        }
-        let terms = match body.terms.as_str() {
-            "fixed" => "fixed",
-            "after" => "after",
-            other => {
-                return Err(ApiError::invalid_field(
-                    "terms",
-                    format!("terms are \"fixed\" or \"after\", not {other:?}"),
-                ));
-            }
-        };
-        let (buyer, seller) = parties(&mut conn, &caller, &listing)?;
-        let currency = deal_currency(&mut conn, &listing, body.currency.as_deref())?;
-        let amount = match terms {
-            "fixed" => Some(fixed_amount(&listing, &currency, body.amount.as_deref())?),
-            _ if body.amount.is_some() => {
-                return Err(ApiError::invalid_field(
-                    "amount",
-                    "with terms \"after\" the buyer says the amount when paying",
-                ));
-            }
-            _ => None,
-        };
-        let pays_now = terms == "fixed" && buyer.id == caller.id;
-        if !pays_now && (body.pay_with.is_some() || body.max_spend.is_some()) {
-            return Err(ApiError::invalid_field(
-                "pay_with",
-                "only a deal paid now is paid with other currencies; pay it with POST /deals/{id}/pay",
-            ));
-        }
-        let Some(amount) = amount.filter(|_| pays_now) else {
-            drop(conn);
-            let id = ledger.write(|conn| {
-                Ok(diesel::insert_into(deals::table)
-                    .values((
-                        deals::listing_id.eq(listing.id),
-                        deals::buyer_id.eq(buyer.id.get()),
-                        deals::seller_id.eq(seller.id.get()),
-                        deals::opened_by_id.eq(caller.id.get()),
-                        deals::terms.eq(terms),
-                        deals::status.eq("open"),
-                        deals::currency_id.eq(currency.id.get()),
-                        deals::amount_atoms.eq(amount.map(|a| a.atoms())),
-                        deals::created_at_us.eq(now_us()),
-                    ))
-                    .returning(deals::id)
-                    .get_result::<i64>(conn)?)
-            })?;
-            let mut conn = ledger.conn()?;
-            return Ok(DealCreated {
-                deal: one_view(&mut conn, id)?,
-                payment: None,
-            });
-        };
-        let subsidy = onboarding.subsidy(&mut conn, &buyer, &seller, &currency, amount.atoms())?;
-        drop(conn);
-        let buyer_atoms = amount.atoms() - subsidy.as_ref().map_or(0, |s| s.atoms);
-        let settles = Arc::new(NewPaidDeal {
-            listing_id: listing.id,
-            buyer: buyer.id,
-            seller: seller.id,
-            terms,
-            currency: currency.id,
-            amount_atoms: amount.atoms(),
-            subsidy,
-            inserted: Mutex::new(None),
-        });
         let checkout = Checkout {
             ledger: &ledger,
             exchange: &exchange,
             caller: &caller,
             registry: &registry,
         };
-        let paying = Paying {
-            pay_with: body.pay_with.as_deref(),
-            max_spend: body.max_spend.as_ref(),
-        };
-        let payment = checkout.pay(
-            (&buyer, &seller),
-            (&currency, buyer_atoms),
-            &paying,
-            &listing.title,
-            settles.clone(),
-        )?;
-        let id = settles
-            .inserted
-            .lock()
-            .map_err(|_| ApiError::Internal("a deal's lock was poisoned".into()))?
-            .ok_or_else(|| ApiError::Internal("a paid deal was not recorded".into()))?;
-        let mut conn = ledger.conn()?;
-        Ok(DealCreated {
-            deal: one_view(&mut conn, id)?,
-            payment: Some(payment),
-        })
+        if let Some(keyed) = &keyed
+            && let Some(id) = fresh(&ledger, |c| opened_with(c, caller.id, keyed))?
+        {
+            return fresh(&ledger, |c| replayed(c, id));
+        }
+        let outcome = open_deal(&checkout, &onboarding, &path, &body, keyed.as_ref());
+        match (&outcome, &keyed) {
+            // A concurrent request with the same key made the deal first.
+            (Err(_), Some(keyed)) => match fresh(&ledger, |c| opened_with(c, caller.id, keyed))? {
+                Some(id) => fresh(&ledger, |c| replayed(c, id)),
+                None => outcome.map(|created| (false, created)),
+            },
+            _ => outcome.map(|created| (false, created)),
+        }
     })
     .await?;
-    Ok(HttpResponse::Created().json(created))
+    Ok(answer(actix_web::http::StatusCode::CREATED, created))
+}
+
+/// At most this many open deals one principal opened at once (answering wants, pay-after).
+pub const MAX_OPEN_DEALS: i64 = 50;
+
+/// The terms asked, checked.
+fn terms_named(raw: &str) -> Result<&'static str, ApiError> {
+    match raw {
+        "fixed" => Ok("fixed"),
+        "after" => Ok("after"),
+        other => Err(ApiError::invalid_field(
+            "terms",
+            format!("terms are \"fixed\" or \"after\", not {other:?}"),
+        )),
+    }
+}
+
+/// A deal on listing `raw` as `body` asks: paid now (a fixed price bought by the caller) or
+/// opened for its buyer to pay.
+fn open_deal(
+    checkout: &Checkout<'_>,
+    onboarding: &Onboarding,
+    raw: &str,
+    body: &NewDeal,
+    keyed: Option<&Keyed>,
+) -> Result<DealCreated, ApiError> {
+    let caller = checkout.caller;
+    let mut pooled = checkout.ledger.conn()?;
+    let conn: &mut DbConn = &mut pooled;
+    let listing = find_listing(conn, raw)?;
+    if listing.status != "open" {
+        return Err(ApiError::conflict(
+            "listing_withdrawn",
+            "this listing was withdrawn",
+        ));
+    }
+    let terms = terms_named(&body.terms)?;
+    let (buyer, seller) = parties(conn, caller, &listing)?;
+    let currency = deal_currency(conn, &listing, body.currency.as_deref())?;
+    let amount = match terms {
+        "fixed" => Some(fixed_amount(&listing, &currency, body.amount.as_deref())?),
+        _ if body.amount.is_some() => {
+            return Err(ApiError::invalid_field(
+                "amount",
+                "with terms \"after\" the buyer says the amount when paying",
+            ));
+        }
+        _ => None,
+    };
+    let pays_now = terms == "fixed" && buyer.id == caller.id;
+    if pays_now && listing.price_currency_id != Some(currency.id.get()) {
+        // Else the buyer alone would set the price it pays at once.
+        return Err(ApiError::invalid_field(
+            "currency",
+            match listing.price_currency_id {
+                Some(_) => format!(
+                    "this offer is priced in another currency than {}: buy it in that one (paying with {} if you like), or choose terms \"after\"",
+                    currency.code, currency.code
+                ),
+                None => {
+                    "this offer has no price: choose terms \"after\" and pay what you judge fair"
+                        .to_owned()
+                }
+            },
+        ));
+    }
+    if !pays_now && (body.pay_with.is_some() || body.max_spend.is_some()) {
+        return Err(ApiError::invalid_field(
+            "pay_with",
+            "only a deal paid now is paid with other currencies; pay it with POST /deals/{id}/pay",
+        ));
+    }
+    let Some(amount) = amount.filter(|_| pays_now) else {
+        let opened = Opened {
+            listing: listing.id,
+            parties: (buyer.id, seller.id),
+            terms,
+            currency: currency.id,
+            amount_atoms: amount.map(|a| a.atoms()),
+        };
+        drop(pooled);
+        let id = insert_open(checkout.ledger, caller.id, &opened, keyed)?;
+        return Ok(DealCreated {
+            deal: fresh(checkout.ledger, |c| one_view(c, id))?,
+            payment: None,
+        });
+    };
+    let subsidy = onboarding.subsidy(conn, &buyer, &seller, &currency, amount.atoms())?;
+    // The payment takes connections of its own.
+    drop(pooled);
+    let buyer_atoms = amount.atoms() - subsidy.as_ref().map_or(0, |s| s.atoms);
+    let settles = Arc::new(NewPaidDeal {
+        listing_id: listing.id,
+        buyer: buyer.id,
+        seller: seller.id,
+        terms,
+        currency: currency.id,
+        amount_atoms: amount.atoms(),
+        subsidy,
+        keyed: keyed.cloned(),
+        inserted: Mutex::new(None),
+    });
+    let paying = Paying {
+        pay_with: body.pay_with.as_deref(),
+        max_spend: body.max_spend.as_ref(),
+    };
+    let payment = checkout.pay(
+        (&buyer, &seller),
+        (&currency, buyer_atoms),
+        &paying,
+        &listing.title,
+        settles.clone(),
+    )?;
+    let id = settles
+        .inserted
+        .lock()
+        .map_err(|_| ApiError::Internal("a deal's lock was poisoned".into()))?
+        .ok_or_else(|| ApiError::Internal("a paid deal was not recorded".into()))?;
+    Ok(DealCreated {
+        deal: fresh(checkout.ledger, |c| one_view(c, id))?,
+        payment: Some(payment),
+    })
+}
+
+/// An open deal to record.
+struct Opened {
+    listing: i64,
+    parties: (PrincipalId, PrincipalId),
+    terms: &'static str,
+    currency: CurrencyId,
+    amount_atoms: Option<i64>,
+}
+
+/// Records an open deal, within the opener's bound of open deals.
+fn insert_open(
+    ledger: &Ledger,
+    opener: PrincipalId,
+    opened: &Opened,
+    keyed: Option<&Keyed>,
+) -> Result<i64, ApiError> {
+    let id = ledger.write(|conn| {
+        scrip_store::lock_row(conn, "principals", opener.get())?;
+        let open: i64 = deals::table
+            .filter(deals::opened_by_id.eq(opener.get()))
+            .filter(deals::status.eq("open"))
+            .count()
+            .get_result(conn)?;
+        if open >= MAX_OPEN_DEALS {
+            return Ok(None);
+        }
+        let (buyer, seller) = opened.parties;
+        Ok(Some(
+            diesel::insert_into(deals::table)
+                .values((
+                    deals::listing_id.eq(opened.listing),
+                    deals::buyer_id.eq(buyer.get()),
+                    deals::seller_id.eq(seller.get()),
+                    deals::opened_by_id.eq(opener.get()),
+                    deals::terms.eq(opened.terms),
+                    deals::status.eq("open"),
+                    deals::currency_id.eq(opened.currency.get()),
+                    deals::amount_atoms.eq(opened.amount_atoms),
+                    deals::created_at_us.eq(now_us()),
+                    deals::request_key.eq(keyed.map(|k| k.key.as_str())),
+                    deals::request_hash.eq(keyed.map(|k| k.hash.as_str())),
+                ))
+                .returning(deals::id)
+                .get_result::<i64>(conn)?,
+        ))
+    })?;
+    id.ok_or_else(|| {
+        ApiError::conflict(
+            "too_many_deals",
+            format!("{MAX_OPEN_DEALS} deals you opened are still open, the most at once; wait for them to be paid"),
+        )
+    })
 }
 
 #[utoipa::path(
     post, path = "/api/v1/deals/{id}/pay", tag = "marketplace", request_body = PayDeal,
-    security(("bearer" = [])), params(("id" = String, Path)),
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a retry gets the paid deal")),
     responses(
-        (status = 200, body = DealCreated, description = "the deal, paid, with its payment"),
-        (status = 404, body = Problem, description = "not_found (also a deal the caller is not the buyer of)"),
-        (status = 409, body = Problem, description = "already_paid"),
+        (status = 200, body = DealCreated, description = "the deal, paid, with its payment (none on a replay)"),
+        (status = 403, body = Problem, description = "not_buyer: the seller (or its owner) asked"),
+        (status = 404, body = Problem, description = "not_found (also a deal the caller is no party of)"),
+        (status = 409, body = Problem, description = "already_paid, idempotency_conflict, changed_meanwhile (the onboarding fund's share: try again)"),
         (status = 422, body = Problem, description = "invalid_request under amount or currency; every refusal of `POST /payments`, nothing changed"),
         (status = 429, body = Problem, description = "rate_limited: the caller's payments budget"),
         (status = 503, body = Problem, description = "market_unavailable or overloaded (too many converting payments at once): nothing was applied"),
@@ -629,6 +827,7 @@ pub async fn create_deal(
     reason = "actix extractors, one per piece of state"
 )]
 pub async fn pay_deal(
+    request: HttpRequest,
     caller: Caller,
     path: web::Path<String>,
     body: scrip_http::OptionalJson<PayDeal>,
@@ -640,117 +839,169 @@ pub async fn pay_deal(
 ) -> Result<HttpResponse, ApiError> {
     check_rate(limiter.as_ref().map(|l| l.get_ref()), &caller).await?;
     let body = body.0.unwrap_or_default();
+    let keyed = keyed(&request, &format!("POST /api/v1/deals/{path}/pay"), &body)?;
     let paid = blocking(move || {
-        let mut conn = ledger.conn()?;
-        let deal = for_party(&mut conn, caller.id, &path)?;
-        let buyer = scrip_ledger::principal_by_id(&mut conn, PrincipalId::new(deal.buyer_id))?;
-        let seller = scrip_ledger::principal_by_id(&mut conn, PrincipalId::new(deal.seller_id))?;
-        if buyer.id != caller.id && !scrip_auth::access::is_owner(&mut conn, buyer.id, caller.id)? {
-            return Err(ApiError::forbidden(
-                "not_buyer",
-                format!("{} pays this deal, not you", buyer.handle),
-            ));
-        }
-        if deal.status != "open" {
-            return Err(
-                LedgerError::AlreadySettled("this deal has already been paid".into()).into(),
-            );
-        }
-        let listing = find_listing(&mut conn, &deal.listing_id.to_string())?;
-        let currency = match body.currency.as_deref() {
-            Some(code) => deal_currency(&mut conn, &listing, Some(code))?,
-            None => scrip_ledger::currency_by_id(&mut conn, CurrencyId::new(deal.currency_id))?,
-        };
-        let amount = match deal.amount_atoms {
-            Some(atoms) if currency.id.get() == deal.currency_id => {
-                let agreed = Amount::from_atoms(atoms, currency.scale);
-                if let Some(raw) = &body.amount {
-                    let given = Amount::parse_positive(raw, currency.scale)
-                        .map_err(|e| ApiError::invalid_field("amount", e.to_string()))?;
-                    if given != agreed {
-                        return Err(ApiError::invalid_field(
-                            "amount",
-                            format!("this deal's agreed amount is {agreed} {}", currency.code),
-                        ));
-                    }
-                }
-                agreed
-            }
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "currency",
-                    "a fixed deal is paid in the currency it was agreed in",
-                ));
-            }
-            None => {
-                let raw = body.amount.as_deref().ok_or_else(|| {
-                    ApiError::invalid_field("amount", "say what you judge the service worth")
-                })?;
-                Amount::parse_positive(raw, currency.scale)
-                    .map_err(|e| ApiError::invalid_field("amount", e.to_string()))?
-            }
-        };
-        let subsidy = onboarding.subsidy(&mut conn, &buyer, &seller, &currency, amount.atoms())?;
-        drop(conn);
-        let buyer_atoms = amount.atoms() - subsidy.as_ref().map_or(0, |s| s.atoms);
-        let settles = Arc::new(OpenDealPaid {
-            deal: deal.id,
-            currency: currency.id,
-            amount_atoms: amount.atoms(),
-            subsidy,
-        });
         let checkout = Checkout {
             ledger: &ledger,
             exchange: &exchange,
             caller: &caller,
             registry: &registry,
         };
-        let paying = Paying {
-            pay_with: body.pay_with.as_deref(),
-            max_spend: body.max_spend.as_ref(),
-        };
-        let payment = checkout.pay(
-            (&buyer, &seller),
-            (&currency, buyer_atoms),
-            &paying,
-            &listing.title,
-            settles,
-        )?;
-        let mut conn = ledger.conn()?;
-        Ok(DealCreated {
-            deal: one_view(&mut conn, deal.id)?,
-            payment: Some(payment),
-        })
+        let deal = fresh(&ledger, |c| for_party(c, caller.id, &path))?;
+        if let Some(keyed) = &keyed
+            && paid_with(&deal, keyed)?
+        {
+            return fresh(&ledger, |c| replayed(c, deal.id));
+        }
+        let outcome = pay_open(&checkout, &onboarding, &deal, &body, keyed.as_ref());
+        match (&outcome, &keyed) {
+            // A concurrent request with the same key paid it first.
+            (Err(_), Some(keyed)) => {
+                let now = fresh(&ledger, |c| find(c, &deal.id.to_string()))?;
+                if paid_with(&now, keyed)? {
+                    fresh(&ledger, |c| replayed(c, deal.id))
+                } else {
+                    outcome.map(|paid| (false, paid))
+                }
+            }
+            _ => outcome.map(|paid| (false, paid)),
+        }
     })
     .await?;
-    Ok(HttpResponse::Ok().json(paid))
+    Ok(answer(actix_web::http::StatusCode::OK, paid))
+}
+
+/// The amount a payment of `deal` pays in `currency`: the agreed one of a fixed deal (an
+/// `amount` given must be it), the buyer's own of a pay-after deal.
+fn amount_due(
+    deal: &DealRow,
+    currency: &Currency,
+    asked: Option<&str>,
+) -> Result<Amount, ApiError> {
+    let parse = |raw: &str| {
+        Amount::parse_positive(raw, currency.scale)
+            .map_err(|e| ApiError::refused_field("bad_amount", "amount", e.to_string()))
+    };
+    match deal.amount_atoms {
+        Some(atoms) if currency.id.get() == deal.currency_id => {
+            let agreed = Amount::from_atoms(atoms, currency.scale);
+            match asked.map(parse).transpose()? {
+                Some(given) if given != agreed => Err(ApiError::invalid_field(
+                    "amount",
+                    format!("this deal's agreed amount is {agreed} {}", currency.code),
+                )),
+                _ => Ok(agreed),
+            }
+        }
+        Some(_) => Err(ApiError::invalid_field(
+            "currency",
+            "a fixed deal is paid in the currency it was agreed in",
+        )),
+        None => parse(asked.ok_or_else(|| {
+            ApiError::invalid_field("amount", "say what you judge the service worth")
+        })?),
+    }
+}
+
+/// Pays the open `deal` as its buyer (or an owner of it).
+fn pay_open(
+    checkout: &Checkout<'_>,
+    onboarding: &Onboarding,
+    deal: &DealRow,
+    body: &PayDeal,
+    keyed: Option<&Keyed>,
+) -> Result<DealCreated, ApiError> {
+    let caller = checkout.caller;
+    let mut pooled = checkout.ledger.conn()?;
+    let conn: &mut DbConn = &mut pooled;
+    let buyer = scrip_ledger::principal_by_id(conn, PrincipalId::new(deal.buyer_id))?;
+    let seller = scrip_ledger::principal_by_id(conn, PrincipalId::new(deal.seller_id))?;
+    if buyer.id != caller.id && !scrip_auth::access::is_owner(conn, buyer.id, caller.id)? {
+        return Err(ApiError::forbidden(
+            "not_buyer",
+            format!("{} pays this deal, not you", buyer.handle),
+        ));
+    }
+    if deal.status != "open" {
+        return Err(LedgerError::AlreadySettled("this deal has already been paid".into()).into());
+    }
+    let listing = find_listing(conn, &deal.listing_id.to_string())?;
+    let agreed = scrip_ledger::currency_by_id(conn, CurrencyId::new(deal.currency_id))?;
+    let currency = match body.currency.as_deref() {
+        Some(code) => deal_currency(conn, &listing, Some(code))?,
+        None => agreed.clone(),
+    };
+    // Another currency only among those the listing names; one that names none was dealt in
+    // the currency its seller chose.
+    if currency.id != agreed.id && listing.currencies(conn)?.is_empty() {
+        return Err(ApiError::invalid_field(
+            "currency",
+            format!("this deal is in {}", agreed.code),
+        ));
+    }
+    let amount = amount_due(deal, &currency, body.amount.as_deref())?;
+    let subsidy = onboarding.subsidy(conn, &buyer, &seller, &currency, amount.atoms())?;
+    // The payment takes connections of its own.
+    drop(pooled);
+    let buyer_atoms = amount.atoms() - subsidy.as_ref().map_or(0, |s| s.atoms);
+    let settles = Arc::new(OpenDealPaid {
+        deal: deal.id,
+        currency: currency.id,
+        amount_atoms: amount.atoms(),
+        subsidy,
+        keyed: keyed.cloned(),
+    });
+    let paying = Paying {
+        pay_with: body.pay_with.as_deref(),
+        max_spend: body.max_spend.as_ref(),
+    };
+    let payment = checkout.pay(
+        (&buyer, &seller),
+        (&currency, buyer_atoms),
+        &paying,
+        &listing.title,
+        settles,
+    )?;
+    Ok(DealCreated {
+        deal: fresh(checkout.ledger, |c| one_view(c, deal.id))?,
+        payment: Some(payment),
+    })
 }
 
 #[utoipa::path(
     get, path = "/api/v1/deals", tag = "marketplace", security(("bearer" = [])),
-    responses((status = 200, body = DealList, description = "the caller's deals (and its businesses'), as buyer or seller, newest first: the latest 100"))
+    params(scrip_http::PageQuery),
+    responses((status = 200, body = DealList, description = "the caller's deals (and its businesses'), as buyer or seller, newest first, paged"))
 )]
 #[get("/api/v1/deals")]
 pub async fn list_deals(
     caller: Caller,
+    query: web::Query<scrip_http::PageQuery>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit()?;
+    let before = query.before_id()?;
     let list = blocking(move || {
         let mut conn = ledger.conn()?;
         let mine = acting_for(&mut conn, caller.id)?;
-        let rows = deals::table
+        let mut rows = deals::table
             .filter(
                 deals::buyer_id
                     .eq_any(&mine)
                     .or(deals::seller_id.eq_any(&mine)),
             )
             .order(deals::id.desc())
-            .limit(MAX_LISTED_DEALS)
+            .limit(limit + 1)
             .select(DealRow::as_select())
-            .load(&mut conn)
-            .map_err(LedgerError::from)?;
+            .into_boxed();
+        if let Some(id) = before {
+            rows = rows.filter(deals::id.lt(id));
+        }
+        let rows = rows.load(&mut conn).map_err(LedgerError::from)?;
+        let page = scrip_http::Page::from_overfetch(rows, limit, |d| d.id);
         Ok(DealList {
-            items: views(&mut conn, rows)?,
+            items: views(&mut conn, page.items)?,
+            next_cursor: page.next_cursor,
         })
     })
     .await?;

@@ -103,8 +103,15 @@ fn checked(body: &NewFeedback) -> Result<(i32, Option<String>), ApiError> {
                 format!("at most {COMMENT_CHARS} characters"),
             ));
         }
-        Some(text) if text.chars().any(|c| c.is_control() && c != '\n') => {
-            return Err(ApiError::invalid_field("comment", "no control characters"));
+        Some(text)
+            if text
+                .chars()
+                .any(|c| scrip_domain::is_invisible(c) && c != '\n') =>
+        {
+            return Err(ApiError::invalid_field(
+                "comment",
+                "no control or invisible characters (new lines are fine)",
+            ));
         }
         Some(text) => Some(text.to_owned()),
     };

@@ -207,14 +207,14 @@ fn text(raw: &str, field: &str, (min, max): (usize, usize)) -> Result<String, Ap
     let lines_allowed = field == "description";
     if trimmed
         .chars()
-        .any(|c| c.is_control() && !(lines_allowed && c == '\n'))
+        .any(|c| scrip_domain::is_invisible(c) && !(lines_allowed && c == '\n'))
     {
         return Err(ApiError::invalid_field(
             field,
             if lines_allowed {
-                "no control characters but new lines"
+                "no control or invisible characters (new lines are fine)"
             } else {
-                "one line, without control characters"
+                "one line, without control or invisible characters"
             },
         ));
     }
@@ -242,7 +242,7 @@ fn currency_named(conn: &mut DbConn, code: &str, field: &str) -> Result<Currency
 fn price(conn: &mut DbConn, raw: &PriceInput) -> Result<(Currency, Amount), ApiError> {
     let currency = currency_named(conn, &raw.currency, "price.currency")?;
     let amount = Amount::parse_positive(&raw.amount, currency.scale)
-        .map_err(|e| ApiError::invalid_field("price.amount", e.to_string()))?;
+        .map_err(|e| ApiError::refused_field("bad_amount", "price.amount", e.to_string()))?;
     Ok((currency, amount))
 }
 

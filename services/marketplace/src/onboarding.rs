@@ -7,8 +7,11 @@
 //! mutual-credit currency it pays by going below zero, as any member may, down to the credit
 //! limit its stewards give it: the community extends credit to its newcomers, and the sum of
 //! every balance stays zero. Abuse is bounded: one allowance per person, never for a deal
-//! between principals with a common owner, never from a seller below the reputation floor, and
-//! the fund never past its limit (the ledger's rules refuse it).
+//! between principals with a common owner, never from a seller below the reputation floor
+//! (counting only what its buyers said, from at least [`reputation::MIN_SELLER_RATERS`]
+//! different people), and the fund never past its limit (the ledger's rules refuse it). What
+//! stays open: each new sign-up is a new person with a new allowance, bounded only by the
+//! sign-up rate limit and the fund's limit.
 
 use actix_web::{HttpResponse, get, web};
 use diesel::prelude::*;
@@ -125,11 +128,11 @@ impl Subsidy {
         .set(onboarding_allowances::used_atoms.eq(onboarding_allowances::used_atoms + self.atoms))
         .execute(conn)?;
         if taken != 1 {
-            return Err(LedgerError::Unavailable(
+            return Err(LedgerError::ChangedMeanwhile(
                 "the newcomer allowance was used by another purchase meanwhile; try again".into(),
             ));
         }
-        transfer(
+        let paid = transfer(
             conn,
             &TransferRequest {
                 currency: self.currency.id,
@@ -139,7 +142,17 @@ impl Subsidy {
                 kind: TransferKind::Onboarding,
                 memo: Some("New coinage: the registry's share of a newcomer's purchase".into()),
             },
-        )?;
+        );
+        match paid {
+            Ok(_) => {}
+            // Other purchases took the fund to its limit since this one was priced.
+            Err(LedgerError::InsufficientFunds | LedgerError::CreditLimitExceeded) => {
+                return Err(LedgerError::ChangedMeanwhile(
+                    "the new coinage fund reached its limit meanwhile; try again".into(),
+                ));
+            }
+            Err(other) => return Err(other),
+        }
         Ok(self.atoms)
     }
 }
@@ -166,16 +179,16 @@ fn left_atoms(
 }
 
 /// What the fund may still pay in `currency`: its available balance, or for an account not
-/// opened yet, the currency's credit limit for new members.
+/// opened yet, the credit line it would open with.
 fn fund_available_atoms(
     conn: &mut DbConn,
     fund: PrincipalId,
     currency: &Currency,
 ) -> Result<i64, LedgerError> {
-    Ok(match scrip_ledger::account(conn, fund, currency.id)? {
-        Some(account) => account.available().atoms(),
-        None => currency.policies.member_credit_limit_atoms,
-    })
+    match scrip_ledger::account(conn, fund, currency.id)? {
+        Some(account) => Ok(account.available().atoms()),
+        None => scrip_ledger::credit_before_opening(conn, currency, fund),
+    }
 }
 
 impl Onboarding {
@@ -196,8 +209,8 @@ impl Onboarding {
             && currency.policies.kind == scrip_ledger::policy::CurrencyKind::MutualCredit
             && buyer.kind == PrincipalKind::User
             && !related(conn, buyer.id, seller.id)?
-            && reputation::of(conn, seller.id.get())?.hundredths()
-                >= settings.min_reputation_hundredths;
+            && reputation::as_seller(conn, seller.id.get())?
+                .qualifies(settings.min_reputation_hundredths);
         if !applies {
             return Ok(None);
         }

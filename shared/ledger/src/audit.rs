@@ -75,6 +75,8 @@ pub enum Violation {
     DealMismatch { deal: i64 },
     /// An onboarding payment that no deal of its seller records.
     UnmatchedOnboarding { transfer: i64 },
+    /// A person's onboarding allowance used is not what the fund paid of its purchases.
+    AllowanceMismatch { principal: i64 },
 }
 
 /// References written by the exchange's single writer that PostgreSQL does not check with a
@@ -126,8 +128,10 @@ fn dangling_references(conn: &mut DbConn, after: &Marks) -> Result<Vec<Violation
 fn deal_mismatches(conn: &mut DbConn, after_id: i64) -> Result<Vec<Violation>, LedgerError> {
     let deals_sql = format!(
         "SELECT d.id AS row_id FROM deals d LEFT JOIN transfers t ON t.id = d.transfer_id \
+         LEFT JOIN accounts fa ON fa.id = t.from_account_id LEFT JOIN accounts ta ON ta.id = t.to_account_id \
          WHERE d.status = 'paid' AND (d.transfer_id IS NULL OR (t.id > {after_id} AND \
-         (t.amount_atoms + d.onboarding_atoms <> d.amount_atoms OR t.currency_id <> d.currency_id))) \
+         (t.amount_atoms + d.onboarding_atoms <> d.amount_atoms OR t.currency_id <> d.currency_id \
+         OR fa.principal_id <> d.buyer_id OR ta.principal_id <> d.seller_id))) \
          ORDER BY d.id LIMIT {DANGLING_REPORTED}"
     );
     let deals: Vec<RowId> = diesel::sql_query(deals_sql).load(conn)?;
@@ -138,6 +142,13 @@ fn deal_mismatches(conn: &mut DbConn, after_id: i64) -> Result<Vec<Violation>, L
          AND d.onboarding_atoms = t.amount_atoms) ORDER BY t.id LIMIT {DANGLING_REPORTED}"
     );
     let onboarding: Vec<RowId> = diesel::sql_query(onboarding_sql).load(conn)?;
+    // Each person's allowance used is what the fund paid of its purchases, no more.
+    let allowances_sql = format!(
+        "SELECT a.principal_id AS row_id FROM onboarding_allowances a WHERE a.used_atoms <> \
+         (SELECT COALESCE(SUM(d.onboarding_atoms), 0) FROM deals d WHERE d.buyer_id = a.principal_id) \
+         ORDER BY a.principal_id LIMIT {DANGLING_REPORTED}"
+    );
+    let allowances: Vec<RowId> = diesel::sql_query(allowances_sql).load(conn)?;
     Ok(deals
         .into_iter()
         .map(|r| Violation::DealMismatch { deal: r.row_id })
@@ -145,6 +156,13 @@ fn deal_mismatches(conn: &mut DbConn, after_id: i64) -> Result<Vec<Violation>, L
             onboarding
                 .into_iter()
                 .map(|r| Violation::UnmatchedOnboarding { transfer: r.row_id }),
+        )
+        .chain(
+            allowances
+                .into_iter()
+                .map(|r| Violation::AllowanceMismatch {
+                    principal: r.row_id,
+                }),
         )
         .collect())
 }
@@ -216,7 +234,9 @@ impl Violation {
             Self::FrozenUnfreezable { .. } => "freezes",
             Self::HoldLeftBehind { .. } => "open_orders",
             Self::ClearingMismatch { .. } => "clearing_nets",
-            Self::DealMismatch { .. } | Self::UnmatchedOnboarding { .. } => "deals",
+            Self::DealMismatch { .. }
+            | Self::UnmatchedOnboarding { .. }
+            | Self::AllowanceMismatch { .. } => "deals",
         }
     }
 }
@@ -297,6 +317,10 @@ impl fmt::Display for Violation {
             Self::DealMismatch { deal } => write!(
                 f,
                 "deal {deal}: paid, but its payment is not its amount in its currency"
+            ),
+            Self::AllowanceMismatch { principal } => write!(
+                f,
+                "principal {principal}: its onboarding allowance used is not what the fund paid of its purchases"
             ),
             Self::UnmatchedOnboarding { transfer } => write!(
                 f,

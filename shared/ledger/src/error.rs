@@ -58,6 +58,10 @@ pub enum LedgerError {
     /// Something else a payment settles was paid first (a deal): the detail says what.
     #[error("{0}")]
     AlreadySettled(String),
+    /// What a payment was priced on changed before it committed (the onboarding fund's share
+    /// of a deal, say): nothing was applied, and trying again prices it anew.
+    #[error("{0}")]
+    ChangedMeanwhile(String),
     #[error("this payment request expired at {at}; ask for a new one")]
     RequestExpired { at: String },
     #[error("database error: {0}")]
@@ -117,6 +121,7 @@ impl LedgerError {
             Self::LimitBelowPosition => "limit_below_position",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::AlreadyPaid | Self::AlreadySettled(_) => "already_paid",
+            Self::ChangedMeanwhile(_) => "changed_meanwhile",
             Self::RequestExpired { .. } => "request_expired",
             Self::BadPolicy(_) => "bad_policy",
             Self::OverMaxPayment { .. } => "over_max_payment",
@@ -140,6 +145,7 @@ impl LedgerError {
             | Self::IdempotencyConflict
             | Self::AlreadyPaid
             | Self::AlreadySettled(_)
+            | Self::ChangedMeanwhile(_)
             | Self::Sealed { .. } => ErrorClass::Conflict,
             Self::Pool(_) | Self::Unavailable(_) => ErrorClass::Unavailable,
             Self::Store(_) | Self::Invariant(_) => ErrorClass::Internal,

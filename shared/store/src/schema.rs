@@ -535,6 +535,10 @@ diesel::table! {
         onboarding_atoms -> BigInt,
         created_at_us -> BigInt,
         paid_at_us -> Nullable<BigInt>,
+        request_key -> Nullable<Text>,
+        request_hash -> Nullable<Text>,
+        paid_key -> Nullable<Text>,
+        paid_hash -> Nullable<Text>,
     }
 }
 

@@ -644,6 +644,10 @@ struct ListingPage {
 #[get("/marketplace/{id}")]
 pub async fn listing(request: HttpRequest, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
+    // Listing ids are numbers; anything else (a crafted link) is no listing.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return not_found(request).await;
+    }
     public_page(&request, "marketplace", "Listing", |nav| ListingPage {
         nav,
         id,

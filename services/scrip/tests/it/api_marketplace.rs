@@ -18,6 +18,7 @@ crate::on_both_backends!(
     a_fixed_deal_converts_what_the_buyer_holds,
     feedback_is_once_per_party_of_a_paid_deal_and_makes_a_reputation,
     new_coinage_pays_half_of_a_newcomers_purchases_within_the_allowance,
+    a_retried_deal_with_its_idempotency_key_is_made_and_paid_once,
 );
 
 /// A bakery (rosa) with BREAD; carl holds 50.00 BREAD; gus is a gardener.
@@ -213,14 +214,6 @@ async fn listings_are_checked_and_only_their_holder_changes_them(backend: Backen
         (json!({"kind": "offer", "title": "Bread\nrolls"}), "title"),
         (json!({"kind": "offer", "title": "x".repeat(121)}), "title"),
         (
-            json!({"kind": "offer", "title": "Bread", "price": {"amount": "4.505", "currency": "BREAD"}}),
-            "price.amount",
-        ),
-        (
-            json!({"kind": "offer", "title": "Bread", "price": {"amount": "-1", "currency": "BREAD"}}),
-            "price.amount",
-        ),
-        (
             json!({"kind": "offer", "title": "Bread", "price": {"amount": "1", "currency": "NOPE"}}),
             "price.currency",
         ),
@@ -233,6 +226,25 @@ async fn listings_are_checked_and_only_their_holder_changes_them(backend: Backen
         assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
         assert_eq!(answer.1["field"], field, "{body}: {}", answer.1);
     }
+    for amount in ["4.505", "-1", "lots"] {
+        let answer = app
+            .post("/api/v1/listings", Some(&gus), json!({"kind": "offer", "title": "Bread", "price": {"amount": amount, "currency": "BREAD"}}))
+            .await;
+        assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "bad_amount");
+        assert_eq!(answer.1["field"], "price.amount", "{amount}: {}", answer.1);
+    }
+    let answer = app
+        .post(
+            "/api/v1/listings",
+            Some(&gus),
+            json!({"kind": "offer", "title": "Bread\u{202e}evil"}),
+        )
+        .await;
+    assert_eq!(
+        answer.1["field"], "title",
+        "an invisible character: {}",
+        answer.1
+    );
     let answer = app
         .post(
             "/api/v1/listings",
@@ -337,6 +349,25 @@ async fn deals_pay_fixed_at_once_or_after_at_what_the_buyer_judges(backend: Back
         .post(&loaf_deals, Some(&rosa), json!({"terms": "fixed"}))
         .await;
     assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "own_listing");
+    // The buyer never sets the price it pays at once: an unpriced offer is paid after.
+    let free = list(
+        &app,
+        &gus,
+        json!({"kind": "offer", "title": "Odd jobs", "accepts": ["BREAD"]}),
+    )
+    .await;
+    let answer = app
+        .post(
+            &format!(
+                "/api/v1/listings/{}/deals",
+                free["id"].as_str().expect("id")
+            ),
+            Some(&carl),
+            json!({"terms": "fixed", "amount": "0.01"}),
+        )
+        .await;
+    assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_eq!(answer.1["field"], "currency", "{}", answer.1);
     let (status, deal) = app
         .post(&loaf_deals, Some(&carl), json!({"terms": "fixed"}))
         .await;
@@ -839,7 +870,7 @@ async fn new_coinage_pays_half_of_a_newcomers_purchases_within_the_allowance(bac
     let cake = list(
         &app,
         &sam,
-        json!({"kind": "offer", "title": "Cake", "price": {"amount": "16.00", "currency": "LETS"}}),
+        json!({"kind": "offer", "title": "Cake", "price": {"amount": "12.00", "currency": "LETS"}}),
     )
     .await;
     let pie = list(
@@ -849,38 +880,59 @@ async fn new_coinage_pays_half_of_a_newcomers_purchases_within_the_allowance(bac
     )
     .await;
 
-    // Sam has no reputation yet: Olga pays the whole loaf, then rates him.
-    let (status, deal) = buy(&app, &olga, &loaf).await;
-    assert_eq!(status, StatusCode::CREATED, "{deal}");
-    assert_eq!(deal["onboarding"], Value::Null, "{deal}");
-    assert_eq!(balance(&app, &olga, None, "LETS").await, "-4.00");
-    let (status, body) = rate(
-        &app,
-        &olga,
-        deal["id"].as_str().expect("id"),
-        json!({"rating": 5}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Sam's buyers pay him whole until three different ones have rated him well.
+    let omar = app.user("omar").await;
+    let otto = app.user("otto").await;
+    let buy_and_rate = |token: String, rating: i64| {
+        let (app, loaf) = (&app, &loaf);
+        async move {
+            let (status, deal) = buy(app, &token, loaf).await;
+            assert_eq!(status, StatusCode::CREATED, "{deal}");
+            assert_eq!(deal["onboarding"], Value::Null, "{deal}");
+            let (status, body) = rate(
+                app,
+                &token,
+                deal["id"].as_str().expect("id"),
+                json!({"rating": rating}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    };
+    buy_and_rate(olga.clone(), 5).await;
+    buy_and_rate(omar.clone(), 5).await;
+    assert_eq!(
+        balance(&app, &olga, None, "LETS").await,
+        "-4.00",
+        "paid from her credit line"
+    );
+    let (_, deal) = buy(&app, &nina, &loaf).await;
+    assert_eq!(
+        deal["onboarding"],
+        Value::Null,
+        "two buyers' word is not enough: {deal}"
+    );
+    buy_and_rate(otto.clone(), 4).await;
 
-    // Now the fund pays half of Nina's cake; she pays the other half from her credit line.
+    // Now the fund pays half of Nina's cake; she pays the other half from her credit line,
+    // down to its limit exactly.
     let (status, deal) = buy(&app, &nina, &cake).await;
     assert_eq!(status, StatusCode::CREATED, "{deal}");
     assert_eq!(
         (deal["amount"].as_str(), deal["onboarding"].as_str()),
-        (Some("16.00"), Some("8.00")),
+        (Some("12.00"), Some("6.00")),
         "{deal}"
     );
-    assert_eq!(deal["payment"]["amount"], "8.00");
-    assert_eq!(balance(&app, &nina, None, "LETS").await, "-8.00");
-    assert_eq!(balance(&app, &sam, None, "LETS").await, "20.00");
+    assert_eq!(deal["payment"]["amount"], "6.00");
+    assert_eq!(balance(&app, &nina, None, "LETS").await, "-10.00");
+    assert_eq!(balance(&app, &sam, None, "LETS").await, "28.00");
     let (_, sam_history) = app.get("/api/v1/transfers", Some(&sam)).await;
     assert!(
         sam_history["items"]
             .as_array()
             .expect("items")
             .iter()
-            .any(|t| t["kind"] == "onboarding" && t["amount"] == "8.00"),
+            .any(|t| t["kind"] == "onboarding" && t["amount"] == "6.00"),
         "{sam_history}"
     );
 
@@ -902,21 +954,21 @@ async fn new_coinage_pays_half_of_a_newcomers_purchases_within_the_allowance(bac
             fund["balance"].as_str(),
             fund["deals"].as_i64()
         ),
-        (Some("8.00"), Some("-8.00"), Some(1)),
+        (Some("6.00"), Some("-6.00"), Some(1)),
         "{fund}"
     );
 
-    // With a larger line she buys two more: 8.00, then only the 4.00 left of her 20.00.
+    // With a larger line she buys more: 6.00 twice, then only the 2.00 left of her 20.00.
     set_limit(&app, &steward, "nina", "50.00").await;
-    let (_, second) = buy(&app, &nina, &cake).await;
-    assert_eq!(second["onboarding"], "8.00", "{second}");
-    let (_, third) = buy(&app, &nina, &cake).await;
-    assert_eq!(third["onboarding"], "4.00", "{third}");
-    let (_, fourth) = buy(&app, &nina, &cake).await;
+    for share in ["6.00", "6.00", "2.00"] {
+        let (_, next) = buy(&app, &nina, &cake).await;
+        assert_eq!(next["onboarding"], share, "{next}");
+    }
+    let (_, spent) = buy(&app, &nina, &cake).await;
     assert_eq!(
-        fourth["onboarding"],
+        spent["onboarding"],
         Value::Null,
-        "the allowance is spent: {fourth}"
+        "the allowance is spent: {spent}"
     );
     assert_eq!(balance(&app, &nina, None, "LETS").await, "-44.00");
     // Tom has no reputation: his pie is paid whole.
@@ -948,5 +1000,131 @@ async fn new_coinage_pays_half_of_a_newcomers_purchases_within_the_allowance(bac
     );
     let answer = app.get("/api/v1/onboarding", Some(&nina)).await;
     assert_problem(&answer, StatusCode::FORBIDDEN, "not_operator");
+    app.assert_audit_clean().await;
+}
+
+/// POST `body` to `path` as `token` with `Idempotency-Key: key`: status, replayed header, body.
+async fn keyed_post(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Option<String>, Value) {
+    let response = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status();
+    let replayed = response
+        .headers()
+        .get("Idempotent-Replayed")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, replayed, response.json().await.expect("json"))
+}
+
+async fn a_retried_deal_with_its_idempotency_key_is_made_and_paid_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rosa, carl, gus) = village(&app).await;
+    let loaf = list(
+        &app,
+        &rosa,
+        json!({"holder": "bakery", "kind": "offer", "title": "Sourdough loaf", "price": {"amount": "4.50", "currency": "BREAD"}}),
+    )
+    .await;
+    let deals = format!(
+        "/api/v1/listings/{}/deals",
+        loaf["id"].as_str().expect("id")
+    );
+    // Five tries of one purchase at once (a till retrying): one deal, one payment.
+    let answers = futures_util::future::join_all(
+        (0..5).map(|_| keyed_post(&app, &carl, &deals, "loaf-1", json!({"terms": "fixed"}))),
+    )
+    .await;
+    for (status, _, body) in &answers {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["id"], answers[0].2["id"], "{body}");
+    }
+    let replays = answers
+        .iter()
+        .filter(|a| a.1.as_deref() == Some("true"))
+        .count();
+    assert_eq!(replays, 4, "{answers:?}");
+    assert_eq!(
+        balance(&app, &carl, None, "BREAD").await,
+        "45.50",
+        "charged once"
+    );
+    let (status, _, body) =
+        keyed_post(&app, &carl, &deals, "loaf-1", json!({"terms": "after"})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_conflict")),
+        "{body}"
+    );
+    // A new key is a new purchase.
+    let (status, replayed, second) =
+        keyed_post(&app, &carl, &deals, "loaf-2", json!({"terms": "fixed"})).await;
+    assert_eq!(
+        (status, replayed.as_deref()),
+        (StatusCode::CREATED, Some("false")),
+        "{second}"
+    );
+    assert_ne!(second["id"], answers[0].2["id"]);
+
+    // Paying an open deal: a retry gets the paid deal, not 409.
+    let help = list(
+        &app,
+        &gus,
+        json!({"kind": "offer", "title": "Garden help", "accepts": ["BREAD"]}),
+    )
+    .await;
+    let (_, open) = app
+        .post(
+            &format!(
+                "/api/v1/listings/{}/deals",
+                help["id"].as_str().expect("id")
+            ),
+            Some(&carl),
+            json!({"terms": "after"}),
+        )
+        .await;
+    let pay = format!("/api/v1/deals/{}/pay", open["id"].as_str().expect("id"));
+    let (status, replayed, paid) =
+        keyed_post(&app, &carl, &pay, "help-1", json!({"amount": "6.00"})).await;
+    assert_eq!(
+        (status, replayed.as_deref()),
+        (StatusCode::OK, Some("false")),
+        "{paid}"
+    );
+    let (status, replayed, again) =
+        keyed_post(&app, &carl, &pay, "help-1", json!({"amount": "6.00"})).await;
+    assert_eq!(
+        (status, replayed.as_deref()),
+        (StatusCode::OK, Some("true")),
+        "{again}"
+    );
+    assert_eq!(again["status"], "paid");
+    let (status, _, other) =
+        keyed_post(&app, &carl, &pay, "help-1", json!({"amount": "7.00"})).await;
+    assert_eq!(
+        (status, other["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_conflict")),
+        "{other}"
+    );
+    let (status, _, other) =
+        keyed_post(&app, &carl, &pay, "help-2", json!({"amount": "6.00"})).await;
+    assert_eq!(
+        (status, other["code"].as_str()),
+        (StatusCode::CONFLICT, Some("already_paid")),
+        "{other}"
+    );
+    assert_eq!(balance(&app, &carl, None, "BREAD").await, "35.00");
     app.assert_audit_clean().await;
 }

@@ -2199,6 +2199,36 @@ async fn a_newcomer_finds_an_offer_buys_it_with_what_it_holds_and_rates_the_sell
     buyer.wait_text("#ratings", "Still warm").await;
     buyer.screenshot("marketplace-profile").await;
 
+    // A want: Mia wants help at her stall; Eli offers to do it, and Mia pays from My deals.
+    let (status, want) = app
+        .post(
+            "/api/v1/listings",
+            Some(&mia),
+            json!({"kind": "want", "title": "Help at the stall", "price": {"amount": "2.00", "currency": "BREAD"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{want}");
+    let want_id = want["id"].as_str().expect("id").to_owned();
+    buyer.open(&app, &format!("/marketplace/{want_id}")).await;
+    buyer.wait_text("#deal-submit", "Offer to do it").await;
+    buyer.click("#deal-submit").await;
+    buyer.wait_text("#deal-result", "mia pays 2.00 BREAD").await;
+    let stall = driver.browser().await;
+    stall.log_in(&app, "mia", "/marketplace").await;
+    stall.wait_text("#deals tbody", "Help at the stall").await;
+    stall.click("#deals a.button").await;
+    stall.wait_text("#deal-submit", "Pay 2.00 BREAD").await;
+    stall.click("#deal-submit").await;
+    stall
+        .wait_text("#deal-result", "Paid 2.00 BREAD to eli")
+        .await;
+    assert_eq!(
+        available(&app, &eli, "BREAD").await,
+        "2.50",
+        "the 0.50 left from converting ALE, and 2.00"
+    );
+    stall.close().await;
+
     buyer
         .client
         .set_window_size(390, 844)
