@@ -114,6 +114,9 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
     update();
   }
 
+  // One key per deal asked for: a retry of the same press (a lost answer) gets the same deal;
+  // a refusal frees it for the next try.
+  const submission = { key: Scrip.idempotencyKey() };
   onSubmit(form, async (data) => {
     const terms = conversion.terms();
     if (terms === null) return showProblem(form, { code: "no_route", detail: "There is no price to pay by yet: see “Pay with what you hold”." });
@@ -121,7 +124,7 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
     if (deal) {
       const body = { ...terms };
       body.amount = deal.amount || data.amount || "";
-      r = await api("POST", `/api/v1/deals/${encodeURIComponent(deal.id)}/pay`, body);
+      r = await api("POST", `/api/v1/deals/${encodeURIComponent(deal.id)}/pay`, body, { "idempotency-key": submission.key });
     } else {
       const body = { terms: data.terms, currency: currencySelect.value };
       const priced = listing.price && listing.price.currency === currencySelect.value;
@@ -129,9 +132,10 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
       if (data.terms === "fixed" && priced) body.amount = listing.price.amount;
       else if (data.amount && !amountField.hidden) body.amount = data.amount;
       if (data.terms === "fixed" && listing.kind === "offer") Object.assign(body, terms);
-      r = await api("POST", `/api/v1/listings/${encodeURIComponent(id)}/deals`, body);
+      r = await api("POST", `/api/v1/listings/${encodeURIComponent(id)}/deals`, body, { "idempotency-key": submission.key });
     }
     if (!r.ok) {
+      if (r.status !== 0) submission.key = Scrip.idempotencyKey();
       if (r.data.code === "slippage_exceeded") await conversion.refresh();
       return showProblem(form, { ...r.data, detail: r.data.code === "slippage_exceeded" ? "The books moved: it would now cost more. Check the new price and press again." : r.data.detail }, "amount");
     }
