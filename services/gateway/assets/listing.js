@@ -29,7 +29,7 @@ import { listingItem, payWith, priceWords, reputationWords } from "/assets/listi
     const holder = document.getElementById("holder-link");
     holder.textContent = listing.holder;
     holder.href = "/people/" + encodeURIComponent(listing.holder);
-    document.getElementById("holder-name").textContent = listing.holder_name || "";
+    document.getElementById("holder-name").textContent = listing.holder_name && listing.holder_name !== listing.holder ? listing.holder_name : "";
     document.getElementById("holder-reputation").textContent = reputationWords(listing.holder_reputation);
     const mineToo = me && (me.handle === listing.holder || me.businesses.some((b) => b.handle === listing.holder && b.role === "owner"));
     if (me && openDeal) {

@@ -24,7 +24,7 @@ export function listingItem(listing) {
     el("a", { class: "title", href: "/marketplace/" + encodeURIComponent(listing.id) }, listing.title),
     el("span", { class: "price" }, priceWords(listing)),
     el("div", { class: "meta" },
-      `${meta.join(" ")} `, el("a", { href: "/people/" + encodeURIComponent(listing.holder) }, listing.holder),
+      `${meta.join(" ")} `, el("a", { href: "/people/" + encodeURIComponent(listing.holder), title: listing.holder }, listing.holder_name || listing.holder),
       ` · ${reputationWords(listing.holder_reputation)}`,
       listing.category ? ` · ${listing.category}` : "",
       listing.place ? ` · ${listing.place}` : ""));
