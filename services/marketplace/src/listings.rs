@@ -199,10 +199,12 @@ fn text(raw: &str, field: &str, (min, max): (usize, usize)) -> Result<String, Ap
         } else {
             format!("at most {max} characters")
         };
-        return Err(ApiError::invalid_field(
-            field,
-            format!("{what}, not {chars}"),
-        ));
+        let detail = if chars == 0 {
+            format!("write the {field}: {what}")
+        } else {
+            format!("the {field} takes {what}; this one has {chars}")
+        };
+        return Err(ApiError::invalid_field(field, detail));
     }
     let lines_allowed = field == "description";
     if trimmed
