@@ -29,6 +29,32 @@ const CATEGORY_CHARS: usize = 40;
 const PLACE_CHARS: usize = 80;
 /// Matches shown for one listing.
 const MAX_MATCHES: i64 = 20;
+/// Searches ranked at once in one process. Ranking reads every match, so a burst beyond this
+/// would only queue behind the database pool; it is refused at once instead (503).
+pub const MAX_SEARCHES_IN_FLIGHT: usize = 16;
+
+/// The bound on searches running at once ([`MAX_SEARCHES_IN_FLIGHT`]), one per process.
+#[derive(Debug, Clone)]
+pub struct SearchGate(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for SearchGate {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            MAX_SEARCHES_IN_FLIGHT,
+        )))
+    }
+}
+
+impl SearchGate {
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        std::sync::Arc::clone(&self.0)
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Overloaded {
+                detail: "too many searches are running right now; try again in a moment".into(),
+                retry_after_s: 1,
+            })
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -475,6 +501,7 @@ fn rank_cursor(raw: Option<&str>) -> Result<i64, ApiError> {
     responses(
         (status = 200, body = ListingPage, description = "open listings: with `q`, best match first (ties newest first); without, newest first"),
         (status = 422, body = Problem, description = "invalid_request under q, kind, currency or holder; bad_limit, bad_cursor"),
+        (status = 503, body = Problem, description = "overloaded: 16 searches run at once per process; Retry-After says when to try again"),
     )
 )]
 #[get("/api/v1/listings")]
@@ -482,7 +509,9 @@ pub async fn search_listings(
     query: web::Query<ListingQuery>,
     ledger: web::Data<Ledger>,
     registry: web::Data<RegistryId>,
+    gate: web::Data<SearchGate>,
 ) -> Result<HttpResponse, ApiError> {
+    let permit = gate.admit()?;
     let query = query.into_inner();
     let paging = scrip_http::PageQuery {
         limit: query.limit,
@@ -490,6 +519,7 @@ pub async fn search_listings(
     };
     let limit = paging.limit()?;
     let page = blocking(move || {
+        let _permit = permit;
         let mut conn = ledger.conn()?;
         let mut filters = Filters {
             kind: query
@@ -786,4 +816,21 @@ pub async fn listing_matches(
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn searches_past_the_bound_are_refused_at_once_and_a_finished_one_frees_its_place() {
+        let gate = SearchGate::default();
+        let running: Vec<_> = (0..MAX_SEARCHES_IN_FLIGHT)
+            .map(|_| gate.admit().expect("within the bound"))
+            .collect();
+        let refused = gate.admit().expect_err("one too many");
+        assert_eq!(refused.code(), "overloaded");
+        drop(running);
+        assert!(gate.admit().is_ok());
+    }
 }

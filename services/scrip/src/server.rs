@@ -277,6 +277,8 @@ struct State {
     conversions: web::Data<scrip_orderbook::convert::http::ConversionLimiter>,
     /// New coinage, for the marketplace's deals.
     onboarding: web::Data<scrip_marketplace::onboarding::Onboarding>,
+    /// The marketplace's bound on searches running at once.
+    searches: web::Data<scrip_marketplace::listings::SearchGate>,
     /// Recent liabilities trees, shared by the issuer (roots, health) and the wallet (proofs).
     liabilities: web::Data<scrip_proofs::Liabilities>,
     /// What runs an approved proposal, by action (the issuer's and the exchange's).
@@ -405,6 +407,7 @@ fn build_state(
             ledger.clone(),
             settings.registry.clone(),
         )),
+        searches: web::Data::new(scrip_marketplace::listings::SearchGate::default()),
         onboarding: web::Data::new(scrip_marketplace::onboarding::Onboarding(
             settings.onboarding.clone(),
         )),
@@ -480,7 +483,8 @@ fn configure_app(cfg: &mut web::ServiceConfig, state: &State) {
     if let Some(exchange) = &state.exchange {
         cfg.app_data(exchange.clone())
             .app_data(state.conversions.clone())
-            .app_data(state.onboarding.clone());
+            .app_data(state.onboarding.clone())
+            .app_data(state.searches.clone());
         if state.services.orderbook {
             scrip_orderbook::configure(cfg);
             // Deals pay through the markets, so the marketplace is served beside them.
