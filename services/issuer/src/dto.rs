@@ -69,8 +69,12 @@ pub struct NewCurrencyBody {
     pub unit: Option<String>,
     /// Units of account one token is worth, default `"1"`.
     pub par: Option<String>,
-    /// `issuer_credit` (default) or `mutual_credit`; fixed once created.
+    /// `issuer_credit` (default), `mutual_credit` or `backed`; fixed once created.
     pub kind: Option<String>,
+    /// `backed` only, and required for it: the reserve; fixed once created.
+    pub backing: Option<BackingBody>,
+    /// Paid once by each new member, to the issuer, in another currency.
+    pub joining_fee: Option<JoiningFeeBody>,
     /// `mutual_credit` only: the credit limit a new member gets, default `"0"`.
     pub member_credit_limit: Option<String>,
     /// Decimal string: the largest single payment or order quantity.
@@ -101,6 +105,45 @@ pub struct TransferFeeBody {
     pub to: Option<String>,
 }
 
+/// `backing`: the issuer's negative balance (what is outstanding) stays covered by a reserve
+/// it holds in `currency`, valued at par: reserve x 10000 >= outstanding x `ratio_bps`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackingBody {
+    /// Code of the reserve currency: another business's, valued in the same unit.
+    pub currency: String,
+    /// Reserve per outstanding value, in basis points: 10000 = fully backed, 1 to 100000.
+    pub ratio_bps: i64,
+    /// Days each deposit into the reserve stays locked, 0 (default) to 3650.
+    #[serde(default)]
+    pub lock_days: i64,
+}
+
+/// The backing of a currency with its reserve as it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackingView {
+    pub currency: String,
+    pub ratio_bps: i64,
+    pub lock_days: i64,
+    /// The reserve held now, in `currency`.
+    pub reserve: String,
+    /// What the reserve backs, in this currency: the most that may be outstanding.
+    pub backs: String,
+}
+
+/// `joining_fee`: paid once by a new member (on joining, or when admitted), to the issuer;
+/// refunded on leaving after `refundable_after_days`, never without it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoiningFeeBody {
+    /// Decimal string, in `currency`.
+    pub amount: String,
+    /// Code of the currency the fee is paid in (not the one joined).
+    pub currency: String,
+    /// Days of membership after which leaving refunds the fee; omit: never refunded.
+    pub refundable_after_days: Option<i64>,
+}
+
 /// `demurrage`: every positive balance pays `rate_bps` of itself each period to the issuer
 /// (or `to`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -128,8 +171,12 @@ pub struct CurrencyView {
     /// Number of accounts other than the issuer's holding a positive balance.
     pub holders: i64,
     pub created_at: String,
-    /// `issuer_credit` or `mutual_credit`.
+    /// `issuer_credit`, `mutual_credit` or `backed`.
     pub kind: String,
+    /// `backed` only: the reserve and what it backs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing: Option<BackingView>,
+    pub joining_fee: Option<JoiningFeeBody>,
     /// `mutual_credit` only: the credit limit a new member gets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_credit_limit: Option<String>,
@@ -189,9 +236,17 @@ pub struct LimitsPatch {
     pub demurrage: Option<Option<DemurrageBody>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requires_admission: Option<bool>,
-    /// `kind` and `freezable` are chosen at creation; sending them is refused.
+    /// The joining fee, or `null` to remove it; omit to keep. Members who joined keep the
+    /// terms they joined on.
+    #[serde(default, deserialize_with = "scrip_http::double_option")]
+    #[schema(value_type = Option<JoiningFeeBody>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joining_fee: Option<Option<JoiningFeeBody>>,
+    /// `kind`, `backing` and `freezable` are chosen at creation; sending them is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub freezable: Option<bool>,
     /// Fields to seal from now on (a seal is never lifted).

@@ -76,6 +76,8 @@ pub fn currency_views(
             };
             let handle_of = |id| issuers.get(&id).cloned();
             let policy = policy_view(currency, &handle_of, collected, now);
+            let backing = crate::policies::backing_view(conn, currency)?;
+            let joining_fee = crate::policies::joining_fee_view(conn, currency)?;
             Ok(CurrencyView {
                 code: currency.code.to_string(),
                 name: currency.name.clone(),
@@ -89,6 +91,8 @@ pub fn currency_views(
                 holders: stats.holders,
                 created_at: rfc3339_from_us(currency.created_at_us),
                 kind: policy.kind,
+                backing,
+                joining_fee,
                 member_credit_limit: policy.member_credit_limit,
                 max_payment: policy.max_payment,
                 transfer_fee: policy.transfer_fee,
@@ -485,6 +489,7 @@ fn touches_policy(body: &LimitsPatch) -> bool {
         || body.transfer_fee.is_some()
         || body.demurrage.is_some()
         || body.requires_admission.is_some()
+        || body.joining_fee.is_some()
         || !body.sealed.is_empty()
 }
 
@@ -555,6 +560,14 @@ impl Execute for CurrencyExecutor {
             MemberLimit {
                 member_limit: MemberLimitAsked,
             },
+            ReserveRelease {
+                reserve_release: ReserveReleaseAsked,
+            },
+        }
+        #[derive(serde::Deserialize)]
+        struct ReserveReleaseAsked {
+            currency: String,
+            amount: String,
         }
         #[derive(serde::Deserialize)]
         struct MemberLimitAsked {
@@ -566,6 +579,14 @@ impl Execute for CurrencyExecutor {
             |e: serde_json::Error| ApiError::Internal(format!("proposal {}: {e}", row.id));
         let (code, patch) = match serde_json::from_str(&row.payload).map_err(unreadable)? {
             Asked::Patch { currency, patch } => (currency, patch),
+            Asked::ReserveRelease { reserve_release } => {
+                let asked = (
+                    reserve_release.currency.as_str(),
+                    reserve_release.amount.as_str(),
+                );
+                let actor = PrincipalId::new(row.proposed_by);
+                return crate::reserve::execute_release(conn, business, asked, actor);
+            }
             Asked::Create { create } => {
                 let settings = (&self.policy, &self.registry);
                 let new = new_currency(conn, business, &create, settings)?;

@@ -14,6 +14,7 @@ mod liabilities;
 mod members;
 mod policies;
 mod policy;
+mod reserve;
 
 pub use dto::{BusinessView, CurrencyView};
 pub use governance::executors;
@@ -51,6 +52,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admission::get_proof)
         .service(freeze::freeze)
         .service(freeze::unfreeze)
+        .service(reserve::get_reserve)
+        .service(reserve::deposit)
+        .service(reserve::release)
         .service(governance::put_approvals)
         .service(governance::get_approvals)
         .service(governance::list_proposals)
@@ -80,6 +84,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         currency_members::list_members,
         freeze::freeze,
         freeze::unfreeze,
+        reserve::get_reserve,
+        reserve::deposit,
+        reserve::release,
         admission::apply,
         admission::list_applications,
         admission::admit_application,
@@ -116,6 +123,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::TransferFeeBody,
         dto::DemurrageBody,
         dto::DemurrageView,
+        dto::BackingBody,
+        dto::BackingView,
+        dto::JoiningFeeBody,
+        reserve::ReserveBody,
+        reserve::ReserveView,
+        reserve::DepositView,
         dto::MemberBody,
         dto::CurrencyMemberView,
         dto::CurrencyMemberPage,

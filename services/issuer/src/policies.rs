@@ -6,12 +6,16 @@ use std::collections::BTreeSet;
 use scrip_domain::{Amount, PrincipalId, RegistryId, Scale};
 use scrip_http::{ApiError, rfc3339_from_us};
 use scrip_ledger::policy::{
-    BPS_PER_WHOLE, CurrencyKind, Demurrage, DemurragePeriod, Policies, PolicyField, TransferFee,
+    BPS_PER_WHOLE, Backing, CurrencyKind, Demurrage, DemurragePeriod, JoiningFee, MAX_DAYS,
+    MAX_RATIO_BPS, Policies, PolicyField, TransferFee,
 };
 use scrip_ledger::{Currency, LimitsChange};
 use scrip_store::DbConn;
 
-use crate::dto::{DemurrageBody, DemurrageView, LimitsPatch, NewCurrencyBody, TransferFeeBody};
+use crate::dto::{
+    BackingBody, BackingView, DemurrageBody, DemurrageView, JoiningFeeBody, LimitsPatch,
+    NewCurrencyBody, TransferFeeBody,
+};
 
 fn refused(field: &str, detail: impl Into<String>) -> ApiError {
     ApiError::refused_field("bad_policy", field, detail)
@@ -84,6 +88,50 @@ fn demurrage(
     })
 }
 
+/// A currency named by a policy, by its code.
+fn named_currency(conn: &mut DbConn, raw: &str, field: &str) -> Result<Currency, ApiError> {
+    scrip_ledger::currency_by_code(
+        conn,
+        &scrip_domain::CurrencyCode::parse(raw)
+            .map_err(|_| refused(field, format!("{field}: {raw:?} is no currency code")))?,
+    )
+    .map_err(|_| refused(field, format!("{field}: there is no currency {raw}")))
+}
+
+fn days(value: i64, field: &str) -> Result<i64, ApiError> {
+    if (0..=MAX_DAYS).contains(&value) {
+        Ok(value)
+    } else {
+        Err(refused(field, format!("{field} is 0 to {MAX_DAYS} days")))
+    }
+}
+
+fn backing(conn: &mut DbConn, body: &BackingBody) -> Result<Backing, ApiError> {
+    if !(1..=MAX_RATIO_BPS).contains(&body.ratio_bps) {
+        return Err(refused(
+            "backing.ratio_bps",
+            "backing.ratio_bps is the reserve per outstanding value in basis points: 10000 = fully backed, 1 to 100000",
+        ));
+    }
+    Ok(Backing {
+        currency: named_currency(conn, &body.currency, "backing.currency")?.id,
+        ratio_bps: body.ratio_bps,
+        lock_days: days(body.lock_days, "backing.lock_days")?,
+    })
+}
+
+fn joining_fee(conn: &mut DbConn, body: &JoiningFeeBody) -> Result<JoiningFee, ApiError> {
+    let paid_in = named_currency(conn, &body.currency, "joining_fee.currency")?;
+    Ok(JoiningFee {
+        atoms: positive(&body.amount, paid_in.scale, "joining_fee.amount")?.atoms(),
+        currency: paid_in.id,
+        refundable_after_days: body
+            .refundable_after_days
+            .map(|d| days(d, "joining_fee.refundable_after_days"))
+            .transpose()?,
+    })
+}
+
 fn sealed(raw: &[String]) -> Result<BTreeSet<PolicyField>, ApiError> {
     raw.iter()
         .map(|name| {
@@ -111,7 +159,23 @@ pub fn new_policies(
     let kind = match body.kind.as_deref() {
         None => CurrencyKind::IssuerCredit,
         Some(raw) => CurrencyKind::parse(raw)
-            .ok_or_else(|| refused("kind", "kind is issuer_credit or mutual_credit"))?,
+            .ok_or_else(|| refused("kind", "kind is issuer_credit, mutual_credit or backed"))?,
+    };
+    let backing = match (&body.backing, kind) {
+        (None, CurrencyKind::Backed) => {
+            return Err(refused(
+                "backing",
+                "a backed currency names its reserve: backing {currency, ratio_bps, lock_days}",
+            ));
+        }
+        (Some(_), CurrencyKind::IssuerCredit | CurrencyKind::MutualCredit) => {
+            return Err(refused(
+                "backing",
+                "backing: only a backed currency (kind backed) has a reserve",
+            ));
+        }
+        (Some(b), CurrencyKind::Backed) => Some(backing(conn, b)?),
+        (None, _) => None,
     };
     let member_credit_limit_atoms = match body.member_credit_limit.as_deref() {
         Some(_) if kind != CurrencyKind::MutualCredit => {
@@ -145,6 +209,12 @@ pub fn new_policies(
         requires_admission: body.requires_admission,
         freezable: body.freezable,
         sealed: sealed(&body.sealed)?,
+        backing,
+        joining_fee: body
+            .joining_fee
+            .as_ref()
+            .map(|f| joining_fee(conn, f))
+            .transpose()?,
     })
 }
 
@@ -160,6 +230,12 @@ pub fn policy_change(
         return Err(refused(
             "kind",
             "a currency's kind is chosen when it is created",
+        ));
+    }
+    if body.backing.is_some() {
+        return Err(refused(
+            "backing",
+            "a currency's backing is chosen when it is created, so holders can trust it",
         ));
     }
     if body.freezable.is_some() {
@@ -206,6 +282,11 @@ pub fn policy_change(
             Some(Some(d)) => Some(Some(demurrage(conn, d, registry)?)),
         },
         requires_admission: body.requires_admission,
+        joining_fee: match &body.joining_fee {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(f)) => Some(Some(joining_fee(conn, f)?)),
+        },
         seal: sealed(&body.sealed)?,
     })
 }
@@ -249,4 +330,40 @@ pub fn policy_view(
         }),
         sealed: p.sealed.iter().map(|f| f.as_str().to_owned()).collect(),
     }
+}
+
+/// A backed currency's backing with its reserve as it stands (a few queries: backed
+/// currencies are few).
+pub fn backing_view(
+    conn: &mut DbConn,
+    currency: &Currency,
+) -> Result<Option<BackingView>, ApiError> {
+    if currency.policies.backing.is_none() {
+        return Ok(None);
+    }
+    let reserve = scrip_ledger::reserve::reserve_of(conn, currency, scrip_http::now_us())?;
+    let reserve_currency = &reserve.backing_currency;
+    Ok(Some(BackingView {
+        currency: reserve_currency.code.to_string(),
+        ratio_bps: reserve.backing.ratio_bps,
+        lock_days: reserve.backing.lock_days,
+        reserve: Amount::from_atoms(reserve.reserve_atoms(), reserve_currency.scale).to_string(),
+        backs: Amount::from_atoms(reserve.backs_atoms, currency.scale).to_string(),
+    }))
+}
+
+/// The joining fee in the currency it is paid in.
+pub fn joining_fee_view(
+    conn: &mut DbConn,
+    currency: &Currency,
+) -> Result<Option<JoiningFeeBody>, ApiError> {
+    let Some(fee) = currency.policies.joining_fee else {
+        return Ok(None);
+    };
+    let paid_in = scrip_ledger::currency_by_id(conn, fee.currency)?;
+    Ok(Some(JoiningFeeBody {
+        amount: Amount::from_atoms(fee.atoms, paid_in.scale).to_string(),
+        currency: paid_in.code.to_string(),
+        refundable_after_days: fee.refundable_after_days,
+    }))
 }

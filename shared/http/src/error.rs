@@ -213,6 +213,9 @@ impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> Self {
         let code = error.code();
         let detail = error.to_string();
+        if let LedgerError::BadPolicy { field, .. } = &error {
+            return Self::refused_field(code, *field, detail);
+        }
         match error.class() {
             ErrorClass::Unprocessable => Self::unprocessable(code, detail),
             ErrorClass::NotFound => Self::not_found(code, detail),

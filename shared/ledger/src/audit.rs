@@ -77,6 +77,14 @@ pub enum Violation {
     UnmatchedOnboarding { transfer: i64 },
     /// A person's onboarding allowance used is not what the fund paid of its purchases.
     AllowanceMismatch { principal: i64 },
+    /// A backed currency's issuer owes more than its reserve backs.
+    ReserveShort {
+        currency: String,
+        outstanding_atoms: i64,
+        backs_atoms: i64,
+    },
+    /// A reserve hold that is not on the issuer's account in the backing currency.
+    ReserveMisplaced { hold: i64 },
 }
 
 /// References written by the exchange's single writer that PostgreSQL does not check with a
@@ -185,7 +193,7 @@ fn unrecorded_demurrage(conn: &mut DbConn, after_id: i64) -> Result<Vec<Violatio
 
 impl Violation {
     /// Every check of the audit, by name: the `check` label of its metric.
-    pub const CHECKS: [&'static str; 11] = [
+    pub const CHECKS: [&'static str; 12] = [
         "zero_sum",
         "floors",
         "ceilings",
@@ -197,6 +205,7 @@ impl Violation {
         "open_orders",
         "clearing_nets",
         "deals",
+        "reserves",
     ];
 
     /// What each of [`Violation::CHECKS`] makes sure of, in words for the public monitor.
@@ -216,6 +225,9 @@ impl Violation {
             }
             "deals" => {
                 "every paid marketplace deal was paid its amount exactly, the onboarding fund's share included"
+            }
+            "reserves" => {
+                "every backed currency's outstanding amount is covered by its reserve, held by its issuer"
             }
             _ => "",
         }
@@ -237,6 +249,7 @@ impl Violation {
             Self::DealMismatch { .. }
             | Self::UnmatchedOnboarding { .. }
             | Self::AllowanceMismatch { .. } => "deals",
+            Self::ReserveShort { .. } | Self::ReserveMisplaced { .. } => "reserves",
         }
     }
 }
@@ -314,6 +327,18 @@ impl fmt::Display for Violation {
                     "transfer {transfer}: an account of another currency takes part"
                 )
             }
+            Self::ReserveShort {
+                currency,
+                outstanding_atoms,
+                backs_atoms,
+            } => write!(
+                f,
+                "currency {currency}: {outstanding_atoms} atoms outstanding but its reserve backs only {backs_atoms}"
+            ),
+            Self::ReserveMisplaced { hold } => write!(
+                f,
+                "hold {hold}: a reserve hold that is not on the issuer's account in the backing currency"
+            ),
             Self::DealMismatch { deal } => write!(
                 f,
                 "deal {deal}: paid, but its payment is not its amount in its currency"
@@ -371,6 +396,8 @@ struct CurrencyPolicy {
     max_balance_atoms: Option<i64>,
     mutual_credit: bool,
     freezable: bool,
+    /// A backed currency's: what its reserve backs (the issuer's floor is no lower).
+    backs_atoms: Option<i64>,
 }
 
 /// Each member's credit limit: `(currency, principal) -> atoms`.
@@ -470,7 +497,7 @@ fn audit_snapshot(
     now_us: i64,
 ) -> Result<AuditReport, LedgerError> {
     let seen = Marks::read(conn)?;
-    let policies: HashMap<i64, CurrencyPolicy> = currencies::table
+    let mut policies: HashMap<i64, CurrencyPolicy> = currencies::table
         .select((
             currencies::id,
             currencies::code,
@@ -491,6 +518,7 @@ fn audit_snapshot(
                     max_balance_atoms,
                     mutual_credit: kind == crate::policy::CurrencyKind::MutualCredit.as_str(),
                     freezable: freezable != 0,
+                    backs_atoms: None,
                 };
                 (id, policy)
             },
@@ -543,6 +571,9 @@ fn audit_snapshot(
         transfers: journal.lines,
         violations: journal.foreign,
     };
+    report
+        .violations
+        .extend(reserve_checks(conn, &mut policies, &accounts, &open_holds)?);
     report
         .violations
         .extend(dangling_references(conn, &checkpoint.through)?);
@@ -604,6 +635,69 @@ fn advance(checkpoint: &mut Checkpoint, seen: Marks, now_us: i64) {
     while checkpoint.recent.len() > 64 {
         checkpoint.recent.pop_front();
     }
+}
+
+/// Backed currencies: each reserve hold sits on its issuer's account in the backing currency,
+/// and what the issuer owes is covered by what the reserve backs (recorded in `policies` for
+/// the floor check).
+fn reserve_checks(
+    conn: &mut DbConn,
+    policies: &mut HashMap<i64, CurrencyPolicy>,
+    accounts: &[AccountRow],
+    open_holds: &[(i64, i64, i64, String)],
+) -> Result<Vec<Violation>, LedgerError> {
+    use crate::reserve::{backed_currency_of, backs_atoms};
+    let by_id: HashMap<i64, &AccountRow> = accounts.iter().map(|a| (a.id, a)).collect();
+    let mut reserves: HashMap<i64, i64> = HashMap::new();
+    let mut violations = Vec::new();
+    let backed_ids: Vec<i64> = currencies::table
+        .filter(currencies::kind.eq(crate::policy::CurrencyKind::Backed.as_str()))
+        .select(currencies::id)
+        .load(conn)?;
+    let mut backed = HashMap::new();
+    for id in backed_ids {
+        let currency = crate::currency_by_id(conn, scrip_domain::CurrencyId::new(id))?;
+        let Some(backing) = currency.policies.backing else {
+            continue;
+        };
+        let backing_currency = crate::currency_by_id(conn, backing.currency)?;
+        reserves.insert(id, 0);
+        backed.insert(id, (currency, backing_currency));
+    }
+    for (hold, account, atoms, reason) in open_holds {
+        let Some(currency) = backed_currency_of(reason) else {
+            continue;
+        };
+        let on_issuers = by_id
+            .get(account)
+            .zip(backed.get(&currency.get()))
+            .is_some_and(|(account, (backed, backing))| {
+                account.principal_id == backed.issuer_id.get()
+                    && account.currency_id == backing.id.get()
+            });
+        match reserves.get_mut(&currency.get()) {
+            Some(sum) if on_issuers => *sum += atoms,
+            _ => violations.push(Violation::ReserveMisplaced { hold: *hold }),
+        }
+    }
+    for (id, (currency, backing_currency)) in &backed {
+        let backs = backs_atoms(currency, backing_currency, reserves[id]);
+        if let Some(policy) = policies.get_mut(id) {
+            policy.backs_atoms = Some(backs);
+        }
+        let issuer_balance = accounts
+            .iter()
+            .find(|a| a.currency_id == *id && a.principal_id == currency.issuer_id.get())
+            .map_or(0, |a| a.balance_atoms);
+        if -issuer_balance > backs {
+            violations.push(Violation::ReserveShort {
+                currency: currency.code.to_string(),
+                outstanding_atoms: -issuer_balance,
+                backs_atoms: backs,
+            });
+        }
+    }
+    Ok(violations)
 }
 
 /// Holds still holding funds for an order (`reason` "order N") that is no longer open.
@@ -749,7 +843,7 @@ fn check_account(
     if let Some(policy) = policy {
         let is_issuer = account.principal_id == policy.issuer;
         let expected_floor = if is_issuer {
-            -policy.credit_limit_atoms
+            crate::rules::issuer_floor_atoms(policy.credit_limit_atoms, policy.backs_atoms)
         } else if policy.mutual_credit && !is_registry {
             // Every mutual-credit holder is a member, its floor minus its own limit; one
             // without a membership row gets none (a floor of zero) and is reported otherwise.

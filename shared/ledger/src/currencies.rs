@@ -10,7 +10,7 @@ use scrip_store::schema::currencies;
 use std::collections::BTreeSet;
 
 use crate::model::{CurrencyRow, MAX_AMOUNT_ATOMS, now_us};
-use crate::policy::{Demurrage, Policies, PolicyField, TransferFee};
+use crate::policy::{CurrencyKind, Demurrage, JoiningFee, Policies, PolicyField, TransferFee};
 use crate::principals::principal_by_id;
 use crate::rules::{self, CurrencyRules, Position};
 use crate::{Currency, LedgerError, writer};
@@ -56,6 +56,8 @@ pub fn create_currency(conn: &mut DbConn, new: &NewCurrency) -> Result<Currency,
     for collector in collectors(&new.policies) {
         check_collector(conn, collector)?;
     }
+    check_backing(conn, new)?;
+    check_joining_fee(conn, &new.policies, None)?;
     let now = now_us();
     let p = &new.policies;
     let row: CurrencyRow = diesel::insert_into(currencies::table)
@@ -71,6 +73,9 @@ pub fn create_currency(conn: &mut DbConn, new: &NewCurrency) -> Result<Currency,
             currencies::created_at_us.eq(now),
             // The rest of the policies: `write_payment_policies` below, the same writer as a change.
             currencies::kind.eq(p.kind.as_str()),
+            currencies::backing_currency_id.eq(p.backing.map(|b| b.currency.get())),
+            currencies::backing_ratio_bps.eq(p.backing.map(|b| small(b.ratio_bps))),
+            currencies::backing_lock_days.eq(p.backing.map(|b| small(b.lock_days))),
         ))
         .get_result::<CurrencyRow>(conn)
         .map_err(|e| match e {
@@ -82,8 +87,67 @@ pub fn create_currency(conn: &mut DbConn, new: &NewCurrency) -> Result<Currency,
     let currency = Currency::try_from(row)?;
     let through = new.policies.demurrage.map(|d| d.period.index_at(now));
     write_payment_policies(conn, currency.id, &new.policies, through)?;
-    writer::open_issuer_account(conn, new.issuer, currency.id, credit_limit_atoms)?;
+    // A backed currency starts with no reserve, so its issuer may issue nothing yet.
+    let backs_atoms = (p.kind == CurrencyKind::Backed).then_some(0);
+    let floor_atoms = rules::issuer_floor_atoms(credit_limit_atoms, backs_atoms);
+    writer::open_issuer_account(conn, new.issuer, currency.id, floor_atoms)?;
     currency_by_id(conn, currency.id)
+}
+
+/// A policy's small integer (basis points, days) as stored; `validate` bounds it.
+fn small(value: i64) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// A reserve must be worth something the issuer cannot make: a currency of another issuer,
+/// valued in the same unit of account (par values compare only within one unit).
+fn check_backing(conn: &mut DbConn, new: &NewCurrency) -> Result<(), LedgerError> {
+    let Some(backing) = new.policies.backing else {
+        return Ok(());
+    };
+    let reserve = currency_by_id(conn, backing.currency)?;
+    if reserve.issuer_id == new.issuer {
+        return Err(LedgerError::bad_policy(
+            "backing.currency",
+            format!(
+                "backing.currency: {} is issued by the same business, which could issue its own reserve; back it with another business's currency",
+                reserve.code
+            ),
+        ));
+    }
+    if reserve.unit != new.unit {
+        return Err(LedgerError::bad_policy(
+            "backing.currency",
+            format!(
+                "backing.currency: {} is valued in {}, this currency in {}: a reserve is valued at par in the same unit",
+                reserve.code, reserve.unit, new.unit
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A joining fee is paid in a currency that exists, other than the one joined (a newcomer
+/// holds none of that yet).
+fn check_joining_fee(
+    conn: &mut DbConn,
+    policies: &Policies,
+    joined: Option<CurrencyId>,
+) -> Result<(), LedgerError> {
+    let Some(fee) = policies.joining_fee else {
+        return Ok(());
+    };
+    let paid_in = currency_by_id(conn, fee.currency)?;
+    if Some(paid_in.id) == joined {
+        return Err(LedgerError::bad_policy(
+            "joining_fee.currency",
+            "joining_fee.currency: the fee is paid in another currency, one a newcomer already holds",
+        ));
+    }
+    if fee.atoms > MAX_AMOUNT_ATOMS {
+        return Err(scrip_domain::AmountError::Overflow.into());
+    }
+    Ok(())
 }
 
 /// Who collects a currency's fee and demurrage, when not its issuer.
@@ -110,7 +174,8 @@ fn write_payment_policies(
 ) -> Result<(), LedgerError> {
     let fee = p.transfer_fee;
     let demurrage = p.demurrage;
-    let bps = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+    let joining = p.joining_fee;
+    let bps = small;
     diesel::update(currencies::table.find(currency.get()))
         .set((
             currencies::member_credit_limit_atoms.eq(p.member_credit_limit_atoms),
@@ -125,6 +190,10 @@ fn write_payment_policies(
             currencies::requires_admission.eq(i32::from(p.requires_admission)),
             currencies::freezable.eq(i32::from(p.freezable)),
             currencies::sealed.eq(p.sealed_text()),
+            currencies::joining_fee_atoms.eq(joining.map(|f| f.atoms)),
+            currencies::joining_fee_currency_id.eq(joining.map(|f| f.currency.get())),
+            currencies::joining_fee_refundable_after_days
+                .eq(joining.and_then(|f| f.refundable_after_days).map(small)),
         ))
         .execute(conn)?;
     Ok(())
@@ -161,6 +230,7 @@ pub struct LimitsChange {
     pub transfer_fee: Option<Option<TransferFee>>,
     pub demurrage: Option<Option<Demurrage>>,
     pub requires_admission: Option<bool>,
+    pub joining_fee: Option<Option<JoiningFee>>,
     /// Fields to seal from now on (added to those already sealed; a seal is never lifted).
     pub seal: BTreeSet<PolicyField>,
 }
@@ -187,6 +257,7 @@ impl LimitsChange {
             self.requires_admission.is_some(),
             PolicyField::RequiresAdmission,
         );
+        mark(self.joining_fee.is_some(), PolicyField::JoiningFee);
         fields
     }
 }
@@ -234,9 +305,10 @@ fn apply_limits(
     apply_payment_policies(conn, &currency, change)?;
     if let Some(limit) = change.credit_limit {
         let atoms = check_limit(limit, currency.scale)?;
+        let floor_atoms = crate::reserve::issuer_floor_atoms(conn, &currency, atoms)?;
         let issuer = writer::lock_issuer_account(conn, &rules)?;
-        rules::check_limits(&issuer.position, -atoms, None)?;
-        writer::set_floor(conn, issuer.account_id, -atoms)?;
+        rules::check_limits(&issuer.position, floor_atoms, None)?;
+        writer::set_floor(conn, issuer.account_id, floor_atoms)?;
         diesel::update(currencies::table.find(currency_id.get()))
             .set(currencies::credit_limit_atoms.eq(atoms))
             .execute(conn)?;
@@ -286,6 +358,9 @@ fn apply_payment_policies(
     if let Some(required) = change.requires_admission {
         after.requires_admission = required;
     }
+    if let Some(fee) = change.joining_fee {
+        after.joining_fee = fee;
+    }
     after.sealed.extend(change.seal.iter().copied());
     if after == *before {
         return Ok(());
@@ -294,6 +369,7 @@ fn apply_payment_policies(
     for collector in collectors(&after) {
         check_collector(conn, collector)?;
     }
+    check_joining_fee(conn, &after, Some(currency.id))?;
     if after.requires_admission && !before.requires_admission {
         crate::members::admit_holders(conn, currency)?;
     }

@@ -31,7 +31,9 @@ pub enum LedgerError {
     CodeTaken,
     #[error("the account's available balance is too small")]
     InsufficientFunds,
-    #[error("the issuer's account would go below its credit limit")]
+    #[error(
+        "the issuer's account would go below its credit limit (for a backed currency: past what its reserve backs)"
+    )]
     CreditLimitExceeded,
     #[error("the receiving account would exceed the currency's maximum balance")]
     MaxBalanceExceeded,
@@ -41,8 +43,9 @@ pub enum LedgerError {
     HoldExceeded,
     #[error("the new limit would leave an existing balance outside it")]
     LimitBelowPosition,
-    #[error("{0}")]
-    BadPolicy(String),
+    /// A policy that cannot be: `why` in words, `field` the request field it concerns.
+    #[error("{why}")]
+    BadPolicy { field: &'static str, why: String },
     #[error("the amount is more than the currency's largest single payment ({max})")]
     OverMaxPayment { max: String },
     #[error("only admitted members may hold this currency")]
@@ -51,6 +54,19 @@ pub enum LedgerError {
     Frozen,
     #[error("the currency's {field} is sealed: it can never change again")]
     Sealed { field: crate::policy::PolicyField },
+    /// A release of more of a backed currency's reserve than its unlocked deposits hold.
+    #[error(
+        "only {releasable} of the reserve can be released now: each deposit stays locked for the currency's lock_days{next_unlock}"
+    )]
+    ReserveLocked {
+        releasable: String,
+        next_unlock: String,
+    },
+    /// A release that would leave what is outstanding uncovered.
+    #[error(
+        "the reserve backs what is outstanding: at most {releasable} can be released now (it is released as outstanding falls)"
+    )]
+    ReserveInUse { releasable: String },
     #[error("the idempotency key was already used with a different request")]
     IdempotencyConflict,
     #[error("this payment request has already been paid")]
@@ -76,6 +92,16 @@ pub enum LedgerError {
     /// The group-commit writer could not apply a batch, or has stopped.
     #[error("the ledger is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl LedgerError {
+    /// A refused policy: `why` names `field` first, as every refusal under a field does.
+    pub fn bad_policy(field: &'static str, why: impl Into<String>) -> Self {
+        Self::BadPolicy {
+            field,
+            why: why.into(),
+        }
+    }
 }
 
 impl From<DomainError> for LedgerError {
@@ -123,11 +149,13 @@ impl LedgerError {
             Self::AlreadyPaid | Self::AlreadySettled(_) => "already_paid",
             Self::ChangedMeanwhile(_) => "changed_meanwhile",
             Self::RequestExpired { .. } => "request_expired",
-            Self::BadPolicy(_) => "bad_policy",
+            Self::BadPolicy { .. } => "bad_policy",
             Self::OverMaxPayment { .. } => "over_max_payment",
             Self::NotAdmitted => "not_admitted",
             Self::Frozen => "account_frozen",
             Self::Sealed { .. } => "sealed",
+            Self::ReserveLocked { .. } => "reserve_locked",
+            Self::ReserveInUse { .. } => "reserve_in_use",
             Self::Store(_) | Self::Invariant(_) => "internal",
             Self::Pool(_) | Self::Unavailable(_) => "unavailable",
         }
@@ -159,10 +187,12 @@ impl LedgerError {
             | Self::FeeAccount
             | Self::HoldExceeded
             | Self::LimitBelowPosition
-            | Self::BadPolicy(_)
+            | Self::BadPolicy { .. }
             | Self::OverMaxPayment { .. }
             | Self::NotAdmitted
             | Self::RequestExpired { .. }
+            | Self::ReserveLocked { .. }
+            | Self::ReserveInUse { .. }
             | Self::Frozen => ErrorClass::Unprocessable,
         }
     }

@@ -27,6 +27,7 @@ mod plan;
 pub mod policy;
 mod principals;
 pub mod requests;
+pub mod reserve;
 pub mod retry;
 pub mod rules;
 mod transfer;

@@ -121,15 +121,17 @@ pub fn set_member(
     let currency = &crate::currency_by_id(conn, currency.id)?;
     let holder = principal_by_id(conn, principal)?;
     if holder.kind == PrincipalKind::Registry || principal == currency.issuer_id {
-        return Err(LedgerError::BadPolicy(
-            "the issuer and the registry are not members: the issuer's limit is the currency's credit_limit".into(),
+        return Err(LedgerError::bad_policy(
+            "member",
+            "the issuer and the registry are not members: the issuer's limit is the currency's credit_limit",
         ));
     }
     let mutual = currency.policies.kind == CurrencyKind::MutualCredit;
     let limit_atoms = match credit_limit {
         Some(_) if !mutual => {
-            return Err(LedgerError::BadPolicy(
-                "credit_limit: only members of a mutual_credit currency have one".into(),
+            return Err(LedgerError::bad_policy(
+                "credit_limit",
+                "credit_limit: only members of a mutual_credit currency have one",
             ));
         }
         Some(limit) => Some(crate::currencies::check_limit(limit, currency.scale)?),

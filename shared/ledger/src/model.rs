@@ -9,7 +9,9 @@ use scrip_store::schema::{accounts, currencies, principals, transfers};
 use diesel::prelude::*;
 
 use crate::LedgerError;
-use crate::policy::{CurrencyKind, Demurrage, DemurragePeriod, Policies, TransferFee};
+use crate::policy::{
+    Backing, CurrencyKind, Demurrage, DemurragePeriod, JoiningFee, Policies, TransferFee,
+};
 
 /// Amounts and limits are bounded well inside `i64` so that `balance - amount` and
 /// `balance + amount` can never overflow in SQL, whatever the order of operations:
@@ -91,6 +93,12 @@ pub(crate) struct CurrencyRow {
     requires_admission: i32,
     freezable: i32,
     sealed: String,
+    backing_currency_id: Option<i64>,
+    backing_ratio_bps: Option<i32>,
+    backing_lock_days: Option<i32>,
+    joining_fee_atoms: Option<i64>,
+    joining_fee_currency_id: Option<i64>,
+    joining_fee_refundable_after_days: Option<i32>,
 }
 
 impl CurrencyRow {
@@ -109,7 +117,29 @@ impl CurrencyRow {
             }),
             _ => None,
         };
+        let backing = match (
+            self.backing_currency_id,
+            self.backing_ratio_bps,
+            self.backing_lock_days,
+        ) {
+            (Some(currency), Some(ratio_bps), Some(lock_days)) => Some(Backing {
+                currency: CurrencyId::new(currency),
+                ratio_bps: i64::from(ratio_bps),
+                lock_days: i64::from(lock_days),
+            }),
+            _ => None,
+        };
+        let joining_fee = match (self.joining_fee_atoms, self.joining_fee_currency_id) {
+            (Some(atoms), Some(currency)) => Some(JoiningFee {
+                atoms,
+                currency: CurrencyId::new(currency),
+                refundable_after_days: self.joining_fee_refundable_after_days.map(i64::from),
+            }),
+            _ => None,
+        };
         Ok(Policies {
+            backing,
+            joining_fee,
             kind: CurrencyKind::parse(&self.kind).ok_or(corrupt("currencies.kind"))?,
             member_credit_limit_atoms: self.member_credit_limit_atoms,
             max_payment_atoms: self.max_payment_atoms,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDate};
-use scrip_domain::PrincipalId;
+use scrip_domain::{CurrencyId, PrincipalId};
 
 use crate::LedgerError;
 
@@ -21,6 +21,9 @@ pub enum CurrencyKind {
     IssuerCredit,
     /// A community LETS: every member may go negative down to its own credit limit.
     MutualCredit,
+    /// Like issuer credit, but the issuer's negative balance must stay covered by a reserve
+    /// it holds in another currency ([`Backing`]).
+    Backed,
 }
 
 impl CurrencyKind {
@@ -28,11 +31,12 @@ impl CurrencyKind {
         match self {
             Self::IssuerCredit => "issuer_credit",
             Self::MutualCredit => "mutual_credit",
+            Self::Backed => "backed",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::IssuerCredit, Self::MutualCredit]
+        [Self::IssuerCredit, Self::MutualCredit, Self::Backed]
             .into_iter()
             .find(|k| k.as_str() == raw)
     }
@@ -116,6 +120,30 @@ pub struct TransferFee {
     pub to: Option<PrincipalId>,
 }
 
+/// The largest reserve ratio: 1,000 % (ten times over-collateralized).
+pub const MAX_RATIO_BPS: i64 = 100_000;
+/// The longest a reserve may be locked, or a joining fee wait for its refund: ten years.
+pub const MAX_DAYS: i64 = 3_650;
+
+/// `backing` of a `backed` currency: issuing needs a reserve held in `currency`, valued at
+/// par, of at least `ratio_bps` of what is outstanding; each deposit is locked `lock_days`.
+/// Chosen at creation and never changed, so holders can trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backing {
+    pub currency: CurrencyId,
+    pub ratio_bps: i64,
+    pub lock_days: i64,
+}
+
+/// `joining_fee`: paid once by a new member to the issuer, in `currency` (any currency),
+/// refunded on leaving after `refundable_after_days`, never without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoiningFee {
+    pub atoms: i64,
+    pub currency: CurrencyId,
+    pub refundable_after_days: Option<i64>,
+}
+
 /// A policy field that can be sealed (never changed again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PolicyField {
@@ -127,10 +155,11 @@ pub enum PolicyField {
     Demurrage,
     RequiresAdmission,
     Freezable,
+    JoiningFee,
 }
 
 impl PolicyField {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::CreditLimit,
         Self::MaxBalance,
         Self::MemberCreditLimit,
@@ -139,6 +168,7 @@ impl PolicyField {
         Self::Demurrage,
         Self::RequiresAdmission,
         Self::Freezable,
+        Self::JoiningFee,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -151,6 +181,7 @@ impl PolicyField {
             Self::Demurrage => "demurrage",
             Self::RequiresAdmission => "requires_admission",
             Self::Freezable => "freezable",
+            Self::JoiningFee => "joining_fee",
         }
     }
 
@@ -177,30 +208,74 @@ pub struct Policies {
     pub requires_admission: bool,
     pub freezable: bool,
     pub sealed: BTreeSet<PolicyField>,
+    /// `backed` only, and always there for it.
+    pub backing: Option<Backing>,
+    pub joining_fee: Option<JoiningFee>,
 }
 
 impl Policies {
     /// Checks the bounds every stored policy keeps (the migration's CHECKs say the same).
     pub fn validate(&self) -> Result<(), LedgerError> {
-        let bad = |why: &str| Err(LedgerError::BadPolicy(why.to_owned()));
+        let bad = |field: &'static str, why: &str| Err(LedgerError::bad_policy(field, why));
         if self.kind != CurrencyKind::MutualCredit && self.member_credit_limit_atoms != 0 {
-            return bad("member_credit_limit: only a mutual_credit currency has members' limits");
+            return bad(
+                "member_credit_limit",
+                "member_credit_limit: only a mutual_credit currency has members' limits",
+            );
         }
         if self.member_credit_limit_atoms < 0 {
-            return bad("member_credit_limit: must not be negative");
+            return bad(
+                "member_credit_limit",
+                "member_credit_limit: must not be negative",
+            );
         }
         if self.max_payment_atoms.is_some_and(|m| m <= 0) {
-            return bad("max_payment: must be more than zero");
+            return bad("max_payment", "max_payment: must be more than zero");
         }
         if let Some(fee) = self.transfer_fee
             && (!(1..=BPS_PER_WHOLE).contains(&fee.bps) || fee.min_atoms < 0)
         {
-            return bad("transfer_fee: bps is 1 to 10000 and min is not negative");
+            return bad(
+                "transfer_fee",
+                "transfer_fee: bps is 1 to 10000 and min is not negative",
+            );
         }
         if let Some(demurrage) = self.demurrage
             && !(1..=BPS_PER_WHOLE).contains(&demurrage.rate_bps)
         {
-            return bad("demurrage: rate_bps is 1 to 10000");
+            return bad("demurrage", "demurrage: rate_bps is 1 to 10000");
+        }
+        match (self.kind, self.backing) {
+            (CurrencyKind::Backed, None) => {
+                return bad(
+                    "backing",
+                    "backing: a backed currency names its reserve currency and ratio",
+                );
+            }
+            (CurrencyKind::Backed, Some(b))
+                if !(1..=MAX_RATIO_BPS).contains(&b.ratio_bps)
+                    || !(0..=MAX_DAYS).contains(&b.lock_days) =>
+            {
+                return bad(
+                    "backing",
+                    "backing: ratio_bps is 1 to 100000 (10000 = fully backed), lock_days 0 to 3650",
+                );
+            }
+            (CurrencyKind::IssuerCredit | CurrencyKind::MutualCredit, Some(_)) => {
+                return bad("backing", "backing: only a backed currency has a reserve");
+            }
+            _ => {}
+        }
+        if let Some(fee) = self.joining_fee
+            && (fee.atoms <= 0
+                || fee
+                    .refundable_after_days
+                    .is_some_and(|d| !(0..=MAX_DAYS).contains(&d)))
+        {
+            return bad(
+                "joining_fee",
+                "joining_fee: the amount is more than zero, refundable_after_days 0 to 3650",
+            );
         }
         Ok(())
     }

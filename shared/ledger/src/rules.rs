@@ -22,7 +22,7 @@
 //! - **holds**: an account never holds less than zero, and a hold never pays out more than it
 //!   has left.
 
-use scrip_domain::{Amount, AmountError, CurrencyId, PrincipalId, PrincipalKind, Scale};
+use scrip_domain::{Amount, AmountError, CurrencyId, Par, PrincipalId, PrincipalKind, Scale};
 
 use crate::LedgerError;
 use crate::model::MAX_AMOUNT_ATOMS;
@@ -117,6 +117,102 @@ pub fn demurrage_due_atoms(balance_atoms: i64, rate_bps: i64) -> i64 {
     }
     let due = i128::from(balance_atoms) * i128::from(rate_bps) / i128::from(BPS_PER_WHOLE);
     i64::try_from(due).unwrap_or(i64::MAX)
+}
+
+/// What a currency's value is measured with, to value it at par: its scale and par.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParValue {
+    pub scale: Scale,
+    pub par: Par,
+}
+
+/// How much of a backed currency a reserve backs (`backing`): the most that may be
+/// outstanding, in the backed currency's atoms, such that
+/// `reserve value x 10,000 >= outstanding value x ratio_bps`, both valued at par. Rounded down,
+/// so coverage is never overstated; at most the ledger's bound.
+pub fn reserve_backs_atoms(
+    reserve_atoms: i64,
+    reserve: ParValue,
+    backed: ParValue,
+    ratio_bps: i64,
+) -> i64 {
+    let unsigned = |v: i64| u128::try_from(v.max(0)).unwrap_or(0);
+    let (Some(pow_reserve), Some(pow_backed)) = (
+        10_u128.checked_pow(u32::from(reserve.scale.decimals())),
+        10_u128.checked_pow(u32::from(backed.scale.decimals())),
+    ) else {
+        return 0;
+    };
+    // reserve x par_r x 10^s_backed x 10,000 / (par_backed x 10^s_reserve x ratio): the value
+    // is below 2^123, the multiplier below 2^40 and the divisor below 2^107, so the 256-bit
+    // product and its division are exact.
+    let value = unsigned(reserve_atoms) * unsigned(reserve.par.numerator_e8());
+    let per = pow_backed * unsigned(BPS_PER_WHOLE);
+    let divisor = unsigned(backed.par.numerator_e8()) * pow_reserve * unsigned(ratio_bps);
+    if divisor == 0 {
+        return 0;
+    }
+    let backs = mul_div_floor(value, per, divisor);
+    i64::try_from(backs.min(unsigned(MAX_AMOUNT_ATOMS))).unwrap_or(MAX_AMOUNT_ATOMS)
+}
+
+/// `floor(a x b / d)` without overflow (a 256-bit product), saturating at `u128::MAX`.
+/// `d` must be below 2^127 (it is: see [`reserve_backs_atoms`]).
+fn mul_div_floor(a: u128, b: u128, d: u128) -> u128 {
+    const LOW: u128 = u64::MAX as u128;
+    let (a1, a0, b1, b0) = (a >> 64, a & LOW, b >> 64, b & LOW);
+    let (low, cross_ab, cross_ba, high) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    let middle = (low >> 64) + (cross_ab & LOW) + (cross_ba & LOW);
+    let product_low = (middle << 64) | (low & LOW);
+    let product_high = high + (cross_ab >> 64) + (cross_ba >> 64) + (middle >> 64);
+    if product_high >= d {
+        return u128::MAX;
+    }
+    // Long division, a bit at a time: the remainder stays below d < 2^127.
+    let (mut remainder, mut quotient) = (product_high, 0_u128);
+    for bit in (0..128).rev() {
+        remainder = (remainder << 1) | ((product_low >> bit) & 1);
+        quotient <<= 1;
+        if remainder >= d {
+            remainder -= d;
+            quotient |= 1;
+        }
+    }
+    quotient
+}
+
+/// The issuer's floor: minus its credit limit, and for a backed currency minus no more than
+/// its reserve backs (`backs_atoms`).
+pub fn issuer_floor_atoms(credit_limit_atoms: i64, backs_atoms: Option<i64>) -> i64 {
+    -backs_atoms.map_or(credit_limit_atoms, |backs| credit_limit_atoms.min(backs))
+}
+
+/// The most of a reserve of `reserve_atoms` that may be released while the issuer needs
+/// `needed_atoms` of credit (`held - balance`: what it owes and holds for orders), given what
+/// each remaining reserve backs (`backs`, monotonic). The reserve is released only as
+/// outstanding falls.
+pub fn reserve_releasable_atoms(
+    reserve_atoms: i64,
+    needed_atoms: i64,
+    backs: impl Fn(i64) -> i64,
+) -> i64 {
+    if needed_atoms <= 0 {
+        return reserve_atoms.max(0);
+    }
+    // The smallest reserve that still backs what is needed, by bisection over [0, reserve].
+    let (mut low, mut high) = (0_i64, reserve_atoms.max(0));
+    if backs(high) < needed_atoms {
+        return 0;
+    }
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if backs(mid) >= needed_atoms {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    reserve_atoms - high
 }
 
 /// What a demurrage charge of `due_atoms` may take now: never what open orders hold (so an
@@ -563,6 +659,7 @@ mod policy_tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::policy::MAX_RATIO_BPS;
 
     fn member(balance_atoms: i64, floor_atoms: i64) -> Position {
         Position {
@@ -678,7 +775,90 @@ mod policy_tests {
         );
     }
 
+    fn valued(decimals: i64, par: &str) -> ParValue {
+        ParValue {
+            scale: Scale::new(decimals).expect("scale"),
+            par: Par::parse(par).expect("par"),
+        }
+    }
+
+    #[test]
+    fn a_reserve_backs_its_value_at_par_over_the_ratio() {
+        let ale = valued(2, "1");
+        let bread = valued(2, "1");
+        // 100.00 ALE fully backs 100.00 BREAD; at 50 % it backs 200.00.
+        assert_eq!(reserve_backs_atoms(10_000, ale, bread, 10_000), 10_000);
+        assert_eq!(reserve_backs_atoms(10_000, ale, bread, 5_000), 20_000);
+        // ALE worth half a unit, BREAD of scale 0: 100.00 ALE backs 50 BREAD.
+        assert_eq!(
+            reserve_backs_atoms(10_000, valued(2, "0.5"), valued(0, "1"), 10_000),
+            50
+        );
+        // Rounded down: 1 atom of a reserve over 3 x the ratio backs nothing.
+        assert_eq!(reserve_backs_atoms(1, ale, bread, 30_000), 0);
+        // Huge figures saturate at the ledger's bound instead of overflowing.
+        assert_eq!(
+            reserve_backs_atoms(
+                MAX_AMOUNT_ATOMS,
+                valued(0, "1000000"),
+                valued(8, "0.00000001"),
+                1
+            ),
+            MAX_AMOUNT_ATOMS
+        );
+        assert_eq!(issuer_floor_atoms(500, None), -500);
+        assert_eq!(issuer_floor_atoms(500, Some(200)), -200);
+        assert_eq!(issuer_floor_atoms(500, Some(900)), -500);
+    }
+
     proptest! {
+        /// The 256-bit product's division agrees with exact arithmetic wherever that fits.
+        #[test]
+        fn mul_div_floor_is_exact(a in 0_u128..(1 << 62), b in 0_u128..(1 << 62), d in 1_u128..(1 << 100)) {
+            prop_assert_eq!(mul_div_floor(a, b, d), a * b / d);
+        }
+
+        /// What a reserve backs is the largest outstanding amount it covers, to the atom.
+        #[test]
+        fn backing_is_the_largest_covered_amount(
+            reserve_atoms in 0_i64..1_000_000_000_000, reserve_par in 1_i64..10_000_000_000,
+            backed_par in 1_i64..10_000_000_000, reserve_decimals in 0_i64..=8,
+            backed_decimals in 0_i64..=8, ratio_bps in 1_i64..=MAX_RATIO_BPS,
+        ) {
+            let par = |e8: i64| Par::parse(&Amount::from_atoms(e8, Scale::new(8).expect("8")).to_string()).expect("par");
+            let reserve = ParValue { scale: Scale::new(reserve_decimals).expect("s"), par: par(reserve_par) };
+            let backed = ParValue { scale: Scale::new(backed_decimals).expect("s"), par: par(backed_par) };
+            let backs = reserve_backs_atoms(reserve_atoms, reserve, backed, ratio_bps);
+            // reserve value x 10,000 >= outstanding value x ratio, in integers.
+            let covers = |outstanding: i128| {
+                i128::from(reserve_atoms) * i128::from(reserve_par) * 10_i128.pow(backed_decimals as u32) * 10_000
+                    >= outstanding * i128::from(backed_par) * 10_i128.pow(reserve_decimals as u32) * i128::from(ratio_bps)
+            };
+            prop_assert!(covers(i128::from(backs)));
+            if backs < MAX_AMOUNT_ATOMS {
+                prop_assert!(!covers(i128::from(backs) + 1));
+            }
+        }
+
+        /// Releasing what `reserve_releasable_atoms` allows still backs what is needed, and one
+        /// atom more would not.
+        #[test]
+        fn a_release_never_uncovers_what_is_outstanding(
+            reserve_atoms in 0_i64..10_000_000, needed_atoms in -1_000_i64..30_000_000,
+            ratio_bps in 1_i64..=MAX_RATIO_BPS,
+        ) {
+            let (ale, bread) = (valued(2, "1"), valued(2, "1"));
+            let backs = |r: i64| reserve_backs_atoms(r, ale, bread, ratio_bps);
+            let releasable = reserve_releasable_atoms(reserve_atoms, needed_atoms, backs);
+            prop_assert!((0..=reserve_atoms).contains(&releasable));
+            if releasable > 0 {
+                prop_assert!(backs(reserve_atoms - releasable) >= needed_atoms);
+            }
+            if releasable < reserve_atoms {
+                prop_assert!(backs(reserve_atoms - releasable - 1) < needed_atoms);
+            }
+        }
+
         /// A payment with a fee moves exactly amount + fee out of the payer and into the payee
         /// and collector, or changes nothing.
         #[test]

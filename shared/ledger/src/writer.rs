@@ -235,18 +235,18 @@ fn close_unused(
     Ok(())
 }
 
-/// Opens the issuer's account of a new currency: its floor is minus the credit limit.
+/// Opens the issuer's account of a new currency, with its floor (`rules::issuer_floor_atoms`).
 pub(crate) fn open_issuer_account(
     conn: &mut DbConn,
     issuer: PrincipalId,
     currency: CurrencyId,
-    credit_limit_atoms: i64,
+    floor_atoms: i64,
 ) -> Result<(), LedgerError> {
     diesel::insert_into(accounts::table)
         .values((
             accounts::principal_id.eq(issuer.get()),
             accounts::currency_id.eq(currency.get()),
-            accounts::floor_atoms.eq(-credit_limit_atoms),
+            accounts::floor_atoms.eq(floor_atoms),
             accounts::ceiling_atoms.eq(None::<i64>),
             accounts::created_at_us.eq(now_us()),
         ))

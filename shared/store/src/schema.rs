@@ -36,6 +36,12 @@ diesel::table! {
         requires_admission -> Integer,
         freezable -> Integer,
         sealed -> Text,
+        backing_currency_id -> Nullable<BigInt>,
+        backing_ratio_bps -> Nullable<Integer>,
+        backing_lock_days -> Nullable<Integer>,
+        joining_fee_atoms -> Nullable<BigInt>,
+        joining_fee_currency_id -> Nullable<BigInt>,
+        joining_fee_refundable_after_days -> Nullable<Integer>,
     }
 }
 
@@ -59,6 +65,9 @@ diesel::table! {
         principal_id -> BigInt,
         credit_limit_atoms -> BigInt,
         admitted_at_us -> BigInt,
+        joining_fee_atoms -> BigInt,
+        joining_fee_currency_id -> Nullable<BigInt>,
+        refundable_from_us -> Nullable<BigInt>,
     }
 }
 

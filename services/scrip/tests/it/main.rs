@@ -1,5 +1,6 @@
 //! Black-box tests of the `scrip` binary and its HTTP API, each run on SQLite and PostgreSQL.
 
+mod api_backed;
 mod api_clearing;
 mod api_errors;
 mod api_exchange;
