@@ -342,7 +342,9 @@ fn settle(
         .select(admission_applications::applicant_id)
         .first(conn)?;
     if admit {
-        scrip_ledger::set_member(conn, currency, PrincipalId::new(applicant_id), None)?;
+        // The applicant asked: it pays the joining fee, if any, now (or is not admitted).
+        let asked = (None, scrip_ledger::Joining::Asked);
+        scrip_ledger::set_member(conn, currency, PrincipalId::new(applicant_id), asked)?;
     }
     diesel::update(
         admission_applications::table

@@ -2,18 +2,18 @@
 //! currency each member's own credit limit, in one that requires admission who may hold it.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, put, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use scrip_auth::Caller;
 use scrip_auth::guard::resolve;
 use scrip_domain::{Amount, PrincipalId, RegistryId};
 use scrip_governance::{Action, Gate};
-use scrip_http::{ApiError, Page, PageQuery, Problem, blocking, rfc3339_from_us};
+use scrip_http::{ApiError, OptionalJson, Page, PageQuery, Problem, blocking, rfc3339_from_us};
 use scrip_ledger::policy::CurrencyKind;
-use scrip_ledger::{Currency, Ledger, Member, Principal, members_page, set_member};
+use scrip_ledger::{Currency, Joining, Ledger, Member, Principal, members_page, set_member};
 use scrip_store::DbConn;
 
 use crate::IssuerPolicy;
-use crate::dto::{CurrencyMemberView, MemberBody};
+use crate::dto::{CurrencyMemberView, FeePaidView, JoinBody, LeftView, MemberBody};
 use crate::governance::{Asked, act_or_propose};
 use crate::handlers::{find_currency, lock_business, require_owner};
 
@@ -26,19 +26,36 @@ fn require_steward(
     require_owner(conn, &issuer, caller)
 }
 
+/// The joining fee a member paid, in its currency's words.
+fn fee_paid(
+    conn: &mut DbConn,
+    fee: Option<(scrip_domain::CurrencyId, i64)>,
+) -> Result<Option<FeePaidView>, ApiError> {
+    let Some((paid_in, atoms)) = fee else {
+        return Ok(None);
+    };
+    let paid_in = scrip_ledger::currency_by_id(conn, paid_in)?;
+    Ok(Some(FeePaidView {
+        amount: Amount::from_atoms(atoms, paid_in.scale).to_string(),
+        currency: paid_in.code.to_string(),
+    }))
+}
+
 fn view(
+    conn: &mut DbConn,
     currency: &Currency,
     member: &Member,
-    handle: String,
-    balance: scrip_domain::Amount,
-) -> CurrencyMemberView {
-    CurrencyMemberView {
+    (handle, balance): (String, Amount),
+) -> Result<CurrencyMemberView, ApiError> {
+    Ok(CurrencyMemberView {
         currency: currency.code.to_string(),
         member: handle,
         credit_limit: member.credit_limit.to_string(),
         balance: balance.to_string(),
         admitted_at: rfc3339_from_us(member.admitted_at_us),
-    }
+        joining_fee_paid: fee_paid(conn, member.joining_fee)?,
+        refundable_from: member.refundable_from_us.map(rfc3339_from_us),
+    })
 }
 
 #[utoipa::path(
@@ -154,7 +171,8 @@ pub(crate) fn admit(
     (member, limit): (&Principal, Option<Amount>),
     actor: PrincipalId,
 ) -> Result<CurrencyMemberView, ApiError> {
-    let admitted = set_member(conn, currency, member.id, limit)?;
+    // Stewards never make anyone pay: a newcomer to a currency with a joining fee joins itself.
+    let admitted = set_member(conn, currency, member.id, (limit, Joining::ByStewards))?;
     let balance = scrip_ledger::account(conn, member.id, currency.id)?
         .map_or(Amount::zero(currency.scale), |a| a.balance);
     let line = format!(
@@ -162,12 +180,12 @@ pub(crate) fn admit(
         member.handle, currency.code, admitted.credit_limit
     );
     scrip_governance::log(conn, issuer.id, actor, ("currency_member", &line))?;
-    Ok(view(
+    view(
+        conn,
         currency,
         &admitted,
-        member.handle.to_string(),
-        balance,
-    ))
+        (member.handle.to_string(), balance),
+    )
 }
 
 #[utoipa::path(
@@ -202,9 +220,9 @@ pub async fn list_members(
                     .get(&member.principal_id)
                     .cloned()
                     .unwrap_or_default();
-                view(&currency, member, handle, *balance)
+                view(&mut conn, &currency, member, (handle, *balance))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok(Page {
             items,
             next_cursor: page.next_cursor,
@@ -212,4 +230,130 @@ pub async fn list_members(
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/currencies/{code}/join", tag = "issuer",
+    request_body = Option<JoinBody>, security(("bearer" = [])),
+    params(("code" = String, Path)),
+    responses(
+        (status = 201, body = CurrencyMemberView, description = "a member now, having paid the joining fee (if any) to the issuer; joining again changes nothing (200)"),
+        (status = 403, body = Problem, description = "not_owner: `holder` is not the caller or a business it owns"),
+        (status = 404, body = Problem, description = "not_found"),
+        (status = 422, body = Problem, description = "not_admitted (the currency admits members: apply), bad_policy (an open currency has nothing to join), insufficient_funds (the joining fee)"),
+    )
+)]
+#[post("/api/v1/currencies/{code}/join")]
+pub async fn join(
+    caller: Caller,
+    path: web::Path<String>,
+    body: OptionalJson<JoinBody>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0.unwrap_or_default();
+    let (status, view) = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let currency = find_currency(&mut conn, &path)?;
+        let holder =
+            scrip_auth::guard::act_as(&mut conn, &caller, body.holder.as_deref(), &registry)?;
+        may_join(&currency)?;
+        scrip_store::write_transaction(&mut conn, |conn| {
+            let status = if scrip_ledger::is_member(conn, currency.id, holder.id)? {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            let joined = set_member(conn, &currency, holder.id, (None, Joining::Asked))?;
+            let balance = scrip_ledger::account(conn, holder.id, currency.id)?
+                .map_or(Amount::zero(currency.scale), |a| a.balance);
+            if status == StatusCode::CREATED {
+                let issuer = scrip_ledger::principal_by_id(conn, currency.issuer_id)?;
+                let line = format!("{} joined {}", holder.handle, currency.code);
+                scrip_governance::log(conn, issuer.id, holder.id, ("currency_joined", &line))?;
+            }
+            let view = view(
+                conn,
+                &currency,
+                &joined,
+                (holder.handle.to_string(), balance),
+            )?;
+            Ok::<_, ApiError>((status, view))
+        })
+    })
+    .await?;
+    Ok(HttpResponse::build(status).json(view))
+}
+
+/// Who may join by asking: members of a mutual-credit currency, and newcomers to a currency
+/// with a joining fee; a currency that admits members takes applications instead.
+fn may_join(currency: &Currency) -> Result<(), ApiError> {
+    let policies = &currency.policies;
+    if policies.requires_admission {
+        return Err(ApiError::unprocessable(
+            "not_admitted",
+            format!(
+                "{} admits its members: apply (POST /api/v1/currencies/{}/applications) and the stewards decide",
+                currency.code, currency.code
+            ),
+        ));
+    }
+    if policies.kind != CurrencyKind::MutualCredit && policies.joining_fee.is_none() {
+        return Err(ApiError::refused_field(
+            "bad_policy",
+            "currency",
+            format!(
+                "{} is open to every holder: there is nothing to join",
+                currency.code
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/currencies/{code}/members/{handle}", tag = "issuer",
+    security(("bearer" = [])),
+    params(("code" = String, Path), ("handle" = String, Path, description = "the member leaving: the caller or a business it owns")),
+    responses(
+        (status = 200, body = LeftView, description = "left; the joining fee refunded when its refundable time has passed"),
+        (status = 403, body = Problem, description = "not_owner: only the member leaves"),
+        (status = 404, body = Problem, description = "not_found, unknown_account (no member)"),
+        (status = 422, body = Problem, description = "account_not_empty (leave with nothing held or owed), open_orders (cancel orders in its markets first), insufficient_funds (the issuer cannot refund the fee now: nothing changed)"),
+    )
+)]
+#[delete("/api/v1/currencies/{code}/members/{handle}")]
+pub async fn leave(
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    ledger: web::Data<Ledger>,
+    registry: web::Data<RegistryId>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, handle) = path.into_inner();
+    let view = blocking(move || {
+        let mut conn = ledger.conn()?;
+        let currency = find_currency(&mut conn, &code)?;
+        let member = scrip_auth::guard::act_as(&mut conn, &caller, Some(&handle), &registry)?;
+        scrip_store::write_transaction(&mut conn, |conn| {
+            let now = scrip_http::now_us();
+            let left =
+                scrip_ledger::leave(conn, &currency, member.id, now).map_err(|e| match e {
+                    scrip_ledger::LedgerError::UnknownPrincipal => ApiError::not_found(
+                        "unknown_account",
+                        format!("{} is no member of {}", member.handle, currency.code),
+                    ),
+                    other => other.into(),
+                })?;
+            let issuer = scrip_ledger::principal_by_id(conn, currency.issuer_id)?;
+            let line = format!("{} left {}", member.handle, currency.code);
+            scrip_governance::log(conn, issuer.id, member.id, ("currency_left", &line))?;
+            Ok::<_, ApiError>(LeftView {
+                currency: currency.code.to_string(),
+                member: member.handle.to_string(),
+                refunded: fee_paid(conn, left.refunded)?,
+            })
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
 }

@@ -279,6 +279,32 @@ pub struct CurrencyMemberView {
     pub credit_limit: String,
     pub balance: String,
     pub admitted_at: String,
+    /// The joining fee it paid, in the currency it was paid in.
+    pub joining_fee_paid: Option<FeePaidView>,
+    /// From when leaving refunds that fee; never when absent.
+    pub refundable_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FeePaidView {
+    pub amount: String,
+    pub currency: String,
+}
+
+/// `POST /currencies/{code}/join`: who joins (default the caller; or a business it owns).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinBody {
+    pub holder: Option<String>,
+}
+
+/// What leaving gave back.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LeftView {
+    pub currency: String,
+    pub member: String,
+    /// The joining fee refunded, when its refundable time had passed.
+    pub refunded: Option<FeePaidView>,
 }
 
 /// One holder of a currency.

@@ -39,6 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(holders::list_holders)
         .service(currency_members::put_member)
         .service(currency_members::list_members)
+        .service(currency_members::join)
+        .service(currency_members::leave)
         .service(liabilities::get_liabilities)
         .service(liabilities::list_roots)
         .service(liabilities::get_health)
@@ -82,6 +84,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         holders::list_holders,
         currency_members::put_member,
         currency_members::list_members,
+        currency_members::join,
+        currency_members::leave,
         freeze::freeze,
         freeze::unfreeze,
         reserve::get_reserve,
@@ -132,6 +136,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::MemberBody,
         dto::CurrencyMemberView,
         dto::CurrencyMemberPage,
+        dto::FeePaidView,
+        dto::JoinBody,
+        dto::LeftView,
         dto::RoleBody,
         freeze::FreezeBody,
         admission::NewApplication,

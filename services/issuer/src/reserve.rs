@@ -171,11 +171,9 @@ async fn once(
     let key = idempotency_key(http)?;
     let hash = request_hash(&route, body);
     let mut work = work;
-    let outcome = blocking(move || {
-        match &key {
-            None => ledger.write(&mut work)?.map(Idempotent::Fresh),
-            Some(key) => ledger.idempotent_or_refused(caller, key, &hash, &mut work)?,
-        }
+    let outcome = blocking(move || match &key {
+        None => ledger.write(&mut work)?.map(Idempotent::Fresh),
+        Some(key) => ledger.idempotent_or_refused(caller, key, &hash, &mut work)?,
     })
     .await?;
     let replayed = matches!(outcome, Idempotent::Replayed(_));

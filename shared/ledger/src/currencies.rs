@@ -370,7 +370,8 @@ fn apply_payment_policies(
         check_collector(conn, collector)?;
     }
     check_joining_fee(conn, &after, Some(currency.id))?;
-    if after.requires_admission && !before.requires_admission {
+    // Who holds the currency when it becomes members-only stays: a member, having paid nothing.
+    if after.members_only() && !before.members_only() {
         crate::members::admit_holders(conn, currency)?;
     }
     // Turning demurrage on starts it with the next period (the current one is not charged);

@@ -67,6 +67,20 @@ pub enum LedgerError {
         "the reserve backs what is outstanding: at most {releasable} can be released now (it is released as outstanding falls)"
     )]
     ReserveInUse { releasable: String },
+    /// Stewards cannot make someone a member of a currency with a joining fee: the newcomer
+    /// joins (or applies) and pays it.
+    #[error(
+        "joining {currency} costs {fee}: a newcomer joins by paying it (POST /api/v1/currencies/{currency}/join) or applies, the stewards cannot admit them without it"
+    )]
+    JoiningFeeRequired { currency: String, fee: String },
+    /// Leaving a currency with money in it (or held, or owed).
+    #[error(
+        "leave with an empty account: it holds {balance} (held {held}); spend or settle it first"
+    )]
+    AccountNotEmpty { balance: String, held: String },
+    /// Leaving a currency while orders in its markets are open.
+    #[error("cancel your open orders in {currency} markets before leaving")]
+    OpenOrders { currency: String },
     #[error("the idempotency key was already used with a different request")]
     IdempotencyConflict,
     #[error("this payment request has already been paid")]
@@ -156,6 +170,9 @@ impl LedgerError {
             Self::Sealed { .. } => "sealed",
             Self::ReserveLocked { .. } => "reserve_locked",
             Self::ReserveInUse { .. } => "reserve_in_use",
+            Self::JoiningFeeRequired { .. } => "joining_fee_required",
+            Self::AccountNotEmpty { .. } => "account_not_empty",
+            Self::OpenOrders { .. } => "open_orders",
             Self::Store(_) | Self::Invariant(_) => "internal",
             Self::Pool(_) | Self::Unavailable(_) => "unavailable",
         }
@@ -193,6 +210,9 @@ impl LedgerError {
             | Self::RequestExpired { .. }
             | Self::ReserveLocked { .. }
             | Self::ReserveInUse { .. }
+            | Self::JoiningFeeRequired { .. }
+            | Self::AccountNotEmpty { .. }
+            | Self::OpenOrders { .. }
             | Self::Frozen => ErrorClass::Unprocessable,
         }
     }

@@ -49,7 +49,10 @@ pub use journal::{
     CurrencyStats, Holding, JournalEntry, Lines, account_lines, account_moved_since,
     currencies_of_issuer, currencies_page, currencies_stats, holdings, journal_entry, journal_page,
 };
-pub use members::{Member, credit_before_opening, is_member, member, members_page, set_member};
+pub use members::{
+    Joining, Left, Member, credit_before_opening, is_member, leave, member, members_page,
+    set_member,
+};
 pub use model::{Account, Currency, MAX_AMOUNT_ATOMS, Principal, Transfer, TransferKind};
 pub use plan::{HoldRef, Key, Plan};
 pub use principals::{

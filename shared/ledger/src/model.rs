@@ -246,6 +246,10 @@ pub enum TransferKind {
     Demurrage,
     /// New coinage: the registry's onboarding fund paying part of a newcomer's purchase.
     Onboarding,
+    /// A currency's joining fee, paid once by a new member to the issuer.
+    JoiningFee,
+    /// A joining fee given back to a member leaving after the refundable time.
+    JoiningFeeRefund,
 }
 
 impl TransferKind {
@@ -258,6 +262,8 @@ impl TransferKind {
             Self::TransferFee => "transfer_fee",
             Self::Demurrage => "demurrage",
             Self::Onboarding => "onboarding",
+            Self::JoiningFee => "joining_fee",
+            Self::JoiningFeeRefund => "joining_fee_refund",
         }
     }
 
@@ -270,6 +276,8 @@ impl TransferKind {
             Self::TransferFee,
             Self::Demurrage,
             Self::Onboarding,
+            Self::JoiningFee,
+            Self::JoiningFeeRefund,
         ]
         .into_iter()
         .find(|k| k.as_str() == raw)

@@ -214,6 +214,12 @@ pub struct Policies {
 }
 
 impl Policies {
+    /// Whether only members may hold the currency: admission is required, or joining costs a
+    /// fee (which a newcomer pays by joining, so nobody becomes a member by being paid).
+    pub fn members_only(&self) -> bool {
+        self.requires_admission || self.joining_fee.is_some()
+    }
+
     /// Checks the bounds every stored policy keeps (the migration's CHECKs say the same).
     pub fn validate(&self) -> Result<(), LedgerError> {
         let bad = |field: &'static str, why: &str| Err(LedgerError::bad_policy(field, why));

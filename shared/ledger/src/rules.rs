@@ -40,6 +40,7 @@ pub struct CurrencyRules {
     pub kind: CurrencyKind,
     pub max_payment_atoms: Option<i64>,
     pub transfer_fee: Option<TransferFee>,
+    /// Only members may hold it ([`crate::policy::Policies::members_only`]).
     pub requires_admission: bool,
     /// Whether its stewards may freeze holders' accounts (the exchange then looks).
     pub freezable: bool,

@@ -38,7 +38,7 @@ impl CurrencyRules {
             kind: policies.kind,
             max_payment_atoms: policies.max_payment_atoms,
             transfer_fee: policies.transfer_fee,
-            requires_admission: policies.requires_admission,
+            requires_admission: policies.members_only(),
             freezable: policies.freezable,
         }
     }

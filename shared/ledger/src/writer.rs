@@ -139,6 +139,10 @@ pub(crate) fn lock(
         }
         accounts.extend(select_accounts(conn, &absent, rules, true)?);
     }
+    for key in crate::members::former_members(conn, &accounts, receivers, rules)? {
+        accounts.remove(&key);
+        not_admitted.insert(key);
+    }
     Ok(Locked {
         accounts,
         opened,
@@ -490,8 +494,9 @@ fn opening_terms(conn: &mut DbConn, currency: CurrencyId) -> Result<OpeningTerms
     };
     // Only an integer from a typed id is inlined.
     let sql = format!(
-        "SELECT max_balance_atoms, member_credit_limit_atoms, kind, requires_admission \
-         FROM currencies WHERE id = {}{lock}",
+        "SELECT max_balance_atoms, member_credit_limit_atoms, kind, \
+         CASE WHEN requires_admission = 1 OR joining_fee_atoms IS NOT NULL THEN 1 ELSE 0 END \
+         AS requires_admission FROM currencies WHERE id = {}{lock}",
         currency.get()
     );
     let rows: Vec<OpeningTerms> = diesel::sql_query(sql).load(conn)?;

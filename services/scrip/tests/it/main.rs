@@ -7,6 +7,7 @@ mod api_exchange;
 mod api_governance;
 mod api_identity;
 mod api_issuer;
+mod api_joining;
 mod api_liabilities;
 mod api_marketplace;
 mod api_payments;
