@@ -4,7 +4,7 @@ import { Scrip } from "/assets/app.js";
 import { policyWords } from "/assets/policies.js";
 import { showHealth, checkMyBalance } from "/assets/liabilities.js";
 (() => {
-  const { me, get, getAll, Dec, el, onSubmit, showProblem } = Scrip;
+  const { me, api, get, getAll, Dec, el, onSubmit, showProblem } = Scrip;
   const code = document.getElementById("currency-code").dataset.code;
 
   async function load() {
@@ -28,6 +28,7 @@ import { showHealth, checkMyBalance } from "/assets/liabilities.js";
       ["Since", new Date(c.created_at).toLocaleDateString()],
     ];
     if (c.demurrage) numbers.push(["Demurrage collected", `${Dec.pretty(c.demurrage.collected)} ${c.code}`]);
+    if (c.backing) numbers.push(["Reserve", `${Dec.pretty(c.backing.reserve)} ${c.backing.currency}, backing up to ${Dec.pretty(c.backing.backs)} ${c.code}`]);
     document.getElementById("currency-numbers").replaceChildren(...numbers.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     loadMarkets();
     showHealth(document.getElementById("health"), code);
@@ -108,11 +109,46 @@ import { showHealth, checkMyBalance } from "/assets/liabilities.js";
     }
   });
 
+  // Joining: a currency with a joining fee (or a community LETS) takes members who ask; one
+  // that admits members takes applications instead.
+  const joinable = (c) => !c.requires_admission && (c.joining_fee || c.kind === "mutual_credit");
+  function offerJoin(c) {
+    const card = document.getElementById("join-card");
+    if (!card || !joinable(c)) return;
+    const fee = c.joining_fee ? `Joining costs ${Dec.pretty(c.joining_fee.amount)} ${c.joining_fee.currency}, paid once to ${c.issuer}.` : "Joining is free.";
+    document.getElementById("join-why").textContent = `Only members may be paid in ${c.code}. ${fee}`;
+    card.hidden = false;
+    const button = document.getElementById("join-button");
+    button.onclick = async () => {
+      button.disabled = true;
+      const r = await api("POST", `/api/v1/currencies/${encodeURIComponent(code)}/join`, {});
+      const result = document.getElementById("join-result");
+      result.className = r.ok ? "notice" : "notice warn";
+      result.textContent = r.ok ? `You are a member of ${code}${r.data.joining_fee_paid ? `: you paid ${Dec.pretty(r.data.joining_fee_paid.amount)} ${r.data.joining_fee_paid.currency}` : ""}.` : (r.data.detail || "You could not join.");
+      button.disabled = r.ok;
+      if (r.ok) loadMine(c);
+    };
+  }
+  function offerLeave(c, mine) {
+    const button = document.getElementById("leave-button");
+    if (!button || !joinable(c)) return;
+    button.hidden = Dec.compare(mine.balance, "0") !== 0 || Dec.compare(mine.held, "0") !== 0;
+    button.onclick = async () => {
+      button.disabled = true;
+      const r = await api("DELETE", `/api/v1/currencies/${encodeURIComponent(code)}/members/${encodeURIComponent(me.handle)}`);
+      const result = document.getElementById("leave-result");
+      result.className = r.ok ? "notice" : "notice warn";
+      result.textContent = r.ok ? `You left ${code}${r.data.refunded ? `; ${Dec.pretty(r.data.refunded.amount)} ${r.data.refunded.currency} came back to you` : ""}.` : (r.data.detail || "You could not leave.");
+      button.disabled = false;
+    };
+  }
+
   async function loadMine(c) {
     try {
       const { items } = await get("/api/v1/accounts");
       const mine = items.find((a) => a.currency === code);
-      if (!mine) return;
+      if (!mine) return offerJoin(c);
+      offerLeave(c, mine);
       const rows = [["Balance", `${Dec.pretty(mine.balance)} ${code}`], ["Held in orders", `${Dec.pretty(mine.held)} ${code}`],
         ["Available", `${Dec.pretty(mine.available)} ${code}`]];
       if (Dec.compare(mine.floor, "0") < 0) rows.push(["Your credit limit", `${Dec.pretty(mine.floor.replace(/^-/, ""))} ${code}`]);

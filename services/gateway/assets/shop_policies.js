@@ -5,12 +5,18 @@ import { Scrip } from "/assets/app.js";
 import { policyWords } from "/assets/policies.js";
 
 const { api, get, Dec, el, rows, onSubmit, showProblem, toast } = Scrip;
-const SEALABLE = ["credit_limit", "max_balance", "max_payment", "transfer_fee", "demurrage", "requires_admission"];
+const SEALABLE = ["credit_limit", "max_balance", "max_payment", "transfer_fee", "demurrage", "requires_admission", "joining_fee"];
 
 /** The policy fields of a create form's data, as POST /currencies takes them. */
 export function newPolicies(data) {
   const body = { kind: data.kind || "issuer_credit" };
   if (body.kind === "mutual_credit") body.member_credit_limit = data.member_credit_limit || "0";
+  if (body.kind === "backed") {
+    body.backing = { currency: (data["backing.currency"] || "").trim().toUpperCase(), ratio_bps: Number(data["backing.ratio_bps"] || 10000),
+      lock_days: Number(data["backing.lock_days"] || 0) };
+  }
+  const joining = joiningFeeOf(data);
+  if (joining) body.joining_fee = joining;
   if (data.max_payment) body.max_payment = data.max_payment;
   const fee = feeOf(data), demurrage = demurrageOf(data);
   if (fee) body.transfer_fee = fee;
@@ -25,6 +31,14 @@ function feeOf(data) {
   if (!data["transfer_fee.bps"]) return null;
   const fee = { bps: Number(data["transfer_fee.bps"]) };
   if (data["transfer_fee.min"]) fee.min = data["transfer_fee.min"];
+  return fee;
+}
+
+function joiningFeeOf(data) {
+  if (!data["joining_fee.amount"]) return null;
+  const fee = { amount: data["joining_fee.amount"], currency: (data["joining_fee.currency"] || "").trim().toUpperCase() };
+  const days = data["joining_fee.refundable_after_days"];
+  if (days !== undefined && days !== "") fee.refundable_after_days = Number(days);
   return fee;
 }
 
@@ -51,6 +65,10 @@ function policyChanges(c, data) {
   const demurrageSame = !demurrage ? !was : !!was && was.rate_bps === demurrage.rate_bps && was.period === demurrage.period;
   if (open("demurrage") && !demurrageSame) body.demurrage = demurrage;
   if (open("requires_admission") && !!data.requires_admission !== !!c.requires_admission) body.requires_admission = !!data.requires_admission;
+  const joining = joiningFeeOf(data), had = c.joining_fee;
+  const joiningSame = !joining ? !had : !!had && sameAmount(joining.amount, had.amount) && joining.currency === had.currency
+    && (joining.refundable_after_days ?? null) === (had.refundable_after_days ?? null);
+  if (open("joining_fee") && !joiningSame) body.joining_fee = joining;
   const seal = SEALABLE.filter((f) => data["seal." + f] && open(f));
   if (seal.length) body.sealed = seal;
   return body;
@@ -60,6 +78,7 @@ function policyChanges(c, data) {
 export function wireCreateForm(form) {
   const toggle = () => {
     document.getElementById("member-limit-field").hidden = form.elements.kind.value !== "mutual_credit";
+    document.getElementById("backing-field").hidden = form.elements.kind.value !== "backed";
   };
   form.addEventListener("change", toggle);
   toggle();
@@ -83,6 +102,9 @@ export function renderPolicies(c) {
   f["demurrage.rate_bps"].value = c.demurrage ? c.demurrage.rate_bps : "";
   f["demurrage.period"].value = c.demurrage ? c.demurrage.period : "month";
   f.requires_admission.checked = !!c.requires_admission;
+  f["joining_fee.amount"].value = c.joining_fee ? c.joining_fee.amount : "";
+  f["joining_fee.currency"].value = c.joining_fee ? c.joining_fee.currency : "";
+  f["joining_fee.refundable_after_days"].value = c.joining_fee && c.joining_fee.refundable_after_days !== null ? c.joining_fee.refundable_after_days : "";
   const sealed = c.sealed || [];
   const lock = (names, field) => {
     for (const name of names) if (f[name]) { f[name].disabled = sealed.includes(field); f[name].title = sealed.includes(field) ? "sealed: never changes again" : ""; }
@@ -92,6 +114,7 @@ export function renderPolicies(c) {
   lock(["transfer_fee.bps", "transfer_fee.min"], "transfer_fee");
   lock(["demurrage.rate_bps", "demurrage.period"], "demurrage");
   lock(["requires_admission"], "requires_admission");
+  lock(["joining_fee.amount", "joining_fee.currency", "joining_fee.refundable_after_days"], "joining_fee");
   for (const field of SEALABLE) {
     const box = f["seal." + field];
     box.checked = sealed.includes(field);
@@ -100,6 +123,25 @@ export function renderPolicies(c) {
   document.getElementById("policies-sealed").textContent = sealed.length
     ? `Sealed (locked for good): ${sealed.join(", ")}.` : "Nothing is sealed yet: you may change every policy.";
   renderMembers(c);
+  renderReserve(c);
+}
+
+/** A backed currency's reserve: what it holds, what it backs, what may be released. */
+async function renderReserve(c) {
+  const box = document.getElementById("reserve");
+  box.hidden = c.kind !== "backed";
+  if (box.hidden) return;
+  box.dataset.code = c.code;
+  try {
+    const r = await get(`/api/v1/currencies/${encodeURIComponent(c.code)}/reserve`);
+    document.getElementById("reserve-unit").textContent = `(${r.backing_currency})`;
+    const stats = [
+      ["Reserve", `${Dec.pretty(r.reserve)} ${r.backing_currency}`], ["Locked", `${Dec.pretty(r.locked)} ${r.backing_currency}`],
+      ["Releasable now", `${Dec.pretty(r.releasable)} ${r.backing_currency}`], ["Backs", `${Dec.pretty(r.backs)} ${c.code}`],
+      ["Outstanding", `${Dec.pretty(r.outstanding)} ${c.code}`], ["Cover", `${(r.ratio_bps / 100).toFixed(2)} % at par`],
+    ];
+    document.getElementById("reserve-numbers").replaceChildren(...stats.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  } catch (problem) { document.getElementById("reserve-numbers").replaceChildren(el("dd", { class: "muted" }, problem.detail || "")); }
 }
 
 // Applications to a members-only currency: the stewards admit (under the approval rule) or
@@ -162,6 +204,22 @@ export function wirePolicyForms(current, reload) {
     if (!r.ok) return showProblem(form, r.data, "max_payment");
     if (Scrip.proposed(r)) return;
     toast("Policies saved.");
+    await reload();
+  });
+  const reserveForm = document.getElementById("reserve-form");
+  for (const button of reserveForm.querySelectorAll("button[name=verb]")) {
+    button.addEventListener("click", () => { reserveForm.dataset.verb = button.value; });
+  }
+  onSubmit(reserveForm, async (data) => {
+    const c = current();
+    const release = reserveForm.dataset.verb === "release";
+    const path = `/api/v1/currencies/${encodeURIComponent(c.code)}/reserve${release ? "/release" : ""}`;
+    const r = await api("POST", path, { amount: data.amount || "" }, { "idempotency-key": Scrip.idempotencyKey() });
+    if (!r.ok) return showProblem(reserveForm, r.data, "amount");
+    if (Scrip.proposed(r)) return reserveForm.reset();
+    toast(release ? `Released ${data.amount} ${r.data.backing_currency}.` : `The reserve now backs ${Dec.pretty(r.data.backs)} ${c.code}.`);
+    reserveForm.reset();
+    // The whole console: what may be paid out follows the reserve.
     await reload();
   });
   const memberForm = document.getElementById("currency-member-form");

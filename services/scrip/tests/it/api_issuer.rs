@@ -51,7 +51,7 @@ async fn a_shop_owner_creates_a_business_and_its_currency(backend: Backend) {
         json!({"code": "BREAD", "name": "Bread money", "issuer": "bakery", "scale": 2,
                "credit_limit": "500.00", "max_balance": "100.00", "unit": "EUR", "par": "0.5",
                "outstanding": "0.00", "holders": 0, "created_at": currency["created_at"],
-               "kind": "issuer_credit", "max_payment": null, "transfer_fee": null,
+               "kind": "issuer_credit", "max_payment": null, "transfer_fee": null, "joining_fee": null,
                "demurrage": null, "requires_admission": false, "freezable": false, "sealed": []})
     );
     let again = app

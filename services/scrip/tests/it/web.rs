@@ -1461,6 +1461,80 @@ async fn a_steward_opens_a_community_lets_and_holders_read_its_policies_first() 
     app.assert_audit_clean().await;
 }
 
+/// A baker backs BREAD with the ALE the brewery paid her: the console makes a backed currency
+/// with a joining fee, deposits reserve and shows what it backs; a newcomer reads the policies
+/// on the public page, joins paying the fee, and is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baker_backs_bread_with_ale_and_a_newcomer_pays_to_join() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut driver = Driver::start().await;
+    let rosa = app.user("rosa").await;
+    let bert = app.user("bert").await;
+    app.user("alice").await;
+    app.shop(&bert, "brewery", "ALE").await;
+    app.business(&rosa, "bakery").await;
+    for (to, amount) in [("bakery", "300.00"), ("alice", "20.00")] {
+        let paid = app
+            .pay(
+                &bert,
+                json!({"from": "brewery", "to": to, "currency": "ALE", "amount": amount}),
+            )
+            .await;
+        assert_eq!(paid.0, StatusCode::CREATED, "{}", paid.1);
+    }
+
+    let console = driver.browser().await;
+    console.log_in(&app, "rosa", "/shop").await;
+    console.fill("#currency-code", "BREAD").await;
+    console.fill("#currency-name", "Bakery bread").await;
+    console.fill("#currency-credit", "1000").await;
+    console.click("#currency-kind input[value=backed]").await;
+    console.fill("#currency-backing-currency", "ALE").await;
+    console.fill("#currency-backing-ratio", "5000").await;
+    console.click("#currency-form details summary").await;
+    console.fill("#currency-joining-amount", "5").await;
+    console.fill("#currency-joining-currency", "ALE").await;
+    console.fill("#currency-joining-days", "30").await;
+    console.click("#currency-form button[type=submit]").await;
+    let words = console
+        .wait_text("#currency-policies", "Backed by a reserve")
+        .await;
+    assert!(words.contains("Joining fee"), "{words}");
+    console.wait_text("#reserve-numbers", "Reserve").await;
+    console.fill("#reserve-amount", "100").await;
+    console.click("#reserve-form button[value=deposit]").await;
+    console
+        .wait_text("#toast", "The reserve now backs 200.00 BREAD")
+        .await;
+    console.wait_text("#reserve-numbers", "200.00 BREAD").await;
+    console.screenshot("shop-reserve").await;
+
+    // Alice reads it first, then joins: the fee is paid once, and she can be paid.
+    let visitor = driver.browser().await;
+    visitor.log_in(&app, "alice", "/currencies/BREAD").await;
+    let page = visitor.wait_text("#policies", "Backed by a reserve").await;
+    assert!(
+        page.contains("Joining fee") && page.contains("5.00 ALE"),
+        "{page}"
+    );
+    visitor
+        .wait_text("#join-why", "Joining costs 5.00 ALE")
+        .await;
+    visitor.click("#join-button").await;
+    visitor.wait_text("#join-result", "you paid 5.00 ALE").await;
+    visitor.screenshot("currency-join").await;
+    let issued = app
+        .pay(
+            &rosa,
+            json!({"from": "bakery", "to": "alice", "currency": "BREAD", "amount": "10.00"}),
+        )
+        .await;
+    assert_eq!(issued.0, StatusCode::CREATED, "{}", issued.1);
+    console.close().await;
+    visitor.close().await;
+    app.assert_audit_clean().await;
+}
+
 /// A customer at the grocer's till holds only BREAD: the request page offers to pay with it,
 /// shows what it costs through the exchange (the route, the price), and pays in one click;
 /// the till sees "paid". Then an ordinary payment in a currency she lacks, from the form.
