@@ -1,8 +1,8 @@
 -- Backed currencies and joining fees (issue 19, API.md "Currency policies"); the PostgreSQL
 -- migration says what each column means. SQLite cannot change a column's CHECK (kind gains
 -- 'backed'), so the table is rebuilt the way SQLite's documentation prescribes: with foreign
--- keys off, outside diesel's transaction (metadata.toml), in a transaction of its own, the
--- foreign keys checked before it commits.
+-- keys off, outside diesel's transaction (metadata.toml), in a transaction of its own. Rows
+-- are copied with their ids, so every reference to a currency still resolves.
 PRAGMA foreign_keys = OFF;
 BEGIN;
 CREATE TABLE currencies_rebuilt (
@@ -51,6 +51,5 @@ ALTER TABLE currency_members ADD COLUMN joining_fee_atoms BIGINT NOT NULL DEFAUL
     CHECK (joining_fee_atoms >= 0);
 ALTER TABLE currency_members ADD COLUMN joining_fee_currency_id BIGINT REFERENCES currencies (id);
 ALTER TABLE currency_members ADD COLUMN refundable_from_us BIGINT;
-PRAGMA foreign_key_check;
 COMMIT;
 PRAGMA foreign_keys = ON;

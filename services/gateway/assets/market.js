@@ -431,6 +431,7 @@ import { previewOrder, maxQuantity } from "/assets/money.js";
       not_fillable: "it could not fill in full (fill or kill)",
       would_cross: "it would have traded on arrival (post-only)",
       frozen: "your account in one of its currencies was frozen by the currency's stewards",
+      not_member: "you are no longer a member of one of its currencies, so you cannot be paid in it",
     }[reason] || reason;
   }
   /** Says what the exchange did to the user's orders; several at once are listed, and the

@@ -68,7 +68,7 @@ fn view(
         (status = 403, body = Problem, description = "not_owner: stewards only"),
         (status = 404, body = Problem, description = "not_found, unknown_account"),
         (status = 409, body = Problem, description = "sealed: member_credit_limit is sealed and the member's limit would differ from it"),
-        (status = 422, body = Problem, description = "bad_amount, bad_policy, limit_below_position (the member owes more than the new limit), credit_limit_too_high"),
+        (status = 422, body = Problem, description = "bad_amount, bad_policy, limit_below_position (the member owes more than the new limit), credit_limit_too_high, joining_fee_required (a newcomer to a currency with a joining fee joins itself)"),
     )
 )]
 #[put("/api/v1/currencies/{code}/members/{handle}")]
@@ -238,7 +238,7 @@ pub async fn list_members(
     params(("code" = String, Path)),
     responses(
         (status = 201, body = CurrencyMemberView, description = "a member now, having paid the joining fee (if any) to the issuer; joining again changes nothing (200)"),
-        (status = 403, body = Problem, description = "not_owner: `holder` is not the caller or a business it owns"),
+        (status = 403, body = Problem, description = "not_owner: `holder` is not the caller or a business it owns; needs_approval: a business would pay the fee in the currency it issues, which its approval rule guards"),
         (status = 404, body = Problem, description = "not_found"),
         (status = 422, body = Problem, description = "not_admitted (the currency admits members: apply), bad_policy (an open currency has nothing to join), insufficient_funds (the joining fee)"),
     )
@@ -264,7 +264,11 @@ pub async fn join(
             } else {
                 StatusCode::CREATED
             };
+            fee_is_no_issuance(conn, &currency, &holder)?;
             let joined = set_member(conn, &currency, holder.id, (None, Joining::Asked))?;
+            // Read again under the currency's lock (taken by set_member): admission turned on
+            // meanwhile means applying, not joining (the error rolls the join back).
+            may_join(&scrip_ledger::currency_by_id(conn, currency.id)?)?;
             let balance = scrip_ledger::account(conn, holder.id, currency.id)?
                 .map_or(Amount::zero(currency.scale), |a| a.balance);
             if status == StatusCode::CREATED {
@@ -283,6 +287,33 @@ pub async fn join(
     })
     .await?;
     Ok(HttpResponse::build(status).json(view))
+}
+
+/// A business paying a joining fee in the currency it issues issues money: refused when its
+/// approval rule guards issuing that much (one owner alone must not issue by joining).
+fn fee_is_no_issuance(
+    conn: &mut DbConn,
+    currency: &Currency,
+    holder: &Principal,
+) -> Result<(), ApiError> {
+    let Some(fee) = currency.policies.joining_fee else {
+        return Ok(());
+    };
+    let paid_in = scrip_ledger::currency_by_id(conn, fee.currency)?;
+    if paid_in.issuer_id != holder.id {
+        return Ok(());
+    }
+    let size = (fee.atoms, paid_in.scale.decimals());
+    match scrip_governance::gate_issue(conn, holder.id, size)? {
+        Gate::Proceed => Ok(()),
+        Gate::Propose { .. } => Err(ApiError::forbidden(
+            "needs_approval",
+            format!(
+                "the joining fee would be paid in {}, which {} issues: its approval rule guards issuing, so join with another holder's money or have the owners pay it out first",
+                paid_in.code, holder.handle
+            ),
+        )),
+    }
 }
 
 /// Who may join by asking: members of a mutual-credit currency, and newcomers to a currency

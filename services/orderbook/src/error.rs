@@ -45,6 +45,12 @@ pub enum ExchangeError {
         principal: scrip_domain::PrincipalId,
         currency: scrip_domain::CurrencyId,
     },
+    /// A batch could not settle because this principal may no longer receive one of the
+    /// market's currencies (it left a members-only currency while its order rested).
+    #[error("only members may hold this currency")]
+    MakerNotMember {
+        principal: scrip_domain::PrincipalId,
+    },
     /// A payment converting through the books cannot be made; the detail says what limited it.
     #[error("{0}")]
     NoRoute(String),
@@ -85,6 +91,7 @@ impl ExchangeError {
             Self::MarketUnavailable => "market_unavailable",
             Self::ReceiverAtCeiling { .. } => "max_balance_exceeded",
             Self::AccountFrozen { .. } => "account_frozen",
+            Self::MakerNotMember { .. } => "not_admitted",
             Self::NoRoute(_) => "no_route",
             Self::SlippageExceeded(_) => "slippage_exceeded",
             Self::QuoteExpired => "quote_expired",
@@ -109,6 +116,7 @@ impl From<ExchangeError> for ApiError {
             | E::WouldCross
             | E::ReceiverAtCeiling { .. }
             | E::AccountFrozen { .. }
+            | E::MakerNotMember { .. }
             | E::NoRoute(_)
             | E::SlippageExceeded(_)
             | E::QuoteExpired

@@ -241,6 +241,8 @@ pub enum EndReason {
     WouldCross,
     /// Its owner's account in one of the market's currencies was frozen by the stewards.
     Frozen,
+    /// Its owner is no longer a member of a members-only currency it would receive.
+    NotMember,
 }
 
 impl EndReason {
@@ -253,6 +255,7 @@ impl EndReason {
             Self::NotFillable,
             Self::WouldCross,
             Self::Frozen,
+            Self::NotMember,
         ]
         .into_iter()
         .find(|r| r.as_str() == raw)
@@ -267,6 +270,7 @@ impl EndReason {
             Self::NotFillable => "not_fillable",
             Self::WouldCross => "would_cross",
             Self::Frozen => "frozen",
+            Self::NotMember => "not_member",
         }
     }
 

@@ -481,9 +481,9 @@ impl Worker {
                         // Cancel the makers that could not be paid, then the batch can settle.
                         pending.push_front((jobs, ceiling_rounds + 1));
                         pending.push_front((cancels, MAX_CEILING_ROUNDS));
-                    } else if let ExchangeError::AccountFrozen { principal, .. } = error
+                    } else if let Some((principal, reason)) = barred_maker(&error)
                         && ceiling_rounds < MAX_CEILING_ROUNDS
-                        && let Some(cancels) = self.frozen_makers(&jobs, principal)
+                        && let Some(cancels) = self.barred_makers(&jobs, principal, reason)
                     {
                         // A maker frozen while resting (its announcement missed, or not yet
                         // heard): its orders go, then the batch settles without them.
@@ -569,10 +569,15 @@ impl Worker {
 
     /// The resting orders of a maker whose account is frozen, to cancel (reason `frozen`);
     /// none when the principal is a taker of the batch (its own order is then the refused one).
-    fn frozen_makers(&self, batch: &[Job], principal: PrincipalId) -> Option<Vec<Job>> {
+    fn barred_makers(
+        &self,
+        batch: &[Job],
+        principal: PrincipalId,
+        reason: crate::state::EndReason,
+    ) -> Option<Vec<Job>> {
         let orders = self.state.as_ref()?.resting_of(principal);
-        let cancels = maker_cancels(batch, principal, orders, crate::state::EndReason::Frozen)?;
-        tracing::warn!(market = self.spec.id, %principal, count = cancels.len(), "cancelling a frozen maker's orders");
+        let cancels = maker_cancels(batch, principal, orders, reason)?;
+        tracing::warn!(market = self.spec.id, %principal, count = cancels.len(), reason = reason.as_str(), "cancelling a barred maker's orders");
         Some(cancels)
     }
 
@@ -637,6 +642,12 @@ impl Worker {
                             currency,
                         },
                         None => LedgerError::Frozen.into(),
+                    });
+                }
+                Err(LedgerError::NotAdmitted) => {
+                    return Err(match holds.refused_by() {
+                        Some((principal, _)) => ExchangeError::MakerNotMember { principal },
+                        None => LedgerError::NotAdmitted.into(),
                     });
                 }
                 Err(other) => return Err(other.into()),
@@ -777,6 +788,20 @@ pub(crate) fn still_owner(
 
 /// Cancellations of a maker's `orders` that refused a batch; none when the principal is a
 /// taker of the batch (then its own order is the one to refuse) or has no resting order.
+/// A maker the batch could not settle with and why: frozen while resting (its announcement
+/// missed, or not yet heard), or no longer a member of a currency it would receive.
+fn barred_maker(error: &ExchangeError) -> Option<(PrincipalId, crate::state::EndReason)> {
+    match error {
+        ExchangeError::AccountFrozen { principal, .. } => {
+            Some((*principal, crate::state::EndReason::Frozen))
+        }
+        ExchangeError::MakerNotMember { principal } => {
+            Some((*principal, crate::state::EndReason::NotMember))
+        }
+        _ => None,
+    }
+}
+
 fn maker_cancels(
     batch: &[Job],
     principal: PrincipalId,

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
 use crate::{AmountError, DomainError};
 
 /// The largest number of decimals a currency may have.
@@ -52,13 +55,19 @@ impl Amount {
     /// Parses a decimal string (`"12.50"`, `"-3"`) exactly. More significant decimals than
     /// `scale` is an error, never a rounding; trailing zeros past the scale are exact and allowed.
     pub fn parse(raw: &str, scale: Scale) -> Result<Self, AmountError> {
-        let (negative, digits) = match raw.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, raw),
-        };
-        let atoms = parse_unsigned_atoms(digits, scale)?;
-        let atoms = if negative { -atoms } else { atoms };
-        let atoms = i64::try_from(atoms).map_err(|_| AmountError::Overflow)?;
+        let digits = PlainDecimal::parse(raw)?;
+        if digits.significant_fraction().len() > usize::from(scale.decimals()) {
+            return Err(AmountError::TooManyDecimals {
+                scale: scale.decimals(),
+            });
+        }
+        // Exact decimal arithmetic by rust_decimal: the significant digits, times 10^scale.
+        let decimal =
+            Decimal::from_str_exact(&digits.significant()).map_err(|_| AmountError::Overflow)?;
+        let atoms = decimal
+            .checked_mul(Decimal::from(scale.atoms_per_unit()))
+            .and_then(|atoms| atoms.to_i64())
+            .ok_or(AmountError::Overflow)?;
         Ok(Self { atoms, scale })
     }
 
@@ -114,58 +123,59 @@ impl Amount {
     }
 }
 
-/// `digits` is `\d+(\.\d+)?`; returns the value in atoms of `scale`, as i128 so the caller
-/// decides the range. Bounded length keeps the i128 from overflowing.
-fn parse_unsigned_atoms(digits: &str, scale: Scale) -> Result<i128, AmountError> {
-    if digits.len() > MAX_DECIMAL_LEN {
-        return Err(AmountError::Overflow);
+/// A decimal string in the one form the API accepts: an optional `-`, digits, and optionally
+/// a `.` followed by digits. rust_decimal reads more (`+1`, `1_000`, `.5`), which are no money
+/// strings, so the form is checked here and the arithmetic left to it.
+struct PlainDecimal<'a> {
+    negative: bool,
+    whole: &'a str,
+    fraction: &'a str,
+}
+
+impl<'a> PlainDecimal<'a> {
+    fn parse(raw: &'a str) -> Result<Self, AmountError> {
+        if raw.len() > MAX_DECIMAL_LEN {
+            return Err(AmountError::Overflow);
+        }
+        let (negative, unsigned) = match raw.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+        if !all_digits(whole) || (unsigned.contains('.') && !all_digits(fraction)) {
+            return Err(AmountError::Malformed);
+        }
+        Ok(Self {
+            negative,
+            whole,
+            fraction,
+        })
     }
-    let (whole, fraction) = match digits.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (digits, ""),
-    };
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    if !all_digits(whole) || (digits.contains('.') && !all_digits(fraction)) {
-        return Err(AmountError::Malformed);
+
+    /// The decimals that are not trailing zeros.
+    fn significant_fraction(&self) -> &'a str {
+        self.fraction.trim_end_matches('0')
     }
-    let significant = fraction.trim_end_matches('0');
-    if significant.len() > usize::from(scale.decimals()) {
-        return Err(AmountError::TooManyDecimals {
-            scale: scale.decimals(),
-        });
+
+    /// The same number without trailing zeros of the fraction nor leading zeros of the whole
+    /// part (which need not fit rust_decimal's 28 digits to be exact).
+    fn significant(&self) -> String {
+        let sign = if self.negative { "-" } else { "" };
+        let whole = self.whole.trim_start_matches('0');
+        let whole = if whole.is_empty() { "0" } else { whole };
+        match self.significant_fraction() {
+            "" => format!("{sign}{whole}"),
+            fraction => format!("{sign}{whole}.{fraction}"),
+        }
     }
-    // 38 decimal digits always fit in an i128; more can only be an overflow of i64 atoms.
-    if whole.trim_start_matches('0').len() > 20 {
-        return Err(AmountError::Overflow);
-    }
-    let mut atoms: i128 = 0;
-    for c in whole.bytes() {
-        atoms = atoms * 10 + i128::from(c - b'0');
-    }
-    for i in 0..usize::from(scale.decimals()) {
-        let digit = significant.as_bytes().get(i).map_or(0, |c| c - b'0');
-        atoms = atoms * 10 + i128::from(digit);
-    }
-    Ok(atoms)
 }
 
 impl fmt::Display for Amount {
     /// Always prints exactly `scale` decimals: `12.50` for 1250 atoms at scale 2.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let decimals = u32::from(self.scale.decimals());
-        let sign = if self.atoms < 0 { "-" } else { "" };
-        let magnitude = self.atoms.unsigned_abs();
-        if decimals == 0 {
-            return write!(f, "{sign}{magnitude}");
-        }
-        let per_unit = 10_u64.pow(decimals);
-        write!(
-            f,
-            "{sign}{}.{:0width$}",
-            magnitude / per_unit,
-            magnitude % per_unit,
-            width = decimals as usize
-        )
+        let decimal = Decimal::new(self.atoms, u32::from(self.scale.decimals()));
+        fmt::Display::fmt(&decimal, f)
     }
 }
 

@@ -115,6 +115,16 @@ fn check_backing(conn: &mut DbConn, new: &NewCurrency) -> Result<(), LedgerError
             ),
         ));
     }
+    // A mutual-credit member's account may go below zero: a "reserve" there is its own debt.
+    if reserve.policies.kind == CurrencyKind::MutualCredit {
+        return Err(LedgerError::bad_policy(
+            "backing.currency",
+            format!(
+                "backing.currency: {} is a mutual-credit currency, whose members may hold it in credit; a reserve must be money the issuer owns",
+                reserve.code
+            ),
+        ));
+    }
     if reserve.unit != new.unit {
         return Err(LedgerError::bad_policy(
             "backing.currency",

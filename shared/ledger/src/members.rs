@@ -353,7 +353,22 @@ pub fn leave(
     now_us: i64,
 ) -> Result<Left, LedgerError> {
     crate::transfer::lock_currency(conn, currency.id)?;
+    let currency = &crate::currency_by_id(conn, currency.id)?;
     let member = member(conn, currency, principal)?.ok_or(LedgerError::UnknownPrincipal)?;
+    let p = &currency.policies;
+    let collects = [
+        p.transfer_fee.and_then(|f| f.to),
+        p.demurrage.and_then(|d| d.to),
+    ];
+    if collects.contains(&Some(principal)) {
+        return Err(LedgerError::bad_policy(
+            "member",
+            format!(
+                "it collects {}'s fees or demurrage: the stewards name another collector first",
+                currency.code
+            ),
+        ));
+    }
     let rules = CurrencyRules::of(currency);
     let key = (principal, currency.id);
     let locked = writer::lock(

@@ -89,7 +89,9 @@ impl Reserve {
 
 /// What `reserve_atoms` of the backing currency backs of `currency`.
 pub fn backs_atoms(currency: &Currency, backing_currency: &Currency, reserve_atoms: i64) -> i64 {
-    let backing = currency.policies.backing.map_or(i64::MAX, |b| b.ratio_bps);
+    let Some(backing) = currency.policies.backing.map(|b| b.ratio_bps) else {
+        return 0;
+    };
     rules::reserve_backs_atoms(
         reserve_atoms,
         ParValue {

@@ -165,10 +165,17 @@ pub(crate) fn apply_plan(
         if change.is_zero() {
             continue;
         }
-        let account = locked.accounts.get(&key).ok_or(WriteError::Refused {
-            key,
-            reason: LedgerError::UnknownPrincipal,
-        })?;
+        let account = locked
+            .accounts
+            .get(&key)
+            .ok_or_else(|| WriteError::Refused {
+                key,
+                reason: if locked.not_admitted.contains(&key) {
+                    LedgerError::NotAdmitted
+                } else {
+                    LedgerError::UnknownPrincipal
+                },
+            })?;
         rules::check_change(&account.position, change)
             .map_err(|reason| WriteError::Refused { key, reason })?;
     }

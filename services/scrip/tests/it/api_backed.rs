@@ -169,14 +169,7 @@ async fn a_backed_currency_issues_only_what_its_reserve_covers(backend: Backend)
     );
 
     // Orders are held to the same cover: the bakery cannot offer BREAD it could not issue.
-    let (status, body) = app
-        .post(
-            "/api/v1/markets",
-            Some(&rosa),
-            json!({"base": "BREAD", "quote": "ALE", "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.market(&rosa, ("BREAD", "ALE")).await;
     let sell = json!({"market": "BREAD-ALE", "side": "sell", "type": "limit", "price": "1.00",
                       "quantity": "1.00", "holder": "bakery"});
     let refused = app.post("/api/v1/orders", Some(&rosa), sell.clone()).await;
@@ -237,18 +230,7 @@ async fn a_reserve_stays_locked_and_its_release_follows_the_owners_rule(backend:
     );
 
     // Thirty-one days later (the deposit backdated), it may be released.
-    let pool = app.db.pool.clone();
-    tokio::task::spawn_blocking(move || {
-        use diesel::RunQueryDsl;
-        let mut conn = pool.get().expect("conn");
-        diesel::sql_query(
-            "UPDATE holds SET created_at_us = created_at_us - 31 * 86400000000 WHERE reason LIKE 'reserve %'",
-        )
-        .execute(&mut *conn)
-        .expect("backdate");
-    })
-    .await
-    .expect("task");
+    app.sql("UPDATE holds SET created_at_us = created_at_us - 31 * 86400000000 WHERE reason LIKE 'reserve %'").await;
     let now = reserve(&app).await;
     assert_eq!(
         (now["locked"].as_str(), now["releasable"].as_str()),
@@ -295,6 +277,15 @@ async fn a_reserve_stays_locked_and_its_release_follows_the_owners_rule(backend:
 async fn backing_is_checked_under_its_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (rosa, bert) = backed_bakery(&app, 10_000, 0).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/currencies",
+            Some(&bert),
+            json!({"issuer": "brewery", "code": "HOURS", "name": "Hours", "scale": 2,
+                   "credit_limit": "0", "kind": "mutual_credit", "member_credit_limit": "100.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let base = |extra: Value| {
         let mut body = json!({"issuer": "bakery", "code": "ROLL", "name": "Rolls", "scale": 2,
                               "credit_limit": "100.00"});
@@ -328,6 +319,11 @@ async fn backing_is_checked_under_its_field(backend: Backend) {
         ),
         (
             json!({"kind": "backed", "unit": "USD", "backing": {"currency": "ALE", "ratio_bps": 10000}}),
+            "backing.currency",
+        ),
+        // A mutual-credit "reserve" could be the issuer's own debt.
+        (
+            json!({"kind": "backed", "backing": {"currency": "HOURS", "ratio_bps": 10000}}),
             "backing.currency",
         ),
     ] {

@@ -12,6 +12,7 @@ crate::on_both_backends!(
     a_joining_fee_is_paid_once_by_who_asks_and_refunded_after_its_time,
     admission_and_mutual_credit_take_the_joining_fee_on_entry,
     joining_fees_are_checked_changed_and_sealed,
+    a_member_with_open_orders_stays_and_a_former_member_is_never_paid_by_a_fill,
 );
 
 /// Bert's brewery issues ALE and pays alice and the bakery 20.00 ALE each; rosa's bakery
@@ -54,19 +55,11 @@ fn bread(from: &str, to: &str, amount: &str) -> Value {
 }
 
 async fn backdate_refunds(app: &TestApp) {
-    let pool = app.db.pool.clone();
-    tokio::task::spawn_blocking(move || {
-        use diesel::RunQueryDsl;
-        let mut conn = pool.get().expect("conn");
-        diesel::sql_query(
-            "UPDATE currency_members SET refundable_from_us = refundable_from_us - 31 * 86400000000 \
+    app.sql(
+        "UPDATE currency_members SET refundable_from_us = refundable_from_us - 31 * 86400000000 \
              WHERE refundable_from_us IS NOT NULL",
-        )
-        .execute(&mut *conn)
-        .expect("backdate");
-    })
-    .await
-    .expect("task");
+    )
+    .await;
 }
 
 async fn a_joining_fee_is_paid_once_by_who_asks_and_refunded_after_its_time(backend: Backend) {
@@ -309,5 +302,43 @@ async fn joining_fees_are_checked_changed_and_sealed(backend: Backend) {
         )
         .await;
     assert_problem(&sealed, StatusCode::CONFLICT, "sealed");
+    app.assert_audit_clean().await;
+}
+
+async fn a_member_with_open_orders_stays_and_a_former_member_is_never_paid_by_a_fill(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let fee = json!({"joining_fee": {"amount": "5.00", "currency": "ALE"}});
+    let (rosa, _bert, alice) = bakery_with(&app, fee).await;
+    let (status, body) = app
+        .post("/api/v1/currencies/BREAD/join", Some(&alice), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.market(&rosa, ("BREAD", "ALE")).await;
+    let bid = json!({"market": "BREAD-ALE", "side": "buy", "type": "limit", "price": "1.00", "quantity": "2.00"});
+    let (status, order) = app.post("/api/v1/orders", Some(&alice), bid).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let open = app
+        .delete("/api/v1/currencies/BREAD/members/alice", Some(&alice))
+        .await;
+    assert_problem(&open, StatusCode::UNPROCESSABLE_ENTITY, "open_orders");
+
+    // Her membership gone behind the book's back (a leave racing her order): the next seller
+    // is not stuck behind her bid; it is cancelled, saying why, and nothing reaches her.
+    app.sql("DELETE FROM currency_members WHERE principal_id = (SELECT id FROM principals WHERE handle = 'alice')").await;
+    let ask = json!({"market": "BREAD-ALE", "side": "sell", "type": "limit", "price": "1.00",
+                     "quantity": "1.00", "holder": "bakery"});
+    let (status, sold) = app.post("/api/v1/orders", Some(&rosa), ask).await;
+    assert_eq!(status, StatusCode::CREATED, "{sold}");
+    assert_eq!(sold["filled"], "0.00", "{sold}");
+    let id = order["id"].as_str().expect("id");
+    let (status, ended) = app.get(&format!("/api/v1/orders/{id}"), Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    assert_eq!(
+        (ended["status"].as_str(), ended["reason"].as_str()),
+        (Some("cancelled"), Some("not_member")),
+        "{ended}"
+    );
     app.assert_audit_clean().await;
 }

@@ -355,6 +355,33 @@ impl TestApp {
         .expect("grant");
     }
 
+    /// `owner` opens market `base`-`quote` (tick 0.01, lot 1.00, no fee).
+    pub async fn market(&self, owner: &str, (base, quote): (&str, &str)) {
+        let (status, body) = self
+            .post(
+                "/api/v1/markets",
+                Some(owner),
+                json!({"base": base, "quote": quote, "tick_size": "0.01", "lot_size": "1.00", "fee_bps": 0}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Runs one SQL statement on the test database: for a test that moves time (backdating a
+    /// row) or stages a race the API cannot produce on demand.
+    pub async fn sql(&self, statement: &'static str) {
+        let pool = self.db.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            use diesel::RunQueryDsl;
+            let mut conn = pool.get().expect("conn");
+            diesel::sql_query(statement)
+                .execute(&mut *conn)
+                .expect("statement");
+        })
+        .await
+        .expect("task");
+    }
+
     /// Runs the ledger audit directly against the test database.
     pub async fn assert_audit_clean(&self) {
         let ledger = scrip_ledger::Ledger::new(self.db.pool.clone());
