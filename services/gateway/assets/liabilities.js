@@ -12,7 +12,9 @@ export async function healthWords(code) {
   const h = await get(`/api/v1/currencies/${encodeURIComponent(code)}/health`);
   const words = [
     ["Owed to holders", `${Dec.pretty(h.outstanding)} ${code}` +
-      (h.utilisation_bps === null ? "" : `, ${percent(h.utilisation_bps)} of the issuer's credit limit of ${Dec.pretty(h.credit_limit)}`)],
+      (h.utilisation_bps === null ? "" : h.reserve_backs !== null && h.reserve_backs !== undefined
+        ? `, ${percent(h.utilisation_bps)} of what its reserve lets it issue (${Dec.pretty(h.reserve_backs)}; credit limit ${Dec.pretty(h.credit_limit)})`
+        : `, ${percent(h.utilisation_bps)} of the issuer's credit limit of ${Dec.pretty(h.credit_limit)}`)],
     ["Last 30 days", `issued ${Dec.pretty(h.issued_30d)}, redeemed ${Dec.pretty(h.redeemed_30d)}`],
     ["Holders", h.holders === 0 ? "nobody yet" : `${h.holders}; the largest holds ${percent(h.largest_holder_bps)} of it`],
     ["Clearing", h.clearing_enabled
@@ -20,7 +22,8 @@ export async function healthWords(code) {
       : "off: the issuer's debts to other businesses are never set off"],
   ];
   if (h.utilisation_bps !== null && h.utilisation_bps >= 9000) {
-    words.unshift(["Warning", `the issuer has used ${percent(h.utilisation_bps)} of its credit limit: it can issue little more.`]);
+    const of = h.reserve_backs !== null && h.reserve_backs !== undefined ? "what its reserve backs" : "its credit limit";
+    words.unshift(["Warning", `the issuer has used ${percent(h.utilisation_bps)} of ${of}: it can issue little more.`]);
   }
   return words;
 }

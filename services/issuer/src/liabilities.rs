@@ -47,7 +47,11 @@ pub struct HealthView {
     /// What the holders are owed now.
     pub outstanding: String,
     pub credit_limit: String,
-    /// Outstanding as a share of the credit limit, in basis points; `null` without a limit.
+    /// A backed currency's: the most its reserve lets be outstanding now.
+    pub reserve_backs: Option<String>,
+    /// Outstanding as a share of what may be outstanding (the credit limit, or for a backed
+    /// currency the smaller of it and what the reserve backs), in basis points; `null` when
+    /// nothing may be.
     pub utilisation_bps: Option<i64>,
     /// Paid out of the issuer's account in the last 30 days.
     pub issued_30d: String,
@@ -203,12 +207,21 @@ pub async fn get_health(
             .get_result(&mut conn)
             .map_err(LedgerError::from)?;
         let outstanding = snapshot.total_atoms();
-        let limit = currency.credit_limit.atoms();
+        let backs = match currency.policies.backing {
+            Some(_) => {
+                Some(scrip_ledger::reserve::reserve_of(&mut conn, &currency, now_us())?.backs_atoms)
+            }
+            None => None,
+        };
+        let limit = backs.map_or(currency.credit_limit.atoms(), |b| {
+            b.min(currency.credit_limit.atoms())
+        });
         let money = |atoms| Amount::from_atoms(atoms, currency.scale).to_string();
         Ok(HealthView {
             currency: currency.code.to_string(),
             outstanding: money(outstanding),
-            credit_limit: money(limit),
+            credit_limit: money(currency.credit_limit.atoms()),
+            reserve_backs: backs.map(money),
             utilisation_bps: (limit > 0).then(|| bps(outstanding, limit)),
             issued_30d: money(issued),
             redeemed_30d: money(redeemed),

@@ -208,6 +208,9 @@ async fn a_backed_currency_issues_only_what_its_reserve_covers(backend: Backend)
     let (status, public) = app.get("/api/v1/currencies/BREAD", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(public["backing"]["reserve"], "75.50", "{public}");
+    let (status, health) = app.get("/api/v1/currencies/BREAD/health", None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["reserve_backs"], "151.00", "{health}");
     app.assert_audit_clean().await;
 }
 
