@@ -90,12 +90,8 @@ fn demurrage(
 
 /// A currency named by a policy, by its code.
 fn named_currency(conn: &mut DbConn, raw: &str, field: &str) -> Result<Currency, ApiError> {
-    scrip_ledger::currency_by_code(
-        conn,
-        &scrip_domain::CurrencyCode::parse(raw)
-            .map_err(|_| refused(field, format!("{field}: {raw:?} is no currency code")))?,
-    )
-    .map_err(|_| refused(field, format!("{field}: there is no currency {raw}")))
+    scrip_auth::guard::currency(conn, raw, "not_found")
+        .map_err(|_| refused(field, format!("{field}: there is no currency {raw:?}")))
 }
 
 fn days(value: i64, field: &str) -> Result<i64, ApiError> {

@@ -159,21 +159,33 @@ fn stored(status: u16, body: &impl Serialize) -> Result<StoredResponse, LedgerEr
     Ok(StoredResponse { status, body })
 }
 
-/// Runs `work` once per Idempotency-Key (when one is sent) in one write transaction.
+/// What a reserve change is asked for: the currency, its issuer, the amount; the caller an owner.
+type Asked = (Currency, Principal, Amount);
+
+/// Runs `work` on what `caller` asks of currency `code` (refusals of the ask change nothing),
+/// once per Idempotency-Key (when one is sent), in one write transaction.
 async fn once(
-    http: &HttpRequest,
-    (caller, route, body): (PrincipalId, String, &ReserveBody),
+    (http, caller): (&HttpRequest, Caller),
+    (route, code, body): (&str, String, ReserveBody),
     ledger: web::Data<Ledger>,
-    work: impl FnMut(&mut DbConn) -> Result<Result<StoredResponse, ApiError>, LedgerError>
+    mut work: impl FnMut(
+        &mut DbConn,
+        &Caller,
+        Asked,
+    ) -> Result<Result<StoredResponse, ApiError>, LedgerError>
     + Send
     + 'static,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(http)?;
-    let hash = request_hash(&route, body);
-    let mut work = work;
+    let hash = request_hash(&format!("POST /api/v1/currencies/{code}/{route}"), &body);
+    let scope = caller.id;
+    let mut work = move |conn: &mut DbConn| match asked(conn, &caller, &code, &body) {
+        Ok(asked) => work(conn, &caller, asked),
+        Err(refused) => Ok(Err(refused)),
+    };
     let outcome = blocking(move || match &key {
         None => ledger.write(&mut work)?.map(Idempotent::Fresh),
-        Some(key) => ledger.idempotent_or_refused(caller, key, &hash, &mut work)?,
+        Some(key) => ledger.idempotent_or_refused(scope, key, &hash, &mut work)?,
     })
     .await?;
     let replayed = matches!(outcome, Idempotent::Replayed(_));
@@ -202,14 +214,8 @@ pub async fn deposit(
     body: scrip_http::Json<ReserveBody>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, body) = (path.into_inner(), body.into_inner());
-    let route = format!("POST /api/v1/currencies/{code}/reserve");
-    let who = (caller.id, route, &body.clone());
-    let work = move |conn: &mut DbConn| {
-        let (currency, issuer, amount) = match asked(conn, &caller, &code, &body) {
-            Ok(asked) => asked,
-            Err(refused) => return Ok(Err(refused)),
-        };
+    let asked = ("reserve", path.into_inner(), body.into_inner());
+    let work = |conn: &mut DbConn, caller: &Caller, (currency, issuer, amount): Asked| {
         let now = scrip_http::now_us();
         let reserve = reserve::deposit(conn, &currency, amount, now)?;
         let line = format!(
@@ -219,7 +225,7 @@ pub async fn deposit(
         scrip_governance::log(conn, issuer.id, caller.id, ("reserve_deposited", &line))?;
         Ok(Ok(stored(200, &view(&currency, &reserve, now))?))
     };
-    once(&http, who, ledger, work).await
+    once((&http, caller), asked, ledger, work).await
 }
 
 #[utoipa::path(
@@ -246,14 +252,8 @@ pub async fn release(
     body: scrip_http::Json<ReserveBody>,
     ledger: web::Data<Ledger>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, body) = (path.into_inner(), body.into_inner());
-    let route = format!("POST /api/v1/currencies/{code}/reserve/release");
-    let who = (caller.id, route, &body.clone());
-    let work = move |conn: &mut DbConn| {
-        let (currency, issuer, amount) = match asked(conn, &caller, &code, &body) {
-            Ok(asked) => asked,
-            Err(refused) => return Ok(Err(refused)),
-        };
+    let asked = ("reserve/release", path.into_inner(), body.into_inner());
+    let work = |conn: &mut DbConn, caller: &Caller, (currency, issuer, amount): Asked| {
         lock_business(conn, &issuer)?;
         match scrip_governance::gate(conn, issuer.id, Action::Limits)? {
             Gate::Proceed => {
@@ -278,7 +278,7 @@ pub async fn release(
             }
         }
     };
-    once(&http, who, ledger, work).await
+    once((&http, caller), asked, ledger, work).await
 }
 
 /// Releases `amount` of the reserve and logs it, in the caller's transaction.

@@ -11,7 +11,7 @@ use scrip_store::schema::{accounts, currency_members};
 
 use crate::model::now_us;
 use crate::plan::Key;
-use crate::policy::{CurrencyKind, PolicyField};
+use crate::policy::{CurrencyKind, PolicyField, US_PER_DAY};
 use crate::principals::principal_by_id;
 use crate::rules::{self, CurrencyRules, Position};
 use crate::writer::{self, OpeningTerms};
@@ -39,8 +39,6 @@ pub enum Joining {
     /// fee is refused (`JoiningFeeRequired`), nobody pays without asking.
     ByStewards,
 }
-
-const US_PER_DAY: i64 = 86_400_000_000;
 
 type MemberRow = (i64, i64, i64, Option<i64>, Option<i64>);
 

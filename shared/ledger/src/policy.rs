@@ -51,7 +51,8 @@ pub enum DemurragePeriod {
     Month,
 }
 
-const US_PER_DAY: i64 = 86_400_000_000;
+/// Microseconds in a day (periods, lock and refund times are counted in days).
+pub(crate) const US_PER_DAY: i64 = 86_400_000_000;
 /// 1970-01-01 was a Thursday: three days after it is the first Monday-based week's day 0.
 const EPOCH_WEEKDAY_OFFSET_DAYS: i64 = 3;
 

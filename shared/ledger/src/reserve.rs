@@ -20,12 +20,10 @@ use scrip_store::DbConn;
 use scrip_store::schema::{accounts, holds};
 
 use crate::plan::{HoldRef, Key, Plan};
-use crate::policy::Backing;
+use crate::policy::{Backing, US_PER_DAY};
 use crate::rules::{self, CurrencyRules, ParValue};
 use crate::writer::{self, LockedAccount, WriteError};
 use crate::{Currency, LedgerError, currency_by_id};
-
-const US_PER_DAY: i64 = 86_400_000_000;
 
 /// The hold reason of a reserve tranche for `currency`.
 pub fn reserve_reason(currency: CurrencyId) -> String {
@@ -64,9 +62,14 @@ pub struct Reserve {
     pub releasable_atoms: i64,
 }
 
+/// What the tranches still hold: the reserve.
+fn held_atoms(tranches: &[Tranche]) -> i64 {
+    tranches.iter().map(|t| t.remaining_atoms).sum()
+}
+
 impl Reserve {
     pub fn reserve_atoms(&self) -> i64 {
-        self.tranches.iter().map(|t| t.remaining_atoms).sum()
+        held_atoms(&self.tranches)
     }
 
     pub fn locked_atoms(&self, now_us: i64) -> i64 {
@@ -117,10 +120,7 @@ pub(crate) fn issuer_floor_atoms(
         return Ok(rules::issuer_floor_atoms(credit_limit_atoms, None));
     };
     let backing_currency = currency_by_id(conn, backing.currency)?;
-    let reserve_atoms: i64 = tranches(conn, currency, &backing_currency)?
-        .iter()
-        .map(|t| t.remaining_atoms)
-        .sum();
+    let reserve_atoms = held_atoms(&tranches(conn, currency, &backing_currency)?);
     let backs = backs_atoms(currency, &backing_currency, reserve_atoms);
     Ok(rules::issuer_floor_atoms(credit_limit_atoms, Some(backs)))
 }
@@ -152,7 +152,7 @@ fn summarize(
     (balance_atoms, needed_atoms): (i64, i64),
     now_us: i64,
 ) -> Reserve {
-    let reserve_atoms: i64 = tranches.iter().map(|t| t.remaining_atoms).sum();
+    let reserve_atoms = held_atoms(&tranches);
     let unlocked_atoms: i64 = tranches
         .iter()
         .filter(|t| t.unlocks_at_us <= now_us)
@@ -293,10 +293,7 @@ pub fn deposit(
     // Asked first as its own rule, so a refusal names the reserve's account.
     let mut position = account.position;
     rules::hold(&mut position, atoms)?;
-    let before: i64 = tranches(conn, currency, &locked.backing_currency)?
-        .iter()
-        .map(|t| t.remaining_atoms)
-        .sum();
+    let before = held_atoms(&tranches(conn, currency, &locked.backing_currency)?);
     let mut plan = Plan::default();
     plan.place_hold(locked.backing_key, atoms, reserve_reason(currency.id));
     locked.apply(conn, currency, &plan, before + atoms)?;
